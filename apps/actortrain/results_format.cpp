@@ -1,0 +1,136 @@
+#include "results_format.hpp"
+
+#include <cmath>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+namespace actortrain::app {
+
+namespace {
+
+std::string num(double x, int precision = 4) {
+  if (std::isnan(x))
+    return "-";
+  return fmt::format("{:.{}f}", x, precision);
+}
+
+nlohmann::json json_num(double x) {
+  if (!std::isfinite(x))
+    return nullptr;
+  return x;
+}
+
+} // namespace
+
+std::string format_table(const run_result& r) {
+  std::string out;
+  out += fmt::format("run {} ({}), {} networks: {} finished, {} failed\n",
+                     r.name, r.task, r.networks.size(),
+                     r.count(network_status::finished),
+                     r.count(network_status::failed));
+  out += fmt::format("{:>5}  {:<9} {:<24} {:<9} {:>6} {:>10} {:>10} {:>9} "
+                     "{:>10}\n",
+                     "id", "name", "group", "status", "epochs", "train_loss",
+                     "test_loss", "test_acc", "ms/step");
+  for (const auto& n : r.networks) {
+    auto group = n.group_label.size() > 24 ? n.group_label.substr(0, 21) + "..."
+                                           : n.group_label;
+    out += fmt::format("{:>5}  {:<9} {:<24} {:<9} {:>6} {:>10} {:>10} {:>9} "
+                       "{:>10}\n",
+                       n.id, n.name, group, to_string(n.status), n.epochs,
+                       num(n.train_loss), num(n.test_loss),
+                       num(n.test_accuracy), num(n.seconds_per_step * 1e3, 3));
+    if (n.status == network_status::failed)
+      out += fmt::format("       error: {}\n", n.error);
+  }
+  if (!r.ensembles.empty()) {
+    out += "\nensembles (mean of predicted probabilities):\n";
+    out += fmt::format("{:<40} {:>9} {:>10} {:>10}\n", "group", "networks",
+                       "accuracy", "loss");
+    for (const auto& e : r.ensembles)
+      out += fmt::format("{:<40} {:>9} {:>10} {:>10}\n", e.label, e.networks,
+                         num(e.accuracy), num(e.loss));
+  }
+  return out;
+}
+
+std::string format_json(const run_result& r) {
+  nlohmann::json j;
+  j["run"] = {{"name", r.name},
+              {"task", r.task},
+              {"output_dir", r.output_dir},
+              {"database", r.database_path},
+              {"wall_seconds", json_num(r.wall_seconds)}};
+  auto nets = nlohmann::json::array();
+  for (const auto& n : r.networks) {
+    nlohmann::json metrics = {{"train_loss", json_num(n.train_loss)},
+                              {"test_loss", json_num(n.test_loss)}};
+    if (r.task == "classification")
+      metrics["test_accuracy"] = json_num(n.test_accuracy);
+    nets.push_back({{"id", n.id},
+                    {"name", n.name},
+                    {"group", n.group},
+                    {"group_label", n.group_label},
+                    {"seed", n.seed},
+                    {"status", to_string(n.status)},
+                    {"error", n.error.empty() ? nlohmann::json(nullptr)
+                                              : nlohmann::json(n.error)},
+                    {"epochs", n.epochs},
+                    {"steps", n.steps},
+                    {"metrics", metrics},
+                    {"timings",
+                     {{"seconds_per_step", json_num(n.seconds_per_step)},
+                      {"train_seconds", json_num(n.train_seconds)}}},
+                    {"weights", n.weights_path.empty()
+                                  ? nlohmann::json(nullptr)
+                                  : nlohmann::json(n.weights_path)}});
+  }
+  j["networks"] = nets;
+  auto ens = nlohmann::json::array();
+  for (const auto& e : r.ensembles)
+    ens.push_back({{"group", e.group},
+                   {"label", e.label},
+                   {"networks", e.networks},
+                   {"accuracy", json_num(e.accuracy)},
+                   {"loss", json_num(e.loss)}});
+  j["ensembles"] = ens;
+  if (auto* e = r.overall_ensemble())
+    j["ensemble"] = {{"networks", e->networks},
+                     {"accuracy", json_num(e->accuracy)},
+                     {"loss", json_num(e->loss)}};
+  else
+    j["ensemble"] = {{"networks", 0}, {"accuracy", nullptr}, {"loss", nullptr}};
+  return j.dump(2) + "\n";
+}
+
+std::string format_summary(const run_result& r) {
+  std::string out;
+  auto finished = r.count(network_status::finished);
+  auto failed = r.count(network_status::failed);
+  out += fmt::format("{} networks: {} finished, {} failed in {:.1f} s\n",
+                     r.networks.size(), finished, failed, r.wall_seconds);
+  if (auto* b = r.best())
+    out += fmt::format("best network: {} (test loss {}{})\n", b->name,
+                       num(b->test_loss),
+                       std::isnan(b->test_accuracy)
+                         ? std::string{}
+                         : ", test accuracy " + num(b->test_accuracy));
+  for (const auto& e : r.ensembles) {
+    if (r.task == "classification")
+      out += fmt::format("ensemble [{}] of {} networks: test accuracy {}, "
+                         "loss {}\n",
+                         e.label, e.networks, num(e.accuracy), num(e.loss));
+    else
+      out += fmt::format("ensemble [{}] of {} networks: test mse {}\n",
+                         e.label, e.networks, num(e.loss));
+  }
+  for (const auto& n : r.networks)
+    if (n.status == network_status::failed)
+      out += fmt::format("failed: {}: {}\n", n.name, n.error);
+  out += fmt::format("results: {} (actortrain results {})\n", r.database_path,
+                     r.output_dir);
+  return out;
+}
+
+} // namespace actortrain::app

@@ -1,0 +1,147 @@
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <caf/error.hpp>
+#include <caf/expected.hpp>
+
+namespace actortrain {
+
+/// Where the data comes from and how it is split between networks.
+struct data_options {
+  /// "idx" (plain or gzipped IDX files), "csv" or "synthetic".
+  std::string format = "idx";
+  /// Training features (IDX images or CSV file).
+  std::string train;
+  /// Training labels (IDX only).
+  std::string train_labels;
+  /// Test features; for CSV optional (then `test_fraction` of train is held
+  /// out).
+  std::string test;
+  /// Test labels (IDX only).
+  std::string test_labels;
+  /// "all" | "contiguous" | "strided" | "stratified" | "bootstrap".
+  std::string partition = "all";
+  /// CSV: column holding the label; negative counts from the end (-1: last).
+  int64_t label_column = -1;
+  /// CSV: "auto" (a first row that does not parse as numbers is a header),
+  /// "yes" or "no".
+  std::string header = "auto";
+  /// CSV without a test file: fraction of rows held out for testing.
+  double test_fraction = 0.2;
+  /// "classification" (labels are class indices) or "regression".
+  std::string task = "classification";
+  /// Number of classes; 0 infers max label + 1 from the training data.
+  int64_t classes = 0;
+  /// Scales features: IDX bytes to [0, 1]; CSV columns to zero mean and unit
+  /// variance (statistics from the training set).
+  bool normalize = true;
+  /// Synthetic: training and test sample counts and features per sample.
+  int64_t samples = 2048;
+  int64_t test_samples = 512;
+  int64_t features = 16;
+  /// Synthetic: spread of samples around their class centre
+  /// (classification), or of the noise added to targets (regression).
+  double noise = 1.0;
+  /// Synthetic: seed of the generator (independent of the networks' seeds).
+  uint64_t data_seed = 1;
+};
+
+/// The architecture of a built-in model.
+struct model_options {
+  /// "mlp" or "cnn".
+  std::string kind = "mlp";
+  /// MLP: widths of the hidden layers (empty: a linear model).
+  std::vector<int64_t> hidden = {128};
+  /// CNN: output channels of its 3x3 convolution blocks.
+  std::vector<int64_t> channels = {16, 32};
+  /// "relu" | "tanh" | "sigmoid" | "gelu".
+  std::string activation = "relu";
+  /// Expected number of input features; 0 takes it from the data. When set,
+  /// a mismatch with the data is an error before training starts.
+  int64_t input = 0;
+};
+
+/// The optimizer and its hyperparameters.
+struct optimizer_options {
+  /// "sgd" | "adam" | "adamw".
+  std::string kind = "adam";
+  double lr = 1e-3;
+  /// SGD only.
+  double momentum = 0.0;
+  double weight_decay = 0.0;
+};
+
+/// How long and on what each network trains.
+struct train_options {
+  /// Networks per configuration (per sweep point).
+  int64_t networks = 1;
+  int64_t epochs = 1;
+  int64_t batch_size = 64;
+  /// Root seed; each network's seed is derived from it and the network's id.
+  uint64_t seed = 0;
+  /// Evaluate on the test set every this many epochs (the last epoch is
+  /// always evaluated); 0 evaluates only at the end.
+  int64_t eval_every = 1;
+};
+
+/// How compute is shared.
+struct scheduler_options {
+  /// Number of CPU slots; 0 uses one per hardware thread.
+  int64_t slots = 0;
+  /// Intra-op threads of LibTorch inside each slot.
+  int64_t threads_per_slot = 1;
+  /// Length of a quantum in epochs; ignored when `quantum_steps` > 0.
+  int64_t quantum_epochs = 1;
+  /// Length of a quantum in optimizer steps (0: use `quantum_epochs`).
+  int64_t quantum_steps = 0;
+  /// "fifo": waiting trainers are granted slots in arrival order.
+  std::string policy = "fifo";
+};
+
+/// Everything a group of identically configured networks shares.
+struct network_config {
+  model_options model;
+  optimizer_options optimizer;
+  train_options train;
+  /// Human-readable label of the sweep point ("" without a sweep), e.g.
+  /// "optimizer.lr=0.001 model.hidden=[64]".
+  std::string label;
+};
+
+/// A whole experiment: data, one or more network configurations, scheduling.
+struct experiment {
+  std::string name = "experiment";
+  data_options data;
+  /// The configuration used when `variants` is empty.
+  network_config base;
+  /// The sweep points; each contributes `train.networks` networks.
+  std::vector<network_config> variants;
+  scheduler_options scheduler;
+  /// The TOML text this experiment was read from ("" when built in C++).
+  std::string source_text;
+  /// Where the TOML text came from ("" when built in C++).
+  std::string source_path;
+
+  /// The configurations to run: `variants`, or `{base}` when empty.
+  std::vector<network_config> configs() const;
+
+  /// Total number of networks over all configurations.
+  int64_t total_networks() const;
+
+  /// Checks every field; the error names the offending key and value.
+  caf::error validate() const;
+};
+
+/// Parses an experiment from TOML text. `origin` names the text in errors
+/// (usually the file path). Errors name the line and column of malformed
+/// TOML, and the key of unknown, mistyped or out-of-range values.
+caf::expected<experiment> parse_experiment(const std::string& text,
+                                           const std::string& origin);
+
+/// Reads and parses the experiment file at `path`.
+caf::expected<experiment> load_experiment(const std::string& path);
+
+} // namespace actortrain

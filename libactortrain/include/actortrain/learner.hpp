@@ -1,0 +1,76 @@
+#pragma once
+
+// Includes LibTorch: only code that implements a learner needs this header.
+
+#include <memory>
+#include <string>
+
+#include <torch/torch.h>
+
+#include "actortrain/dataset.hpp"
+#include "actortrain/learner_fwd.hpp"
+#include "actortrain/network_spec.hpp"
+
+namespace actortrain {
+
+/// What a learner is built from. The generator is seeded from the network's
+/// seed: draw all randomness (initial weights, dropout) from it, never from
+/// the global generator, so results do not depend on which slot ran them.
+struct learner_context {
+  const network_spec& spec;
+  const dataset& data;
+  torch::Device device;
+  torch::Generator& generator;
+};
+
+/// The training step of one network: a model, its optimizer and its loss.
+/// A learner is only ever used by one thread at a time.
+class learner {
+public:
+  virtual ~learner();
+
+  /// Trains on one batch and returns the batch's mean loss.
+  virtual double train_step(const torch::Tensor& inputs,
+                            const torch::Tensor& targets)
+    = 0;
+
+  /// Returns the model's outputs in evaluation mode: class logits
+  /// [batch, classes] for classification, values [batch] or [batch, 1] for
+  /// regression.
+  virtual torch::Tensor predict(const torch::Tensor& inputs) = 0;
+
+  /// Names and tensors of the weights to save (parameters and buffers).
+  virtual std::vector<std::pair<std::string, torch::Tensor>> state() = 0;
+};
+
+/// Fills a module's parameters like PyTorch's defaults (Kaiming-uniform
+/// weights, uniform biases in +-1/sqrt(fan_in)) from `generator`.
+void init_parameters(torch::nn::Module& module, torch::Generator& generator);
+
+/// Builds the built-in MLP / CNN learner for `ctx.spec.config`.
+std::unique_ptr<learner> make_builtin_learner(const learner_context& ctx);
+
+/// Builds an optimizer for `params` from `opts`.
+std::unique_ptr<torch::optim::Optimizer>
+make_optimizer(const optimizer_options& opts,
+               std::vector<torch::Tensor> params);
+
+/// Encodes named tensors as a LibTorch pickle that Python's `torch.load`
+/// reads as a dict (a state dict).
+std::vector<char>
+encode_weights(const std::vector<std::pair<std::string, torch::Tensor>>& w);
+
+/// Decodes a file written by `encode_weights`.
+std::vector<std::pair<std::string, torch::Tensor>>
+decode_weights(const std::vector<char>& bytes);
+
+} // namespace actortrain
+
+namespace actortrain {
+
+/// Checks that the built-in model described by `m` can take `data`'s samples
+/// (a CNN needs images large enough for its pooling); the error names the
+/// key.
+caf::error check_builtin_model(const model_options& m, const dataset& data);
+
+} // namespace actortrain

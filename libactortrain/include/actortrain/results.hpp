@@ -1,0 +1,149 @@
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include <caf/meta/type_name.hpp>
+
+namespace actortrain {
+
+/// Marks a metric that does not apply (e.g. accuracy of a regression).
+constexpr double no_metric = std::numeric_limits<double>::quiet_NaN();
+
+/// Metrics of one network after one epoch.
+struct epoch_metrics {
+  uint64_t network_id = 0;
+  int64_t epoch = 0;
+  int64_t steps = 0;
+  double train_loss = no_metric;
+  double test_loss = no_metric;
+  double test_accuracy = no_metric;
+  /// Compute seconds spent on this epoch's training steps.
+  double seconds = 0;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, epoch_metrics& x) {
+  return f(caf::meta::type_name("epoch_metrics"), x.network_id, x.epoch,
+           x.steps, x.train_loss, x.test_loss, x.test_accuracy, x.seconds);
+}
+
+/// What a network reports to the scheduler at the end of each quantum; the
+/// information dynamic scheduling policies decide from.
+struct progress_report {
+  uint64_t network_id = 0;
+  int64_t steps_done = 0;
+  int64_t steps_total = 0;
+  int64_t epoch = 0;
+  double loss = no_metric;
+  double seconds_per_step = 0;
+  /// True when the network will not ask for another slot.
+  bool finished = false;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, progress_report& x) {
+  return f(caf::meta::type_name("progress_report"), x.network_id,
+           x.steps_done, x.steps_total, x.epoch, x.loss, x.seconds_per_step,
+           x.finished);
+}
+
+/// Final state of a network.
+enum class network_status : uint8_t { pending, finished, failed };
+
+std::string to_string(network_status x);
+
+/// The end of one network: its final metrics, or why it failed. Weights travel
+/// as bytes (a LibTorch pickle of the state dict) so the message can cross
+/// nodes; the aggregator writes them to the run folder.
+struct network_outcome {
+  uint64_t network_id = 0;
+  network_status status = network_status::pending;
+  std::string error;
+  int64_t epochs = 0;
+  int64_t steps = 0;
+  double train_loss = no_metric;
+  double test_loss = no_metric;
+  double test_accuracy = no_metric;
+  double seconds_per_step = 0;
+  double train_seconds = 0;
+  /// Test-set predictions, row-major [test samples x outputs]: class
+  /// probabilities for classification, values for regression.
+  std::vector<float> test_predictions;
+  std::vector<char> weights;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, network_outcome& x) {
+  return f(caf::meta::type_name("network_outcome"), x.network_id,
+           x.status, x.error, x.epochs, x.steps,
+           x.train_loss, x.test_loss, x.test_accuracy, x.seconds_per_step,
+           x.train_seconds, x.test_predictions, x.weights);
+}
+
+/// What one quantum of training produced: the progress for the scheduler,
+/// the epochs it completed, and the network's outcome once it is done.
+struct quantum_outcome {
+  progress_report progress;
+  std::vector<epoch_metrics> epochs;
+  /// Valid when `progress.finished`.
+  network_outcome outcome;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, quantum_outcome& x) {
+  return f(caf::meta::type_name("quantum_outcome"), x.progress, x.epochs,
+           x.outcome);
+}
+
+/// The result of one network as stored.
+struct network_result {
+  uint64_t id = 0;
+  std::string name;
+  /// Sweep point index and label.
+  int64_t group = 0;
+  std::string group_label;
+  uint64_t seed = 0;
+  network_status status = network_status::pending;
+  std::string error;
+  int64_t epochs = 0;
+  int64_t steps = 0;
+  double train_loss = no_metric;
+  double test_loss = no_metric;
+  double test_accuracy = no_metric;
+  double seconds_per_step = 0;
+  double train_seconds = 0;
+  /// Path of the weights file ("" when the network did not finish).
+  std::string weights_path;
+};
+
+/// The ensemble of one sweep point (group >= 0) or of every network (-1).
+struct ensemble_result {
+  int64_t group = -1;
+  std::string label;
+  int64_t networks = 0;
+  double accuracy = no_metric;
+  double loss = no_metric;
+};
+
+/// Everything a run produced.
+struct run_result {
+  std::string name;
+  std::string output_dir;
+  std::string database_path;
+  std::string task;
+  std::vector<network_result> networks;
+  std::vector<ensemble_result> ensembles;
+  double wall_seconds = 0;
+
+  int64_t count(network_status status) const;
+  /// The finished network with the lowest test loss, or nullptr.
+  const network_result* best() const;
+  /// The ensemble over every finished network, or nullptr.
+  const ensemble_result* overall_ensemble() const;
+};
+
+} // namespace actortrain

@@ -1,0 +1,54 @@
+#pragma once
+
+#include <functional>
+#include <string>
+
+#include <caf/expected.hpp>
+
+#include "actortrain/experiment.hpp"
+#include "actortrain/learner_fwd.hpp"
+#include "actortrain/results.hpp"
+
+namespace actortrain {
+
+/// A snapshot of a running experiment, for progress displays.
+struct run_status {
+  int64_t networks = 0;
+  int64_t finished = 0;
+  int64_t failed = 0;
+  /// Networks holding a slot right now.
+  int64_t running = 0;
+  /// Networks waiting for a slot.
+  int64_t waiting = 0;
+  int64_t slots = 0;
+  int64_t busy_slots = 0;
+  int64_t steps_done = 0;
+  int64_t steps_total = 0;
+  double elapsed_seconds = 0;
+
+  /// Estimated seconds left from the step rate so far; negative if unknown.
+  double eta_seconds() const;
+};
+
+/// How to run an experiment.
+struct run_options {
+  /// Folder for the results store and weights; must not hold another run.
+  /// Empty: "runs/<experiment name>-<YYYYmmdd-HHMMSS>".
+  std::string output_dir;
+  /// Builds each network's learner; empty: the built-in MLP / CNN learners.
+  learner_factory make_learner;
+  /// Called from an actor thread every `progress_interval_seconds` and once
+  /// at the end; keep it short.
+  std::function<void(const run_status&)> on_progress;
+  double progress_interval_seconds = 0.5;
+};
+
+/// Runs an experiment to completion and returns its results. Bad input is
+/// reported before any training starts; a network that fails is recorded
+/// with its reason while the others finish.
+caf::expected<run_result> run(const experiment& exp, run_options opts = {});
+
+/// Reads the results of a run from its output folder.
+caf::expected<run_result> read_results(const std::string& output_dir);
+
+} // namespace actortrain

@@ -1,0 +1,56 @@
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include <caf/actor.hpp>
+#include <caf/meta/type_name.hpp>
+
+namespace actortrain {
+
+/// A compute slot: one share of a device. A CPU slot is a thread running
+/// LibTorch with `threads` intra-op threads; a GPU slot is the same concept
+/// with device "cuda:N" (and a stream).
+struct slot_info {
+  uint32_t id = 0;
+  /// A `torch::Device` string: "cpu", "cuda:0", ...
+  std::string device = "cpu";
+  int64_t threads = 1;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, slot_info& x) {
+  return f(caf::meta::type_name("slot_info"), x.id, x.device, x.threads);
+}
+
+/// The scheduler's grant of a slot to a trainer: the slot and the actor that
+/// runs compute on it.
+struct slot_grant {
+  slot_info slot;
+  caf::actor executor;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, slot_grant& x) {
+  return f(caf::meta::type_name("slot_grant"), x.slot, x.executor);
+}
+
+/// A snapshot of the scheduler, for progress displays and tests.
+struct scheduler_status {
+  int64_t slots = 0;
+  int64_t busy = 0;
+  int64_t waiting = 0;
+  int64_t grants = 0;
+  /// The highest number of slots ever busy at once; never above `slots`.
+  int64_t peak_busy = 0;
+  /// Optimizer steps reported by all trainers so far.
+  int64_t steps_done = 0;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, scheduler_status& x) {
+  return f(caf::meta::type_name("scheduler_status"), x.slots, x.busy,
+           x.waiting, x.grants, x.peak_busy, x.steps_done);
+}
+
+} // namespace actortrain

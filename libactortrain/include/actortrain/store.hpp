@@ -1,0 +1,63 @@
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <caf/error.hpp>
+#include <caf/expected.hpp>
+
+#include "actortrain/network_spec.hpp"
+#include "actortrain/results.hpp"
+
+struct sqlite3;
+
+namespace actortrain {
+
+/// The durable results of a run: one SQLite database (WAL) per run folder.
+/// Only the aggregator writes to it while a run is in progress.
+class results_store {
+public:
+  /// File name of the database inside a run folder.
+  static constexpr const char* file_name = "results.db";
+
+  ~results_store();
+  results_store(const results_store&) = delete;
+  results_store& operator=(const results_store&) = delete;
+
+  /// Creates a new store at `path`; fails if it already holds a run.
+  static caf::expected<std::unique_ptr<results_store>>
+  create(const std::string& path);
+
+  /// Opens an existing store read-only.
+  static caf::expected<std::unique_ptr<results_store>>
+  open(const std::string& path);
+
+  caf::error begin_run(const experiment& exp,
+                       const std::vector<network_spec>& specs,
+                       const std::string& task);
+  caf::error add_epoch(const epoch_metrics& m);
+  caf::error add_outcome(const network_outcome& o,
+                         const std::string& weights_path);
+  caf::error add_ensemble(const ensemble_result& e);
+  caf::error end_run(const std::string& status, double wall_seconds);
+
+  /// Reads every network, ensemble and the run's metadata.
+  caf::expected<run_result> read() const;
+
+  /// Per-epoch metrics of one network, in epoch order.
+  caf::expected<std::vector<epoch_metrics>> epochs(uint64_t network_id) const;
+
+  const std::string& path() const noexcept {
+    return path_;
+  }
+
+private:
+  results_store(sqlite3* db, std::string path);
+  caf::error exec(const std::string& sql);
+
+  sqlite3* db_;
+  std::string path_;
+};
+
+} // namespace actortrain

@@ -1,0 +1,56 @@
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <caf/actor.hpp>
+#include <caf/event_based_actor.hpp>
+#include <caf/stateful_actor.hpp>
+#include <torch/types.h>
+
+#include "actortrain/dataset.hpp"
+#include "actortrain/network_spec.hpp"
+#include "actortrain/store.hpp"
+
+namespace actortrain {
+
+/// What the aggregator collects into and reports to.
+struct aggregator_config {
+  std::shared_ptr<results_store> store;
+  std::shared_ptr<const dataset> data;
+  std::vector<network_spec> specs;
+  std::vector<std::string> group_labels;
+  /// Weights files go to `<output_dir>/weights/`.
+  std::string output_dir;
+  /// Receives (all_done_atom) once every network has an outcome.
+  caf::actor listener;
+};
+
+struct aggregator_state {
+  aggregator_config config;
+  /// Sum of test predictions per group (index groups) and overall (last).
+  std::vector<torch::Tensor> prediction_sums;
+  std::vector<int64_t> prediction_counts;
+  int64_t finished = 0;
+  int64_t failed = 0;
+  /// The first storage error; the run reports it at the end.
+  caf::error storage_error;
+  std::chrono::steady_clock::time_point started;
+  static inline const char* name = "actortrain.aggregator";
+};
+
+/// Collects per-epoch metrics and outcomes into the results store and the
+/// weights folder, and evaluates the ensembles at the end. The only writer of
+/// the store. Spawned detached: disk I/O never blocks the cooperative threads.
+/// Handles (epoch_atom, epoch_metrics), (outcome_atom, network_outcome),
+/// (status_atom) -> (finished, failed) and (finish_atom) -> run_result.
+caf::behavior aggregator(caf::stateful_actor<aggregator_state>* self,
+                         aggregator_config config);
+
+/// Writes `bytes` to `path` atomically: a temporary file, fsync, rename.
+caf::error write_file_atomically(const std::string& path,
+                                 const std::vector<char>& bytes);
+
+} // namespace actortrain

@@ -1,0 +1,159 @@
+#include "actors/coordinator.hpp"
+
+#include <thread>
+
+#include <caf/actor_system.hpp>
+#include <caf/event_based_actor.hpp>
+#include <caf/spawn_options.hpp>
+
+#include "actors/scheduler.hpp"
+#include "actors/slot_executor.hpp"
+#include "actors/trainer.hpp"
+#include "actortrain/error.hpp"
+#include "actortrain/type_ids.hpp"
+
+namespace actortrain {
+
+namespace {
+
+using coordinator_actor = caf::stateful_actor<coordinator_state>;
+
+/// Gathers a run_status from the scheduler and the aggregator, hands it to
+/// the progress callback, then calls `then`.
+void report_progress(coordinator_actor* self, std::function<void()> then) {
+  auto& st = self->state;
+  if (!st.plan->on_progress) {
+    if (then)
+      then();
+    return;
+  }
+  auto elapsed = std::chrono::duration<double>(
+                   std::chrono::steady_clock::now() - st.started)
+                   .count();
+  self->request(st.scheduler, caf::infinite, status_atom_v)
+    .then([=](const scheduler_status& s) {
+      self->request(self->state.aggregator, caf::infinite, status_atom_v)
+        .then([=](int64_t finished, int64_t failed) {
+          auto& st = self->state;
+          run_status r;
+          r.networks = static_cast<int64_t>(st.plan->specs.size());
+          r.finished = finished;
+          r.failed = failed;
+          r.running = s.busy;
+          r.waiting = s.waiting;
+          r.slots = s.slots;
+          r.busy_slots = s.busy;
+          r.steps_done = s.steps_done;
+          r.steps_total = st.steps_total;
+          r.elapsed_seconds = elapsed;
+          st.plan->on_progress(r);
+          if (then)
+            then();
+        });
+    });
+}
+
+/// Stops the actors the run spawned; a normal exit does not end linked
+/// actors in CAF, and detached ones would otherwise keep the system alive.
+void shut_down(coordinator_actor* self) {
+  auto& st = self->state;
+  for (auto& exec : st.executors)
+    self->send_exit(exec, caf::exit_reason::user_shutdown);
+  self->send_exit(st.scheduler, caf::exit_reason::user_shutdown);
+  self->send_exit(st.aggregator, caf::exit_reason::user_shutdown);
+  self->quit();
+}
+
+void start(coordinator_actor* self) {
+  auto& st = self->state;
+  auto& plan = *st.plan;
+  auto& sys = self->system();
+  const auto& sched = plan.exp.scheduler;
+  auto n_slots = sched.slots > 0
+                   ? sched.slots
+                   : std::max<int64_t>(1, std::thread::hardware_concurrency());
+  std::vector<slot_grant> slots;
+  for (int64_t i = 0; i < n_slots; ++i) {
+    slot_info info;
+    info.id = static_cast<uint32_t>(i);
+    info.device = "cpu";
+    info.threads = sched.threads_per_slot;
+    auto exec = sys.spawn<caf::detached>(slot_executor, info);
+    self->link_to(exec);
+    st.executors.push_back(exec);
+    slots.push_back(slot_grant{info, exec});
+  }
+  st.scheduler = self->spawn<caf::linked>(
+    scheduler, std::move(slots),
+    std::shared_ptr<scheduling_policy>{make_policy(sched.policy)});
+  aggregator_config acfg;
+  acfg.store = plan.store;
+  acfg.data = plan.data;
+  acfg.specs = plan.specs;
+  for (const auto& cfg : plan.exp.configs())
+    acfg.group_labels.push_back(cfg.label.empty() ? "all" : cfg.label);
+  acfg.output_dir = plan.output_dir;
+  acfg.listener = self;
+  st.aggregator = sys.spawn<caf::detached>(aggregator, std::move(acfg));
+  self->link_to(st.aggregator);
+  trainer_config tcfg;
+  tcfg.scheduler = st.scheduler;
+  tcfg.aggregator = st.aggregator;
+  tcfg.quantum_steps = sched.quantum_steps;
+  tcfg.quantum_epochs = sched.quantum_epochs;
+  for (size_t i = 0; i < plan.specs.size(); ++i) {
+    auto runner = std::make_shared<network_runner>(
+      plan.specs[i], plan.data, plan.shards[i], plan.make_learner);
+    st.steps_total += runner->steps_total();
+    // Trainers are not linked: one failing must not take the run down.
+    self->spawn(trainer, std::move(runner), tcfg);
+  }
+  // The runners now own their shards.
+  plan.shards.clear();
+  if (plan.on_progress)
+    self->send(self, tick_atom_v);
+}
+
+} // namespace
+
+caf::behavior coordinator(coordinator_actor* self,
+                          std::shared_ptr<run_plan> plan) {
+  self->state.plan = std::move(plan);
+  return {
+    [=](run_atom) {
+      auto& st = self->state;
+      auto rp = self->make_response_promise();
+      if (st.scheduler) {
+        rp.deliver(make_error(errc::run_aborted, "the run already started"));
+        return rp;
+      }
+      st.started = std::chrono::steady_clock::now();
+      st.promise = rp;
+      start(self);
+      return rp;
+    },
+    [=](tick_atom) {
+      report_progress(self, [=] {
+        auto ms = static_cast<int64_t>(
+          self->state.plan->progress_interval_seconds * 1000);
+        self->delayed_send(self, std::chrono::milliseconds{ms}, tick_atom_v);
+      });
+    },
+    [=](all_done_atom) {
+      report_progress(self, [=] {
+        self->request(self->state.aggregator, caf::infinite, finish_atom_v)
+          .then(
+            [=](run_result& result) {
+              self->state.promise.deliver(std::move(result));
+              shut_down(self);
+            },
+            [=](caf::error& err) {
+              self->state.promise.deliver(std::move(err));
+              shut_down(self);
+            });
+      });
+    },
+  };
+}
+
+} // namespace actortrain

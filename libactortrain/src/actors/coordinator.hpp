@@ -1,0 +1,50 @@
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <vector>
+
+#include <caf/actor.hpp>
+#include <caf/response_promise.hpp>
+#include <caf/event_based_actor.hpp>
+#include <caf/stateful_actor.hpp>
+
+#include "actors/aggregator.hpp"
+#include "actortrain/run.hpp"
+#include "network_runner.hpp"
+
+namespace actortrain {
+
+/// Everything a run needs, checked and loaded before any actor starts.
+struct run_plan {
+  experiment exp;
+  std::vector<network_spec> specs;
+  std::shared_ptr<const dataset> data;
+  /// One shard per network (bootstrap samples are drawn here too).
+  std::vector<torch::Tensor> shards;
+  std::shared_ptr<results_store> store;
+  std::string output_dir;
+  learner_factory make_learner;
+  std::function<void(const run_status&)> on_progress;
+  double progress_interval_seconds = 0.5;
+};
+
+struct coordinator_state {
+  std::shared_ptr<run_plan> plan;
+  caf::actor scheduler;
+  caf::actor aggregator;
+  std::vector<caf::actor> executors;
+  caf::response_promise promise;
+  std::chrono::steady_clock::time_point started;
+  int64_t steps_total = 0;
+  static inline const char* name = "actortrain.coordinator";
+};
+
+/// Wires a run: spawns the slot executors, the scheduler, the aggregator and
+/// one trainer per network, drives the progress display, and answers
+/// (run_atom) with the run_result once the aggregator has every outcome.
+caf::behavior coordinator(caf::stateful_actor<coordinator_state>* self,
+                          std::shared_ptr<run_plan> plan);
+
+} // namespace actortrain

@@ -1,0 +1,302 @@
+#include "actortrain/dataset.hpp"
+
+#include <ATen/CPUGeneratorImpl.h>
+#include <fmt/format.h>
+
+#include "actortrain/error.hpp"
+
+namespace actortrain {
+
+int64_t dataset::features() const {
+  int64_t n = 1;
+  for (auto d : feature_shape)
+    n *= d;
+  return n;
+}
+
+int64_t dataset::outputs() const {
+  return task == task_kind::classification ? classes : 1;
+}
+
+bool dataset::is_image() const {
+  return feature_shape.size() == 3;
+}
+
+namespace {
+
+caf::error bad_data(std::string msg) {
+  return make_error(errc::invalid_data, std::move(msg));
+}
+
+/// Checks class labels (int64) against [0, classes) and names the first
+/// offender.
+caf::error check_labels(const torch::Tensor& y, int64_t classes,
+                        const std::string& what) {
+  auto bad = (y < 0).logical_or(y >= classes).nonzero();
+  if (bad.size(0) == 0)
+    return {};
+  auto i = bad[0][0].item<int64_t>();
+  return bad_data(fmt::format("{}: label {} at index {} is out of range [0, "
+                              "{})",
+                              what, y[i].item<int64_t>(), i, classes));
+}
+
+caf::error finish_classification(dataset& d, const data_options& opts,
+                                 const std::string& train_name,
+                                 const std::string& test_name) {
+  if (opts.classes > 0) {
+    d.classes = opts.classes;
+  } else {
+    d.classes = d.train_y.max().item<int64_t>() + 1;
+    if (d.classes < 2)
+      return bad_data(fmt::format("{}: classification needs at least two "
+                                  "classes, found {}",
+                                  train_name, d.classes));
+  }
+  if (auto err = check_labels(d.train_y, d.classes, train_name))
+    return err;
+  return check_labels(d.test_y, d.classes, test_name);
+}
+
+caf::expected<std::shared_ptr<const dataset>>
+load_idx(const data_options& opts) {
+  auto read = [](const std::string& path) { return read_idx(path); };
+  auto train_x = read(opts.train);
+  if (!train_x)
+    return train_x.error();
+  auto train_y = read(opts.train_labels);
+  if (!train_y)
+    return train_y.error();
+  auto test_x = read(opts.test);
+  if (!test_x)
+    return test_x.error();
+  auto test_y = read(opts.test_labels);
+  if (!test_y)
+    return test_y.error();
+  for (auto [path, t] : {std::pair{&opts.train_labels, &*train_y},
+                         std::pair{&opts.test_labels, &*test_y}})
+    if (t->dim() != 1)
+      return bad_data(fmt::format("{}: labels must be 1-dimensional, found {} "
+                                  "dimensions",
+                                  *path, t->dim()));
+  for (auto [path, t] : {std::pair{&opts.train, &*train_x},
+                         std::pair{&opts.test, &*test_x}})
+    if (t->dim() < 2 || t->dim() > 3)
+      return bad_data(fmt::format("{}: images must be 2- or 3-dimensional "
+                                  "(samples x features or samples x rows x "
+                                  "columns), found {} dimensions",
+                                  *path, t->dim()));
+  if (train_x->size(0) != train_y->size(0))
+    return bad_data(fmt::format("{} holds {} samples but {} holds {} labels",
+                                opts.train, train_x->size(0),
+                                opts.train_labels, train_y->size(0)));
+  if (test_x->size(0) != test_y->size(0))
+    return bad_data(fmt::format("{} holds {} samples but {} holds {} labels",
+                                opts.test, test_x->size(0), opts.test_labels,
+                                test_y->size(0)));
+  if (train_x->sizes().slice(1) != test_x->sizes().slice(1))
+    return bad_data(fmt::format("{} and {} have different sample shapes",
+                                opts.train, opts.test));
+  auto d = std::make_shared<dataset>();
+  d->task = task_kind::classification;
+  auto to_float = [&](const torch::Tensor& t) {
+    auto f = t.to(torch::kFloat32);
+    return opts.normalize ? f.div_(255.0f) : f;
+  };
+  d->train_x = to_float(*train_x);
+  d->test_x = to_float(*test_x);
+  if (train_x->dim() == 3) {
+    // Images gain a channel dimension: [N, 1, H, W].
+    d->train_x = d->train_x.unsqueeze(1).contiguous();
+    d->test_x = d->test_x.unsqueeze(1).contiguous();
+  }
+  d->feature_shape.assign(d->train_x.sizes().begin() + 1,
+                          d->train_x.sizes().end());
+  d->train_y = train_y->to(torch::kInt64);
+  d->test_y = test_y->to(torch::kInt64);
+  if (auto err = finish_classification(*d, opts, opts.train_labels,
+                                       opts.test_labels))
+    return err;
+  return std::shared_ptr<const dataset>{std::move(d)};
+}
+
+caf::error set_targets(dataset& d, const torch::Tensor& train_labels,
+                       const torch::Tensor& test_labels,
+                       const data_options& opts, const std::string& train_name,
+                       const std::string& test_name) {
+  if (d.task == task_kind::regression) {
+    d.train_y = train_labels.to(torch::kFloat32);
+    d.test_y = test_labels.to(torch::kFloat32);
+    d.classes = 1;
+    return {};
+  }
+  for (auto [name, y] : {std::pair{&train_name, &train_labels},
+                         std::pair{&test_name, &test_labels}}) {
+    auto frac = (*y - y->floor()).abs().gt(0).nonzero();
+    if (frac.size(0) > 0) {
+      auto i = frac[0][0].item<int64_t>();
+      return bad_data(fmt::format("{}: label {} in data row {} is not a class "
+                                  "index",
+                                  *name, (*y)[i].item<double>(), i + 1));
+    }
+  }
+  d.train_y = train_labels.to(torch::kInt64);
+  d.test_y = test_labels.to(torch::kInt64);
+  return finish_classification(d, opts, train_name, test_name);
+}
+
+caf::expected<std::shared_ptr<const dataset>>
+load_csv(const data_options& opts) {
+  auto train = read_csv(opts.train, opts.label_column, opts.header);
+  if (!train)
+    return train.error();
+  auto d = std::make_shared<dataset>();
+  d->task = opts.task == "regression" ? task_kind::regression
+                                      : task_kind::classification;
+  torch::Tensor train_labels;
+  torch::Tensor test_labels;
+  std::string test_name = opts.test;
+  if (!opts.test.empty()) {
+    auto test = read_csv(opts.test, opts.label_column, opts.header);
+    if (!test)
+      return test.error();
+    if (test->features.size(1) != train->features.size(1))
+      return bad_data(fmt::format("{} has {} feature columns but {} has {}",
+                                  opts.test, test->features.size(1),
+                                  opts.train, train->features.size(1)));
+    d->train_x = train->features;
+    d->test_x = test->features;
+    train_labels = train->labels;
+    test_labels = test->labels;
+  } else {
+    // Hold out a seed-determined test fraction of the training file.
+    auto n = train->features.size(0);
+    auto n_test = static_cast<int64_t>(n * opts.test_fraction);
+    if (n_test < 1 || n_test >= n)
+      return bad_data(fmt::format("{}: {} rows are too few to hold out "
+                                  "data.test_fraction = {}",
+                                  opts.train, n, opts.test_fraction));
+    auto gen = at::make_generator<at::CPUGeneratorImpl>(opts.data_seed);
+    auto perm = torch::randperm(n, gen, torch::kInt64);
+    auto test_idx = perm.slice(0, 0, n_test);
+    auto train_idx = perm.slice(0, n_test);
+    d->train_x = train->features.index_select(0, train_idx);
+    d->test_x = train->features.index_select(0, test_idx);
+    train_labels = train->labels.index_select(0, train_idx);
+    test_labels = train->labels.index_select(0, test_idx);
+    test_name = opts.train + " (held-out rows)";
+  }
+  if (opts.normalize) {
+    auto mean = d->train_x.mean(0, true);
+    auto std = d->train_x.std(0, true, true);
+    std = torch::where(std > 0, std, torch::ones_like(std));
+    d->train_x = ((d->train_x - mean) / std).contiguous();
+    d->test_x = ((d->test_x - mean) / std).contiguous();
+  }
+  d->feature_shape = {d->train_x.size(1)};
+  if (auto err = set_targets(*d, train_labels, test_labels, opts, opts.train,
+                             test_name))
+    return err;
+  return std::shared_ptr<const dataset>{std::move(d)};
+}
+
+caf::expected<std::shared_ptr<const dataset>>
+make_synthetic(const data_options& opts) {
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(opts.data_seed);
+  auto d = std::make_shared<dataset>();
+  auto f = opts.features;
+  auto total = opts.samples + opts.test_samples;
+  torch::Tensor x;
+  torch::Tensor y;
+  if (opts.task == "regression") {
+    d->task = task_kind::regression;
+    x = torch::randn({total, f}, gen);
+    auto w = torch::randn({f}, gen) / std::sqrt(static_cast<double>(f));
+    y = x.matmul(w) + opts.noise * torch::randn({total}, gen);
+    d->classes = 1;
+  } else {
+    d->task = task_kind::classification;
+    d->classes = opts.classes > 0 ? opts.classes : 4;
+    auto centres = 2.0 * torch::randn({d->classes, f}, gen);
+    y = torch::randint(d->classes, {total}, gen, torch::kInt64);
+    x = centres.index_select(0, y) + opts.noise * torch::randn({total, f}, gen);
+  }
+  d->train_x = x.slice(0, 0, opts.samples).contiguous();
+  d->test_x = x.slice(0, opts.samples).contiguous();
+  d->train_y = y.slice(0, 0, opts.samples).contiguous();
+  d->test_y = y.slice(0, opts.samples).contiguous();
+  d->feature_shape = {f};
+  return std::shared_ptr<const dataset>{std::move(d)};
+}
+
+} // namespace
+
+caf::expected<std::shared_ptr<const dataset>>
+load_dataset(const data_options& opts) {
+  try {
+    if (opts.format == "idx")
+      return load_idx(opts);
+    if (opts.format == "csv")
+      return load_csv(opts);
+    if (opts.format == "synthetic")
+      return make_synthetic(opts);
+  } catch (const std::exception& e) {
+    return bad_data(fmt::format("cannot load data: {}", e.what()));
+  }
+  return bad_data(fmt::format("data.format: unknown format '{}'", opts.format));
+}
+
+// -- partitioning -------------------------------------------------------------
+
+std::vector<torch::Tensor> partition(const std::string& scheme,
+                                     const dataset& data, int64_t parts,
+                                     uint64_t seed) {
+  auto n = data.train_x.size(0);
+  std::vector<torch::Tensor> shards;
+  if (scheme == "all" || scheme == "bootstrap") {
+    auto all = torch::arange(n, torch::kInt64);
+    shards.assign(static_cast<size_t>(parts), all);
+    return shards;
+  }
+  if (scheme == "contiguous") {
+    for (int64_t i = 0; i < parts; ++i)
+      shards.push_back(
+        torch::arange(i * n / parts, (i + 1) * n / parts, torch::kInt64));
+    return shards;
+  }
+  if (scheme == "strided") {
+    for (int64_t i = 0; i < parts; ++i)
+      shards.push_back(torch::arange(i, n, parts, torch::kInt64));
+    return shards;
+  }
+  // Stratified: deal each class's samples (in a seed-determined order) round
+  // robin over the shards, continuing where the previous class stopped, so
+  // every shard keeps the class proportions and shard sizes differ by <= 1.
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(seed);
+  auto perm = torch::randperm(n, gen, torch::kInt64);
+  auto labels = data.train_y.index_select(0, perm);
+  std::vector<std::vector<int64_t>> out(static_cast<size_t>(parts));
+  int64_t next = 0;
+  auto perm_acc = perm.accessor<int64_t, 1>();
+  auto labels_acc = labels.accessor<int64_t, 1>();
+  for (int64_t c = 0; c < data.classes; ++c) {
+    for (int64_t i = 0; i < n; ++i) {
+      if (labels_acc[i] != c)
+        continue;
+      out[static_cast<size_t>(next)].push_back(perm_acc[i]);
+      next = (next + 1) % parts;
+    }
+  }
+  for (auto& idx : out) {
+    std::sort(idx.begin(), idx.end());
+    shards.push_back(torch::tensor(idx, torch::kInt64));
+  }
+  return shards;
+}
+
+torch::Tensor bootstrap_indices(int64_t n, uint64_t seed) {
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(seed);
+  return torch::randint(n, {n}, gen, torch::kInt64);
+}
+
+} // namespace actortrain

@@ -1,0 +1,189 @@
+#include "actortrain/learner.hpp"
+
+#include <cmath>
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+#include <torch/serialize.h>
+
+#include "actortrain/error.hpp"
+
+namespace actortrain {
+
+learner::~learner() = default;
+
+void init_parameters(torch::nn::Module& module, torch::Generator& generator) {
+  torch::NoGradGuard no_grad;
+  for (auto& sub : module.modules(/*include_self=*/true)) {
+    auto params = sub->named_parameters(/*recurse=*/false);
+    auto* weight = params.find("weight");
+    if (weight == nullptr || weight->dim() < 2)
+      continue;
+    // PyTorch's default for Linear and Conv: kaiming_uniform(a = sqrt(5)),
+    // which is U(-1/sqrt(fan_in), 1/sqrt(fan_in)), and the same for biases.
+    auto fan_in = weight->numel() / weight->size(0);
+    auto bound = 1.0 / std::sqrt(static_cast<double>(fan_in));
+    weight->uniform_(-bound, bound, generator);
+    if (auto* bias = params.find("bias"); bias != nullptr && bias->defined())
+      bias->uniform_(-bound, bound, generator);
+  }
+}
+
+std::unique_ptr<torch::optim::Optimizer>
+make_optimizer(const optimizer_options& opts,
+               std::vector<torch::Tensor> params) {
+  if (opts.kind == "sgd")
+    return std::make_unique<torch::optim::SGD>(
+      std::move(params), torch::optim::SGDOptions(opts.lr)
+                           .momentum(opts.momentum)
+                           .weight_decay(opts.weight_decay));
+  if (opts.kind == "adamw")
+    return std::make_unique<torch::optim::AdamW>(
+      std::move(params),
+      torch::optim::AdamWOptions(opts.lr).weight_decay(opts.weight_decay));
+  return std::make_unique<torch::optim::Adam>(
+    std::move(params),
+    torch::optim::AdamOptions(opts.lr).weight_decay(opts.weight_decay));
+}
+
+namespace {
+
+torch::nn::AnyModule activation(const std::string& name) {
+  if (name == "tanh")
+    return torch::nn::AnyModule(torch::nn::Tanh());
+  if (name == "sigmoid")
+    return torch::nn::AnyModule(torch::nn::Sigmoid());
+  if (name == "gelu")
+    return torch::nn::AnyModule(torch::nn::GELU());
+  return torch::nn::AnyModule(torch::nn::ReLU());
+}
+
+torch::nn::Sequential build_model(const model_options& m, const dataset& d) {
+  torch::nn::Sequential net;
+  int64_t in = d.features();
+  if (m.kind == "cnn") {
+    auto channels = d.feature_shape[0];
+    auto h = d.feature_shape[1];
+    auto w = d.feature_shape[2];
+    for (auto c : m.channels) {
+      net->push_back(torch::nn::Conv2d(
+        torch::nn::Conv2dOptions(channels, c, 3).padding(1)));
+      net->push_back(activation(m.activation));
+      net->push_back(torch::nn::MaxPool2d(torch::nn::MaxPool2dOptions(2)));
+      channels = c;
+      h /= 2;
+      w /= 2;
+    }
+    in = channels * h * w;
+  }
+  net->push_back(torch::nn::Flatten());
+  for (auto width : m.hidden) {
+    net->push_back(torch::nn::Linear(in, width));
+    net->push_back(activation(m.activation));
+    in = width;
+  }
+  net->push_back(torch::nn::Linear(in, d.outputs()));
+  return net;
+}
+
+/// The built-in learner: an MLP or CNN, its optimizer, and cross-entropy
+/// (classification) or mean squared error (regression).
+class builtin_learner : public learner {
+public:
+  explicit builtin_learner(const learner_context& ctx)
+    : net_(build_model(ctx.spec.config.model, ctx.data)),
+      task_(ctx.data.task) {
+    init_parameters(*net_, ctx.generator);
+    net_->to(ctx.device);
+    optimizer_ = make_optimizer(ctx.spec.config.optimizer, net_->parameters());
+  }
+
+  double train_step(const torch::Tensor& inputs,
+                    const torch::Tensor& targets) override {
+    net_->train();
+    optimizer_->zero_grad();
+    auto loss = loss_of(net_->forward(inputs), targets);
+    loss.backward();
+    optimizer_->step();
+    return loss.item<double>();
+  }
+
+  torch::Tensor predict(const torch::Tensor& inputs) override {
+    net_->eval();
+    torch::NoGradGuard no_grad;
+    return net_->forward(inputs);
+  }
+
+  std::vector<std::pair<std::string, torch::Tensor>> state() override {
+    std::vector<std::pair<std::string, torch::Tensor>> result;
+    for (auto& p : net_->named_parameters())
+      result.emplace_back(p.key(), p.value());
+    for (auto& b : net_->named_buffers())
+      result.emplace_back(b.key(), b.value());
+    return result;
+  }
+
+private:
+  torch::Tensor loss_of(const torch::Tensor& out, const torch::Tensor& y) {
+    if (task_ == task_kind::classification)
+      return torch::nn::functional::cross_entropy(out, y);
+    return torch::mse_loss(out.view({-1}), y);
+  }
+
+  torch::nn::Sequential net_;
+  task_kind task_;
+  std::unique_ptr<torch::optim::Optimizer> optimizer_;
+};
+
+} // namespace
+
+std::unique_ptr<learner> make_builtin_learner(const learner_context& ctx) {
+  return std::make_unique<builtin_learner>(ctx);
+}
+
+std::vector<char>
+encode_weights(const std::vector<std::pair<std::string, torch::Tensor>>& w) {
+  c10::Dict<std::string, torch::Tensor> dict;
+  for (auto& [name, t] : w)
+    dict.insert(name, t.detach().cpu().contiguous());
+  return torch::pickle_save(c10::IValue{dict});
+}
+
+std::vector<std::pair<std::string, torch::Tensor>>
+decode_weights(const std::vector<char>& bytes) {
+  auto value = torch::pickle_load(bytes);
+  std::vector<std::pair<std::string, torch::Tensor>> result;
+  for (auto& entry : value.toGenericDict())
+    result.emplace_back(entry.key().toStringRef(), entry.value().toTensor());
+  return result;
+}
+
+} // namespace actortrain
+
+namespace actortrain {
+
+caf::error check_builtin_model(const model_options& m, const dataset& data) {
+  if (m.kind != "cnn")
+    return {};
+  if (!data.is_image())
+    return make_error(errc::invalid_experiment,
+                      fmt::format("model.kind = 'cnn' needs image data "
+                                  "(channels x height x width), but the "
+                                  "data's samples have shape [{}]",
+                                  fmt::join(data.feature_shape, ", ")));
+  auto h = data.feature_shape[1];
+  auto w = data.feature_shape[2];
+  for (size_t i = 0; i < m.channels.size(); ++i) {
+    h /= 2;
+    w /= 2;
+  }
+  if (h < 1 || w < 1)
+    return make_error(errc::invalid_experiment,
+                      fmt::format("model.channels: {} pooling blocks shrink "
+                                  "{}x{} images below 1x1",
+                                  m.channels.size(), data.feature_shape[1],
+                                  data.feature_shape[2]));
+  return {};
+}
+
+} // namespace actortrain

@@ -1,0 +1,162 @@
+#include "actortrain/run.hpp"
+
+#include <ctime>
+#include <filesystem>
+#include <map>
+
+#include <caf/actor_system.hpp>
+#include <caf/actor_system_config.hpp>
+#include <caf/scoped_actor.hpp>
+#include <fmt/format.h>
+
+#include "actors/coordinator.hpp"
+#include "actortrain/error.hpp"
+#include "actortrain/learner.hpp"
+#include "actortrain/type_ids.hpp"
+
+namespace fs = std::filesystem;
+
+namespace actortrain {
+
+namespace {
+
+std::string default_output_dir(const std::string& name) {
+  auto t = std::time(nullptr);
+  std::tm tm{};
+  localtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof(buf), "%Y%m%d-%H%M%S", &tm);
+  return fmt::format("runs/{}-{}", name, buf);
+}
+
+/// Checks that every configuration fits the data, before anything trains.
+caf::error check_fit(const experiment& exp, const dataset& data,
+                     bool builtin) {
+  for (const auto& cfg : exp.configs()) {
+    const auto& m = cfg.model;
+    if (m.input > 0 && m.input != data.features())
+      return make_error(errc::invalid_experiment,
+                        fmt::format("model.input = {} does not match the "
+                                    "data's {} features per sample ({})",
+                                    m.input, data.features(),
+                                    exp.data.train.empty() ? "synthetic data"
+                                                           : exp.data.train));
+    if (builtin)
+      if (auto err = check_builtin_model(m, data))
+        return err;
+  }
+  return {};
+}
+
+caf::expected<std::vector<torch::Tensor>>
+make_shards(const experiment& exp, const std::vector<network_spec>& specs,
+            const dataset& data) {
+  const auto& scheme = exp.data.partition;
+  auto n = data.train_x.size(0);
+  // Shards depend on the number of networks per configuration only, so
+  // configurations of equal size share them.
+  std::map<int64_t, std::vector<torch::Tensor>> by_parts;
+  std::vector<torch::Tensor> result;
+  for (const auto& spec : specs) {
+    if (scheme == "bootstrap") {
+      result.push_back(bootstrap_indices(n, derive_seed(spec.seed, 0xB0075)));
+      continue;
+    }
+    auto parts = spec.config.train.networks;
+    auto i = by_parts.find(parts);
+    if (i == by_parts.end())
+      i = by_parts
+            .emplace(parts,
+                     partition(scheme, data, parts, spec.config.train.seed))
+            .first;
+    auto shard = i->second[static_cast<size_t>(spec.index_in_group)];
+    if (shard.size(0) == 0)
+      return make_error(errc::invalid_experiment,
+                        fmt::format("data.partition: '{}' over {} networks "
+                                    "leaves {} without training samples (the "
+                                    "training set has {})",
+                                    scheme, parts, spec.name, n));
+    result.push_back(shard);
+  }
+  return result;
+}
+
+} // namespace
+
+caf::expected<run_result> run(const experiment& exp, run_options opts) {
+  if (auto err = exp.validate())
+    return err;
+  auto data = load_dataset(exp.data);
+  if (!data)
+    return data.error();
+  if (auto err = check_fit(exp, **data, !opts.make_learner))
+    return err;
+  auto plan = std::make_shared<run_plan>();
+  plan->exp = exp;
+  plan->specs = expand(exp);
+  plan->data = *data;
+  auto shards = make_shards(exp, plan->specs, **data);
+  if (!shards)
+    return shards.error();
+  plan->shards = std::move(*shards);
+  plan->output_dir = opts.output_dir.empty() ? default_output_dir(exp.name)
+                                             : opts.output_dir;
+  std::error_code ec;
+  fs::create_directories(fs::path{plan->output_dir} / "weights", ec);
+  if (ec)
+    return make_error(errc::io_failed,
+                      fmt::format("{}: cannot create the output folder: {}",
+                                  plan->output_dir, ec.message()));
+  auto db_path = (fs::path{plan->output_dir} / results_store::file_name).string();
+  if (fs::exists(db_path))
+    return make_error(errc::io_failed,
+                      fmt::format("{} already holds a run ({}); choose another "
+                                  "--output folder",
+                                  plan->output_dir, db_path));
+  auto store = results_store::create(db_path);
+  if (!store)
+    return store.error();
+  plan->store = std::move(*store);
+  auto task = (*data)->task == task_kind::classification ? "classification"
+                                                         : "regression";
+  if (auto err = plan->store->begin_run(exp, plan->specs, task))
+    return err;
+  plan->make_learner = std::move(opts.make_learner);
+  plan->on_progress = std::move(opts.on_progress);
+  plan->progress_interval_seconds = opts.progress_interval_seconds;
+  caf::actor_system_config cfg;
+  cfg.add_message_types<caf::id_block::actortrain>();
+  cfg.add_error_category(caf::atom("actortrain"),
+                         [](uint8_t code, caf::atom_value cat,
+                            const caf::message& ctx) {
+                           return to_string_pretty(caf::error{code, cat, ctx});
+                         });
+  caf::actor_system sys{cfg};
+  auto coord = sys.spawn(coordinator, plan);
+  caf::scoped_actor self{sys};
+  caf::expected<run_result> result{
+    make_error(errc::run_aborted, "the run ended without a result")};
+  self->request(coord, caf::infinite, run_atom_v)
+    .receive([&](run_result& r) { result = std::move(r); },
+             [&](caf::error& err) { result = std::move(err); });
+  return result;
+}
+
+caf::expected<run_result> read_results(const std::string& output_dir) {
+  fs::path p{output_dir};
+  if (fs::is_directory(p))
+    p /= results_store::file_name;
+  if (!fs::exists(p))
+    return make_error(errc::storage_failed,
+                      fmt::format("{}: no results store here (expected {})",
+                                  output_dir, p.string()));
+  auto store = results_store::open(p.string());
+  if (!store)
+    return store.error();
+  auto result = (*store)->read();
+  if (result)
+    result->output_dir = p.parent_path().string();
+  return result;
+}
+
+} // namespace actortrain

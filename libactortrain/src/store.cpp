@@ -1,0 +1,465 @@
+#include "actortrain/store.hpp"
+
+#include <chrono>
+#include <cmath>
+#include <ctime>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+#include <sqlite3.h>
+
+#include "actortrain/error.hpp"
+#include "actortrain/version.hpp"
+
+namespace actortrain {
+
+namespace {
+
+constexpr const char* schema = R"sql(
+CREATE TABLE run (
+  id INTEGER PRIMARY KEY CHECK (id = 1),
+  name TEXT NOT NULL,
+  experiment TEXT NOT NULL,
+  experiment_path TEXT NOT NULL,
+  task TEXT NOT NULL,
+  actortrain_version TEXT NOT NULL,
+  networks INTEGER NOT NULL,
+  started_at TEXT NOT NULL,
+  finished_at TEXT,
+  wall_seconds REAL,
+  status TEXT NOT NULL
+);
+CREATE TABLE groups (
+  id INTEGER PRIMARY KEY,
+  label TEXT NOT NULL,
+  config TEXT NOT NULL
+);
+CREATE TABLE networks (
+  id INTEGER PRIMARY KEY,
+  name TEXT NOT NULL UNIQUE,
+  group_id INTEGER NOT NULL REFERENCES groups(id),
+  index_in_group INTEGER NOT NULL,
+  seed INTEGER NOT NULL,
+  status TEXT NOT NULL,
+  epochs INTEGER NOT NULL DEFAULT 0,
+  steps INTEGER NOT NULL DEFAULT 0,
+  weights TEXT
+);
+CREATE TABLE epoch_metrics (
+  network_id INTEGER NOT NULL REFERENCES networks(id),
+  epoch INTEGER NOT NULL,
+  steps INTEGER NOT NULL,
+  train_loss REAL,
+  test_loss REAL,
+  test_accuracy REAL,
+  seconds REAL NOT NULL,
+  PRIMARY KEY (network_id, epoch)
+);
+CREATE TABLE final_metrics (
+  network_id INTEGER PRIMARY KEY REFERENCES networks(id),
+  train_loss REAL,
+  test_loss REAL,
+  test_accuracy REAL,
+  seconds_per_step REAL,
+  train_seconds REAL
+);
+CREATE TABLE errors (
+  network_id INTEGER NOT NULL REFERENCES networks(id),
+  epochs INTEGER NOT NULL,
+  steps INTEGER NOT NULL,
+  message TEXT NOT NULL,
+  at TEXT NOT NULL
+);
+CREATE TABLE ensembles (
+  group_id INTEGER PRIMARY KEY,
+  label TEXT NOT NULL,
+  networks INTEGER NOT NULL,
+  accuracy REAL,
+  loss REAL
+);
+)sql";
+
+std::string now_iso() {
+  auto t = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+caf::error storage_error(sqlite3* db, const std::string& path,
+                         const std::string& what) {
+  return make_error(errc::storage_failed,
+                    fmt::format("{}: {}: {}", path, what,
+                                db ? sqlite3_errmsg(db) : "out of memory"));
+}
+
+/// A prepared statement with positional binding; finalizes itself.
+class statement {
+public:
+  statement(sqlite3* db, const char* sql) {
+    if (sqlite3_prepare_v2(db, sql, -1, &stmt_, nullptr) != SQLITE_OK)
+      stmt_ = nullptr;
+  }
+  ~statement() {
+    sqlite3_finalize(stmt_);
+  }
+  statement(const statement&) = delete;
+  statement& operator=(const statement&) = delete;
+
+  explicit operator bool() const {
+    return stmt_ != nullptr;
+  }
+
+  template <class... Ts>
+  statement& bind(const Ts&... xs) {
+    int i = 0;
+    (bind_one(++i, xs), ...);
+    return *this;
+  }
+
+  /// Makes the statement ready to bind and run again.
+  void reset() {
+    sqlite3_reset(stmt_);
+    sqlite3_clear_bindings(stmt_);
+  }
+
+  /// Steps once; returns SQLITE_ROW, SQLITE_DONE or an error code.
+  int step() {
+    return sqlite3_step(stmt_);
+  }
+
+  int64_t integer(int col) const {
+    return sqlite3_column_int64(stmt_, col);
+  }
+  double real(int col) const {
+    if (sqlite3_column_type(stmt_, col) == SQLITE_NULL)
+      return no_metric;
+    return sqlite3_column_double(stmt_, col);
+  }
+  std::string text(int col) const {
+    auto* p = sqlite3_column_text(stmt_, col);
+    return p ? reinterpret_cast<const char*>(p) : "";
+  }
+
+private:
+  void bind_one(int i, int64_t x) {
+    sqlite3_bind_int64(stmt_, i, x);
+  }
+  void bind_one(int i, int x) {
+    sqlite3_bind_int64(stmt_, i, x);
+  }
+  void bind_one(int i, uint64_t x) {
+    // SQLite integers are signed 64-bit: store the bit pattern.
+    sqlite3_bind_int64(stmt_, i, static_cast<int64_t>(x));
+  }
+  void bind_one(int i, double x) {
+    if (std::isnan(x))
+      sqlite3_bind_null(stmt_, i);
+    else
+      sqlite3_bind_double(stmt_, i, x);
+  }
+  void bind_one(int i, const std::string& x) {
+    sqlite3_bind_text(stmt_, i, x.data(), static_cast<int>(x.size()),
+                      SQLITE_TRANSIENT);
+  }
+  void bind_one(int i, const char* x) {
+    sqlite3_bind_text(stmt_, i, x, -1, SQLITE_TRANSIENT);
+  }
+
+  sqlite3_stmt* stmt_ = nullptr;
+};
+
+nlohmann::json config_json(const network_config& c) {
+  return {
+    {"model",
+     {{"kind", c.model.kind},
+      {"hidden", c.model.hidden},
+      {"channels", c.model.channels},
+      {"activation", c.model.activation}}},
+    {"optimizer",
+     {{"kind", c.optimizer.kind},
+      {"lr", c.optimizer.lr},
+      {"momentum", c.optimizer.momentum},
+      {"weight_decay", c.optimizer.weight_decay}}},
+    {"train",
+     {{"networks", c.train.networks},
+      {"epochs", c.train.epochs},
+      {"batch_size", c.train.batch_size},
+      {"seed", c.train.seed}}},
+  };
+}
+
+} // namespace
+
+results_store::results_store(sqlite3* db, std::string path)
+  : db_(db), path_(std::move(path)) {
+}
+
+results_store::~results_store() {
+  sqlite3_close(db_);
+}
+
+caf::expected<std::unique_ptr<results_store>>
+results_store::create(const std::string& path) {
+  sqlite3* db = nullptr;
+  auto flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
+  if (sqlite3_open_v2(path.c_str(), &db, flags, nullptr) != SQLITE_OK) {
+    auto err = storage_error(db, path, "cannot create the results store");
+    sqlite3_close(db);
+    return err;
+  }
+  std::unique_ptr<results_store> store{new results_store(db, path)};
+  sqlite3_busy_timeout(db, 5000);
+  {
+    statement probe{db, "SELECT count(*) FROM sqlite_master"};
+    if (!probe || probe.step() != SQLITE_ROW)
+      return storage_error(db, path, "not a SQLite database");
+    if (probe.integer(0) > 0)
+      return make_error(errc::storage_failed,
+                        fmt::format("{}: already holds a run", path));
+  }
+  // WAL keeps readers (e.g. `actortrain results` during a run) from blocking
+  // the aggregator; NORMAL sync is durable across process crashes in WAL.
+  if (auto err = store->exec("PRAGMA journal_mode=WAL; PRAGMA "
+                             "synchronous=NORMAL; PRAGMA foreign_keys=ON;"))
+    return err;
+  if (auto err = store->exec(std::string{"BEGIN;"} + schema + "COMMIT;"))
+    return err;
+  return store;
+}
+
+caf::expected<std::unique_ptr<results_store>>
+results_store::open(const std::string& path) {
+  sqlite3* db = nullptr;
+  if (sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr)
+      != SQLITE_OK) {
+    auto err = storage_error(db, path, "cannot open the results store");
+    sqlite3_close(db);
+    return err;
+  }
+  sqlite3_busy_timeout(db, 5000);
+  std::unique_ptr<results_store> store{new results_store(db, path)};
+  statement probe{db, "SELECT count(*) FROM run"};
+  if (!probe || probe.step() != SQLITE_ROW)
+    return storage_error(db, path, "not an actortrain results store");
+  return store;
+}
+
+caf::error results_store::exec(const std::string& sql) {
+  char* msg = nullptr;
+  if (sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, &msg) != SQLITE_OK) {
+    std::string text = msg ? msg : "unknown error";
+    sqlite3_free(msg);
+    sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+    return make_error(errc::storage_failed,
+                      fmt::format("{}: {}", path_, text));
+  }
+  return {};
+}
+
+caf::error results_store::begin_run(const experiment& exp,
+                                    const std::vector<network_spec>& specs,
+                                    const std::string& task) {
+  if (auto err = exec("BEGIN"))
+    return err;
+  auto fail = [&](const char* what) {
+    auto err = storage_error(db_, path_, what);
+    exec("ROLLBACK");
+    return err;
+  };
+  {
+    statement st{db_, "INSERT INTO run (id, name, experiment, "
+                      "experiment_path, task, actortrain_version, networks, "
+                      "started_at, status) VALUES (1, ?, ?, ?, ?, ?, ?, ?, "
+                      "'running')"};
+    st.bind(exp.name, exp.source_text, exp.source_path, task,
+            std::string{version()}, static_cast<int64_t>(specs.size()),
+            now_iso());
+    if (st.step() != SQLITE_DONE)
+      return fail("cannot record the run");
+  }
+  auto configs = exp.configs();
+  for (size_t g = 0; g < configs.size(); ++g) {
+    statement st{db_, "INSERT INTO groups (id, label, config) VALUES (?, ?, "
+                      "?)"};
+    st.bind(static_cast<int64_t>(g), configs[g].label,
+            config_json(configs[g]).dump());
+    if (st.step() != SQLITE_DONE)
+      return fail("cannot record a configuration");
+  }
+  statement st{db_, "INSERT INTO networks (id, name, group_id, "
+                    "index_in_group, seed, status) VALUES (?, ?, ?, ?, ?, "
+                    "'pending')"};
+  for (const auto& s : specs) {
+    st.bind(static_cast<int64_t>(s.id), s.name, s.group, s.index_in_group,
+            s.seed);
+    if (st.step() != SQLITE_DONE)
+      return fail("cannot record a network");
+    st.reset();
+  }
+  return exec("COMMIT");
+}
+
+caf::error results_store::add_epoch(const epoch_metrics& m) {
+  statement st{db_, "INSERT OR REPLACE INTO epoch_metrics (network_id, epoch, "
+                    "steps, train_loss, test_loss, test_accuracy, seconds) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?)"};
+  st.bind(m.network_id, m.epoch, m.steps, m.train_loss, m.test_loss,
+          m.test_accuracy, m.seconds);
+  if (st.step() != SQLITE_DONE)
+    return storage_error(db_, path_, "cannot record epoch metrics");
+  return {};
+}
+
+caf::error results_store::add_outcome(const network_outcome& o,
+                                      const std::string& weights_path) {
+  if (auto err = exec("BEGIN"))
+    return err;
+  auto fail = [&](const char* what) {
+    auto err = storage_error(db_, path_, what);
+    exec("ROLLBACK");
+    return err;
+  };
+  {
+    statement st{db_, "UPDATE networks SET status = ?, epochs = ?, steps = ?, "
+                      "weights = ? WHERE id = ?"};
+    st.bind(to_string(o.status), o.epochs, o.steps, weights_path,
+            o.network_id);
+    if (st.step() != SQLITE_DONE)
+      return fail("cannot record a network's status");
+  }
+  if (o.status == network_status::finished) {
+    statement st{db_, "INSERT OR REPLACE INTO final_metrics (network_id, "
+                      "train_loss, test_loss, test_accuracy, "
+                      "seconds_per_step, train_seconds) VALUES (?, ?, ?, ?, "
+                      "?, ?)"};
+    st.bind(o.network_id, o.train_loss, o.test_loss, o.test_accuracy,
+            o.seconds_per_step, o.train_seconds);
+    if (st.step() != SQLITE_DONE)
+      return fail("cannot record final metrics");
+  } else {
+    statement st{db_, "INSERT INTO errors (network_id, epochs, steps, "
+                      "message, at) VALUES (?, ?, ?, ?, ?)"};
+    st.bind(o.network_id, o.epochs, o.steps, o.error, now_iso());
+    if (st.step() != SQLITE_DONE)
+      return fail("cannot record an error");
+  }
+  return exec("COMMIT");
+}
+
+caf::error results_store::add_ensemble(const ensemble_result& e) {
+  statement st{db_, "INSERT OR REPLACE INTO ensembles (group_id, label, "
+                    "networks, accuracy, loss) VALUES (?, ?, ?, ?, ?)"};
+  st.bind(e.group, e.label, e.networks, e.accuracy, e.loss);
+  if (st.step() != SQLITE_DONE)
+    return storage_error(db_, path_, "cannot record an ensemble");
+  return {};
+}
+
+caf::error results_store::end_run(const std::string& status,
+                                  double wall_seconds) {
+  statement st{db_, "UPDATE run SET status = ?, finished_at = ?, "
+                    "wall_seconds = ? WHERE id = 1"};
+  st.bind(status, now_iso(), wall_seconds);
+  if (st.step() != SQLITE_DONE)
+    return storage_error(db_, path_, "cannot close the run");
+  // Fold the WAL back into the main file so the database is one file again.
+  sqlite3_wal_checkpoint_v2(db_, nullptr, SQLITE_CHECKPOINT_TRUNCATE, nullptr,
+                            nullptr);
+  return {};
+}
+
+caf::expected<run_result> results_store::read() const {
+  run_result result;
+  result.database_path = path_;
+  {
+    statement st{db_, "SELECT name, task, wall_seconds FROM run WHERE id = 1"};
+    if (!st || st.step() != SQLITE_ROW)
+      return storage_error(db_, path_, "holds no run");
+    result.name = st.text(0);
+    result.task = st.text(1);
+    auto wall = st.real(2);
+    result.wall_seconds = std::isnan(wall) ? 0 : wall;
+  }
+  {
+    statement st{db_,
+                 "SELECT n.id, n.name, n.group_id, g.label, n.seed, n.status, "
+                 "n.epochs, n.steps, f.train_loss, f.test_loss, "
+                 "f.test_accuracy, f.seconds_per_step, f.train_seconds, "
+                 "n.weights, (SELECT message FROM errors e WHERE "
+                 "e.network_id = n.id ORDER BY rowid DESC LIMIT 1) "
+                 "FROM networks n JOIN groups g ON g.id = n.group_id "
+                 "LEFT JOIN final_metrics f ON f.network_id = n.id "
+                 "ORDER BY n.id"};
+    if (!st)
+      return storage_error(db_, path_, "cannot read networks");
+    int rc = 0;
+    while ((rc = st.step()) == SQLITE_ROW) {
+      network_result n;
+      n.id = static_cast<uint64_t>(st.integer(0));
+      n.name = st.text(1);
+      n.group = st.integer(2);
+      n.group_label = st.text(3);
+      n.seed = static_cast<uint64_t>(st.integer(4));
+      auto status = st.text(5);
+      n.status = status == "finished" ? network_status::finished
+                 : status == "failed" ? network_status::failed
+                                      : network_status::pending;
+      n.epochs = st.integer(6);
+      n.steps = st.integer(7);
+      n.train_loss = st.real(8);
+      n.test_loss = st.real(9);
+      n.test_accuracy = st.real(10);
+      auto sps = st.real(11);
+      n.seconds_per_step = std::isnan(sps) ? 0 : sps;
+      auto ts = st.real(12);
+      n.train_seconds = std::isnan(ts) ? 0 : ts;
+      n.weights_path = st.text(13);
+      n.error = st.text(14);
+      result.networks.push_back(std::move(n));
+    }
+    if (rc != SQLITE_DONE)
+      return storage_error(db_, path_, "cannot read networks");
+  }
+  statement st{db_, "SELECT group_id, label, networks, accuracy, loss FROM "
+                    "ensembles ORDER BY group_id"};
+  if (!st)
+    return storage_error(db_, path_, "cannot read ensembles");
+  while (st.step() == SQLITE_ROW) {
+    ensemble_result e;
+    e.group = st.integer(0);
+    e.label = st.text(1);
+    e.networks = st.integer(2);
+    e.accuracy = st.real(3);
+    e.loss = st.real(4);
+    result.ensembles.push_back(std::move(e));
+  }
+  return result;
+}
+
+caf::expected<std::vector<epoch_metrics>>
+results_store::epochs(uint64_t network_id) const {
+  statement st{db_, "SELECT epoch, steps, train_loss, test_loss, "
+                    "test_accuracy, seconds FROM epoch_metrics WHERE "
+                    "network_id = ? ORDER BY epoch"};
+  if (!st)
+    return storage_error(db_, path_, "cannot read epoch metrics");
+  st.bind(network_id);
+  std::vector<epoch_metrics> result;
+  while (st.step() == SQLITE_ROW) {
+    epoch_metrics m;
+    m.network_id = network_id;
+    m.epoch = st.integer(0);
+    m.steps = st.integer(1);
+    m.train_loss = st.real(2);
+    m.test_loss = st.real(3);
+    m.test_accuracy = st.real(4);
+    m.seconds = st.real(5);
+    result.push_back(m);
+  }
+  return result;
+}
+
+} // namespace actortrain
