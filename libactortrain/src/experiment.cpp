@@ -197,7 +197,8 @@ public:
     return fmt::format("{}:{}:{}", origin_, src.begin.line, src.begin.column);
   }
 
-  void fail(const toml::node& node, const std::string& msg) {
+  template <class Node>
+  void fail(const Node& node, const std::string& msg) {
     if (!err_)
       err_ = invalid(fmt::format("{}: {}", where(node), msg));
   }
@@ -212,7 +213,7 @@ public:
       if (keys.count(std::string{k.str()}) == 0) {
         auto name = section.empty() ? std::string{k.str()}
                                     : fmt::format("{}.{}", section, k.str());
-        fail(v, fmt::format("unknown key '{}' (expected one of: {})", name,
+        fail(k, fmt::format("unknown key '{}' (expected one of: {})", name,
                             fmt::join(keys, ", ")));
       }
     }

@@ -1,0 +1,225 @@
+// End-to-end tests of the `actortrain` app, run as a real process.
+
+#include <doctest/doctest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "actortrain/dataset.hpp"
+#include "actortrain/error.hpp"
+#include "actortrain/learner.hpp"
+#include "test_support.hpp"
+
+using namespace actortrain;
+using actortrain::test::app;
+using actortrain::test::run_process;
+using actortrain::test::temp_dir;
+using actortrain::test::write_text;
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr const char* synthetic_toml = R"(name = "synthetic-e2e"
+[data]
+format = "synthetic"
+samples = 512
+test_samples = 256
+features = 10
+classes = 4
+partition = "stratified"
+[model]
+hidden = [32]
+[optimizer]
+kind = "adam"
+lr = 0.01
+[train]
+networks = 6
+epochs = 3
+batch_size = 32
+seed = 3
+[scheduler]
+slots = 2
+)";
+
+nlohmann::json results_json(const std::string& dir) {
+  auto res = run_process(fmt::format("{} results {} --format json", app(), dir));
+  REQUIRE_MESSAGE(res.exit_code == 0, res.output);
+  return nlohmann::json::parse(res.output);
+}
+
+test::process_result run_app(const std::string& args) {
+  return run_process(fmt::format("{} {}", app(), args));
+}
+
+} // namespace
+
+TEST_CASE("actortrain run and results, end to end on synthetic data") {
+  temp_dir dir;
+  write_text(dir / "exp.toml", synthetic_toml);
+  auto res = run_app(fmt::format("run {} --output {}", dir / "exp.toml",
+                                 dir / "out"));
+  REQUIRE_MESSAGE(res.exit_code == 0, res.output);
+  CHECK(res.output.find("6 networks: 6 finished, 0 failed") != std::string::npos);
+  CHECK(res.output.find("ensemble [all] of 6 networks: test accuracy")
+        != std::string::npos);
+  CHECK(res.output.find("best network: net-") != std::string::npos);
+  auto j = results_json(dir / "out");
+  REQUIRE(j["networks"].size() == 6);
+  for (auto& n : j["networks"]) {
+    CHECK(n["status"] == "finished");
+    CHECK(n["metrics"]["train_loss"].is_number());
+    CHECK(n["metrics"]["test_loss"].is_number());
+    CHECK(n["metrics"]["test_accuracy"].get<double>() > 0.5);
+    CHECK(n["timings"]["seconds_per_step"].get<double>() > 0);
+    CHECK(fs::exists(n["weights"].get<std::string>()));
+  }
+  CHECK(j["networks"][2]["id"] == 2);
+  CHECK(j["ensemble"]["accuracy"].get<double>() > 0.5);
+  CHECK(j["ensemble"]["networks"] == 6);
+  auto table = run_app(fmt::format("results {}", dir / "out"));
+  CHECK(table.exit_code == 0);
+  CHECK(table.output.find("net-0005") != std::string::npos);
+  CHECK(table.output.find("ensembles") != std::string::npos);
+}
+
+TEST_CASE("actortrain run on a small slice of Fashion-MNIST") {
+  temp_dir dir;
+  const std::string src = "/usr/share/datasets/fashion-mnist/";
+  auto slice = [&](const std::string& name, int64_t n) {
+    auto t = read_idx(src + name);
+    REQUIRE_MESSAGE(t, to_string_pretty(t.error()));
+    test::write_idx(dir / name, t->slice(0, 0, n).contiguous(), true);
+  };
+  slice("train-images-idx3-ubyte.gz", 3000);
+  slice("train-labels-idx1-ubyte.gz", 3000);
+  slice("t10k-images-idx3-ubyte.gz", 1000);
+  slice("t10k-labels-idx1-ubyte.gz", 1000);
+  write_text(dir / "exp.toml", R"(name = "fashion-slice"
+[data]
+format = "idx"
+train = "train-images-idx3-ubyte.gz"
+train_labels = "train-labels-idx1-ubyte.gz"
+test = "t10k-images-idx3-ubyte.gz"
+test_labels = "t10k-labels-idx1-ubyte.gz"
+partition = "bootstrap"
+[model]
+kind = "mlp"
+hidden = [64]
+[train]
+networks = 4
+epochs = 2
+batch_size = 64
+seed = 1
+[scheduler]
+slots = 2
+)");
+  auto res = run_app(fmt::format("run {} --output {}", dir / "exp.toml",
+                                 dir / "out"));
+  REQUIRE_MESSAGE(res.exit_code == 0, res.output);
+  auto j = results_json(dir / "out");
+  CHECK(j["networks"].size() == 4);
+  // Ten classes: chance is 0.1; 4 small MLPs on 3,000 images do far better.
+  CHECK(j["ensemble"]["accuracy"].get<double>() > 0.7);
+}
+
+TEST_CASE("a diverging network fails alone and the exit code says so") {
+  temp_dir dir;
+  std::string toml = synthetic_toml;
+  toml += "[sweep]\n\"optimizer.lr\" = [0.01, 1e30]\n";
+  write_text(dir / "exp.toml", toml);
+  auto res = run_app(fmt::format("run {} --output {} --quiet",
+                                 dir / "exp.toml", dir / "out"));
+  CHECK_MESSAGE(res.exit_code == 1, res.output);
+  auto j = results_json(dir / "out");
+  REQUIRE(j["networks"].size() == 12);
+  int finished = 0;
+  for (auto& n : j["networks"]) {
+    if (n["status"] == "finished") {
+      ++finished;
+      CHECK(n["group_label"] == "optimizer.lr=0.01");
+    } else {
+      CHECK(n["error"].get<std::string>().find("non-finite") != std::string::npos);
+      CHECK(n["metrics"]["test_loss"].is_null());
+    }
+  }
+  CHECK(finished == 6);
+  CHECK(j["ensemble"]["networks"] == 6);
+}
+
+TEST_CASE("bad input exits non-zero with a clear message and trains nothing") {
+  temp_dir dir;
+  auto expect = [&](const std::string& toml, int code, const std::string& text) {
+    write_text(dir / "exp.toml", toml);
+    auto res = run_app(fmt::format("run {} --output {}", dir / "exp.toml",
+                                   dir / "out"));
+    CHECK_MESSAGE(res.exit_code == code, res.output);
+    CHECK_MESSAGE(res.output.find(text) != std::string::npos, res.output);
+    CHECK_FALSE(fs::exists(dir / "out/results.db"));
+  };
+  expect("name = \"x\"\n[train]\nepochs = [\n", 3, "exp.toml:3:");
+  expect("[trian]\nepochs = 2\n", 3, "unknown key 'trian'");
+  expect("[data]\nformat = \"synthetic\"\n[optimizer]\nlr = 0\n", 3,
+         "optimizer.lr: must be > 0, got 0");
+  expect("[data]\nformat = \"idx\"\ntrain = \"nope.gz\"\ntrain_labels = "
+         "\"a\"\ntest = \"b\"\ntest_labels = \"c\"\n",
+         3, "nope.gz: cannot open IDX file");
+  write_text(dir / "bad.idx", "not an idx file at all");
+  expect(fmt::format("[data]\nformat = \"idx\"\ntrain = \"{0}\"\n"
+                     "train_labels = \"{0}\"\ntest = \"{0}\"\n"
+                     "test_labels = \"{0}\"\n",
+                     dir / "bad.idx"),
+         3, "wrong magic number");
+  write_text(dir / "ragged.csv", "1,2,0\n1,2\n");
+  expect(fmt::format("[data]\nformat = \"csv\"\ntrain = \"{}\"\n",
+                     dir / "ragged.csv"),
+         3, "ragged.csv:2: ragged row");
+  expect("[data]\nformat = \"synthetic\"\nfeatures = 5\n[model]\ninput = 6\n",
+         3, "model.input = 6 does not match the data's 5 features");
+}
+
+TEST_CASE("usage errors exit with 2, unreadable results with 4") {
+  CHECK(run_app("").exit_code == 2);
+  CHECK(run_app("frobnicate").exit_code == 2);
+  CHECK(run_app("run").exit_code == 2);
+  CHECK(run_app("run x.toml --slots zero").exit_code == 2);
+  CHECK(run_app("results /tmp --format xml").exit_code == 2);
+  auto missing = run_app("results /nonexistent-actortrain-dir");
+  CHECK(missing.exit_code == 4);
+  CHECK(missing.output.find("no results store") != std::string::npos);
+  CHECK(run_app("version").output.find("actortrain 0.") != std::string::npos);
+}
+
+TEST_CASE("Python's torch.load reads saved weights as a state dict") {
+  temp_dir dir;
+  write_text(dir / "exp.toml", synthetic_toml);
+  auto res = run_app(fmt::format("run {} --output {} --quiet", dir / "exp.toml",
+                                 dir / "out"));
+  REQUIRE_MESSAGE(res.exit_code == 0, res.output);
+  auto path = dir / "out/weights/net-0000.pt";
+  REQUIRE(fs::exists(path));
+  // The state dict loads strictly into the equivalent PyTorch model.
+  write_text(dir / "load.py", fmt::format(R"(
+import torch
+sd = torch.load("{}")
+model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(10, 32),
+                            torch.nn.ReLU(), torch.nn.Linear(32, 4))
+model.load_state_dict(sd, strict=True)
+print("keys", ",".join(sd.keys()))
+print("sum %.6f" % sum(float(t.double().sum()) for t in sd.values()))
+)",
+                                          path));
+  auto py = run_process(fmt::format("/usr/bin/python3 {}", dir / "load.py"));
+  REQUIRE_MESSAGE(py.exit_code == 0, py.output);
+  CHECK(py.output.find("keys 1.weight,1.bias,3.weight,3.bias")
+        != std::string::npos);
+  std::ifstream in{path, std::ios::binary};
+  std::vector<char> bytes{std::istreambuf_iterator<char>{in}, {}};
+  double sum = 0;
+  for (auto& [name, t] : decode_weights(bytes))
+    sum += t.to(torch::kDouble).sum().item<double>();
+  CHECK(py.output.find(fmt::format("sum {:.6f}", sum)) != std::string::npos);
+}

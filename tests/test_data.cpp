@@ -1,0 +1,259 @@
+#include <doctest/doctest.h>
+
+#include <fstream>
+#include <iterator>
+#include <set>
+
+#include "actortrain/dataset.hpp"
+#include "actortrain/error.hpp"
+#include "test_support.hpp"
+
+using namespace actortrain;
+using actortrain::test::temp_dir;
+using actortrain::test::write_idx;
+using actortrain::test::write_text;
+
+namespace {
+
+/// Writes a tiny IDX dataset: `n` 4x4 images whose labels are i % classes.
+data_options write_idx_dataset(const temp_dir& dir, int64_t n, int64_t classes,
+                               bool gzip) {
+  auto images = torch::arange(n * 16, torch::kInt64).remainder(256).reshape(
+    {n, 4, 4});
+  auto labels = torch::arange(n, torch::kInt64).remainder(classes);
+  auto ext = gzip ? ".gz" : "";
+  data_options d;
+  d.format = "idx";
+  d.train = dir / (std::string{"train-images"} + ext);
+  d.train_labels = dir / (std::string{"train-labels"} + ext);
+  d.test = dir / (std::string{"test-images"} + ext);
+  d.test_labels = dir / (std::string{"test-labels"} + ext);
+  write_idx(d.train, images, gzip);
+  write_idx(d.train_labels, labels, gzip);
+  write_idx(d.test, images.slice(0, 0, n / 2), gzip);
+  write_idx(d.test_labels, labels.slice(0, 0, n / 2), gzip);
+  return d;
+}
+
+std::string load_error(const data_options& d) {
+  auto data = load_dataset(d);
+  REQUIRE_FALSE(data);
+  CHECK(is(data.error(), errc::invalid_data));
+  return to_string_pretty(data.error());
+}
+
+} // namespace
+
+TEST_CASE("IDX files are read plain and gzipped") {
+  temp_dir dir;
+  for (bool gzip : {false, true}) {
+    auto d = write_idx_dataset(dir, 20, 4, gzip);
+    auto data = load_dataset(d);
+    REQUIRE_MESSAGE(data, to_string_pretty(data.error()));
+    const auto& ds = **data;
+    CHECK(ds.train_x.sizes() == torch::IntArrayRef{20, 1, 4, 4});
+    CHECK(ds.test_x.size(0) == 10);
+    CHECK(ds.classes == 4);
+    CHECK(ds.is_image());
+    CHECK(ds.features() == 16);
+    // Bytes are scaled to [0, 1].
+    CHECK(ds.train_x[0][0][0][1].item<float>() == doctest::Approx(1.0 / 255));
+    CHECK(ds.train_y[5].item<int64_t>() == 1);
+  }
+}
+
+TEST_CASE("the real Fashion-MNIST files parse") {
+  auto t = read_idx("/usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz");
+  REQUIRE_MESSAGE(t, to_string_pretty(t.error()));
+  CHECK(t->sizes() == torch::IntArrayRef{10000});
+  CHECK(t->max().item<int64_t>() == 9);
+}
+
+TEST_CASE("corrupt IDX files are named with what is wrong") {
+  temp_dir dir;
+  auto d = write_idx_dataset(dir, 20, 4, false);
+  SUBCASE("missing") {
+    d.train = dir / "nope";
+    CHECK(load_error(d).find(dir / "nope") != std::string::npos);
+  }
+  SUBCASE("wrong magic number") {
+    write_text(d.train, std::string("\x12\x34\x08\x03", 4) + "garbage");
+    auto msg = load_error(d);
+    CHECK(msg.find("wrong magic number") != std::string::npos);
+    CHECK(msg.find(d.train) != std::string::npos);
+  }
+  SUBCASE("truncated") {
+    auto images = torch::zeros({20, 4, 4}, torch::kUInt8);
+    write_idx(d.train, images);
+    std::string full;
+    {
+      std::ifstream in{d.train, std::ios::binary};
+      full.assign(std::istreambuf_iterator<char>{in}, {});
+    }
+    write_text(d.train, full.substr(0, full.size() - 7));
+    auto msg = load_error(d);
+    CHECK(msg.find("truncated data") != std::string::npos);
+  }
+  SUBCASE("truncated gzip stream") {
+    auto gz = write_idx_dataset(dir, 20, 4, true);
+    std::string full;
+    {
+      std::ifstream in{gz.train, std::ios::binary};
+      full.assign(std::istreambuf_iterator<char>{in}, {});
+    }
+    write_text(gz.train, full.substr(0, full.size() / 2));
+    CHECK(load_error(gz).find(gz.train) != std::string::npos);
+  }
+  SUBCASE("images and labels disagree") {
+    write_idx(d.train_labels, torch::zeros({19}, torch::kUInt8));
+    CHECK(load_error(d).find("holds 20 samples but") != std::string::npos);
+  }
+  SUBCASE("label out of range") {
+    d.classes = 3;
+    auto msg = load_error(d);
+    CHECK(msg.find("label 3 at index 3 is out of range [0, 3)")
+          != std::string::npos);
+  }
+}
+
+TEST_CASE("CSV files: header detection, label column, errors") {
+  temp_dir dir;
+  data_options d;
+  d.format = "csv";
+  d.train = dir / "train.csv";
+  d.test = dir / "test.csv";
+  d.normalize = false;
+  write_text(d.train, "a,b,label\n1,2,0\n3,4,1\n5,6,2\n7,8,1\n");
+  write_text(d.test, "a,b,label\n1,1,0\n2,2,2\n");
+  SUBCASE("header auto-detected, label last") {
+    auto data = load_dataset(d);
+    REQUIRE_MESSAGE(data, to_string_pretty(data.error()));
+    CHECK((*data)->train_x.sizes() == torch::IntArrayRef{4, 2});
+    CHECK((*data)->classes == 3);
+    CHECK((*data)->train_x[1][1].item<float>() == 4.0f);
+    CHECK((*data)->test_y[1].item<int64_t>() == 2);
+  }
+  SUBCASE("label in the first column, no header") {
+    write_text(d.train, "0,1,2\n1,3,4\n");
+    write_text(d.test, "1,1,1\n");
+    d.label_column = 0;
+    d.header = "no";
+    auto data = load_dataset(d);
+    REQUIRE(data);
+    CHECK((*data)->train_x[1][0].item<float>() == 3.0f);
+    CHECK((*data)->train_y[1].item<int64_t>() == 1);
+  }
+  SUBCASE("ragged row") {
+    write_text(d.train, "1,2,0\n3,4\n");
+    auto msg = load_error(d);
+    CHECK(msg.find(d.train + ":2: ragged row: expected 3 columns, found 2")
+          != std::string::npos);
+  }
+  SUBCASE("not a number") {
+    write_text(d.train, "1,2,0\n3,x4,1\n");
+    CHECK(load_error(d).find(":2: column 2: 'x4' is not a number")
+          != std::string::npos);
+  }
+  SUBCASE("fractional class label") {
+    write_text(d.train, "1,2,0\n3,4,1.5\n");
+    CHECK(load_error(d).find("label 1.5 in data row 2 is not a class index")
+          != std::string::npos);
+  }
+  SUBCASE("negative label") {
+    write_text(d.train, "1,2,0\n3,4,-1\n5,6,2\n");
+    CHECK(load_error(d).find("out of range") != std::string::npos);
+  }
+  SUBCASE("label column out of range") {
+    d.label_column = 7;
+    CHECK(load_error(d).find("data.label_column 7") != std::string::npos);
+  }
+  SUBCASE("regression keeps fractional targets") {
+    d.task = "regression";
+    write_text(d.train, "1,2,0.5\n3,4,1.5\n");
+    auto data = load_dataset(d);
+    REQUIRE(data);
+    CHECK((*data)->train_y[1].item<float>() == 1.5f);
+    CHECK((*data)->outputs() == 1);
+  }
+  SUBCASE("held-out test rows when there is no test file") {
+    d.test.clear();
+    d.test_fraction = 0.25;
+    auto data = load_dataset(d);
+    REQUIRE(data);
+    CHECK((*data)->train_x.size(0) == 3);
+    CHECK((*data)->test_x.size(0) == 1);
+  }
+}
+
+TEST_CASE("the iris CSV from Debian's python3-sklearn loads") {
+  data_options d;
+  d.format = "csv";
+  d.train = "/usr/lib/python3/dist-packages/sklearn/datasets/data/iris.csv";
+  auto data = load_dataset(d);
+  REQUIRE_MESSAGE(data, to_string_pretty(data.error()));
+  CHECK((*data)->classes == 3);
+  CHECK((*data)->train_x.size(0) + (*data)->test_x.size(0) == 150);
+  CHECK((*data)->features() == 4);
+}
+
+TEST_CASE("partitions") {
+  data_options opts;
+  opts.format = "synthetic";
+  opts.samples = 1000;
+  opts.classes = 4;
+  auto data = load_dataset(opts);
+  REQUIRE(data);
+  const auto& d = **data;
+  auto covered = [](const std::vector<torch::Tensor>& shards) {
+    std::set<int64_t> all;
+    size_t total = 0;
+    for (auto& s : shards) {
+      total += static_cast<size_t>(s.size(0));
+      for (int64_t i = 0; i < s.size(0); ++i)
+        all.insert(s[i].item<int64_t>());
+    }
+    return std::pair{all.size(), total};
+  };
+  SUBCASE("all") {
+    auto shards = partition("all", d, 3, 1);
+    REQUIRE(shards.size() == 3);
+    for (auto& s : shards)
+      CHECK(s.size(0) == 1000);
+  }
+  SUBCASE("contiguous and strided are disjoint and cover everything") {
+    for (auto scheme : {"contiguous", "strided"}) {
+      auto shards = partition(scheme, d, 7, 1);
+      REQUIRE(shards.size() == 7);
+      CHECK(covered(shards) == std::pair<size_t, size_t>{1000, 1000});
+    }
+    auto c = partition("contiguous", d, 4, 1);
+    CHECK(c[1][0].item<int64_t>() == 250);
+    auto s = partition("strided", d, 4, 1);
+    CHECK(s[1][1].item<int64_t>() == 5);
+  }
+  SUBCASE("stratified keeps class proportions") {
+    auto shards = partition("stratified", d, 5, 3);
+    CHECK(covered(shards) == std::pair<size_t, size_t>{1000, 1000});
+    auto overall = torch::bincount(d.train_y, {}, 4).to(torch::kDouble) / 1000;
+    for (auto& s : shards) {
+      CHECK(std::abs(s.size(0) - 200) <= 1);
+      auto labels = d.train_y.index_select(0, s);
+      auto prop = torch::bincount(labels, {}, 4).to(torch::kDouble)
+                  / static_cast<double>(s.size(0));
+      // Each class's count differs by at most one from its exact share.
+      CHECK((prop - overall).abs().max().item<double>() <= 1.0 / 200 + 1e-9);
+    }
+    // The same seed deals the same shards.
+    CHECK(partition("stratified", d, 5, 3)[2].equal(shards[2]));
+  }
+  SUBCASE("bootstrap samples with replacement, per seed") {
+    auto a = bootstrap_indices(1000, 5);
+    CHECK(a.size(0) == 1000);
+    CHECK(a.equal(bootstrap_indices(1000, 5)));
+    CHECK_FALSE(a.equal(bootstrap_indices(1000, 6)));
+    auto unique = std::get<0>(torch::_unique(a));
+    // About 63% of the samples appear in a bootstrap sample.
+    CHECK(unique.size(0) > 550);
+    CHECK(unique.size(0) < 700);
+  }
+}

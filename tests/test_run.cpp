@@ -1,0 +1,273 @@
+#include <doctest/doctest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+
+#include "actortrain/error.hpp"
+#include "actortrain/learner.hpp"
+#include "actortrain/run.hpp"
+#include "actortrain/store.hpp"
+#include "test_support.hpp"
+
+using namespace actortrain;
+using actortrain::test::temp_dir;
+namespace fs = std::filesystem;
+
+namespace {
+
+std::vector<char> file_bytes(const std::string& path) {
+  std::ifstream in{path, std::ios::binary};
+  return {std::istreambuf_iterator<char>{in}, {}};
+}
+
+run_result run_ok(const experiment& exp, run_options opts) {
+  auto result = run(exp, std::move(opts));
+  REQUIRE_MESSAGE(result, to_string_pretty(result.error()));
+  return std::move(*result);
+}
+
+/// Wraps the built-in learner and injects a fault into chosen networks.
+class faulty_learner : public learner {
+public:
+  enum mode { none, throws, nan_loss };
+
+  faulty_learner(const learner_context& ctx, mode m, int at_step)
+    : inner_(make_builtin_learner(ctx)), mode_(m), at_step_(at_step) {
+  }
+
+  double train_step(const torch::Tensor& x, const torch::Tensor& y) override {
+    ++steps_;
+    if (mode_ == throws && steps_ == at_step_)
+      throw std::runtime_error("injected fault");
+    auto loss = inner_->train_step(x, y);
+    return mode_ == nan_loss && steps_ >= at_step_ ? std::nan("") : loss;
+  }
+
+  torch::Tensor predict(const torch::Tensor& x) override {
+    return inner_->predict(x);
+  }
+
+  std::vector<std::pair<std::string, torch::Tensor>> state() override {
+    return inner_->state();
+  }
+
+private:
+  std::unique_ptr<learner> inner_;
+  mode mode_;
+  int at_step_;
+  int steps_ = 0;
+};
+
+} // namespace
+
+TEST_CASE("a run trains every network and stores it durably") {
+  temp_dir dir;
+  auto exp = test::tiny_experiment(6, 3);
+  run_options opts;
+  opts.output_dir = dir / "out";
+  std::vector<run_status> progress;
+  opts.on_progress = [&](const run_status& s) { progress.push_back(s); };
+  opts.progress_interval_seconds = 0.01;
+  auto result = run_ok(exp, opts);
+  CHECK(result.count(network_status::finished) == 6);
+  REQUIRE(result.networks.size() == 6);
+  for (const auto& n : result.networks) {
+    CHECK(n.epochs == 3);
+    CHECK(n.test_accuracy > 0.5);
+    CHECK(fs::exists(n.weights_path));
+  }
+  auto* ens = result.overall_ensemble();
+  REQUIRE(ens != nullptr);
+  CHECK(ens->networks == 6);
+  CHECK(ens->accuracy > 0.6);
+  REQUIRE_FALSE(progress.empty());
+  CHECK(progress.back().finished == 6);
+  CHECK(progress.back().steps_done == progress.back().steps_total);
+  for (const auto& p : progress)
+    CHECK(p.busy_slots <= 2);
+  // Reopened from disk, the store holds every network and its epochs.
+  auto store = results_store::open(dir / "out/results.db");
+  REQUIRE(store);
+  auto again = (*store)->read();
+  REQUIRE(again);
+  CHECK(again->networks.size() == 6);
+  CHECK(again->count(network_status::finished) == 6);
+  for (const auto& n : again->networks) {
+    auto epochs = (*store)->epochs(n.id);
+    REQUIRE(static_cast<bool>(epochs));
+    REQUIRE(epochs->size() == 3);
+    CHECK((*epochs)[2].test_loss == doctest::Approx(n.test_loss));
+  }
+  auto read = read_results(dir / "out");
+  REQUIRE(read);
+  CHECK(read->overall_ensemble()->accuracy == doctest::Approx(ens->accuracy));
+}
+
+TEST_CASE("results do not depend on the number of slots or the quantum") {
+  temp_dir dir;
+  auto exp = test::tiny_experiment(5, 3);
+  exp.data.partition = "stratified";
+  exp.scheduler.slots = 1;
+  run_options a_opts;
+  a_opts.output_dir = dir / "a";
+  auto a = run_ok(exp, a_opts);
+  exp.scheduler.slots = 3;
+  exp.scheduler.quantum_steps = 3; // quanta end mid-epoch
+  run_options b_opts;
+  b_opts.output_dir = dir / "b";
+  auto b = run_ok(exp, b_opts);
+  REQUIRE(a.networks.size() == b.networks.size());
+  for (size_t i = 0; i < a.networks.size(); ++i) {
+    CHECK(a.networks[i].test_loss == b.networks[i].test_loss);
+    CHECK(a.networks[i].train_loss == b.networks[i].train_loss);
+    // Bit-identical weights files.
+    CHECK(file_bytes(a.networks[i].weights_path)
+          == file_bytes(b.networks[i].weights_path));
+  }
+  // Different networks did get different weights.
+  CHECK(file_bytes(a.networks[0].weights_path)
+        != file_bytes(a.networks[1].weights_path));
+}
+
+TEST_CASE("1,000 tiny trainers in one process all finish") {
+  temp_dir dir;
+  auto exp = test::tiny_experiment(1000, 1);
+  exp.data.samples = 64;
+  exp.data.test_samples = 32;
+  exp.base.model.hidden = {4};
+  run_options opts;
+  opts.output_dir = dir / "out";
+  auto result = run_ok(exp, opts);
+  CHECK(result.networks.size() == 1000);
+  CHECK(result.count(network_status::finished) == 1000);
+  CHECK(result.overall_ensemble()->networks == 1000);
+}
+
+TEST_CASE("a failing network is recorded with its reason; the others finish") {
+  temp_dir dir;
+  auto exp = test::tiny_experiment(5, 2);
+  run_options opts;
+  opts.output_dir = dir / "out";
+  opts.make_learner = [](const learner_context& ctx) {
+    auto m = ctx.spec.id == 1   ? faulty_learner::throws
+             : ctx.spec.id == 3 ? faulty_learner::nan_loss
+                                : faulty_learner::none;
+    return std::make_unique<faulty_learner>(ctx, m, 4);
+  };
+  auto result = run_ok(exp, opts);
+  CHECK(result.count(network_status::finished) == 3);
+  CHECK(result.count(network_status::failed) == 2);
+  const auto& thrown = result.networks[1];
+  CHECK(thrown.status == network_status::failed);
+  CHECK(thrown.error.find("injected fault") != std::string::npos);
+  CHECK(thrown.error.find("step 3") != std::string::npos);
+  CHECK(thrown.weights_path.empty());
+  const auto& nan = result.networks[3];
+  CHECK(nan.status == network_status::failed);
+  CHECK(nan.error.find("non-finite loss (nan) at epoch 1, step 4")
+        != std::string::npos);
+  CHECK(result.overall_ensemble()->networks == 3);
+  for (auto i : {0, 2, 4})
+    CHECK(fs::exists(result.networks[static_cast<size_t>(i)].weights_path));
+}
+
+TEST_CASE("a learner factory that throws fails its network only") {
+  temp_dir dir;
+  auto exp = test::tiny_experiment(3, 1);
+  run_options opts;
+  opts.output_dir = dir / "out";
+  opts.make_learner = [](const learner_context& ctx) -> std::unique_ptr<learner> {
+    if (ctx.spec.id == 0)
+      throw std::invalid_argument("bad architecture");
+    return make_builtin_learner(ctx);
+  };
+  auto result = run_ok(exp, opts);
+  CHECK(result.networks[0].status == network_status::failed);
+  CHECK(result.networks[0].error.find("bad architecture") != std::string::npos);
+  CHECK(result.count(network_status::finished) == 2);
+}
+
+TEST_CASE("regression runs report losses and no accuracy") {
+  temp_dir dir;
+  auto exp = test::tiny_experiment(3, 3);
+  exp.data.task = "regression";
+  exp.data.classes = 0;
+  run_options opts;
+  opts.output_dir = dir / "out";
+  auto result = run_ok(exp, opts);
+  CHECK(result.task == "regression");
+  CHECK(result.count(network_status::finished) == 3);
+  CHECK(std::isnan(result.networks[0].test_accuracy));
+  auto* ens = result.overall_ensemble();
+  REQUIRE(ens != nullptr);
+  CHECK(std::isnan(ens->accuracy));
+  CHECK(ens->loss < result.networks[0].test_loss * 1.5);
+}
+
+TEST_CASE("sweeps store one ensemble per configuration and one overall") {
+  temp_dir dir;
+  auto exp = test::tiny_experiment(2, 1);
+  for (double lr : {0.1, 0.05}) {
+    auto cfg = exp.base;
+    cfg.optimizer.lr = lr;
+    cfg.label = "lr=" + std::to_string(lr);
+    exp.variants.push_back(cfg);
+  }
+  run_options opts;
+  opts.output_dir = dir / "out";
+  auto result = run_ok(exp, opts);
+  CHECK(result.networks.size() == 4);
+  REQUIRE(result.ensembles.size() == 3);
+  CHECK(result.ensembles[0].group == -1);
+  CHECK(result.ensembles[1].networks == 2);
+  CHECK(result.networks[3].group == 1);
+}
+
+TEST_CASE("bad input is rejected before anything trains") {
+  temp_dir dir;
+  auto exp = test::tiny_experiment(2, 1);
+  run_options opts;
+  opts.output_dir = dir / "out";
+  auto expect_error = [&](const experiment& e, const std::string& text) {
+    auto result = run(e, opts);
+    REQUIRE_FALSE(result);
+    auto msg = to_string_pretty(result.error());
+    CHECK_MESSAGE(msg.find(text) != std::string::npos, msg);
+    CHECK_FALSE(fs::exists(dir / "out/results.db"));
+  };
+  SUBCASE("model input does not match the data") {
+    exp.base.model.input = 784;
+    expect_error(exp, "model.input = 784 does not match the data's 8 features");
+  }
+  SUBCASE("a CNN on tabular data") {
+    exp.base.model.kind = "cnn";
+    expect_error(exp, "needs image data");
+  }
+  SUBCASE("more shards than samples") {
+    exp.data.samples = 4;
+    exp.base.train.networks = 6;
+    exp.data.partition = "contiguous";
+    expect_error(exp, "leaves net-0000 without training samples");
+  }
+  SUBCASE("missing data file") {
+    exp.data.format = "csv";
+    exp.data.train = dir / "missing.csv";
+    expect_error(exp, dir / "missing.csv");
+  }
+}
+
+TEST_CASE("an output folder that holds a run is never overwritten") {
+  temp_dir dir;
+  auto exp = test::tiny_experiment(2, 1);
+  run_options opts;
+  opts.output_dir = dir / "out";
+  auto first = run_ok(exp, opts);
+  auto second = run(exp, opts);
+  REQUIRE_FALSE(second);
+  CHECK(to_string_pretty(second.error()).find("already holds a run")
+        != std::string::npos);
+  auto read = read_results(dir / "out");
+  REQUIRE(read);
+  CHECK(read->count(network_status::finished) == 2);
+}
