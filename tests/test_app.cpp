@@ -46,7 +46,8 @@ slots = 2
 )";
 
 nlohmann::json results_json(const std::string& dir) {
-  auto res = run_process(fmt::format("{} results {} --format json", app(), dir));
+  auto res =
+      run_process(fmt::format("{} results {} --format json", app(), dir));
   REQUIRE_MESSAGE(res.exit_code == 0, res.output);
   return nlohmann::json::parse(res.output);
 }
@@ -60,12 +61,13 @@ test::process_result run_app(const std::string& args) {
 TEST_CASE("actortrain run and results, end to end on synthetic data") {
   temp_dir dir;
   write_text(dir / "exp.toml", synthetic_toml);
-  auto res = run_app(fmt::format("run {} --output {}", dir / "exp.toml",
-                                 dir / "out"));
+  auto res =
+      run_app(fmt::format("run {} --output {}", dir / "exp.toml", dir / "out"));
   REQUIRE_MESSAGE(res.exit_code == 0, res.output);
-  CHECK(res.output.find("6 networks: 6 finished, 0 failed") != std::string::npos);
-  CHECK(res.output.find("ensemble [all] of 6 networks: test accuracy")
-        != std::string::npos);
+  CHECK(res.output.find("6 networks: 6 finished, 0 failed") !=
+        std::string::npos);
+  CHECK(res.output.find("ensemble [all] of 6 networks: test accuracy") !=
+        std::string::npos);
   CHECK(res.output.find("best network: net-") != std::string::npos);
   auto j = results_json(dir / "out");
   REQUIRE(j["networks"].size() == 6);
@@ -117,8 +119,8 @@ seed = 1
 [scheduler]
 slots = 2
 )");
-  auto res = run_app(fmt::format("run {} --output {}", dir / "exp.toml",
-                                 dir / "out"));
+  auto res =
+      run_app(fmt::format("run {} --output {}", dir / "exp.toml", dir / "out"));
   REQUIRE_MESSAGE(res.exit_code == 0, res.output);
   auto j = results_json(dir / "out");
   CHECK(j["networks"].size() == 4);
@@ -131,8 +133,8 @@ TEST_CASE("a diverging network fails alone and the exit code says so") {
   std::string toml = synthetic_toml;
   toml += "[sweep]\n\"optimizer.lr\" = [0.01, 1e30]\n";
   write_text(dir / "exp.toml", toml);
-  auto res = run_app(fmt::format("run {} --output {} --quiet",
-                                 dir / "exp.toml", dir / "out"));
+  auto res = run_app(
+      fmt::format("run {} --output {} --quiet", dir / "exp.toml", dir / "out"));
   CHECK_MESSAGE(res.exit_code == 1, res.output);
   auto j = results_json(dir / "out");
   REQUIRE(j["networks"].size() == 12);
@@ -142,7 +144,8 @@ TEST_CASE("a diverging network fails alone and the exit code says so") {
       ++finished;
       CHECK(n["group_label"] == "optimizer.lr=0.01");
     } else {
-      CHECK(n["error"].get<std::string>().find("non-finite") != std::string::npos);
+      CHECK(n["error"].get<std::string>().find("non-finite") !=
+            std::string::npos);
       CHECK(n["metrics"]["test_loss"].is_null());
     }
   }
@@ -152,10 +155,11 @@ TEST_CASE("a diverging network fails alone and the exit code says so") {
 
 TEST_CASE("bad input exits non-zero with a clear message and trains nothing") {
   temp_dir dir;
-  auto expect = [&](const std::string& toml, int code, const std::string& text) {
+  auto expect = [&](const std::string& toml, int code,
+                    const std::string& text) {
     write_text(dir / "exp.toml", toml);
-    auto res = run_app(fmt::format("run {} --output {}", dir / "exp.toml",
-                                   dir / "out"));
+    auto res = run_app(
+        fmt::format("run {} --output {}", dir / "exp.toml", dir / "out"));
     CHECK_MESSAGE(res.exit_code == code, res.output);
     CHECK_MESSAGE(res.output.find(text) != std::string::npos, res.output);
     CHECK_FALSE(fs::exists(dir / "out/results.db"));
@@ -196,8 +200,8 @@ TEST_CASE("usage errors exit with 2, unreadable results with 4") {
 TEST_CASE("Python's torch.load reads saved weights as a state dict") {
   temp_dir dir;
   write_text(dir / "exp.toml", synthetic_toml);
-  auto res = run_app(fmt::format("run {} --output {} --quiet", dir / "exp.toml",
-                                 dir / "out"));
+  auto res = run_app(
+      fmt::format("run {} --output {} --quiet", dir / "exp.toml", dir / "out"));
   REQUIRE_MESSAGE(res.exit_code == 0, res.output);
   auto path = dir / "out/weights/net-0000.pt";
   REQUIRE(fs::exists(path));
@@ -214,8 +218,8 @@ print("sum %.6f" % sum(float(t.double().sum()) for t in sd.values()))
                                           path));
   auto py = run_process(fmt::format("/usr/bin/python3 {}", dir / "load.py"));
   REQUIRE_MESSAGE(py.exit_code == 0, py.output);
-  CHECK(py.output.find("keys 1.weight,1.bias,3.weight,3.bias")
-        != std::string::npos);
+  CHECK(py.output.find("keys 1.weight,1.bias,3.weight,3.bias") !=
+        std::string::npos);
   std::ifstream in{path, std::ios::binary};
   std::vector<char> bytes{std::istreambuf_iterator<char>{in}, {}};
   double sum = 0;

@@ -18,8 +18,8 @@ namespace {
 /// Writes a tiny IDX dataset: `n` 4x4 images whose labels are i % classes.
 data_options write_idx_dataset(const temp_dir& dir, int64_t n, int64_t classes,
                                bool gzip) {
-  auto images = torch::arange(n * 16, torch::kInt64).remainder(256).reshape(
-    {n, 4, 4});
+  auto images =
+      torch::arange(n * 16, torch::kInt64).remainder(256).reshape({n, 4, 4});
   auto labels = torch::arange(n, torch::kInt64).remainder(classes);
   auto ext = gzip ? ".gz" : "";
   data_options d;
@@ -63,7 +63,8 @@ TEST_CASE("IDX files are read plain and gzipped") {
 }
 
 TEST_CASE("the real Fashion-MNIST files parse") {
-  auto t = read_idx("/usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz");
+  auto t =
+      read_idx("/usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz");
   REQUIRE_MESSAGE(t, to_string_pretty(t.error()));
   CHECK(t->sizes() == torch::IntArrayRef{10000});
   CHECK(t->max().item<int64_t>() == 9);
@@ -111,8 +112,8 @@ TEST_CASE("corrupt IDX files are named with what is wrong") {
   SUBCASE("label out of range") {
     d.classes = 3;
     auto msg = load_error(d);
-    CHECK(msg.find("label 3 at index 3 is out of range [0, 3)")
-          != std::string::npos);
+    CHECK(msg.find("label 3 at index 3 is out of range [0, 3)") !=
+          std::string::npos);
   }
 }
 
@@ -146,18 +147,18 @@ TEST_CASE("CSV files: header detection, label column, errors") {
   SUBCASE("ragged row") {
     write_text(d.train, "1,2,0\n3,4\n");
     auto msg = load_error(d);
-    CHECK(msg.find(d.train + ":2: ragged row: expected 3 columns, found 2")
-          != std::string::npos);
+    CHECK(msg.find(d.train + ":2: ragged row: expected 3 columns, found 2") !=
+          std::string::npos);
   }
   SUBCASE("not a number") {
     write_text(d.train, "1,2,0\n3,x4,1\n");
-    CHECK(load_error(d).find(":2: column 2: 'x4' is not a number")
-          != std::string::npos);
+    CHECK(load_error(d).find(":2: column 2: 'x4' is not a number") !=
+          std::string::npos);
   }
   SUBCASE("fractional class label") {
     write_text(d.train, "1,2,0\n3,4,1.5\n");
-    CHECK(load_error(d).find("label 1.5 in data row 2 is not a class index")
-          != std::string::npos);
+    CHECK(load_error(d).find("label 1.5 in data row 2 is not a class index") !=
+          std::string::npos);
   }
   SUBCASE("negative label") {
     write_text(d.train, "1,2,0\n3,4,-1\n5,6,2\n");
@@ -238,8 +239,8 @@ TEST_CASE("partitions") {
     for (auto& s : shards) {
       CHECK(std::abs(s.size(0) - 200) <= 1);
       auto labels = d.train_y.index_select(0, s);
-      auto prop = torch::bincount(labels, {}, 4).to(torch::kDouble)
-                  / static_cast<double>(s.size(0));
+      auto prop = torch::bincount(labels, {}, 4).to(torch::kDouble) /
+                  static_cast<double>(s.size(0));
       // Each class's count differs by at most one from its exact share.
       CHECK((prop - overall).abs().max().item<double>() <= 1.0 / 200 + 1e-9);
     }

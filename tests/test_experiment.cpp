@@ -62,9 +62,8 @@ TEST_CASE("the issue's example parses, and its sweep is a 2 x 2 grid") {
     CHECK(v.train.epochs == 3);
     CHECK(v.model.activation == "relu");
   }
-  CHECK(points
-        == std::set<std::pair<double, int64_t>>{
-          {1e-3, 64}, {1e-3, 256}, {3e-4, 64}, {3e-4, 256}});
+  CHECK(points == std::set<std::pair<double, int64_t>>{
+                      {1e-3, 64}, {1e-3, 256}, {3e-4, 64}, {3e-4, 256}});
   // Axes are ordered by key.
   CHECK(exp->variants[0].label == "model.hidden=[64] optimizer.lr=0.001");
 }
@@ -118,8 +117,8 @@ TEST_CASE("wrong types are named") {
   CHECK(msg.find("optimizer.lr must be a number") != std::string::npos);
   CHECK(msg.find("exp.toml:2:") != std::string::npos);
   auto hidden = parse_error("[model]\nhidden = [64, \"x\"]\n");
-  CHECK(hidden.find("model.hidden must be an array of integers")
-        != std::string::npos);
+  CHECK(hidden.find("model.hidden must be an array of integers") !=
+        std::string::npos);
   auto section = parse_error("train = 3\n");
   CHECK(section.find("'train' must be a table") != std::string::npos);
 }
@@ -128,20 +127,21 @@ TEST_CASE("out-of-range values are named with the value") {
   auto parse_error = [](const std::string& text) {
     return ::parse_error("[data]\nformat = \"synthetic\"\n" + text);
   };
-  CHECK(parse_error("[optimizer]\nlr = -1.0\n").find("optimizer.lr: must be > "
-                                                     "0, got -1")
-        != std::string::npos);
-  CHECK(parse_error("[train]\nnetworks = 0\n").find("train.networks")
-        != std::string::npos);
-  CHECK(::parse_error("[data]\nformat = \"xml\"\n").find("unknown format 'xml'")
-        != std::string::npos);
-  CHECK(::parse_error("[data]\nformat = \"synthetic\"\npartition = \"halves\"\n")
-          .find("data.partition: unknown scheme 'halves'")
-        != std::string::npos);
-  CHECK(parse_error("[train]\nseed = -3\n").find("train.seed must be >= 0")
-        != std::string::npos);
-  CHECK(parse_error("[model]\nactivation = \"swish\"\n").find("swish")
-        != std::string::npos);
+  CHECK(parse_error("[optimizer]\nlr = -1.0\n")
+            .find("optimizer.lr: must be > "
+                  "0, got -1") != std::string::npos);
+  CHECK(parse_error("[train]\nnetworks = 0\n").find("train.networks") !=
+        std::string::npos);
+  CHECK(::parse_error("[data]\nformat = \"xml\"\n")
+            .find("unknown format 'xml'") != std::string::npos);
+  CHECK(
+      ::parse_error("[data]\nformat = \"synthetic\"\npartition = \"halves\"\n")
+          .find("data.partition: unknown scheme 'halves'") !=
+      std::string::npos);
+  CHECK(parse_error("[train]\nseed = -3\n").find("train.seed must be >= 0") !=
+        std::string::npos);
+  CHECK(parse_error("[model]\nactivation = \"swish\"\n").find("swish") !=
+        std::string::npos);
 }
 
 TEST_CASE("sweeps reject keys outside model, optimizer and train") {
@@ -149,10 +149,11 @@ TEST_CASE("sweeps reject keys outside model, optimizer and train") {
   CHECK(msg.find("sweep key 'data.train'") != std::string::npos);
   auto empty = parse_error("[sweep]\n\"optimizer.lr\" = []\n");
   CHECK(empty.find("non-empty array") != std::string::npos);
-  auto bad_value
-    = parse_error("[data]\nformat = \"synthetic\"\n[sweep]\n\"optimizer.lr\" "
+  auto bad_value =
+      parse_error("[data]\nformat = \"synthetic\"\n[sweep]\n\"optimizer.lr\" "
                   "= [0.1, -2.0]\n");
-  CHECK(bad_value.find("optimizer.lr: must be > 0, got -2") != std::string::npos);
+  CHECK(bad_value.find("optimizer.lr: must be > 0, got -2") !=
+        std::string::npos);
   CHECK(bad_value.find("sweep point optimizer.lr=-2") != std::string::npos);
   auto unknown = parse_error("[sweep]\n\"model.widths\" = [1, 2]\n");
   CHECK(unknown.find("unknown key 'model.widths'") != std::string::npos);
@@ -168,13 +169,13 @@ TEST_CASE("an experiment built in C++ is validated the same way") {
   CHECK(to_string_pretty(err).find("train.batch_size") != std::string::npos);
   exp.base.train.batch_size = 8;
   exp.data.format = "idx";
-  CHECK(to_string_pretty(exp.validate()).find("data.train: required")
-        != std::string::npos);
+  CHECK(to_string_pretty(exp.validate()).find("data.train: required") !=
+        std::string::npos);
 }
 
 TEST_CASE("a missing experiment file is a clear error") {
   auto exp = load_experiment("/nonexistent/exp.toml");
   REQUIRE_FALSE(exp);
-  CHECK(to_string_pretty(exp.error()).find("/nonexistent/exp.toml")
-        != std::string::npos);
+  CHECK(to_string_pretty(exp.error()).find("/nonexistent/exp.toml") !=
+        std::string::npos);
 }

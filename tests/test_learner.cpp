@@ -74,8 +74,8 @@ TEST_CASE("built-in CNNs need images large enough for their pooling") {
   m.channels = {4, 4, 4, 4};
   err = check_builtin_model(m, images);
   REQUIRE(err);
-  CHECK(to_string_pretty(err).find("4 pooling blocks shrink 8x8")
-        != std::string::npos);
+  CHECK(to_string_pretty(err).find("4 pooling blocks shrink 8x8") !=
+        std::string::npos);
   m.channels = {4, 4};
   CHECK_FALSE(check_builtin_model(m, images));
 }

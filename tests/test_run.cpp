@@ -33,8 +33,7 @@ public:
   enum mode { none, throws, nan_loss };
 
   faulty_learner(const learner_context& ctx, mode m, int at_step)
-    : inner_(make_builtin_learner(ctx)), mode_(m), at_step_(at_step) {
-  }
+      : inner_(make_builtin_learner(ctx)), mode_(m), at_step_(at_step) {}
 
   double train_step(const torch::Tensor& x, const torch::Tensor& y) override {
     ++steps_;
@@ -67,7 +66,9 @@ TEST_CASE("a run trains every network and stores it durably") {
   run_options opts;
   opts.output_dir = dir / "out";
   std::vector<run_status> progress;
-  opts.on_progress = [&](const run_status& s) { progress.push_back(s); };
+  opts.on_progress = [&](const run_status& s) {
+    progress.push_back(s);
+  };
   opts.progress_interval_seconds = 0.01;
   auto result = run_ok(exp, opts);
   CHECK(result.count(network_status::finished) == 6);
@@ -122,12 +123,12 @@ TEST_CASE("results do not depend on the number of slots or the quantum") {
     CHECK(a.networks[i].test_loss == b.networks[i].test_loss);
     CHECK(a.networks[i].train_loss == b.networks[i].train_loss);
     // Bit-identical weights files.
-    CHECK(file_bytes(a.networks[i].weights_path)
-          == file_bytes(b.networks[i].weights_path));
+    CHECK(file_bytes(a.networks[i].weights_path) ==
+          file_bytes(b.networks[i].weights_path));
   }
   // Different networks did get different weights.
-  CHECK(file_bytes(a.networks[0].weights_path)
-        != file_bytes(a.networks[1].weights_path));
+  CHECK(file_bytes(a.networks[0].weights_path) !=
+        file_bytes(a.networks[1].weights_path));
 }
 
 TEST_CASE("1,000 tiny trainers in one process all finish") {
@@ -165,8 +166,8 @@ TEST_CASE("a failing network is recorded with its reason; the others finish") {
   CHECK(thrown.weights_path.empty());
   const auto& nan = result.networks[3];
   CHECK(nan.status == network_status::failed);
-  CHECK(nan.error.find("non-finite loss (nan) at epoch 1, step 4")
-        != std::string::npos);
+  CHECK(nan.error.find("non-finite loss (nan) at epoch 1, step 4") !=
+        std::string::npos);
   CHECK(result.overall_ensemble()->networks == 3);
   for (auto i : {0, 2, 4})
     CHECK(fs::exists(result.networks[static_cast<size_t>(i)].weights_path));
@@ -177,7 +178,8 @@ TEST_CASE("a learner factory that throws fails its network only") {
   auto exp = test::tiny_experiment(3, 1);
   run_options opts;
   opts.output_dir = dir / "out";
-  opts.make_learner = [](const learner_context& ctx) -> std::unique_ptr<learner> {
+  opts.make_learner =
+      [](const learner_context& ctx) -> std::unique_ptr<learner> {
     if (ctx.spec.id == 0)
       throw std::invalid_argument("bad architecture");
     return make_builtin_learner(ctx);
@@ -265,8 +267,8 @@ TEST_CASE("an output folder that holds a run is never overwritten") {
   auto first = run_ok(exp, opts);
   auto second = run(exp, opts);
   REQUIRE_FALSE(second);
-  CHECK(to_string_pretty(second.error()).find("already holds a run")
-        != std::string::npos);
+  CHECK(to_string_pretty(second.error()).find("already holds a run") !=
+        std::string::npos);
   auto read = read_results(dir / "out");
   REQUIRE(read);
   CHECK(read->count(network_status::finished) == 2);

@@ -31,7 +31,7 @@ struct system_fixture {
       cfg.add_message_types<caf::id_block::actortrain>();
       return true;
     }();
-    (void) once;
+    (void)once;
     return cfg;
   }
 };
@@ -54,32 +54,32 @@ caf::behavior fake_trainer(caf::event_based_actor* self, caf::actor sched,
   auto left = std::make_shared<int>(quanta);
   self->send(sched, acquire_atom_v, id);
   return {
-    [=](grant_atom, const slot_grant& g) {
-      {
-        std::lock_guard<std::mutex> guard{obs->mtx};
-        if (!obs->in_use.insert(g.slot.id).second)
-          ++obs->double_grants;
-        obs->peak = std::max(obs->peak, ++obs->busy);
-      }
-      self->delayed_send(self, 1ms, finish_quantum_atom_v, g.slot.id);
-    },
-    [=](finish_quantum_atom, uint32_t slot) {
-      {
-        std::lock_guard<std::mutex> guard{obs->mtx};
-        obs->in_use.erase(slot);
-        --obs->busy;
-      }
-      ++obs->quanta_done;
-      progress_report p;
-      p.network_id = id;
-      p.steps_done = quanta - *left + 1;
-      p.finished = --*left == 0;
-      self->send(sched, release_atom_v, slot, p);
-      if (p.finished)
-        self->quit();
-      else
-        self->send(sched, acquire_atom_v, id);
-    },
+      [=](grant_atom, const slot_grant& g) {
+        {
+          std::lock_guard<std::mutex> guard{obs->mtx};
+          if (!obs->in_use.insert(g.slot.id).second)
+            ++obs->double_grants;
+          obs->peak = std::max(obs->peak, ++obs->busy);
+        }
+        self->delayed_send(self, 1ms, finish_quantum_atom_v, g.slot.id);
+      },
+      [=](finish_quantum_atom, uint32_t slot) {
+        {
+          std::lock_guard<std::mutex> guard{obs->mtx};
+          obs->in_use.erase(slot);
+          --obs->busy;
+        }
+        ++obs->quanta_done;
+        progress_report p;
+        p.network_id = id;
+        p.steps_done = quanta - *left + 1;
+        p.finished = --*left == 0;
+        self->send(sched, release_atom_v, slot, p);
+        if (p.finished)
+          self->quit();
+        else
+          self->send(sched, acquire_atom_v, id);
+      },
   };
 }
 
@@ -89,7 +89,7 @@ std::vector<slot_grant> make_slots(caf::actor_system& sys, int n) {
     slot_info info;
     info.id = static_cast<uint32_t>(i);
     slots.push_back(
-      slot_grant{info, sys.spawn<caf::detached>(slot_executor, info)});
+        slot_grant{info, sys.spawn<caf::detached>(slot_executor, info)});
   }
   return slots;
 }
@@ -105,8 +105,8 @@ void stop(caf::actor_system& sys, const std::vector<slot_grant>& slots,
 scheduler_status status_of(caf::scoped_actor& self, const caf::actor& sched) {
   scheduler_status result;
   self->request(sched, 5s, status_atom_v)
-    .receive([&](const scheduler_status& s) { result = s; },
-             [&](caf::error& err) { FAIL(caf::to_string(err)); });
+      .receive([&](const scheduler_status& s) { result = s; },
+               [&](caf::error& err) { FAIL(caf::to_string(err)); });
   return result;
 }
 
@@ -115,16 +115,17 @@ scheduler_status status_of(caf::scoped_actor& self, const caf::actor& sched) {
 TEST_CASE("the scheduler never grants more slots than exist") {
   caf::actor_system sys{system_fixture::config()};
   auto slots = make_slots(sys, 3);
-  auto sched = sys.spawn(scheduler, slots,
-                         std::shared_ptr<scheduling_policy>{make_policy("fifo")});
+  auto sched =
+      sys.spawn(scheduler, slots,
+                std::shared_ptr<scheduling_policy>{make_policy("fifo")});
   auto obs = std::make_shared<observations>();
   constexpr int trainers = 40;
   constexpr int quanta = 5;
   for (int i = 0; i < trainers; ++i)
     sys.spawn(fake_trainer, sched, static_cast<uint64_t>(i), quanta, obs);
   auto deadline = std::chrono::steady_clock::now() + 30s;
-  while (obs->quanta_done < trainers * quanta
-         && std::chrono::steady_clock::now() < deadline)
+  while (obs->quanta_done < trainers * quanta &&
+         std::chrono::steady_clock::now() < deadline)
     std::this_thread::sleep_for(5ms);
   CHECK(obs->quanta_done == trainers * quanta);
   CHECK(obs->double_grants == 0);
@@ -144,13 +145,15 @@ TEST_CASE("the scheduler never grants more slots than exist") {
 TEST_CASE("a trainer that dies holding a slot gives it back") {
   caf::actor_system sys{system_fixture::config()};
   auto slots = make_slots(sys, 1);
-  auto sched = sys.spawn(scheduler, slots,
-                         std::shared_ptr<scheduling_policy>{make_policy("fifo")});
+  auto sched =
+      sys.spawn(scheduler, slots,
+                std::shared_ptr<scheduling_policy>{make_policy("fifo")});
   caf::scoped_actor self{sys};
   // A trainer that takes the slot and then never releases it.
   auto holder = sys.spawn([=](caf::event_based_actor* a) -> caf::behavior {
     a->send(sched, acquire_atom_v, uint64_t{0});
-    return {[](grant_atom, const slot_grant&) {}};
+    return {[](grant_atom, const slot_grant&) {
+    }};
   });
   for (int i = 0; i < 500 && status_of(self, sched).busy == 0; ++i)
     std::this_thread::sleep_for(2ms);
@@ -162,11 +165,12 @@ TEST_CASE("a trainer that dies holding a slot gives it back") {
   CHECK_FALSE(granted);
   CHECK(status_of(self, sched).waiting == 1);
   self->send_exit(holder, caf::exit_reason::kill);
-  self->receive([&](grant_atom, const slot_grant& g) {
-    granted = true;
-    CHECK(g.slot.id == 0);
-  },
-                caf::after(5s) >> [] {});
+  self->receive(
+      [&](grant_atom, const slot_grant& g) {
+        granted = true;
+        CHECK(g.slot.id == 0);
+      },
+      caf::after(5s) >> [] {});
   CHECK(granted);
   stop(sys, slots, sched);
 }
@@ -174,8 +178,9 @@ TEST_CASE("a trainer that dies holding a slot gives it back") {
 TEST_CASE("a release from an actor that does not hold the slot is ignored") {
   caf::actor_system sys{system_fixture::config()};
   auto slots = make_slots(sys, 1);
-  auto sched = sys.spawn(scheduler, slots,
-                         std::shared_ptr<scheduling_policy>{make_policy("fifo")});
+  auto sched =
+      sys.spawn(scheduler, slots,
+                std::shared_ptr<scheduling_policy>{make_policy("fifo")});
   caf::scoped_actor self{sys};
   self->send(sched, acquire_atom_v, uint64_t{0});
   self->receive([](grant_atom, const slot_grant&) {});
@@ -190,8 +195,9 @@ TEST_CASE("a release from an actor that does not hold the slot is ignored") {
 TEST_CASE("the scheduler answers while every slot computes") {
   caf::actor_system sys{system_fixture::config()};
   auto slots = make_slots(sys, 2);
-  auto sched = sys.spawn(scheduler, slots,
-                         std::shared_ptr<scheduling_policy>{make_policy("fifo")});
+  auto sched =
+      sys.spawn(scheduler, slots,
+                std::shared_ptr<scheduling_policy>{make_policy("fifo")});
   caf::scoped_actor self{sys};
   // Both slots run a job that blocks until the scheduler has answered (a
   // stand-in for long LibTorch compute), or ten seconds at most.

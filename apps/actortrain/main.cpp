@@ -39,8 +39,8 @@ int fail_usage(const std::string& msg) {
 
 int exit_for(const caf::error& err) {
   using actortrain::errc;
-  if (actortrain::is(err, errc::invalid_experiment)
-      || actortrain::is(err, errc::invalid_data))
+  if (actortrain::is(err, errc::invalid_experiment) ||
+      actortrain::is(err, errc::invalid_data))
     return invalid_input;
   return runtime_error;
 }
@@ -58,7 +58,8 @@ int cmd_run(const std::vector<std::string>& args) {
       try {
         slots = std::stoll(args[++i]);
       } catch (const std::exception&) {
-        return fail_usage(fmt::format("--slots: '{}' is not a number", args[i]));
+        return fail_usage(
+            fmt::format("--slots: '{}' is not a number", args[i]));
       }
       if (slots < 1)
         return fail_usage("--slots must be >= 1");
@@ -97,9 +98,8 @@ int cmd_run(const std::vector<std::string>& args) {
     return exit_for(result.error());
   }
   fmt::print("{}", actortrain::app::format_summary(*result));
-  return result->count(actortrain::network_status::failed) > 0
-           ? networks_failed
-           : ok;
+  return result->count(actortrain::network_status::failed) > 0 ? networks_failed
+                                                               : ok;
 }
 
 int cmd_results(const std::vector<std::string>& args) {
@@ -119,7 +119,7 @@ int cmd_results(const std::vector<std::string>& args) {
     return fail_usage("results: missing DIR");
   if (format != "table" && format != "json")
     return fail_usage(
-      fmt::format("--format: expected table or json, got '{}'", format));
+        fmt::format("--format: expected table or json, got '{}'", format));
   auto result = actortrain::read_results(dir);
   if (!result) {
     fmt::print(stderr, "actortrain: {}\n",

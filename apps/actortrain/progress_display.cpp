@@ -20,19 +20,19 @@ std::string format_duration(double seconds) {
 }
 
 progress_display::progress_display(std::FILE* out)
-  : out_(out), tty_(::isatty(::fileno(out)) != 0) {
-}
+    : out_(out), tty_(::isatty(::fileno(out)) != 0) {}
 
 void progress_display::update(const run_status& s) {
   auto done = s.finished + s.failed;
-  auto pct = s.steps_total > 0 ? 100.0 * static_cast<double>(s.steps_done)
-                                   / static_cast<double>(s.steps_total)
+  auto pct = s.steps_total > 0 ? 100.0 * static_cast<double>(s.steps_done) /
+                                     static_cast<double>(s.steps_total)
                                : 0.0;
   auto line = fmt::format(
-    "networks {}/{} done ({} failed), {} running, {} waiting | slots {}/{} "
-    "busy | {:.0f}% of steps | {} elapsed, ETA {}",
-    done, s.networks, s.failed, s.running, s.waiting, s.busy_slots, s.slots,
-    pct, format_duration(s.elapsed_seconds), format_duration(s.eta_seconds()));
+      "networks {}/{} done ({} failed), {} running, {} waiting | slots {}/{} "
+      "busy | {:.0f}% of steps | {} elapsed, ETA {}",
+      done, s.networks, s.failed, s.running, s.waiting, s.busy_slots, s.slots,
+      pct, format_duration(s.elapsed_seconds),
+      format_duration(s.eta_seconds()));
   auto now = std::chrono::steady_clock::now();
   if (tty_) {
     fmt::print(out_, "\r\x1b[K{}", line);

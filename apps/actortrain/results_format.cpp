@@ -25,10 +25,10 @@ nlohmann::json json_num(double x) {
 
 std::string format_table(const run_result& r) {
   std::string out;
-  out += fmt::format("run {} ({}), {} networks: {} finished, {} failed\n",
-                     r.name, r.task, r.networks.size(),
-                     r.count(network_status::finished),
-                     r.count(network_status::failed));
+  out +=
+      fmt::format("run {} ({}), {} networks: {} finished, {} failed\n", r.name,
+                  r.task, r.networks.size(), r.count(network_status::finished),
+                  r.count(network_status::failed));
   out += fmt::format("{:>5}  {:<9} {:<24} {:<9} {:>6} {:>10} {:>10} {:>9} "
                      "{:>10}\n",
                      "id", "name", "group", "status", "epochs", "train_loss",
@@ -68,23 +68,23 @@ std::string format_json(const run_result& r) {
                               {"test_loss", json_num(n.test_loss)}};
     if (r.task == "classification")
       metrics["test_accuracy"] = json_num(n.test_accuracy);
-    nets.push_back({{"id", n.id},
-                    {"name", n.name},
-                    {"group", n.group},
-                    {"group_label", n.group_label},
-                    {"seed", n.seed},
-                    {"status", to_string(n.status)},
-                    {"error", n.error.empty() ? nlohmann::json(nullptr)
-                                              : nlohmann::json(n.error)},
-                    {"epochs", n.epochs},
-                    {"steps", n.steps},
-                    {"metrics", metrics},
-                    {"timings",
-                     {{"seconds_per_step", json_num(n.seconds_per_step)},
-                      {"train_seconds", json_num(n.train_seconds)}}},
-                    {"weights", n.weights_path.empty()
-                                  ? nlohmann::json(nullptr)
-                                  : nlohmann::json(n.weights_path)}});
+    nets.push_back(
+        {{"id", n.id},
+         {"name", n.name},
+         {"group", n.group},
+         {"group_label", n.group_label},
+         {"seed", n.seed},
+         {"status", to_string(n.status)},
+         {"error",
+          n.error.empty() ? nlohmann::json(nullptr) : nlohmann::json(n.error)},
+         {"epochs", n.epochs},
+         {"steps", n.steps},
+         {"metrics", metrics},
+         {"timings",
+          {{"seconds_per_step", json_num(n.seconds_per_step)},
+           {"train_seconds", json_num(n.train_seconds)}}},
+         {"weights", n.weights_path.empty() ? nlohmann::json(nullptr)
+                                            : nlohmann::json(n.weights_path)}});
   }
   j["networks"] = nets;
   auto ens = nlohmann::json::array();
@@ -114,16 +114,16 @@ std::string format_summary(const run_result& r) {
     out += fmt::format("best network: {} (test loss {}{})\n", b->name,
                        num(b->test_loss),
                        std::isnan(b->test_accuracy)
-                         ? std::string{}
-                         : ", test accuracy " + num(b->test_accuracy));
+                           ? std::string{}
+                           : ", test accuracy " + num(b->test_accuracy));
   for (const auto& e : r.ensembles) {
     if (r.task == "classification")
       out += fmt::format("ensemble [{}] of {} networks: test accuracy {}, "
                          "loss {}\n",
                          e.label, e.networks, num(e.accuracy), num(e.loss));
     else
-      out += fmt::format("ensemble [{}] of {} networks: test mse {}\n",
-                         e.label, e.networks, num(e.loss));
+      out += fmt::format("ensemble [{}] of {} networks: test mse {}\n", e.label,
+                         e.networks, num(e.loss));
   }
   for (const auto& n : r.networks)
     if (n.status == network_status::failed)

@@ -12,10 +12,9 @@ namespace atr = actortrain;
 // A model actortrain knows nothing about: one residual block.
 struct residual_mlp : torch::nn::Module {
   residual_mlp(int64_t in, int64_t width, int64_t out)
-    : input(register_module("input", torch::nn::Linear(in, width))),
-      block(register_module("block", torch::nn::Linear(width, width))),
-      output(register_module("output", torch::nn::Linear(width, out))) {
-  }
+      : input(register_module("input", torch::nn::Linear(in, width))),
+        block(register_module("block", torch::nn::Linear(width, width))),
+        output(register_module("output", torch::nn::Linear(width, out))) {}
   torch::Tensor forward(torch::Tensor x) {
     auto h = torch::relu(input(x.flatten(1)));
     h = h + torch::relu(block(h)); // the residual connection
@@ -28,9 +27,9 @@ struct residual_mlp : torch::nn::Module {
 class residual_learner : public atr::learner {
 public:
   explicit residual_learner(const atr::learner_context& ctx)
-    : model_(std::make_shared<residual_mlp>(ctx.data.features(), 64,
-                                            ctx.data.outputs())),
-      optimizer_(model_->parameters(), torch::optim::AdamOptions(3e-3)) {
+      : model_(std::make_shared<residual_mlp>(ctx.data.features(), 64,
+                                              ctx.data.outputs())),
+        optimizer_(model_->parameters(), torch::optim::AdamOptions(3e-3)) {
     // Draw initial weights from the network's own generator: results then
     // depend on the seed alone, not on which slot ran the network.
     atr::init_parameters(*model_, ctx.generator);
@@ -41,8 +40,8 @@ public:
     model_->train();
     optimizer_.zero_grad();
     auto loss = torch::nn::functional::cross_entropy(
-      model_->forward(x), y,
-      torch::nn::functional::CrossEntropyFuncOptions().label_smoothing(0.1));
+        model_->forward(x), y,
+        torch::nn::functional::CrossEntropyFuncOptions().label_smoothing(0.1));
     loss.backward();
     torch::nn::utils::clip_grad_norm_(model_->parameters(), 1.0);
     optimizer_.step();
@@ -73,13 +72,13 @@ int main() {
   exp.data.format = "synthetic"; // 6 Gaussian blobs in 20 dimensions
   exp.data.features = 20;
   exp.data.classes = 6;
-  exp.data.noise = 4.0;          // overlapping blobs: not trivially separable
+  exp.data.noise = 4.0; // overlapping blobs: not trivially separable
   exp.data.partition = "bootstrap";
-  exp.base.train.networks = 8;   // the ensemble's size
+  exp.base.train.networks = 8; // the ensemble's size
   exp.base.train.epochs = 5;
   exp.base.train.batch_size = 32;
   exp.base.train.seed = 42;
-  exp.scheduler.slots = 2;       // two CPU threads compute at once
+  exp.scheduler.slots = 2; // two CPU threads compute at once
   atr::run_options opts;
   // opts.output_dir stays empty: a fresh runs/custom-learner-<time> folder.
   opts.make_learner = [](const atr::learner_context& ctx) {

@@ -6,20 +6,20 @@ namespace actortrain {
 
 std::string to_string(errc x) {
   switch (x) {
-    case errc::invalid_experiment:
-      return "invalid_experiment";
-    case errc::invalid_data:
-      return "invalid_data";
-    case errc::learner_failed:
-      return "learner_failed";
-    case errc::non_finite_loss:
-      return "non_finite_loss";
-    case errc::storage_failed:
-      return "storage_failed";
-    case errc::io_failed:
-      return "io_failed";
-    case errc::run_aborted:
-      return "run_aborted";
+  case errc::invalid_experiment:
+    return "invalid_experiment";
+  case errc::invalid_data:
+    return "invalid_data";
+  case errc::learner_failed:
+    return "learner_failed";
+  case errc::non_finite_loss:
+    return "non_finite_loss";
+  case errc::storage_failed:
+    return "storage_failed";
+  case errc::io_failed:
+    return "io_failed";
+  case errc::run_aborted:
+    return "run_aborted";
   }
   return "unknown";
 }
@@ -29,8 +29,8 @@ caf::error make_error(errc code, std::string message) {
 }
 
 bool is(const caf::error& err, errc code) {
-  return err.category() == caf::atom("actortrain")
-         && err.code() == static_cast<uint8_t>(code);
+  return err.category() == caf::atom("actortrain") &&
+         err.code() == static_cast<uint8_t>(code);
 }
 
 std::string to_string_pretty(const caf::error& err) {

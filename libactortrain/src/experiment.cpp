@@ -46,19 +46,21 @@ caf::error invalid(std::string msg) {
 caf::error validate_config(const network_config& cfg) {
   auto where = cfg.label.empty() ? std::string{}
                                  : fmt::format(" (sweep point {})", cfg.label);
-  auto bad = [&](const std::string& what) { return invalid(what + where); };
+  auto bad = [&](const std::string& what) {
+    return invalid(what + where);
+  };
   const auto& m = cfg.model;
   if (!one_of(m.kind, {"mlp", "cnn"}))
-    return bad(fmt::format("model.kind: unknown model '{}' (expected mlp or cnn)",
-                           m.kind));
+    return bad(fmt::format(
+        "model.kind: unknown model '{}' (expected mlp or cnn)", m.kind));
   for (auto h : m.hidden)
     if (h <= 0)
-      return bad(fmt::format("model.hidden: layer widths must be > 0, got {}",
-                             h));
+      return bad(
+          fmt::format("model.hidden: layer widths must be > 0, got {}", h));
   for (auto c : m.channels)
     if (c <= 0)
       return bad(
-        fmt::format("model.channels: channel counts must be > 0, got {}", c));
+          fmt::format("model.channels: channel counts must be > 0, got {}", c));
   if (m.kind == "cnn" && m.channels.empty())
     return bad("model.channels: a cnn needs at least one convolution block");
   if (!one_of(m.activation, {"relu", "tanh", "sigmoid", "gelu"}))
@@ -75,8 +77,8 @@ caf::error validate_config(const network_config& cfg) {
   if (!(o.lr > 0) || !std::isfinite(o.lr))
     return bad(fmt::format("optimizer.lr: must be > 0, got {}", o.lr));
   if (!(o.momentum >= 0 && o.momentum < 1))
-    return bad(
-      fmt::format("optimizer.momentum: must be in [0, 1), got {}", o.momentum));
+    return bad(fmt::format("optimizer.momentum: must be in [0, 1), got {}",
+                           o.momentum));
   if (!(o.weight_decay >= 0) || !std::isfinite(o.weight_decay))
     return bad(fmt::format("optimizer.weight_decay: must be >= 0, got {}",
                            o.weight_decay));
@@ -87,10 +89,10 @@ caf::error validate_config(const network_config& cfg) {
     return bad(fmt::format("train.epochs: must be >= 1, got {}", t.epochs));
   if (t.batch_size < 1)
     return bad(
-      fmt::format("train.batch_size: must be >= 1, got {}", t.batch_size));
+        fmt::format("train.batch_size: must be >= 1, got {}", t.batch_size));
   if (t.eval_every < 0)
     return bad(
-      fmt::format("train.eval_every: must be >= 0, got {}", t.eval_every));
+        fmt::format("train.eval_every: must be >= 0, got {}", t.eval_every));
   return {};
 }
 
@@ -106,8 +108,8 @@ caf::error experiment::validate() const {
   const auto& d = data;
   if (!one_of(d.format, {"idx", "csv", "synthetic"}))
     return invalid(fmt::format(
-      "data.format: unknown format '{}' (expected idx, csv or synthetic)",
-      d.format));
+        "data.format: unknown format '{}' (expected idx, csv or synthetic)",
+        d.format));
   if (!one_of(d.partition,
               {"all", "contiguous", "strided", "stratified", "bootstrap"}))
     return invalid(fmt::format("data.partition: unknown scheme '{}' (expected "
@@ -122,14 +124,14 @@ caf::error experiment::validate() const {
     return invalid("data.partition: 'stratified' needs a classification task");
   if (!one_of(d.header, {"auto", "yes", "no"}))
     return invalid(fmt::format(
-      "data.header: expected auto, yes or no, got '{}'", d.header));
+        "data.header: expected auto, yes or no, got '{}'", d.header));
   if (d.format == "idx") {
     if (d.task != "classification")
       return invalid("data.task: IDX data is always classification");
-    for (auto [key, val] : {std::pair{"train", &d.train},
-                            std::pair{"train_labels", &d.train_labels},
-                            std::pair{"test", &d.test},
-                            std::pair{"test_labels", &d.test_labels}})
+    for (auto [key, val] :
+         {std::pair{"train", &d.train},
+          std::pair{"train_labels", &d.train_labels},
+          std::pair{"test", &d.test}, std::pair{"test_labels", &d.test_labels}})
       if (val->empty())
         return invalid(fmt::format("data.{}: required for format 'idx'", key));
   }
@@ -139,7 +141,8 @@ caf::error experiment::validate() const {
     return invalid(fmt::format("data.test_fraction: must be in (0, 1), got {}",
                                d.test_fraction));
   if (d.classes < 0)
-    return invalid(fmt::format("data.classes: must be >= 0, got {}", d.classes));
+    return invalid(
+        fmt::format("data.classes: must be >= 0, got {}", d.classes));
   if (d.format == "synthetic") {
     if (d.samples < 1 || d.test_samples < 1 || d.features < 1)
       return invalid("data.samples, data.test_samples and data.features must "
@@ -156,7 +159,8 @@ caf::error experiment::validate() const {
       return err;
   const auto& s = scheduler;
   if (s.slots < 0)
-    return invalid(fmt::format("scheduler.slots: must be >= 0, got {}", s.slots));
+    return invalid(
+        fmt::format("scheduler.slots: must be >= 0, got {}", s.slots));
   if (s.threads_per_slot < 1)
     return invalid(fmt::format("scheduler.threads_per_slot: must be >= 1, got "
                                "{}",
@@ -182,23 +186,20 @@ namespace {
 /// the file, line, column and dotted key.
 class reader {
 public:
-  explicit reader(std::string origin) : origin_(std::move(origin)) {
-  }
+  explicit reader(std::string origin) : origin_(std::move(origin)) {}
 
   caf::error error() const {
     return err_;
   }
 
-  template <class Node>
-  std::string where(const Node& node) const {
+  template <class Node> std::string where(const Node& node) const {
     auto src = node.source();
     if (src.begin.line == 0)
       return origin_;
     return fmt::format("{}:{}:{}", origin_, src.begin.line, src.begin.column);
   }
 
-  template <class Node>
-  void fail(const Node& node, const std::string& msg) {
+  template <class Node> void fail(const Node& node, const std::string& msg) {
     if (!err_)
       err_ = invalid(fmt::format("{}: {}", where(node), msg));
   }
@@ -309,8 +310,7 @@ private:
 
 void read_config(reader& r, const toml::table& root, network_config& cfg) {
   if (auto* t = r.table(root, "model")) {
-    r.only(*t, "model",
-           {"kind", "hidden", "channels", "activation", "input"});
+    r.only(*t, "model", {"kind", "hidden", "channels", "activation", "input"});
     r.get(*t, "model", "kind", cfg.model.kind);
     r.get(*t, "model", "hidden", cfg.model.hidden);
     r.get(*t, "model", "channels", cfg.model.channels);
@@ -429,8 +429,8 @@ caf::expected<experiment> parse_experiment(const std::string& text,
       auto key = std::string{k.str()};
       auto dot = key.find('.');
       auto section = key.substr(0, dot);
-      if (dot == std::string::npos
-          || !one_of(section, {"model", "optimizer", "train"})) {
+      if (dot == std::string::npos ||
+          !one_of(section, {"model", "optimizer", "train"})) {
         r.fail(v, fmt::format("sweep key '{}' must name a model.*, "
                               "optimizer.* or train.* key, e.g. "
                               "\"optimizer.lr\"",
@@ -460,20 +460,21 @@ caf::expected<experiment> parse_experiment(const std::string& text,
           copy.insert(section, toml::table{});
         auto* sec = copy.get(section)->as_table();
         if (sec == nullptr) {
-          r.fail(*arr, fmt::format("sweep '{}': [{}] is not a table", key,
-                                   section));
+          r.fail(*arr,
+                 fmt::format("sweep '{}': [{}] is not a table", key, section));
           return r.error();
         }
         sec->insert_or_assign(field, *arr->get(pos[i]));
-        label.push_back(fmt::format("{}={}", key, format_value(*arr->get(pos[i]))));
+        label.push_back(
+            fmt::format("{}={}", key, format_value(*arr->get(pos[i]))));
       }
       network_config cfg = exp.base;
       reader sr{origin};
       read_config(sr, copy, cfg);
       cfg.label = fmt::format("{}", fmt::join(label, " "));
       if (auto err = sr.error())
-        return invalid(fmt::format("{} (sweep point {})",
-                                   to_string_pretty(err), cfg.label));
+        return invalid(fmt::format("{} (sweep point {})", to_string_pretty(err),
+                                   cfg.label));
       exp.variants.push_back(std::move(cfg));
       // Advance the odometer over all axes.
       more = false;

@@ -34,16 +34,16 @@ make_optimizer(const optimizer_options& opts,
                std::vector<torch::Tensor> params) {
   if (opts.kind == "sgd")
     return std::make_unique<torch::optim::SGD>(
-      std::move(params), torch::optim::SGDOptions(opts.lr)
-                           .momentum(opts.momentum)
-                           .weight_decay(opts.weight_decay));
+        std::move(params), torch::optim::SGDOptions(opts.lr)
+                               .momentum(opts.momentum)
+                               .weight_decay(opts.weight_decay));
   if (opts.kind == "adamw")
     return std::make_unique<torch::optim::AdamW>(
-      std::move(params),
-      torch::optim::AdamWOptions(opts.lr).weight_decay(opts.weight_decay));
+        std::move(params),
+        torch::optim::AdamWOptions(opts.lr).weight_decay(opts.weight_decay));
   return std::make_unique<torch::optim::Adam>(
-    std::move(params),
-    torch::optim::AdamOptions(opts.lr).weight_decay(opts.weight_decay));
+      std::move(params),
+      torch::optim::AdamOptions(opts.lr).weight_decay(opts.weight_decay));
 }
 
 namespace {
@@ -67,7 +67,7 @@ torch::nn::Sequential build_model(const model_options& m, const dataset& d) {
     auto w = d.feature_shape[2];
     for (auto c : m.channels) {
       net->push_back(torch::nn::Conv2d(
-        torch::nn::Conv2dOptions(channels, c, 3).padding(1)));
+          torch::nn::Conv2dOptions(channels, c, 3).padding(1)));
       net->push_back(activation(m.activation));
       net->push_back(torch::nn::MaxPool2d(torch::nn::MaxPool2dOptions(2)));
       channels = c;
@@ -91,8 +91,8 @@ torch::nn::Sequential build_model(const model_options& m, const dataset& d) {
 class builtin_learner : public learner {
 public:
   explicit builtin_learner(const learner_context& ctx)
-    : net_(build_model(ctx.spec.config.model, ctx.data)),
-      task_(ctx.data.task) {
+      : net_(build_model(ctx.spec.config.model, ctx.data)),
+        task_(ctx.data.task) {
     init_parameters(*net_, ctx.generator);
     net_->to(ctx.device);
     optimizer_ = make_optimizer(ctx.spec.config.optimizer, net_->parameters());

@@ -31,10 +31,8 @@ network_runner::network_runner(network_spec spec,
                                std::shared_ptr<const dataset> data,
                                torch::Tensor shard,
                                learner_factory make_learner)
-  : spec_(std::move(spec)),
-    data_(std::move(data)),
-    shard_(std::move(shard)),
-    make_learner_(std::move(make_learner)) {
+    : spec_(std::move(spec)), data_(std::move(data)), shard_(std::move(shard)),
+      make_learner_(std::move(make_learner)) {
   auto n = shard_.size(0);
   auto bs = spec_.config.train.batch_size;
   steps_per_epoch_ = (n + bs - 1) / bs;
@@ -51,13 +49,12 @@ quantum_outcome network_runner::run_quantum(const slot_info& slot,
       device_ = torch::Device{slot.device};
       auto gen = at::make_generator<at::CPUGeneratorImpl>(spec_.seed);
       learner_context ctx{spec_, *data_, device_, gen};
-      learner_ = make_learner_ ? make_learner_(ctx)
-                               : make_builtin_learner(ctx);
+      learner_ = make_learner_ ? make_learner_(ctx) : make_builtin_learner(ctx);
       if (!learner_)
         throw std::runtime_error("the learner factory returned no learner");
     }
-    auto target = steps > 0 ? step_ + steps
-                            : (epoch + epochs) * steps_per_epoch_;
+    auto target =
+        steps > 0 ? step_ + steps : (epoch + epochs) * steps_per_epoch_;
     train_until(std::min(target, steps_total()), out);
     if (!out.progress.finished && step_ == steps_total())
       finish(out);
@@ -79,8 +76,8 @@ void network_runner::train_until(int64_t target_step, quantum_outcome& out) {
     if (pos == 0 || !order_.defined()) {
       // Each epoch's order depends only on the network's seed and the epoch,
       // not on where quanta begin or end.
-      auto gen = at::make_generator<at::CPUGeneratorImpl>(
-        derive_seed(spec_.seed ^ 0xDA7A0DE5ull, static_cast<uint64_t>(epoch)));
+      auto gen = at::make_generator<at::CPUGeneratorImpl>(derive_seed(
+          spec_.seed ^ 0xDA7A0DE5ull, static_cast<uint64_t>(epoch)));
       order_ = shard_.index_select(0, torch::randperm(n, gen, torch::kInt64));
       if (pos == 0) {
         epoch_loss_sum_ = 0;
@@ -139,24 +136,24 @@ network_runner::evaluation network_runner::evaluate() {
   if (d.task == task_kind::classification) {
     if (out.dim() != 2 || out.size(1) != d.classes)
       throw std::runtime_error(fmt::format(
-        "predict returned shape {} for {} test samples; expected [{}, {}]",
-        fmt::join(out.sizes(), "x"), n, n, d.classes));
-    ev.loss = torch::nn::functional::cross_entropy(out, d.test_y).item<double>();
-    ev.accuracy
-      = out.argmax(1).eq(d.test_y).to(torch::kFloat64).mean().item<double>();
+          "predict returned shape {} for {} test samples; expected [{}, {}]",
+          fmt::join(out.sizes(), "x"), n, n, d.classes));
+    ev.loss =
+        torch::nn::functional::cross_entropy(out, d.test_y).item<double>();
+    ev.accuracy =
+        out.argmax(1).eq(d.test_y).to(torch::kFloat64).mean().item<double>();
     ev.predictions = torch::softmax(out, 1);
   } else {
     out = out.reshape({-1});
     if (out.size(0) != n)
       throw std::runtime_error(fmt::format(
-        "predict returned {} values for {} test samples", out.size(0), n));
+          "predict returned {} values for {} test samples", out.size(0), n));
     ev.loss = torch::mse_loss(out, d.test_y).item<double>();
     ev.accuracy = no_metric;
     ev.predictions = out;
   }
   if (!std::isfinite(ev.loss))
-    throw std::runtime_error(
-      fmt::format("non-finite test loss ({})", ev.loss));
+    throw std::runtime_error(fmt::format("non-finite test loss ({})", ev.loss));
   return ev;
 }
 
@@ -185,7 +182,8 @@ void network_runner::finish(quantum_outcome& out) {
   o.train_seconds = train_seconds_;
   o.seconds_per_step = step_ > 0 ? train_seconds_ / step_ : 0;
   auto p = last_predictions_.contiguous();
-  o.test_predictions.assign(p.data_ptr<float>(), p.data_ptr<float>() + p.numel());
+  o.test_predictions.assign(p.data_ptr<float>(),
+                            p.data_ptr<float>() + p.numel());
   o.weights = encode_weights(learner_->state());
   learner_.reset();
 }

@@ -8,12 +8,12 @@ namespace actortrain {
 
 std::string to_string(network_status x) {
   switch (x) {
-    case network_status::pending:
-      return "pending";
-    case network_status::finished:
-      return "finished";
-    case network_status::failed:
-      return "failed";
+  case network_status::pending:
+    return "pending";
+  case network_status::finished:
+    return "finished";
+  case network_status::failed:
+    return "failed";
   }
   return "unknown";
 }

@@ -30,8 +30,7 @@ std::string default_output_dir(const std::string& name) {
 }
 
 /// Checks that every configuration fits the data, before anything trains.
-caf::error check_fit(const experiment& exp, const dataset& data,
-                     bool builtin) {
+caf::error check_fit(const experiment& exp, const dataset& data, bool builtin) {
   for (const auto& cfg : exp.configs()) {
     const auto& m = cfg.model;
     if (m.input > 0 && m.input != data.features())
@@ -66,9 +65,9 @@ make_shards(const experiment& exp, const std::vector<network_spec>& specs,
     auto i = by_parts.find(parts);
     if (i == by_parts.end())
       i = by_parts
-            .emplace(parts,
-                     partition(scheme, data, parts, spec.config.train.seed))
-            .first;
+              .emplace(parts,
+                       partition(scheme, data, parts, spec.config.train.seed))
+              .first;
     auto shard = i->second[static_cast<size_t>(spec.index_in_group)];
     if (shard.size(0) == 0)
       return make_error(errc::invalid_experiment,
@@ -99,15 +98,16 @@ caf::expected<run_result> run(const experiment& exp, run_options opts) {
   if (!shards)
     return shards.error();
   plan->shards = std::move(*shards);
-  plan->output_dir = opts.output_dir.empty() ? default_output_dir(exp.name)
-                                             : opts.output_dir;
+  plan->output_dir =
+      opts.output_dir.empty() ? default_output_dir(exp.name) : opts.output_dir;
   std::error_code ec;
   fs::create_directories(fs::path{plan->output_dir} / "weights", ec);
   if (ec)
     return make_error(errc::io_failed,
                       fmt::format("{}: cannot create the output folder: {}",
                                   plan->output_dir, ec.message()));
-  auto db_path = (fs::path{plan->output_dir} / results_store::file_name).string();
+  auto db_path =
+      (fs::path{plan->output_dir} / results_store::file_name).string();
   if (fs::exists(db_path))
     return make_error(errc::io_failed,
                       fmt::format("{} already holds a run ({}); choose another "
@@ -126,19 +126,19 @@ caf::expected<run_result> run(const experiment& exp, run_options opts) {
   plan->progress_interval_seconds = opts.progress_interval_seconds;
   caf::actor_system_config cfg;
   cfg.add_message_types<caf::id_block::actortrain>();
-  cfg.add_error_category(caf::atom("actortrain"),
-                         [](uint8_t code, caf::atom_value cat,
-                            const caf::message& ctx) {
-                           return to_string_pretty(caf::error{code, cat, ctx});
-                         });
+  cfg.add_error_category(
+      caf::atom("actortrain"),
+      [](uint8_t code, caf::atom_value cat, const caf::message& ctx) {
+        return to_string_pretty(caf::error{code, cat, ctx});
+      });
   caf::actor_system sys{cfg};
   auto coord = sys.spawn(coordinator, plan);
   caf::scoped_actor self{sys};
   caf::expected<run_result> result{
-    make_error(errc::run_aborted, "the run ended without a result")};
+      make_error(errc::run_aborted, "the run ended without a result")};
   self->request(coord, caf::infinite, run_atom_v)
-    .receive([&](run_result& r) { result = std::move(r); },
-             [&](caf::error& err) { result = std::move(err); });
+      .receive([&](run_result& r) { result = std::move(r); },
+               [&](caf::error& err) { result = std::move(err); });
   return result;
 }
 

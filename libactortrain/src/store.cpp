@@ -112,8 +112,7 @@ public:
     return stmt_ != nullptr;
   }
 
-  template <class... Ts>
-  statement& bind(const Ts&... xs) {
+  template <class... Ts> statement& bind(const Ts&... xs) {
     int i = 0;
     (bind_one(++i, xs), ...);
     return *this;
@@ -173,29 +172,28 @@ private:
 
 nlohmann::json config_json(const network_config& c) {
   return {
-    {"model",
-     {{"kind", c.model.kind},
-      {"hidden", c.model.hidden},
-      {"channels", c.model.channels},
-      {"activation", c.model.activation}}},
-    {"optimizer",
-     {{"kind", c.optimizer.kind},
-      {"lr", c.optimizer.lr},
-      {"momentum", c.optimizer.momentum},
-      {"weight_decay", c.optimizer.weight_decay}}},
-    {"train",
-     {{"networks", c.train.networks},
-      {"epochs", c.train.epochs},
-      {"batch_size", c.train.batch_size},
-      {"seed", c.train.seed}}},
+      {"model",
+       {{"kind", c.model.kind},
+        {"hidden", c.model.hidden},
+        {"channels", c.model.channels},
+        {"activation", c.model.activation}}},
+      {"optimizer",
+       {{"kind", c.optimizer.kind},
+        {"lr", c.optimizer.lr},
+        {"momentum", c.optimizer.momentum},
+        {"weight_decay", c.optimizer.weight_decay}}},
+      {"train",
+       {{"networks", c.train.networks},
+        {"epochs", c.train.epochs},
+        {"batch_size", c.train.batch_size},
+        {"seed", c.train.seed}}},
   };
 }
 
 } // namespace
 
 results_store::results_store(sqlite3* db, std::string path)
-  : db_(db), path_(std::move(path)) {
-}
+    : db_(db), path_(std::move(path)) {}
 
 results_store::~results_store() {
   sqlite3_close(db_);
@@ -233,8 +231,8 @@ results_store::create(const std::string& path) {
 caf::expected<std::unique_ptr<results_store>>
 results_store::open(const std::string& path) {
   sqlite3* db = nullptr;
-  if (sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr)
-      != SQLITE_OK) {
+  if (sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr) !=
+      SQLITE_OK) {
     auto err = storage_error(db, path, "cannot open the results store");
     sqlite3_close(db);
     return err;
@@ -253,8 +251,7 @@ caf::error results_store::exec(const std::string& sql) {
     std::string text = msg ? msg : "unknown error";
     sqlite3_free(msg);
     sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
-    return make_error(errc::storage_failed,
-                      fmt::format("{}: {}", path_, text));
+    return make_error(errc::storage_failed, fmt::format("{}: {}", path_, text));
   }
   return {};
 }
@@ -325,8 +322,7 @@ caf::error results_store::add_outcome(const network_outcome& o,
   {
     statement st{db_, "UPDATE networks SET status = ?, epochs = ?, steps = ?, "
                       "weights = ? WHERE id = ?"};
-    st.bind(to_string(o.status), o.epochs, o.steps, weights_path,
-            o.network_id);
+    st.bind(to_string(o.status), o.epochs, o.steps, weights_path, o.network_id);
     if (st.step() != SQLITE_DONE)
       return fail("cannot record a network's status");
   }

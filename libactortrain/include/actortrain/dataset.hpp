@@ -56,8 +56,7 @@ struct csv_table {
 /// Reads a numeric CSV file. `header` is "auto", "yes" or "no"; the label
 /// column may be negative (counted from the end). Errors name the file and
 /// line.
-caf::expected<csv_table> read_csv(const std::string& path,
-                                  int64_t label_column,
+caf::expected<csv_table> read_csv(const std::string& path, int64_t label_column,
                                   const std::string& header);
 
 /// Splits the training set between `parts` networks per `scheme` ("all",

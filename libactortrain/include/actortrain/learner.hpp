@@ -31,8 +31,7 @@ public:
 
   /// Trains on one batch and returns the batch's mean loss.
   virtual double train_step(const torch::Tensor& inputs,
-                            const torch::Tensor& targets)
-    = 0;
+                            const torch::Tensor& targets) = 0;
 
   /// Returns the model's outputs in evaluation mode: class logits
   /// [batch, classes] for classification, values [batch] or [batch, 1] for

@@ -46,9 +46,8 @@ struct progress_report {
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, progress_report& x) {
-  return f(caf::meta::type_name("progress_report"), x.network_id,
-           x.steps_done, x.steps_total, x.epoch, x.loss, x.seconds_per_step,
-           x.finished);
+  return f(caf::meta::type_name("progress_report"), x.network_id, x.steps_done,
+           x.steps_total, x.epoch, x.loss, x.seconds_per_step, x.finished);
 }
 
 /// Final state of a network.
@@ -78,10 +77,10 @@ struct network_outcome {
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, network_outcome& x) {
-  return f(caf::meta::type_name("network_outcome"), x.network_id,
-           x.status, x.error, x.epochs, x.steps,
-           x.train_loss, x.test_loss, x.test_accuracy, x.seconds_per_step,
-           x.train_seconds, x.test_predictions, x.weights);
+  return f(caf::meta::type_name("network_outcome"), x.network_id, x.status,
+           x.error, x.epochs, x.steps, x.train_loss, x.test_loss,
+           x.test_accuracy, x.seconds_per_step, x.train_seconds,
+           x.test_predictions, x.weights);
 }
 
 /// What one quantum of training produced: the progress for the scheduler,

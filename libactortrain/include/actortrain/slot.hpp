@@ -49,8 +49,8 @@ struct scheduler_status {
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, scheduler_status& x) {
-  return f(caf::meta::type_name("scheduler_status"), x.slots, x.busy,
-           x.waiting, x.grants, x.peak_busy, x.steps_done);
+  return f(caf::meta::type_name("scheduler_status"), x.slots, x.busy, x.waiting,
+           x.grants, x.peak_busy, x.steps_done);
 }
 
 } // namespace actortrain

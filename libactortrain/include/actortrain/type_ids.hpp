@@ -10,36 +10,36 @@
 
 CAF_BEGIN_TYPE_ID_BLOCK(actortrain, caf::first_custom_type_id)
 
-  CAF_ADD_TYPE_ID(actortrain, (actortrain::epoch_metrics))
-  CAF_ADD_TYPE_ID(actortrain, (actortrain::progress_report))
-  CAF_ADD_TYPE_ID(actortrain, (actortrain::network_outcome))
-  CAF_ADD_TYPE_ID(actortrain, (actortrain::slot_info))
-  CAF_ADD_TYPE_ID(actortrain, (actortrain::slot_grant))
-  CAF_ADD_TYPE_ID(actortrain, (actortrain::scheduler_status))
-  CAF_ADD_TYPE_ID(actortrain, (actortrain::quantum_outcome))
+CAF_ADD_TYPE_ID(actortrain, (actortrain::epoch_metrics))
+CAF_ADD_TYPE_ID(actortrain, (actortrain::progress_report))
+CAF_ADD_TYPE_ID(actortrain, (actortrain::network_outcome))
+CAF_ADD_TYPE_ID(actortrain, (actortrain::slot_info))
+CAF_ADD_TYPE_ID(actortrain, (actortrain::slot_grant))
+CAF_ADD_TYPE_ID(actortrain, (actortrain::scheduler_status))
+CAF_ADD_TYPE_ID(actortrain, (actortrain::quantum_outcome))
 
-  // trainer -> scheduler: a trainer waits for a slot.
-  CAF_ADD_ATOM(actortrain, actortrain, acquire_atom, "acquire")
-  // scheduler -> trainer: a slot is yours for one quantum.
-  CAF_ADD_ATOM(actortrain, actortrain, grant_atom, "grant")
-  // trainer -> scheduler: the slot is free again, with the progress made.
-  CAF_ADD_ATOM(actortrain, actortrain, release_atom, "release")
-  // trainer -> slot executor: run one quantum of compute.
-  CAF_ADD_ATOM(actortrain, actortrain, quantum_atom, "quantum")
-  // trainer -> aggregator: metrics of one epoch.
-  CAF_ADD_ATOM(actortrain, actortrain, epoch_atom, "epoch")
-  // trainer -> aggregator: the outcome of one network.
-  CAF_ADD_ATOM(actortrain, actortrain, outcome_atom, "outcome")
-  // anyone -> scheduler / aggregator: ask for a status snapshot.
-  CAF_ADD_ATOM(actortrain, actortrain, status_atom, "status")
-  // aggregator -> coordinator: every network has an outcome.
-  CAF_ADD_ATOM(actortrain, actortrain, all_done_atom, "all_done")
-  // coordinator -> aggregator: write the ensemble and close the run.
-  CAF_ADD_ATOM(actortrain, actortrain, finish_atom, "finish")
-  // caller -> coordinator: start the run and reply with its result.
-  CAF_ADD_ATOM(actortrain, actortrain, run_atom, "run")
-  // coordinator -> itself: refresh the progress display.
-  CAF_ADD_ATOM(actortrain, actortrain, tick_atom, "tick")
+// trainer -> scheduler: a trainer waits for a slot.
+CAF_ADD_ATOM(actortrain, actortrain, acquire_atom, "acquire")
+// scheduler -> trainer: a slot is yours for one quantum.
+CAF_ADD_ATOM(actortrain, actortrain, grant_atom, "grant")
+// trainer -> scheduler: the slot is free again, with the progress made.
+CAF_ADD_ATOM(actortrain, actortrain, release_atom, "release")
+// trainer -> slot executor: run one quantum of compute.
+CAF_ADD_ATOM(actortrain, actortrain, quantum_atom, "quantum")
+// trainer -> aggregator: metrics of one epoch.
+CAF_ADD_ATOM(actortrain, actortrain, epoch_atom, "epoch")
+// trainer -> aggregator: the outcome of one network.
+CAF_ADD_ATOM(actortrain, actortrain, outcome_atom, "outcome")
+// anyone -> scheduler / aggregator: ask for a status snapshot.
+CAF_ADD_ATOM(actortrain, actortrain, status_atom, "status")
+// aggregator -> coordinator: every network has an outcome.
+CAF_ADD_ATOM(actortrain, actortrain, all_done_atom, "all_done")
+// coordinator -> aggregator: write the ensemble and close the run.
+CAF_ADD_ATOM(actortrain, actortrain, finish_atom, "finish")
+// caller -> coordinator: start the run and reply with its result.
+CAF_ADD_ATOM(actortrain, actortrain, run_atom, "run")
+// coordinator -> itself: refresh the progress display.
+CAF_ADD_ATOM(actortrain, actortrain, tick_atom, "tick")
 
 CAF_END_TYPE_ID_BLOCK(actortrain)
 

@@ -18,8 +18,8 @@ caf::error write_file_atomically(const std::string& path,
                                  const std::vector<char>& bytes) {
   auto tmp = path + ".tmp";
   auto fail = [&](const char* what) {
-    return make_error(errc::io_failed,
-                      fmt::format("{}: {}: {}", path, what, std::strerror(errno)));
+    return make_error(errc::io_failed, fmt::format("{}: {}: {}", path, what,
+                                                   std::strerror(errno)));
   };
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0)
@@ -53,8 +53,8 @@ ensemble_result evaluate_ensemble(const dataset& d, const torch::Tensor& sum,
     return e;
   auto mean = sum / static_cast<double>(count);
   if (d.task == task_kind::classification) {
-    e.accuracy
-      = mean.argmax(1).eq(d.test_y).to(torch::kFloat64).mean().item<double>();
+    e.accuracy =
+        mean.argmax(1).eq(d.test_y).to(torch::kFloat64).mean().item<double>();
     auto p = mean.gather(1, d.test_y.unsqueeze(1)).clamp_min(1e-12);
     e.loss = -p.log().mean().item<double>();
   } else {
@@ -78,77 +78,76 @@ caf::behavior aggregator(caf::stateful_actor<aggregator_state>* self,
       self->state.storage_error = std::move(err);
   };
   return {
-    [=](epoch_atom, const epoch_metrics& m) {
-      note(self->state.config.store->add_epoch(m));
-    },
-    [=](outcome_atom, network_outcome& o) {
-      auto& st = self->state;
-      const auto& cfg = st.config;
-      std::string weights_path;
-      if (o.status == network_status::finished) {
-        const auto& spec = cfg.specs.at(o.network_id);
-        weights_path = fmt::format("{}/weights/{}.pt", cfg.output_dir,
-                                   spec.name);
-        if (auto err = write_file_atomically(weights_path, o.weights)) {
-          o.status = network_status::failed;
-          o.error = to_string_pretty(err);
-          weights_path.clear();
+      [=](epoch_atom, const epoch_metrics& m) {
+        note(self->state.config.store->add_epoch(m));
+      },
+      [=](outcome_atom, network_outcome& o) {
+        auto& st = self->state;
+        const auto& cfg = st.config;
+        std::string weights_path;
+        if (o.status == network_status::finished) {
+          const auto& spec = cfg.specs.at(o.network_id);
+          weights_path =
+              fmt::format("{}/weights/{}.pt", cfg.output_dir, spec.name);
+          if (auto err = write_file_atomically(weights_path, o.weights)) {
+            o.status = network_status::failed;
+            o.error = to_string_pretty(err);
+            weights_path.clear();
+          }
         }
-      }
-      note(cfg.store->add_outcome(o, weights_path));
-      if (o.status == network_status::finished) {
-        ++st.finished;
-        const auto& d = *cfg.data;
-        auto rows = d.test_x.size(0);
-        auto cols = static_cast<int64_t>(o.test_predictions.size()) / rows;
-        auto pred = torch::from_blob(o.test_predictions.data(), {rows, cols},
-                                     torch::kFloat32)
-                      .to(torch::kFloat64);
-        auto group = static_cast<size_t>(cfg.specs.at(o.network_id).group);
-        for (auto i : {group, st.prediction_sums.size() - 1}) {
-          auto& sum = st.prediction_sums[i];
-          sum = sum.defined() ? sum + pred : pred.clone();
-          ++st.prediction_counts[i];
+        note(cfg.store->add_outcome(o, weights_path));
+        if (o.status == network_status::finished) {
+          ++st.finished;
+          const auto& d = *cfg.data;
+          auto rows = d.test_x.size(0);
+          auto cols = static_cast<int64_t>(o.test_predictions.size()) / rows;
+          auto pred = torch::from_blob(o.test_predictions.data(), {rows, cols},
+                                       torch::kFloat32)
+                          .to(torch::kFloat64);
+          auto group = static_cast<size_t>(cfg.specs.at(o.network_id).group);
+          for (auto i : {group, st.prediction_sums.size() - 1}) {
+            auto& sum = st.prediction_sums[i];
+            sum = sum.defined() ? sum + pred : pred.clone();
+            ++st.prediction_counts[i];
+          }
+        } else {
+          ++st.failed;
         }
-      } else {
-        ++st.failed;
-      }
-      if (st.finished + st.failed
-          == static_cast<int64_t>(cfg.specs.size()))
-        self->send(cfg.listener, all_done_atom_v);
-    },
-    [=](status_atom) {
-      return caf::make_message(self->state.finished, self->state.failed);
-    },
-    [=](finish_atom) -> caf::result<run_result> {
-      auto& st = self->state;
-      const auto& cfg = st.config;
-      auto n_groups = cfg.group_labels.size();
-      for (size_t g = 0; g <= n_groups; ++g) {
-        if (st.prediction_counts[g] == 0)
-          continue;
-        bool overall = g == n_groups;
-        if (n_groups == 1 && !overall)
-          continue; // one configuration: its ensemble is the overall one
-        auto e = evaluate_ensemble(
-          *cfg.data, st.prediction_sums[g], st.prediction_counts[g],
-          overall ? -1 : static_cast<int64_t>(g),
-          overall ? "all" : cfg.group_labels[g]);
-        note(cfg.store->add_ensemble(e));
-      }
-      auto wall = std::chrono::duration<double>(
-                    std::chrono::steady_clock::now() - st.started)
-                    .count();
-      auto status = st.failed == 0 ? "finished" : "finished_with_failures";
-      note(cfg.store->end_run(status, wall));
-      if (st.storage_error)
-        return st.storage_error;
-      auto result = cfg.store->read();
-      if (!result)
-        return result.error();
-      result->output_dir = cfg.output_dir;
-      return std::move(*result);
-    },
+        if (st.finished + st.failed == static_cast<int64_t>(cfg.specs.size()))
+          self->send(cfg.listener, all_done_atom_v);
+      },
+      [=](status_atom) {
+        return caf::make_message(self->state.finished, self->state.failed);
+      },
+      [=](finish_atom) -> caf::result<run_result> {
+        auto& st = self->state;
+        const auto& cfg = st.config;
+        auto n_groups = cfg.group_labels.size();
+        for (size_t g = 0; g <= n_groups; ++g) {
+          if (st.prediction_counts[g] == 0)
+            continue;
+          bool overall = g == n_groups;
+          if (n_groups == 1 && !overall)
+            continue; // one configuration: its ensemble is the overall one
+          auto e = evaluate_ensemble(*cfg.data, st.prediction_sums[g],
+                                     st.prediction_counts[g],
+                                     overall ? -1 : static_cast<int64_t>(g),
+                                     overall ? "all" : cfg.group_labels[g]);
+          note(cfg.store->add_ensemble(e));
+        }
+        auto wall = std::chrono::duration<double>(
+                        std::chrono::steady_clock::now() - st.started)
+                        .count();
+        auto status = st.failed == 0 ? "finished" : "finished_with_failures";
+        note(cfg.store->end_run(status, wall));
+        if (st.storage_error)
+          return st.storage_error;
+        auto result = cfg.store->read();
+        if (!result)
+          return result.error();
+        result->output_dir = cfg.output_dir;
+        return std::move(*result);
+      },
   };
 }
 

@@ -28,29 +28,29 @@ void report_progress(coordinator_actor* self, std::function<void()> then) {
     return;
   }
   auto elapsed = std::chrono::duration<double>(
-                   std::chrono::steady_clock::now() - st.started)
-                   .count();
+                     std::chrono::steady_clock::now() - st.started)
+                     .count();
   self->request(st.scheduler, caf::infinite, status_atom_v)
-    .then([=](const scheduler_status& s) {
-      self->request(self->state.aggregator, caf::infinite, status_atom_v)
-        .then([=](int64_t finished, int64_t failed) {
-          auto& st = self->state;
-          run_status r;
-          r.networks = static_cast<int64_t>(st.plan->specs.size());
-          r.finished = finished;
-          r.failed = failed;
-          r.running = s.busy;
-          r.waiting = s.waiting;
-          r.slots = s.slots;
-          r.busy_slots = s.busy;
-          r.steps_done = s.steps_done;
-          r.steps_total = st.steps_total;
-          r.elapsed_seconds = elapsed;
-          st.plan->on_progress(r);
-          if (then)
-            then();
-        });
-    });
+      .then([=](const scheduler_status& s) {
+        self->request(self->state.aggregator, caf::infinite, status_atom_v)
+            .then([=](int64_t finished, int64_t failed) {
+              auto& st = self->state;
+              run_status r;
+              r.networks = static_cast<int64_t>(st.plan->specs.size());
+              r.finished = finished;
+              r.failed = failed;
+              r.running = s.busy;
+              r.waiting = s.waiting;
+              r.slots = s.slots;
+              r.busy_slots = s.busy;
+              r.steps_done = s.steps_done;
+              r.steps_total = st.steps_total;
+              r.elapsed_seconds = elapsed;
+              st.plan->on_progress(r);
+              if (then)
+                then();
+            });
+      });
 }
 
 /// Stops the actors the run spawned; a normal exit does not end linked
@@ -69,9 +69,10 @@ void start(coordinator_actor* self) {
   auto& plan = *st.plan;
   auto& sys = self->system();
   const auto& sched = plan.exp.scheduler;
-  auto n_slots = sched.slots > 0
-                   ? sched.slots
-                   : std::max<int64_t>(1, std::thread::hardware_concurrency());
+  auto n_slots =
+      sched.slots > 0
+          ? sched.slots
+          : std::max<int64_t>(1, std::thread::hardware_concurrency());
   std::vector<slot_grant> slots;
   for (int64_t i = 0; i < n_slots; ++i) {
     slot_info info;
@@ -84,8 +85,8 @@ void start(coordinator_actor* self) {
     slots.push_back(slot_grant{info, exec});
   }
   st.scheduler = self->spawn<caf::linked>(
-    scheduler, std::move(slots),
-    std::shared_ptr<scheduling_policy>{make_policy(sched.policy)});
+      scheduler, std::move(slots),
+      std::shared_ptr<scheduling_policy>{make_policy(sched.policy)});
   aggregator_config acfg;
   acfg.store = plan.store;
   acfg.data = plan.data;
@@ -103,7 +104,7 @@ void start(coordinator_actor* self) {
   tcfg.quantum_epochs = sched.quantum_epochs;
   for (size_t i = 0; i < plan.specs.size(); ++i) {
     auto runner = std::make_shared<network_runner>(
-      plan.specs[i], plan.data, plan.shards[i], plan.make_learner);
+        plan.specs[i], plan.data, plan.shards[i], plan.make_learner);
     st.steps_total += runner->steps_total();
     // Trainers are not linked: one failing must not take the run down.
     self->spawn(trainer, std::move(runner), tcfg);
@@ -120,39 +121,39 @@ caf::behavior coordinator(coordinator_actor* self,
                           std::shared_ptr<run_plan> plan) {
   self->state.plan = std::move(plan);
   return {
-    [=](run_atom) {
-      auto& st = self->state;
-      auto rp = self->make_response_promise();
-      if (st.scheduler) {
-        rp.deliver(make_error(errc::run_aborted, "the run already started"));
+      [=](run_atom) {
+        auto& st = self->state;
+        auto rp = self->make_response_promise();
+        if (st.scheduler) {
+          rp.deliver(make_error(errc::run_aborted, "the run already started"));
+          return rp;
+        }
+        st.started = std::chrono::steady_clock::now();
+        st.promise = rp;
+        start(self);
         return rp;
-      }
-      st.started = std::chrono::steady_clock::now();
-      st.promise = rp;
-      start(self);
-      return rp;
-    },
-    [=](tick_atom) {
-      report_progress(self, [=] {
-        auto ms = static_cast<int64_t>(
-          self->state.plan->progress_interval_seconds * 1000);
-        self->delayed_send(self, std::chrono::milliseconds{ms}, tick_atom_v);
-      });
-    },
-    [=](all_done_atom) {
-      report_progress(self, [=] {
-        self->request(self->state.aggregator, caf::infinite, finish_atom_v)
-          .then(
-            [=](run_result& result) {
-              self->state.promise.deliver(std::move(result));
-              shut_down(self);
-            },
-            [=](caf::error& err) {
-              self->state.promise.deliver(std::move(err));
-              shut_down(self);
-            });
-      });
-    },
+      },
+      [=](tick_atom) {
+        report_progress(self, [=] {
+          auto ms = static_cast<int64_t>(
+              self->state.plan->progress_interval_seconds * 1000);
+          self->delayed_send(self, std::chrono::milliseconds{ms}, tick_atom_v);
+        });
+      },
+      [=](all_done_atom) {
+        report_progress(self, [=] {
+          self->request(self->state.aggregator, caf::infinite, finish_atom_v)
+              .then(
+                  [=](run_result& result) {
+                    self->state.promise.deliver(std::move(result));
+                    shut_down(self);
+                  },
+                  [=](caf::error& err) {
+                    self->state.promise.deliver(std::move(err));
+                    shut_down(self);
+                  });
+        });
+      },
   };
 }
 

@@ -6,8 +6,8 @@
 #include <vector>
 
 #include <caf/actor.hpp>
-#include <caf/response_promise.hpp>
 #include <caf/event_based_actor.hpp>
+#include <caf/response_promise.hpp>
 #include <caf/stateful_actor.hpp>
 
 #include "actors/aggregator.hpp"

@@ -53,37 +53,37 @@ caf::behavior scheduler(caf::stateful_actor<scheduler_state>* self,
     dispatch(self);
   });
   return {
-    [=](acquire_atom, uint64_t network_id) {
-      auto trainer = caf::actor_cast<caf::actor>(self->current_sender());
-      if (!trainer)
-        return;
-      self->monitor(trainer);
-      self->state.policy->enqueue(waiting_trainer{trainer, network_id});
-      dispatch(self);
-    },
-    [=](release_atom, uint32_t slot, const progress_report& progress) {
-      auto& st = self->state;
-      auto sender = caf::actor_cast<caf::actor_addr>(self->current_sender());
-      // Only the holder can release a slot; stale or forged releases would
-      // otherwise let the scheduler over-grant.
-      if (slot >= st.holders.size() || st.holders[slot] != sender)
-        return;
-      st.holders[slot] = caf::actor_addr{};
-      st.free.push_back(slot);
-      --st.stats.busy;
-      auto& last = st.steps[progress.network_id];
-      st.stats.steps_done += progress.steps_done - last;
-      last = progress.steps_done;
-      st.policy->report(progress);
-      if (progress.finished)
-        self->demonitor(sender);
-      dispatch(self);
-    },
-    [=](status_atom) {
-      auto s = self->state.stats;
-      s.waiting = static_cast<int64_t>(self->state.policy->waiting());
-      return s;
-    },
+      [=](acquire_atom, uint64_t network_id) {
+        auto trainer = caf::actor_cast<caf::actor>(self->current_sender());
+        if (!trainer)
+          return;
+        self->monitor(trainer);
+        self->state.policy->enqueue(waiting_trainer{trainer, network_id});
+        dispatch(self);
+      },
+      [=](release_atom, uint32_t slot, const progress_report& progress) {
+        auto& st = self->state;
+        auto sender = caf::actor_cast<caf::actor_addr>(self->current_sender());
+        // Only the holder can release a slot; stale or forged releases would
+        // otherwise let the scheduler over-grant.
+        if (slot >= st.holders.size() || st.holders[slot] != sender)
+          return;
+        st.holders[slot] = caf::actor_addr{};
+        st.free.push_back(slot);
+        --st.stats.busy;
+        auto& last = st.steps[progress.network_id];
+        st.stats.steps_done += progress.steps_done - last;
+        last = progress.steps_done;
+        st.policy->report(progress);
+        if (progress.finished)
+          self->demonitor(sender);
+        dispatch(self);
+      },
+      [=](status_atom) {
+        auto s = self->state.stats;
+        s.waiting = static_cast<int64_t>(self->state.policy->waiting());
+        return s;
+      },
   };
 }
 

@@ -46,8 +46,7 @@ bool parse_number(const std::string& s, double& out) {
 
 } // namespace
 
-caf::expected<csv_table> read_csv(const std::string& path,
-                                  int64_t label_column,
+caf::expected<csv_table> read_csv(const std::string& path, int64_t label_column,
                                   const std::string& header) {
   auto fail = [&](size_t line, const std::string& msg) {
     return make_error(errc::invalid_data,
@@ -105,17 +104,17 @@ caf::expected<csv_table> read_csv(const std::string& path,
     return fail(0, fmt::format("data.label_column {} is out of range for {} "
                                "columns",
                                label_column, columns));
-  auto all = torch::from_blob(values.data(),
-                              {static_cast<int64_t>(rows), ncols},
-                              torch::kFloat64)
-               .clone();
+  auto all =
+      torch::from_blob(values.data(), {static_cast<int64_t>(rows), ncols},
+                       torch::kFloat64)
+          .clone();
   std::vector<int64_t> keep;
   for (int64_t c = 0; c < ncols; ++c)
     if (c != label)
       keep.push_back(c);
   csv_table result;
-  result.features
-    = all.index_select(1, torch::tensor(keep, torch::kInt64)).to(torch::kFloat32);
+  result.features = all.index_select(1, torch::tensor(keep, torch::kInt64))
+                        .to(torch::kFloat32);
   result.labels = all.select(1, label).clone();
   return result;
 }

@@ -60,7 +60,9 @@ caf::error finish_classification(dataset& d, const data_options& opts,
 
 caf::expected<std::shared_ptr<const dataset>>
 load_idx(const data_options& opts) {
-  auto read = [](const std::string& path) { return read_idx(path); };
+  auto read = [](const std::string& path) {
+    return read_idx(path);
+  };
   auto train_x = read(opts.train);
   if (!train_x)
     return train_x.error();
@@ -79,8 +81,8 @@ load_idx(const data_options& opts) {
       return bad_data(fmt::format("{}: labels must be 1-dimensional, found {} "
                                   "dimensions",
                                   *path, t->dim()));
-  for (auto [path, t] : {std::pair{&opts.train, &*train_x},
-                         std::pair{&opts.test, &*test_x}})
+  for (auto [path, t] :
+       {std::pair{&opts.train, &*train_x}, std::pair{&opts.test, &*test_x}})
     if (t->dim() < 2 || t->dim() > 3)
       return bad_data(fmt::format("{}: images must be 2- or 3-dimensional "
                                   "(samples x features or samples x rows x "
@@ -88,8 +90,8 @@ load_idx(const data_options& opts) {
                                   *path, t->dim()));
   if (train_x->size(0) != train_y->size(0))
     return bad_data(fmt::format("{} holds {} samples but {} holds {} labels",
-                                opts.train, train_x->size(0),
-                                opts.train_labels, train_y->size(0)));
+                                opts.train, train_x->size(0), opts.train_labels,
+                                train_y->size(0)));
   if (test_x->size(0) != test_y->size(0))
     return bad_data(fmt::format("{} holds {} samples but {} holds {} labels",
                                 opts.test, test_x->size(0), opts.test_labels,
@@ -114,8 +116,8 @@ load_idx(const data_options& opts) {
                           d->train_x.sizes().end());
   d->train_y = train_y->to(torch::kInt64);
   d->test_y = test_y->to(torch::kInt64);
-  if (auto err = finish_classification(*d, opts, opts.train_labels,
-                                       opts.test_labels))
+  if (auto err =
+          finish_classification(*d, opts, opts.train_labels, opts.test_labels))
     return err;
   return std::shared_ptr<const dataset>{std::move(d)};
 }
@@ -162,8 +164,8 @@ load_csv(const data_options& opts) {
       return test.error();
     if (test->features.size(1) != train->features.size(1))
       return bad_data(fmt::format("{} has {} feature columns but {} has {}",
-                                  opts.test, test->features.size(1),
-                                  opts.train, train->features.size(1)));
+                                  opts.test, test->features.size(1), opts.train,
+                                  train->features.size(1)));
     d->train_x = train->features;
     d->test_x = test->features;
     train_labels = train->labels;
@@ -261,7 +263,7 @@ std::vector<torch::Tensor> partition(const std::string& scheme,
   if (scheme == "contiguous") {
     for (int64_t i = 0; i < parts; ++i)
       shards.push_back(
-        torch::arange(i * n / parts, (i + 1) * n / parts, torch::kInt64));
+          torch::arange(i * n / parts, (i + 1) * n / parts, torch::kInt64));
     return shards;
   }
   if (scheme == "strided") {

@@ -39,16 +39,16 @@ caf::expected<torch::Tensor> read_idx(const std::string& path) {
   size_t count = 1;
   for (size_t i = 0; i < dims; ++i) {
     const auto* p = bytes.data() + 4 + 4 * i;
-    uint32_t d = (uint32_t{p[0]} << 24) | (uint32_t{p[1]} << 16)
-                 | (uint32_t{p[2]} << 8) | uint32_t{p[3]};
+    uint32_t d = (uint32_t{p[0]} << 24) | (uint32_t{p[1]} << 16) |
+                 (uint32_t{p[2]} << 8) | uint32_t{p[3]};
     shape.push_back(d);
     count *= d;
   }
   if (bytes.size() - header != count)
-    return fail(fmt::format("{} data: header promises {} bytes, file has {}",
-                            bytes.size() - header < count ? "truncated"
-                                                          : "trailing",
-                            count, bytes.size() - header));
+    return fail(
+        fmt::format("{} data: header promises {} bytes, file has {}",
+                    bytes.size() - header < count ? "truncated" : "trailing",
+                    count, bytes.size() - header));
   auto result = torch::empty(shape, torch::kUInt8);
   std::memcpy(result.data_ptr<uint8_t>(), bytes.data() + header, count);
   return result;

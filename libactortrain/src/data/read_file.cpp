@@ -13,9 +13,9 @@ caf::expected<std::string> read_file(const std::string& path,
                                      const char* what) {
   gzFile file = gzopen(path.c_str(), "rb");
   if (file == nullptr)
-    return make_error(errc::invalid_data,
-                      fmt::format("{}: cannot open {} (missing or unreadable)",
-                                  path, what));
+    return make_error(
+        errc::invalid_data,
+        fmt::format("{}: cannot open {} (missing or unreadable)", path, what));
   std::string bytes;
   std::array<char, 1 << 16> chunk;
   int n = 0;
