@@ -52,7 +52,7 @@ caf::behavior fake_trainer(caf::event_based_actor* self, caf::actor sched,
                            uint64_t id, int quanta,
                            std::shared_ptr<observations> obs) {
   auto left = std::make_shared<int>(quanta);
-  self->send(sched, acquire_atom_v, id);
+  self->send(sched, acquire_atom_v, trainer_info{id, quanta, 1, 0});
   return {
       [=](grant_atom, const slot_grant& g) {
         {
@@ -73,12 +73,13 @@ caf::behavior fake_trainer(caf::event_based_actor* self, caf::actor sched,
         progress_report p;
         p.network_id = id;
         p.steps_done = quanta - *left + 1;
+        p.steps_total = quanta;
+        p.quantum_steps = 1;
         p.finished = --*left == 0;
+        // Unless finished, the release queues this trainer again.
         self->send(sched, release_atom_v, slot, p);
         if (p.finished)
           self->quit();
-        else
-          self->send(sched, acquire_atom_v, id);
       },
   };
 }
@@ -117,7 +118,8 @@ TEST_CASE("the scheduler never grants more slots than exist") {
   auto slots = make_slots(sys, 3);
   auto sched =
       sys.spawn(scheduler, slots,
-                std::shared_ptr<scheduling_policy>{make_policy("fifo")});
+                std::shared_ptr<scheduling_policy>{make_policy("fifo")},
+                         caf::actor{}, size_t{0});
   auto obs = std::make_shared<observations>();
   constexpr int trainers = 40;
   constexpr int quanta = 5;
@@ -147,18 +149,19 @@ TEST_CASE("a trainer that dies holding a slot gives it back") {
   auto slots = make_slots(sys, 1);
   auto sched =
       sys.spawn(scheduler, slots,
-                std::shared_ptr<scheduling_policy>{make_policy("fifo")});
+                std::shared_ptr<scheduling_policy>{make_policy("fifo")},
+                         caf::actor{}, size_t{0});
   caf::scoped_actor self{sys};
   // A trainer that takes the slot and then never releases it.
   auto holder = sys.spawn([=](caf::event_based_actor* a) -> caf::behavior {
-    a->send(sched, acquire_atom_v, uint64_t{0});
+    a->send(sched, acquire_atom_v, trainer_info{0, 1, 1, 0});
     return {[](grant_atom, const slot_grant&) {
     }};
   });
   for (int i = 0; i < 500 && status_of(self, sched).busy == 0; ++i)
     std::this_thread::sleep_for(2ms);
   REQUIRE(status_of(self, sched).busy == 1);
-  self->send(sched, acquire_atom_v, uint64_t{1});
+  self->send(sched, acquire_atom_v, trainer_info{1, 1, 1, 0});
   bool granted = false;
   self->receive([&](grant_atom, const slot_grant&) { granted = true; },
                 caf::after(200ms) >> [] {});
@@ -180,14 +183,17 @@ TEST_CASE("a release from an actor that does not hold the slot is ignored") {
   auto slots = make_slots(sys, 1);
   auto sched =
       sys.spawn(scheduler, slots,
-                std::shared_ptr<scheduling_policy>{make_policy("fifo")});
+                std::shared_ptr<scheduling_policy>{make_policy("fifo")},
+                         caf::actor{}, size_t{0});
   caf::scoped_actor self{sys};
-  self->send(sched, acquire_atom_v, uint64_t{0});
+  self->send(sched, acquire_atom_v, trainer_info{0, 1, 1, 0});
   self->receive([](grant_atom, const slot_grant&) {});
   caf::scoped_actor other{sys};
   other->send(sched, release_atom_v, uint32_t{0}, progress_report{});
   CHECK(status_of(self, sched).busy == 1);
-  self->send(sched, release_atom_v, uint32_t{0}, progress_report{});
+  progress_report done;
+  done.finished = true;
+  self->send(sched, release_atom_v, uint32_t{0}, done);
   CHECK(status_of(self, sched).busy == 0);
   stop(sys, slots, sched);
 }
@@ -197,7 +203,8 @@ TEST_CASE("the scheduler answers while every slot computes") {
   auto slots = make_slots(sys, 2);
   auto sched =
       sys.spawn(scheduler, slots,
-                std::shared_ptr<scheduling_policy>{make_policy("fifo")});
+                std::shared_ptr<scheduling_policy>{make_policy("fifo")},
+                         caf::actor{}, size_t{0});
   caf::scoped_actor self{sys};
   // Both slots run a job that blocks until the scheduler has answered (a
   // stand-in for long LibTorch compute), or ten seconds at most.

@@ -43,6 +43,16 @@ std::string format_table(const run_result& r) {
                        num(n.test_accuracy), num(n.seconds_per_step * 1e3, 3));
     if (n.status == network_status::failed)
       out += fmt::format("       error: {}\n", n.error);
+    else if (!n.stop_reason.empty() && n.stop_reason != "epochs")
+      out += fmt::format("       stopped: {}\n", n.stop_reason);
+  }
+  if (!r.slots.empty()) {
+    out += "\nslot utilisation (from the recorded schedule):\n";
+    out += fmt::format("{:>5} {:>8} {:>12} {:>6}\n", "slot", "grants",
+                       "busy_s", "busy");
+    for (const auto& u : r.slots)
+      out += fmt::format("{:>5} {:>8} {:>12.2f} {:>5.1f}%\n", u.slot, u.grants,
+                         u.busy_seconds, 100 * u.busy_fraction);
   }
   if (!r.ensembles.empty()) {
     out += "\nensembles (mean of predicted probabilities):\n";
@@ -75,6 +85,9 @@ std::string format_json(const run_result& r) {
          {"group_label", n.group_label},
          {"seed", n.seed},
          {"status", to_string(n.status)},
+         {"stop_reason", n.stop_reason.empty()
+                           ? nlohmann::json(nullptr)
+                           : nlohmann::json(n.stop_reason)},
          {"error",
           n.error.empty() ? nlohmann::json(nullptr) : nlohmann::json(n.error)},
          {"epochs", n.epochs},
@@ -95,6 +108,13 @@ std::string format_json(const run_result& r) {
                    {"accuracy", json_num(e.accuracy)},
                    {"loss", json_num(e.loss)}});
   j["ensembles"] = ens;
+  auto slots = nlohmann::json::array();
+  for (const auto& u : r.slots)
+    slots.push_back({{"slot", u.slot},
+                     {"grants", u.grants},
+                     {"busy_seconds", u.busy_seconds},
+                     {"busy_fraction", u.busy_fraction}});
+  j["slots"] = slots;
   if (auto* e = r.overall_ensemble())
     j["ensemble"] = {{"networks", e->networks},
                      {"accuracy", json_num(e->accuracy)},

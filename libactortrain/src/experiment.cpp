@@ -93,6 +93,27 @@ caf::error validate_config(const network_config& cfg) {
   if (t.eval_every < 0)
     return bad(
         fmt::format("train.eval_every: must be >= 0, got {}", t.eval_every));
+  if (!(t.max_seconds >= 0))
+    return bad(
+      fmt::format("train.max_seconds: must be >= 0, got {}", t.max_seconds));
+  if (!(t.target_accuracy >= 0 && t.target_accuracy <= 1))
+    return bad(fmt::format("train.target_accuracy: must be in [0, 1], got {}",
+                           t.target_accuracy));
+  if (!(t.target_loss >= 0))
+    return bad(
+      fmt::format("train.target_loss: must be >= 0, got {}", t.target_loss));
+  if (t.patience < 0)
+    return bad(fmt::format("train.patience: must be >= 0, got {}", t.patience));
+  if (!(t.validation_fraction >= 0 && t.validation_fraction < 1))
+    return bad(fmt::format("train.validation_fraction: must be in [0, 1), "
+                           "got {}",
+                           t.validation_fraction));
+  if (t.patience > 0 && t.validation_fraction <= 0)
+    return bad("train.patience: early stopping needs a validation split; set "
+               "train.validation_fraction (e.g. 0.1)");
+  if (!std::isfinite(t.priority))
+    return bad(fmt::format("train.priority: must be finite, got {}",
+                           t.priority));
   return {};
 }
 
@@ -171,9 +192,16 @@ caf::error experiment::validate() const {
   if (s.quantum_steps < 0)
     return invalid(fmt::format("scheduler.quantum_steps: must be >= 0, got {}",
                                s.quantum_steps));
-  if (s.policy != "fifo")
+  if (!(s.quantum_seconds >= 0))
+    return invalid(fmt::format("scheduler.quantum_seconds: must be >= 0, got "
+                               "{}",
+                               s.quantum_seconds));
+  if (!one_of(s.policy, {"fifo", "round_robin", "shortest_remaining",
+                         "longest_remaining", "priority"}))
     return invalid(fmt::format("scheduler.policy: unknown policy '{}' "
-                               "(expected fifo)",
+                               "(expected fifo, round_robin, "
+                               "shortest_remaining, longest_remaining or "
+                               "priority)",
                                s.policy));
   return {};
 }
@@ -326,12 +354,20 @@ void read_config(reader& r, const toml::table& root, network_config& cfg) {
   }
   if (auto* t = r.table(root, "train")) {
     r.only(*t, "train",
-           {"networks", "epochs", "batch_size", "seed", "eval_every"});
+           {"networks", "epochs", "batch_size", "seed", "eval_every",
+            "max_seconds", "target_accuracy", "target_loss", "patience",
+            "validation_fraction", "priority"});
     r.get(*t, "train", "networks", cfg.train.networks);
     r.get(*t, "train", "epochs", cfg.train.epochs);
     r.get(*t, "train", "batch_size", cfg.train.batch_size);
     r.get(*t, "train", "seed", cfg.train.seed);
     r.get(*t, "train", "eval_every", cfg.train.eval_every);
+    r.get(*t, "train", "max_seconds", cfg.train.max_seconds);
+    r.get(*t, "train", "target_accuracy", cfg.train.target_accuracy);
+    r.get(*t, "train", "target_loss", cfg.train.target_loss);
+    r.get(*t, "train", "patience", cfg.train.patience);
+    r.get(*t, "train", "validation_fraction", cfg.train.validation_fraction);
+    r.get(*t, "train", "priority", cfg.train.priority);
   }
 }
 
@@ -403,11 +439,12 @@ caf::expected<experiment> parse_experiment(const std::string& text,
     auto& s = exp.scheduler;
     r.only(*t, "scheduler",
            {"slots", "threads_per_slot", "quantum_epochs", "quantum_steps",
-            "policy"});
+            "quantum_seconds", "policy"});
     r.get(*t, "scheduler", "slots", s.slots);
     r.get(*t, "scheduler", "threads_per_slot", s.threads_per_slot);
     r.get(*t, "scheduler", "quantum_epochs", s.quantum_epochs);
     r.get(*t, "scheduler", "quantum_steps", s.quantum_steps);
+    r.get(*t, "scheduler", "quantum_seconds", s.quantum_seconds);
     r.get(*t, "scheduler", "policy", s.policy);
   }
   // Data paths are relative to the experiment file.

@@ -12,6 +12,32 @@ namespace actortrain {
 
 learner::~learner() = default;
 
+double learner::last_step_seconds() const {
+  return -1;
+}
+
+double builtin_model_cost(const model_options& m, const dataset& d) {
+  double macs = 0;
+  auto in = static_cast<double>(d.features());
+  if (m.kind == "cnn" && d.is_image()) {
+    auto c = static_cast<double>(d.feature_shape[0]);
+    auto h = d.feature_shape[1];
+    auto w = d.feature_shape[2];
+    for (auto out : m.channels) {
+      macs += c * static_cast<double>(out) * 9.0 * static_cast<double>(h * w);
+      c = static_cast<double>(out);
+      h /= 2;
+      w /= 2;
+    }
+    in = c * static_cast<double>(h * w);
+  }
+  for (auto width : m.hidden) {
+    macs += in * static_cast<double>(width);
+    in = static_cast<double>(width);
+  }
+  return macs + in * static_cast<double>(d.outputs());
+}
+
 void init_parameters(torch::nn::Module& module, torch::Generator& generator) {
   torch::NoGradGuard no_grad;
   for (auto& sub : module.modules(/*include_self=*/true)) {

@@ -1,5 +1,6 @@
 #include "actortrain/run.hpp"
 
+#include <cmath>
 #include <ctime>
 #include <filesystem>
 #include <map>
@@ -76,6 +77,15 @@ make_shards(const experiment& exp, const std::vector<network_spec>& specs,
                                     "training set has {})",
                                     scheme, parts, spec.name, n));
     result.push_back(shard);
+  }
+  for (size_t i = 0; i < specs.size(); ++i) {
+    auto f = specs[i].config.train.validation_fraction;
+    auto n_shard = result[i].size(0);
+    if (f > 0 && n_shard - std::max<int64_t>(1, std::lround(n_shard * f)) < 1)
+      return make_error(errc::invalid_experiment,
+                        fmt::format("train.validation_fraction = {} leaves {} "
+                                    "no training samples from its {}",
+                                    f, specs[i].name, n_shard));
   }
   return result;
 }

@@ -41,6 +41,7 @@ CREATE TABLE networks (
   index_in_group INTEGER NOT NULL,
   seed INTEGER NOT NULL,
   status TEXT NOT NULL,
+  stop_reason TEXT,
   epochs INTEGER NOT NULL DEFAULT 0,
   steps INTEGER NOT NULL DEFAULT 0,
   weights TEXT
@@ -52,8 +53,17 @@ CREATE TABLE epoch_metrics (
   train_loss REAL,
   test_loss REAL,
   test_accuracy REAL,
+  validation_loss REAL,
+  validation_accuracy REAL,
   seconds REAL NOT NULL,
   PRIMARY KEY (network_id, epoch)
+);
+CREATE TABLE grants (
+  network_id INTEGER NOT NULL REFERENCES networks(id),
+  slot INTEGER NOT NULL,
+  start REAL NOT NULL,
+  end REAL NOT NULL,
+  steps INTEGER NOT NULL
 );
 CREATE TABLE final_metrics (
   network_id INTEGER PRIMARY KEY REFERENCES networks(id),
@@ -301,10 +311,12 @@ caf::error results_store::begin_run(const experiment& exp,
 
 caf::error results_store::add_epoch(const epoch_metrics& m) {
   statement st{db_, "INSERT OR REPLACE INTO epoch_metrics (network_id, epoch, "
-                    "steps, train_loss, test_loss, test_accuracy, seconds) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?)"};
+                    "steps, train_loss, test_loss, test_accuracy, "
+                    "validation_loss, validation_accuracy, seconds) VALUES "
+                    "(?, ?, ?, ?, ?, ?, ?, ?, ?)"};
   st.bind(m.network_id, m.epoch, m.steps, m.train_loss, m.test_loss,
-          m.test_accuracy, m.seconds);
+          m.test_accuracy, m.validation_loss, m.validation_accuracy,
+          m.seconds);
   if (st.step() != SQLITE_DONE)
     return storage_error(db_, path_, "cannot record epoch metrics");
   return {};
@@ -320,9 +332,10 @@ caf::error results_store::add_outcome(const network_outcome& o,
     return err;
   };
   {
-    statement st{db_, "UPDATE networks SET status = ?, epochs = ?, steps = ?, "
-                      "weights = ? WHERE id = ?"};
-    st.bind(to_string(o.status), o.epochs, o.steps, weights_path, o.network_id);
+    statement st{db_, "UPDATE networks SET status = ?, stop_reason = ?, "
+                      "epochs = ?, steps = ?, weights = ? WHERE id = ?"};
+    st.bind(to_string(o.status), o.stop_reason, o.epochs, o.steps,
+            weights_path, o.network_id);
     if (st.step() != SQLITE_DONE)
       return fail("cannot record a network's status");
   }
@@ -385,8 +398,8 @@ caf::expected<run_result> results_store::read() const {
                  "n.epochs, n.steps, f.train_loss, f.test_loss, "
                  "f.test_accuracy, f.seconds_per_step, f.train_seconds, "
                  "n.weights, (SELECT message FROM errors e WHERE "
-                 "e.network_id = n.id ORDER BY rowid DESC LIMIT 1) "
-                 "FROM networks n JOIN groups g ON g.id = n.group_id "
+                 "e.network_id = n.id ORDER BY rowid DESC LIMIT 1), "
+                 "n.stop_reason FROM networks n JOIN groups g ON g.id = n.group_id "
                  "LEFT JOIN final_metrics f ON f.network_id = n.id "
                  "ORDER BY n.id"};
     if (!st)
@@ -414,10 +427,32 @@ caf::expected<run_result> results_store::read() const {
       n.train_seconds = std::isnan(ts) ? 0 : ts;
       n.weights_path = st.text(13);
       n.error = st.text(14);
+      n.stop_reason = st.text(15);
       result.networks.push_back(std::move(n));
     }
     if (rc != SQLITE_DONE)
       return storage_error(db_, path_, "cannot read networks");
+  }
+  {
+    statement st{db_, "SELECT slot, count(*), sum(end - start), min(start), "
+                      "max(end) FROM grants GROUP BY slot ORDER BY slot"};
+    if (!st)
+      return storage_error(db_, path_, "cannot read the schedule");
+    double first = 0;
+    double last = 0;
+    while (st.step() == SQLITE_ROW) {
+      slot_usage u;
+      u.slot = static_cast<uint32_t>(st.integer(0));
+      u.grants = st.integer(1);
+      u.busy_seconds = st.real(2);
+      first = result.slots.empty() ? st.real(3) : std::min(first, st.real(3));
+      last = std::max(last, st.real(4));
+      result.slots.push_back(u);
+    }
+    // Busy fractions share one span: from the first grant to the last release
+    // on any slot.
+    for (auto& u : result.slots)
+      u.busy_fraction = last > first ? u.busy_seconds / (last - first) : 0;
   }
   statement st{db_, "SELECT group_id, label, networks, accuracy, loss FROM "
                     "ensembles ORDER BY group_id"};
@@ -435,10 +470,47 @@ caf::expected<run_result> results_store::read() const {
   return result;
 }
 
+caf::error results_store::add_grants(const std::vector<grant_record>& records) {
+  if (auto err = exec("BEGIN"))
+    return err;
+  statement st{db_, "INSERT INTO grants (network_id, slot, start, end, steps) "
+                    "VALUES (?, ?, ?, ?, ?)"};
+  for (const auto& r : records) {
+    st.bind(r.network_id, static_cast<int64_t>(r.slot), r.start, r.end,
+            r.steps);
+    if (st.step() != SQLITE_DONE) {
+      auto err = storage_error(db_, path_, "cannot record the schedule");
+      exec("ROLLBACK");
+      return err;
+    }
+    st.reset();
+  }
+  return exec("COMMIT");
+}
+
+caf::expected<std::vector<grant_record>> results_store::grants() const {
+  statement st{db_, "SELECT network_id, slot, start, end, steps FROM grants "
+                    "ORDER BY start, rowid"};
+  if (!st)
+    return storage_error(db_, path_, "cannot read the schedule");
+  std::vector<grant_record> result;
+  while (st.step() == SQLITE_ROW) {
+    grant_record r;
+    r.network_id = static_cast<uint64_t>(st.integer(0));
+    r.slot = static_cast<uint32_t>(st.integer(1));
+    r.start = st.real(2);
+    r.end = st.real(3);
+    r.steps = st.integer(4);
+    result.push_back(r);
+  }
+  return result;
+}
+
 caf::expected<std::vector<epoch_metrics>>
 results_store::epochs(uint64_t network_id) const {
   statement st{db_, "SELECT epoch, steps, train_loss, test_loss, "
-                    "test_accuracy, seconds FROM epoch_metrics WHERE "
+                    "test_accuracy, seconds, validation_loss, "
+                    "validation_accuracy FROM epoch_metrics WHERE "
                     "network_id = ? ORDER BY epoch"};
   if (!st)
     return storage_error(db_, path_, "cannot read epoch metrics");
@@ -453,6 +525,8 @@ results_store::epochs(uint64_t network_id) const {
     m.test_loss = st.real(3);
     m.test_accuracy = st.real(4);
     m.seconds = st.real(5);
+    m.validation_loss = st.real(6);
+    m.validation_accuracy = st.real(7);
     result.push_back(m);
   }
   return result;

@@ -85,6 +85,21 @@ struct train_options {
   /// Evaluate on the test set every this many epochs (the last epoch is
   /// always evaluated); 0 evaluates only at the end.
   int64_t eval_every = 1;
+  /// Compute seconds this network may use (its time on slots); 0: no limit.
+  double max_seconds = 0;
+  /// Stop once the evaluation accuracy reaches this (0: off). Evaluated on
+  /// the validation split when there is one, else on the test set.
+  double target_accuracy = 0;
+  /// Stop once the evaluation loss falls to this (0: off).
+  double target_loss = 0;
+  /// Early stopping: stop after this many epochs without a lower validation
+  /// loss (0: off; needs `validation_fraction` > 0).
+  int64_t patience = 0;
+  /// Fraction of each network's shard held out (seed-chosen) as its
+  /// validation split; 0: none.
+  double validation_fraction = 0;
+  /// Weight for the "priority" scheduling policy: higher runs first.
+  double priority = 0;
 };
 
 /// How compute is shared.
@@ -97,7 +112,14 @@ struct scheduler_options {
   int64_t quantum_epochs = 1;
   /// Length of a quantum in optimizer steps (0: use `quantum_epochs`).
   int64_t quantum_steps = 0;
-  /// "fifo": waiting trainers are granted slots in arrival order.
+  /// Length of a quantum in compute seconds (0: off); a quantum ends at the
+  /// first of its step, epoch or seconds limits.
+  double quantum_seconds = 0;
+  /// Which waiting network gets the next free slot (docs/scheduling.md):
+  /// "fifo" (run to completion in arrival order), "round_robin" (time
+  /// slicing at quantum boundaries), "shortest_remaining",
+  /// "longest_remaining" (by estimated remaining time) or "priority"
+  /// (`train.priority`, higher first).
   std::string policy = "fifo";
 };
 

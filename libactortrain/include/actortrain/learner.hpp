@@ -40,6 +40,11 @@ public:
 
   /// Names and tensors of the weights to save (parameters and buffers).
   virtual std::vector<std::pair<std::string, torch::Tensor>> state() = 0;
+
+  /// The cost of the last `train_step` in seconds, when the learner knows
+  /// it better than a clock (simulations, scripted tests, benchmarks);
+  /// negative (the default) lets the runtime measure it.
+  virtual double last_step_seconds() const;
 };
 
 /// Fills a module's parameters like PyTorch's defaults (Kaiming-uniform
@@ -48,6 +53,10 @@ void init_parameters(torch::nn::Module& module, torch::Generator& generator);
 
 /// Builds the built-in MLP / CNN learner for `ctx.spec.config`.
 std::unique_ptr<learner> make_builtin_learner(const learner_context& ctx);
+
+/// Multiply-adds of one forward pass of the built-in model for one sample:
+/// a cost hint for scheduling networks that have not run yet.
+double builtin_model_cost(const model_options& m, const dataset& data);
 
 /// Builds an optimizer for `params` from `opts`.
 std::unique_ptr<torch::optim::Optimizer>

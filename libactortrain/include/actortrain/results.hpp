@@ -21,6 +21,9 @@ struct epoch_metrics {
   double train_loss = no_metric;
   double test_loss = no_metric;
   double test_accuracy = no_metric;
+  /// On the network's validation split (NaN without one).
+  double validation_loss = no_metric;
+  double validation_accuracy = no_metric;
   /// Compute seconds spent on this epoch's training steps.
   double seconds = 0;
 };
@@ -28,7 +31,8 @@ struct epoch_metrics {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, epoch_metrics& x) {
   return f(caf::meta::type_name("epoch_metrics"), x.network_id, x.epoch,
-           x.steps, x.train_loss, x.test_loss, x.test_accuracy, x.seconds);
+           x.steps, x.train_loss, x.test_loss, x.test_accuracy,
+           x.validation_loss, x.validation_accuracy, x.seconds);
 }
 
 /// What a network reports to the scheduler at the end of each quantum; the
@@ -39,7 +43,12 @@ struct progress_report {
   int64_t steps_total = 0;
   int64_t epoch = 0;
   double loss = no_metric;
+  /// Mean seconds per step over the whole run so far.
   double seconds_per_step = 0;
+  /// Steps and compute seconds of the quantum just ended: what the remaining
+  /// time estimator fits its trend to.
+  int64_t quantum_steps = 0;
+  double quantum_seconds = 0;
   /// True when the network will not ask for another slot.
   bool finished = false;
 };
@@ -47,7 +56,41 @@ struct progress_report {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, progress_report& x) {
   return f(caf::meta::type_name("progress_report"), x.network_id, x.steps_done,
-           x.steps_total, x.epoch, x.loss, x.seconds_per_step, x.finished);
+           x.steps_total, x.epoch, x.loss, x.seconds_per_step, x.quantum_steps,
+           x.quantum_seconds, x.finished);
+}
+
+/// What a trainer tells the scheduler when it first asks for a slot.
+struct trainer_info {
+  uint64_t network_id = 0;
+  int64_t steps_total = 0;
+  /// Relative cost of one step (e.g. parameters x batch size), used to guess
+  /// the time of networks that have not run yet.
+  double cost_hint = 1;
+  /// For the "priority" policy: higher runs first.
+  double priority = 0;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, trainer_info& x) {
+  return f(caf::meta::type_name("trainer_info"), x.network_id, x.steps_total,
+           x.cost_hint, x.priority);
+}
+
+/// One grant of a slot, as recorded in the schedule: seconds since the
+/// scheduler started.
+struct grant_record {
+  uint64_t network_id = 0;
+  uint32_t slot = 0;
+  double start = 0;
+  double end = 0;
+  int64_t steps = 0;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, grant_record& x) {
+  return f(caf::meta::type_name("grant_record"), x.network_id, x.slot,
+           x.start, x.end, x.steps);
 }
 
 /// Final state of a network.
@@ -62,6 +105,9 @@ struct network_outcome {
   uint64_t network_id = 0;
   network_status status = network_status::pending;
   std::string error;
+  /// Why a finished network stopped: "epochs" (its full budget),
+  /// "max_seconds", "target" or "early_stopping".
+  std::string stop_reason;
   int64_t epochs = 0;
   int64_t steps = 0;
   double train_loss = no_metric;
@@ -78,7 +124,7 @@ struct network_outcome {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, network_outcome& x) {
   return f(caf::meta::type_name("network_outcome"), x.network_id, x.status,
-           x.error, x.epochs, x.steps, x.train_loss, x.test_loss,
+           x.error, x.stop_reason, x.epochs, x.steps, x.train_loss, x.test_loss,
            x.test_accuracy, x.seconds_per_step, x.train_seconds,
            x.test_predictions, x.weights);
 }
@@ -108,6 +154,7 @@ struct network_result {
   uint64_t seed = 0;
   network_status status = network_status::pending;
   std::string error;
+  std::string stop_reason;
   int64_t epochs = 0;
   int64_t steps = 0;
   double train_loss = no_metric;
@@ -128,6 +175,15 @@ struct ensemble_result {
   double loss = no_metric;
 };
 
+/// How busy one slot was, from the recorded schedule.
+struct slot_usage {
+  uint32_t slot = 0;
+  int64_t grants = 0;
+  double busy_seconds = 0;
+  /// busy_seconds over the span from the first grant to the last release.
+  double busy_fraction = 0;
+};
+
 /// Everything a run produced.
 struct run_result {
   std::string name;
@@ -136,6 +192,7 @@ struct run_result {
   std::string task;
   std::vector<network_result> networks;
   std::vector<ensemble_result> ensembles;
+  std::vector<slot_usage> slots;
   double wall_seconds = 0;
 
   int64_t count(network_status status) const;

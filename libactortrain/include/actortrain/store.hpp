@@ -40,10 +40,15 @@ public:
   caf::error add_outcome(const network_outcome& o,
                          const std::string& weights_path);
   caf::error add_ensemble(const ensemble_result& e);
+  /// Appends part of the schedule, in one transaction.
+  caf::error add_grants(const std::vector<grant_record>& records);
   caf::error end_run(const std::string& status, double wall_seconds);
 
   /// Reads every network, ensemble and the run's metadata.
   caf::expected<run_result> read() const;
+
+  /// The recorded schedule, in grant order.
+  caf::expected<std::vector<grant_record>> grants() const;
 
   /// Per-epoch metrics of one network, in epoch order.
   caf::expected<std::vector<epoch_metrics>> epochs(uint64_t network_id) const;

@@ -17,13 +17,20 @@ CAF_ADD_TYPE_ID(actortrain, (actortrain::slot_info))
 CAF_ADD_TYPE_ID(actortrain, (actortrain::slot_grant))
 CAF_ADD_TYPE_ID(actortrain, (actortrain::scheduler_status))
 CAF_ADD_TYPE_ID(actortrain, (actortrain::quantum_outcome))
+CAF_ADD_TYPE_ID(actortrain, (actortrain::trainer_info))
+CAF_ADD_TYPE_ID(actortrain, (actortrain::grant_record))
+CAF_ADD_TYPE_ID(actortrain, (std::vector<actortrain::grant_record>))
 
-// trainer -> scheduler: a trainer waits for a slot.
+// trainer -> scheduler: a trainer (trainer_info) waits for its first slot.
 CAF_ADD_ATOM(actortrain, actortrain, acquire_atom, "acquire")
 // scheduler -> trainer: a slot is yours for one quantum.
 CAF_ADD_ATOM(actortrain, actortrain, grant_atom, "grant")
-// trainer -> scheduler: the slot is free again, with the progress made.
+// trainer -> scheduler: the slot is free again, with the progress made;
+// unless finished, the trainer waits for its next grant.
 CAF_ADD_ATOM(actortrain, actortrain, release_atom, "release")
+// scheduler -> aggregator: a batch of grant_records (the schedule);
+// coordinator -> scheduler: send what is buffered now.
+CAF_ADD_ATOM(actortrain, actortrain, schedule_atom, "schedule")
 // trainer -> slot executor: run one quantum of compute.
 CAF_ADD_ATOM(actortrain, actortrain, quantum_atom, "quantum")
 // trainer -> aggregator: metrics of one epoch.

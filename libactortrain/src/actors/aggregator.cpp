@@ -78,6 +78,9 @@ caf::behavior aggregator(caf::stateful_actor<aggregator_state>* self,
       self->state.storage_error = std::move(err);
   };
   return {
+      [=](schedule_atom, const std::vector<grant_record>& records) {
+        note(self->state.config.store->add_grants(records));
+      },
       [=](epoch_atom, const epoch_metrics& m) {
         note(self->state.config.store->add_epoch(m));
       },

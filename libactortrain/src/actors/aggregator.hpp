@@ -45,6 +45,7 @@ struct aggregator_state {
 /// weights folder, and evaluates the ensembles at the end. The only writer of
 /// the store. Spawned detached: disk I/O never blocks the cooperative threads.
 /// Handles (epoch_atom, epoch_metrics), (outcome_atom, network_outcome),
+/// (schedule_atom, std::vector<grant_record>),
 /// (status_atom) -> (finished, failed) and (finish_atom) -> run_result.
 caf::behavior aggregator(caf::stateful_actor<aggregator_state>* self,
                          aggregator_config config);

@@ -64,6 +64,21 @@ void shut_down(coordinator_actor* self) {
   self->quit();
 }
 
+/// Closes the run: the aggregator writes the ensembles and returns the
+/// results, which go to the caller.
+void finish(coordinator_actor* self) {
+  self->request(self->state.aggregator, caf::infinite, finish_atom_v)
+    .then(
+      [=](run_result& result) {
+        self->state.promise.deliver(std::move(result));
+        shut_down(self);
+      },
+      [=](caf::error& err) {
+        self->state.promise.deliver(std::move(err));
+        shut_down(self);
+      });
+}
+
 void start(coordinator_actor* self) {
   auto& st = self->state;
   auto& plan = *st.plan;
@@ -84,9 +99,6 @@ void start(coordinator_actor* self) {
     st.executors.push_back(exec);
     slots.push_back(slot_grant{info, exec});
   }
-  st.scheduler = self->spawn<caf::linked>(
-      scheduler, std::move(slots),
-      std::shared_ptr<scheduling_policy>{make_policy(sched.policy)});
   aggregator_config acfg;
   acfg.store = plan.store;
   acfg.data = plan.data;
@@ -97,11 +109,15 @@ void start(coordinator_actor* self) {
   acfg.listener = self;
   st.aggregator = sys.spawn<caf::detached>(aggregator, std::move(acfg));
   self->link_to(st.aggregator);
+  st.scheduler = self->spawn<caf::linked>(
+    scheduler, std::move(slots),
+    std::shared_ptr<scheduling_policy>{make_policy(sched.policy)},
+    st.aggregator, plan.specs.size());
   trainer_config tcfg;
   tcfg.scheduler = st.scheduler;
   tcfg.aggregator = st.aggregator;
-  tcfg.quantum_steps = sched.quantum_steps;
-  tcfg.quantum_epochs = sched.quantum_epochs;
+  tcfg.quantum = {sched.quantum_steps, sched.quantum_epochs,
+                  sched.quantum_seconds};
   for (size_t i = 0; i < plan.specs.size(); ++i) {
     auto runner = std::make_shared<network_runner>(
         plan.specs[i], plan.data, plan.shards[i], plan.make_learner);
@@ -140,20 +156,14 @@ caf::behavior coordinator(coordinator_actor* self,
           self->delayed_send(self, std::chrono::milliseconds{ms}, tick_atom_v);
         });
       },
-      [=](all_done_atom) {
-        report_progress(self, [=] {
-          self->request(self->state.aggregator, caf::infinite, finish_atom_v)
-              .then(
-                  [=](run_result& result) {
-                    self->state.promise.deliver(std::move(result));
-                    shut_down(self);
-                  },
-                  [=](caf::error& err) {
-                    self->state.promise.deliver(std::move(err));
-                    shut_down(self);
-                  });
-        });
-      },
+    [=](all_done_atom) {
+      report_progress(self, [=] {
+        // The scheduler hands over the rest of the schedule before the
+        // aggregator closes the store.
+        self->request(self->state.scheduler, caf::infinite, schedule_atom_v)
+          .then([=] { finish(self); });
+      });
+    },
   };
 }
 

@@ -9,15 +9,35 @@ namespace actortrain {
 
 namespace {
 
-void dispatch(caf::stateful_actor<scheduler_state>* self) {
+using scheduler_actor = caf::stateful_actor<scheduler_state>;
+
+/// Records kept before a batch goes to the recorder.
+constexpr size_t record_batch = 512;
+
+double now(scheduler_actor* self) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now()
+                                       - self->state.started)
+    .count();
+}
+
+void flush(scheduler_actor* self) {
   auto& st = self->state;
+  if (st.recorder && !st.pending.empty())
+    self->send(st.recorder, schedule_atom_v, std::move(st.pending));
+  st.pending.clear();
+}
+
+void dispatch(scheduler_actor* self) {
+  auto& st = self->state;
+  if (st.arrived < st.start_after)
+    return;
   while (!st.free.empty()) {
     auto w = st.policy->next();
     if (!w)
       return;
     auto slot = st.free.front();
     st.free.pop_front();
-    st.holders[slot] = w->trainer.address();
+    st.holders[slot] = {w->trainer.address(), w->network_id, now(self)};
     ++st.stats.grants;
     ++st.stats.busy;
     st.stats.peak_busy = std::max(st.stats.peak_busy, st.stats.busy);
@@ -25,11 +45,23 @@ void dispatch(caf::stateful_actor<scheduler_state>* self) {
   }
 }
 
+/// Frees `slot` and records the grant that just ended.
+void free_slot(scheduler_actor* self, uint32_t slot, int64_t steps) {
+  auto& st = self->state;
+  auto& h = st.holders[slot];
+  st.pending.push_back({h.network_id, slot, h.since, now(self), steps});
+  h = {};
+  st.free.push_back(slot);
+  --st.stats.busy;
+  if (st.pending.size() >= record_batch)
+    flush(self);
+}
+
 } // namespace
 
-caf::behavior scheduler(caf::stateful_actor<scheduler_state>* self,
-                        std::vector<slot_grant> slots,
-                        std::shared_ptr<scheduling_policy> policy) {
+caf::behavior scheduler(scheduler_actor* self, std::vector<slot_grant> slots,
+                        std::shared_ptr<scheduling_policy> policy,
+                        caf::actor recorder, size_t start_after) {
   auto& st = self->state;
   st.slots = std::move(slots);
   st.holders.resize(st.slots.size());
@@ -38,52 +70,63 @@ caf::behavior scheduler(caf::stateful_actor<scheduler_state>* self,
     st.free.push_back(i);
   }
   st.policy = std::move(policy);
+  st.recorder = std::move(recorder);
+  st.start_after = start_after;
   st.stats.slots = static_cast<int64_t>(st.slots.size());
+  st.started = std::chrono::steady_clock::now();
   // A trainer that dies (crash, kill) gives its slot back and leaves the queue.
   self->set_down_handler([=](caf::down_msg& dm) {
     auto& st = self->state;
     st.policy->remove(dm.source);
+    // A trainer that died before asking must not hold back the start gate.
+    if (st.arrived < st.start_after)
+      --st.start_after;
     for (uint32_t i = 0; i < st.holders.size(); ++i) {
-      if (st.holders[i] == dm.source) {
-        st.holders[i] = caf::actor_addr{};
-        st.free.push_back(i);
-        --st.stats.busy;
+      if (st.holders[i].trainer == dm.source) {
+        st.policy->forget(st.holders[i].network_id);
+        free_slot(self, i, 0);
       }
     }
     dispatch(self);
   });
   return {
-      [=](acquire_atom, uint64_t network_id) {
-        auto trainer = caf::actor_cast<caf::actor>(self->current_sender());
-        if (!trainer)
-          return;
-        self->monitor(trainer);
-        self->state.policy->enqueue(waiting_trainer{trainer, network_id});
-        dispatch(self);
-      },
-      [=](release_atom, uint32_t slot, const progress_report& progress) {
-        auto& st = self->state;
-        auto sender = caf::actor_cast<caf::actor_addr>(self->current_sender());
-        // Only the holder can release a slot; stale or forged releases would
-        // otherwise let the scheduler over-grant.
-        if (slot >= st.holders.size() || st.holders[slot] != sender)
-          return;
-        st.holders[slot] = caf::actor_addr{};
-        st.free.push_back(slot);
-        --st.stats.busy;
-        auto& last = st.steps[progress.network_id];
-        st.stats.steps_done += progress.steps_done - last;
-        last = progress.steps_done;
+    [=](acquire_atom, const trainer_info& info) {
+      auto trainer = caf::actor_cast<caf::actor>(self->current_sender());
+      if (!trainer)
+        return;
+      self->monitor(trainer);
+      ++self->state.arrived;
+      self->state.policy->add(info);
+      self->state.policy->enqueue(waiting_trainer{trainer, info.network_id});
+      dispatch(self);
+    },
+    [=](release_atom, uint32_t slot, const progress_report& progress) {
+      auto& st = self->state;
+      auto sender = caf::actor_cast<caf::actor_addr>(self->current_sender());
+      // Only the holder can release a slot; stale or forged releases would
+      // otherwise let the scheduler over-grant.
+      if (slot >= st.holders.size() || st.holders[slot].trainer != sender)
+        return;
+      free_slot(self, slot, progress.quantum_steps);
+      auto& last = st.steps[progress.network_id];
+      st.stats.steps_done += progress.steps_done - last;
+      last = progress.steps_done;
+      if (progress.finished) {
+        st.policy->forget(progress.network_id);
+        self->demonitor(sender);
+      } else {
         st.policy->report(progress);
-        if (progress.finished)
-          self->demonitor(sender);
-        dispatch(self);
-      },
-      [=](status_atom) {
-        auto s = self->state.stats;
-        s.waiting = static_cast<int64_t>(self->state.policy->waiting());
-        return s;
-      },
+        st.policy->enqueue(waiting_trainer{
+          caf::actor_cast<caf::actor>(sender), progress.network_id});
+      }
+      dispatch(self);
+    },
+    [=](schedule_atom) { flush(self); },
+    [=](status_atom) {
+      auto s = self->state.stats;
+      s.waiting = static_cast<int64_t>(self->state.policy->waiting());
+      return s;
+    },
   };
 }
 

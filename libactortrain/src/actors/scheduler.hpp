@@ -1,5 +1,7 @@
 #pragma once
 
+#include <chrono>
+#include <deque>
 #include <memory>
 #include <unordered_map>
 #include <vector>
@@ -14,24 +16,45 @@
 namespace actortrain {
 
 struct scheduler_state {
+  /// Who holds a slot, and since when.
+  struct holder {
+    caf::actor_addr trainer;
+    uint64_t network_id = 0;
+    double since = 0;
+  };
+
   std::vector<slot_grant> slots;
-  /// Who holds each slot (invalid when free).
-  std::vector<caf::actor_addr> holders;
+  std::vector<holder> holders;
   std::deque<uint32_t> free;
   std::shared_ptr<scheduling_policy> policy;
   scheduler_status stats;
   /// Steps each network reported last, to keep `stats.steps_done` current.
   std::unordered_map<uint64_t, int64_t> steps;
+  /// Receives the schedule in batches of grant_records (may be invalid).
+  caf::actor recorder;
+  std::vector<grant_record> pending;
+  std::chrono::steady_clock::time_point started;
+  /// No grant before this many trainers have asked: with every network of a
+  /// run in the queue, the first grants follow the policy, not the order in
+  /// which trainer actors happened to start.
+  size_t start_after = 0;
+  size_t arrived = 0;
   static inline const char* name = "actortrain.scheduler";
 };
 
-/// Owns the slots and grants them to waiting trainers, one quantum at a time.
-/// Protocol: a trainer sends (acquire_atom, network_id); the scheduler sends
-/// (grant_atom, slot_grant) when a slot is free; the trainer sends
-/// (release_atom, slot_id, progress_report) when its quantum ends. A trainer
-/// that dies returns its slot. It never grants more slots than exist.
+/// Owns the slots and grants them to waiting trainers, one quantum at a time,
+/// in the order its policy decides.
+///
+/// Protocol: a trainer sends (acquire_atom, trainer_info) once; the
+/// scheduler sends (grant_atom, slot_grant) when the policy picks it; the
+/// trainer sends (release_atom, slot_id, progress_report) when its quantum
+/// ends and, unless the report says finished, waits for its next grant.
+/// Every grant becomes a grant_record, sent to `recorder` in batches and on
+/// (schedule_atom). A trainer that dies returns its slot. It never grants
+/// more slots than exist. (status_atom) -> scheduler_status.
 caf::behavior scheduler(caf::stateful_actor<scheduler_state>* self,
                         std::vector<slot_grant> slots,
-                        std::shared_ptr<scheduling_policy> policy);
+                        std::shared_ptr<scheduling_policy> policy,
+                        caf::actor recorder, size_t start_after);
 
 } // namespace actortrain

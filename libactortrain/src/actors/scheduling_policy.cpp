@@ -1,41 +1,142 @@
 #include "actors/scheduling_policy.hpp"
 
-#include <algorithm>
-
 namespace actortrain {
 
 scheduling_policy::~scheduling_policy() = default;
 
-void scheduling_policy::report(const progress_report&) {
-  // Static policies ignore progress.
+void scheduling_policy::add(const trainer_info& info) {
+  networks_[info.network_id].priority = info.priority;
+  estimator_.add(info);
 }
 
-void fifo_policy::enqueue(waiting_trainer w) {
-  queue_.push_back(std::move(w));
+void scheduling_policy::forget(uint64_t network_id) {
+  networks_.erase(network_id);
+  estimator_.remove(network_id);
 }
 
-std::optional<waiting_trainer> fifo_policy::next() {
-  if (queue_.empty())
+void scheduling_policy::report(const progress_report& progress) {
+  auto i = networks_.find(progress.network_id);
+  if (i != networks_.end() && progress.quantum_steps > 0)
+    i->second.started = true;
+  estimator_.report(progress);
+}
+
+void scheduling_policy::enqueue(waiting_trainer w) {
+  auto i = networks_.find(w.network_id);
+  if (i == networks_.end()) {
+    add(trainer_info{w.network_id, 0, 1, 0});
+    i = networks_.find(w.network_id);
+  }
+  const auto& n = i->second;
+  auto seq = seq_++;
+  // Fresh networks are ordered by their unscaled cost guess; see fresh_rank.
+  auto estimate = n.started ? estimator_.remaining(w.network_id)
+                            : estimator_.cost_guess(w.network_id);
+  rank r{key(n, estimate, seq), w.network_id, seq};
+  where_[w.trainer.address()] = {n.started, r};
+  (n.started ? started_ : fresh_).emplace(r, std::move(w));
+}
+
+scheduling_policy::rank
+scheduling_policy::fresh_rank(const queue::value_type& entry) const {
+  auto id = entry.second.network_id;
+  const auto& n = networks_.at(id);
+  return {key(n, estimator_.remaining(id), std::get<2>(entry.first)), id,
+          std::get<2>(entry.first)};
+}
+
+std::optional<waiting_trainer> scheduling_policy::next() {
+  auto take = [this](queue& q, queue::iterator i) {
+    auto w = std::move(i->second);
+    q.erase(i);
+    where_.erase(w.trainer.address());
+    return w;
+  };
+  if (fresh_.empty() && started_.empty())
     return std::nullopt;
-  auto w = std::move(queue_.front());
-  queue_.pop_front();
-  return w;
+  if (fresh_.empty())
+    return take(started_, started_.begin());
+  if (started_.empty())
+    return take(fresh_, fresh_.begin());
+  // The best fresh network, keyed with today's estimate, against the best
+  // started one.
+  if (fresh_rank(*fresh_.begin()) < started_.begin()->first)
+    return take(fresh_, fresh_.begin());
+  return take(started_, started_.begin());
 }
 
-void fifo_policy::remove(const caf::actor_addr& trainer) {
-  queue_.erase(std::remove_if(queue_.begin(), queue_.end(),
-                              [&](const waiting_trainer& w) {
-                                return w.trainer.address() == trainer;
-                              }),
-               queue_.end());
+void scheduling_policy::remove(const caf::actor_addr& trainer) {
+  auto i = where_.find(trainer);
+  if (i == where_.end())
+    return;
+  auto [started, r] = i->second;
+  (started ? started_ : fresh_).erase(r);
+  where_.erase(i);
 }
 
-size_t fifo_policy::waiting() const {
-  return queue_.size();
+size_t scheduling_policy::waiting() const {
+  return started_.size() + fresh_.size();
 }
 
-std::unique_ptr<scheduling_policy> make_policy(const std::string&) {
-  return std::make_unique<fifo_policy>();
+double scheduling_policy::estimated_remaining(uint64_t network_id) const {
+  return estimator_.remaining(network_id);
+}
+
+namespace {
+
+/// Run to completion: the lowest network id keeps precedence, so a started
+/// network gets its next quantum before a later one starts.
+class fifo_policy : public scheduling_policy {
+  double key(const network&, double, uint64_t) const override {
+    return 0;
+  }
+};
+
+/// Time slicing: every network goes to the back of the queue after each
+/// quantum.
+class round_robin_policy : public scheduling_policy {
+  double key(const network&, double, uint64_t seq) const override {
+    return static_cast<double>(seq);
+  }
+};
+
+/// Estimated remaining time, shortest first: the best mean completion time.
+class shortest_remaining_policy : public scheduling_policy {
+  double key(const network&, double estimate, uint64_t) const override {
+    return estimate;
+  }
+};
+
+/// Estimated remaining time, longest first: the longest networks start
+/// early, so none is left running alone at the end (a short makespan).
+class longest_remaining_policy : public scheduling_policy {
+  double key(const network&, double estimate, uint64_t) const override {
+    return -estimate;
+  }
+};
+
+/// User-given weights (`train.priority`), higher first; equal weights run to
+/// completion in network order.
+class priority_policy : public scheduling_policy {
+  double key(const network& n, double, uint64_t) const override {
+    return -n.priority;
+  }
+};
+
+} // namespace
+
+std::unique_ptr<scheduling_policy> make_policy(const std::string& name) {
+  if (name == "fifo")
+    return std::make_unique<fifo_policy>();
+  if (name == "round_robin")
+    return std::make_unique<round_robin_policy>();
+  if (name == "shortest_remaining")
+    return std::make_unique<shortest_remaining_policy>();
+  if (name == "longest_remaining")
+    return std::make_unique<longest_remaining_policy>();
+  if (name == "priority")
+    return std::make_unique<priority_policy>();
+  return nullptr;
 }
 
 } // namespace actortrain

@@ -1,14 +1,17 @@
 #pragma once
 
 #include <cstdint>
-#include <deque>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
+#include <tuple>
+#include <unordered_map>
 
 #include <caf/actor.hpp>
 #include <caf/actor_addr.hpp>
 
+#include "actors/remaining_time_estimator.hpp"
 #include "actortrain/results.hpp"
 
 namespace actortrain {
@@ -19,36 +22,67 @@ struct waiting_trainer {
   uint64_t network_id = 0;
 };
 
-/// Decides which waiting trainer gets the next free slot. Policies see every
-/// progress report, so dynamic policies can rank trainers by what they report
-/// (steps left, seconds per step, trend).
+/// Decides which waiting trainer gets the next free slot.
+///
+/// A policy is a key: lower keys run first, ties go to the lower network id
+/// (so the schedule does not depend on which actor happened to ask first).
+/// Networks that have run are keyed when they rejoin the queue, with their
+/// fresh estimate. Networks that have not run yet are kept apart, ordered by
+/// their cost hint, and keyed when they are compared, with the estimator's
+/// current scale: an estimate that improves as others report never leaves a
+/// stale key behind. Picking the next trainer is O(log n).
 class scheduling_policy {
 public:
   virtual ~scheduling_policy();
 
-  virtual void enqueue(waiting_trainer w) = 0;
-  /// Removes and returns the trainer to grant next, if any.
-  virtual std::optional<waiting_trainer> next() = 0;
-  /// Forgets a trainer that went away while waiting.
-  virtual void remove(const caf::actor_addr& trainer) = 0;
-  virtual size_t waiting() const = 0;
-  /// Called with every progress report, before the slot is handed on.
-  virtual void report(const progress_report& progress);
-};
+  /// A network's first request for a slot.
+  void add(const trainer_info& info);
+  /// A network is done: forget it.
+  void forget(uint64_t network_id);
+  /// Called with every progress report, before the trainer is re-queued.
+  void report(const progress_report& progress);
 
-/// Grants slots in the order trainers asked for them.
-class fifo_policy : public scheduling_policy {
-public:
-  void enqueue(waiting_trainer w) override;
-  std::optional<waiting_trainer> next() override;
-  void remove(const caf::actor_addr& trainer) override;
-  size_t waiting() const override;
+  void enqueue(waiting_trainer w);
+  /// Removes and returns the trainer to grant next, if any.
+  std::optional<waiting_trainer> next();
+  /// Forgets a trainer that went away while waiting.
+  void remove(const caf::actor_addr& trainer);
+  size_t waiting() const;
+
+  /// The estimator's guess of a network's remaining compute seconds.
+  double estimated_remaining(uint64_t network_id) const;
+
+protected:
+  struct network {
+    double priority = 0;
+    bool started = false;
+  };
+
+  /// The key of a network with `estimate` seconds left, joining the queue as
+  /// its `seq`-th entry. It must ignore `estimate` or be monotone in it, so
+  /// that scaling every fresh estimate keeps their order.
+  virtual double key(const network& n, double estimate, uint64_t seq) const
+    = 0;
 
 private:
-  std::deque<waiting_trainer> queue_;
+  /// (key, network id, enqueue order): unique, so it is a map key.
+  using rank = std::tuple<double, uint64_t, uint64_t>;
+  using queue = std::map<rank, waiting_trainer>;
+
+  rank fresh_rank(const queue::value_type& entry) const;
+
+  remaining_time_estimator estimator_;
+  std::unordered_map<uint64_t, network> networks_;
+  queue started_;
+  /// Not run yet; ranked with their cost hint x steps as the estimate.
+  queue fresh_;
+  std::unordered_map<caf::actor_addr, std::pair<bool, rank>> where_;
+  uint64_t seq_ = 0;
 };
 
-/// Builds the policy named in `scheduler.policy`.
+/// Builds the policy named in `scheduler.policy`: "fifo", "round_robin",
+/// "shortest_remaining", "longest_remaining" or "priority". Returns nullptr
+/// for an unknown name.
 std::unique_ptr<scheduling_policy> make_policy(const std::string& name);
 
 } // namespace actortrain

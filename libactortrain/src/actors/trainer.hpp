@@ -14,9 +14,7 @@ namespace actortrain {
 struct trainer_config {
   caf::actor scheduler;
   caf::actor aggregator;
-  /// Quantum length: steps (when > 0) or epochs.
-  int64_t quantum_steps = 0;
-  int64_t quantum_epochs = 1;
+  quantum_limits quantum;
 };
 
 struct trainer_state {
@@ -25,9 +23,10 @@ struct trainer_state {
   static inline const char* name = "actortrain.trainer";
 };
 
-/// One network. Asks the scheduler for a slot, trains one quantum on it
-/// through the slot's executor, reports metrics to the aggregator and
-/// progress to the scheduler, and asks again until the network is done.
+/// One network. Asks the scheduler for a slot once, trains one quantum on
+/// each slot it is granted through the slot's executor, reports metrics to
+/// the aggregator and progress to the scheduler (which queues it again until
+/// the report says finished).
 caf::behavior trainer(caf::stateful_actor<trainer_state>* self,
                       std::shared_ptr<network_runner> runner,
                       trainer_config config);
