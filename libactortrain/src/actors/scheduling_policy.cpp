@@ -93,10 +93,11 @@ class fifo_policy : public scheduling_policy {
 };
 
 /// Time slicing: every network goes to the back of the queue after each
-/// quantum.
+/// quantum; networks that have not run yet get their first quantum first,
+/// in network order.
 class round_robin_policy : public scheduling_policy {
-  double key(const network&, double, uint64_t seq) const override {
-    return static_cast<double>(seq);
+  double key(const network& n, double, uint64_t seq) const override {
+    return n.started ? static_cast<double>(seq) : -1.0;
   }
 };
 
