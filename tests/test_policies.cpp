@@ -28,9 +28,8 @@ public:
   using cost_fn = std::function<double(uint64_t, int64_t)>;
 
   scripted_learner(const learner_context& ctx, cost_fn cost)
-    : inner_(make_builtin_learner(ctx)), id_(ctx.spec.id),
-      cost_(std::move(cost)) {
-  }
+      : inner_(make_builtin_learner(ctx)), id_(ctx.spec.id),
+        cost_(std::move(cost)) {}
 
   double train_step(const torch::Tensor& x, const torch::Tensor& y) override {
     last_ = cost_(id_, steps_++);
@@ -230,8 +229,7 @@ namespace {
 class stuck_learner : public learner {
 public:
   explicit stuck_learner(const learner_context& ctx)
-    : classes_(ctx.data.classes) {
-  }
+      : classes_(ctx.data.classes) {}
   double train_step(const torch::Tensor&, const torch::Tensor&) override {
     return 1.0;
   }
@@ -278,8 +276,8 @@ TEST_CASE("early stopping without a validation split is refused") {
   exp.base.train.patience = 2;
   auto err = exp.validate();
   REQUIRE(err);
-  CHECK(to_string_pretty(err).find("train.validation_fraction")
-        != std::string::npos);
+  CHECK(to_string_pretty(err).find("train.validation_fraction") !=
+        std::string::npos);
 }
 
 TEST_CASE("the estimator fits a growing cost per step") {

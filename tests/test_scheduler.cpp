@@ -116,10 +116,9 @@ scheduler_status status_of(caf::scoped_actor& self, const caf::actor& sched) {
 TEST_CASE("the scheduler never grants more slots than exist") {
   caf::actor_system sys{system_fixture::config()};
   auto slots = make_slots(sys, 3);
-  auto sched =
-      sys.spawn(scheduler, slots,
-                std::shared_ptr<scheduling_policy>{make_policy("fifo")},
-                         caf::actor{}, size_t{0});
+  auto sched = sys.spawn(
+      scheduler, slots, std::shared_ptr<scheduling_policy>{make_policy("fifo")},
+      caf::actor{}, size_t{0});
   auto obs = std::make_shared<observations>();
   constexpr int trainers = 40;
   constexpr int quanta = 5;
@@ -147,10 +146,9 @@ TEST_CASE("the scheduler never grants more slots than exist") {
 TEST_CASE("a trainer that dies holding a slot gives it back") {
   caf::actor_system sys{system_fixture::config()};
   auto slots = make_slots(sys, 1);
-  auto sched =
-      sys.spawn(scheduler, slots,
-                std::shared_ptr<scheduling_policy>{make_policy("fifo")},
-                         caf::actor{}, size_t{0});
+  auto sched = sys.spawn(
+      scheduler, slots, std::shared_ptr<scheduling_policy>{make_policy("fifo")},
+      caf::actor{}, size_t{0});
   caf::scoped_actor self{sys};
   // A trainer that takes the slot and then never releases it.
   auto holder = sys.spawn([=](caf::event_based_actor* a) -> caf::behavior {
@@ -181,10 +179,9 @@ TEST_CASE("a trainer that dies holding a slot gives it back") {
 TEST_CASE("a release from an actor that does not hold the slot is ignored") {
   caf::actor_system sys{system_fixture::config()};
   auto slots = make_slots(sys, 1);
-  auto sched =
-      sys.spawn(scheduler, slots,
-                std::shared_ptr<scheduling_policy>{make_policy("fifo")},
-                         caf::actor{}, size_t{0});
+  auto sched = sys.spawn(
+      scheduler, slots, std::shared_ptr<scheduling_policy>{make_policy("fifo")},
+      caf::actor{}, size_t{0});
   caf::scoped_actor self{sys};
   self->send(sched, acquire_atom_v, trainer_info{0, 1, 1, 0});
   self->receive([](grant_atom, const slot_grant&) {});
@@ -201,10 +198,9 @@ TEST_CASE("a release from an actor that does not hold the slot is ignored") {
 TEST_CASE("the scheduler answers while every slot computes") {
   caf::actor_system sys{system_fixture::config()};
   auto slots = make_slots(sys, 2);
-  auto sched =
-      sys.spawn(scheduler, slots,
-                std::shared_ptr<scheduling_policy>{make_policy("fifo")},
-                         caf::actor{}, size_t{0});
+  auto sched = sys.spawn(
+      scheduler, slots, std::shared_ptr<scheduling_policy>{make_policy("fifo")},
+      caf::actor{}, size_t{0});
   caf::scoped_actor self{sys};
   // Both slots run a job that blocks until the scheduler has answered (a
   // stand-in for long LibTorch compute), or ten seconds at most.

@@ -48,8 +48,8 @@ std::string format_table(const run_result& r) {
   }
   if (!r.slots.empty()) {
     out += "\nslot utilisation (from the recorded schedule):\n";
-    out += fmt::format("{:>5} {:>8} {:>12} {:>6}\n", "slot", "grants",
-                       "busy_s", "busy");
+    out += fmt::format("{:>5} {:>8} {:>12} {:>6}\n", "slot", "grants", "busy_s",
+                       "busy");
     for (const auto& u : r.slots)
       out += fmt::format("{:>5} {:>8} {:>12.2f} {:>5.1f}%\n", u.slot, u.grants,
                          u.busy_seconds, 100 * u.busy_fraction);
@@ -85,9 +85,8 @@ std::string format_json(const run_result& r) {
          {"group_label", n.group_label},
          {"seed", n.seed},
          {"status", to_string(n.status)},
-         {"stop_reason", n.stop_reason.empty()
-                           ? nlohmann::json(nullptr)
-                           : nlohmann::json(n.stop_reason)},
+         {"stop_reason", n.stop_reason.empty() ? nlohmann::json(nullptr)
+                                               : nlohmann::json(n.stop_reason)},
          {"error",
           n.error.empty() ? nlohmann::json(nullptr) : nlohmann::json(n.error)},
          {"epochs", n.epochs},

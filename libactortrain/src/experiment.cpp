@@ -95,13 +95,13 @@ caf::error validate_config(const network_config& cfg) {
         fmt::format("train.eval_every: must be >= 0, got {}", t.eval_every));
   if (!(t.max_seconds >= 0))
     return bad(
-      fmt::format("train.max_seconds: must be >= 0, got {}", t.max_seconds));
+        fmt::format("train.max_seconds: must be >= 0, got {}", t.max_seconds));
   if (!(t.target_accuracy >= 0 && t.target_accuracy <= 1))
     return bad(fmt::format("train.target_accuracy: must be in [0, 1], got {}",
                            t.target_accuracy));
   if (!(t.target_loss >= 0))
     return bad(
-      fmt::format("train.target_loss: must be >= 0, got {}", t.target_loss));
+        fmt::format("train.target_loss: must be >= 0, got {}", t.target_loss));
   if (t.patience < 0)
     return bad(fmt::format("train.patience: must be >= 0, got {}", t.patience));
   if (!(t.validation_fraction >= 0 && t.validation_fraction < 1))
@@ -112,8 +112,8 @@ caf::error validate_config(const network_config& cfg) {
     return bad("train.patience: early stopping needs a validation split; set "
                "train.validation_fraction (e.g. 0.1)");
   if (!std::isfinite(t.priority))
-    return bad(fmt::format("train.priority: must be finite, got {}",
-                           t.priority));
+    return bad(
+        fmt::format("train.priority: must be finite, got {}", t.priority));
   return {};
 }
 

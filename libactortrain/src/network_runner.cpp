@@ -31,18 +31,16 @@ network_runner::network_runner(network_spec spec,
                                std::shared_ptr<const dataset> data,
                                torch::Tensor shard,
                                learner_factory make_learner)
-  : spec_(std::move(spec)),
-    data_(std::move(data)),
-    shard_(std::move(shard)),
-    make_learner_(std::move(make_learner)) {
+    : spec_(std::move(spec)), data_(std::move(data)), shard_(std::move(shard)),
+      make_learner_(std::move(make_learner)) {
   const auto& train = spec_.config.train;
   if (train.validation_fraction > 0) {
     // A seed-chosen part of the shard is held out for validation.
     auto n = shard_.size(0);
     auto n_val = std::max<int64_t>(
-      1, static_cast<int64_t>(std::lround(n * train.validation_fraction)));
+        1, static_cast<int64_t>(std::lround(n * train.validation_fraction)));
     auto gen = at::make_generator<at::CPUGeneratorImpl>(
-      derive_seed(spec_.seed ^ 0x5A11DA7Eull, 0));
+        derive_seed(spec_.seed ^ 0x5A11DA7Eull, 0));
     auto perm = shard_.index_select(0, torch::randperm(n, gen, torch::kInt64));
     validation_ = perm.slice(0, n - n_val);
     shard_ = perm.slice(0, 0, n - n_val);
@@ -57,8 +55,8 @@ trainer_info network_runner::info() const {
   trainer_info result;
   result.network_id = spec_.id;
   result.steps_total = steps_total();
-  result.cost_hint = builtin_model_cost(spec_.config.model, *data_)
-                     * static_cast<double>(spec_.config.train.batch_size);
+  result.cost_hint = builtin_model_cost(spec_.config.model, *data_) *
+                     static_cast<double>(spec_.config.train.batch_size);
   result.priority = spec_.config.train.priority;
   return result;
 }
@@ -97,8 +95,8 @@ std::string network_runner::train(const quantum_limits& limits,
   auto n = shard_.size(0);
   auto epoch_at_start = step_ / steps_per_epoch_;
   auto target = limits.steps > 0
-                  ? step_ + limits.steps
-                  : (epoch_at_start + limits.epochs) * steps_per_epoch_;
+                    ? step_ + limits.steps
+                    : (epoch_at_start + limits.epochs) * steps_per_epoch_;
   target = std::min(target, steps_total());
   double quantum_seconds = 0;
   while (step_ < target) {
@@ -111,8 +109,8 @@ std::string network_runner::train(const quantum_limits& limits,
     if (pos == 0 || !order_.defined()) {
       // Each epoch's order depends only on the network's seed and the epoch,
       // not on where quanta begin or end.
-      auto gen = at::make_generator<at::CPUGeneratorImpl>(
-        derive_seed(spec_.seed ^ 0xDA7A0DE5ull, static_cast<uint64_t>(epoch)));
+      auto gen = at::make_generator<at::CPUGeneratorImpl>(derive_seed(
+          spec_.seed ^ 0xDA7A0DE5ull, static_cast<uint64_t>(epoch)));
       order_ = shard_.index_select(0, torch::randperm(n, gen, torch::kInt64));
       if (pos == 0) {
         epoch_loss_sum_ = 0;
@@ -210,9 +208,9 @@ network_runner::evaluation network_runner::evaluate(const torch::Tensor& x,
   if (d.task == task_kind::classification) {
     if (out.dim() != 2 || out.size(1) != d.classes)
       throw std::runtime_error(
-        fmt::format("predict returned shape [{}] for {} samples; expected "
-                    "[{}, {}]",
-                    fmt::join(out.sizes(), ", "), n, n, d.classes));
+          fmt::format("predict returned shape [{}] for {} samples; expected "
+                      "[{}, {}]",
+                      fmt::join(out.sizes(), ", "), n, n, d.classes));
     ev.loss = torch::nn::functional::cross_entropy(out, y).item<double>();
     ev.accuracy = out.argmax(1).eq(y).to(torch::kFloat64).mean().item<double>();
     if (keep_predictions)
@@ -221,14 +219,14 @@ network_runner::evaluation network_runner::evaluate(const torch::Tensor& x,
     out = out.reshape({-1});
     if (out.size(0) != n)
       throw std::runtime_error(fmt::format(
-        "predict returned {} values for {} samples", out.size(0), n));
+          "predict returned {} values for {} samples", out.size(0), n));
     ev.loss = torch::mse_loss(out, y).item<double>();
     if (keep_predictions)
       ev.predictions = out;
   }
   if (!std::isfinite(ev.loss))
-    throw std::runtime_error(fmt::format("non-finite evaluation loss ({})",
-                                         ev.loss));
+    throw std::runtime_error(
+        fmt::format("non-finite evaluation loss ({})", ev.loss));
   return ev;
 }
 

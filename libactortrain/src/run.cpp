@@ -141,6 +141,10 @@ caf::expected<run_result> run(const experiment& exp, run_options opts) {
       [](uint8_t code, caf::atom_value cat, const caf::message& ctx) {
         return to_string_pretty(caf::error{code, cat, ctx});
       });
+  // Work sharing wakes an idle worker through a condition variable at once;
+  // work stealing polls with sleeps, which adds up to milliseconds to every
+  // hop of a quantum when messages are sparse (docs/benchmarks.md).
+  cfg.set("scheduler.policy", caf::atom("sharing"));
   caf::actor_system sys{cfg};
   auto coord = sys.spawn(coordinator, plan);
   caf::scoped_actor self{sys};

@@ -3,6 +3,7 @@
 #include <chrono>
 #include <cmath>
 #include <ctime>
+#include <functional>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -266,96 +267,100 @@ caf::error results_store::exec(const std::string& sql) {
   return {};
 }
 
-caf::error results_store::begin_run(const experiment& exp,
-                                    const std::vector<network_spec>& specs,
-                                    const std::string& task) {
+caf::error results_store::transaction(const std::function<caf::error()>& body) {
   if (auto err = exec("BEGIN"))
     return err;
-  auto fail = [&](const char* what) {
-    auto err = storage_error(db_, path_, what);
+  if (auto err = body()) {
     exec("ROLLBACK");
     return err;
-  };
-  {
-    statement st{db_, "INSERT INTO run (id, name, experiment, "
-                      "experiment_path, task, actortrain_version, networks, "
-                      "started_at, status) VALUES (1, ?, ?, ?, ?, ?, ?, ?, "
-                      "'running')"};
-    st.bind(exp.name, exp.source_text, exp.source_path, task,
-            std::string{version()}, static_cast<int64_t>(specs.size()),
-            now_iso());
-    if (st.step() != SQLITE_DONE)
-      return fail("cannot record the run");
-  }
-  auto configs = exp.configs();
-  for (size_t g = 0; g < configs.size(); ++g) {
-    statement st{db_, "INSERT INTO groups (id, label, config) VALUES (?, ?, "
-                      "?)"};
-    st.bind(static_cast<int64_t>(g), configs[g].label,
-            config_json(configs[g]).dump());
-    if (st.step() != SQLITE_DONE)
-      return fail("cannot record a configuration");
-  }
-  statement st{db_, "INSERT INTO networks (id, name, group_id, "
-                    "index_in_group, seed, status) VALUES (?, ?, ?, ?, ?, "
-                    "'pending')"};
-  for (const auto& s : specs) {
-    st.bind(static_cast<int64_t>(s.id), s.name, s.group, s.index_in_group,
-            s.seed);
-    if (st.step() != SQLITE_DONE)
-      return fail("cannot record a network");
-    st.reset();
   }
   return exec("COMMIT");
 }
 
-caf::error results_store::add_epoch(const epoch_metrics& m) {
-  statement st{db_, "INSERT OR REPLACE INTO epoch_metrics (network_id, epoch, "
-                    "steps, train_loss, test_loss, test_accuracy, "
-                    "validation_loss, validation_accuracy, seconds) VALUES "
-                    "(?, ?, ?, ?, ?, ?, ?, ?, ?)"};
-  st.bind(m.network_id, m.epoch, m.steps, m.train_loss, m.test_loss,
-          m.test_accuracy, m.validation_loss, m.validation_accuracy,
-          m.seconds);
-  if (st.step() != SQLITE_DONE)
-    return storage_error(db_, path_, "cannot record epoch metrics");
-  return {};
+caf::error results_store::begin_run(const experiment& exp,
+                                    const std::vector<network_spec>& specs,
+                                    const std::string& task) {
+  return transaction([&]() -> caf::error {
+    {
+      statement st{db_, "INSERT INTO run (id, name, experiment, "
+                        "experiment_path, task, actortrain_version, networks, "
+                        "started_at, status) VALUES (1, ?, ?, ?, ?, ?, ?, ?, "
+                        "'running')"};
+      st.bind(exp.name, exp.source_text, exp.source_path, task,
+              std::string{version()}, static_cast<int64_t>(specs.size()),
+              now_iso());
+      if (st.step() != SQLITE_DONE)
+        return storage_error(db_, path_, "cannot record the run");
+    }
+    auto configs = exp.configs();
+    statement groups{db_, "INSERT INTO groups (id, label, config) VALUES (?, "
+                          "?, ?)"};
+    for (size_t g = 0; g < configs.size(); ++g) {
+      groups.bind(static_cast<int64_t>(g), configs[g].label,
+                  config_json(configs[g]).dump());
+      if (groups.step() != SQLITE_DONE)
+        return storage_error(db_, path_, "cannot record a configuration");
+      groups.reset();
+    }
+    statement st{db_, "INSERT INTO networks (id, name, group_id, "
+                      "index_in_group, seed, status) VALUES (?, ?, ?, ?, ?, "
+                      "'pending')"};
+    for (const auto& spec : specs) {
+      st.bind(static_cast<int64_t>(spec.id), spec.name, spec.group,
+              spec.index_in_group, spec.seed);
+      if (st.step() != SQLITE_DONE)
+        return storage_error(db_, path_, "cannot record a network");
+      st.reset();
+    }
+    return {};
+  });
+}
+
+caf::error results_store::add_epochs(const std::vector<epoch_metrics>& ms) {
+  return transaction([&]() -> caf::error {
+    statement st{db_, "INSERT OR REPLACE INTO epoch_metrics (network_id, "
+                      "epoch, steps, train_loss, test_loss, test_accuracy, "
+                      "validation_loss, validation_accuracy, seconds) VALUES "
+                      "(?, ?, ?, ?, ?, ?, ?, ?, ?)"};
+    for (const auto& m : ms) {
+      st.bind(m.network_id, m.epoch, m.steps, m.train_loss, m.test_loss,
+              m.test_accuracy, m.validation_loss, m.validation_accuracy,
+              m.seconds);
+      if (st.step() != SQLITE_DONE)
+        return storage_error(db_, path_, "cannot record epoch metrics");
+      st.reset();
+    }
+    return {};
+  });
 }
 
 caf::error results_store::add_outcome(const network_outcome& o,
                                       const std::string& weights_path) {
-  if (auto err = exec("BEGIN"))
-    return err;
-  auto fail = [&](const char* what) {
-    auto err = storage_error(db_, path_, what);
-    exec("ROLLBACK");
-    return err;
-  };
-  {
+  return transaction([&]() -> caf::error {
     statement st{db_, "UPDATE networks SET status = ?, stop_reason = ?, "
                       "epochs = ?, steps = ?, weights = ? WHERE id = ?"};
-    st.bind(to_string(o.status), o.stop_reason, o.epochs, o.steps,
-            weights_path, o.network_id);
+    st.bind(to_string(o.status), o.stop_reason, o.epochs, o.steps, weights_path,
+            o.network_id);
     if (st.step() != SQLITE_DONE)
-      return fail("cannot record a network's status");
-  }
-  if (o.status == network_status::finished) {
-    statement st{db_, "INSERT OR REPLACE INTO final_metrics (network_id, "
-                      "train_loss, test_loss, test_accuracy, "
-                      "seconds_per_step, train_seconds) VALUES (?, ?, ?, ?, "
-                      "?, ?)"};
-    st.bind(o.network_id, o.train_loss, o.test_loss, o.test_accuracy,
-            o.seconds_per_step, o.train_seconds);
-    if (st.step() != SQLITE_DONE)
-      return fail("cannot record final metrics");
-  } else {
-    statement st{db_, "INSERT INTO errors (network_id, epochs, steps, "
-                      "message, at) VALUES (?, ?, ?, ?, ?)"};
-    st.bind(o.network_id, o.epochs, o.steps, o.error, now_iso());
-    if (st.step() != SQLITE_DONE)
-      return fail("cannot record an error");
-  }
-  return exec("COMMIT");
+      return storage_error(db_, path_, "cannot record a network's status");
+    if (o.status == network_status::finished) {
+      statement fin{db_, "INSERT OR REPLACE INTO final_metrics (network_id, "
+                         "train_loss, test_loss, test_accuracy, "
+                         "seconds_per_step, train_seconds) VALUES (?, ?, ?, "
+                         "?, ?, ?)"};
+      fin.bind(o.network_id, o.train_loss, o.test_loss, o.test_accuracy,
+               o.seconds_per_step, o.train_seconds);
+      if (fin.step() != SQLITE_DONE)
+        return storage_error(db_, path_, "cannot record final metrics");
+    } else {
+      statement err{db_, "INSERT INTO errors (network_id, epochs, steps, "
+                         "message, at) VALUES (?, ?, ?, ?, ?)"};
+      err.bind(o.network_id, o.epochs, o.steps, o.error, now_iso());
+      if (err.step() != SQLITE_DONE)
+        return storage_error(db_, path_, "cannot record an error");
+    }
+    return {};
+  });
 }
 
 caf::error results_store::add_ensemble(const ensemble_result& e) {
@@ -393,15 +398,15 @@ caf::expected<run_result> results_store::read() const {
     result.wall_seconds = std::isnan(wall) ? 0 : wall;
   }
   {
-    statement st{db_,
-                 "SELECT n.id, n.name, n.group_id, g.label, n.seed, n.status, "
-                 "n.epochs, n.steps, f.train_loss, f.test_loss, "
-                 "f.test_accuracy, f.seconds_per_step, f.train_seconds, "
-                 "n.weights, (SELECT message FROM errors e WHERE "
-                 "e.network_id = n.id ORDER BY rowid DESC LIMIT 1), "
-                 "n.stop_reason FROM networks n JOIN groups g ON g.id = n.group_id "
-                 "LEFT JOIN final_metrics f ON f.network_id = n.id "
-                 "ORDER BY n.id"};
+    statement st{
+        db_, "SELECT n.id, n.name, n.group_id, g.label, n.seed, n.status, "
+             "n.epochs, n.steps, f.train_loss, f.test_loss, "
+             "f.test_accuracy, f.seconds_per_step, f.train_seconds, "
+             "n.weights, (SELECT message FROM errors e WHERE "
+             "e.network_id = n.id ORDER BY rowid DESC LIMIT 1), "
+             "n.stop_reason FROM networks n JOIN groups g ON g.id = n.group_id "
+             "LEFT JOIN final_metrics f ON f.network_id = n.id "
+             "ORDER BY n.id"};
     if (!st)
       return storage_error(db_, path_, "cannot read networks");
     int rc = 0;
@@ -471,21 +476,18 @@ caf::expected<run_result> results_store::read() const {
 }
 
 caf::error results_store::add_grants(const std::vector<grant_record>& records) {
-  if (auto err = exec("BEGIN"))
-    return err;
-  statement st{db_, "INSERT INTO grants (network_id, slot, start, end, steps) "
-                    "VALUES (?, ?, ?, ?, ?)"};
-  for (const auto& r : records) {
-    st.bind(r.network_id, static_cast<int64_t>(r.slot), r.start, r.end,
-            r.steps);
-    if (st.step() != SQLITE_DONE) {
-      auto err = storage_error(db_, path_, "cannot record the schedule");
-      exec("ROLLBACK");
-      return err;
+  return transaction([&]() -> caf::error {
+    statement st{db_, "INSERT INTO grants (network_id, slot, start, end, "
+                      "steps) VALUES (?, ?, ?, ?, ?)"};
+    for (const auto& r : records) {
+      st.bind(r.network_id, static_cast<int64_t>(r.slot), r.start, r.end,
+              r.steps);
+      if (st.step() != SQLITE_DONE)
+        return storage_error(db_, path_, "cannot record the schedule");
+      st.reset();
     }
-    st.reset();
-  }
-  return exec("COMMIT");
+    return {};
+  });
 }
 
 caf::expected<std::vector<grant_record>> results_store::grants() const {

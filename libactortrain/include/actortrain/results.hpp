@@ -89,8 +89,8 @@ struct grant_record {
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, grant_record& x) {
-  return f(caf::meta::type_name("grant_record"), x.network_id, x.slot,
-           x.start, x.end, x.steps);
+  return f(caf::meta::type_name("grant_record"), x.network_id, x.slot, x.start,
+           x.end, x.steps);
 }
 
 /// Final state of a network.

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -36,7 +37,8 @@ public:
   caf::error begin_run(const experiment& exp,
                        const std::vector<network_spec>& specs,
                        const std::string& task);
-  caf::error add_epoch(const epoch_metrics& m);
+  /// Appends per-epoch metrics, in one transaction.
+  caf::error add_epochs(const std::vector<epoch_metrics>& metrics);
   caf::error add_outcome(const network_outcome& o,
                          const std::string& weights_path);
   caf::error add_ensemble(const ensemble_result& e);
@@ -60,6 +62,8 @@ public:
 private:
   results_store(sqlite3* db, std::string path);
   caf::error exec(const std::string& sql);
+  /// Runs `body` between BEGIN and COMMIT; rolls back when it fails.
+  caf::error transaction(const std::function<caf::error()>& body);
 
   sqlite3* db_;
   std::string path_;

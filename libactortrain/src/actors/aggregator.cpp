@@ -42,6 +42,9 @@ caf::error write_file_atomically(const std::string& path,
 
 namespace {
 
+/// Epoch metrics written per transaction.
+constexpr size_t epoch_batch = 256;
+
 ensemble_result evaluate_ensemble(const dataset& d, const torch::Tensor& sum,
                                   int64_t count, int64_t group,
                                   std::string label) {
@@ -77,14 +80,26 @@ caf::behavior aggregator(caf::stateful_actor<aggregator_state>* self,
     if (err && !self->state.storage_error)
       self->state.storage_error = std::move(err);
   };
+  // One transaction per batch: a commit per epoch costs the slots CPU time.
+  auto flush_epochs = [self, note] {
+    auto& pending = self->state.pending_epochs;
+    if (pending.empty())
+      return;
+    note(self->state.config.store->add_epochs(pending));
+    pending.clear();
+  };
   return {
       [=](schedule_atom, const std::vector<grant_record>& records) {
         note(self->state.config.store->add_grants(records));
       },
       [=](epoch_atom, const epoch_metrics& m) {
-        note(self->state.config.store->add_epoch(m));
+        auto& pending = self->state.pending_epochs;
+        pending.push_back(m);
+        if (pending.size() >= epoch_batch)
+          flush_epochs();
       },
       [=](outcome_atom, network_outcome& o) {
+        flush_epochs();
         auto& st = self->state;
         const auto& cfg = st.config;
         std::string weights_path;
@@ -123,6 +138,7 @@ caf::behavior aggregator(caf::stateful_actor<aggregator_state>* self,
         return caf::make_message(self->state.finished, self->state.failed);
       },
       [=](finish_atom) -> caf::result<run_result> {
+        flush_epochs();
         auto& st = self->state;
         const auto& cfg = st.config;
         auto n_groups = cfg.group_labels.size();

@@ -35,6 +35,9 @@ struct aggregator_state {
   std::vector<int64_t> prediction_counts;
   int64_t finished = 0;
   int64_t failed = 0;
+  /// Epoch metrics not yet written: they go to the store in batches, and
+  /// always before an outcome, so a network's row never precedes its epochs.
+  std::vector<epoch_metrics> pending_epochs;
   /// The first storage error; the run reports it at the end.
   caf::error storage_error;
   std::chrono::steady_clock::time_point started;

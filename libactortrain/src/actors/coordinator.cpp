@@ -68,15 +68,15 @@ void shut_down(coordinator_actor* self) {
 /// results, which go to the caller.
 void finish(coordinator_actor* self) {
   self->request(self->state.aggregator, caf::infinite, finish_atom_v)
-    .then(
-      [=](run_result& result) {
-        self->state.promise.deliver(std::move(result));
-        shut_down(self);
-      },
-      [=](caf::error& err) {
-        self->state.promise.deliver(std::move(err));
-        shut_down(self);
-      });
+      .then(
+          [=](run_result& result) {
+            self->state.promise.deliver(std::move(result));
+            shut_down(self);
+          },
+          [=](caf::error& err) {
+            self->state.promise.deliver(std::move(err));
+            shut_down(self);
+          });
 }
 
 void start(coordinator_actor* self) {
@@ -110,9 +110,9 @@ void start(coordinator_actor* self) {
   st.aggregator = sys.spawn<caf::detached>(aggregator, std::move(acfg));
   self->link_to(st.aggregator);
   st.scheduler = self->spawn<caf::linked>(
-    scheduler, std::move(slots),
-    std::shared_ptr<scheduling_policy>{make_policy(sched.policy)},
-    st.aggregator, plan.specs.size());
+      scheduler, std::move(slots),
+      std::shared_ptr<scheduling_policy>{make_policy(sched.policy)},
+      st.aggregator, plan.specs.size());
   trainer_config tcfg;
   tcfg.scheduler = st.scheduler;
   tcfg.aggregator = st.aggregator;
@@ -156,14 +156,14 @@ caf::behavior coordinator(coordinator_actor* self,
           self->delayed_send(self, std::chrono::milliseconds{ms}, tick_atom_v);
         });
       },
-    [=](all_done_atom) {
-      report_progress(self, [=] {
-        // The scheduler hands over the rest of the schedule before the
-        // aggregator closes the store.
-        self->request(self->state.scheduler, caf::infinite, schedule_atom_v)
-          .then([=] { finish(self); });
-      });
-    },
+      [=](all_done_atom) {
+        report_progress(self, [=] {
+          // The scheduler hands over the rest of the schedule before the
+          // aggregator closes the store.
+          self->request(self->state.scheduler, caf::infinite, schedule_atom_v)
+              .then([=] { finish(self); });
+        });
+      },
   };
 }
 

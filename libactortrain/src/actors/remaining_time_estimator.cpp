@@ -20,8 +20,8 @@ void remaining_time_estimator::report(const progress_report& p) {
   if (p.quantum_steps <= 0)
     return;
   auto per_step = p.quantum_seconds / static_cast<double>(p.quantum_steps);
-  auto middle = static_cast<double>(p.steps_done)
-                - static_cast<double>(p.quantum_steps) / 2.0;
+  auto middle = static_cast<double>(p.steps_done) -
+                static_cast<double>(p.quantum_steps) / 2.0;
   n.samples[n.next] = {middle, per_step};
   n.next = (n.next + 1) % window;
   n.count = std::min(n.count + 1, window);
@@ -48,8 +48,9 @@ double remaining_time_estimator::cost_guess(uint64_t network_id) const {
   if (i == networks_.end())
     return 0;
   const auto& n = i->second;
-  return static_cast<double>(std::max<int64_t>(0, n.steps_total - n.steps_done))
-         * n.cost_hint;
+  return static_cast<double>(
+             std::max<int64_t>(0, n.steps_total - n.steps_done)) *
+         n.cost_hint;
 }
 
 double remaining_time_estimator::remaining(uint64_t network_id) const {

@@ -15,9 +15,9 @@ using scheduler_actor = caf::stateful_actor<scheduler_state>;
 constexpr size_t record_batch = 512;
 
 double now(scheduler_actor* self) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now()
-                                       - self->state.started)
-    .count();
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() -
+                                       self->state.started)
+      .count();
 }
 
 void flush(scheduler_actor* self) {
@@ -90,43 +90,43 @@ caf::behavior scheduler(scheduler_actor* self, std::vector<slot_grant> slots,
     dispatch(self);
   });
   return {
-    [=](acquire_atom, const trainer_info& info) {
-      auto trainer = caf::actor_cast<caf::actor>(self->current_sender());
-      if (!trainer)
-        return;
-      self->monitor(trainer);
-      ++self->state.arrived;
-      self->state.policy->add(info);
-      self->state.policy->enqueue(waiting_trainer{trainer, info.network_id});
-      dispatch(self);
-    },
-    [=](release_atom, uint32_t slot, const progress_report& progress) {
-      auto& st = self->state;
-      auto sender = caf::actor_cast<caf::actor_addr>(self->current_sender());
-      // Only the holder can release a slot; stale or forged releases would
-      // otherwise let the scheduler over-grant.
-      if (slot >= st.holders.size() || st.holders[slot].trainer != sender)
-        return;
-      free_slot(self, slot, progress.quantum_steps);
-      auto& last = st.steps[progress.network_id];
-      st.stats.steps_done += progress.steps_done - last;
-      last = progress.steps_done;
-      if (progress.finished) {
-        st.policy->forget(progress.network_id);
-        self->demonitor(sender);
-      } else {
-        st.policy->report(progress);
-        st.policy->enqueue(waiting_trainer{
-          caf::actor_cast<caf::actor>(sender), progress.network_id});
-      }
-      dispatch(self);
-    },
-    [=](schedule_atom) { flush(self); },
-    [=](status_atom) {
-      auto s = self->state.stats;
-      s.waiting = static_cast<int64_t>(self->state.policy->waiting());
-      return s;
-    },
+      [=](acquire_atom, const trainer_info& info) {
+        auto trainer = caf::actor_cast<caf::actor>(self->current_sender());
+        if (!trainer)
+          return;
+        self->monitor(trainer);
+        ++self->state.arrived;
+        self->state.policy->add(info);
+        self->state.policy->enqueue(waiting_trainer{trainer, info.network_id});
+        dispatch(self);
+      },
+      [=](release_atom, uint32_t slot, const progress_report& progress) {
+        auto& st = self->state;
+        auto sender = caf::actor_cast<caf::actor_addr>(self->current_sender());
+        // Only the holder can release a slot; stale or forged releases would
+        // otherwise let the scheduler over-grant.
+        if (slot >= st.holders.size() || st.holders[slot].trainer != sender)
+          return;
+        free_slot(self, slot, progress.quantum_steps);
+        auto& last = st.steps[progress.network_id];
+        st.stats.steps_done += progress.steps_done - last;
+        last = progress.steps_done;
+        if (progress.finished) {
+          st.policy->forget(progress.network_id);
+          self->demonitor(sender);
+        } else {
+          st.policy->report(progress);
+          st.policy->enqueue(waiting_trainer{
+              caf::actor_cast<caf::actor>(sender), progress.network_id});
+        }
+        dispatch(self);
+      },
+      [=](schedule_atom) { flush(self); },
+      [=](status_atom) {
+        auto s = self->state.stats;
+        s.waiting = static_cast<int64_t>(self->state.policy->waiting());
+        return s;
+      },
   };
 }
 

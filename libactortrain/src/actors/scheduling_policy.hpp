@@ -61,8 +61,7 @@ protected:
   /// The key of a network with `estimate` seconds left, joining the queue as
   /// its `seq`-th entry. It must ignore `estimate` or be monotone in it, so
   /// that scaling every fresh estimate keeps their order.
-  virtual double key(const network& n, double estimate, uint64_t seq) const
-    = 0;
+  virtual double key(const network& n, double estimate, uint64_t seq) const = 0;
 
 private:
   /// (key, network id, enqueue order): unique, so it is a map key.
