@@ -82,8 +82,19 @@ TEST_CASE("actortrain run and results, end to end on synthetic data") {
   CHECK(j["networks"][2]["id"] == 2);
   CHECK(j["ensemble"]["accuracy"].get<double>() > 0.5);
   CHECK(j["ensemble"]["networks"] == 6);
+  // The schedule: both slots were used, and busy fractions are fractions.
+  REQUIRE(j["slots"].size() == 2);
+  int64_t grants = 0;
+  for (auto& slot : j["slots"]) {
+    grants += slot["grants"].get<int64_t>();
+    CHECK(slot["busy_fraction"].get<double>() > 0);
+    CHECK(slot["busy_fraction"].get<double>() <= 1.0 + 1e-9);
+  }
+  CHECK(grants == 6 * 3); // one quantum per epoch
+  CHECK(j["networks"][0]["stop_reason"] == "epochs");
   auto table = run_app(fmt::format("results {}", dir / "out"));
   CHECK(table.exit_code == 0);
+  CHECK(table.output.find("slot utilisation") != std::string::npos);
   CHECK(table.output.find("net-0005") != std::string::npos);
   CHECK(table.output.find("ensembles") != std::string::npos);
 }

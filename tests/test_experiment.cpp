@@ -179,3 +179,37 @@ TEST_CASE("a missing experiment file is a clear error") {
   CHECK(to_string_pretty(exp.error()).find("/nonexistent/exp.toml") !=
         std::string::npos);
 }
+
+TEST_CASE("scheduling and stopping keys parse and are checked") {
+  auto exp = parse_experiment(R"(
+[data]
+format = "synthetic"
+[train]
+max_seconds = 30.5
+target_accuracy = 0.9
+patience = 3
+validation_fraction = 0.1
+priority = 2
+[scheduler]
+policy = "longest_remaining"
+quantum_seconds = 0.5
+[sweep]
+"train.priority" = [1, 5]
+)",
+                              "exp.toml");
+  REQUIRE_MESSAGE(exp, to_string_pretty(exp.error()));
+  CHECK(exp->scheduler.policy == "longest_remaining");
+  CHECK(exp->scheduler.quantum_seconds == 0.5);
+  REQUIRE(exp->variants.size() == 2);
+  CHECK(exp->variants[1].train.priority == 5);
+  CHECK(exp->variants[1].train.patience == 3);
+  CHECK(exp->variants[0].train.max_seconds == 30.5);
+  auto policy = parse_error(
+      "[data]\nformat = \"synthetic\"\n[scheduler]\npolicy = \"lottery\"\n");
+  CHECK(policy.find("scheduler.policy: unknown policy 'lottery'") !=
+        std::string::npos);
+  auto target = parse_error(
+      "[data]\nformat = \"synthetic\"\n[train]\ntarget_accuracy = 1.5\n");
+  CHECK(target.find("train.target_accuracy: must be in [0, 1], got 1.5") !=
+        std::string::npos);
+}

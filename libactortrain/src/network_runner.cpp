@@ -230,15 +230,21 @@ network_runner::evaluation network_runner::evaluate(const torch::Tensor& x,
   return ev;
 }
 
-void network_runner::fail(quantum_outcome& out, const std::string& reason) {
+network_outcome& network_runner::end(quantum_outcome& out,
+                                     network_status status) {
   out.progress.finished = true;
   auto& o = out.outcome;
   o.network_id = spec_.id;
-  o.status = network_status::failed;
-  o.error = reason;
+  o.status = status;
   o.epochs = step_ / steps_per_epoch_;
   o.steps = step_;
   o.train_seconds = train_seconds_;
+  o.seconds_per_step = step_ > 0 ? train_seconds_ / step_ : 0;
+  return o;
+}
+
+void network_runner::fail(quantum_outcome& out, const std::string& reason) {
+  end(out, network_status::failed).error = reason;
   learner_.reset();
 }
 
@@ -251,18 +257,11 @@ void network_runner::finish(quantum_outcome& out, const std::string& reason) {
     last_epoch_.test_accuracy = ev.accuracy;
     last_predictions_ = ev.predictions;
   }
-  out.progress.finished = true;
-  auto& o = out.outcome;
-  o.network_id = spec_.id;
-  o.status = network_status::finished;
+  auto& o = end(out, network_status::finished);
   o.stop_reason = reason;
-  o.epochs = step_ / steps_per_epoch_;
-  o.steps = step_;
   o.train_loss = last_epoch_.train_loss;
   o.test_loss = last_epoch_.test_loss;
   o.test_accuracy = last_epoch_.test_accuracy;
-  o.train_seconds = train_seconds_;
-  o.seconds_per_step = step_ > 0 ? train_seconds_ / step_ : 0;
   auto p = last_predictions_.contiguous();
   o.test_predictions.assign(p.data_ptr<float>(),
                             p.data_ptr<float>() + p.numel());

@@ -71,6 +71,8 @@ private:
   std::string end_epoch(int64_t epoch, quantum_outcome& out);
   evaluation evaluate(const torch::Tensor& x, const torch::Tensor& y,
                       bool keep_predictions);
+  /// Marks the network done with `status` and fills what every outcome has.
+  network_outcome& end(quantum_outcome& out, network_status status);
   void fail(quantum_outcome& out, const std::string& reason);
   void finish(quantum_outcome& out, const std::string& reason);
   void fill_progress(quantum_outcome& out) const;
