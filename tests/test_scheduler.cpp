@@ -84,24 +84,31 @@ caf::behavior fake_trainer(caf::event_based_actor* self, caf::actor sched,
   };
 }
 
-std::vector<slot_grant> make_slots(caf::actor_system& sys, int n) {
-  std::vector<slot_grant> slots;
-  for (int i = 0; i < n; ++i) {
-    slot_info info;
-    info.id = static_cast<uint32_t>(i);
-    slots.push_back(
-        slot_grant{info, sys.spawn<caf::detached>(slot_executor, info)});
+/// A FIFO scheduler over `n` real slot executors; stops them all when done.
+struct scheduler_fixture {
+  scheduler_fixture(caf::actor_system& sys, int n) : sys(sys) {
+    for (int i = 0; i < n; ++i) {
+      slot_info info;
+      info.id = static_cast<uint32_t>(i);
+      slots.push_back(
+          slot_grant{info, sys.spawn<caf::detached>(slot_executor, info)});
+    }
+    sched = sys.spawn(scheduler, slots,
+                      std::shared_ptr<scheduling_policy>{make_policy("fifo")},
+                      caf::actor{}, size_t{0});
   }
-  return slots;
-}
 
-void stop(caf::actor_system& sys, const std::vector<slot_grant>& slots,
-          const caf::actor& sched) {
-  caf::scoped_actor self{sys};
-  for (auto& s : slots)
-    self->send_exit(s.executor, caf::exit_reason::user_shutdown);
-  self->send_exit(sched, caf::exit_reason::user_shutdown);
-}
+  ~scheduler_fixture() {
+    caf::scoped_actor self{sys};
+    for (auto& s : slots)
+      self->send_exit(s.executor, caf::exit_reason::user_shutdown);
+    self->send_exit(sched, caf::exit_reason::user_shutdown);
+  }
+
+  caf::actor_system& sys;
+  std::vector<slot_grant> slots;
+  caf::actor sched;
+};
 
 scheduler_status status_of(caf::scoped_actor& self, const caf::actor& sched) {
   scheduler_status result;
@@ -115,10 +122,8 @@ scheduler_status status_of(caf::scoped_actor& self, const caf::actor& sched) {
 
 TEST_CASE("the scheduler never grants more slots than exist") {
   caf::actor_system sys{system_fixture::config()};
-  auto slots = make_slots(sys, 3);
-  auto sched = sys.spawn(
-      scheduler, slots, std::shared_ptr<scheduling_policy>{make_policy("fifo")},
-      caf::actor{}, size_t{0});
+  scheduler_fixture fx{sys, 3};
+  auto& sched = fx.sched;
   auto obs = std::make_shared<observations>();
   constexpr int trainers = 40;
   constexpr int quanta = 5;
@@ -140,15 +145,12 @@ TEST_CASE("the scheduler never grants more slots than exist") {
   CHECK(s.peak_busy <= 3);
   CHECK(s.grants == trainers * quanta);
   CHECK(s.steps_done == trainers * quanta);
-  stop(sys, slots, sched);
 }
 
 TEST_CASE("a trainer that dies holding a slot gives it back") {
   caf::actor_system sys{system_fixture::config()};
-  auto slots = make_slots(sys, 1);
-  auto sched = sys.spawn(
-      scheduler, slots, std::shared_ptr<scheduling_policy>{make_policy("fifo")},
-      caf::actor{}, size_t{0});
+  scheduler_fixture fx{sys, 1};
+  auto& sched = fx.sched;
   caf::scoped_actor self{sys};
   // A trainer that takes the slot and then never releases it.
   auto holder = sys.spawn([=](caf::event_based_actor* a) -> caf::behavior {
@@ -173,15 +175,12 @@ TEST_CASE("a trainer that dies holding a slot gives it back") {
       },
       caf::after(5s) >> [] {});
   CHECK(granted);
-  stop(sys, slots, sched);
 }
 
 TEST_CASE("a release from an actor that does not hold the slot is ignored") {
   caf::actor_system sys{system_fixture::config()};
-  auto slots = make_slots(sys, 1);
-  auto sched = sys.spawn(
-      scheduler, slots, std::shared_ptr<scheduling_policy>{make_policy("fifo")},
-      caf::actor{}, size_t{0});
+  scheduler_fixture fx{sys, 1};
+  auto& sched = fx.sched;
   caf::scoped_actor self{sys};
   self->send(sched, acquire_atom_v, trainer_info{0, 1, 1, 0});
   self->receive([](grant_atom, const slot_grant&) {});
@@ -192,15 +191,13 @@ TEST_CASE("a release from an actor that does not hold the slot is ignored") {
   done.finished = true;
   self->send(sched, release_atom_v, uint32_t{0}, done);
   CHECK(status_of(self, sched).busy == 0);
-  stop(sys, slots, sched);
 }
 
 TEST_CASE("the scheduler answers while every slot computes") {
   caf::actor_system sys{system_fixture::config()};
-  auto slots = make_slots(sys, 2);
-  auto sched = sys.spawn(
-      scheduler, slots, std::shared_ptr<scheduling_policy>{make_policy("fifo")},
-      caf::actor{}, size_t{0});
+  scheduler_fixture fx{sys, 2};
+  auto& sched = fx.sched;
+  auto& slots = fx.slots;
   caf::scoped_actor self{sys};
   // Both slots run a job that blocks until the scheduler has answered (a
   // stand-in for long LibTorch compute), or ten seconds at most.
@@ -227,5 +224,4 @@ TEST_CASE("the scheduler answers while every slot computes") {
   // Collect the two job replies before shutting down.
   for (int i = 0; i < 2; ++i)
     self->receive([](quantum_outcome&) {}, caf::after(5s) >> [] {});
-  stop(sys, slots, sched);
 }
