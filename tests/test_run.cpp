@@ -265,9 +265,16 @@ TEST_CASE("an output folder that holds a run is never overwritten") {
   run_options opts;
   opts.output_dir = dir / "out";
   auto first = run_ok(exp, opts);
-  auto second = run(exp, opts);
-  REQUIRE_FALSE(second);
-  CHECK(to_string_pretty(second.error()).find("already holds a run") !=
+  // The same experiment again: everything is done, nothing is retrained.
+  auto again = run_ok(exp, opts);
+  CHECK(again.count(network_status::finished) == 2);
+  CHECK(again.overall_ensemble()->accuracy ==
+        doctest::Approx(first.overall_ensemble()->accuracy));
+  // Another experiment is refused, and the stored run stays as it was.
+  exp.base.optimizer.lr = 0.05;
+  auto other = run(exp, opts);
+  REQUIRE_FALSE(other);
+  CHECK(to_string_pretty(other.error()).find("different experiment") !=
         std::string::npos);
   auto read = read_results(dir / "out");
   REQUIRE(read);

@@ -1,8 +1,12 @@
 // The actortrain command-line app: run an experiment, read its results.
 
+#include <atomic>
+#include <csignal>
 #include <cstdio>
 #include <cstring>
+#include <memory>
 #include <string>
+#include <unistd.h>
 #include <vector>
 
 #include <fmt/format.h>
@@ -20,7 +24,21 @@ enum exit_code : int {
   usage_error = 2,
   invalid_input = 3,
   runtime_error = 4,
+  interrupted = 5,
 };
+
+/// The run's stop flag, set by the first SIGINT / SIGTERM (lock-free, so
+/// async-signal-safe); a second signal exits at once. The store stays
+/// consistent either way: every write is an SQLite transaction.
+std::shared_ptr<std::atomic<bool>> stop_flag;
+std::atomic<int> signals_seen{0};
+
+extern "C" void on_signal(int) {
+  if (signals_seen.fetch_add(1) > 0)
+    _exit(130);
+  if (stop_flag)
+    stop_flag->store(true);
+}
 
 constexpr const char* usage = R"(usage:
   actortrain run EXPERIMENT.toml [--output DIR] [--slots N] [--quiet]
@@ -29,7 +47,8 @@ constexpr const char* usage = R"(usage:
 
 exit codes: 0 ok, 1 some networks failed, 2 usage error,
             3 invalid experiment or data (nothing trained),
-            4 storage or runtime error
+            4 storage or runtime error,
+            5 stopped by SIGINT / SIGTERM (run the same command to resume)
 )";
 
 int fail_usage(const std::string& msg) {
@@ -39,6 +58,8 @@ int fail_usage(const std::string& msg) {
 
 int exit_for(const caf::error& err) {
   using actortrain::errc;
+  if (actortrain::is(err, errc::run_aborted))
+    return interrupted;
   if (actortrain::is(err, errc::invalid_experiment) ||
       actortrain::is(err, errc::invalid_data))
     return invalid_input;
@@ -90,6 +111,10 @@ int cmd_run(const std::vector<std::string>& args) {
   if (!quiet)
     fmt::print(stderr, "actortrain: running '{}': {} networks\n", exp->name,
                exp->total_networks());
+  stop_flag = std::make_shared<std::atomic<bool>>(false);
+  opts.stop = stop_flag;
+  std::signal(SIGINT, on_signal);
+  std::signal(SIGTERM, on_signal);
   auto result = actortrain::run(*exp, std::move(opts));
   display.close();
   if (!result) {

@@ -111,6 +111,12 @@ caf::error validate_config(const network_config& cfg) {
   if (t.patience > 0 && t.validation_fraction <= 0)
     return bad("train.patience: early stopping needs a validation split; set "
                "train.validation_fraction (e.g. 0.1)");
+  if (t.max_retries < 0)
+    return bad(
+        fmt::format("train.max_retries: must be >= 0, got {}", t.max_retries));
+  if (t.checkpoint_every < 0)
+    return bad(fmt::format("train.checkpoint_every: must be >= 0, got {}",
+                           t.checkpoint_every));
   if (!std::isfinite(t.priority))
     return bad(
         fmt::format("train.priority: must be finite, got {}", t.priority));
@@ -356,7 +362,8 @@ void read_config(reader& r, const toml::table& root, network_config& cfg) {
     r.only(*t, "train",
            {"networks", "epochs", "batch_size", "seed", "eval_every",
             "max_seconds", "target_accuracy", "target_loss", "patience",
-            "validation_fraction", "priority"});
+            "validation_fraction", "priority", "max_retries",
+            "checkpoint_every"});
     r.get(*t, "train", "networks", cfg.train.networks);
     r.get(*t, "train", "epochs", cfg.train.epochs);
     r.get(*t, "train", "batch_size", cfg.train.batch_size);
@@ -368,6 +375,8 @@ void read_config(reader& r, const toml::table& root, network_config& cfg) {
     r.get(*t, "train", "patience", cfg.train.patience);
     r.get(*t, "train", "validation_fraction", cfg.train.validation_fraction);
     r.get(*t, "train", "priority", cfg.train.priority);
+    r.get(*t, "train", "max_retries", cfg.train.max_retries);
+    r.get(*t, "train", "checkpoint_every", cfg.train.checkpoint_every);
   }
 }
 
@@ -527,6 +536,55 @@ caf::expected<experiment> parse_experiment(const std::string& text,
   if (auto err = exp.validate())
     return invalid(fmt::format("{}: {}", origin, to_string_pretty(err)));
   return exp;
+}
+
+std::string fingerprint(const experiment& exp) {
+  // A canonical text of the fields that matter, hashed with FNV-1a (64 bits):
+  // stable across builds and platforms, unlike std::hash.
+  std::string text;
+  auto add = [&](const auto& x) {
+    text += fmt::format("{}|", x);
+  };
+  const auto& d = exp.data;
+  for (const auto* p : {&d.format, &d.train, &d.train_labels, &d.test,
+                        &d.test_labels, &d.partition, &d.header, &d.task})
+    add(*p);
+  add(d.label_column);
+  add(d.test_fraction);
+  add(d.classes);
+  add(d.normalize);
+  add(d.samples);
+  add(d.test_samples);
+  add(d.features);
+  add(d.noise);
+  add(d.data_seed);
+  for (const auto& c : exp.configs()) {
+    add(c.model.kind);
+    text += fmt::format("{}|{}|", fmt::join(c.model.hidden, ","),
+                        fmt::join(c.model.channels, ","));
+    add(c.model.activation);
+    add(c.optimizer.kind);
+    add(c.optimizer.lr);
+    add(c.optimizer.momentum);
+    add(c.optimizer.weight_decay);
+    const auto& t = c.train;
+    add(t.networks);
+    add(t.epochs);
+    add(t.batch_size);
+    add(t.seed);
+    add(t.eval_every);
+    add(t.max_seconds);
+    add(t.target_accuracy);
+    add(t.target_loss);
+    add(t.patience);
+    add(t.validation_fraction);
+  }
+  uint64_t h = 14695981039346656037ull;
+  for (unsigned char ch : text) {
+    h ^= ch;
+    h *= 1099511628211ull;
+  }
+  return fmt::format("{:016x}", h);
 }
 
 caf::expected<experiment> load_experiment(const std::string& path) {

@@ -16,6 +16,18 @@ double learner::last_step_seconds() const {
   return -1;
 }
 
+bool learner::can_checkpoint() const {
+  return false;
+}
+
+void learner::save(torch::serialize::OutputArchive&) {
+  throw std::logic_error("this learner does not implement save()");
+}
+
+void learner::load(torch::serialize::InputArchive&) {
+  throw std::logic_error("this learner does not implement load()");
+}
+
 double builtin_model_cost(const model_options& m, const dataset& d) {
   double macs = 0;
   auto in = static_cast<double>(d.features());
@@ -147,6 +159,28 @@ public:
     for (auto& b : net_->named_buffers())
       result.emplace_back(b.key(), b.value());
     return result;
+  }
+
+  bool can_checkpoint() const override {
+    return true;
+  }
+
+  void save(torch::serialize::OutputArchive& archive) override {
+    torch::serialize::OutputArchive model;
+    torch::serialize::OutputArchive optimizer;
+    net_->save(model);
+    optimizer_->save(optimizer);
+    archive.write("model", model);
+    archive.write("optimizer", optimizer);
+  }
+
+  void load(torch::serialize::InputArchive& archive) override {
+    torch::serialize::InputArchive model;
+    torch::serialize::InputArchive optimizer;
+    archive.read("model", model);
+    archive.read("optimizer", optimizer);
+    net_->load(model);
+    optimizer_->load(optimizer);
   }
 
 private:

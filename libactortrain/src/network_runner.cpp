@@ -1,11 +1,13 @@
 #include "network_runner.hpp"
 
 #include <cmath>
+#include <sstream>
 
 #include <ATen/CPUGeneratorImpl.h>
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include "actortrain/error.hpp"
 #include "actortrain/learner.hpp"
 
 namespace actortrain {
@@ -17,6 +19,11 @@ using clock_type = std::chrono::steady_clock;
 double seconds_since(clock_type::time_point t0) {
   return std::chrono::duration<double>(clock_type::now() - t0).count();
 }
+
+/// A loss that became NaN or infinite.
+struct non_finite_loss : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
 
 /// Keeps LibTorch's long backtraces out of the results.
 std::string describe(const std::exception& e) {
@@ -64,28 +71,173 @@ trainer_info network_runner::info() const {
 quantum_outcome network_runner::run_quantum(const slot_info& slot,
                                             const quantum_limits& limits) {
   quantum_outcome out;
-  auto steps_before = step_;
-  auto seconds_before = train_seconds_;
+  auto steps_before = st_.step;
+  auto seconds_before = st_.train_seconds;
   try {
-    if (!learner_) {
-      device_ = torch::Device{slot.device};
-      auto gen = at::make_generator<at::CPUGeneratorImpl>(spec_.seed);
-      learner_context ctx{spec_, *data_, device_, gen};
-      learner_ = make_learner_ ? make_learner_(ctx) : make_builtin_learner(ctx);
-      if (!learner_)
-        throw std::runtime_error("the learner factory returned no learner");
-    }
+    prepare(slot);
     auto reason = train(limits, out);
-    if (!out.progress.finished && !reason.empty())
+    if (!reason.empty()) {
       finish(out, reason);
+    } else {
+      // A checkpoint every `checkpoint_every` epochs, and at the end of every
+      // quantum while the run is stopping.
+      auto every = spec_.config.train.checkpoint_every * steps_per_epoch_;
+      bool stopping = limits.stopping && limits.stopping->load();
+      bool due = every > 0 && st_.step - last_snapshot_step_ >= every;
+      if (learner_->can_checkpoint() && (due || stopping) &&
+          st_.step > last_snapshot_step_) {
+        out.checkpoint = snapshot();
+        out.checkpoint_step = st_.step;
+      }
+    }
+  } catch (const non_finite_loss& e) {
+    on_failure(out, e.what());
   } catch (const std::exception& e) {
-    fail(out, fmt::format("learner failed at epoch {}, step {}: {}",
-                          step_ / steps_per_epoch_ + 1, step_, describe(e)));
+    on_failure(out, fmt::format("learner failed at epoch {}, step {}: {}",
+                                st_.step / steps_per_epoch_ + 1, st_.step,
+                                describe(e)));
   }
   fill_progress(out);
-  out.progress.quantum_steps = step_ - steps_before;
-  out.progress.quantum_seconds = train_seconds_ - seconds_before;
+  out.progress.quantum_steps = std::max<int64_t>(0, st_.step - steps_before);
+  out.progress.quantum_seconds =
+      std::max(0.0, st_.train_seconds - seconds_before);
   return out;
+}
+
+void network_runner::prepare(const slot_info& slot) {
+  if (!learner_) {
+    device_ = torch::Device{slot.device};
+    auto gen = at::make_generator<at::CPUGeneratorImpl>(spec_.seed);
+    learner_context ctx{spec_, *data_, device_, gen};
+    learner_ = make_learner_ ? make_learner_(ctx) : make_builtin_learner(ctx);
+    if (!learner_)
+      throw std::runtime_error("the learner factory returned no learner");
+  }
+  if (!pending_restore_.empty()) {
+    auto bytes = std::move(pending_restore_);
+    pending_restore_.clear();
+    restore(bytes);
+  }
+}
+
+void network_runner::on_failure(quantum_outcome& out,
+                                const std::string& reason) {
+  const auto& train = spec_.config.train;
+  if (retries_ >= train.max_retries) {
+    fail(out, retries_ > 0
+                  ? fmt::format("{} (after {} retries)", reason, retries_)
+                  : reason);
+    return;
+  }
+  ++retries_;
+  // The next quantum rebuilds the learner and continues from the last good
+  // snapshot, or from the start when there is none.
+  learner_.reset();
+  order_ = torch::Tensor{};
+  predictions_step_ = -1;
+  if (!last_good_.empty()) {
+    pending_restore_ = last_good_;
+  } else {
+    st_ = training_state{};
+    last_snapshot_step_ = 0;
+  }
+  out.failures.push_back(fmt::format(
+      "{}; retry {} of {} from step {}", reason, retries_, train.max_retries,
+      last_good_.empty() ? 0 : last_snapshot_step_));
+}
+
+namespace {
+
+constexpr int64_t snapshot_format = 1;
+
+} // namespace
+
+std::vector<char> network_runner::snapshot() {
+  torch::serialize::OutputArchive archive;
+  torch::serialize::OutputArchive learner_state;
+  learner_->save(learner_state);
+  archive.write("learner", learner_state);
+  const auto& e = st_.last_epoch;
+  std::vector<double> state{static_cast<double>(snapshot_format),
+                            static_cast<double>(spec_.id),
+                            static_cast<double>(st_.step),
+                            st_.epoch_loss_sum,
+                            st_.epoch_seconds,
+                            st_.train_seconds,
+                            st_.last_loss,
+                            st_.best_validation_loss,
+                            static_cast<double>(st_.epochs_without_improvement),
+                            static_cast<double>(e.epoch),
+                            static_cast<double>(e.steps),
+                            e.train_loss,
+                            e.test_loss,
+                            e.test_accuracy,
+                            e.validation_loss,
+                            e.validation_accuracy,
+                            e.seconds};
+  archive.write("state", torch::tensor(state, torch::kFloat64));
+  // The seed identifies the network across runs of the same experiment.
+  archive.write(
+      "seed", torch::tensor({static_cast<int64_t>(spec_.seed)}, torch::kInt64));
+  std::ostringstream os;
+  archive.save_to(os);
+  auto str = os.str();
+  std::vector<char> bytes(str.begin(), str.end());
+  last_good_ = bytes;
+  last_snapshot_step_ = st_.step;
+  return bytes;
+}
+
+void network_runner::restore(const std::vector<char>& bytes) {
+  torch::serialize::InputArchive archive;
+  archive.load_from(bytes.data(), bytes.size());
+  torch::Tensor seed;
+  archive.read("seed", seed);
+  if (seed.numel() != 1 ||
+      static_cast<uint64_t>(seed.item<int64_t>()) != spec_.seed)
+    throw std::runtime_error("the snapshot belongs to another network");
+  torch::Tensor state;
+  archive.read("state", state);
+  if (state.numel() != 17 || state[0].item<double>() != snapshot_format)
+    throw std::runtime_error("unknown snapshot format");
+  auto v = [&](int64_t i) {
+    return state[i].item<double>();
+  };
+  training_state st;
+  st.step = static_cast<int64_t>(v(2));
+  st.epoch_loss_sum = v(3);
+  st.epoch_seconds = v(4);
+  st.train_seconds = v(5);
+  st.last_loss = v(6);
+  st.best_validation_loss = v(7);
+  st.epochs_without_improvement = static_cast<int64_t>(v(8));
+  auto& e = st.last_epoch;
+  e.network_id = spec_.id;
+  e.epoch = static_cast<int64_t>(v(9));
+  e.steps = static_cast<int64_t>(v(10));
+  e.train_loss = v(11);
+  e.test_loss = v(12);
+  e.test_accuracy = v(13);
+  e.validation_loss = v(14);
+  e.validation_accuracy = v(15);
+  e.seconds = v(16);
+  if (st.step < 0 || st.step > steps_total())
+    throw std::runtime_error("the snapshot's step is out of range");
+  torch::serialize::InputArchive learner_state;
+  archive.read("learner", learner_state);
+  learner_->load(learner_state);
+  st_ = st;
+  order_ = torch::Tensor{};
+  predictions_step_ = -1;
+  last_good_ = bytes;
+  last_snapshot_step_ = st_.step;
+}
+
+caf::error network_runner::resume_from(std::vector<char> bytes) {
+  if (bytes.empty())
+    return make_error(errc::invalid_data, "empty snapshot");
+  pending_restore_ = std::move(bytes);
+  return {};
 }
 
 std::string network_runner::train(const quantum_limits& limits,
@@ -93,19 +245,19 @@ std::string network_runner::train(const quantum_limits& limits,
   const auto& train = spec_.config.train;
   auto bs = train.batch_size;
   auto n = shard_.size(0);
-  auto epoch_at_start = step_ / steps_per_epoch_;
+  auto epoch_at_start = st_.step / steps_per_epoch_;
   auto target = limits.steps > 0
-                    ? step_ + limits.steps
+                    ? st_.step + limits.steps
                     : (epoch_at_start + limits.epochs) * steps_per_epoch_;
   target = std::min(target, steps_total());
   double quantum_seconds = 0;
-  while (step_ < target) {
+  while (st_.step < target) {
     if (limits.seconds > 0 && quantum_seconds >= limits.seconds)
       return {};
-    if (train.max_seconds > 0 && train_seconds_ >= train.max_seconds)
+    if (train.max_seconds > 0 && st_.train_seconds >= train.max_seconds)
       return "max_seconds";
-    auto epoch = step_ / steps_per_epoch_;
-    auto pos = step_ % steps_per_epoch_;
+    auto epoch = st_.step / steps_per_epoch_;
+    auto pos = st_.step % steps_per_epoch_;
     if (pos == 0 || !order_.defined()) {
       // Each epoch's order depends only on the network's seed and the epoch,
       // not on where quanta begin or end.
@@ -113,8 +265,8 @@ std::string network_runner::train(const quantum_limits& limits,
           spec_.seed ^ 0xDA7A0DE5ull, static_cast<uint64_t>(epoch)));
       order_ = shard_.index_select(0, torch::randperm(n, gen, torch::kInt64));
       if (pos == 0) {
-        epoch_loss_sum_ = 0;
-        epoch_seconds_ = 0;
+        st_.epoch_loss_sum = 0;
+        st_.epoch_seconds = 0;
       }
     }
     auto idx = order_.slice(0, pos * bs, std::min(n, (pos + 1) * bs));
@@ -124,22 +276,21 @@ std::string network_runner::train(const quantum_limits& limits,
     auto loss = learner_->train_step(x, y);
     auto scripted = learner_->last_step_seconds();
     auto dt = scripted >= 0 ? scripted : seconds_since(t0);
-    epoch_seconds_ += dt;
-    train_seconds_ += dt;
+    st_.epoch_seconds += dt;
+    st_.train_seconds += dt;
     quantum_seconds += dt;
-    ++step_;
-    if (!std::isfinite(loss)) {
-      fail(out, fmt::format("non-finite loss ({}) at epoch {}, step {}", loss,
-                            epoch + 1, step_));
-      return {};
-    }
-    last_loss_ = loss;
-    epoch_loss_sum_ += loss;
-    if (step_ % steps_per_epoch_ == 0)
+    ++st_.step;
+    if (!std::isfinite(loss))
+      throw non_finite_loss{fmt::format("non-finite loss ({}) at epoch {}, "
+                                        "step {}",
+                                        loss, epoch + 1, st_.step)};
+    st_.last_loss = loss;
+    st_.epoch_loss_sum += loss;
+    if (st_.step % steps_per_epoch_ == 0)
       if (auto reason = end_epoch(epoch + 1, out); !reason.empty())
         return reason;
   }
-  if (step_ == steps_total())
+  if (st_.step == steps_total())
     return "epochs";
   return {};
 }
@@ -149,9 +300,9 @@ std::string network_runner::end_epoch(int64_t epoch, quantum_outcome& out) {
   epoch_metrics m;
   m.network_id = spec_.id;
   m.epoch = epoch;
-  m.steps = step_;
-  m.train_loss = epoch_loss_sum_ / static_cast<double>(steps_per_epoch_);
-  m.seconds = epoch_seconds_;
+  m.steps = st_.step;
+  m.train_loss = st_.epoch_loss_sum / static_cast<double>(steps_per_epoch_);
+  m.seconds = st_.epoch_seconds;
   bool targets = train.target_accuracy > 0 || train.target_loss > 0;
   bool has_validation = validation_.defined();
   if (has_validation && (targets || train.patience > 0)) {
@@ -170,9 +321,9 @@ std::string network_runner::end_epoch(int64_t epoch, quantum_outcome& out) {
     m.test_loss = ev.loss;
     m.test_accuracy = ev.accuracy;
     last_predictions_ = ev.predictions;
-    predictions_step_ = step_;
+    predictions_step_ = st_.step;
   }
-  last_epoch_ = m;
+  st_.last_epoch = m;
   out.epochs.push_back(m);
   // Stopping rules, on the validation split when there is one.
   auto loss = has_validation ? m.validation_loss : m.test_loss;
@@ -182,10 +333,10 @@ std::string network_runner::end_epoch(int64_t epoch, quantum_outcome& out) {
   if (train.target_loss > 0 && loss <= train.target_loss)
     return "target";
   if (train.patience > 0) {
-    if (m.validation_loss < best_validation_loss_) {
-      best_validation_loss_ = m.validation_loss;
-      epochs_without_improvement_ = 0;
-    } else if (++epochs_without_improvement_ >= train.patience) {
+    if (m.validation_loss < st_.best_validation_loss) {
+      st_.best_validation_loss = m.validation_loss;
+      st_.epochs_without_improvement = 0;
+    } else if (++st_.epochs_without_improvement >= train.patience) {
       return "early_stopping";
     }
   }
@@ -236,10 +387,10 @@ network_outcome& network_runner::end(quantum_outcome& out,
   auto& o = out.outcome;
   o.network_id = spec_.id;
   o.status = status;
-  o.epochs = step_ / steps_per_epoch_;
-  o.steps = step_;
-  o.train_seconds = train_seconds_;
-  o.seconds_per_step = step_ > 0 ? train_seconds_ / step_ : 0;
+  o.epochs = st_.step / steps_per_epoch_;
+  o.steps = st_.step;
+  o.train_seconds = st_.train_seconds;
+  o.seconds_per_step = st_.step > 0 ? st_.train_seconds / st_.step : 0;
   return o;
 }
 
@@ -249,19 +400,19 @@ void network_runner::fail(quantum_outcome& out, const std::string& reason) {
 }
 
 void network_runner::finish(quantum_outcome& out, const std::string& reason) {
-  if (predictions_step_ != step_) {
+  if (predictions_step_ != st_.step) {
     // Stopped where the test set was not evaluated (max_seconds): do it now,
     // so final metrics and predictions match the final weights.
     auto ev = evaluate(data_->test_x, data_->test_y, true);
-    last_epoch_.test_loss = ev.loss;
-    last_epoch_.test_accuracy = ev.accuracy;
+    st_.last_epoch.test_loss = ev.loss;
+    st_.last_epoch.test_accuracy = ev.accuracy;
     last_predictions_ = ev.predictions;
   }
   auto& o = end(out, network_status::finished);
   o.stop_reason = reason;
-  o.train_loss = last_epoch_.train_loss;
-  o.test_loss = last_epoch_.test_loss;
-  o.test_accuracy = last_epoch_.test_accuracy;
+  o.train_loss = st_.last_epoch.train_loss;
+  o.test_loss = st_.last_epoch.test_loss;
+  o.test_accuracy = st_.last_epoch.test_accuracy;
   auto p = last_predictions_.contiguous();
   o.test_predictions.assign(p.data_ptr<float>(),
                             p.data_ptr<float>() + p.numel());
@@ -272,11 +423,11 @@ void network_runner::finish(quantum_outcome& out, const std::string& reason) {
 void network_runner::fill_progress(quantum_outcome& out) const {
   auto& p = out.progress;
   p.network_id = spec_.id;
-  p.steps_done = step_;
+  p.steps_done = st_.step;
   p.steps_total = steps_total();
-  p.epoch = step_ / steps_per_epoch_;
-  p.loss = last_loss_;
-  p.seconds_per_step = step_ > 0 ? train_seconds_ / step_ : 0;
+  p.epoch = st_.step / steps_per_epoch_;
+  p.loss = st_.last_loss;
+  p.seconds_per_step = st_.step > 0 ? st_.train_seconds / st_.step : 0;
 }
 
 } // namespace actortrain

@@ -1,7 +1,9 @@
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <functional>
+#include <limits>
 #include <memory>
 
 #include <torch/types.h>
@@ -25,6 +27,9 @@ struct quantum_limits {
   int64_t steps = 0;
   int64_t epochs = 1;
   double seconds = 0;
+  /// Set when the run is stopping: every quantum then ends with a
+  /// checkpoint, whatever the interval.
+  std::shared_ptr<const std::atomic<bool>> stopping;
 };
 
 /// Trains one network quantum by quantum: owns its learner, its position in
@@ -38,9 +43,15 @@ public:
   ~network_runner();
 
   /// Trains one quantum, or less when the network's budget ends or it stops
-  /// early. Never throws: failures end the network with their reason.
+  /// early. Never throws: a failure is retried from the last good snapshot
+  /// (`train.max_retries` times) and then ends the network with its reason.
   quantum_outcome run_quantum(const slot_info& slot,
                               const quantum_limits& limits);
+
+  /// Continues from `snapshot` (as written into a quantum_outcome's
+  /// checkpoint) at the next quantum. Returns an error naming what is wrong
+  /// when the bytes are not a snapshot of this network.
+  caf::error resume_from(std::vector<char> snapshot);
 
   const network_spec& spec() const noexcept {
     return spec_;
@@ -58,6 +69,18 @@ public:
   trainer_info info() const;
 
 private:
+  /// Everything about the training so far that a snapshot must restore.
+  struct training_state {
+    int64_t step = 0;
+    double epoch_loss_sum = 0;
+    double epoch_seconds = 0;
+    double train_seconds = 0;
+    double last_loss = no_metric;
+    double best_validation_loss = std::numeric_limits<double>::infinity();
+    int64_t epochs_without_improvement = 0;
+    epoch_metrics last_epoch;
+  };
+
   struct evaluation {
     double loss = no_metric;
     double accuracy = no_metric;
@@ -71,6 +94,12 @@ private:
   std::string end_epoch(int64_t epoch, quantum_outcome& out);
   evaluation evaluate(const torch::Tensor& x, const torch::Tensor& y,
                       bool keep_predictions);
+  /// Builds the learner on first use, and restores a pending snapshot.
+  void prepare(const slot_info& slot);
+  std::vector<char> snapshot();
+  void restore(const std::vector<char>& bytes);
+  /// Retries from the last good snapshot, or fails the network.
+  void on_failure(quantum_outcome& out, const std::string& reason);
   /// Marks the network done with `status` and fills what every outcome has.
   network_outcome& end(quantum_outcome& out, network_status status);
   void fail(quantum_outcome& out, const std::string& reason);
@@ -86,19 +115,17 @@ private:
   std::unique_ptr<learner> learner_;
   torch::Device device_ = torch::kCPU;
   int64_t steps_per_epoch_ = 0;
-  int64_t step_ = 0;
-  /// The current epoch's sample order and running loss.
+  training_state st_;
+  /// The current epoch's sample order (a function of seed and epoch).
   torch::Tensor order_;
-  double epoch_loss_sum_ = 0;
-  double epoch_seconds_ = 0;
-  double train_seconds_ = 0;
-  double last_loss_ = no_metric;
-  double best_validation_loss_ = std::numeric_limits<double>::infinity();
-  int64_t epochs_without_improvement_ = 0;
-  epoch_metrics last_epoch_;
   torch::Tensor last_predictions_;
   /// The step at which `last_predictions_` were taken.
   int64_t predictions_step_ = -1;
+  /// The latest snapshot, for retries; and one to load before the next step.
+  std::vector<char> last_good_;
+  std::vector<char> pending_restore_;
+  int64_t last_snapshot_step_ = 0;
+  int64_t retries_ = 0;
 };
 
 } // namespace actortrain

@@ -3,12 +3,16 @@
 #include <cmath>
 #include <ctime>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <map>
+#include <optional>
 
 #include <caf/actor_system.hpp>
 #include <caf/actor_system_config.hpp>
 #include <caf/scoped_actor.hpp>
 #include <fmt/format.h>
+#include <zlib.h>
 
 #include "actors/coordinator.hpp"
 #include "actortrain/error.hpp"
@@ -90,6 +94,69 @@ make_shards(const experiment& exp, const std::vector<network_spec>& specs,
   return result;
 }
 
+/// Reads one checkpoint file and checks it against its recorded CRC-32.
+std::optional<std::vector<char>>
+read_checkpoint(const results_store::checkpoint_entry& c) {
+  std::ifstream in{c.path, std::ios::binary};
+  if (!in)
+    return std::nullopt;
+  std::vector<char> bytes{std::istreambuf_iterator<char>{in}, {}};
+  auto crc = crc32(0L, reinterpret_cast<const Bytef*>(bytes.data()),
+                   static_cast<uInt>(bytes.size()));
+  if (bytes.empty() || crc != c.crc32)
+    return std::nullopt;
+  return bytes;
+}
+
+/// Opens the store of an earlier attempt at the same experiment and plans
+/// what is left: finished and failed networks are kept as they are; the
+/// others continue from their newest intact checkpoint (or from the start).
+caf::error prepare_resume(const experiment& exp, run_plan& plan,
+                          const std::string& db_path) {
+  auto store = results_store::open(db_path, true);
+  if (!store)
+    return store.error();
+  auto hash = (*store)->experiment_hash();
+  if (!hash)
+    return hash.error();
+  auto mine = fingerprint(exp);
+  auto prior = (*store)->read();
+  if (!prior)
+    return prior.error();
+  if (*hash != mine || prior->networks.size() != plan.specs.size())
+    return make_error(
+        errc::invalid_experiment,
+        fmt::format("{} holds a run of a different experiment (fingerprint "
+                    "{}, this one is {}): its data, model, optimizer or "
+                    "training settings changed, so resuming would mix "
+                    "results; use another --output folder",
+                    plan.output_dir, *hash, mine));
+  for (const auto& n : prior->networks) {
+    if (n.status == network_status::finished) {
+      plan.resumed_finished.push_back(n.id);
+      continue;
+    }
+    if (n.status == network_status::failed) {
+      plan.resumed_failed.push_back(n.id);
+      continue;
+    }
+    auto entries = (*store)->checkpoints(n.id);
+    if (!entries)
+      return entries.error();
+    // Newest first; a truncated or corrupt file falls back to the one before.
+    for (const auto& c : *entries) {
+      if (auto bytes = read_checkpoint(c)) {
+        plan.snapshots.emplace(n.id, std::move(*bytes));
+        break;
+      }
+    }
+  }
+  if (auto err = (*store)->mark_resumed())
+    return err;
+  plan.store = std::move(*store);
+  return {};
+}
+
 } // namespace
 
 caf::expected<run_result> run(const experiment& exp, run_options opts) {
@@ -112,25 +179,28 @@ caf::expected<run_result> run(const experiment& exp, run_options opts) {
       opts.output_dir.empty() ? default_output_dir(exp.name) : opts.output_dir;
   std::error_code ec;
   fs::create_directories(fs::path{plan->output_dir} / "weights", ec);
+  if (!ec)
+    fs::create_directories(fs::path{plan->output_dir} / "checkpoints", ec);
   if (ec)
     return make_error(errc::io_failed,
                       fmt::format("{}: cannot create the output folder: {}",
                                   plan->output_dir, ec.message()));
   auto db_path =
       (fs::path{plan->output_dir} / results_store::file_name).string();
-  if (fs::exists(db_path))
-    return make_error(errc::io_failed,
-                      fmt::format("{} already holds a run ({}); choose another "
-                                  "--output folder",
-                                  plan->output_dir, db_path));
-  auto store = results_store::create(db_path);
-  if (!store)
-    return store.error();
-  plan->store = std::move(*store);
-  auto task = (*data)->task == task_kind::classification ? "classification"
-                                                         : "regression";
-  if (auto err = plan->store->begin_run(exp, plan->specs, task))
-    return err;
+  if (fs::exists(db_path)) {
+    if (auto err = prepare_resume(exp, *plan, db_path))
+      return err;
+  } else {
+    auto store = results_store::create(db_path);
+    if (!store)
+      return store.error();
+    plan->store = std::move(*store);
+    auto task = (*data)->task == task_kind::classification ? "classification"
+                                                           : "regression";
+    if (auto err = plan->store->begin_run(exp, plan->specs, task))
+      return err;
+  }
+  plan->stop = opts.stop;
   plan->make_learner = std::move(opts.make_learner);
   plan->on_progress = std::move(opts.on_progress);
   plan->progress_interval_seconds = opts.progress_interval_seconds;

@@ -5,9 +5,12 @@
 #include <ctime>
 #include <functional>
 
+#include <caf/config.hpp>
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 #include <sqlite3.h>
+#include <torch/version.h>
+#include <zlib.h>
 
 #include "actortrain/error.hpp"
 #include "actortrain/version.hpp"
@@ -23,8 +26,12 @@ CREATE TABLE run (
   experiment TEXT NOT NULL,
   experiment_path TEXT NOT NULL,
   task TEXT NOT NULL,
+  experiment_hash TEXT NOT NULL,
   actortrain_version TEXT NOT NULL,
+  libtorch_version TEXT NOT NULL,
+  caf_version TEXT NOT NULL,
   networks INTEGER NOT NULL,
+  resumes INTEGER NOT NULL DEFAULT 0,
   started_at TEXT NOT NULL,
   finished_at TEXT,
   wall_seconds REAL,
@@ -58,6 +65,15 @@ CREATE TABLE epoch_metrics (
   validation_accuracy REAL,
   seconds REAL NOT NULL,
   PRIMARY KEY (network_id, epoch)
+);
+CREATE TABLE checkpoints (
+  network_id INTEGER NOT NULL REFERENCES networks(id),
+  step INTEGER NOT NULL,
+  path TEXT NOT NULL,
+  crc32 INTEGER NOT NULL,
+  bytes INTEGER NOT NULL,
+  at TEXT NOT NULL,
+  PRIMARY KEY (network_id, step)
 );
 CREATE TABLE grants (
   network_id INTEGER NOT NULL REFERENCES networks(id),
@@ -240,10 +256,10 @@ results_store::create(const std::string& path) {
 }
 
 caf::expected<std::unique_ptr<results_store>>
-results_store::open(const std::string& path) {
+results_store::open(const std::string& path, bool writable) {
   sqlite3* db = nullptr;
-  if (sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr) !=
-      SQLITE_OK) {
+  auto flags = writable ? SQLITE_OPEN_READWRITE : SQLITE_OPEN_READONLY;
+  if (sqlite3_open_v2(path.c_str(), &db, flags, nullptr) != SQLITE_OK) {
     auto err = storage_error(db, path, "cannot open the results store");
     sqlite3_close(db);
     return err;
@@ -283,12 +299,16 @@ caf::error results_store::begin_run(const experiment& exp,
   return transaction([&]() -> caf::error {
     {
       statement st{db_, "INSERT INTO run (id, name, experiment, "
-                        "experiment_path, task, actortrain_version, networks, "
-                        "started_at, status) VALUES (1, ?, ?, ?, ?, ?, ?, ?, "
-                        "'running')"};
+                        "experiment_path, task, experiment_hash, "
+                        "actortrain_version, libtorch_version, caf_version, "
+                        "networks, started_at, status) VALUES (1, ?, ?, ?, ?, "
+                        "?, ?, ?, ?, ?, ?, 'running')"};
       st.bind(exp.name, exp.source_text, exp.source_path, task,
-              std::string{version()}, static_cast<int64_t>(specs.size()),
-              now_iso());
+              fingerprint(exp), std::string{version()},
+              std::string{TORCH_VERSION},
+              fmt::format("{}.{}.{}", CAF_MAJOR_VERSION, CAF_MINOR_VERSION,
+                          CAF_PATCH_VERSION),
+              static_cast<int64_t>(specs.size()), now_iso());
       if (st.step() != SQLITE_DONE)
         return storage_error(db_, path_, "cannot record the run");
     }
@@ -370,6 +390,18 @@ caf::error results_store::add_ensemble(const ensemble_result& e) {
   if (st.step() != SQLITE_DONE)
     return storage_error(db_, path_, "cannot record an ensemble");
   return {};
+}
+
+caf::expected<std::string> results_store::experiment_hash() const {
+  statement st{db_, "SELECT experiment_hash FROM run WHERE id = 1"};
+  if (!st || st.step() != SQLITE_ROW)
+    return storage_error(db_, path_, "holds no run");
+  return st.text(0);
+}
+
+caf::error results_store::mark_resumed() {
+  return exec("PRAGMA foreign_keys=ON; UPDATE run SET status = 'running', "
+              "finished_at = NULL, resumes = resumes + 1 WHERE id = 1");
 }
 
 caf::error results_store::end_run(const std::string& status,
@@ -472,6 +504,77 @@ caf::expected<run_result> results_store::read() const {
     e.loss = st.real(4);
     result.ensembles.push_back(std::move(e));
   }
+  return result;
+}
+
+caf::error results_store::add_error(uint64_t network_id, int64_t steps,
+                                    const std::string& message) {
+  statement st{db_, "INSERT INTO errors (network_id, epochs, steps, message, "
+                    "at) VALUES (?, -1, ?, ?, ?)"};
+  st.bind(network_id, steps, message, now_iso());
+  if (st.step() != SQLITE_DONE)
+    return storage_error(db_, path_, "cannot record an error");
+  return {};
+}
+
+caf::expected<std::vector<std::string>>
+results_store::add_checkpoint(uint64_t network_id, int64_t step,
+                              const std::string& path,
+                              const std::vector<char>& bytes) {
+  std::vector<std::string> stale;
+  auto crc = crc32(0L, reinterpret_cast<const Bytef*>(bytes.data()),
+                   static_cast<uInt>(bytes.size()));
+  auto err = transaction([&]() -> caf::error {
+    statement ins{db_, "INSERT OR REPLACE INTO checkpoints (network_id, step, "
+                       "path, crc32, bytes, at) VALUES (?, ?, ?, ?, ?, ?)"};
+    ins.bind(network_id, step, path, static_cast<int64_t>(crc),
+             static_cast<int64_t>(bytes.size()), now_iso());
+    if (ins.step() != SQLITE_DONE)
+      return storage_error(db_, path_, "cannot record a checkpoint");
+    statement old{db_, "SELECT path FROM checkpoints WHERE network_id = ? "
+                       "ORDER BY step DESC LIMIT -1 OFFSET 2"};
+    old.bind(network_id);
+    while (old.step() == SQLITE_ROW)
+      stale.push_back(old.text(0));
+    statement del{db_, "DELETE FROM checkpoints WHERE network_id = ? AND "
+                       "step NOT IN (SELECT step FROM checkpoints WHERE "
+                       "network_id = ? ORDER BY step DESC LIMIT 2)"};
+    del.bind(network_id, network_id);
+    if (del.step() != SQLITE_DONE)
+      return storage_error(db_, path_, "cannot forget old checkpoints");
+    return {};
+  });
+  if (err)
+    return err;
+  return stale;
+}
+
+caf::expected<std::vector<std::string>>
+results_store::drop_checkpoints(uint64_t network_id) {
+  auto entries = checkpoints(network_id);
+  if (!entries)
+    return entries.error();
+  statement st{db_, "DELETE FROM checkpoints WHERE network_id = ?"};
+  st.bind(network_id);
+  if (st.step() != SQLITE_DONE)
+    return storage_error(db_, path_, "cannot forget checkpoints");
+  std::vector<std::string> paths;
+  for (auto& e : *entries)
+    paths.push_back(std::move(e.path));
+  return paths;
+}
+
+caf::expected<std::vector<results_store::checkpoint_entry>>
+results_store::checkpoints(uint64_t network_id) const {
+  statement st{db_, "SELECT step, path, crc32 FROM checkpoints WHERE "
+                    "network_id = ? ORDER BY step DESC"};
+  if (!st)
+    return storage_error(db_, path_, "cannot read checkpoints");
+  st.bind(network_id);
+  std::vector<checkpoint_entry> result;
+  while (st.step() == SQLITE_ROW)
+    result.push_back(
+        {st.integer(0), st.text(1), static_cast<uint32_t>(st.integer(2))});
   return result;
 }
 

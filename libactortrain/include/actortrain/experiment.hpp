@@ -100,6 +100,11 @@ struct train_options {
   double validation_fraction = 0;
   /// Weight for the "priority" scheduling policy: higher runs first.
   double priority = 0;
+  /// A network whose learner throws or whose loss turns NaN / infinite is
+  /// retried from its last good checkpoint this many times, then fails.
+  int64_t max_retries = 1;
+  /// Checkpoint every this many epochs (at the end of a quantum); 0: never.
+  int64_t checkpoint_every = 1;
 };
 
 /// How compute is shared.
@@ -156,6 +161,12 @@ struct experiment {
   /// Checks every field; the error names the offending key and value.
   caf::error validate() const;
 };
+
+/// A fingerprint of everything that determines an experiment's results: its
+/// data and every configuration's model, optimizer and training settings
+/// (not scheduling, priorities, retries or checkpoint intervals). Resuming a
+/// run requires the same fingerprint.
+std::string fingerprint(const experiment& exp);
 
 /// Parses an experiment from TOML text. `origin` names the text in errors
 /// (usually the file path). Errors name the line and column of malformed

@@ -45,6 +45,19 @@ public:
   /// it better than a clock (simulations, scripted tests, benchmarks);
   /// negative (the default) lets the runtime measure it.
   virtual double last_step_seconds() const;
+
+  /// Whether `save` and `load` are implemented. A learner that cannot save
+  /// starts over on resume and on retry instead of continuing from a
+  /// checkpoint.
+  virtual bool can_checkpoint() const;
+
+  /// Writes everything needed to continue training exactly: weights and
+  /// optimizer state (and any generator a training step draws from).
+  virtual void save(torch::serialize::OutputArchive& archive);
+
+  /// Restores what `save` wrote, into a learner freshly built for the same
+  /// network.
+  virtual void load(torch::serialize::InputArchive& archive);
 };
 
 /// Fills a module's parameters like PyTorch's defaults (Kaiming-uniform

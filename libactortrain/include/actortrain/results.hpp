@@ -136,12 +136,18 @@ struct quantum_outcome {
   std::vector<epoch_metrics> epochs;
   /// Valid when `progress.finished`.
   network_outcome outcome;
+  /// Failures that were retried during this quantum, with their reasons.
+  std::vector<std::string> failures;
+  /// A snapshot to store as the network's checkpoint (empty: none), taken
+  /// after `checkpoint_step` steps.
+  std::vector<char> checkpoint;
+  int64_t checkpoint_step = -1;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, quantum_outcome& x) {
   return f(caf::meta::type_name("quantum_outcome"), x.progress, x.epochs,
-           x.outcome);
+           x.outcome, x.failures, x.checkpoint, x.checkpoint_step);
 }
 
 /// The result of one network as stored.

@@ -1,6 +1,8 @@
 #pragma once
 
+#include <atomic>
 #include <functional>
+#include <memory>
 #include <string>
 
 #include <caf/expected.hpp>
@@ -41,11 +43,18 @@ struct run_options {
   /// at the end; keep it short.
   std::function<void(const run_status&)> on_progress;
   double progress_interval_seconds = 0.5;
+  /// Set it to true (from a signal handler, say) to stop gracefully: quanta
+  /// in flight end and are checkpointed, nothing new starts, the store is
+  /// closed, and run() returns errc::run_aborted saying how to resume.
+  std::shared_ptr<std::atomic<bool>> stop;
 };
 
 /// Runs an experiment to completion and returns its results. Bad input is
 /// reported before any training starts; a network that fails is recorded
-/// with its reason while the others finish.
+/// with its reason while the others finish. When `output_dir` holds an
+/// unfinished run of the same experiment (same `fingerprint`), the run
+/// resumes: finished networks are kept, the others continue from their last
+/// checkpoint; a different experiment there is refused.
 caf::expected<run_result> run(const experiment& exp, run_options opts = {});
 
 /// Reads the results of a run from its output folder.

@@ -30,9 +30,15 @@ public:
   static caf::expected<std::unique_ptr<results_store>>
   create(const std::string& path);
 
-  /// Opens an existing store read-only.
+  /// Opens an existing store, read-only unless `writable` (to resume).
   static caf::expected<std::unique_ptr<results_store>>
-  open(const std::string& path);
+  open(const std::string& path, bool writable = false);
+
+  /// The fingerprint of the experiment the run was started with.
+  caf::expected<std::string> experiment_hash() const;
+
+  /// Marks a stopped or crashed run as running again.
+  caf::error mark_resumed();
 
   caf::error begin_run(const experiment& exp,
                        const std::vector<network_spec>& specs,
@@ -42,6 +48,31 @@ public:
   caf::error add_outcome(const network_outcome& o,
                          const std::string& weights_path);
   caf::error add_ensemble(const ensemble_result& e);
+  /// Records a failure of a network (retried or final).
+  caf::error add_error(uint64_t network_id, int64_t steps,
+                       const std::string& message);
+
+  /// Records a checkpoint file written for a network, with the CRC-32 of its
+  /// bytes, and forgets all but the two latest; returns the paths of the
+  /// checkpoint files that are no longer needed.
+  caf::expected<std::vector<std::string>>
+  add_checkpoint(uint64_t network_id, int64_t step, const std::string& path,
+                 const std::vector<char>& bytes);
+
+  /// A recorded checkpoint.
+  struct checkpoint_entry {
+    int64_t step = 0;
+    std::string path;
+    uint32_t crc32 = 0;
+  };
+
+  /// Forgets a network's checkpoints (it is done); returns their paths.
+  caf::expected<std::vector<std::string>> drop_checkpoints(uint64_t network_id);
+
+  /// The recorded checkpoints of a network, newest first.
+  caf::expected<std::vector<checkpoint_entry>>
+  checkpoints(uint64_t network_id) const;
+
   /// Appends part of the schedule, in one transaction.
   caf::error add_grants(const std::vector<grant_record>& records);
   caf::error end_run(const std::string& status, double wall_seconds);

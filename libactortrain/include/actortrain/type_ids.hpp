@@ -31,10 +31,16 @@ CAF_ADD_ATOM(actortrain, actortrain, release_atom, "release")
 // scheduler -> aggregator: a batch of grant_records (the schedule);
 // coordinator -> scheduler: send what is buffered now.
 CAF_ADD_ATOM(actortrain, actortrain, schedule_atom, "schedule")
+// coordinator -> scheduler: grant nothing more (the run is stopping).
+CAF_ADD_ATOM(actortrain, actortrain, stop_atom, "stop")
 // trainer -> slot executor: run one quantum of compute.
 CAF_ADD_ATOM(actortrain, actortrain, quantum_atom, "quantum")
 // trainer -> aggregator: metrics of one epoch.
 CAF_ADD_ATOM(actortrain, actortrain, epoch_atom, "epoch")
+// trainer -> aggregator: (network, step, reason) of a failure that is retried.
+CAF_ADD_ATOM(actortrain, actortrain, failure_atom, "failure")
+// trainer -> aggregator: (network, step, snapshot bytes) to store.
+CAF_ADD_ATOM(actortrain, actortrain, checkpoint_atom, "checkpoint")
 // trainer -> aggregator: the outcome of one network.
 CAF_ADD_ATOM(actortrain, actortrain, outcome_atom, "outcome")
 // anyone -> scheduler / aggregator: ask for a status snapshot.

@@ -3,6 +3,8 @@
 #include <cstdio>
 #include <cstring>
 #include <fcntl.h>
+#include <fstream>
+#include <iterator>
 #include <unistd.h>
 
 #include <caf/event_based_actor.hpp>
@@ -42,6 +44,28 @@ caf::error write_file_atomically(const std::string& path,
 
 namespace {
 
+using aggregator_actor = caf::stateful_actor<aggregator_state>;
+
+/// Adds a finished network's test predictions to its group's and the overall
+/// ensemble sums.
+void add_predictions(aggregator_actor* self, uint64_t id,
+                     std::vector<float> predictions) {
+  auto& st = self->state;
+  const auto& cfg = st.config;
+  ++st.finished;
+  auto rows = cfg.data->test_x.size(0);
+  auto cols = static_cast<int64_t>(predictions.size()) / rows;
+  auto pred =
+      torch::from_blob(predictions.data(), {rows, cols}, torch::kFloat32)
+          .to(torch::kFloat64);
+  auto group = static_cast<size_t>(cfg.specs.at(id).group);
+  for (auto i : {group, st.prediction_sums.size() - 1}) {
+    auto& sum = st.prediction_sums[i];
+    sum = sum.defined() ? sum + pred : pred.clone();
+    ++st.prediction_counts[i];
+  }
+}
+
 /// Epoch metrics written per transaction.
 constexpr size_t epoch_batch = 256;
 
@@ -76,6 +100,32 @@ caf::behavior aggregator(caf::stateful_actor<aggregator_state>* self,
   auto groups = st.config.group_labels.size();
   st.prediction_sums.resize(groups + 1);
   st.prediction_counts.assign(groups + 1, 0);
+  // A resumed run: networks finished before count, with their predictions.
+  for (auto id : st.config.resumed_finished) {
+    const auto& name = st.config.specs.at(id).name;
+    auto path =
+        fmt::format("{}/weights/{}.predictions", st.config.output_dir, name);
+    std::ifstream in{path, std::ios::binary};
+    std::vector<char> bytes{std::istreambuf_iterator<char>{in}, {}};
+    auto rows = st.config.data->test_x.size(0);
+    if (bytes.empty() || bytes.size() % (sizeof(float) * rows) != 0) {
+      // Without its predictions a network still counts, but the ensemble
+      // cannot include it: say so instead of guessing.
+      st.storage_error = make_error(
+          errc::storage_failed,
+          fmt::format("{}: missing or damaged test predictions of {}; its "
+                      "ensemble cannot be rebuilt",
+                      path, name));
+      ++st.finished;
+      continue;
+    }
+    std::vector<float> predictions(bytes.size() / sizeof(float));
+    std::memcpy(predictions.data(), bytes.data(), bytes.size());
+    add_predictions(self, id, std::move(predictions));
+  }
+  st.failed = st.config.resumed_failed;
+  if (st.finished + st.failed == static_cast<int64_t>(st.config.specs.size()))
+    self->send(st.config.listener, all_done_atom_v);
   auto note = [self](caf::error err) {
     if (err && !self->state.storage_error)
       self->state.storage_error = std::move(err);
@@ -89,6 +139,31 @@ caf::behavior aggregator(caf::stateful_actor<aggregator_state>* self,
     pending.clear();
   };
   return {
+      [=](failure_atom, uint64_t id, int64_t step, const std::string& why) {
+        flush_epochs();
+        note(self->state.config.store->add_error(id, step, why));
+      },
+      [=](checkpoint_atom, uint64_t id, int64_t step,
+          const std::vector<char>& bytes) {
+        // Metrics up to the checkpoint are stored before it is recorded, so
+        // a resumed run never lacks the epochs its checkpoint has done.
+        flush_epochs();
+        const auto& cfg = self->state.config;
+        auto path = fmt::format("{}/checkpoints/{}-step{}.ckpt", cfg.output_dir,
+                                cfg.specs.at(id).name, step);
+        if (auto err = write_file_atomically(path, bytes)) {
+          note(std::move(err));
+          return;
+        }
+        auto stale = cfg.store->add_checkpoint(id, step, path, bytes);
+        if (!stale) {
+          note(stale.error());
+          return;
+        }
+        // Only the two latest checkpoints of a network are kept.
+        for (auto& old : *stale)
+          std::remove(old.c_str());
+      },
       [=](schedule_atom, const std::vector<grant_record>& records) {
         note(self->state.config.store->add_grants(records));
       },
@@ -114,20 +189,20 @@ caf::behavior aggregator(caf::stateful_actor<aggregator_state>* self,
           }
         }
         note(cfg.store->add_outcome(o, weights_path));
+        // A done network needs its checkpoints no more.
+        if (auto stale = cfg.store->drop_checkpoints(o.network_id))
+          for (auto& path : *stale)
+            std::remove(path.c_str());
         if (o.status == network_status::finished) {
-          ++st.finished;
-          const auto& d = *cfg.data;
-          auto rows = d.test_x.size(0);
-          auto cols = static_cast<int64_t>(o.test_predictions.size()) / rows;
-          auto pred = torch::from_blob(o.test_predictions.data(), {rows, cols},
-                                       torch::kFloat32)
-                          .to(torch::kFloat64);
-          auto group = static_cast<size_t>(cfg.specs.at(o.network_id).group);
-          for (auto i : {group, st.prediction_sums.size() - 1}) {
-            auto& sum = st.prediction_sums[i];
-            sum = sum.defined() ? sum + pred : pred.clone();
-            ++st.prediction_counts[i];
-          }
+          // The predictions are kept beside the weights: a resumed run
+          // rebuilds the ensemble from them without retraining.
+          const auto& name = cfg.specs.at(o.network_id).name;
+          std::vector<char> bytes(o.test_predictions.size() * sizeof(float));
+          std::memcpy(bytes.data(), o.test_predictions.data(), bytes.size());
+          note(write_file_atomically(
+              fmt::format("{}/weights/{}.predictions", cfg.output_dir, name),
+              bytes));
+          add_predictions(self, o.network_id, o.test_predictions);
         } else {
           ++st.failed;
         }
@@ -137,10 +212,23 @@ caf::behavior aggregator(caf::stateful_actor<aggregator_state>* self,
       [=](status_atom) {
         return caf::make_message(self->state.finished, self->state.failed);
       },
-      [=](finish_atom) -> caf::result<run_result> {
+      [=](finish_atom, bool interrupted) -> caf::result<run_result> {
         flush_epochs();
         auto& st = self->state;
         const auto& cfg = st.config;
+        auto wall = std::chrono::duration<double>(
+                        std::chrono::steady_clock::now() - st.started)
+                        .count();
+        if (interrupted) {
+          note(cfg.store->end_run("interrupted", wall));
+          if (st.storage_error)
+            return st.storage_error;
+          auto result = cfg.store->read();
+          if (!result)
+            return result.error();
+          result->output_dir = cfg.output_dir;
+          return std::move(*result);
+        }
         auto n_groups = cfg.group_labels.size();
         for (size_t g = 0; g <= n_groups; ++g) {
           if (st.prediction_counts[g] == 0)
@@ -154,9 +242,6 @@ caf::behavior aggregator(caf::stateful_actor<aggregator_state>* self,
                                      overall ? "all" : cfg.group_labels[g]);
           note(cfg.store->add_ensemble(e));
         }
-        auto wall = std::chrono::duration<double>(
-                        std::chrono::steady_clock::now() - st.started)
-                        .count();
         auto status = st.failed == 0 ? "finished" : "finished_with_failures";
         note(cfg.store->end_run(status, wall));
         if (st.storage_error)

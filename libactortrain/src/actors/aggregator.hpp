@@ -26,6 +26,9 @@ struct aggregator_config {
   std::string output_dir;
   /// Receives (all_done_atom) once every network has an outcome.
   caf::actor listener;
+  /// Resuming: networks that finished (or failed) in an earlier attempt.
+  std::vector<uint64_t> resumed_finished;
+  int64_t resumed_failed = 0;
 };
 
 struct aggregator_state {
@@ -49,7 +52,8 @@ struct aggregator_state {
 /// the store. Spawned detached: disk I/O never blocks the cooperative threads.
 /// Handles (epoch_atom, epoch_metrics), (outcome_atom, network_outcome),
 /// (schedule_atom, std::vector<grant_record>),
-/// (status_atom) -> (finished, failed) and (finish_atom) -> run_result.
+/// (status_atom) -> (finished, failed) and (finish_atom, interrupted) ->
+/// run_result.
 caf::behavior aggregator(caf::stateful_actor<aggregator_state>* self,
                          aggregator_config config);
 

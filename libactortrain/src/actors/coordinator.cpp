@@ -1,6 +1,9 @@
 #include "actors/coordinator.hpp"
 
 #include <thread>
+#include <unordered_set>
+
+#include <fmt/format.h>
 
 #include <caf/actor_system.hpp>
 #include <caf/event_based_actor.hpp>
@@ -59,6 +62,9 @@ void shut_down(coordinator_actor* self) {
   auto& st = self->state;
   for (auto& exec : st.executors)
     self->send_exit(exec, caf::exit_reason::user_shutdown);
+  // After a stop, trainers still wait for slots that will never come.
+  for (auto& t : st.trainers)
+    self->send_exit(t, caf::exit_reason::user_shutdown);
   self->send_exit(st.scheduler, caf::exit_reason::user_shutdown);
   self->send_exit(st.aggregator, caf::exit_reason::user_shutdown);
   self->quit();
@@ -67,10 +73,25 @@ void shut_down(coordinator_actor* self) {
 /// Closes the run: the aggregator writes the ensembles and returns the
 /// results, which go to the caller.
 void finish(coordinator_actor* self) {
-  self->request(self->state.aggregator, caf::infinite, finish_atom_v)
+  bool interrupted = self->state.stopping;
+  self->request(self->state.aggregator, caf::infinite, finish_atom_v,
+                interrupted)
       .then(
           [=](run_result& result) {
-            self->state.promise.deliver(std::move(result));
+            if (interrupted) {
+              auto done = result.count(network_status::finished) +
+                          result.count(network_status::failed);
+              self->state.promise.deliver(make_error(
+                  errc::run_aborted,
+                  fmt::format("stopped: {} of {} networks are done and "
+                              "stored; the others were checkpointed. Run "
+                              "the same experiment with --output {} to "
+                              "resume",
+                              done, result.networks.size(),
+                              self->state.plan->output_dir)));
+            } else {
+              self->state.promise.deliver(std::move(result));
+            }
             shut_down(self);
           },
           [=](caf::error& err) {
@@ -107,27 +128,40 @@ void start(coordinator_actor* self) {
     acfg.group_labels.push_back(cfg.label.empty() ? "all" : cfg.label);
   acfg.output_dir = plan.output_dir;
   acfg.listener = self;
+  acfg.resumed_finished = plan.resumed_finished;
+  acfg.resumed_failed = static_cast<int64_t>(plan.resumed_failed.size());
   st.aggregator = sys.spawn<caf::detached>(aggregator, std::move(acfg));
   self->link_to(st.aggregator);
   st.scheduler = self->spawn<caf::linked>(
       scheduler, std::move(slots),
       std::shared_ptr<scheduling_policy>{make_policy(sched.policy)},
-      st.aggregator, plan.specs.size());
+      st.aggregator,
+      plan.specs.size() - plan.resumed_finished.size() -
+          plan.resumed_failed.size());
   trainer_config tcfg;
   tcfg.scheduler = st.scheduler;
   tcfg.aggregator = st.aggregator;
   tcfg.quantum = {sched.quantum_steps, sched.quantum_epochs,
-                  sched.quantum_seconds};
+                  sched.quantum_seconds, plan.stop};
+  std::unordered_set<uint64_t> done(plan.resumed_finished.begin(),
+                                    plan.resumed_finished.end());
+  done.insert(plan.resumed_failed.begin(), plan.resumed_failed.end());
   for (size_t i = 0; i < plan.specs.size(); ++i) {
+    if (done.count(plan.specs[i].id) > 0)
+      continue;
     auto runner = std::make_shared<network_runner>(
         plan.specs[i], plan.data, plan.shards[i], plan.make_learner);
+    if (auto s = plan.snapshots.find(plan.specs[i].id);
+        s != plan.snapshots.end())
+      runner->resume_from(std::move(s->second));
     st.steps_total += runner->steps_total();
     // Trainers are not linked: one failing must not take the run down.
-    self->spawn(trainer, std::move(runner), tcfg);
+    st.trainers.push_back(self->spawn(trainer, std::move(runner), tcfg));
   }
-  // The runners now own their shards.
+  // The runners now own their shards and snapshots.
   plan.shards.clear();
-  if (plan.on_progress)
+  plan.snapshots.clear();
+  if (plan.on_progress || plan.stop)
     self->send(self, tick_atom_v);
 }
 
@@ -150,6 +184,29 @@ caf::behavior coordinator(coordinator_actor* self,
         return rp;
       },
       [=](tick_atom) {
+        auto& st = self->state;
+        if (st.plan->stop && st.plan->stop->load() && !st.stopping) {
+          // Stop: no new grants; quanta in flight end with a checkpoint.
+          st.stopping = true;
+          self->send(st.scheduler, stop_atom_v);
+        }
+        if (st.stopping) {
+          self->request(st.scheduler, caf::infinite, status_atom_v)
+              .then([=](const scheduler_status& s) {
+                if (self->state.closing)
+                  return;
+                if (s.busy > 0) {
+                  self->delayed_send(self, std::chrono::milliseconds{50},
+                                     tick_atom_v);
+                  return;
+                }
+                self->state.closing = true;
+                self->request(self->state.scheduler, caf::infinite,
+                              schedule_atom_v)
+                    .then([=] { finish(self); });
+              });
+          return;
+        }
         report_progress(self, [=] {
           auto ms = static_cast<int64_t>(
               self->state.plan->progress_interval_seconds * 1000);
@@ -157,6 +214,12 @@ caf::behavior coordinator(coordinator_actor* self,
         });
       },
       [=](all_done_atom) {
+        auto& st = self->state;
+        if (st.closing)
+          return;
+        // Every network is done: a stop that came too late changes nothing.
+        st.closing = true;
+        st.stopping = false;
         report_progress(self, [=] {
           // The scheduler hands over the rest of the schedule before the
           // aggregator closes the store.

@@ -1,8 +1,10 @@
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <unordered_map>
 #include <vector>
 
 #include <caf/actor.hpp>
@@ -28,6 +30,14 @@ struct run_plan {
   learner_factory make_learner;
   std::function<void(const run_status&)> on_progress;
   double progress_interval_seconds = 0.5;
+  /// Set (by a signal handler, say) to stop: running quanta end with a
+  /// checkpoint, nothing new starts, and the run reports how to resume.
+  std::shared_ptr<std::atomic<bool>> stop;
+  /// Resuming: networks that need no trainer (finished or failed before),
+  /// and the snapshots the others continue from.
+  std::vector<uint64_t> resumed_finished;
+  std::vector<uint64_t> resumed_failed;
+  std::unordered_map<uint64_t, std::vector<char>> snapshots;
 };
 
 struct coordinator_state {
@@ -35,6 +45,10 @@ struct coordinator_state {
   caf::actor scheduler;
   caf::actor aggregator;
   std::vector<caf::actor> executors;
+  std::vector<caf::actor> trainers;
+  bool stopping = false;
+  /// The store is being closed; later ticks do nothing.
+  bool closing = false;
   caf::response_promise promise;
   std::chrono::steady_clock::time_point started;
   int64_t steps_total = 0;

@@ -29,7 +29,7 @@ void flush(scheduler_actor* self) {
 
 void dispatch(scheduler_actor* self) {
   auto& st = self->state;
-  if (st.arrived < st.start_after)
+  if (st.arrived < st.start_after || st.stopped)
     return;
   while (!st.free.empty()) {
     auto w = st.policy->next();
@@ -122,6 +122,7 @@ caf::behavior scheduler(scheduler_actor* self, std::vector<slot_grant> slots,
         dispatch(self);
       },
       [=](schedule_atom) { flush(self); },
+      [=](stop_atom) { self->state.stopped = true; },
       [=](status_atom) {
         auto s = self->state.stats;
         s.waiting = static_cast<int64_t>(self->state.policy->waiting());

@@ -39,6 +39,8 @@ struct scheduler_state {
   /// which trainer actors happened to start.
   size_t start_after = 0;
   size_t arrived = 0;
+  /// Set by (stop_atom): slots are no longer granted.
+  bool stopped = false;
   static inline const char* name = "actortrain.scheduler";
 };
 

@@ -30,6 +30,12 @@ caf::behavior trainer(caf::stateful_actor<trainer_state>* self,
                   auto& cfg = self->state.config;
                   for (auto& m : out.epochs)
                     self->send(cfg.aggregator, epoch_atom_v, m);
+                  for (auto& reason : out.failures)
+                    self->send(cfg.aggregator, failure_atom_v, id,
+                               out.progress.steps_done, std::move(reason));
+                  if (!out.checkpoint.empty())
+                    self->send(cfg.aggregator, checkpoint_atom_v, id,
+                               out.checkpoint_step, std::move(out.checkpoint));
                   // Unless finished, the scheduler queues us for the next
                   // quantum.
                   self->send(cfg.scheduler, release_atom_v, slot.id,

@@ -1,0 +1,299 @@
+// Nothing lost: checkpoints, resume after SIGKILL and SIGINT, retries, and
+// corrupt checkpoints. Real `actortrain run` processes, on synthetic data.
+
+#include <doctest/doctest.h>
+
+#include <csignal>
+#include <fcntl.h>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <map>
+#include <mutex>
+#include <sys/wait.h>
+#include <thread>
+#include <unistd.h>
+
+#include <fmt/format.h>
+
+#include "actortrain/error.hpp"
+#include "actortrain/learner.hpp"
+#include "actortrain/run.hpp"
+#include "actortrain/store.hpp"
+#include "test_support.hpp"
+
+using namespace actortrain;
+using namespace std::chrono_literals;
+using actortrain::test::temp_dir;
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr const char* resumable_toml = R"(name = "resumable"
+[data]
+format = "synthetic"
+samples = 4096
+test_samples = 256
+features = 16
+classes = 4
+[model]
+hidden = [128, 64]
+[optimizer]
+kind = "adam"
+lr = 0.003
+[train]
+networks = 6
+epochs = 8
+batch_size = 32
+seed = 5
+[scheduler]
+slots = 2
+policy = "round_robin"
+)";
+
+/// Starts the app in the background; returns its pid.
+pid_t start_app(const std::vector<std::string>& args, const std::string& log) {
+  auto pid = fork();
+  if (pid == 0) {
+    auto fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    dup2(fd, 1);
+    dup2(fd, 2);
+    std::vector<char*> argv;
+    auto app = test::app();
+    argv.push_back(app.data());
+    std::vector<std::string> copy = args;
+    for (auto& a : copy)
+      argv.push_back(a.data());
+    argv.push_back(nullptr);
+    execv(argv[0], argv.data());
+    _exit(127);
+  }
+  return pid;
+}
+
+int wait_exit(pid_t pid) {
+  int status = 0;
+  waitpid(pid, &status, 0);
+  if (WIFSIGNALED(status))
+    return 128 + WTERMSIG(status);
+  return WEXITSTATUS(status);
+}
+
+/// Waits (10 s at most) until a checkpoint file exists under `dir`.
+bool wait_for_checkpoint(const std::string& dir) {
+  for (int i = 0; i < 2000; ++i) {
+    std::error_code ec;
+    if (fs::exists(dir, ec) && !fs::is_empty(dir, ec))
+      return true;
+    std::this_thread::sleep_for(5ms);
+  }
+  return false;
+}
+
+std::map<std::string, std::vector<char>> weights_of(const std::string& out) {
+  std::map<std::string, std::vector<char>> result;
+  for (auto& e : fs::directory_iterator(out + "/weights")) {
+    if (e.path().extension() != ".pt")
+      continue;
+    std::ifstream in{e.path(), std::ios::binary};
+    result[e.path().filename().string()]
+      = {std::istreambuf_iterator<char>{in}, {}};
+  }
+  return result;
+}
+
+/// An uninterrupted run of `toml`, to compare against.
+std::map<std::string, std::vector<char>> reference(const temp_dir& dir) {
+  auto res = test::run_process(fmt::format(
+    "{} run {} --output {} --quiet", test::app(), dir / "exp.toml",
+    dir / "reference"));
+  REQUIRE_MESSAGE(res.exit_code == 0, res.output);
+  return weights_of(dir / "reference");
+}
+
+void interrupt_and_resume(int signal, bool corrupt_newest) {
+  temp_dir dir;
+  test::write_text(dir / "exp.toml", resumable_toml);
+  auto expected = reference(dir);
+  REQUIRE(expected.size() == 6);
+  auto out = dir / "out";
+  auto pid = start_app({"run", dir / "exp.toml", "--output", out, "--quiet"},
+                       dir / "first.log");
+  REQUIRE(wait_for_checkpoint(out + "/checkpoints"));
+  ::kill(pid, signal);
+  auto code = wait_exit(pid);
+  if (signal == SIGKILL)
+    CHECK(code == 128 + SIGKILL);
+  else
+    CHECK_MESSAGE((code == 5 || code == 0), "exit code ", code);
+  if (corrupt_newest) {
+    // Truncate the newest checkpoint of every network that has two: the
+    // previous one must be used instead.
+    std::map<std::string, std::vector<fs::path>> by_network;
+    for (auto& e : fs::directory_iterator(out + "/checkpoints"))
+      if (e.path().extension() == ".ckpt")
+        by_network[e.path().stem().string().substr(0, 8)].push_back(e.path());
+    for (auto& [net, paths] : by_network) {
+      if (paths.size() < 2)
+        continue;
+      auto newest = *std::max_element(
+        paths.begin(), paths.end(), [](const fs::path& a, const fs::path& b) {
+          auto step = [](const fs::path& p) {
+            auto s = p.stem().string();
+            return std::stoll(s.substr(s.find("step") + 4));
+          };
+          return step(a) < step(b);
+        });
+      fs::resize_file(newest, fs::file_size(newest) / 2);
+    }
+  }
+  auto again = test::run_process(fmt::format(
+    "{} run {} --output {} --quiet", test::app(), dir / "exp.toml", out));
+  REQUIRE_MESSAGE(again.exit_code == 0, again.output);
+  auto got = weights_of(out);
+  REQUIRE(got.size() == expected.size());
+  for (auto& [name, bytes] : expected)
+    CHECK_MESSAGE(got[name] == bytes, name, " differs after resuming");
+  auto store = results_store::open(out + "/results.db");
+  REQUIRE(store);
+  auto result = (*store)->read();
+  REQUIRE(result);
+  CHECK(result->count(network_status::finished) == 6);
+}
+
+} // namespace
+
+TEST_CASE("a run killed with SIGKILL resumes to bit-identical weights") {
+  interrupt_and_resume(SIGKILL, false);
+}
+
+TEST_CASE("a run stopped with SIGINT resumes to bit-identical weights") {
+  interrupt_and_resume(SIGINT, false);
+}
+
+TEST_CASE("a truncated checkpoint is detected and the previous one used") {
+  interrupt_and_resume(SIGKILL, true);
+}
+
+TEST_CASE("resuming with a changed experiment is refused") {
+  temp_dir dir;
+  test::write_text(dir / "exp.toml", resumable_toml);
+  auto first = test::run_process(
+    fmt::format("{} run {} --output {} --quiet", test::app(),
+                dir / "exp.toml", dir / "out"));
+  REQUIRE(first.exit_code == 0);
+  std::string changed = resumable_toml;
+  changed.replace(changed.find("lr = 0.003"), 10, "lr = 0.01");
+  test::write_text(dir / "exp.toml", changed);
+  auto again = test::run_process(
+    fmt::format("{} run {} --output {} --quiet", test::app(),
+                dir / "exp.toml", dir / "out"));
+  CHECK(again.exit_code == 3);
+  CHECK(again.output.find("holds a run of a different experiment")
+        != std::string::npos);
+  // Scheduling settings do not change results: resuming with them is fine.
+  test::write_text(dir / "exp.toml", std::string{resumable_toml} + "");
+  auto sched = std::string{resumable_toml};
+  sched.replace(sched.find("slots = 2"), 9, "slots = 1");
+  test::write_text(dir / "exp.toml", sched);
+  auto resumed = test::run_process(
+    fmt::format("{} run {} --output {} --quiet", test::app(),
+                dir / "exp.toml", dir / "out"));
+  CHECK_MESSAGE(resumed.exit_code == 0, resumed.output);
+}
+
+namespace {
+
+/// Wraps the built-in learner; throws once, at `at_step`, in the first
+/// learner built for network 1 (a transient fault), or every time.
+class flaky_learner : public learner {
+public:
+  flaky_learner(const learner_context& ctx, bool fail, int at_step)
+    : inner_(make_builtin_learner(ctx)), fail_(fail), at_step_(at_step) {
+  }
+  double train_step(const torch::Tensor& x, const torch::Tensor& y) override {
+    if (fail_ && ++steps_ == at_step_)
+      throw std::runtime_error("transient fault");
+    return inner_->train_step(x, y);
+  }
+  torch::Tensor predict(const torch::Tensor& x) override {
+    return inner_->predict(x);
+  }
+  std::vector<std::pair<std::string, torch::Tensor>> state() override {
+    return inner_->state();
+  }
+  bool can_checkpoint() const override {
+    return true;
+  }
+  void save(torch::serialize::OutputArchive& a) override {
+    inner_->save(a);
+  }
+  void load(torch::serialize::InputArchive& a) override {
+    inner_->load(a);
+  }
+
+private:
+  std::unique_ptr<learner> inner_;
+  bool fail_;
+  int at_step_;
+  int steps_ = 0;
+};
+
+run_result run_with(const experiment& exp, const std::string& out,
+                    learner_factory factory) {
+  run_options opts;
+  opts.output_dir = out;
+  opts.make_learner = std::move(factory);
+  auto result = run(exp, opts);
+  REQUIRE_MESSAGE(result, to_string_pretty(result.error()));
+  return *result;
+}
+
+} // namespace
+
+TEST_CASE("a transient fault is retried from the last checkpoint and leaves "
+          "no trace in the weights") {
+  temp_dir dir;
+  auto exp = test::tiny_experiment(3, 4); // 8 steps per epoch
+  auto clean = run_with(exp, dir / "clean", [](const learner_context& ctx) {
+    return std::make_unique<flaky_learner>(ctx, false, 0);
+  });
+  auto builds = std::make_shared<std::map<uint64_t, int>>();
+  auto mtx = std::make_shared<std::mutex>();
+  auto flaky = run_with(exp, dir / "flaky", [=](const learner_context& ctx) {
+    std::lock_guard<std::mutex> guard{*mtx};
+    // Network 1's first learner fails in its second epoch.
+    bool fail = ctx.spec.id == 1 && (*builds)[ctx.spec.id]++ == 0;
+    return std::make_unique<flaky_learner>(ctx, fail, 12);
+  });
+  REQUIRE(flaky.count(network_status::finished) == 3);
+  for (size_t i = 0; i < 3; ++i) {
+    std::ifstream a{clean.networks[i].weights_path, std::ios::binary};
+    std::ifstream b{flaky.networks[i].weights_path, std::ios::binary};
+    std::vector<char> x{std::istreambuf_iterator<char>{a}, {}};
+    std::vector<char> y{std::istreambuf_iterator<char>{b}, {}};
+    CHECK(x == y);
+  }
+  // The failure and its retry are on record.
+  auto store = results_store::open(dir / "flaky/results.db");
+  REQUIRE(store);
+  CHECK((*builds)[1] == 2);
+}
+
+TEST_CASE("a network that always fails ends failed after max_retries") {
+  temp_dir dir;
+  auto exp = test::tiny_experiment(2, 3);
+  exp.base.train.max_retries = 2;
+  auto builds = std::make_shared<std::map<uint64_t, int>>();
+  auto mtx = std::make_shared<std::mutex>();
+  auto result = run_with(exp, dir / "out", [=](const learner_context& ctx) {
+    std::lock_guard<std::mutex> guard{*mtx};
+    ++(*builds)[ctx.spec.id];
+    return std::make_unique<flaky_learner>(ctx, ctx.spec.id == 0, 3);
+  });
+  CHECK(result.networks[0].status == network_status::failed);
+  CHECK(result.networks[0].error.find("transient fault") != std::string::npos);
+  CHECK(result.networks[0].error.find("after 2 retries") != std::string::npos);
+  CHECK((*builds)[0] == 3); // the first try and two retries
+  CHECK(result.networks[1].status == network_status::finished);
+}
