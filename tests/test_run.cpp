@@ -8,7 +8,10 @@
 #include "actortrain/learner.hpp"
 #include "actortrain/run.hpp"
 #include "actortrain/store.hpp"
+#include "actortrain/version.hpp"
+
 #include "test_support.hpp"
+#include <sqlite3.h>
 
 using namespace actortrain;
 using actortrain::test::temp_dir;
@@ -103,6 +106,27 @@ TEST_CASE("a run trains every network and stores it durably") {
   auto read = read_results(dir / "out");
   REQUIRE(read);
   CHECK(read->overall_ensemble()->accuracy == doctest::Approx(ens->accuracy));
+  // Provenance: what ran, and with which versions.
+  sqlite3* db = nullptr;
+  REQUIRE(sqlite3_open_v2((dir / "out/results.db").c_str(), &db,
+                          SQLITE_OPEN_READONLY, nullptr) == SQLITE_OK);
+  sqlite3_stmt* st = nullptr;
+  REQUIRE(sqlite3_prepare_v2(db,
+                             "SELECT experiment_hash, actortrain_version, "
+                             "libtorch_version, caf_version, status FROM run",
+                             -1, &st, nullptr) == SQLITE_OK);
+  REQUIRE(sqlite3_step(st) == SQLITE_ROW);
+  auto text = [&](int i) {
+    return std::string{
+        reinterpret_cast<const char*>(sqlite3_column_text(st, i))};
+  };
+  CHECK(text(0) == fingerprint(exp));
+  CHECK(text(1) == version());
+  CHECK(text(2).rfind("1.13", 0) == 0);
+  CHECK(text(3) == "0.17.6");
+  CHECK(text(4) == "finished");
+  sqlite3_finalize(st);
+  sqlite3_close(db);
 }
 
 TEST_CASE("results do not depend on the number of slots or the quantum") {
