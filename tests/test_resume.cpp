@@ -96,17 +96,17 @@ std::map<std::string, std::vector<char>> weights_of(const std::string& out) {
     if (e.path().extension() != ".pt")
       continue;
     std::ifstream in{e.path(), std::ios::binary};
-    result[e.path().filename().string()]
-      = {std::istreambuf_iterator<char>{in}, {}};
+    result[e.path().filename().string()] = {std::istreambuf_iterator<char>{in},
+                                            {}};
   }
   return result;
 }
 
 /// An uninterrupted run of `toml`, to compare against.
 std::map<std::string, std::vector<char>> reference(const temp_dir& dir) {
-  auto res = test::run_process(fmt::format(
-    "{} run {} --output {} --quiet", test::app(), dir / "exp.toml",
-    dir / "reference"));
+  auto res = test::run_process(fmt::format("{} run {} --output {} --quiet",
+                                           test::app(), dir / "exp.toml",
+                                           dir / "reference"));
   REQUIRE_MESSAGE(res.exit_code == 0, res.output);
   return weights_of(dir / "reference");
 }
@@ -137,18 +137,18 @@ void interrupt_and_resume(int signal, bool corrupt_newest) {
       if (paths.size() < 2)
         continue;
       auto newest = *std::max_element(
-        paths.begin(), paths.end(), [](const fs::path& a, const fs::path& b) {
-          auto step = [](const fs::path& p) {
-            auto s = p.stem().string();
-            return std::stoll(s.substr(s.find("step") + 4));
-          };
-          return step(a) < step(b);
-        });
+          paths.begin(), paths.end(), [](const fs::path& a, const fs::path& b) {
+            auto step = [](const fs::path& p) {
+              auto s = p.stem().string();
+              return std::stoll(s.substr(s.find("step") + 4));
+            };
+            return step(a) < step(b);
+          });
       fs::resize_file(newest, fs::file_size(newest) / 2);
     }
   }
   auto again = test::run_process(fmt::format(
-    "{} run {} --output {} --quiet", test::app(), dir / "exp.toml", out));
+      "{} run {} --output {} --quiet", test::app(), dir / "exp.toml", out));
   REQUIRE_MESSAGE(again.exit_code == 0, again.output);
   auto got = weights_of(out);
   REQUIRE(got.size() == expected.size());
@@ -178,27 +178,27 @@ TEST_CASE("a truncated checkpoint is detected and the previous one used") {
 TEST_CASE("resuming with a changed experiment is refused") {
   temp_dir dir;
   test::write_text(dir / "exp.toml", resumable_toml);
-  auto first = test::run_process(
-    fmt::format("{} run {} --output {} --quiet", test::app(),
-                dir / "exp.toml", dir / "out"));
+  auto first = test::run_process(fmt::format("{} run {} --output {} --quiet",
+                                             test::app(), dir / "exp.toml",
+                                             dir / "out"));
   REQUIRE(first.exit_code == 0);
   std::string changed = resumable_toml;
   changed.replace(changed.find("lr = 0.003"), 10, "lr = 0.01");
   test::write_text(dir / "exp.toml", changed);
-  auto again = test::run_process(
-    fmt::format("{} run {} --output {} --quiet", test::app(),
-                dir / "exp.toml", dir / "out"));
+  auto again = test::run_process(fmt::format("{} run {} --output {} --quiet",
+                                             test::app(), dir / "exp.toml",
+                                             dir / "out"));
   CHECK(again.exit_code == 3);
-  CHECK(again.output.find("holds a run of a different experiment")
-        != std::string::npos);
+  CHECK(again.output.find("holds a run of a different experiment") !=
+        std::string::npos);
   // Scheduling settings do not change results: resuming with them is fine.
   test::write_text(dir / "exp.toml", std::string{resumable_toml} + "");
   auto sched = std::string{resumable_toml};
   sched.replace(sched.find("slots = 2"), 9, "slots = 1");
   test::write_text(dir / "exp.toml", sched);
-  auto resumed = test::run_process(
-    fmt::format("{} run {} --output {} --quiet", test::app(),
-                dir / "exp.toml", dir / "out"));
+  auto resumed = test::run_process(fmt::format("{} run {} --output {} --quiet",
+                                               test::app(), dir / "exp.toml",
+                                               dir / "out"));
   CHECK_MESSAGE(resumed.exit_code == 0, resumed.output);
 }
 
@@ -209,8 +209,7 @@ namespace {
 class flaky_learner : public learner {
 public:
   flaky_learner(const learner_context& ctx, bool fail, int at_step)
-    : inner_(make_builtin_learner(ctx)), fail_(fail), at_step_(at_step) {
-  }
+      : inner_(make_builtin_learner(ctx)), fail_(fail), at_step_(at_step) {}
   double train_step(const torch::Tensor& x, const torch::Tensor& y) override {
     if (fail_ && ++steps_ == at_step_)
       throw std::runtime_error("transient fault");
@@ -296,4 +295,23 @@ TEST_CASE("a network that always fails ends failed after max_retries") {
   CHECK(result.networks[0].error.find("after 2 retries") != std::string::npos);
   CHECK((*builds)[0] == 3); // the first try and two retries
   CHECK(result.networks[1].status == network_status::finished);
+}
+
+TEST_CASE("a folder in use by a running run is refused") {
+  temp_dir dir;
+  // Long enough that the first run is still going when the second starts.
+  std::string toml = resumable_toml;
+  toml.replace(toml.find("epochs = 8"), 10, "epochs = 500");
+  test::write_text(dir / "exp.toml", toml);
+  auto out = dir / "out";
+  auto pid = start_app({"run", dir / "exp.toml", "--output", out, "--quiet"},
+                       dir / "first.log");
+  REQUIRE(wait_for_checkpoint(out + "/checkpoints"));
+  auto second = test::run_process(fmt::format(
+      "{} run {} --output {} --quiet", test::app(), dir / "exp.toml", out));
+  ::kill(pid, SIGKILL);
+  wait_exit(pid);
+  CHECK(second.exit_code == 4);
+  CHECK(second.output.find("is in use by another actortrain run") !=
+        std::string::npos);
 }

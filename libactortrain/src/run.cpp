@@ -2,11 +2,14 @@
 
 #include <cmath>
 #include <ctime>
+#include <fcntl.h>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <map>
 #include <optional>
+#include <sys/file.h>
+#include <unistd.h>
 
 #include <caf/actor_system.hpp>
 #include <caf/actor_system_config.hpp>
@@ -185,6 +188,24 @@ caf::expected<run_result> run(const experiment& exp, run_options opts) {
     return make_error(errc::io_failed,
                       fmt::format("{}: cannot create the output folder: {}",
                                   plan->output_dir, ec.message()));
+  // One run per folder at a time: a second process resuming the same folder
+  // would interleave writes. The lock goes away with the process, even after
+  // SIGKILL.
+  auto lock_path = (fs::path{plan->output_dir} / ".lock").string();
+  int lock_fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (lock_fd < 0 || ::flock(lock_fd, LOCK_EX | LOCK_NB) != 0) {
+    if (lock_fd >= 0)
+      ::close(lock_fd);
+    return make_error(errc::io_failed,
+                      fmt::format("{} is in use by another actortrain run",
+                                  plan->output_dir));
+  }
+  struct lock_guard {
+    int fd;
+    ~lock_guard() {
+      ::close(fd);
+    }
+  } folder_lock{lock_fd};
   auto db_path =
       (fs::path{plan->output_dir} / results_store::file_name).string();
   if (fs::exists(db_path)) {
