@@ -219,18 +219,9 @@ caf::behavior aggregator(caf::stateful_actor<aggregator_state>* self,
         auto wall = std::chrono::duration<double>(
                         std::chrono::steady_clock::now() - st.started)
                         .count();
-        if (interrupted) {
-          note(cfg.store->end_run("interrupted", wall));
-          if (st.storage_error)
-            return st.storage_error;
-          auto result = cfg.store->read();
-          if (!result)
-            return result.error();
-          result->output_dir = cfg.output_dir;
-          return std::move(*result);
-        }
+        // An interrupted run gets its ensembles when it is resumed and done.
         auto n_groups = cfg.group_labels.size();
-        for (size_t g = 0; g <= n_groups; ++g) {
+        for (size_t g = 0; !interrupted && g <= n_groups; ++g) {
           if (st.prediction_counts[g] == 0)
             continue;
           bool overall = g == n_groups;
@@ -242,7 +233,9 @@ caf::behavior aggregator(caf::stateful_actor<aggregator_state>* self,
                                      overall ? "all" : cfg.group_labels[g]);
           note(cfg.store->add_ensemble(e));
         }
-        auto status = st.failed == 0 ? "finished" : "finished_with_failures";
+        auto status = interrupted      ? "interrupted"
+                      : st.failed == 0 ? "finished"
+                                       : "finished_with_failures";
         note(cfg.store->end_run(status, wall));
         if (st.storage_error)
           return st.storage_error;
