@@ -111,7 +111,7 @@ std::map<std::string, std::vector<char>> reference(const temp_dir& dir) {
   return weights_of(dir / "reference");
 }
 
-void interrupt_and_resume(int signal, bool corrupt_newest) {
+void interrupt_and_resume(int signal, bool corrupt_newest, bool twice = false) {
   temp_dir dir;
   test::write_text(dir / "exp.toml", resumable_toml);
   auto expected = reference(dir);
@@ -121,9 +121,15 @@ void interrupt_and_resume(int signal, bool corrupt_newest) {
                        dir / "first.log");
   REQUIRE(wait_for_checkpoint(out + "/checkpoints"));
   ::kill(pid, signal);
+  if (twice) {
+    std::this_thread::sleep_for(20ms); // let the first signal be seen alone
+    ::kill(pid, signal);
+  }
   auto code = wait_exit(pid);
   if (signal == SIGKILL)
     CHECK(code == 128 + SIGKILL);
+  else if (twice)
+    CHECK_MESSAGE((code == 130 || code == 5 || code == 0), "exit code ", code);
   else
     CHECK_MESSAGE((code == 5 || code == 0), "exit code ", code);
   if (corrupt_newest) {
@@ -169,6 +175,10 @@ TEST_CASE("a run killed with SIGKILL resumes to bit-identical weights") {
 
 TEST_CASE("a run stopped with SIGINT resumes to bit-identical weights") {
   interrupt_and_resume(SIGINT, false);
+}
+
+TEST_CASE("a second SIGINT exits at once and the run still resumes") {
+  interrupt_and_resume(SIGINT, false, true);
 }
 
 TEST_CASE("a truncated checkpoint is detected and the previous one used") {
