@@ -325,3 +325,26 @@ TEST_CASE("a folder in use by a running run is refused") {
   CHECK(second.output.find("is in use by another actortrain run") !=
         std::string::npos);
 }
+
+TEST_CASE("retries can lower the learning rate until training is stable") {
+  temp_dir dir;
+  auto exp = test::tiny_experiment(2, 3);
+  exp.base.optimizer.lr = 1e30; // diverges at once
+  exp.base.train.max_retries = 1;
+  exp.base.train.retry_lr_factor = 1e-31; // the retry trains at 0.1
+  run_options opts;
+  opts.output_dir = dir / "out";
+  auto result = run(exp, opts);
+  REQUIRE_MESSAGE(result, to_string_pretty(result.error()));
+  for (const auto& n : result->networks) {
+    CHECK(n.status == network_status::finished);
+    CHECK(n.test_accuracy > 0.5);
+  }
+  // Without the lower rate, the same networks fail.
+  exp.base.train.retry_lr_factor = 1;
+  opts.output_dir = dir / "plain";
+  auto plain = run(exp, opts);
+  REQUIRE(plain);
+  CHECK(plain->count(network_status::failed) == 2);
+  CHECK(plain->networks[0].error.find("non-finite loss") != std::string::npos);
+}

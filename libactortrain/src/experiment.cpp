@@ -114,6 +114,9 @@ caf::error validate_config(const network_config& cfg) {
   if (t.max_retries < 0)
     return bad(
         fmt::format("train.max_retries: must be >= 0, got {}", t.max_retries));
+  if (!(t.retry_lr_factor > 0 && t.retry_lr_factor <= 1))
+    return bad(fmt::format("train.retry_lr_factor: must be in (0, 1], got {}",
+                           t.retry_lr_factor));
   if (t.checkpoint_every < 0)
     return bad(fmt::format("train.checkpoint_every: must be >= 0, got {}",
                            t.checkpoint_every));
@@ -363,7 +366,7 @@ void read_config(reader& r, const toml::table& root, network_config& cfg) {
            {"networks", "epochs", "batch_size", "seed", "eval_every",
             "max_seconds", "target_accuracy", "target_loss", "patience",
             "validation_fraction", "priority", "max_retries",
-            "checkpoint_every"});
+            "checkpoint_every", "retry_lr_factor"});
     r.get(*t, "train", "networks", cfg.train.networks);
     r.get(*t, "train", "epochs", cfg.train.epochs);
     r.get(*t, "train", "batch_size", cfg.train.batch_size);
@@ -377,6 +380,7 @@ void read_config(reader& r, const toml::table& root, network_config& cfg) {
     r.get(*t, "train", "priority", cfg.train.priority);
     r.get(*t, "train", "max_retries", cfg.train.max_retries);
     r.get(*t, "train", "checkpoint_every", cfg.train.checkpoint_every);
+    r.get(*t, "train", "retry_lr_factor", cfg.train.retry_lr_factor);
   }
 }
 

@@ -28,6 +28,10 @@ void learner::load(torch::serialize::InputArchive&) {
   throw std::logic_error("this learner does not implement load()");
 }
 
+void learner::scale_learning_rate(double) {
+  // A learner of its own may not have one learning rate to scale.
+}
+
 double builtin_model_cost(const model_options& m, const dataset& d) {
   double macs = 0;
   auto in = static_cast<double>(d.features());
@@ -163,6 +167,11 @@ public:
 
   bool can_checkpoint() const override {
     return true;
+  }
+
+  void scale_learning_rate(double factor) override {
+    for (auto& group : optimizer_->param_groups())
+      group.options().set_lr(group.options().get_lr() * factor);
   }
 
   void save(torch::serialize::OutputArchive& archive) override {

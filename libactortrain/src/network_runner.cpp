@@ -105,7 +105,8 @@ quantum_outcome network_runner::run_quantum(const slot_info& slot,
 }
 
 void network_runner::prepare(const slot_info& slot) {
-  if (!learner_) {
+  bool rebuilt = !learner_;
+  if (rebuilt) {
     device_ = torch::Device{slot.device};
     auto gen = at::make_generator<at::CPUGeneratorImpl>(spec_.seed);
     learner_context ctx{spec_, *data_, device_, gen};
@@ -118,6 +119,12 @@ void network_runner::prepare(const slot_info& slot) {
     pending_restore_.clear();
     restore(bytes);
   }
+  // After a failure, each retry trains with a smaller learning rate: the
+  // original one times factor^retries.
+  auto factor = spec_.config.train.retry_lr_factor;
+  if (rebuilt && retries_ > snapshot_retries_ && factor != 1)
+    learner_->scale_learning_rate(
+        std::pow(factor, static_cast<double>(retries_ - snapshot_retries_)));
 }
 
 void network_runner::on_failure(quantum_outcome& out,
@@ -140,6 +147,7 @@ void network_runner::on_failure(quantum_outcome& out,
   } else {
     st_ = training_state{};
     last_snapshot_step_ = 0;
+    snapshot_retries_ = 0;
   }
   out.failures.push_back(fmt::format(
       "{}; retry {} of {} from step {}", reason, retries_, train.max_retries,
@@ -174,7 +182,8 @@ std::vector<char> network_runner::snapshot() {
                             e.test_accuracy,
                             e.validation_loss,
                             e.validation_accuracy,
-                            e.seconds};
+                            e.seconds,
+                            static_cast<double>(retries_)};
   archive.write("state", torch::tensor(state, torch::kFloat64));
   // The seed identifies the network across runs of the same experiment.
   archive.write(
@@ -198,7 +207,7 @@ void network_runner::restore(const std::vector<char>& bytes) {
     throw std::runtime_error("the snapshot belongs to another network");
   torch::Tensor state;
   archive.read("state", state);
-  if (state.numel() != 17 || state[0].item<double>() != snapshot_format)
+  if (state.numel() != 18 || state[0].item<double>() != snapshot_format)
     throw std::runtime_error("unknown snapshot format");
   auto v = [&](int64_t i) {
     return state[i].item<double>();
@@ -221,6 +230,9 @@ void network_runner::restore(const std::vector<char>& bytes) {
   e.validation_loss = v(14);
   e.validation_accuracy = v(15);
   e.seconds = v(16);
+  // The optimizer state carries the learning rate of that moment: retries
+  // since then still have to scale it.
+  snapshot_retries_ = static_cast<int64_t>(v(17));
   if (st.step < 0 || st.step > steps_total())
     throw std::runtime_error("the snapshot's step is out of range");
   torch::serialize::InputArchive learner_state;

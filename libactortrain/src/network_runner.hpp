@@ -126,6 +126,8 @@ private:
   std::vector<char> pending_restore_;
   int64_t last_snapshot_step_ = 0;
   int64_t retries_ = 0;
+  /// Retries done when the snapshot being restored was taken.
+  int64_t snapshot_retries_ = 0;
 };
 
 } // namespace actortrain

@@ -103,6 +103,8 @@ struct train_options {
   /// A network whose learner throws or whose loss turns NaN / infinite is
   /// retried from its last good checkpoint this many times, then fails.
   int64_t max_retries = 1;
+  /// Each retry multiplies the learning rate by this (1: unchanged).
+  double retry_lr_factor = 1;
   /// Checkpoint every this many epochs (at the end of a quantum); 0: never.
   int64_t checkpoint_every = 1;
 };

@@ -58,6 +58,10 @@ public:
   /// Restores what `save` wrote, into a learner freshly built for the same
   /// network.
   virtual void load(torch::serialize::InputArchive& archive);
+
+  /// Multiplies the learning rate by `factor` (retries with
+  /// `train.retry_lr_factor`); the default does nothing.
+  virtual void scale_learning_rate(double factor);
 };
 
 /// Fills a module's parameters like PyTorch's defaults (Kaiming-uniform
