@@ -132,6 +132,13 @@ void interrupt_and_resume(int signal, bool corrupt_newest, bool twice = false) {
     CHECK_MESSAGE((code == 130 || code == 5 || code == 0), "exit code ", code);
   else
     CHECK_MESSAGE((code == 5 || code == 0), "exit code ", code);
+  if (code == 5) {
+    // A graceful stop closes the store as interrupted.
+    auto stopped = test::run_process(
+        fmt::format("{} results {} --format json", test::app(), out));
+    CHECK(stopped.output.find("\"status\": \"interrupted\"") !=
+          std::string::npos);
+  }
   if (corrupt_newest) {
     // Truncate the newest checkpoint of every network that has two: the
     // previous one must be used instead.
@@ -165,6 +172,8 @@ void interrupt_and_resume(int signal, bool corrupt_newest, bool twice = false) {
   auto result = (*store)->read();
   REQUIRE(result);
   CHECK(result->count(network_status::finished) == 6);
+  CHECK(result->status == "finished");
+  CHECK(result->resumes == 1);
 }
 
 } // namespace

@@ -25,10 +25,13 @@ nlohmann::json json_num(double x) {
 
 std::string format_table(const run_result& r) {
   std::string out;
-  out +=
-      fmt::format("run {} ({}), {} networks: {} finished, {} failed\n", r.name,
-                  r.task, r.networks.size(), r.count(network_status::finished),
-                  r.count(network_status::failed));
+  auto resumed =
+      r.resumes > 0 ? fmt::format(", resumed {}x", r.resumes) : std::string{};
+  out += fmt::format("run {} ({}, {}{}), {} networks: {} finished, {} "
+                     "failed\n",
+                     r.name, r.task, r.status, resumed, r.networks.size(),
+                     r.count(network_status::finished),
+                     r.count(network_status::failed));
   out += fmt::format("{:>5}  {:<9} {:<24} {:<9} {:>6} {:>10} {:>10} {:>9} "
                      "{:>10}\n",
                      "id", "name", "group", "status", "epochs", "train_loss",
@@ -68,6 +71,8 @@ std::string format_table(const run_result& r) {
 std::string format_json(const run_result& r) {
   nlohmann::json j;
   j["run"] = {{"name", r.name},
+              {"status", r.status},
+              {"resumes", r.resumes},
               {"task", r.task},
               {"output_dir", r.output_dir},
               {"database", r.database_path},

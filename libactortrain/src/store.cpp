@@ -421,13 +421,16 @@ caf::expected<run_result> results_store::read() const {
   run_result result;
   result.database_path = path_;
   {
-    statement st{db_, "SELECT name, task, wall_seconds FROM run WHERE id = 1"};
+    statement st{db_, "SELECT name, task, wall_seconds, status, resumes FROM "
+                      "run WHERE id = 1"};
     if (!st || st.step() != SQLITE_ROW)
       return storage_error(db_, path_, "holds no run");
     result.name = st.text(0);
     result.task = st.text(1);
     auto wall = st.real(2);
     result.wall_seconds = std::isnan(wall) ? 0 : wall;
+    result.status = st.text(3);
+    result.resumes = st.integer(4);
   }
   {
     statement st{

@@ -196,6 +196,11 @@ struct run_result {
   std::string output_dir;
   std::string database_path;
   std::string task;
+  /// "running" (or crashed), "interrupted", "finished" or
+  /// "finished_with_failures".
+  std::string status;
+  /// How many times the run was resumed.
+  int64_t resumes = 0;
   std::vector<network_result> networks;
   std::vector<ensemble_result> ensembles;
   std::vector<slot_usage> slots;
