@@ -160,34 +160,42 @@ constexpr int64_t snapshot_format = 1;
 
 } // namespace
 
+/// Visits every scalar a snapshot holds, by name: saving and restoring walk
+/// the same list, so they cannot disagree about the fields.
+template <class State, class F>
+void for_each_field(State& st, int64_t& retries, F&& f) {
+  f("step", st.step);
+  f("epoch_loss_sum", st.epoch_loss_sum);
+  f("epoch_seconds", st.epoch_seconds);
+  f("train_seconds", st.train_seconds);
+  f("last_loss", st.last_loss);
+  f("best_validation_loss", st.best_validation_loss);
+  f("epochs_without_improvement", st.epochs_without_improvement);
+  f("epoch", st.last_epoch.epoch);
+  f("epoch_steps", st.last_epoch.steps);
+  f("epoch_train_loss", st.last_epoch.train_loss);
+  f("epoch_test_loss", st.last_epoch.test_loss);
+  f("epoch_test_accuracy", st.last_epoch.test_accuracy);
+  f("epoch_validation_loss", st.last_epoch.validation_loss);
+  f("epoch_validation_accuracy", st.last_epoch.validation_accuracy);
+  f("epoch_seconds_total", st.last_epoch.seconds);
+  f("retries", retries);
+}
+
 std::vector<char> network_runner::snapshot() {
   torch::serialize::OutputArchive archive;
   torch::serialize::OutputArchive learner_state;
   learner_->save(learner_state);
   archive.write("learner", learner_state);
-  const auto& e = st_.last_epoch;
-  std::vector<double> state{static_cast<double>(snapshot_format),
-                            static_cast<double>(spec_.id),
-                            static_cast<double>(st_.step),
-                            st_.epoch_loss_sum,
-                            st_.epoch_seconds,
-                            st_.train_seconds,
-                            st_.last_loss,
-                            st_.best_validation_loss,
-                            static_cast<double>(st_.epochs_without_improvement),
-                            static_cast<double>(e.epoch),
-                            static_cast<double>(e.steps),
-                            e.train_loss,
-                            e.test_loss,
-                            e.test_accuracy,
-                            e.validation_loss,
-                            e.validation_accuracy,
-                            e.seconds,
-                            static_cast<double>(retries_)};
-  archive.write("state", torch::tensor(state, torch::kFloat64));
+  archive.write("format", torch::tensor({snapshot_format}, torch::kInt64));
   // The seed identifies the network across runs of the same experiment.
   archive.write(
       "seed", torch::tensor({static_cast<int64_t>(spec_.seed)}, torch::kInt64));
+  auto retries = retries_;
+  for_each_field(st_, retries, [&](const char* name, auto& x) {
+    archive.write(name,
+                  torch::tensor({static_cast<double>(x)}, torch::kFloat64));
+  });
   std::ostringstream os;
   archive.save_to(os);
   auto str = os.str();
@@ -200,45 +208,34 @@ std::vector<char> network_runner::snapshot() {
 void network_runner::restore(const std::vector<char>& bytes) {
   torch::serialize::InputArchive archive;
   archive.load_from(bytes.data(), bytes.size());
-  torch::Tensor seed;
-  archive.read("seed", seed);
-  if (seed.numel() != 1 ||
-      static_cast<uint64_t>(seed.item<int64_t>()) != spec_.seed)
-    throw std::runtime_error("the snapshot belongs to another network");
-  torch::Tensor state;
-  archive.read("state", state);
-  if (state.numel() != 18 || state[0].item<double>() != snapshot_format)
-    throw std::runtime_error("unknown snapshot format");
-  auto v = [&](int64_t i) {
-    return state[i].item<double>();
+  auto scalar = [&](const char* name) {
+    torch::Tensor t;
+    archive.read(name, t);
+    if (t.numel() != 1)
+      throw std::runtime_error(fmt::format("snapshot field '{}' is not a "
+                                           "scalar",
+                                           name));
+    return t;
   };
+  if (scalar("format").item<int64_t>() != snapshot_format)
+    throw std::runtime_error("unknown snapshot format");
+  if (static_cast<uint64_t>(scalar("seed").item<int64_t>()) != spec_.seed)
+    throw std::runtime_error("the snapshot belongs to another network");
   training_state st;
-  st.step = static_cast<int64_t>(v(2));
-  st.epoch_loss_sum = v(3);
-  st.epoch_seconds = v(4);
-  st.train_seconds = v(5);
-  st.last_loss = v(6);
-  st.best_validation_loss = v(7);
-  st.epochs_without_improvement = static_cast<int64_t>(v(8));
-  auto& e = st.last_epoch;
-  e.network_id = spec_.id;
-  e.epoch = static_cast<int64_t>(v(9));
-  e.steps = static_cast<int64_t>(v(10));
-  e.train_loss = v(11);
-  e.test_loss = v(12);
-  e.test_accuracy = v(13);
-  e.validation_loss = v(14);
-  e.validation_accuracy = v(15);
-  e.seconds = v(16);
-  // The optimizer state carries the learning rate of that moment: retries
-  // since then still have to scale it.
-  snapshot_retries_ = static_cast<int64_t>(v(17));
+  int64_t retries = 0;
+  for_each_field(st, retries, [&](const char* name, auto& x) {
+    x = static_cast<std::decay_t<decltype(x)>>(scalar(name).item<double>());
+  });
+  st.last_epoch.network_id = spec_.id;
   if (st.step < 0 || st.step > steps_total())
     throw std::runtime_error("the snapshot's step is out of range");
   torch::serialize::InputArchive learner_state;
   archive.read("learner", learner_state);
   learner_->load(learner_state);
   st_ = st;
+  // The optimizer state carries the learning rate of that moment: retries
+  // since then still have to scale it.
+  snapshot_retries_ = retries;
   order_ = torch::Tensor{};
   predictions_step_ = -1;
   last_good_ = bytes;
