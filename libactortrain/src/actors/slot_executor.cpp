@@ -1,22 +1,11 @@
 #include "actors/slot_executor.hpp"
 
-#include <sys/resource.h>
-#include <sys/syscall.h>
-#include <unistd.h>
-
 #include <ATen/Parallel.h>
 
 #include "actortrain/type_ids.hpp"
 #include "network_runner.hpp"
 
 namespace actortrain {
-
-namespace {
-
-/// Niceness of slot threads relative to the rest of the process.
-constexpr int compute_niceness = 10;
-
-} // namespace
 
 caf::behavior slot_executor(caf::event_based_actor*, slot_info slot) {
   auto threads_set = std::make_shared<bool>(false);
