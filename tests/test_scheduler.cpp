@@ -206,13 +206,12 @@ TEST_CASE("the scheduler answers while every slot computes") {
   std::atomic<bool> answered{false};
   for (auto& s : slots) {
     quantum_job job{[&] {
-                      ++started;
-                      for (int i = 0; i < 10000 && !answered; ++i)
-                        std::this_thread::sleep_for(1ms);
-                      ++finished;
-                      return quantum_outcome{};
-                    },
-                    caf::actor{}, 0};
+      ++started;
+      for (int i = 0; i < 10000 && !answered; ++i)
+        std::this_thread::sleep_for(1ms);
+      ++finished;
+      return quantum_outcome{};
+    }};
     self->send(s.executor, quantum_atom_v, job);
   }
   while (started < 2)

@@ -6,7 +6,6 @@
 #include <limits>
 #include <memory>
 
-#include <caf/actor.hpp>
 #include <torch/types.h>
 
 #include "actortrain/dataset.hpp"
@@ -20,10 +19,6 @@ namespace actortrain {
 /// A closure that runs one quantum on a slot's thread.
 struct quantum_job {
   std::function<quantum_outcome()> run;
-  /// The slot's executor hands the slot back to this scheduler as soon as
-  /// the quantum ends, one hop earlier than the trainer could.
-  caf::actor release_to;
-  uint32_t slot = 0;
 };
 
 /// How long one quantum lasts: until the first of its limits (0: no limit;

@@ -37,7 +37,7 @@ void dispatch(scheduler_actor* self) {
       return;
     auto slot = st.free.front();
     st.free.pop_front();
-    st.holders[slot] = {w->trainer, w->network_id, now(self)};
+    st.holders[slot] = {w->trainer.address(), w->network_id, now(self)};
     ++st.stats.grants;
     ++st.stats.busy;
     st.stats.peak_busy = std::max(st.stats.peak_busy, st.stats.busy);
@@ -82,8 +82,7 @@ caf::behavior scheduler(scheduler_actor* self, std::vector<slot_grant> slots,
     if (st.arrived < st.start_after)
       --st.start_after;
     for (uint32_t i = 0; i < st.holders.size(); ++i) {
-      if (st.holders[i].trainer &&
-          st.holders[i].trainer.address() == dm.source) {
+      if (st.holders[i].trainer == dm.source) {
         st.policy->forget(st.holders[i].network_id);
         free_slot(self, i, 0);
       }
@@ -104,26 +103,21 @@ caf::behavior scheduler(scheduler_actor* self, std::vector<slot_grant> slots,
       [=](release_atom, uint32_t slot, const progress_report& progress) {
         auto& st = self->state;
         auto sender = caf::actor_cast<caf::actor_addr>(self->current_sender());
-        // Only the holder, or the slot's own executor on its behalf, can
-        // release a slot, and only for the network it holds; stale or forged
-        // releases would otherwise let the scheduler over-grant.
-        if (slot >= st.holders.size() || !st.holders[slot].trainer ||
-            st.holders[slot].network_id != progress.network_id ||
-            (st.holders[slot].trainer.address() != sender &&
-             st.slots[slot].executor.address() != sender))
+        // Only the holder can release a slot; stale or forged releases would
+        // otherwise let the scheduler over-grant.
+        if (slot >= st.holders.size() || st.holders[slot].trainer != sender)
           return;
-        auto trainer = st.holders[slot].trainer;
         free_slot(self, slot, progress.quantum_steps);
         auto& last = st.steps[progress.network_id];
         st.stats.steps_done += progress.steps_done - last;
         last = progress.steps_done;
         if (progress.finished) {
           st.policy->forget(progress.network_id);
-          self->demonitor(trainer);
+          self->demonitor(sender);
         } else {
           st.policy->report(progress);
-          st.policy->enqueue(
-              waiting_trainer{std::move(trainer), progress.network_id});
+          st.policy->enqueue(waiting_trainer{
+              caf::actor_cast<caf::actor>(sender), progress.network_id});
         }
         dispatch(self);
       },

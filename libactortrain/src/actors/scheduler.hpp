@@ -18,7 +18,7 @@ namespace actortrain {
 struct scheduler_state {
   /// Who holds a slot, and since when.
   struct holder {
-    caf::actor trainer;
+    caf::actor_addr trainer;
     uint64_t network_id = 0;
     double since = 0;
   };

@@ -7,7 +7,7 @@
 
 namespace actortrain {
 
-caf::behavior slot_executor(caf::event_based_actor* self, slot_info slot) {
+caf::behavior slot_executor(caf::event_based_actor*, slot_info slot) {
   auto threads_set = std::make_shared<bool>(false);
   return {
       [=](quantum_atom, quantum_job& job) -> quantum_outcome {
@@ -17,14 +17,7 @@ caf::behavior slot_executor(caf::event_based_actor* self, slot_info slot) {
           at::set_num_threads(static_cast<int>(slot.threads));
           *threads_set = true;
         }
-        auto out = job.run();
-        // The slot goes back before the trainer hears of the outcome, so the
-        // release always precedes the trainer's exit: a finished trainer is
-        // never mistaken for one that died holding its slot. The trainer may
-        // get its next grant before this reply; it only forwards the reply.
-        if (job.release_to)
-          self->send(job.release_to, release_atom_v, job.slot, out.progress);
-        return out;
+        return job.run();
       },
   };
 }

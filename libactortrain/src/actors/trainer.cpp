@@ -22,9 +22,8 @@ caf::behavior trainer(caf::stateful_actor<trainer_state>* self,
         auto slot = grant.slot;
         auto limits = self->state.config.quantum;
         quantum_job job{[runner, slot, limits] {
-                          return runner->run_quantum(slot, limits);
-                        },
-                        self->state.config.scheduler, slot.id};
+          return runner->run_quantum(slot, limits);
+        }};
         self->request(grant.executor, caf::infinite, quantum_atom_v, job)
             .then(
                 [=](quantum_outcome& out) {
@@ -37,8 +36,10 @@ caf::behavior trainer(caf::stateful_actor<trainer_state>* self,
                   if (!out.checkpoint.empty())
                     self->send(cfg.aggregator, checkpoint_atom_v, id,
                                out.checkpoint_step, std::move(out.checkpoint));
-                  // The executor has already handed the slot back with the
-                  // progress; unless finished, the scheduler queues us again.
+                  // Unless finished, the scheduler queues us for the next
+                  // quantum.
+                  self->send(cfg.scheduler, release_atom_v, slot.id,
+                             out.progress);
                   if (out.progress.finished) {
                     self->send(cfg.aggregator, outcome_atom_v,
                                std::move(out.outcome));
