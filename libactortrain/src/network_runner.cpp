@@ -44,8 +44,7 @@ network_runner::network_runner(network_spec spec,
   if (train.validation_fraction > 0) {
     // A seed-chosen part of the shard is held out for validation.
     auto n = shard_.size(0);
-    auto n_val = std::max<int64_t>(
-        1, static_cast<int64_t>(std::lround(n * train.validation_fraction)));
+    auto n_val = validation_samples(n, train.validation_fraction);
     auto gen = at::make_generator<at::CPUGeneratorImpl>(
         derive_seed(spec_.seed ^ 0x5A11DA7Eull, 0));
     auto perm = shard_.index_select(0, torch::randperm(n, gen, torch::kInt64));

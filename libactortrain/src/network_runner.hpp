@@ -57,10 +57,6 @@ public:
     return spec_;
   }
 
-  int64_t steps_per_epoch() const noexcept {
-    return steps_per_epoch_;
-  }
-
   int64_t steps_total() const noexcept {
     return steps_per_epoch_ * spec_.config.train.epochs;
   }

@@ -88,7 +88,7 @@ make_shards(const experiment& exp, const std::vector<network_spec>& specs,
   for (size_t i = 0; i < specs.size(); ++i) {
     auto f = specs[i].config.train.validation_fraction;
     auto n_shard = result[i].size(0);
-    if (f > 0 && n_shard - std::max<int64_t>(1, std::lround(n_shard * f)) < 1)
+    if (f > 0 && n_shard - validation_samples(n_shard, f) < 1)
       return make_error(errc::invalid_experiment,
                         fmt::format("train.validation_fraction = {} leaves {} "
                                     "no training samples from its {}",

@@ -66,6 +66,10 @@ std::vector<torch::Tensor> partition(const std::string& scheme,
                                      const dataset& data, int64_t parts,
                                      uint64_t seed);
 
+/// Samples a shard of `shard_size` holds out for validation with
+/// `train.validation_fraction` = `fraction` (at least one when > 0).
+int64_t validation_samples(int64_t shard_size, double fraction);
+
 /// Draws `n` indices in [0, n) with replacement.
 torch::Tensor bootstrap_indices(int64_t n, uint64_t seed);
 

@@ -78,10 +78,6 @@ size_t scheduling_policy::waiting() const {
   return started_.size() + fresh_.size();
 }
 
-double scheduling_policy::estimated_remaining(uint64_t network_id) const {
-  return estimator_.remaining(network_id);
-}
-
 namespace {
 
 /// Run to completion: the lowest network id keeps precedence, so a started

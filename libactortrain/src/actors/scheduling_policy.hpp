@@ -49,9 +49,6 @@ public:
   void remove(const caf::actor_addr& trainer);
   size_t waiting() const;
 
-  /// The estimator's guess of a network's remaining compute seconds.
-  double estimated_remaining(uint64_t network_id) const;
-
 protected:
   struct network {
     double priority = 0;

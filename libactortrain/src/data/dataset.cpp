@@ -1,5 +1,7 @@
 #include "actortrain/dataset.hpp"
 
+#include <cmath>
+
 #include <ATen/CPUGeneratorImpl.h>
 #include <fmt/format.h>
 
@@ -60,19 +62,16 @@ caf::error finish_classification(dataset& d, const data_options& opts,
 
 caf::expected<std::shared_ptr<const dataset>>
 load_idx(const data_options& opts) {
-  auto read = [](const std::string& path) {
-    return read_idx(path);
-  };
-  auto train_x = read(opts.train);
+  auto train_x = read_idx(opts.train);
   if (!train_x)
     return train_x.error();
-  auto train_y = read(opts.train_labels);
+  auto train_y = read_idx(opts.train_labels);
   if (!train_y)
     return train_y.error();
-  auto test_x = read(opts.test);
+  auto test_x = read_idx(opts.test);
   if (!test_x)
     return test_x.error();
-  auto test_y = read(opts.test_labels);
+  auto test_y = read_idx(opts.test_labels);
   if (!test_y)
     return test_y.error();
   for (auto [path, t] : {std::pair{&opts.train_labels, &*train_y},
@@ -294,6 +293,13 @@ std::vector<torch::Tensor> partition(const std::string& scheme,
     shards.push_back(torch::tensor(idx, torch::kInt64));
   }
   return shards;
+}
+
+int64_t validation_samples(int64_t shard_size, double fraction) {
+  if (fraction <= 0)
+    return 0;
+  return std::max<int64_t>(
+      1, static_cast<int64_t>(std::lround(shard_size * fraction)));
 }
 
 torch::Tensor bootstrap_indices(int64_t n, uint64_t seed) {
