@@ -41,6 +41,8 @@ networks = 6
 epochs = 3
 batch_size = 32
 seed = 3
+# One trainer per network, so the schedule has one grant per epoch each.
+fuse = "off"
 [scheduler]
 slots = 2
 )";

@@ -210,7 +210,7 @@ TEST_CASE("the scheduler answers while every slot computes") {
       for (int i = 0; i < 10000 && !answered; ++i)
         std::this_thread::sleep_for(1ms);
       ++finished;
-      return quantum_outcome{};
+      return quantum_report{};
     }};
     self->send(s.executor, quantum_atom_v, job);
   }
@@ -223,5 +223,5 @@ TEST_CASE("the scheduler answers while every slot computes") {
   CHECK(s.slots == 2);
   // Collect the two job replies before shutting down.
   for (int i = 0; i < 2; ++i)
-    self->receive([](quantum_outcome&) {}, caf::after(5s) >> [] {});
+    self->receive([](quantum_report&) {}, caf::after(5s) >> [] {});
 }

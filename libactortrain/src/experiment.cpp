@@ -219,6 +219,8 @@ caf::error experiment::validate() const {
 
 namespace {
 
+std::string format_value(const toml::node& n);
+
 /// Reads typed values from a TOML table and reports the first problem with
 /// the file, line, column and dotted key.
 class reader {
@@ -286,6 +288,23 @@ public:
       else
         fail(*n, fmt::format("{}.{} must be an integer", sec, key));
     }
+  }
+
+  /// train.fuse: "auto", "off" or a group size >= 1.
+  void get_fuse(const toml::table& t, int64_t& out) {
+    auto* n = t.get("fuse");
+    if (n == nullptr)
+      return;
+    if (n->is_string() && *n->value<std::string>() == "auto")
+      out = train_options::fuse_auto;
+    else if (n->is_string() && *n->value<std::string>() == "off")
+      out = train_options::fuse_off;
+    else if (n->is_integer() && *n->value<int64_t>() >= 1)
+      out = *n->value<int64_t>();
+    else
+      fail(*n, fmt::format("train.fuse must be \"auto\", \"off\" or a "
+                           "group size >= 1, got {}",
+                           format_value(*n)));
   }
 
   void get(const toml::table& t, const std::string& sec, const char* key,
@@ -366,7 +385,7 @@ void read_config(reader& r, const toml::table& root, network_config& cfg) {
            {"networks", "epochs", "batch_size", "seed", "eval_every",
             "max_seconds", "target_accuracy", "target_loss", "patience",
             "validation_fraction", "priority", "max_retries",
-            "checkpoint_every", "retry_lr_factor"});
+            "checkpoint_every", "retry_lr_factor", "fuse"});
     r.get(*t, "train", "networks", cfg.train.networks);
     r.get(*t, "train", "epochs", cfg.train.epochs);
     r.get(*t, "train", "batch_size", cfg.train.batch_size);
@@ -381,6 +400,7 @@ void read_config(reader& r, const toml::table& root, network_config& cfg) {
     r.get(*t, "train", "max_retries", cfg.train.max_retries);
     r.get(*t, "train", "checkpoint_every", cfg.train.checkpoint_every);
     r.get(*t, "train", "retry_lr_factor", cfg.train.retry_lr_factor);
+    r.get_fuse(*t, cfg.train.fuse);
   }
 }
 

@@ -7,6 +7,7 @@
 #include <torch/serialize.h>
 
 #include "actortrain/error.hpp"
+#include "builtin_learner.hpp"
 
 namespace actortrain {
 
@@ -52,6 +53,41 @@ double builtin_model_cost(const model_options& m, const dataset& d) {
     in = static_cast<double>(width);
   }
   return macs + in * static_cast<double>(d.outputs());
+}
+
+double builtin_model_bytes(const model_options& m, const dataset& d,
+                           int64_t batch_size) {
+  double params = 0;
+  double activations = static_cast<double>(d.features());
+  auto in = static_cast<double>(d.features());
+  if (m.kind == "cnn" && d.is_image()) {
+    auto c = static_cast<double>(d.feature_shape[0]);
+    auto h = d.feature_shape[1];
+    auto w = d.feature_shape[2];
+    for (auto out : m.channels) {
+      auto o = static_cast<double>(out);
+      params += c * o * 9.0 + o;
+      // Convolution output, activation, pooled output.
+      activations += 2.0 * o * static_cast<double>(h * w);
+      h /= 2;
+      w /= 2;
+      activations += o * static_cast<double>(h * w);
+      c = o;
+    }
+    in = c * static_cast<double>(h * w);
+  }
+  for (auto width : m.hidden) {
+    auto o = static_cast<double>(width);
+    params += in * o + o;
+    activations += 2.0 * o;
+    in = o;
+  }
+  auto outputs = static_cast<double>(d.outputs());
+  params += in * outputs + outputs;
+  activations += outputs;
+  // Activations twice: forward values and their gradients.
+  return 4.0 *
+         (4.0 * params + 2.0 * static_cast<double>(batch_size) * activations);
 }
 
 void init_parameters(torch::nn::Module& module, torch::Generator& generator) {
@@ -128,83 +164,78 @@ torch::nn::Sequential build_model(const model_options& m, const dataset& d) {
   return net;
 }
 
-/// The built-in learner: an MLP or CNN, its optimizer, and cross-entropy
-/// (classification) or mean squared error (regression).
-class builtin_learner : public learner {
-public:
-  explicit builtin_learner(const learner_context& ctx)
-      : net_(build_model(ctx.spec.config.model, ctx.data)),
-        task_(ctx.data.task) {
-    init_parameters(*net_, ctx.generator);
-    net_->to(ctx.device);
-    optimizer_ = make_optimizer(ctx.spec.config.optimizer, net_->parameters());
-  }
-
-  double train_step(const torch::Tensor& inputs,
-                    const torch::Tensor& targets) override {
-    net_->train();
-    optimizer_->zero_grad();
-    auto loss = loss_of(net_->forward(inputs), targets);
-    loss.backward();
-    optimizer_->step();
-    return loss.item<double>();
-  }
-
-  torch::Tensor predict(const torch::Tensor& inputs) override {
-    net_->eval();
-    torch::NoGradGuard no_grad;
-    return net_->forward(inputs);
-  }
-
-  std::vector<std::pair<std::string, torch::Tensor>> state() override {
-    std::vector<std::pair<std::string, torch::Tensor>> result;
-    for (auto& p : net_->named_parameters())
-      result.emplace_back(p.key(), p.value());
-    for (auto& b : net_->named_buffers())
-      result.emplace_back(b.key(), b.value());
-    return result;
-  }
-
-  bool can_checkpoint() const override {
-    return true;
-  }
-
-  void scale_learning_rate(double factor) override {
-    for (auto& group : optimizer_->param_groups())
-      group.options().set_lr(group.options().get_lr() * factor);
-  }
-
-  void save(torch::serialize::OutputArchive& archive) override {
-    torch::serialize::OutputArchive model;
-    torch::serialize::OutputArchive optimizer;
-    net_->save(model);
-    optimizer_->save(optimizer);
-    archive.write("model", model);
-    archive.write("optimizer", optimizer);
-  }
-
-  void load(torch::serialize::InputArchive& archive) override {
-    torch::serialize::InputArchive model;
-    torch::serialize::InputArchive optimizer;
-    archive.read("model", model);
-    archive.read("optimizer", optimizer);
-    net_->load(model);
-    optimizer_->load(optimizer);
-  }
-
-private:
-  torch::Tensor loss_of(const torch::Tensor& out, const torch::Tensor& y) {
-    if (task_ == task_kind::classification)
-      return torch::nn::functional::cross_entropy(out, y);
-    return torch::mse_loss(out.view({-1}), y);
-  }
-
-  torch::nn::Sequential net_;
-  task_kind task_;
-  std::unique_ptr<torch::optim::Optimizer> optimizer_;
-};
-
 } // namespace
+
+builtin_learner::builtin_learner(const learner_context& ctx)
+    : net_(build_model(ctx.spec.config.model, ctx.data)), task_(ctx.data.task),
+      options_(ctx.spec.config.optimizer) {
+  init_parameters(*net_, ctx.generator);
+  net_->to(ctx.device);
+  optimizer_ = make_optimizer(options_, net_->parameters());
+}
+
+double builtin_learner::train_step(const torch::Tensor& inputs,
+                                   const torch::Tensor& targets) {
+  net_->train();
+  optimizer_->zero_grad();
+  auto loss = loss_of(net_->forward(inputs), targets);
+  loss.backward();
+  optimizer_->step();
+  return loss.item<double>();
+}
+
+torch::Tensor builtin_learner::predict(const torch::Tensor& inputs) {
+  net_->eval();
+  torch::NoGradGuard no_grad;
+  return net_->forward(inputs);
+}
+
+std::vector<std::pair<std::string, torch::Tensor>> builtin_learner::state() {
+  std::vector<std::pair<std::string, torch::Tensor>> result;
+  for (auto& p : net_->named_parameters())
+    result.emplace_back(p.key(), p.value());
+  for (auto& b : net_->named_buffers())
+    result.emplace_back(b.key(), b.value());
+  return result;
+}
+
+bool builtin_learner::can_checkpoint() const {
+  return true;
+}
+
+void builtin_learner::scale_learning_rate(double factor) {
+  for (auto& group : optimizer_->param_groups())
+    group.options().set_lr(group.options().get_lr() * factor);
+}
+
+double builtin_learner::learning_rate() const {
+  return optimizer_->param_groups().front().options().get_lr();
+}
+
+void builtin_learner::save(torch::serialize::OutputArchive& archive) {
+  torch::serialize::OutputArchive model;
+  torch::serialize::OutputArchive optimizer;
+  net_->save(model);
+  optimizer_->save(optimizer);
+  archive.write("model", model);
+  archive.write("optimizer", optimizer);
+}
+
+void builtin_learner::load(torch::serialize::InputArchive& archive) {
+  torch::serialize::InputArchive model;
+  torch::serialize::InputArchive optimizer;
+  archive.read("model", model);
+  archive.read("optimizer", optimizer);
+  net_->load(model);
+  optimizer_->load(optimizer);
+}
+
+torch::Tensor builtin_learner::loss_of(const torch::Tensor& out,
+                                       const torch::Tensor& y) const {
+  if (task_ == task_kind::classification)
+    return torch::nn::functional::cross_entropy(out, y);
+  return torch::mse_loss(out.view({-1}), y);
+}
 
 std::unique_ptr<learner> make_builtin_learner(const learner_context& ctx) {
   return std::make_unique<builtin_learner>(ctx);
@@ -213,8 +244,12 @@ std::unique_ptr<learner> make_builtin_learner(const learner_context& ctx) {
 std::vector<char>
 encode_weights(const std::vector<std::pair<std::string, torch::Tensor>>& w) {
   c10::Dict<std::string, torch::Tensor> dict;
+  // A copy of its own: a view (a fused network's weights) would otherwise
+  // write its whole underlying storage.
   for (auto& [name, t] : w)
-    dict.insert(name, t.detach().cpu().contiguous());
+    dict.insert(
+        name,
+        t.detach().to(torch::kCPU).clone(torch::MemoryFormat::Contiguous));
   return torch::pickle_save(c10::IValue{dict});
 }
 

@@ -70,25 +70,31 @@ trainer_info network_runner::info() const {
 quantum_outcome network_runner::run_quantum(const slot_info& slot,
                                             const quantum_limits& limits) {
   quantum_outcome out;
-  auto steps_before = st_.step;
-  auto seconds_before = st_.train_seconds;
-  try {
+  auto mark = begin_quantum();
+  guarded(out, [&] {
     prepare(slot);
-    auto reason = train(limits, out);
-    if (!reason.empty()) {
-      finish(out, reason);
-    } else {
-      // A checkpoint every `checkpoint_every` epochs, and at the end of every
-      // quantum while the run is stopping.
-      auto every = spec_.config.train.checkpoint_every * steps_per_epoch_;
-      bool stopping = limits.stopping && limits.stopping->load();
-      bool due = every > 0 && st_.step - last_snapshot_step_ >= every;
-      if (learner_->can_checkpoint() && (due || stopping) &&
-          st_.step > last_snapshot_step_) {
-        out.checkpoint = snapshot();
-        out.checkpoint_step = st_.step;
-      }
-    }
+    conclude(limits, train(limits, out), out);
+  });
+  end_quantum(mark, out);
+  return out;
+}
+
+network_runner::quantum_mark network_runner::begin_quantum() const {
+  return {st_.step, st_.train_seconds};
+}
+
+void network_runner::end_quantum(const quantum_mark& mark,
+                                 quantum_outcome& out) const {
+  fill_progress(out);
+  out.progress.quantum_steps = std::max<int64_t>(0, st_.step - mark.step);
+  out.progress.quantum_seconds =
+      std::max(0.0, st_.train_seconds - mark.train_seconds);
+}
+
+void network_runner::guarded(quantum_outcome& out,
+                             const std::function<void()>& f) {
+  try {
+    f();
   } catch (const non_finite_loss& e) {
     on_failure(out, e.what());
   } catch (const std::exception& e) {
@@ -96,11 +102,24 @@ quantum_outcome network_runner::run_quantum(const slot_info& slot,
                                 st_.step / steps_per_epoch_ + 1, st_.step,
                                 describe(e)));
   }
-  fill_progress(out);
-  out.progress.quantum_steps = std::max<int64_t>(0, st_.step - steps_before);
-  out.progress.quantum_seconds =
-      std::max(0.0, st_.train_seconds - seconds_before);
-  return out;
+}
+
+void network_runner::conclude(const quantum_limits& limits,
+                              const std::string& reason, quantum_outcome& out) {
+  if (!reason.empty()) {
+    finish(out, reason);
+    return;
+  }
+  // A checkpoint every `checkpoint_every` epochs, and at the end of every
+  // quantum while the run is stopping.
+  auto every = spec_.config.train.checkpoint_every * steps_per_epoch_;
+  bool stopping = limits.stopping && limits.stopping->load();
+  bool due = every > 0 && st_.step - last_snapshot_step_ >= every;
+  if (learner_->can_checkpoint() && (due || stopping) &&
+      st_.step > last_snapshot_step_) {
+    out.checkpoint = snapshot();
+    out.checkpoint_step = st_.step;
+  }
 }
 
 void network_runner::prepare(const slot_info& slot) {
@@ -248,55 +267,76 @@ caf::error network_runner::resume_from(std::vector<char> bytes) {
   return {};
 }
 
-std::string network_runner::train(const quantum_limits& limits,
-                                  quantum_outcome& out) {
-  const auto& train = spec_.config.train;
-  auto bs = train.batch_size;
-  auto n = shard_.size(0);
+int64_t network_runner::quantum_target(const quantum_limits& limits) const {
   auto epoch_at_start = st_.step / steps_per_epoch_;
   auto target = limits.steps > 0
                     ? st_.step + limits.steps
                     : (epoch_at_start + limits.epochs) * steps_per_epoch_;
-  target = std::min(target, steps_total());
+  return std::min(target, steps_total());
+}
+
+std::string network_runner::before_step(torch::Tensor& batch) {
+  const auto& train = spec_.config.train;
+  if (train.max_seconds > 0 && st_.train_seconds >= train.max_seconds)
+    return "max_seconds";
+  auto bs = train.batch_size;
+  auto n = shard_.size(0);
+  auto epoch = st_.step / steps_per_epoch_;
+  auto pos = st_.step % steps_per_epoch_;
+  if (pos == 0 || !order_.defined()) {
+    // Each epoch's order depends only on the network's seed and the epoch,
+    // not on where quanta begin or end.
+    auto gen = at::make_generator<at::CPUGeneratorImpl>(
+        derive_seed(spec_.seed ^ 0xDA7A0DE5ull, static_cast<uint64_t>(epoch)));
+    order_ = shard_.index_select(0, torch::randperm(n, gen, torch::kInt64));
+    if (pos == 0) {
+      st_.epoch_loss_sum = 0;
+      st_.epoch_seconds = 0;
+    }
+  }
+  batch = order_.slice(0, pos * bs, std::min(n, (pos + 1) * bs));
+  return {};
+}
+
+std::string network_runner::after_step(double loss, double seconds,
+                                       quantum_outcome& out) {
+  auto epoch = st_.step / steps_per_epoch_;
+  st_.epoch_seconds += seconds;
+  st_.train_seconds += seconds;
+  ++st_.step;
+  if (!std::isfinite(loss))
+    throw non_finite_loss{fmt::format("non-finite loss ({}) at epoch {}, "
+                                      "step {}",
+                                      loss, epoch + 1, st_.step)};
+  st_.last_loss = loss;
+  st_.epoch_loss_sum += loss;
+  if (st_.step % steps_per_epoch_ == 0)
+    if (auto reason = end_epoch(epoch + 1, out); !reason.empty())
+      return reason;
+  if (st_.step == steps_total())
+    return "epochs";
+  return {};
+}
+
+std::string network_runner::train(const quantum_limits& limits,
+                                  quantum_outcome& out) {
+  auto target = quantum_target(limits);
   double quantum_seconds = 0;
   while (st_.step < target) {
     if (limits.seconds > 0 && quantum_seconds >= limits.seconds)
       return {};
-    if (train.max_seconds > 0 && st_.train_seconds >= train.max_seconds)
-      return "max_seconds";
-    auto epoch = st_.step / steps_per_epoch_;
-    auto pos = st_.step % steps_per_epoch_;
-    if (pos == 0 || !order_.defined()) {
-      // Each epoch's order depends only on the network's seed and the epoch,
-      // not on where quanta begin or end.
-      auto gen = at::make_generator<at::CPUGeneratorImpl>(derive_seed(
-          spec_.seed ^ 0xDA7A0DE5ull, static_cast<uint64_t>(epoch)));
-      order_ = shard_.index_select(0, torch::randperm(n, gen, torch::kInt64));
-      if (pos == 0) {
-        st_.epoch_loss_sum = 0;
-        st_.epoch_seconds = 0;
-      }
-    }
-    auto idx = order_.slice(0, pos * bs, std::min(n, (pos + 1) * bs));
+    torch::Tensor idx;
+    if (auto reason = before_step(idx); !reason.empty())
+      return reason;
     auto t0 = clock_type::now();
     auto x = data_->train_x.index_select(0, idx).to(device_);
     auto y = data_->train_y.index_select(0, idx).to(device_);
     auto loss = learner_->train_step(x, y);
     auto scripted = learner_->last_step_seconds();
     auto dt = scripted >= 0 ? scripted : seconds_since(t0);
-    st_.epoch_seconds += dt;
-    st_.train_seconds += dt;
     quantum_seconds += dt;
-    ++st_.step;
-    if (!std::isfinite(loss))
-      throw non_finite_loss{fmt::format("non-finite loss ({}) at epoch {}, "
-                                        "step {}",
-                                        loss, epoch + 1, st_.step)};
-    st_.last_loss = loss;
-    st_.epoch_loss_sum += loss;
-    if (st_.step % steps_per_epoch_ == 0)
-      if (auto reason = end_epoch(epoch + 1, out); !reason.empty())
-        return reason;
+    if (auto reason = after_step(loss, dt, out); !reason.empty())
+      return reason;
   }
   if (st_.step == steps_total())
     return "epochs";
@@ -391,6 +431,7 @@ network_runner::evaluation network_runner::evaluate(const torch::Tensor& x,
 
 network_outcome& network_runner::end(quantum_outcome& out,
                                      network_status status) {
+  done_ = true;
   out.progress.finished = true;
   auto& o = out.outcome;
   o.network_id = spec_.id;

@@ -18,7 +18,7 @@ namespace actortrain {
 
 /// A closure that runs one quantum on a slot's thread.
 struct quantum_job {
-  std::function<quantum_outcome()> run;
+  std::function<quantum_report()> run;
 };
 
 /// How long one quantum lasts: until the first of its limits (0: no limit;
@@ -64,7 +64,43 @@ public:
   /// What the scheduler learns about this network before it runs.
   trainer_info info() const;
 
+  /// True once the network finished or failed.
+  bool done() const noexcept {
+    return done_;
+  }
+
+  /// Steps trained so far.
+  int64_t step() const noexcept {
+    return st_.step;
+  }
+
 private:
+  // A group steps its members itself, through the pieces below.
+  friend class network_group;
+
+  struct quantum_mark {
+    int64_t step = 0;
+    double train_seconds = 0;
+  };
+
+  quantum_mark begin_quantum() const;
+  /// Fills the outcome's progress, with what changed since `mark`.
+  void end_quantum(const quantum_mark& mark, quantum_outcome& out) const;
+  /// Runs `f`; a failure is retried or ends the network (see run_quantum).
+  void guarded(quantum_outcome& out, const std::function<void()>& f);
+  /// Ends a quantum: finishes the network when `reason` is not empty,
+  /// otherwise checkpoints when one is due.
+  void conclude(const quantum_limits& limits, const std::string& reason,
+                quantum_outcome& out);
+  /// The step at which a quantum starting now ends.
+  int64_t quantum_target(const quantum_limits& limits) const;
+  /// The indices of the next batch; or why the network stops before it.
+  std::string before_step(torch::Tensor& batch);
+  /// Books a step that had mean loss `loss` and took `seconds`; ends the
+  /// epoch when it is the last of one. Returns why the network stops ("" to
+  /// go on); throws on a non-finite loss.
+  std::string after_step(double loss, double seconds, quantum_outcome& out);
+
   /// Everything about the training so far that a snapshot must restore.
   struct training_state {
     int64_t step = 0;
@@ -121,6 +157,7 @@ private:
   std::vector<char> last_good_;
   std::vector<char> pending_restore_;
   int64_t last_snapshot_step_ = 0;
+  bool done_ = false;
   int64_t retries_ = 0;
   /// Retries done when the snapshot being restored was taken.
   int64_t snapshot_retries_ = 0;

@@ -107,6 +107,13 @@ struct train_options {
   double retry_lr_factor = 1;
   /// Checkpoint every this many epochs (at the end of a quantum); 0: never.
   int64_t checkpoint_every = 1;
+  /// Horizontal fusion: networks of the same shape (model, optimizer kind,
+  /// batch size, training samples) are trained as one batched model in
+  /// groups of this many. `fuse_auto` (0, "auto") picks the group size from
+  /// the number of such networks and the slots; 1 ("off") never fuses.
+  int64_t fuse = fuse_auto;
+  static constexpr int64_t fuse_auto = 0;
+  static constexpr int64_t fuse_off = 1;
 };
 
 /// How compute is shared.

@@ -150,6 +150,19 @@ typename Inspector::result_type inspect(Inspector& f, quantum_outcome& x) {
            x.outcome, x.failures, x.checkpoint, x.checkpoint_step);
 }
 
+/// What one quantum of a trainer produced: one quantum_outcome per network
+/// it trained (several when its networks are fused), and the progress of
+/// the whole trainer, which is what the scheduler sees.
+struct quantum_report {
+  std::vector<quantum_outcome> networks;
+  progress_report progress;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, quantum_report& x) {
+  return f(caf::meta::type_name("quantum_report"), x.networks, x.progress);
+}
+
 /// The result of one network as stored.
 struct network_result {
   uint64_t id = 0;

@@ -4,6 +4,7 @@
 #include <unordered_set>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <caf/actor_system.hpp>
 #include <caf/event_based_actor.hpp>
@@ -13,7 +14,9 @@
 #include "actors/slot_executor.hpp"
 #include "actors/trainer.hpp"
 #include "actortrain/error.hpp"
+#include "actortrain/learner.hpp"
 #include "actortrain/type_ids.hpp"
+#include "fusion/grouping.hpp"
 
 namespace actortrain {
 
@@ -100,6 +103,55 @@ void finish(coordinator_actor* self) {
           });
 }
 
+/// Memory one slot may give a fused group.
+constexpr double fused_group_bytes = 1024.0 * 1024 * 1024;
+
+/// The trainers' groups of networks: every network that is not done yet,
+/// fused with others of its shape where `train.fuse` allows.
+std::vector<std::shared_ptr<network_group>> make_groups(run_plan& plan,
+                                                        int64_t slots) {
+  std::unordered_set<uint64_t> done(plan.resumed_finished.begin(),
+                                    plan.resumed_finished.end());
+  done.insert(plan.resumed_failed.begin(), plan.resumed_failed.end());
+  std::vector<size_t> todo;
+  std::vector<fusion_candidate> candidates;
+  for (size_t i = 0; i < plan.specs.size(); ++i) {
+    if (done.count(plan.specs[i].id) > 0)
+      continue;
+    todo.push_back(i);
+    const auto& c = plan.specs[i].config;
+    fusion_candidate f;
+    f.fuse = c.train.fuse;
+    if (!plan.make_learner) {
+      auto n = plan.shards[i].size(0);
+      auto samples = n - validation_samples(n, c.train.validation_fraction);
+      f.signature = fmt::format("{}|{}|{}|{}|{}|{}|{}|{}", c.model.kind,
+                                fmt::join(c.model.hidden, ","),
+                                fmt::join(c.model.channels, ","),
+                                c.model.activation, c.optimizer.kind,
+                                c.train.batch_size, samples, c.train.fuse);
+      f.bytes = builtin_model_bytes(c.model, *plan.data, c.train.batch_size);
+    }
+    candidates.push_back(std::move(f));
+  }
+  std::vector<std::shared_ptr<network_group>> groups;
+  for (const auto& indices :
+       plan_groups(candidates, slots, fused_group_bytes)) {
+    std::vector<std::unique_ptr<network_runner>> members;
+    for (auto j : indices) {
+      auto i = todo[j];
+      auto runner = std::make_unique<network_runner>(
+          plan.specs[i], plan.data, plan.shards[i], plan.make_learner);
+      if (auto s = plan.snapshots.find(plan.specs[i].id);
+          s != plan.snapshots.end())
+        runner->resume_from(std::move(s->second));
+      members.push_back(std::move(runner));
+    }
+    groups.push_back(std::make_shared<network_group>(std::move(members), true));
+  }
+  return groups;
+}
+
 void start(coordinator_actor* self) {
   auto& st = self->state;
   auto& plan = *st.plan;
@@ -132,31 +184,20 @@ void start(coordinator_actor* self) {
   acfg.resumed_failed = static_cast<int64_t>(plan.resumed_failed.size());
   st.aggregator = sys.spawn<caf::detached>(aggregator, std::move(acfg));
   self->link_to(st.aggregator);
+  trainer_config tcfg;
+  tcfg.quantum = {sched.quantum_steps, sched.quantum_epochs,
+                  sched.quantum_seconds, plan.stop};
+  auto groups = make_groups(plan, n_slots);
   st.scheduler = self->spawn<caf::linked>(
       scheduler, std::move(slots),
       std::shared_ptr<scheduling_policy>{make_policy(sched.policy)},
-      st.aggregator,
-      plan.specs.size() - plan.resumed_finished.size() -
-          plan.resumed_failed.size());
-  trainer_config tcfg;
+      st.aggregator, groups.size());
   tcfg.scheduler = st.scheduler;
   tcfg.aggregator = st.aggregator;
-  tcfg.quantum = {sched.quantum_steps, sched.quantum_epochs,
-                  sched.quantum_seconds, plan.stop};
-  std::unordered_set<uint64_t> done(plan.resumed_finished.begin(),
-                                    plan.resumed_finished.end());
-  done.insert(plan.resumed_failed.begin(), plan.resumed_failed.end());
-  for (size_t i = 0; i < plan.specs.size(); ++i) {
-    if (done.count(plan.specs[i].id) > 0)
-      continue;
-    auto runner = std::make_shared<network_runner>(
-        plan.specs[i], plan.data, plan.shards[i], plan.make_learner);
-    if (auto s = plan.snapshots.find(plan.specs[i].id);
-        s != plan.snapshots.end())
-      runner->resume_from(std::move(s->second));
-    st.steps_total += runner->steps_total();
+  for (auto& group : groups) {
+    st.steps_total += group->steps_total();
     // Trainers are not linked: one failing must not take the run down.
-    st.trainers.push_back(self->spawn(trainer, std::move(runner), tcfg));
+    st.trainers.push_back(self->spawn(trainer, std::move(group), tcfg));
   }
   // The runners now own their shards and snapshots.
   plan.shards.clear();

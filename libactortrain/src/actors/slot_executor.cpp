@@ -10,7 +10,7 @@ namespace actortrain {
 caf::behavior slot_executor(caf::event_based_actor*, slot_info slot) {
   auto threads_set = std::make_shared<bool>(false);
   return {
-      [=](quantum_atom, quantum_job& job) -> quantum_outcome {
+      [=](quantum_atom, quantum_job& job) -> quantum_report {
         if (!*threads_set) {
           // Intra-op threads are per calling thread (OpenMP), so each slot's
           // thread sets its own count once, on itself.

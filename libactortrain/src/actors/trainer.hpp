@@ -6,7 +6,7 @@
 #include <caf/event_based_actor.hpp>
 #include <caf/stateful_actor.hpp>
 
-#include "network_runner.hpp"
+#include "network_group.hpp"
 
 namespace actortrain {
 
@@ -18,17 +18,18 @@ struct trainer_config {
 };
 
 struct trainer_state {
-  std::shared_ptr<network_runner> runner;
+  std::shared_ptr<network_group> group;
   trainer_config config;
   static inline const char* name = "actortrain.trainer";
 };
 
-/// One network. Asks the scheduler for a slot once, trains one quantum on
-/// each slot it is granted through the slot's executor, reports metrics to
-/// the aggregator and progress to the scheduler (which queues it again until
-/// the report says finished).
+/// One network, or a group of networks trained fused. Asks the scheduler
+/// for a slot once, trains one quantum on each slot it is granted through
+/// the slot's executor, reports each network's metrics, checkpoints and
+/// outcome to the aggregator and the group's progress to the scheduler
+/// (which queues it again until the report says finished).
 caf::behavior trainer(caf::stateful_actor<trainer_state>* self,
-                      std::shared_ptr<network_runner> runner,
+                      std::shared_ptr<network_group> group,
                       trainer_config config);
 
 } // namespace actortrain

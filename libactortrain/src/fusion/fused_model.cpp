@@ -1,0 +1,455 @@
+#include "fusion/fused_model.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <stdexcept>
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+#include <torch/torch.h>
+
+#include "builtin_learner.hpp"
+
+namespace actortrain {
+
+/// One module of the built-in Sequential; `param` indexes the weight in
+/// the stacked parameters (the bias follows it).
+struct fused_layer {
+  enum kind_t { conv, linear, pool, flatten, relu, tanh, sigmoid, gelu };
+  kind_t kind;
+  size_t param = 0;
+};
+
+namespace {
+
+using layer = fused_layer;
+
+/// Reads the built-in Sequential's modules in order, or says which one
+/// fusion does not know.
+std::vector<layer> read_layers(builtin_learner& l) {
+  std::vector<layer> result;
+  size_t param = 0;
+  for (auto& m : l.net()->children()) {
+    layer x{layer::relu, 0};
+    if (auto conv = std::dynamic_pointer_cast<torch::nn::Conv2dImpl>(m)) {
+      const auto& o = conv->options;
+      if (o.groups() != 1 || (*o.stride())[0] != 1 || (*o.stride())[1] != 1 ||
+          !conv->bias.defined())
+        throw std::invalid_argument("fusion supports only stride-1, "
+                                    "ungrouped convolutions with a bias");
+      x = {layer::conv, param};
+      param += 2;
+    } else if (auto lin = std::dynamic_pointer_cast<torch::nn::LinearImpl>(m)) {
+      if (!lin->bias.defined())
+        throw std::invalid_argument("fusion needs linear layers with a bias");
+      x = {layer::linear, param};
+      param += 2;
+    } else if (std::dynamic_pointer_cast<torch::nn::MaxPool2dImpl>(m)) {
+      x.kind = layer::pool;
+    } else if (std::dynamic_pointer_cast<torch::nn::FlattenImpl>(m)) {
+      x.kind = layer::flatten;
+    } else if (std::dynamic_pointer_cast<torch::nn::ReLUImpl>(m)) {
+      x.kind = layer::relu;
+    } else if (std::dynamic_pointer_cast<torch::nn::TanhImpl>(m)) {
+      x.kind = layer::tanh;
+    } else if (std::dynamic_pointer_cast<torch::nn::SigmoidImpl>(m)) {
+      x.kind = layer::sigmoid;
+    } else if (std::dynamic_pointer_cast<torch::nn::GELUImpl>(m)) {
+      x.kind = layer::gelu;
+    } else {
+      throw std::invalid_argument(
+          fmt::format("fusion does not know the layer '{}'", m->name()));
+    }
+    result.push_back(x);
+  }
+  return result;
+}
+
+/// The optimizer state LibTorch keeps for parameter `p`, or null.
+torch::optim::OptimizerParamState* state_of(torch::optim::Optimizer& opt,
+                                            const torch::Tensor& p) {
+  auto it = opt.state().find(c10::guts::to_string(p.unsafeGetTensorImpl()));
+  return it == opt.state().end() ? nullptr : it->second.get();
+}
+
+} // namespace
+
+bool fused_model::can_fuse(builtin_learner& member) {
+  try {
+    read_layers(member);
+    const auto& kind = member.options().kind;
+    return kind == "sgd" || kind == "adam" || kind == "adamw";
+  } catch (const std::invalid_argument&) {
+    return false;
+  }
+}
+
+fused_model::fused_model(const std::vector<builtin_learner*>& members)
+    : k_(static_cast<int64_t>(members.size())) {
+  if (members.empty())
+    throw std::invalid_argument("a fused model needs members");
+  auto& first = *members.front();
+  layers_ = read_layers(first);
+  classification_ = first.task() == task_kind::classification;
+  const auto& kind = first.options().kind;
+  method_ = kind == "sgd"     ? method::sgd
+            : kind == "adamw" ? method::adamw
+                              : method::adam;
+  auto first_params = first.net()->named_parameters();
+  for (auto& p : first_params)
+    names_.push_back(p.key());
+  for (auto* m : members) {
+    auto ps = m->net()->named_parameters();
+    if (ps.size() != first_params.size() || m->options().kind != kind ||
+        m->task() != first.task())
+      throw std::invalid_argument("fused networks must share model, task and "
+                                  "optimizer kind");
+    for (size_t i = 0; i < ps.size(); ++i)
+      if (ps[i].key() != names_[i] ||
+          ps[i].value().sizes() != first_params[i].value().sizes())
+        throw std::invalid_argument(
+            fmt::format("fused networks differ in parameter '{}': [{}] vs [{}]",
+                        names_[i], fmt::join(ps[i].value().sizes(), ", "),
+                        fmt::join(first_params[i].value().sizes(), ", ")));
+    lr_.push_back(m->learning_rate());
+    momentum_.push_back(m->options().momentum);
+    weight_decay_.push_back(m->options().weight_decay);
+  }
+  torch::NoGradGuard no_grad;
+  steps_.assign(static_cast<size_t>(k_), 0);
+  for (size_t i = 0; i < names_.size(); ++i) {
+    std::vector<torch::Tensor> ws;
+    std::vector<torch::Tensor> m1;
+    std::vector<torch::Tensor> m2;
+    for (size_t k = 0; k < members.size(); ++k) {
+      auto& m = *members[k];
+      auto p = m.net()->named_parameters()[names_[i]];
+      ws.push_back(p.detach());
+      torch::Tensor b1;
+      torch::Tensor b2;
+      if (auto* s = state_of(m.optimizer(), p)) {
+        if (method_ == method::sgd) {
+          b1 = static_cast<torch::optim::SGDParamState*>(s)->momentum_buffer();
+        } else if (method_ == method::adam) {
+          auto* a = static_cast<torch::optim::AdamParamState*>(s);
+          b1 = a->exp_avg();
+          b2 = a->exp_avg_sq();
+          steps_[k] = a->step();
+        } else {
+          auto* a = static_cast<torch::optim::AdamWParamState*>(s);
+          b1 = a->exp_avg();
+          b2 = a->exp_avg_sq();
+          steps_[k] = a->step();
+        }
+      }
+      // A missing buffer is a zero one: momentum * 0 + g is exactly the
+      // g that LibTorch's SGD starts its buffer with.
+      m1.push_back(b1.defined() ? b1.detach() : torch::zeros_like(p));
+      m2.push_back(b2.defined() ? b2.detach() : torch::zeros_like(p));
+    }
+    params_.push_back(torch::stack(ws).requires_grad_(true));
+    moment1_.push_back(torch::stack(m1));
+    if (method_ != method::sgd)
+      moment2_.push_back(torch::stack(m2));
+  }
+  if (method_ == method::sgd) {
+    // SGD keeps no step count: a member has stepped when it has a buffer.
+    for (size_t k = 0; k < members.size(); ++k) {
+      auto p = members[k]->net()->named_parameters()[names_[0]];
+      auto* s = state_of(members[k]->optimizer(), p);
+      steps_[k] = s != nullptr ? 1 : 0;
+    }
+  }
+}
+
+fused_model::~fused_model() = default;
+
+torch::Tensor fused_model::per_member(const std::vector<double>& xs,
+                                      const torch::Tensor& like) const {
+  std::vector<int64_t> shape(static_cast<size_t>(like.dim()), 1);
+  shape[0] = k_;
+  auto t = torch::tensor(xs, torch::kFloat64).to(like.scalar_type());
+  return t.to(like.device()).view(shape);
+}
+
+namespace {
+
+torch::Tensor activate(layer::kind_t kind, const torch::Tensor& h) {
+  switch (kind) {
+  case layer::tanh:
+    return torch::tanh(h);
+  case layer::sigmoid:
+    return torch::sigmoid(h);
+  case layer::gelu:
+    return torch::gelu(h);
+  default:
+    return torch::relu(h);
+  }
+}
+
+} // namespace
+
+torch::Tensor fused_model::forward(const torch::Tensor& x) const {
+  auto b = x.size(1);
+  torch::Tensor h;
+  // Images travel as [B, K * C, H, W] (one grouped convolution covers every
+  // member), features as [K, B, F] (one batched matrix product).
+  bool image = layers_.front().kind == layer::conv;
+  if (image) {
+    auto s = x.sizes();
+    h = x.transpose(0, 1).reshape({b, k_ * s[2], s[3], s[4]});
+  } else {
+    h = x.reshape({k_, b, -1});
+  }
+  for (const auto& l : layers_) {
+    switch (l.kind) {
+    case layer::conv: {
+      const auto& w = params_[l.param];
+      auto ws = w.sizes();
+      h = torch::conv2d(h, w.reshape({k_ * ws[1], ws[2], ws[3], ws[4]}),
+                        params_[l.param + 1].reshape({-1}), 1,
+                        {ws[3] / 2, ws[4] / 2}, 1, k_);
+      break;
+    }
+    case layer::pool:
+      h = torch::max_pool2d(h, 2);
+      break;
+    case layer::flatten:
+      h = image ? h.reshape({b, k_, -1}).transpose(0, 1)
+                : h.reshape({k_, b, -1});
+      image = false;
+      break;
+    case layer::linear:
+      h = torch::baddbmm(params_[l.param + 1].unsqueeze(1), h,
+                         params_[l.param].transpose(1, 2));
+      break;
+    default:
+      h = activate(l.kind, h);
+    }
+  }
+  return h;
+}
+
+namespace {
+
+bool uniform(const std::vector<double>& xs) {
+  return std::all_of(xs.begin(), xs.end(),
+                     [&](double x) { return x == xs.front(); });
+}
+
+/// LibTorch's mean cross-entropy of one batch from its per-sample losses,
+/// summed in the same order (nll_loss's cascade of partial sums, 16 per
+/// level) so the reported loss is the unfused network's to the last bit.
+double mean_like_nll_loss(const float* losses, int64_t n) {
+  constexpr int levels = 8;
+  constexpr int64_t power = 4;
+  constexpr int64_t mask = (int64_t{1} << power) - 1;
+  float partial[levels] = {0};
+  for (int64_t b = 0; b < n; ++b) {
+    partial[0] += losses[b];
+    for (int j = 0; j + 1 < levels; ++j) {
+      if ((b & (mask << (j * power))) != 0)
+        break;
+      partial[j + 1] += partial[j];
+      partial[j] = 0;
+    }
+  }
+  float total = 0;
+  for (auto x : partial)
+    total += x;
+  return static_cast<double>(total / static_cast<float>(n));
+}
+
+} // namespace
+
+std::vector<double> fused_model::train_step(const torch::Tensor& inputs,
+                                            const torch::Tensor& targets) {
+  auto out = forward(inputs);
+  auto b = inputs.size(1);
+  torch::Tensor losses;
+  namespace F = torch::nn::functional;
+  torch::Tensor per_sample;
+  if (classification_) {
+    per_sample =
+        F::cross_entropy(out.reshape({k_ * b, -1}), targets.reshape({k_ * b}),
+                         F::CrossEntropyFuncOptions().reduction(torch::kNone))
+            .view({k_, b});
+    losses = per_sample.mean(1);
+  } else {
+    losses = F::mse_loss(out.reshape({k_, b}), targets.reshape({k_, b}),
+                         F::MSELossFuncOptions().reduction(torch::kNone))
+                 .mean(1);
+  }
+  // The sum's gradient with respect to each member's weights is that
+  // member's own loss gradient.
+  losses.sum().backward();
+  optimizer_step();
+  std::vector<double> result(static_cast<size_t>(k_));
+  if (classification_) {
+    auto host = per_sample.detach().to(torch::kCPU).contiguous();
+    for (int64_t k = 0; k < k_; ++k)
+      result[static_cast<size_t>(k)] =
+          mean_like_nll_loss(host.data_ptr<float>() + k * b, b);
+  } else {
+    auto host = losses.detach().to(torch::kCPU, torch::kFloat64).contiguous();
+    std::copy(host.data_ptr<double>(), host.data_ptr<double>() + k_,
+              result.begin());
+  }
+  return result;
+}
+
+void fused_model::optimizer_step() {
+  torch::NoGradGuard no_grad;
+  for (auto& s : steps_)
+    ++s;
+  // Where every member has the same value, LibTorch's own call with a scalar
+  // is used: bit for bit what each network's optimizer computes. Values that
+  // differ become [K, 1, ...] tensors (equal up to rounding: LibTorch fuses
+  // some scalar multiply-adds).
+  std::vector<double> neg_lr;
+  for (auto lr : lr_)
+    neg_lr.push_back(-lr);
+  bool same_lr = uniform(lr_);
+  bool same_decay = uniform(weight_decay_);
+  bool same_momentum = uniform(momentum_);
+  auto wd0 = weight_decay_.front();
+  // LibTorch's Adam defaults, as make_optimizer builds it.
+  constexpr double beta1 = 0.9;
+  constexpr double beta2 = 0.999;
+  constexpr double eps = 1e-8;
+  std::vector<double> neg_step_size;
+  std::vector<double> sqrt_bc2;
+  std::vector<double> decay;
+  for (size_t k = 0; k < steps_.size(); ++k) {
+    auto n = static_cast<double>(steps_[k]);
+    neg_step_size.push_back(-lr_[k] / (1 - std::pow(beta1, n)));
+    sqrt_bc2.push_back(std::sqrt(1 - std::pow(beta2, n)));
+    decay.push_back(1 - lr_[k] * weight_decay_[k]);
+  }
+  bool same_step = uniform(neg_step_size) && uniform(sqrt_bc2);
+  for (size_t i = 0; i < params_.size(); ++i) {
+    auto& p = params_[i];
+    auto g = p.grad();
+    if (!g.defined())
+      continue;
+    auto& m1 = moment1_[i];
+    auto add_decay = [&](const torch::Tensor& grad) {
+      if (!same_decay)
+        return grad.addcmul(p, per_member(weight_decay_, p));
+      return wd0 != 0 ? grad.add(p, wd0) : grad;
+    };
+    if (method_ == method::sgd) {
+      auto d = add_decay(g);
+      if (!same_momentum) {
+        m1.mul_(per_member(momentum_, p)).add_(d);
+        d = m1;
+      } else if (momentum_.front() != 0) {
+        m1.mul_(momentum_.front()).add_(d);
+        d = m1;
+      }
+      if (same_lr)
+        p.add_(d, neg_lr.front());
+      else
+        p.addcmul_(d, per_member(neg_lr, p));
+    } else {
+      if (method_ == method::adamw) {
+        if (!same_decay || !same_lr)
+          p.mul_(per_member(decay, p));
+        else if (wd0 != 0)
+          p.mul_(decay.front());
+      } else {
+        g = add_decay(g);
+      }
+      auto& m2 = moment2_[i];
+      m1.mul_(beta1).add_(g, 1 - beta1);
+      m2.mul_(beta2).addcmul_(g, g, 1 - beta2);
+      if (same_step) {
+        auto denom = (m2.sqrt() / sqrt_bc2.front()).add_(eps);
+        p.addcdiv_(m1, denom, neg_step_size.front());
+      } else {
+        auto denom = (m2.sqrt() / per_member(sqrt_bc2, p)).add_(eps);
+        p.add_(per_member(neg_step_size, p) * m1 / denom);
+      }
+    }
+    p.mutable_grad() = torch::Tensor{};
+  }
+}
+
+torch::Tensor fused_model::predict(int64_t k,
+                                   const torch::Tensor& inputs) const {
+  torch::NoGradGuard no_grad;
+  auto h = inputs;
+  for (const auto& l : layers_) {
+    switch (l.kind) {
+    case layer::conv: {
+      const auto& w = params_[l.param][k];
+      h = torch::conv2d(h, w, params_[l.param + 1][k], 1,
+                        {w.size(2) / 2, w.size(3) / 2});
+      break;
+    }
+    case layer::pool:
+      h = torch::max_pool2d(h, 2);
+      break;
+    case layer::flatten:
+      h = h.flatten(1);
+      break;
+    case layer::linear:
+      h = torch::linear(h, params_[l.param][k], params_[l.param + 1][k]);
+      break;
+    default:
+      h = activate(l.kind, h);
+    }
+  }
+  return h;
+}
+
+std::vector<std::pair<std::string, torch::Tensor>>
+fused_model::state(int64_t k) const {
+  std::vector<std::pair<std::string, torch::Tensor>> result;
+  for (size_t i = 0; i < names_.size(); ++i)
+    result.emplace_back(names_[i], params_[i][k].detach());
+  return result;
+}
+
+void fused_model::unstack(int64_t k, builtin_learner& target) const {
+  torch::NoGradGuard no_grad;
+  auto& opt = target.optimizer();
+  opt.state().clear();
+  auto ps = target.net()->named_parameters();
+  auto ku = static_cast<size_t>(k);
+  for (size_t i = 0; i < names_.size(); ++i) {
+    auto& p = ps[names_[i]];
+    p.copy_(params_[i][k]);
+    auto key = c10::guts::to_string(p.unsafeGetTensorImpl());
+    if (steps_[ku] == 0)
+      continue;
+    // Only what LibTorch's own optimizer would hold after these steps.
+    if (method_ == method::sgd) {
+      if (momentum_[ku] == 0)
+        continue;
+      auto s = std::make_unique<torch::optim::SGDParamState>();
+      s->momentum_buffer(moment1_[i][k].clone());
+      opt.state()[key] = std::move(s);
+    } else if (method_ == method::adam) {
+      auto s = std::make_unique<torch::optim::AdamParamState>();
+      s->step(steps_[ku]);
+      s->exp_avg(moment1_[i][k].clone());
+      s->exp_avg_sq(moment2_[i][k].clone());
+      opt.state()[key] = std::move(s);
+    } else {
+      auto s = std::make_unique<torch::optim::AdamWParamState>();
+      s->step(steps_[ku]);
+      s->exp_avg(moment1_[i][k].clone());
+      s->exp_avg_sq(moment2_[i][k].clone());
+      opt.state()[key] = std::move(s);
+    }
+  }
+  for (auto& group : opt.param_groups())
+    group.options().set_lr(lr_[ku]);
+}
+
+void fused_model::scale_learning_rate(int64_t k, double factor) {
+  lr_[static_cast<size_t>(k)] *= factor;
+}
+
+} // namespace actortrain

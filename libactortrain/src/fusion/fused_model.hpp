@@ -1,0 +1,83 @@
+#pragma once
+
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <torch/types.h>
+
+namespace actortrain {
+
+class builtin_learner;
+struct fused_layer;
+
+/// K built-in networks of one shape trained as one batched model: weights
+/// stacked along a leading member dimension, linear layers as batched
+/// matrix products (baddbmm), convolutions as one grouped convolution, one
+/// backward pass for the sum of the members' losses (each member's gradient
+/// is its own), and an optimizer (SGD with momentum, Adam, AdamW) that
+/// applies each member's learning rate, momentum and weight decay, and keeps
+/// each member's step count. Every member computes exactly what its unfused
+/// network would, up to floating-point summation order.
+class fused_model {
+public:
+  /// Stacks the weights and optimizer state of `members` (built-in learners
+  /// of one shape and optimizer kind; they are left as they are). Throws
+  /// std::invalid_argument naming what differs.
+  explicit fused_model(const std::vector<builtin_learner*>& members);
+  ~fused_model();
+
+  int64_t size() const noexcept {
+    return k_;
+  }
+
+  /// One optimizer step of every member on its own batch: `inputs`
+  /// [K, B, sample...], `targets` [K, B]. Returns each member's mean loss.
+  std::vector<double> train_step(const torch::Tensor& inputs,
+                                 const torch::Tensor& targets);
+
+  /// Member k's outputs for `inputs` [N, sample...], as its unfused network
+  /// computes them in evaluation mode.
+  torch::Tensor predict(int64_t k, const torch::Tensor& inputs) const;
+
+  /// Member k's weights (views), named like its unfused network's.
+  std::vector<std::pair<std::string, torch::Tensor>> state(int64_t k) const;
+
+  /// Writes member k's weights and optimizer state into `target`, a
+  /// built-in learner of the same network: it then continues exactly where
+  /// the member is.
+  void unstack(int64_t k, builtin_learner& target) const;
+
+  /// Multiplies member k's learning rate by `factor`.
+  void scale_learning_rate(int64_t k, double factor);
+
+  /// Whether `member`'s network is made of layers fusion knows.
+  static bool can_fuse(builtin_learner& member);
+
+private:
+  enum class method { sgd, adam, adamw };
+
+  torch::Tensor forward(const torch::Tensor& inputs) const;
+  void optimizer_step();
+  /// A [K] float tensor of `xs`, shaped to broadcast against `like`.
+  torch::Tensor per_member(const std::vector<double>& xs,
+                           const torch::Tensor& like) const;
+
+  int64_t k_ = 0;
+  std::vector<fused_layer> layers_;
+  std::vector<std::string> names_;
+  /// Stacked parameters [K, ...] and their optimizer buffers (momentum or
+  /// first moment; second moment).
+  std::vector<torch::Tensor> params_;
+  std::vector<torch::Tensor> moment1_;
+  std::vector<torch::Tensor> moment2_;
+  bool classification_ = true;
+  method method_ = method::sgd;
+  std::vector<double> lr_;
+  std::vector<double> momentum_;
+  std::vector<double> weight_decay_;
+  std::vector<int64_t> steps_;
+};
+
+} // namespace actortrain

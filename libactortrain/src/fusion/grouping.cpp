@@ -1,0 +1,58 @@
+#include "fusion/grouping.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+
+namespace actortrain {
+
+std::vector<std::vector<size_t>>
+plan_groups(const std::vector<fusion_candidate>& nets, int64_t slots,
+            double slot_bytes) {
+  std::vector<std::vector<size_t>> groups;
+  // Networks of one signature, in order of their first appearance.
+  std::map<std::string, size_t> index;
+  std::vector<std::vector<size_t>> kinds;
+  for (size_t i = 0; i < nets.size(); ++i) {
+    const auto& n = nets[i];
+    if (n.signature.empty() || n.fuse == 1) {
+      groups.push_back({i});
+      continue;
+    }
+    auto [it, added] = index.emplace(n.signature, kinds.size());
+    if (added)
+      kinds.emplace_back();
+    kinds[it->second].push_back(i);
+  }
+  for (const auto& members : kinds) {
+    auto n = static_cast<int64_t>(members.size());
+    int64_t count = 0;
+    auto fuse = nets[members.front()].fuse;
+    if (fuse > 1) {
+      count = (n + fuse - 1) / fuse;
+    } else {
+      auto bytes = std::max(1.0, nets[members.front()].bytes);
+      auto fits = std::max<int64_t>(
+          1, static_cast<int64_t>(std::floor(slot_bytes / bytes)));
+      count = std::max(std::min(std::max<int64_t>(1, slots), n),
+                       (n + fits - 1) / fits);
+    }
+    // Sizes differ by at most one: base, and one more for the first `extra`.
+    auto base = fuse > 1 ? fuse : n / count;
+    auto extra = fuse > 1 ? 0 : n % count;
+    size_t at = 0;
+    for (int64_t g = 0; g < count && at < members.size(); ++g) {
+      auto size = static_cast<size_t>(base + (g < extra ? 1 : 0));
+      size = std::min(size, members.size() - at);
+      groups.emplace_back(members.begin() + static_cast<std::ptrdiff_t>(at),
+                          members.begin() +
+                              static_cast<std::ptrdiff_t>(at + size));
+      at += size;
+    }
+  }
+  std::sort(groups.begin(), groups.end(),
+            [](const auto& a, const auto& b) { return a.front() < b.front(); });
+  return groups;
+}
+
+} // namespace actortrain

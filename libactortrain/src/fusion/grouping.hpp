@@ -1,0 +1,33 @@
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace actortrain {
+
+/// What grouping needs to know about one network.
+struct fusion_candidate {
+  /// Networks with equal, non-empty signatures can be fused (same model,
+  /// optimizer kind, batch size, training samples and `train.fuse`); empty:
+  /// never fused (a learner of the user's own).
+  std::string signature;
+  /// train.fuse: 0 auto, 1 off, K a group size.
+  int64_t fuse = 0;
+  /// Memory one network needs to train (weights, gradients, optimizer state,
+  /// activations), in bytes.
+  double bytes = 0;
+};
+
+/// Splits networks into trainer groups, each a list of indices into `nets`
+/// in ascending order; groups are ordered by their first index.
+///
+/// With `fuse` = K, networks of one signature go in groups of K (the last
+/// may be smaller). With auto, each signature's networks are spread evenly
+/// over as many groups as there are slots (so every slot has a group to
+/// run), or more when a group would not fit in `slot_bytes`.
+std::vector<std::vector<size_t>>
+plan_groups(const std::vector<fusion_candidate>& nets, int64_t slots,
+            double slot_bytes);
+
+} // namespace actortrain
