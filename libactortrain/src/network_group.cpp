@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cmath>
 #include <map>
+#include <tuple>
 
 #include <ATen/CPUGeneratorImpl.h>
 
@@ -57,12 +58,16 @@ quantum_report network_group::run_quantum(const slot_info& slot,
     marks[i] = m.begin_quantum();
     m.guarded(outs[i], [&] { m.prepare(slot); });
   }
-  // Members at the same step form a cohort that can step together.
-  std::map<int64_t, std::vector<size_t>> cohorts;
-  for (auto i : active)
-    if (!members_[i]->done() && members_[i]->learner_)
-      cohorts[members_[i]->step()].push_back(i);
-  for (auto& [step, cohort] : cohorts) {
+  // Members at the same step of equally long epochs (so their batches have
+  // the same size at every step) form a cohort that can step together.
+  std::map<std::tuple<int64_t, int64_t, int64_t>, std::vector<size_t>> cohorts;
+  for (auto i : active) {
+    const auto& m = *members_[i];
+    if (!m.done() && m.learner_)
+      cohorts[{m.step(), m.shard_.size(0), m.spec_.config.train.batch_size}]
+          .push_back(i);
+  }
+  for (auto& [key, cohort] : cohorts) {
     if (fuse_ && cohort.size() > 1) {
       run_fused(cohort, limits, outs);
     } else {

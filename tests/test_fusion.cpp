@@ -1,0 +1,411 @@
+// Horizontal fusion: a fused network computes what it computes alone, keeps
+// its own checkpoints and weights, and leaves its group without disturbing
+// the others.
+
+#include <doctest/doctest.h>
+
+#include <fstream>
+#include <iterator>
+#include <map>
+
+#include <ATen/CPUGeneratorImpl.h>
+#include <fmt/format.h>
+
+#include "actortrain/error.hpp"
+#include "actortrain/learner.hpp"
+#include "actortrain/run.hpp"
+#include "actortrain/store.hpp"
+#include "builtin_learner.hpp"
+#include "fusion/fused_model.hpp"
+#include "fusion/grouping.hpp"
+#include "network_group.hpp"
+#include "test_support.hpp"
+
+using namespace actortrain;
+using actortrain::test::temp_dir;
+
+namespace {
+
+/// Random images (1 x 12 x 12, 3 classes) or table rows (10 features).
+std::shared_ptr<dataset> fusion_data(bool images, int64_t n, uint64_t seed) {
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(seed);
+  auto d = std::make_shared<dataset>();
+  d->feature_shape =
+      images ? std::vector<int64_t>{1, 12, 12} : std::vector<int64_t>{10};
+  std::vector<int64_t> shape{n};
+  shape.insert(shape.end(), d->feature_shape.begin(), d->feature_shape.end());
+  d->train_x = torch::randn(shape, gen);
+  d->train_y = torch::randint(0, 3, {n}, gen);
+  shape[0] = n / 2;
+  d->test_x = torch::randn(shape, gen);
+  d->test_y = torch::randint(0, 3, {n / 2}, gen);
+  d->classes = 3;
+  return d;
+}
+
+network_spec make_spec(uint64_t id, const network_config& cfg) {
+  network_spec s;
+  s.id = id;
+  s.name = fmt::format("net-{:04}", id);
+  s.seed = derive_seed(42, id);
+  s.config = cfg;
+  return s;
+}
+
+std::unique_ptr<builtin_learner> make_learner(const network_spec& spec,
+                                              const dataset& data) {
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(spec.seed);
+  learner_context ctx{spec, data, torch::kCPU, gen};
+  return std::make_unique<builtin_learner>(ctx);
+}
+
+/// Largest difference relative to the reference's largest magnitude.
+double relative_error(const torch::Tensor& a, const torch::Tensor& ref) {
+  auto scale = std::max(1e-12, ref.abs().max().item<double>());
+  return (a - ref).abs().max().item<double>() / scale;
+}
+
+double max_relative_error(
+    const std::vector<std::pair<std::string, torch::Tensor>>& a,
+    const std::vector<std::pair<std::string, torch::Tensor>>& ref) {
+  REQUIRE(a.size() == ref.size());
+  double worst = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    CHECK(a[i].first == ref[i].first);
+    worst = std::max(worst, relative_error(a[i].second, ref[i].second));
+  }
+  return worst;
+}
+
+network_config config_for(const std::string& model,
+                          const std::string& optimizer) {
+  network_config cfg;
+  cfg.model.kind = model;
+  cfg.model.hidden = {24, 16};
+  cfg.model.channels = {4, 6};
+  cfg.optimizer.kind = optimizer;
+  cfg.optimizer.lr = optimizer == "sgd" ? 0.05 : 0.003;
+  cfg.optimizer.momentum = optimizer == "sgd" ? 0.9 : 0;
+  cfg.optimizer.weight_decay = optimizer == "adam" ? 0 : 0.01;
+  cfg.train.batch_size = 16;
+  return cfg;
+}
+
+/// Trains K networks alone and fused on the same batches; every fused
+/// network must end within 1e-5 (relative) of itself alone.
+void check_fused_matches_alone(const std::string& model,
+                               const std::string& optimizer,
+                               bool per_network_lr) {
+  CAPTURE(model);
+  CAPTURE(optimizer);
+  CAPTURE(per_network_lr);
+  auto data = fusion_data(model == "cnn", 96, 7);
+  constexpr int64_t k = 3;
+  constexpr int64_t steps = 12;
+  std::vector<network_spec> specs;
+  std::vector<std::unique_ptr<builtin_learner>> alone;
+  std::vector<std::unique_ptr<builtin_learner>> to_fuse;
+  std::vector<builtin_learner*> members;
+  for (int64_t i = 0; i < k; ++i) {
+    auto cfg = config_for(model, optimizer);
+    if (per_network_lr)
+      cfg.optimizer.lr *= static_cast<double>(i + 1);
+    specs.push_back(make_spec(static_cast<uint64_t>(i), cfg));
+  }
+  for (const auto& s : specs) {
+    alone.push_back(make_learner(s, *data));
+    to_fuse.push_back(make_learner(s, *data));
+    members.push_back(to_fuse.back().get());
+  }
+  REQUIRE(fused_model::can_fuse(*members.front()));
+  fused_model fused{members};
+  for (int64_t step = 0; step < steps; ++step) {
+    // Each network its own batch; the last step's batch is smaller.
+    auto b = step + 1 == steps ? 5 : 16;
+    std::vector<torch::Tensor> xs;
+    std::vector<torch::Tensor> ys;
+    std::vector<double> losses_alone;
+    for (int64_t i = 0; i < k; ++i) {
+      auto idx = torch::arange(b) + (step * 7 + i * 13) % 60;
+      xs.push_back(data->train_x.index_select(0, idx));
+      ys.push_back(data->train_y.index_select(0, idx));
+      losses_alone.push_back(
+          alone[static_cast<size_t>(i)]->train_step(xs.back(), ys.back()));
+    }
+    auto losses = fused.train_step(torch::stack(xs), torch::stack(ys));
+    for (int64_t i = 0; i < k; ++i)
+      CHECK(
+          losses[static_cast<size_t>(i)] ==
+          doctest::Approx(losses_alone[static_cast<size_t>(i)]).epsilon(1e-5));
+  }
+  for (int64_t i = 0; i < k; ++i) {
+    auto& ref = *alone[static_cast<size_t>(i)];
+    CHECK(max_relative_error(fused.state(i), ref.state()) <= 1e-5);
+    // Predictions are the network's own.
+    auto x = data->test_x.slice(0, 0, 20);
+    CHECK(relative_error(fused.predict(i, x), ref.predict(x)) <= 1e-5);
+  }
+  // Unstacked, a network continues exactly as if it had never been fused:
+  // the optimizer state (momentum, moments, step counts) came along.
+  auto blank = make_learner(make_spec(99, specs[1].config), *data);
+  fused.unstack(1, *blank);
+  for (int64_t step = 0; step < 4; ++step) {
+    auto idx = torch::arange(16) + step * 3;
+    auto x = data->train_x.index_select(0, idx);
+    auto y = data->train_y.index_select(0, idx);
+    CHECK(blank->train_step(x, y) ==
+          doctest::Approx(alone[1]->train_step(x, y)).epsilon(1e-5));
+  }
+  CHECK(max_relative_error(blank->state(), alone[1]->state()) <= 1e-5);
+}
+
+} // namespace
+
+TEST_CASE("a fused MLP network matches itself trained alone") {
+  for (auto opt : {"sgd", "adam", "adamw"})
+    for (bool per_network_lr : {false, true})
+      check_fused_matches_alone("mlp", opt, per_network_lr);
+}
+
+TEST_CASE("a fused CNN network matches itself trained alone") {
+  for (auto opt : {"sgd", "adam", "adamw"})
+    for (bool per_network_lr : {false, true})
+      check_fused_matches_alone("cnn", opt, per_network_lr);
+}
+
+TEST_CASE("networks of different shapes are not fused") {
+  auto data = fusion_data(false, 64, 1);
+  auto a = make_learner(make_spec(0, config_for("mlp", "adam")), *data);
+  auto cfg = config_for("mlp", "adam");
+  cfg.model.hidden = {24, 8};
+  auto b = make_learner(make_spec(1, cfg), *data);
+  auto sgd = make_learner(make_spec(2, config_for("mlp", "sgd")), *data);
+  CHECK_THROWS_AS(fused_model(std::vector<builtin_learner*>{a.get(), b.get()}),
+                  std::invalid_argument);
+  CHECK_THROWS_AS(
+      fused_model(std::vector<builtin_learner*>{a.get(), sgd.get()}),
+      std::invalid_argument);
+}
+
+namespace {
+
+/// Runs `group` quantum by quantum to the end; returns every network's
+/// outcomes by id (epochs appended across quanta).
+std::map<uint64_t, quantum_outcome> run_to_end(network_group& group,
+                                               quantum_limits limits = {}) {
+  std::map<uint64_t, quantum_outcome> result;
+  slot_info slot;
+  slot.device = "cpu";
+  for (int i = 0; i < 1000; ++i) {
+    auto report = group.run_quantum(slot, limits);
+    for (auto& out : report.networks) {
+      auto& acc = result[out.progress.network_id];
+      acc.epochs.insert(acc.epochs.end(), out.epochs.begin(), out.epochs.end());
+      acc.failures.insert(acc.failures.end(), out.failures.begin(),
+                          out.failures.end());
+      if (!out.checkpoint.empty())
+        acc.checkpoint = out.checkpoint;
+      if (out.progress.finished)
+        acc.outcome = out.outcome;
+      acc.progress = out.progress;
+    }
+    if (report.progress.finished)
+      return result;
+  }
+  FAIL("the group did not finish");
+  return result;
+}
+
+std::unique_ptr<network_runner>
+make_runner(const network_spec& spec, std::shared_ptr<const dataset> data) {
+  auto n = data->train_x.size(0);
+  return std::make_unique<network_runner>(spec, data, torch::arange(n),
+                                          learner_factory{});
+}
+
+network_group make_group(const std::vector<network_spec>& specs,
+                         std::shared_ptr<const dataset> data, bool fuse) {
+  std::vector<std::unique_ptr<network_runner>> members;
+  for (const auto& s : specs)
+    members.push_back(make_runner(s, data));
+  return network_group{std::move(members), fuse};
+}
+
+} // namespace
+
+TEST_CASE("networks leave a fused group without changing the others") {
+  std::shared_ptr<const dataset> data = fusion_data(false, 120, 3);
+  std::vector<network_spec> specs;
+  for (uint64_t i = 0; i < 5; ++i) {
+    auto cfg = config_for("mlp", "adam");
+    cfg.train.epochs = 2 + static_cast<int64_t>(i % 3); // leave at 2, 3, 4
+    cfg.train.checkpoint_every = 1;
+    if (i == 3)
+      cfg.optimizer.lr = 1e12; // diverges: retried, then fails
+    if (i == 4) {
+      cfg.train.validation_fraction = 0.2; // stops early or not, alone too
+      cfg.train.target_accuracy = 0.34;
+    }
+    specs.push_back(make_spec(i, cfg));
+  }
+  // Same shard sizes for fusion: member 4's validation split makes it a
+  // cohort of one, trained alone inside the group.
+  auto fused_group = make_group(specs, data, true);
+  auto alone_group = make_group(specs, data, false);
+  auto fused = run_to_end(fused_group);
+  auto alone = run_to_end(alone_group);
+  REQUIRE(fused.size() == specs.size());
+  for (const auto& s : specs) {
+    CAPTURE(s.id);
+    const auto& f = fused[s.id];
+    const auto& a = alone[s.id];
+    CHECK(f.outcome.status == a.outcome.status);
+    CHECK(f.outcome.stop_reason == a.outcome.stop_reason);
+    CHECK(f.outcome.error == a.outcome.error);
+    CHECK(f.failures == a.failures);
+    REQUIRE(f.epochs.size() == a.epochs.size());
+    for (size_t e = 0; e < a.epochs.size(); ++e) {
+      CHECK(f.epochs[e].train_loss ==
+            doctest::Approx(a.epochs[e].train_loss).epsilon(1e-5));
+      CHECK(f.epochs[e].test_loss ==
+            doctest::Approx(a.epochs[e].test_loss).epsilon(1e-5));
+    }
+    if (a.outcome.status == network_status::finished) {
+      CHECK(max_relative_error(decode_weights(f.outcome.weights),
+                               decode_weights(a.outcome.weights)) <= 1e-5);
+      CHECK(f.outcome.test_predictions.size() ==
+            a.outcome.test_predictions.size());
+    }
+  }
+  CHECK(fused[3].outcome.status == network_status::failed);
+  CHECK(fused[0].outcome.epochs == 2);
+  CHECK(fused[2].outcome.epochs == 4);
+}
+
+TEST_CASE("a checkpoint taken fused resumes unfused, and the other way") {
+  std::shared_ptr<const dataset> data = fusion_data(false, 96, 5);
+  std::vector<network_spec> specs;
+  for (uint64_t i = 0; i < 3; ++i) {
+    auto cfg = config_for("mlp", "sgd");
+    cfg.train.epochs = 3;
+    cfg.train.checkpoint_every = 1;
+    specs.push_back(make_spec(i, cfg));
+  }
+  auto reference_group = make_group(specs, data, false);
+  auto reference = run_to_end(reference_group);
+  slot_info slot;
+  slot.device = "cpu";
+  // One epoch fused; then network 1 continues alone from its checkpoint.
+  auto fused_group = make_group(specs, data, true);
+  auto first = fused_group.run_quantum(slot, {});
+  REQUIRE(first.networks.size() == 3);
+  REQUIRE_FALSE(first.networks[1].checkpoint.empty());
+  auto runner = make_runner(specs[1], data);
+  REQUIRE_FALSE(runner->resume_from(first.networks[1].checkpoint));
+  std::vector<std::unique_ptr<network_runner>> one;
+  one.push_back(std::move(runner));
+  network_group alone{std::move(one), false};
+  auto rest = run_to_end(alone);
+  CHECK(max_relative_error(decode_weights(rest[1].outcome.weights),
+                           decode_weights(reference[1].outcome.weights)) <=
+        1e-5);
+  // And the other way: checkpoints taken alone, continued fused.
+  auto alone_group = make_group(specs, data, false);
+  auto first_alone = alone_group.run_quantum(slot, {});
+  std::vector<std::unique_ptr<network_runner>> members;
+  for (size_t i = 0; i < 3; ++i) {
+    auto r = make_runner(specs[i], data);
+    REQUIRE_FALSE(r->resume_from(first_alone.networks[i].checkpoint));
+    members.push_back(std::move(r));
+  }
+  network_group resumed{std::move(members), true};
+  auto fused_rest = run_to_end(resumed);
+  for (uint64_t i = 0; i < 3; ++i)
+    CHECK(max_relative_error(decode_weights(fused_rest[i].outcome.weights),
+                             decode_weights(reference[i].outcome.weights)) <=
+          1e-5);
+}
+
+TEST_CASE("groups: auto spreads each shape over the slots, K caps groups") {
+  std::vector<fusion_candidate> same(256, {"mlp", 0, 1000});
+  auto groups = plan_groups(same, 2, 1e9);
+  REQUIRE(groups.size() == 2);
+  CHECK(groups[0].size() == 128);
+  CHECK(groups[1].size() == 128);
+  CHECK(groups[1].front() == 128);
+  // Fewer networks than slots: one each.
+  CHECK(plan_groups({{"a", 0, 1}, {"a", 0, 1}}, 4, 1e9).size() == 2);
+  // A group must fit the slot's memory.
+  CHECK(plan_groups(same, 2, 1000.0 * 32).size() == 8);
+  // An explicit K.
+  std::vector<fusion_candidate> ten(10, {"mlp", 4, 1000});
+  groups = plan_groups(ten, 2, 1e9);
+  REQUIRE(groups.size() == 3);
+  CHECK(groups[0].size() == 4);
+  CHECK(groups[2].size() == 2);
+  // Off, a learner of the user's own (no signature), and mixed shapes.
+  std::vector<fusion_candidate> mixed{
+      {"a", 0, 1}, {"b", 0, 1}, {"a", 0, 1}, {"", 0, 1}, {"a", 1, 1}};
+  groups = plan_groups(mixed, 1, 1e9);
+  REQUIRE(groups.size() == 4);
+  CHECK(groups[0] == std::vector<size_t>{0, 2});
+  CHECK(groups[1] == std::vector<size_t>{1});
+  CHECK(groups[2] == std::vector<size_t>{3});
+  CHECK(groups[3] == std::vector<size_t>{4});
+}
+
+TEST_CASE("train.fuse reads auto, off and a group size, and names bad values") {
+  auto parse = [](const std::string& value) {
+    return parse_experiment(
+        fmt::format("[data]\nformat = \"synthetic\"\n[train]\nfuse = {}\n",
+                    value),
+        "fuse.toml");
+  };
+  CHECK(parse("\"auto\"")->base.train.fuse == train_options::fuse_auto);
+  CHECK(parse("\"off\"")->base.train.fuse == train_options::fuse_off);
+  CHECK(parse("8")->base.train.fuse == 8);
+  for (auto bad : {"0", "\"fast\"", "1.5", "-2"}) {
+    auto exp = parse(bad);
+    REQUIRE_FALSE(exp);
+    CHECK(to_string_pretty(exp.error()).find("fuse.toml:4:8: train.fuse") !=
+          std::string::npos);
+  }
+}
+
+TEST_CASE("a fused run stores what an unfused run stores") {
+  temp_dir dir;
+  auto exp = test::tiny_experiment(6, 3);
+  exp.base.train.checkpoint_every = 1;
+  exp.base.train.fuse = train_options::fuse_off;
+  run_options a_opts;
+  a_opts.output_dir = dir / "off";
+  auto off = run(exp, a_opts);
+  REQUIRE(off);
+  exp.base.train.fuse = train_options::fuse_auto;
+  run_options b_opts;
+  b_opts.output_dir = dir / "auto";
+  auto fused = run(exp, b_opts);
+  REQUIRE(fused);
+  REQUIRE(fused->networks.size() == 6);
+  for (size_t i = 0; i < 6; ++i) {
+    const auto& f = fused->networks[i];
+    const auto& o = off->networks[i];
+    CHECK(f.status == network_status::finished);
+    CHECK(f.epochs == o.epochs);
+    CHECK(f.test_loss == doctest::Approx(o.test_loss).epsilon(1e-5));
+    // Its own weights file, in the unfused format, with its own weights.
+    std::ifstream fin{f.weights_path, std::ios::binary};
+    std::ifstream oin{o.weights_path, std::ios::binary};
+    std::vector<char> fb{std::istreambuf_iterator<char>{fin}, {}};
+    std::vector<char> ob{std::istreambuf_iterator<char>{oin}, {}};
+    CHECK(max_relative_error(decode_weights(fb), decode_weights(ob)) <= 1e-5);
+  }
+  CHECK(fused->ensembles.front().accuracy ==
+        doctest::Approx(off->ensembles.front().accuracy).epsilon(1e-5));
+  // Two trainers (one per slot) instead of six: fewer, larger quanta.
+  auto store = results_store::open(dir / "auto/results.db");
+  REQUIRE(store);
+  auto grants = (*store)->grants();
+  REQUIRE(static_cast<bool>(grants));
+  CHECK(grants->size() == 2 * 3);
+}
