@@ -284,13 +284,23 @@ caf::error results_store::exec(const std::string& sql) {
 }
 
 caf::error results_store::transaction(const std::function<caf::error()>& body) {
+  // Inside a batch, a change joins the batch's transaction.
+  if (in_transaction_)
+    return body();
   if (auto err = exec("BEGIN"))
     return err;
-  if (auto err = body()) {
+  in_transaction_ = true;
+  auto err = body();
+  in_transaction_ = false;
+  if (err) {
     exec("ROLLBACK");
     return err;
   }
   return exec("COMMIT");
+}
+
+caf::error results_store::batch(const std::function<caf::error()>& body) {
+  return transaction(body);
 }
 
 caf::error results_store::begin_run(const experiment& exp,

@@ -43,6 +43,11 @@ public:
   caf::error begin_run(const experiment& exp,
                        const std::vector<network_spec>& specs,
                        const std::string& task);
+  /// Runs `body` as one transaction: the changes it makes are committed
+  /// together (one commit instead of one each), or not at all when it
+  /// returns an error.
+  caf::error batch(const std::function<caf::error()>& body);
+
   /// Appends per-epoch metrics, in one transaction.
   caf::error add_epochs(const std::vector<epoch_metrics>& metrics);
   caf::error add_outcome(const network_outcome& o,
@@ -95,6 +100,8 @@ private:
   caf::error exec(const std::string& sql);
   /// Runs `body` between BEGIN and COMMIT; rolls back when it fails.
   caf::error transaction(const std::function<caf::error()>& body);
+
+  bool in_transaction_ = false;
 
   sqlite3* db_;
   std::string path_;

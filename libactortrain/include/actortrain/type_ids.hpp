@@ -44,6 +44,8 @@ CAF_ADD_ATOM(actortrain, actortrain, failure_atom, "failure")
 CAF_ADD_ATOM(actortrain, actortrain, checkpoint_atom, "checkpoint")
 // trainer -> aggregator: the outcome of one network.
 CAF_ADD_ATOM(actortrain, actortrain, outcome_atom, "outcome")
+// aggregator -> itself: write the checkpoints and outcomes received so far.
+CAF_ADD_ATOM(actortrain, actortrain, flush_atom, "flush")
 // anyone -> scheduler / aggregator: ask for a status snapshot.
 CAF_ADD_ATOM(actortrain, actortrain, status_atom, "status")
 // aggregator -> coordinator: every network has an outcome.

@@ -13,34 +13,9 @@
 #include "actortrain/error.hpp"
 #include "actortrain/run.hpp"
 #include "actortrain/type_ids.hpp"
+#include "atomic_files.hpp"
 
 namespace actortrain {
-
-caf::error write_file_atomically(const std::string& path,
-                                 const std::vector<char>& bytes) {
-  auto tmp = path + ".tmp";
-  auto fail = [&](const char* what) {
-    return make_error(errc::io_failed, fmt::format("{}: {}: {}", path, what,
-                                                   std::strerror(errno)));
-  };
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0)
-    return fail("cannot create");
-  size_t done = 0;
-  while (done < bytes.size()) {
-    auto n = ::write(fd, bytes.data() + done, bytes.size() - done);
-    if (n < 0) {
-      ::close(fd);
-      return fail("cannot write");
-    }
-    done += static_cast<size_t>(n);
-  }
-  if (::fsync(fd) != 0 || ::close(fd) != 0)
-    return fail("cannot flush");
-  if (std::rename(tmp.c_str(), path.c_str()) != 0)
-    return fail("cannot rename into place");
-  return {};
-}
 
 namespace {
 
@@ -90,6 +65,122 @@ ensemble_result evaluate_ensemble(const dataset& d, const torch::Tensor& sum,
   return e;
 }
 
+void note(aggregator_actor* self, caf::error err) {
+  if (err && !self->state.storage_error)
+    self->state.storage_error = std::move(err);
+}
+
+// One transaction per batch: a commit per epoch costs the slots CPU time.
+void flush_epochs(aggregator_actor* self) {
+  auto& pending = self->state.pending_epochs;
+  if (pending.empty())
+    return;
+  note(self, self->state.config.store->add_epochs(pending));
+  pending.clear();
+}
+
+/// Writes the pending checkpoints and outcomes: first every file (made
+/// durable by one sync), then every record in one transaction, so a record
+/// never points to a file that is not on disk. Metrics go first, so a
+/// resumed run never lacks the epochs its checkpoint has done.
+void flush_files(aggregator_actor* self) {
+  auto& st = self->state;
+  const auto& cfg = st.config;
+  st.flush_scheduled = false;
+  flush_epochs(self);
+  auto checkpoints = std::move(st.pending_checkpoints);
+  auto outcomes = std::move(st.pending_outcomes);
+  st.pending_checkpoints.clear();
+  st.pending_outcomes.clear();
+  if (checkpoints.empty() && outcomes.empty())
+    return;
+  std::vector<file_write> files;
+  for (const auto& c : checkpoints)
+    files.push_back(
+        {fmt::format("{}/checkpoints/{}-step{}.ckpt", cfg.output_dir,
+                     cfg.specs.at(c.network_id).name, c.step),
+         &c.bytes});
+  // The predictions are kept beside the weights: a resumed run rebuilds the
+  // ensemble from them without retraining.
+  std::vector<std::vector<char>> predictions(outcomes.size());
+  std::vector<size_t> weights_file(outcomes.size(), files.size());
+  for (size_t i = 0; i < outcomes.size(); ++i) {
+    const auto& o = outcomes[i];
+    if (o.status != network_status::finished)
+      continue;
+    const auto& name = cfg.specs.at(o.network_id).name;
+    auto& p = predictions[i];
+    p.resize(o.test_predictions.size() * sizeof(float));
+    std::memcpy(p.data(), o.test_predictions.data(), p.size());
+    weights_file[i] = files.size();
+    files.push_back(
+        {fmt::format("{}/weights/{}.pt", cfg.output_dir, name), &o.weights});
+    files.push_back(
+        {fmt::format("{}/weights/{}.predictions", cfg.output_dir, name), &p});
+  }
+  auto errors = write_files_atomically(files);
+  std::vector<std::string> stale;
+  note(self, cfg.store->batch([&]() -> caf::error {
+    for (size_t i = 0; i < checkpoints.size(); ++i) {
+      if (errors[i]) {
+        note(self, std::move(errors[i]));
+        continue;
+      }
+      const auto& c = checkpoints[i];
+      auto old = cfg.store->add_checkpoint(c.network_id, c.step, files[i].path,
+                                           c.bytes);
+      if (!old)
+        note(self, old.error());
+      else
+        stale.insert(stale.end(), old->begin(), old->end());
+    }
+    for (size_t i = 0; i < outcomes.size(); ++i) {
+      auto& o = outcomes[i];
+      std::string weights_path;
+      if (o.status == network_status::finished) {
+        auto w = weights_file[i];
+        if (errors[w]) {
+          o.status = network_status::failed;
+          o.error = to_string_pretty(errors[w]);
+        } else {
+          weights_path = files[w].path;
+          note(self, std::move(errors[w + 1]));
+        }
+      }
+      note(self, cfg.store->add_outcome(o, weights_path));
+      // A done network needs its checkpoints no more.
+      if (auto old = cfg.store->drop_checkpoints(o.network_id))
+        stale.insert(stale.end(), old->begin(), old->end());
+    }
+    return {};
+  }));
+  // Only the two latest checkpoints of a network are kept.
+  for (auto& path : stale)
+    std::remove(path.c_str());
+  for (auto& o : outcomes) {
+    if (o.status == network_status::finished)
+      add_predictions(self, o.network_id, std::move(o.test_predictions));
+    else
+      ++st.failed;
+  }
+  if (st.finished + st.failed == static_cast<int64_t>(cfg.specs.size()))
+    self->send(cfg.listener, all_done_atom_v);
+}
+
+/// Pending files wait until the messages already queued are handled (a
+/// message to itself queues behind them), or until there are many.
+void schedule_flush(aggregator_actor* self) {
+  auto& st = self->state;
+  if (st.pending_checkpoints.size() + st.pending_outcomes.size() >= 256) {
+    flush_files(self);
+    return;
+  }
+  if (!st.flush_scheduled) {
+    st.flush_scheduled = true;
+    self->send(self, flush_atom_v);
+  }
+}
+
 } // namespace
 
 caf::behavior aggregator(caf::stateful_actor<aggregator_state>* self,
@@ -126,94 +217,35 @@ caf::behavior aggregator(caf::stateful_actor<aggregator_state>* self,
   st.failed = st.config.resumed_failed;
   if (st.finished + st.failed == static_cast<int64_t>(st.config.specs.size()))
     self->send(st.config.listener, all_done_atom_v);
-  auto note = [self](caf::error err) {
-    if (err && !self->state.storage_error)
-      self->state.storage_error = std::move(err);
-  };
-  // One transaction per batch: a commit per epoch costs the slots CPU time.
-  auto flush_epochs = [self, note] {
-    auto& pending = self->state.pending_epochs;
-    if (pending.empty())
-      return;
-    note(self->state.config.store->add_epochs(pending));
-    pending.clear();
-  };
   return {
       [=](failure_atom, uint64_t id, int64_t step, const std::string& why) {
-        flush_epochs();
-        note(self->state.config.store->add_error(id, step, why));
+        flush_epochs(self);
+        note(self, self->state.config.store->add_error(id, step, why));
       },
       [=](checkpoint_atom, uint64_t id, int64_t step,
-          const std::vector<char>& bytes) {
-        // Metrics up to the checkpoint are stored before it is recorded, so
-        // a resumed run never lacks the epochs its checkpoint has done.
-        flush_epochs();
-        const auto& cfg = self->state.config;
-        auto path = fmt::format("{}/checkpoints/{}-step{}.ckpt", cfg.output_dir,
-                                cfg.specs.at(id).name, step);
-        if (auto err = write_file_atomically(path, bytes)) {
-          note(std::move(err));
-          return;
-        }
-        auto stale = cfg.store->add_checkpoint(id, step, path, bytes);
-        if (!stale) {
-          note(stale.error());
-          return;
-        }
-        // Only the two latest checkpoints of a network are kept.
-        for (auto& old : *stale)
-          std::remove(old.c_str());
+          std::vector<char>& bytes) {
+        self->state.pending_checkpoints.push_back({id, step, std::move(bytes)});
+        schedule_flush(self);
       },
+      [=](flush_atom) { flush_files(self); },
       [=](schedule_atom, const std::vector<grant_record>& records) {
-        note(self->state.config.store->add_grants(records));
+        note(self, self->state.config.store->add_grants(records));
       },
       [=](epoch_atom, const epoch_metrics& m) {
         auto& pending = self->state.pending_epochs;
         pending.push_back(m);
         if (pending.size() >= epoch_batch)
-          flush_epochs();
+          flush_epochs(self);
       },
       [=](outcome_atom, network_outcome& o) {
-        flush_epochs();
-        auto& st = self->state;
-        const auto& cfg = st.config;
-        std::string weights_path;
-        if (o.status == network_status::finished) {
-          const auto& spec = cfg.specs.at(o.network_id);
-          weights_path =
-              fmt::format("{}/weights/{}.pt", cfg.output_dir, spec.name);
-          if (auto err = write_file_atomically(weights_path, o.weights)) {
-            o.status = network_status::failed;
-            o.error = to_string_pretty(err);
-            weights_path.clear();
-          }
-        }
-        note(cfg.store->add_outcome(o, weights_path));
-        // A done network needs its checkpoints no more.
-        if (auto stale = cfg.store->drop_checkpoints(o.network_id))
-          for (auto& path : *stale)
-            std::remove(path.c_str());
-        if (o.status == network_status::finished) {
-          // The predictions are kept beside the weights: a resumed run
-          // rebuilds the ensemble from them without retraining.
-          const auto& name = cfg.specs.at(o.network_id).name;
-          std::vector<char> bytes(o.test_predictions.size() * sizeof(float));
-          std::memcpy(bytes.data(), o.test_predictions.data(), bytes.size());
-          note(write_file_atomically(
-              fmt::format("{}/weights/{}.predictions", cfg.output_dir, name),
-              bytes));
-          add_predictions(self, o.network_id, o.test_predictions);
-        } else {
-          ++st.failed;
-        }
-        if (st.finished + st.failed == static_cast<int64_t>(cfg.specs.size()))
-          self->send(cfg.listener, all_done_atom_v);
+        self->state.pending_outcomes.push_back(std::move(o));
+        schedule_flush(self);
       },
       [=](status_atom) {
         return caf::make_message(self->state.finished, self->state.failed);
       },
       [=](finish_atom, bool interrupted) -> caf::result<run_result> {
-        flush_epochs();
+        flush_files(self);
         auto& st = self->state;
         const auto& cfg = st.config;
         auto wall = std::chrono::duration<double>(
@@ -231,12 +263,12 @@ caf::behavior aggregator(caf::stateful_actor<aggregator_state>* self,
                                      st.prediction_counts[g],
                                      overall ? -1 : static_cast<int64_t>(g),
                                      overall ? "all" : cfg.group_labels[g]);
-          note(cfg.store->add_ensemble(e));
+          note(self, cfg.store->add_ensemble(e));
         }
         auto status = interrupted      ? "interrupted"
                       : st.failed == 0 ? "finished"
                                        : "finished_with_failures";
-        note(cfg.store->end_run(status, wall));
+        note(self, cfg.store->end_run(status, wall));
         if (st.storage_error)
           return st.storage_error;
         auto result = cfg.store->read();

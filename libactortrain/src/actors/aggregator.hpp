@@ -41,6 +41,16 @@ struct aggregator_state {
   /// Epoch metrics not yet written: they go to the store in batches, and
   /// always before an outcome, so a network's row never precedes its epochs.
   std::vector<epoch_metrics> pending_epochs;
+  /// Checkpoints and outcomes not yet written: written together (one file
+  /// system sync, one transaction) once the mailbox holds no more of them.
+  struct pending_checkpoint {
+    uint64_t network_id = 0;
+    int64_t step = 0;
+    std::vector<char> bytes;
+  };
+  std::vector<pending_checkpoint> pending_checkpoints;
+  std::vector<network_outcome> pending_outcomes;
+  bool flush_scheduled = false;
   /// The first storage error; the run reports it at the end.
   caf::error storage_error;
   std::chrono::steady_clock::time_point started;
@@ -50,15 +60,13 @@ struct aggregator_state {
 /// Collects per-epoch metrics and outcomes into the results store and the
 /// weights folder, and evaluates the ensembles at the end. The only writer of
 /// the store. Spawned detached: disk I/O never blocks the cooperative threads.
+/// Checkpoints and outcomes that arrive together are written together.
 /// Handles (epoch_atom, epoch_metrics), (outcome_atom, network_outcome),
+/// (checkpoint_atom, id, step, bytes), (failure_atom, id, step, reason),
 /// (schedule_atom, std::vector<grant_record>),
 /// (status_atom) -> (finished, failed) and (finish_atom, interrupted) ->
 /// run_result.
 caf::behavior aggregator(caf::stateful_actor<aggregator_state>* self,
                          aggregator_config config);
-
-/// Writes `bytes` to `path` atomically: a temporary file, fsync, rename.
-caf::error write_file_atomically(const std::string& path,
-                                 const std::vector<char>& bytes);
 
 } // namespace actortrain

@@ -1,0 +1,211 @@
+// The C++ systems of the peer benchmark suite (benchmarks/run_peers.py runs
+// them side by side with the Python peers): a hand-written LibTorch loop,
+// and actortrain's whole run() unfused and fused. Trains one workload of
+// peers/workloads.json and prints one JSON line: network-steps, seconds,
+// peak memory.
+//
+// usage: bench_peer_workloads {cpp|actortrain-unfused|actortrain-fused}
+//                             WORKLOAD [threads=2]
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <sys/resource.h>
+
+#include <actortrain/actortrain.hpp>
+#include <actortrain/dataset.hpp>
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
+
+using namespace actortrain;
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+namespace {
+
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0)
+      .count();
+}
+
+double peak_mb() {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  return static_cast<double>(usage.ru_maxrss) / 1024.0;
+}
+
+data_options data_for(const std::string& name) {
+  data_options d;
+  if (name == "digits") {
+    d.format = "csv";
+    d.train = "/usr/lib/python3/dist-packages/sklearn/datasets/data/"
+              "digits.csv.gz";
+    d.label_column = -1;
+    d.header = "no";
+    d.test_fraction = 0.2;
+    return d;
+  }
+  const std::string dir = "/usr/share/datasets/fashion-mnist/";
+  d.format = "idx";
+  d.train = dir + "train-images-idx3-ubyte.gz";
+  d.train_labels = dir + "train-labels-idx1-ubyte.gz";
+  d.test = dir + "t10k-images-idx3-ubyte.gz";
+  d.test_labels = dir + "t10k-labels-idx1-ubyte.gz";
+  return d;
+}
+
+network_config config_for(const json& w, const json& arch) {
+  network_config c;
+  c.model.kind = arch["kind"];
+  c.model.hidden = arch["hidden"].get<std::vector<int64_t>>();
+  if (arch.contains("channels"))
+    c.model.channels = arch["channels"].get<std::vector<int64_t>>();
+  c.optimizer.kind = "adam";
+  c.optimizer.lr = 1e-3;
+  c.train.networks = arch["networks"];
+  c.train.epochs = w["epochs"];
+  c.train.batch_size = w["batch_size"];
+  // As the peers: one test-set evaluation at the end, no checkpoints.
+  c.train.eval_every = 0;
+  c.train.checkpoint_every = 0;
+  return c;
+}
+
+/// The workload through actortrain's run(): data loading, store, actors,
+/// scheduling, weights files and results included.
+json with_actortrain(const json& w, bool fuse, int64_t threads) {
+  experiment exp;
+  exp.name = "peer-workload";
+  exp.data = data_for(w["data"]);
+  exp.data.partition = w["partition"];
+  for (const auto& arch : w["archs"]) {
+    auto c = config_for(w, arch);
+    c.train.fuse = fuse ? train_options::fuse_auto : train_options::fuse_off;
+    exp.variants.push_back(c);
+  }
+  exp.base = exp.variants.front();
+  exp.scheduler.slots = threads;
+  exp.scheduler.threads_per_slot = 1;
+  auto dir = fs::temp_directory_path() /
+             fmt::format("actortrain-peers-{}", ::getpid());
+  fs::remove_all(dir);
+  run_options opts;
+  opts.output_dir = dir.string();
+  auto t0 = std::chrono::steady_clock::now();
+  auto result = run(exp, opts);
+  auto seconds = seconds_since(t0);
+  fs::remove_all(dir);
+  if (!result) {
+    std::fprintf(stderr, "%s\n", to_string_pretty(result.error()).c_str());
+    std::exit(1);
+  }
+  int64_t steps = 0;
+  for (const auto& n : result->networks)
+    steps += n.steps;
+  return {{"network_steps", steps}, {"seconds", seconds}};
+}
+
+torch::nn::Sequential build(const json& arch, const dataset& d) {
+  torch::nn::Sequential net;
+  int64_t in = d.features();
+  if (arch["kind"] == "cnn") {
+    auto c = d.feature_shape[0];
+    auto h = d.feature_shape[1];
+    auto w = d.feature_shape[2];
+    for (int64_t out : arch["channels"]) {
+      net->push_back(
+          torch::nn::Conv2d(torch::nn::Conv2dOptions(c, out, 3).padding(1)));
+      net->push_back(torch::nn::ReLU());
+      net->push_back(torch::nn::MaxPool2d(torch::nn::MaxPool2dOptions(2)));
+      c = out;
+      h /= 2;
+      w /= 2;
+    }
+    in = c * h * w;
+  }
+  net->push_back(torch::nn::Flatten());
+  for (int64_t width : arch["hidden"]) {
+    net->push_back(torch::nn::Linear(in, width));
+    net->push_back(torch::nn::ReLU());
+    in = width;
+  }
+  net->push_back(torch::nn::Linear(in, d.classes));
+  return net;
+}
+
+/// The hand-written loop: each network in turn, LibTorch's intra-op threads.
+json hand_written(const json& w, int64_t threads) {
+  auto opts = data_for(w["data"]);
+  auto loaded = load_dataset(opts);
+  if (!loaded) {
+    std::fprintf(stderr, "%s\n", to_string_pretty(loaded.error()).c_str());
+    std::exit(1);
+  }
+  const auto& d = **loaded;
+  at::set_num_threads(static_cast<int>(threads));
+  int64_t batch = w["batch_size"];
+  int64_t epochs = w["epochs"];
+  auto n_train = d.train_x.size(0);
+  int64_t steps = 0;
+  uint64_t seed = 0;
+  auto t0 = std::chrono::steady_clock::now();
+  for (const auto& arch : w["archs"]) {
+    int64_t n = arch["networks"];
+    for (int64_t i = 0; i < n; ++i, ++seed) {
+      torch::manual_seed(seed);
+      auto shard = w["partition"] == "contiguous"
+                       ? torch::arange(i * n_train / n, (i + 1) * n_train / n)
+                       : torch::arange(n_train);
+      auto net = build(arch, d);
+      torch::optim::Adam opt(net->parameters(), torch::optim::AdamOptions(1e-3));
+      for (int64_t e = 0; e < epochs; ++e) {
+        auto order = shard.index_select(0, torch::randperm(shard.size(0)));
+        for (int64_t s = 0; s < order.size(0); s += batch) {
+          auto idx = order.slice(0, s, s + batch);
+          opt.zero_grad();
+          auto loss = torch::nn::functional::cross_entropy(
+              net->forward(d.train_x.index_select(0, idx)),
+              d.train_y.index_select(0, idx));
+          loss.backward();
+          opt.step();
+          ++steps;
+        }
+      }
+      torch::NoGradGuard no_grad;
+      net->forward(d.test_x).argmax(1).eq(d.test_y).to(torch::kFloat).mean();
+    }
+  }
+  return {{"network_steps", steps}, {"seconds", seconds_since(t0)}};
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 3) {
+    std::fprintf(stderr, "usage: %s {cpp|actortrain-unfused|actortrain-fused} "
+                         "WORKLOAD [threads=2]\n",
+                 argv[0]);
+    return 2;
+  }
+  std::string system = argv[1];
+  std::string name = argv[2];
+  int64_t threads = argc > 3 ? std::stoll(argv[3]) : 2;
+  std::ifstream in{std::string{ACTORTRAIN_SOURCE_DIR} +
+                   "/benchmarks/peers/workloads.json"};
+  auto w = json::parse(in).at(name);
+  json result;
+  if (system == "cpp")
+    result = hand_written(w, threads);
+  else if (system == "actortrain-unfused" || system == "actortrain-fused")
+    result = with_actortrain(w, system == "actortrain-fused", threads);
+  else
+    return 2;
+  result["system"] = system;
+  result["workload"] = name;
+  result["peak_mb"] = peak_mb();
+  std::printf("%s\n", result.dump().c_str());
+  return 0;
+}
