@@ -160,7 +160,8 @@ json hand_written(const json& w, int64_t threads) {
                        ? torch::arange(i * n_train / n, (i + 1) * n_train / n)
                        : torch::arange(n_train);
       auto net = build(arch, d);
-      torch::optim::Adam opt(net->parameters(), torch::optim::AdamOptions(1e-3));
+      torch::optim::Adam opt(net->parameters(),
+                             torch::optim::AdamOptions(1e-3));
       for (int64_t e = 0; e < epochs; ++e) {
         auto order = shard.index_select(0, torch::randperm(shard.size(0)));
         for (int64_t s = 0; s < order.size(0); s += batch) {
@@ -185,8 +186,9 @@ json hand_written(const json& w, int64_t threads) {
 
 int main(int argc, char** argv) {
   if (argc < 3) {
-    std::fprintf(stderr, "usage: %s {cpp|actortrain-unfused|actortrain-fused} "
-                         "WORKLOAD [threads=2]\n",
+    std::fprintf(stderr,
+                 "usage: %s {cpp|actortrain-unfused|actortrain-fused} "
+                 "WORKLOAD [threads=2]\n",
                  argv[0]);
     return 2;
   }

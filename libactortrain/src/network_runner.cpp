@@ -91,16 +91,19 @@ void network_runner::end_quantum(const quantum_mark& mark,
       std::max(0.0, st_.train_seconds - mark.train_seconds);
 }
 
-void network_runner::guarded(quantum_outcome& out,
-                             const std::function<void()>& f) {
+void network_runner::on_exception(quantum_outcome& out, std::exception_ptr e) {
   try {
-    f();
+    std::rethrow_exception(e);
   } catch (const non_finite_loss& e) {
     on_failure(out, e.what());
   } catch (const std::exception& e) {
     on_failure(out, fmt::format("learner failed at epoch {}, step {}: {}",
                                 st_.step / steps_per_epoch_ + 1, st_.step,
                                 describe(e)));
+  } catch (...) {
+    on_failure(out, fmt::format("learner failed at epoch {}, step {} with "
+                                "an unknown exception",
+                                st_.step / steps_per_epoch_ + 1, st_.step));
   }
 }
 

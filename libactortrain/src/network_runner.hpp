@@ -2,6 +2,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <exception>
 #include <functional>
 #include <limits>
 #include <memory>
@@ -87,7 +88,15 @@ private:
   /// Fills the outcome's progress, with what changed since `mark`.
   void end_quantum(const quantum_mark& mark, quantum_outcome& out) const;
   /// Runs `f`; a failure is retried or ends the network (see run_quantum).
-  void guarded(quantum_outcome& out, const std::function<void()>& f);
+  template <class F> void guarded(quantum_outcome& out, F&& f) {
+    try {
+      f();
+    } catch (...) {
+      on_exception(out, std::current_exception());
+    }
+  }
+  /// Retries or fails the network for the exception `e`.
+  void on_exception(quantum_outcome& out, std::exception_ptr e);
   /// Ends a quantum: finishes the network when `reason` is not empty,
   /// otherwise checkpoints when one is due.
   void conclude(const quantum_limits& limits, const std::string& reason,

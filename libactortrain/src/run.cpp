@@ -7,9 +7,13 @@
 #include <fstream>
 #include <iterator>
 #include <map>
+#include <mutex>
 #include <optional>
 #include <sys/file.h>
 #include <unistd.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 #include <caf/actor_system.hpp>
 #include <caf/actor_system_config.hpp>
@@ -162,9 +166,26 @@ caf::error prepare_resume(const experiment& exp, run_plan& plan,
 
 } // namespace
 
+namespace {
+
+/// See run_options::tune_allocator.
+void tune_allocator() {
+#ifdef __GLIBC__
+  static std::once_flag once;
+  std::call_once(once, [] {
+    mallopt(M_MMAP_THRESHOLD, 32 * 1024 * 1024);
+    mallopt(M_TRIM_THRESHOLD, 256 * 1024 * 1024);
+  });
+#endif
+}
+
+} // namespace
+
 caf::expected<run_result> run(const experiment& exp, run_options opts) {
   if (auto err = exp.validate())
     return err;
+  if (opts.tune_allocator)
+    tune_allocator();
   auto data = load_dataset(exp.data);
   if (!data)
     return data.error();

@@ -47,6 +47,12 @@ struct run_options {
   /// in flight end and are checkpointed, nothing new starts, the store is
   /// closed, and run() returns errc::run_aborted saying how to resume.
   std::shared_ptr<std::atomic<bool>> stop;
+  /// Raise glibc's malloc thresholds for the whole process (mmap 32 MiB,
+  /// trim 256 MiB) before training: the tensors of each training step are
+  /// then reused instead of mapped and unmapped every step, which made fused
+  /// steps a third faster (docs/benchmarks.md). The process keeps up to
+  /// 256 MiB of freed memory; set false to leave malloc as it is.
+  bool tune_allocator = true;
 };
 
 /// Runs an experiment to completion and returns its results. Bad input is

@@ -191,33 +191,32 @@ torch::Tensor activate(layer::kind_t kind, const torch::Tensor& h) {
 
 torch::Tensor fused_model::forward(const torch::Tensor& x) const {
   auto b = x.size(1);
-  torch::Tensor h;
-  // Images travel as [B, K * C, H, W] (one grouped convolution covers every
-  // member), features as [K, B, F] (one batched matrix product).
-  bool image = layers_.front().kind == layer::conv;
-  if (image) {
-    auto s = x.sizes();
-    h = x.transpose(0, 1).reshape({b, k_ * s[2], s[3], s[4]});
-  } else {
-    h = x.reshape({k_, b, -1});
-  }
+  // Images travel as [K, B, C, H, W] and each member convolves its own (one
+  // grouped convolution is slower on CPU than K small ones); everything else
+  // is one operation for all members: features as [K, B, F] through batched
+  // matrix products.
+  auto h = layers_.front().kind == layer::conv ? x : x.reshape({k_, b, -1});
   for (const auto& l : layers_) {
     switch (l.kind) {
     case layer::conv: {
       const auto& w = params_[l.param];
-      auto ws = w.sizes();
-      h = torch::conv2d(h, w.reshape({k_ * ws[1], ws[2], ws[3], ws[4]}),
-                        params_[l.param + 1].reshape({-1}), 1,
-                        {ws[3] / 2, ws[4] / 2}, 1, k_);
+      const auto& bias = params_[l.param + 1];
+      std::vector<torch::Tensor> outs;
+      outs.reserve(static_cast<size_t>(k_));
+      for (int64_t k = 0; k < k_; ++k)
+        outs.push_back(torch::conv2d(h[k], w[k], bias[k], 1,
+                                     {w.size(3) / 2, w.size(4) / 2}));
+      h = torch::stack(outs);
       break;
     }
-    case layer::pool:
-      h = torch::max_pool2d(h, 2);
+    case layer::pool: {
+      auto s = h.sizes().vec();
+      auto pooled = torch::max_pool2d(h.reshape({k_ * b, s[2], s[3], s[4]}), 2);
+      h = pooled.view({k_, b, s[2], pooled.size(2), pooled.size(3)});
       break;
+    }
     case layer::flatten:
-      h = image ? h.reshape({b, k_, -1}).transpose(0, 1)
-                : h.reshape({k_, b, -1});
-      image = false;
+      h = h.reshape({k_, b, -1});
       break;
     case layer::linear:
       h = torch::baddbmm(params_[l.param + 1].unsqueeze(1), h,

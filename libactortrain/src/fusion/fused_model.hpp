@@ -14,12 +14,14 @@ struct fused_layer;
 
 /// K built-in networks of one shape trained as one batched model: weights
 /// stacked along a leading member dimension, linear layers as batched
-/// matrix products (baddbmm), convolutions as one grouped convolution, one
-/// backward pass for the sum of the members' losses (each member's gradient
-/// is its own), and an optimizer (SGD with momentum, Adam, AdamW) that
-/// applies each member's learning rate, momentum and weight decay, and keeps
-/// each member's step count. Every member computes exactly what its unfused
-/// network would, up to floating-point summation order.
+/// matrix products (baddbmm), activations, pooling and the loss as one
+/// operation each, one backward pass for the sum of the members' losses
+/// (each member's gradient is its own), and an optimizer (SGD with momentum,
+/// Adam, AdamW) that applies each member's learning rate, momentum and weight
+/// decay, and keeps each member's step count. Convolutions stay one per
+/// member: LibTorch's grouped convolution is slower than K small ones on CPU.
+/// Every member computes what its unfused network would: bit for bit where
+/// the members share their hyperparameters, else up to rounding.
 class fused_model {
 public:
   /// Stacks the weights and optimizer state of `members` (built-in learners
