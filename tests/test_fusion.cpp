@@ -343,6 +343,9 @@ TEST_CASE("groups: auto spreads each shape over the slots, K caps groups") {
   REQUIRE(groups.size() == 3);
   CHECK(groups[0].size() == 4);
   CHECK(groups[2].size() == 2);
+  // Auto leaves large networks alone; an explicit K fuses them.
+  CHECK(plan_groups({{"a", 0, 1, 1e5}, {"a", 0, 1, 1e5}}, 1, 1e9).size() == 2);
+  CHECK(plan_groups({{"a", 2, 1, 1e5}, {"a", 2, 1, 1e5}}, 1, 1e9).size() == 1);
   // Off, a learner of the user's own (no signature), and mixed shapes.
   std::vector<fusion_candidate> mixed{
       {"a", 0, 1}, {"b", 0, 1}, {"a", 0, 1}, {"", 0, 1}, {"a", 1, 1}};

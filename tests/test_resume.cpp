@@ -20,6 +20,7 @@
 #include "actortrain/learner.hpp"
 #include "actortrain/run.hpp"
 #include "actortrain/store.hpp"
+#include "atomic_files.hpp"
 #include "test_support.hpp"
 
 using namespace actortrain;
@@ -356,4 +357,23 @@ TEST_CASE("retries can lower the learning rate until training is stable") {
   REQUIRE(plain);
   CHECK(plain->count(network_status::failed) == 2);
   CHECK(plain->networks[0].error.find("non-finite loss") != std::string::npos);
+}
+
+TEST_CASE("files written together: each whole, one failing names its path") {
+  temp_dir dir;
+  std::vector<char> a(1000, 'a');
+  std::vector<char> b(3, 'b');
+  auto errors = write_files_atomically(
+      {{dir / "a.bin", &a}, {dir / "missing/b.bin", &b}, {dir / "c.bin", &b}});
+  REQUIRE(errors.size() == 3);
+  CHECK_FALSE(errors[0]);
+  CHECK_FALSE(errors[2]);
+  REQUIRE(errors[1]);
+  CHECK(to_string_pretty(errors[1]).find("missing/b.bin") != std::string::npos);
+  std::ifstream in{dir / "a.bin", std::ios::binary};
+  CHECK(std::vector<char>{std::istreambuf_iterator<char>{in}, {}} == a);
+  CHECK(fs::file_size(dir / "c.bin") == 3);
+  // No temporary files are left behind.
+  for (auto& e : fs::directory_iterator(dir.path()))
+    CHECK(e.path().extension() != ".tmp");
 }

@@ -55,10 +55,18 @@ double builtin_model_cost(const model_options& m, const dataset& d) {
   return macs + in * static_cast<double>(d.outputs());
 }
 
-double builtin_model_bytes(const model_options& m, const dataset& d,
-                           int64_t batch_size) {
-  double params = 0;
-  double activations = static_cast<double>(d.features());
+namespace {
+
+/// Parameters of the built-in model, and activations per sample that the
+/// backward pass keeps.
+struct model_size {
+  double parameters = 0;
+  double activations = 0;
+};
+
+model_size size_of(const model_options& m, const dataset& d) {
+  model_size size;
+  size.activations = static_cast<double>(d.features());
   auto in = static_cast<double>(d.features());
   if (m.kind == "cnn" && d.is_image()) {
     auto c = static_cast<double>(d.feature_shape[0]);
@@ -66,28 +74,41 @@ double builtin_model_bytes(const model_options& m, const dataset& d,
     auto w = d.feature_shape[2];
     for (auto out : m.channels) {
       auto o = static_cast<double>(out);
-      params += c * o * 9.0 + o;
+      size.parameters += c * o * 9.0 + o;
       // Convolution output, activation, pooled output.
-      activations += 2.0 * o * static_cast<double>(h * w);
+      size.activations += 2.0 * o * static_cast<double>(h * w);
       h /= 2;
       w /= 2;
-      activations += o * static_cast<double>(h * w);
+      size.activations += o * static_cast<double>(h * w);
       c = o;
     }
     in = c * static_cast<double>(h * w);
   }
   for (auto width : m.hidden) {
     auto o = static_cast<double>(width);
-    params += in * o + o;
-    activations += 2.0 * o;
+    size.parameters += in * o + o;
+    size.activations += 2.0 * o;
     in = o;
   }
   auto outputs = static_cast<double>(d.outputs());
-  params += in * outputs + outputs;
-  activations += outputs;
-  // Activations twice: forward values and their gradients.
-  return 4.0 *
-         (4.0 * params + 2.0 * static_cast<double>(batch_size) * activations);
+  size.parameters += in * outputs + outputs;
+  size.activations += outputs;
+  return size;
+}
+
+} // namespace
+
+double builtin_model_parameters(const model_options& m, const dataset& d) {
+  return size_of(m, d).parameters;
+}
+
+double builtin_model_bytes(const model_options& m, const dataset& d,
+                           int64_t batch_size) {
+  auto size = size_of(m, d);
+  // Weights, gradients and two optimizer buffers; activations twice: forward
+  // values and their gradients.
+  return 4.0 * (4.0 * size.parameters +
+                2.0 * static_cast<double>(batch_size) * size.activations);
 }
 
 void init_parameters(torch::nn::Module& module, torch::Generator& generator) {

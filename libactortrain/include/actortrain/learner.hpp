@@ -75,6 +75,9 @@ std::unique_ptr<learner> make_builtin_learner(const learner_context& ctx);
 /// a cost hint for scheduling networks that have not run yet.
 double builtin_model_cost(const model_options& m, const dataset& data);
 
+/// Number of parameters of the built-in model.
+double builtin_model_parameters(const model_options& m, const dataset& data);
+
 /// Bytes the built-in model needs to train on batches of `batch_size`:
 /// weights, gradients and two optimizer buffers, and the activations kept for
 /// the backward pass (an estimate, for sizing fused groups).

@@ -131,6 +131,7 @@ std::vector<std::shared_ptr<network_group>> make_groups(run_plan& plan,
                                 c.model.activation, c.optimizer.kind,
                                 c.train.batch_size, samples, c.train.fuse);
       f.bytes = builtin_model_bytes(c.model, *plan.data, c.train.batch_size);
+      f.parameters = builtin_model_parameters(c.model, *plan.data);
     }
     candidates.push_back(std::move(f));
   }

@@ -15,7 +15,8 @@ plan_groups(const std::vector<fusion_candidate>& nets, int64_t slots,
   std::vector<std::vector<size_t>> kinds;
   for (size_t i = 0; i < nets.size(); ++i) {
     const auto& n = nets[i];
-    if (n.signature.empty() || n.fuse == 1) {
+    bool too_big = n.fuse == 0 && n.parameters > auto_fuse_max_parameters;
+    if (n.signature.empty() || n.fuse == 1 || too_big) {
       groups.push_back({i});
       continue;
     }
