@@ -327,24 +327,31 @@ TEST_CASE("a checkpoint taken fused resumes unfused, and the other way") {
 }
 
 TEST_CASE("groups: auto spreads each shape over the slots, K caps groups") {
-  std::vector<fusion_candidate> same(256, {"mlp", 0, 1000});
+  std::vector<fusion_candidate> same(64, {"mlp", 0, 1000});
   auto groups = plan_groups(same, 2, 1e9);
   REQUIRE(groups.size() == 2);
-  CHECK(groups[0].size() == 128);
-  CHECK(groups[1].size() == 128);
-  CHECK(groups[1].front() == 128);
+  CHECK(groups[0].size() == 32);
+  CHECK(groups[1].size() == 32);
+  CHECK(groups[1].front() == 32);
+  // At most 32 per group.
+  same.assign(256, {"mlp", 0, 1000});
+  groups = plan_groups(same, 2, 1e9);
+  CHECK(groups.size() == 8);
   // Fewer networks than slots: one each.
   CHECK(plan_groups({{"a", 0, 1}, {"a", 0, 1}}, 4, 1e9).size() == 2);
   // A group must fit the slot's memory.
-  CHECK(plan_groups(same, 2, 1000.0 * 32).size() == 8);
+  CHECK(plan_groups(same, 2, 1000.0 * 16).size() == 16);
   // An explicit K.
   std::vector<fusion_candidate> ten(10, {"mlp", 4, 1000});
   groups = plan_groups(ten, 2, 1e9);
   REQUIRE(groups.size() == 3);
   CHECK(groups[0].size() == 4);
   CHECK(groups[2].size() == 2);
-  // Auto leaves large networks alone; an explicit K fuses them.
+  // Auto leaves large and convolutional networks alone; an explicit K fuses
+  // them.
   CHECK(plan_groups({{"a", 0, 1, 1e5}, {"a", 0, 1, 1e5}}, 1, 1e9).size() == 2);
+  CHECK(plan_groups({{"c", 0, 1, 10, true}, {"c", 0, 1, 10, true}}, 1, 1e9)
+            .size() == 2);
   CHECK(plan_groups({{"a", 2, 1, 1e5}, {"a", 2, 1, 1e5}}, 1, 1e9).size() == 1);
   // Off, a learner of the user's own (no signature), and mixed shapes.
   std::vector<fusion_candidate> mixed{

@@ -132,6 +132,7 @@ std::vector<std::shared_ptr<network_group>> make_groups(run_plan& plan,
                                 c.train.batch_size, samples, c.train.fuse);
       f.bytes = builtin_model_bytes(c.model, *plan.data, c.train.batch_size);
       f.parameters = builtin_model_parameters(c.model, *plan.data);
+      f.convolutional = c.model.kind == "cnn";
     }
     candidates.push_back(std::move(f));
   }

@@ -15,8 +15,10 @@ plan_groups(const std::vector<fusion_candidate>& nets, int64_t slots,
   std::vector<std::vector<size_t>> kinds;
   for (size_t i = 0; i < nets.size(); ++i) {
     const auto& n = nets[i];
-    bool too_big = n.fuse == 0 && n.parameters > auto_fuse_max_parameters;
-    if (n.signature.empty() || n.fuse == 1 || too_big) {
+    bool not_worth_it =
+        n.fuse == 0 &&
+        (n.parameters > auto_fuse_max_parameters || n.convolutional);
+    if (n.signature.empty() || n.fuse == 1 || not_worth_it) {
       groups.push_back({i});
       continue;
     }
@@ -33,8 +35,9 @@ plan_groups(const std::vector<fusion_candidate>& nets, int64_t slots,
       count = (n + fuse - 1) / fuse;
     } else {
       auto bytes = std::max(1.0, nets[members.front()].bytes);
-      auto fits = std::max<int64_t>(
-          1, static_cast<int64_t>(std::floor(slot_bytes / bytes)));
+      auto fits = std::min(auto_fuse_max_group,
+                           std::max<int64_t>(1, static_cast<int64_t>(std::floor(
+                                                    slot_bytes / bytes))));
       count = std::max(std::min(std::max<int64_t>(1, slots), n),
                        (n + fits - 1) / fits);
     }

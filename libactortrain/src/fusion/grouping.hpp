@@ -19,6 +19,8 @@ struct fusion_candidate {
   double bytes = 0;
   /// Its number of parameters.
   double parameters = 0;
+  /// Whether it has convolutions.
+  bool convolutional = false;
 };
 
 /// With `fuse = "auto"`, networks with more parameters than this train
@@ -29,14 +31,22 @@ struct fusion_candidate {
 /// parameters, 1.17x at 34k-38k, 1.0x at 50k, 0.9x at 100k.
 constexpr double auto_fuse_max_parameters = 40000;
 
+/// With `fuse = "auto"`, groups hold at most this many networks: beyond it
+/// fused steps gain nothing more (K = 32 and K = 128 tiny MLPs step equally
+/// fast per network), while smaller groups let the scheduler balance the
+/// slots at the end of a run.
+constexpr int64_t auto_fuse_max_group = 32;
+
 /// Splits networks into trainer groups, each a list of indices into `nets`
 /// in ascending order; groups are ordered by their first index.
 ///
 /// With `fuse` = K, networks of one signature go in groups of K (the last
 /// may be smaller). With auto, networks of up to auto_fuse_max_parameters
 /// parameters are spread evenly over as many groups as there are slots (so
-/// every slot has a group to run), or more when a group would not fit in
-/// `slot_bytes`; larger ones train alone.
+/// every slot has a group to run), or more when a group would exceed
+/// auto_fuse_max_group networks or `slot_bytes`; larger networks and
+/// convolutional ones (whose fused steps are slower on CPU: docs/fusion.md)
+/// train alone.
 std::vector<std::vector<size_t>>
 plan_groups(const std::vector<fusion_candidate>& nets, int64_t slots,
             double slot_bytes);
