@@ -5,7 +5,7 @@
 // peak memory.
 //
 // usage: bench_peer_workloads {cpp|actortrain-unfused|actortrain-fused}
-//                             WORKLOAD [threads=2]
+//                             WORKLOAD [threads=2] [keep_output_dir]
 
 #include <chrono>
 #include <cstdio>
@@ -76,7 +76,8 @@ network_config config_for(const json& w, const json& arch) {
 
 /// The workload through actortrain's run(): data loading, store, actors,
 /// scheduling, weights files and results included.
-json with_actortrain(const json& w, bool fuse, int64_t threads) {
+json with_actortrain(const json& w, bool fuse, int64_t threads,
+                     const std::string& keep) {
   experiment exp;
   exp.name = "peer-workload";
   exp.data = data_for(w["data"]);
@@ -89,15 +90,17 @@ json with_actortrain(const json& w, bool fuse, int64_t threads) {
   exp.base = exp.variants.front();
   exp.scheduler.slots = threads;
   exp.scheduler.threads_per_slot = 1;
-  auto dir = fs::temp_directory_path() /
-             fmt::format("actortrain-peers-{}", ::getpid());
+  auto dir = keep.empty() ? fs::temp_directory_path() /
+                                fmt::format("actortrain-peers-{}", ::getpid())
+                          : fs::path{keep};
   fs::remove_all(dir);
   run_options opts;
   opts.output_dir = dir.string();
   auto t0 = std::chrono::steady_clock::now();
   auto result = run(exp, opts);
   auto seconds = seconds_since(t0);
-  fs::remove_all(dir);
+  if (keep.empty())
+    fs::remove_all(dir);
   if (!result) {
     std::fprintf(stderr, "%s\n", to_string_pretty(result.error()).c_str());
     std::exit(1);
@@ -188,13 +191,15 @@ int main(int argc, char** argv) {
   if (argc < 3) {
     std::fprintf(stderr,
                  "usage: %s {cpp|actortrain-unfused|actortrain-fused} "
-                 "WORKLOAD [threads=2]\n",
+                 "WORKLOAD [threads=2] [keep_output_dir]\n",
                  argv[0]);
     return 2;
   }
   std::string system = argv[1];
   std::string name = argv[2];
   int64_t threads = argc > 3 ? std::stoll(argv[3]) : 2;
+  // actortrain's results stay there for `actortrain results DIR`.
+  std::string keep = argc > 4 ? argv[4] : "";
   std::ifstream in{std::string{ACTORTRAIN_SOURCE_DIR} +
                    "/benchmarks/peers/workloads.json"};
   auto w = json::parse(in).at(name);
@@ -202,7 +207,7 @@ int main(int argc, char** argv) {
   if (system == "cpp")
     result = hand_written(w, threads);
   else if (system == "actortrain-unfused" || system == "actortrain-fused")
-    result = with_actortrain(w, system == "actortrain-fused", threads);
+    result = with_actortrain(w, system == "actortrain-fused", threads, keep);
   else
     return 2;
   result["system"] = system;

@@ -4,6 +4,7 @@
 
 #include <doctest/doctest.h>
 
+#include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <map>
@@ -418,4 +419,33 @@ TEST_CASE("a fused run stores what an unfused run stores") {
   auto grants = (*store)->grants();
   REQUIRE(static_cast<bool>(grants));
   CHECK(grants->size() == 2 * 3);
+}
+
+TEST_CASE("the examples parse, and the fused digits swarm trains") {
+  namespace fs = std::filesystem;
+  const std::string examples = std::string{ACTORTRAIN_SOURCE_DIR} + "/examples";
+  for (const auto& e : fs::directory_iterator(examples)) {
+    auto toml = e.path() / "experiment.toml";
+    if (!fs::exists(toml))
+      continue;
+    auto exp = load_experiment(toml.string());
+    CHECK_MESSAGE(static_cast<bool>(exp), toml.string());
+  }
+  auto exp = load_experiment(examples + "/digits_swarm/experiment.toml");
+  REQUIRE(static_cast<bool>(exp));
+  for (auto& v : exp->variants)
+    v.train.epochs = 2;
+  temp_dir dir;
+  run_options opts;
+  opts.output_dir = dir / "out";
+  auto result = run(*exp, opts);
+  REQUIRE(static_cast<bool>(result));
+  CHECK(result->count(network_status::finished) == 256);
+  CHECK(result->overall_ensemble()->accuracy > 0.85);
+  // 8 fused groups of 32 (learning rates mixed), one quantum per epoch.
+  auto store = results_store::open(dir / "out/results.db");
+  REQUIRE(static_cast<bool>(store));
+  auto grants = (*store)->grants();
+  REQUIRE(static_cast<bool>(grants));
+  CHECK(grants->size() == 8 * 2);
 }
