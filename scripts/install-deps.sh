@@ -13,6 +13,7 @@ packages=(
   dataset-fashion-mnist # the flagship example's data
   python3-torch         # tests that Python PyTorch loads saved weights
   python3-sklearn       # the iris / digits / wine CSV files of the CSV example
+  openssl               # the TLS tests make their certificates with it
 )
 
 missing=()

@@ -1,12 +1,20 @@
 #include "test_support.hpp"
 
 #include <array>
+#include <chrono>
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <netinet/in.h>
+#include <regex>
+#include <sys/socket.h>
 #include <sys/wait.h>
+#include <thread>
+#include <unistd.h>
 
+#include <fmt/format.h>
 #include <zlib.h>
 
 namespace fs = std::filesystem;
@@ -86,6 +94,98 @@ process_result run_process(const std::string& command) {
   auto status = pclose(pipe);
   result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
   return result;
+}
+
+background_process::background_process(const std::string& command,
+                                       std::string log_path)
+    : log_(std::move(log_path)) {
+  pid_ = ::fork();
+  if (pid_ == 0) {
+    // Its own process group, so that a kill reaches the shell's children.
+    ::setpgid(0, 0);
+    auto full = "exec " + command + " > '" + log_ + "' 2>&1";
+    ::execl("/bin/sh", "sh", "-c", full.c_str(), static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+}
+
+background_process::~background_process() {
+  stop(SIGKILL, 10);
+}
+
+std::string background_process::output() const {
+  std::ifstream in{log_};
+  return std::string{std::istreambuf_iterator<char>{in}, {}};
+}
+
+bool background_process::wait_for_count(const std::string& text, size_t count,
+                                        double seconds) const {
+  auto until =
+      std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
+  do {
+    auto out = output();
+    size_t n = 0;
+    for (auto pos = out.find(text); pos != std::string::npos;
+         pos = out.find(text, pos + 1))
+      ++n;
+    if (n >= count)
+      return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds{20});
+  } while (std::chrono::steady_clock::now() < until);
+  return false;
+}
+
+bool background_process::wait_for(const std::string& text,
+                                  double seconds) const {
+  return wait_for_count(text, 1, seconds);
+}
+
+bool background_process::running() {
+  if (reaped_ || pid_ <= 0)
+    return false;
+  if (::waitpid(pid_, &status_, WNOHANG) == pid_)
+    reaped_ = true;
+  return !reaped_;
+}
+
+int background_process::stop(int signal, double seconds) {
+  if (pid_ > 0 && running())
+    ::kill(pid_, signal);
+  auto until =
+      std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
+  while (running() && std::chrono::steady_clock::now() < until)
+    std::this_thread::sleep_for(std::chrono::milliseconds{20});
+  if (!reaped_)
+    return -1;
+  return WIFEXITED(status_) ? WEXITSTATUS(status_) : -2;
+}
+
+worker_process::worker_process(const std::string& args,
+                               const std::string& log_path)
+    : proc_(fmt::format("{} worker --port 0 {}", app(), args), log_path) {
+  if (!proc_.wait_for("listening on", 60))
+    throw std::runtime_error("worker did not start: " + proc_.output());
+  std::smatch m;
+  auto out = proc_.output();
+  if (std::regex_search(out, m, std::regex{"listening on [^:]+:([0-9]+)"}))
+    port_ = static_cast<uint16_t>(std::stoi(m[1]));
+}
+
+std::string worker_process::address() const {
+  return fmt::format("127.0.0.1:{}", port_);
+}
+
+uint16_t free_port() {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = 0;
+  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
+  socklen_t len = sizeof(addr);
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  ::close(fd);
+  return ntohs(addr.sin_port);
 }
 
 std::string app() {

@@ -3,6 +3,7 @@
 // Helpers shared by the tests: temporary folders, IDX writers, small
 // synthetic experiments, running the app as a real process.
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -49,6 +50,60 @@ struct process_result {
 
 /// Runs `command` through the shell, capturing stdout and stderr.
 process_result run_process(const std::string& command);
+
+/// A process running in the background, its stdout and stderr going to a
+/// file; killed (SIGKILL) and reaped when destroyed, so tests leave no
+/// stray processes.
+class background_process {
+public:
+  /// Starts `command` through the shell, output to `log_path`.
+  background_process(const std::string& command, std::string log_path);
+  ~background_process();
+  background_process(const background_process&) = delete;
+  background_process& operator=(const background_process&) = delete;
+
+  /// Waits up to `seconds` for the output to contain `text`; false if not.
+  bool wait_for(const std::string& text, double seconds) const;
+  /// Waits up to `seconds` for the output to contain `text` `count` times.
+  bool wait_for_count(const std::string& text, size_t count,
+                      double seconds) const;
+  /// Everything the process wrote so far.
+  std::string output() const;
+  /// Sends `signal`; then waits up to `seconds` for the process to end and
+  /// returns its exit status (-1: still running, -2: killed by a signal).
+  int stop(int signal, double seconds);
+  bool running();
+  int pid() const {
+    return pid_;
+  }
+
+private:
+  int pid_ = -1;
+  std::string log_;
+  bool reaped_ = false;
+  int status_ = 0;
+};
+
+/// Starts `actortrain worker --port 0 ARGS` and waits until it listens;
+/// `port()` is the port it picked.
+class worker_process {
+public:
+  worker_process(const std::string& args, const std::string& log_path);
+  uint16_t port() const {
+    return port_;
+  }
+  std::string address() const;
+  background_process& process() {
+    return proc_;
+  }
+
+private:
+  background_process proc_;
+  uint16_t port_ = 0;
+};
+
+/// A port that was free a moment ago on 127.0.0.1.
+uint16_t free_port();
 
 /// The actortrain app's path.
 std::string app();

@@ -42,12 +42,18 @@ extern "C" void on_signal(int) {
 
 constexpr const char* usage = R"(usage:
   actortrain run EXPERIMENT.toml [--output DIR] [--slots N] [--quiet]
+                 [--workers HOST:PORT,...] [--no-local] [TLS]
+  actortrain worker [--port P] [--bind ADDR] [--slots K] [--once]
+                    [--verbose] [TLS]
   actortrain results DIR [--format table|json]
   actortrain version
 
+TLS (mutual, on both sides): --tls-cert FILE --tls-key FILE --tls-ca FILE
+
 exit codes: 0 ok, 1 some networks failed, 2 usage error,
             3 invalid experiment or data (nothing trained),
-            4 storage or runtime error,
+            4 storage, runtime or cluster error (a worker refused or
+              none could be reached),
             5 stopped by SIGINT / SIGTERM (run the same command to resume)
 )";
 
@@ -66,11 +72,44 @@ int exit_for(const caf::error& err) {
   return runtime_error;
 }
 
+/// Reads a TLS option at args[i] into `tls`; false when args[i] is none.
+bool tls_option(const std::vector<std::string>& args, size_t& i,
+                actortrain::tls_options& tls) {
+  const auto& a = args[i];
+  if (i + 1 >= args.size())
+    return false;
+  if (a == "--tls-cert")
+    tls.certificate = args[++i];
+  else if (a == "--tls-key")
+    tls.key = args[++i];
+  else if (a == "--tls-ca")
+    tls.ca = args[++i];
+  else
+    return false;
+  return true;
+}
+
+std::vector<std::string> split_list(const std::string& text) {
+  std::vector<std::string> result;
+  size_t start = 0;
+  while (start <= text.size()) {
+    auto comma = text.find(',', start);
+    if (comma == std::string::npos)
+      comma = text.size();
+    if (comma > start)
+      result.push_back(text.substr(start, comma - start));
+    start = comma + 1;
+  }
+  return result;
+}
+
 int cmd_run(const std::vector<std::string>& args) {
   std::string path;
   actortrain::run_options opts;
   int64_t slots = -1;
   bool quiet = false;
+  std::vector<std::string> workers;
+  bool no_local = false;
   for (size_t i = 0; i < args.size(); ++i) {
     const auto& a = args[i];
     if ((a == "--output" || a == "-o") && i + 1 < args.size())
@@ -86,6 +125,12 @@ int cmd_run(const std::vector<std::string>& args) {
         return fail_usage("--slots must be >= 1");
     } else if (a == "--quiet" || a == "-q")
       quiet = true;
+    else if (a == "--workers" && i + 1 < args.size())
+      workers = split_list(args[++i]);
+    else if (a == "--no-local")
+      no_local = true;
+    else if (tls_option(args, i, opts.tls))
+      continue;
     else if (!a.empty() && a[0] == '-')
       return fail_usage(fmt::format("unknown option '{}'", a));
     else if (path.empty())
@@ -103,6 +148,18 @@ int cmd_run(const std::vector<std::string>& args) {
   }
   if (slots > 0)
     exp->scheduler.slots = slots;
+  if (!workers.empty())
+    exp->cluster.workers = workers;
+  if (no_local)
+    exp->cluster.local = false;
+  if (auto err = exp->validate()) {
+    fmt::print(stderr, "actortrain: {}\n", actortrain::to_string_pretty(err));
+    return exit_for(err);
+  }
+  // Cluster events go to stderr, even with --quiet: they explain slowdowns.
+  opts.on_event = [](const std::string& line) {
+    fmt::print(stderr, "actortrain: {}\n", line);
+  };
   actortrain::app::progress_display display{stderr};
   if (!quiet)
     opts.on_progress = [&](const actortrain::run_status& s) {
@@ -125,6 +182,64 @@ int cmd_run(const std::vector<std::string>& args) {
   fmt::print("{}", actortrain::app::format_summary(*result));
   return result->count(actortrain::network_status::failed) > 0 ? networks_failed
                                                                : ok;
+}
+
+int cmd_worker(const std::vector<std::string>& args) {
+  actortrain::worker_options opts;
+  for (size_t i = 0; i < args.size(); ++i) {
+    const auto& a = args[i];
+    auto number = [&](const char* name, int64_t lo, int64_t hi, int64_t& out) {
+      try {
+        size_t used = 0;
+        out = std::stoll(args[i], &used);
+        if (used == args[i].size() && out >= lo && out <= hi)
+          return true;
+      } catch (const std::exception&) {
+      }
+      fail_usage(fmt::format("{}: '{}' is not a number from {} to {}", name,
+                             args[i], lo, hi));
+      return false;
+    };
+    if (a == "--port" && i + 1 < args.size()) {
+      ++i;
+      int64_t port = 0;
+      if (!number("--port", 0, 65535, port))
+        return usage_error;
+      opts.port = static_cast<uint16_t>(port);
+    } else if (a == "--slots" && i + 1 < args.size()) {
+      ++i;
+      if (!number("--slots", 1, 4096, opts.slots))
+        return usage_error;
+    } else if (a == "--bind" && i + 1 < args.size())
+      opts.bind = args[++i];
+    else if (a == "--once")
+      opts.exit_when_orphaned = true;
+    else if (a == "--verbose" || a == "-v")
+      opts.verbose = true;
+    else if (tls_option(args, i, opts.tls))
+      continue;
+    else
+      return fail_usage(fmt::format("worker: unknown argument '{}'", a));
+  }
+  auto bind = opts.bind;
+  opts.on_listening = [bind](uint16_t port) {
+    // One line on stdout, for scripts (and tests) that asked for port 0.
+    fmt::print("actortrain worker listening on {}:{}\n", bind, port);
+    std::fflush(stdout);
+  };
+  opts.on_event = [](const std::string& line) {
+    fmt::print(stderr, "actortrain worker: {}\n", line);
+  };
+  stop_flag = std::make_shared<std::atomic<bool>>(false);
+  opts.stop = stop_flag;
+  std::signal(SIGINT, on_signal);
+  std::signal(SIGTERM, on_signal);
+  if (auto err = actortrain::run_worker(std::move(opts))) {
+    fmt::print(stderr, "actortrain worker: {}\n",
+               actortrain::to_string_pretty(err));
+    return exit_for(err);
+  }
+  return ok;
 }
 
 int cmd_results(const std::vector<std::string>& args) {
@@ -166,6 +281,8 @@ int main(int argc, char** argv) {
   args.erase(args.begin());
   if (cmd == "run")
     return cmd_run(args);
+  if (cmd == "worker")
+    return cmd_worker(args);
   if (cmd == "results")
     return cmd_results(args);
   if (cmd == "version" || cmd == "--version") {

@@ -20,6 +20,8 @@ std::string to_string(errc x) {
     return "io_failed";
   case errc::run_aborted:
     return "run_aborted";
+  case errc::cluster_failed:
+    return "cluster_failed";
   }
   return "unknown";
 }

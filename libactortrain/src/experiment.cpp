@@ -212,7 +212,29 @@ caf::error experiment::validate() const {
                                "shortest_remaining, longest_remaining or "
                                "priority)",
                                s.policy));
+  for (const auto& w : cluster.workers)
+    if (!parse_address(w))
+      return invalid(fmt::format("cluster.workers: '{}' is not host:port "
+                                 "(e.g. 127.0.0.1:4242)",
+                                 w));
+  if (!cluster.local && cluster.workers.empty())
+    return invalid("cluster.local = false needs cluster.workers: no slot "
+                   "would be left to train on");
   return {};
+}
+
+std::optional<network_address> parse_address(const std::string& text) {
+  auto colon = text.rfind(':');
+  if (colon == std::string::npos || colon == 0 || colon + 1 == text.size())
+    return std::nullopt;
+  auto port_text = text.substr(colon + 1);
+  if (port_text.find_first_not_of("0123456789") != std::string::npos ||
+      port_text.size() > 5)
+    return std::nullopt;
+  auto port = std::stoul(port_text);
+  if (port == 0 || port > 65535)
+    return std::nullopt;
+  return network_address{text.substr(0, colon), static_cast<uint16_t>(port)};
 }
 
 // -- TOML reading -------------------------------------------------------------
@@ -287,6 +309,26 @@ public:
         out = *n->value<int64_t>();
       else
         fail(*n, fmt::format("{}.{} must be an integer", sec, key));
+    }
+  }
+
+  void get_strings(const toml::table& t, const std::string& sec,
+                   const char* key, std::vector<std::string>& out) {
+    auto* n = t.get(key);
+    if (n == nullptr)
+      return;
+    auto* arr = n->as_array();
+    if (arr == nullptr) {
+      fail(*n, fmt::format("{}.{} must be an array of strings", sec, key));
+      return;
+    }
+    out.clear();
+    for (auto&& e : *arr) {
+      if (!e.is_string()) {
+        fail(e, fmt::format("{}.{} must be an array of strings", sec, key));
+        return;
+      }
+      out.push_back(*e.value<std::string>());
     }
   }
 
@@ -440,7 +482,8 @@ caf::expected<experiment> parse_experiment(const std::string& text,
   exp.source_text = text;
   exp.source_path = origin;
   r.only(root, "",
-         {"name", "data", "model", "optimizer", "train", "scheduler", "sweep"});
+         {"name", "data", "model", "optimizer", "train", "scheduler", "cluster",
+          "sweep"});
   r.get(root, "experiment", "name", exp.name);
   if (auto* t = r.table(root, "data")) {
     auto& d = exp.data;
@@ -479,6 +522,12 @@ caf::expected<experiment> parse_experiment(const std::string& text,
     r.get(*t, "scheduler", "quantum_steps", s.quantum_steps);
     r.get(*t, "scheduler", "quantum_seconds", s.quantum_seconds);
     r.get(*t, "scheduler", "policy", s.policy);
+  }
+  if (auto* t = r.table(root, "cluster")) {
+    auto& c = exp.cluster;
+    r.only(*t, "cluster", {"workers", "local"});
+    r.get_strings(*t, "cluster", "workers", c.workers);
+    r.get(*t, "cluster", "local", c.local);
   }
   // Data paths are relative to the experiment file.
   if (auto pos = origin.find_last_of('/'); pos != std::string::npos) {

@@ -44,8 +44,36 @@ std::vector<uint64_t> network_group::unfinished() const {
   return result;
 }
 
+runner_state network_group::export_state(uint64_t network_id) {
+  for (auto& m : members_)
+    if (m->spec().id == network_id)
+      return m->export_state();
+  runner_state result;
+  result.network_id = network_id;
+  return result;
+}
+
+void network_group::adopt(const std::vector<uint64_t>& unfinished,
+                          std::vector<runner_state> states) {
+  // The live models here are stale: the group trained elsewhere since.
+  fused_.reset();
+  fused_members_.clear();
+  for (auto& m : members_) {
+    auto id = m->spec().id;
+    m->done_ =
+        std::find(unfinished.begin(), unfinished.end(), id) == unfinished.end();
+    auto s =
+        std::find_if(states.begin(), states.end(), [id](const runner_state& x) {
+          return x.network_id == id;
+        });
+    if (!m->done_ && s != states.end())
+      m->import_state(std::move(*s));
+  }
+}
+
 quantum_report network_group::run_quantum(const slot_info& slot,
-                                          const quantum_limits& limits) {
+                                          const quantum_limits& limits,
+                                          bool export_states) {
   auto n = members_.size();
   std::vector<quantum_outcome> outs(n);
   std::vector<network_runner::quantum_mark> marks(n);
@@ -76,6 +104,14 @@ quantum_report network_group::run_quantum(const slot_info& slot,
     }
   }
   quantum_report report;
+  if (export_states) {
+    unstack(outs);
+    for (auto i : active) {
+      auto& m = *members_[i];
+      if (!m.done())
+        m.guarded(outs[i], [&] { report.states.push_back(m.export_state()); });
+    }
+  }
   for (auto i : active) {
     members_[i]->end_quantum(marks[i], outs[i]);
     report.networks.push_back(std::move(outs[i]));

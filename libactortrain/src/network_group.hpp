@@ -27,9 +27,21 @@ public:
                 bool fuse);
   ~network_group();
 
-  /// Trains one quantum of every member that is not done.
+  /// Trains one quantum of every member that is not done. With
+  /// `export_states`, the report carries each unfinished member's
+  /// runner_state, so the next quantum can run on another node.
   quantum_report run_quantum(const slot_info& slot,
-                             const quantum_limits& limits);
+                             const quantum_limits& limits,
+                             bool export_states = false);
+
+  /// The state of member `network_id` (see network_runner::export_state).
+  runner_state export_state(uint64_t network_id);
+
+  /// Continues from the states another node reported: members not in
+  /// `unfinished` are done, the others continue from their entry in `states`
+  /// (members without one start from scratch).
+  void adopt(const std::vector<uint64_t>& unfinished,
+             std::vector<runner_state> states);
 
   /// What the scheduler learns before the group runs: the group counts as
   /// one trainer, named by its first network's id.

@@ -138,6 +138,19 @@ void network_runner::prepare(const slot_info& slot) {
   if (!pending_restore_.empty()) {
     auto bytes = std::move(pending_restore_);
     pending_restore_.clear();
+    if (importing_) {
+      // A live state from another node: it already carries the retries'
+      // learning rate, and retries still go back to its own last_good.
+      auto last_good = std::move(last_good_);
+      auto step = last_snapshot_step_;
+      auto retries = snapshot_retries_;
+      restore(bytes);
+      last_good_ = std::move(last_good);
+      last_snapshot_step_ = step;
+      snapshot_retries_ = retries;
+      importing_ = false;
+      return;
+    }
     restore(bytes);
   }
   // After a failure, each retry trains with a smaller learning rate: the
@@ -204,6 +217,53 @@ void for_each_field(State& st, int64_t& retries, F&& f) {
 }
 
 std::vector<char> network_runner::snapshot() {
+  auto bytes = encode();
+  last_good_ = bytes;
+  last_snapshot_step_ = st_.step;
+  return bytes;
+}
+
+runner_state network_runner::export_state() {
+  runner_state result;
+  result.network_id = spec_.id;
+  // A runner waiting to restore a snapshot hands it on as it is: as the
+  // live state when it is one, otherwise (a retry or a resume waiting) the
+  // importer restores last_good like this runner would have.
+  if (learner_ && pending_restore_.empty())
+    result.live = encode();
+  else if (importing_)
+    result.live = pending_restore_;
+  else if (!pending_restore_.empty() && last_good_.empty())
+    result.last_good = pending_restore_;
+  if (result.last_good.empty())
+    result.last_good = last_good_;
+  result.last_good_step = last_snapshot_step_;
+  result.retries = retries_;
+  result.last_good_retries = snapshot_retries_;
+  return result;
+}
+
+void network_runner::import_state(runner_state state) {
+  learner_.reset();
+  order_ = torch::Tensor{};
+  predictions_step_ = -1;
+  retries_ = state.retries;
+  last_good_ = std::move(state.last_good);
+  last_snapshot_step_ = state.last_good_step;
+  snapshot_retries_ = state.last_good_retries;
+  if (!state.live.empty()) {
+    pending_restore_ = std::move(state.live);
+    importing_ = true;
+  } else if (!last_good_.empty()) {
+    // A failure was waiting for its retry: it restores last_good.
+    pending_restore_ = last_good_;
+  } else {
+    pending_restore_.clear();
+    st_ = training_state{};
+  }
+}
+
+std::vector<char> network_runner::encode() {
   torch::serialize::OutputArchive archive;
   torch::serialize::OutputArchive learner_state;
   learner_->save(learner_state);
@@ -220,10 +280,7 @@ std::vector<char> network_runner::snapshot() {
   std::ostringstream os;
   archive.save_to(os);
   auto str = os.str();
-  std::vector<char> bytes(str.begin(), str.end());
-  last_good_ = bytes;
-  last_snapshot_step_ = st_.step;
-  return bytes;
+  return std::vector<char>(str.begin(), str.end());
 }
 
 void network_runner::restore(const std::vector<char>& bytes) {

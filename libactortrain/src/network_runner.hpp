@@ -54,6 +54,13 @@ public:
   /// when the bytes are not a snapshot of this network.
   caf::error resume_from(std::vector<char> snapshot);
 
+  /// The state to continue from on another node (see runner_state).
+  runner_state export_state();
+
+  /// Continues from `state` (taken by export_state, maybe on another node)
+  /// at the next quantum, bit for bit.
+  void import_state(runner_state state);
+
   const network_spec& spec() const noexcept {
     return spec_;
   }
@@ -137,7 +144,10 @@ private:
                       bool keep_predictions);
   /// Builds the learner on first use, and restores a pending snapshot.
   void prepare(const slot_info& slot);
+  /// A snapshot that retries go back to (a checkpoint).
   std::vector<char> snapshot();
+  /// The bytes of a snapshot of the current state.
+  std::vector<char> encode();
   void restore(const std::vector<char>& bytes);
   /// Retries from the last good snapshot, or fails the network.
   void on_failure(quantum_outcome& out, const std::string& reason);
@@ -167,6 +177,8 @@ private:
   std::vector<char> pending_restore_;
   int64_t last_snapshot_step_ = 0;
   bool done_ = false;
+  /// `pending_restore_` is a live state from import_state.
+  bool importing_ = false;
   int64_t retries_ = 0;
   /// Retries done when the snapshot being restored was taken.
   int64_t snapshot_retries_ = 0;

@@ -18,13 +18,18 @@
 #include <caf/actor_system.hpp>
 #include <caf/actor_system_config.hpp>
 #include <caf/scoped_actor.hpp>
+#include <caf/send.hpp>
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <zlib.h>
 
 #include "actors/coordinator.hpp"
 #include "actortrain/error.hpp"
 #include "actortrain/learner.hpp"
 #include "actortrain/type_ids.hpp"
+#include "cluster/system_config.hpp"
+#include "cluster/worker_link.hpp"
+#include "run_context.hpp"
 
 namespace fs = std::filesystem;
 
@@ -39,66 +44,6 @@ std::string default_output_dir(const std::string& name) {
   char buf[32];
   std::strftime(buf, sizeof(buf), "%Y%m%d-%H%M%S", &tm);
   return fmt::format("runs/{}-{}", name, buf);
-}
-
-/// Checks that every configuration fits the data, before anything trains.
-caf::error check_fit(const experiment& exp, const dataset& data, bool builtin) {
-  for (const auto& cfg : exp.configs()) {
-    const auto& m = cfg.model;
-    if (m.input > 0 && m.input != data.features())
-      return make_error(errc::invalid_experiment,
-                        fmt::format("model.input = {} does not match the "
-                                    "data's {} features per sample ({})",
-                                    m.input, data.features(),
-                                    exp.data.train.empty() ? "synthetic data"
-                                                           : exp.data.train));
-    if (builtin)
-      if (auto err = check_builtin_model(m, data))
-        return err;
-  }
-  return {};
-}
-
-caf::expected<std::vector<torch::Tensor>>
-make_shards(const experiment& exp, const std::vector<network_spec>& specs,
-            const dataset& data) {
-  const auto& scheme = exp.data.partition;
-  auto n = data.train_x.size(0);
-  // Shards depend on the number of networks per configuration only, so
-  // configurations of equal size share them.
-  std::map<int64_t, std::vector<torch::Tensor>> by_parts;
-  std::vector<torch::Tensor> result;
-  for (const auto& spec : specs) {
-    if (scheme == "bootstrap") {
-      result.push_back(bootstrap_indices(n, derive_seed(spec.seed, 0xB0075)));
-      continue;
-    }
-    auto parts = spec.config.train.networks;
-    auto i = by_parts.find(parts);
-    if (i == by_parts.end())
-      i = by_parts
-              .emplace(parts,
-                       partition(scheme, data, parts, spec.config.train.seed))
-              .first;
-    auto shard = i->second[static_cast<size_t>(spec.index_in_group)];
-    if (shard.size(0) == 0)
-      return make_error(errc::invalid_experiment,
-                        fmt::format("data.partition: '{}' over {} networks "
-                                    "leaves {} without training samples (the "
-                                    "training set has {})",
-                                    scheme, parts, spec.name, n));
-    result.push_back(shard);
-  }
-  for (size_t i = 0; i < specs.size(); ++i) {
-    auto f = specs[i].config.train.validation_fraction;
-    auto n_shard = result[i].size(0);
-    if (f > 0 && n_shard - validation_samples(n_shard, f) < 1)
-      return make_error(errc::invalid_experiment,
-                        fmt::format("train.validation_fraction = {} leaves {} "
-                                    "no training samples from its {}",
-                                    f, specs[i].name, n_shard));
-  }
-  return result;
 }
 
 /// Reads one checkpoint file and checks it against its recorded CRC-32.
@@ -181,24 +126,92 @@ void tune_allocator() {
 
 } // namespace
 
+namespace {
+
+/// Connects to every worker of `exp` and asks it to join. A worker that
+/// refuses (different data, busy) is an error; one that cannot be reached is
+/// tried again during the run, unless no slot would be left at all.
+caf::error join_workers(caf::actor_system& sys, run_plan& plan, bool tls) {
+  std::vector<std::string> unreachable_reasons;
+  for (const auto& address : plan.exp.cluster.workers) {
+    bool refused = false;
+    auto joined = join_worker(sys, address, plan.setup, tls, refused);
+    if (joined) {
+      plan.workers.push_back(std::move(*joined));
+      continue;
+    }
+    if (refused)
+      return joined.error();
+    unreachable_reasons.push_back(to_string_pretty(joined.error()));
+    plan.unreachable_workers.push_back(address);
+    if (plan.on_event)
+      plan.on_event(fmt::format("{}; trying again every second",
+                                unreachable_reasons.back()));
+  }
+  if (!plan.exp.cluster.local && plan.workers.empty())
+    return make_error(errc::cluster_failed,
+                      fmt::format("no slot to train on: cluster.local is "
+                                  "false and no worker could be reached ({})",
+                                  fmt::join(unreachable_reasons, "; ")));
+  return {};
+}
+
+/// The experiment as workers get it: data paths absolute, as they are
+/// resolved here.
+experiment for_workers(experiment exp) {
+  for (auto* p : {&exp.data.train, &exp.data.train_labels, &exp.data.test,
+                  &exp.data.test_labels})
+    if (!p->empty())
+      *p = fs::absolute(*p).lexically_normal().string();
+  return exp;
+}
+
+} // namespace
+
 caf::expected<run_result> run(const experiment& exp, run_options opts) {
-  if (auto err = exp.validate())
+  if (auto err = opts.tls.validate())
     return err;
   if (opts.tune_allocator)
     tune_allocator();
-  auto data = load_dataset(exp.data);
-  if (!data)
-    return data.error();
-  if (auto err = check_fit(exp, **data, !opts.make_learner))
-    return err;
+  auto ctx = make_run_context(exp, opts.make_learner);
+  if (!ctx)
+    return ctx.error();
   auto plan = std::make_shared<run_plan>();
   plan->exp = exp;
-  plan->specs = expand(exp);
-  plan->data = *data;
-  auto shards = make_shards(exp, plan->specs, **data);
-  if (!shards)
-    return shards.error();
-  plan->shards = std::move(*shards);
+  plan->specs = (*ctx)->specs;
+  plan->data = (*ctx)->data;
+  plan->shards = std::move((*ctx)->shards);
+  ctx->reset();
+  plan->on_event = opts.on_event;
+  bool cluster = !exp.cluster.workers.empty();
+  caf::actor_system_config cfg;
+  configure_system(cfg, cluster, opts.tls);
+  caf::actor_system sys{cfg};
+  // The coordinator exists before the workers join: they serve it, and let
+  // go of the run when it goes down.
+  auto coord = sys.spawn(coordinator, plan);
+  struct coordinator_guard {
+    caf::actor& coord;
+    bool armed = true;
+    ~coordinator_guard() {
+      if (armed)
+        caf::anon_send_exit(coord, caf::exit_reason::user_shutdown);
+    }
+  } guard{coord};
+  if (cluster) {
+    if (opts.make_learner)
+      return make_error(errc::invalid_experiment,
+                        "cluster.workers: runs with a custom learner cannot "
+                        "use actortrain worker processes (they train the "
+                        "built-in learners); build a worker with "
+                        "actortrain::run_worker and the same learner factory");
+    plan->setup.exp = for_workers(exp);
+    plan->setup.data_hash = content_hash(*plan->data);
+    plan->setup.coordinator = coord;
+    plan->tls = opts.tls.enabled();
+    if (auto err = join_workers(sys, *plan, plan->tls))
+      return err;
+  }
   plan->output_dir =
       opts.output_dir.empty() ? default_output_dir(exp.name) : opts.output_dir;
   std::error_code ec;
@@ -237,8 +250,8 @@ caf::expected<run_result> run(const experiment& exp, run_options opts) {
     if (!store)
       return store.error();
     plan->store = std::move(*store);
-    auto task = (*data)->task == task_kind::classification ? "classification"
-                                                           : "regression";
+    auto task = plan->data->task == task_kind::classification ? "classification"
+                                                              : "regression";
     if (auto err = plan->store->begin_run(exp, plan->specs, task))
       return err;
   }
@@ -246,19 +259,7 @@ caf::expected<run_result> run(const experiment& exp, run_options opts) {
   plan->make_learner = std::move(opts.make_learner);
   plan->on_progress = std::move(opts.on_progress);
   plan->progress_interval_seconds = opts.progress_interval_seconds;
-  caf::actor_system_config cfg;
-  cfg.add_message_types<caf::id_block::actortrain>();
-  cfg.add_error_category(
-      caf::atom("actortrain"),
-      [](uint8_t code, caf::atom_value cat, const caf::message& ctx) {
-        return to_string_pretty(caf::error{code, cat, ctx});
-      });
-  // Work sharing wakes an idle worker through a condition variable at once;
-  // work stealing polls with sleeps, which adds up to milliseconds to every
-  // hop of a quantum when messages are sparse (docs/benchmarks.md).
-  cfg.set("scheduler.policy", caf::atom("sharing"));
-  caf::actor_system sys{cfg};
-  auto coord = sys.spawn(coordinator, plan);
+  guard.armed = false;
   caf::scoped_actor self{sys};
   caf::expected<run_result> result{
       make_error(errc::run_aborted, "the run ended without a result")};

@@ -3,6 +3,7 @@
 // Umbrella header: everything but the LibTorch-dependent headers
 // (dataset.hpp, learner.hpp), which learner implementations include.
 
+#include "actortrain/cluster.hpp"
 #include "actortrain/error.hpp"
 #include "actortrain/experiment.hpp"
 #include "actortrain/network_spec.hpp"

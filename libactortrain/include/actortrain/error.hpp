@@ -26,6 +26,8 @@ enum class errc : uint8_t {
   io_failed,
   /// The run was stopped before every network finished.
   run_aborted,
+  /// A worker node could not be reached, refused to join, or was lost.
+  cluster_failed,
 };
 
 /// Returns the name of `x`, e.g. "invalid_experiment".

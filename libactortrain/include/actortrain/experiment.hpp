@@ -1,11 +1,13 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include <caf/error.hpp>
 #include <caf/expected.hpp>
+#include <caf/meta/type_name.hpp>
 
 namespace actortrain {
 
@@ -137,6 +139,15 @@ struct scheduler_options {
   std::string policy = "fifo";
 };
 
+/// Where the run trains besides this process: worker nodes started with
+/// `actortrain worker` (docs/cluster.md).
+struct cluster_options {
+  /// "host:port" of each worker; empty: train in this process only.
+  std::vector<std::string> workers;
+  /// Whether this process offers its own `scheduler.slots` too.
+  bool local = true;
+};
+
 /// Everything a group of identically configured networks shares.
 struct network_config {
   model_options model;
@@ -156,6 +167,7 @@ struct experiment {
   /// The sweep points; each contributes `train.networks` networks.
   std::vector<network_config> variants;
   scheduler_options scheduler;
+  cluster_options cluster;
   /// The TOML text this experiment was read from ("" when built in C++).
   std::string source_text;
   /// Where the TOML text came from ("" when built in C++).
@@ -183,7 +195,72 @@ std::string fingerprint(const experiment& exp);
 caf::expected<experiment> parse_experiment(const std::string& text,
                                            const std::string& origin);
 
+/// A "host:port" pair, e.g. of a worker.
+struct network_address {
+  std::string host;
+  uint16_t port = 0;
+};
+
+/// Parses "host:port" (port 1-65535); nullopt when malformed.
+std::optional<network_address> parse_address(const std::string& text);
+
 /// Reads and parses the experiment file at `path`.
 caf::expected<experiment> load_experiment(const std::string& path);
+
+// Experiments cross nodes as values: a worker trains from the coordinator's
+// experiment, field for field. A field missing here would make workers train
+// something else, so every field of every struct above is listed.
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, data_options& x) {
+  return f(caf::meta::type_name("data_options"), x.format, x.train,
+           x.train_labels, x.test, x.test_labels, x.partition, x.label_column,
+           x.header, x.test_fraction, x.task, x.classes, x.normalize, x.samples,
+           x.test_samples, x.features, x.noise, x.data_seed);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, model_options& x) {
+  return f(caf::meta::type_name("model_options"), x.kind, x.hidden, x.channels,
+           x.activation, x.input);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, optimizer_options& x) {
+  return f(caf::meta::type_name("optimizer_options"), x.kind, x.lr, x.momentum,
+           x.weight_decay);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, train_options& x) {
+  return f(caf::meta::type_name("train_options"), x.networks, x.epochs,
+           x.batch_size, x.seed, x.eval_every, x.max_seconds, x.target_accuracy,
+           x.target_loss, x.patience, x.validation_fraction, x.priority,
+           x.max_retries, x.retry_lr_factor, x.checkpoint_every, x.fuse);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, scheduler_options& x) {
+  return f(caf::meta::type_name("scheduler_options"), x.slots,
+           x.threads_per_slot, x.quantum_epochs, x.quantum_steps,
+           x.quantum_seconds, x.policy);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, cluster_options& x) {
+  return f(caf::meta::type_name("cluster_options"), x.workers, x.local);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, network_config& x) {
+  return f(caf::meta::type_name("network_config"), x.model, x.optimizer,
+           x.train, x.label);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, experiment& x) {
+  return f(caf::meta::type_name("experiment"), x.name, x.data, x.base,
+           x.variants, x.scheduler, x.cluster, x.source_text, x.source_path);
+}
 
 } // namespace actortrain

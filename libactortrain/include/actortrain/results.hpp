@@ -150,17 +150,44 @@ typename Inspector::result_type inspect(Inspector& f, quantum_outcome& x) {
            x.outcome, x.failures, x.checkpoint, x.checkpoint_step);
 }
 
+/// Everything a network's training needs to continue on another node, taken
+/// at the end of a quantum: its live snapshot (model, optimizer, position,
+/// metrics so far) and the snapshot a retry would go back to. Restoring it
+/// continues bit for bit where the network stopped.
+struct runner_state {
+  uint64_t network_id = 0;
+  /// Empty: the network has no live model (it has not started, or a failure
+  /// is waiting to be retried from `last_good`).
+  std::vector<char> live;
+  /// The snapshot a retry restores (empty: a retry starts over).
+  std::vector<char> last_good;
+  int64_t last_good_step = 0;
+  int64_t retries = 0;
+  /// Retries done when `last_good` was taken.
+  int64_t last_good_retries = 0;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, runner_state& x) {
+  return f(caf::meta::type_name("runner_state"), x.network_id, x.live,
+           x.last_good, x.last_good_step, x.retries, x.last_good_retries);
+}
+
 /// What one quantum of a trainer produced: one quantum_outcome per network
 /// it trained (several when its networks are fused), and the progress of
 /// the whole trainer, which is what the scheduler sees.
 struct quantum_report {
   std::vector<quantum_outcome> networks;
   progress_report progress;
+  /// In a run with worker nodes: the state of every network of the group
+  /// that is not done, so the next quantum can run on any node.
+  std::vector<runner_state> states;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, quantum_report& x) {
-  return f(caf::meta::type_name("quantum_report"), x.networks, x.progress);
+  return f(caf::meta::type_name("quantum_report"), x.networks, x.progress,
+           x.states);
 }
 
 /// The result of one network as stored.

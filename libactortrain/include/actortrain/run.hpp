@@ -7,6 +7,7 @@
 
 #include <caf/expected.hpp>
 
+#include "actortrain/cluster.hpp"
 #include "actortrain/experiment.hpp"
 #include "actortrain/learner_fwd.hpp"
 #include "actortrain/results.hpp"
@@ -53,6 +54,11 @@ struct run_options {
   /// steps a third faster (docs/benchmarks.md). The process keeps up to
   /// 256 MiB of freed memory; set false to leave malloc as it is.
   bool tune_allocator = true;
+  /// TLS for the links to `experiment::cluster.workers` (docs/cluster.md).
+  tls_options tls;
+  /// Called with one line on each cluster event: a worker joined, could not
+  /// be reached, refused, or was lost.
+  std::function<void(const std::string&)> on_event;
 };
 
 /// Runs an experiment to completion and returns its results. Bad input is

@@ -5,6 +5,7 @@
 #include <caf/allowed_unsafe_message_type.hpp>
 #include <caf/type_id.hpp>
 
+#include "actortrain/cluster_messages.hpp"
 #include "actortrain/results.hpp"
 #include "actortrain/slot.hpp"
 
@@ -21,6 +22,9 @@ CAF_ADD_TYPE_ID(actortrain, (actortrain::quantum_report))
 CAF_ADD_TYPE_ID(actortrain, (actortrain::trainer_info))
 CAF_ADD_TYPE_ID(actortrain, (actortrain::grant_record))
 CAF_ADD_TYPE_ID(actortrain, (std::vector<actortrain::grant_record>))
+CAF_ADD_TYPE_ID(actortrain, (actortrain::run_setup))
+CAF_ADD_TYPE_ID(actortrain, (actortrain::remote_quantum))
+CAF_ADD_TYPE_ID(actortrain, (std::vector<actortrain::slot_grant>))
 
 // trainer -> scheduler: a trainer (trainer_info) waits for its first slot.
 CAF_ADD_ATOM(actortrain, actortrain, acquire_atom, "acquire")
@@ -56,6 +60,12 @@ CAF_ADD_ATOM(actortrain, actortrain, finish_atom, "finish")
 CAF_ADD_ATOM(actortrain, actortrain, run_atom, "run")
 // coordinator -> itself: refresh the progress display.
 CAF_ADD_ATOM(actortrain, actortrain, tick_atom, "tick")
+// coordinator -> worker node: (run_setup) -> the worker's slots;
+// coordinator -> scheduler: (std::vector<slot_grant>) more slots to grant;
+// worker link -> coordinator: a worker joined or refused.
+CAF_ADD_ATOM(actortrain, actortrain, join_atom, "join")
+// trainer -> worker's executor: drop the cached state of a group that moved.
+CAF_ADD_ATOM(actortrain, actortrain, forget_atom, "forget")
 
 CAF_END_TYPE_ID_BLOCK(actortrain)
 

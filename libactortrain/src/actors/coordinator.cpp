@@ -63,6 +63,8 @@ void report_progress(coordinator_actor* self, std::function<void()> then) {
 /// actors in CAF, and detached ones would otherwise keep the system alive.
 void shut_down(coordinator_actor* self) {
   auto& st = self->state;
+  for (auto& link : st.links)
+    self->send_exit(link, caf::exit_reason::user_shutdown);
   for (auto& exec : st.executors)
     self->send_exit(exec, caf::exit_reason::user_shutdown);
   // After a stop, trainers still wait for slots that will never come.
@@ -154,13 +156,34 @@ std::vector<std::shared_ptr<network_group>> make_groups(run_plan& plan,
   return groups;
 }
 
+void event(coordinator_actor* self, const std::string& line) {
+  if (self->state.plan->on_event)
+    self->state.plan->on_event(line);
+}
+
+/// Keeps trying to reach the worker at `address` (detached: it blocks).
+void link_worker(coordinator_actor* self, const std::string& address) {
+  auto& plan = *self->state.plan;
+  self->state.links.push_back(
+      self->spawn<caf::detached>(worker_link, address, plan.setup, plan.tls,
+                                 caf::actor_cast<caf::actor>(self)));
+}
+
+/// Watches a worker that joined: losing it reconnects.
+void watch_worker(coordinator_actor* self, const std::string& address,
+                  const caf::actor& node) {
+  self->state.worker_nodes[node.address()] = address;
+  self->monitor(node);
+}
+
 void start(coordinator_actor* self) {
   auto& st = self->state;
   auto& plan = *st.plan;
   auto& sys = self->system();
   const auto& sched = plan.exp.scheduler;
   auto n_slots =
-      sched.slots > 0
+      !plan.exp.cluster.local ? 0
+      : sched.slots > 0
           ? sched.slots
           : std::max<int64_t>(1, std::thread::hardware_concurrency());
   std::vector<slot_grant> slots;
@@ -174,6 +197,16 @@ void start(coordinator_actor* self) {
     st.executors.push_back(exec);
     slots.push_back(slot_grant{info, exec});
   }
+  for (auto& w : plan.workers) {
+    watch_worker(self, w.address, w.node);
+    event(self, fmt::format("worker {} joined with {} slots", w.address,
+                            w.slots.size()));
+    for (auto& s : w.slots)
+      slots.push_back(std::move(s));
+  }
+  plan.workers.clear();
+  for (auto& address : plan.unreachable_workers)
+    link_worker(self, address);
   aggregator_config acfg;
   acfg.store = plan.store;
   acfg.data = plan.data;
@@ -189,7 +222,9 @@ void start(coordinator_actor* self) {
   trainer_config tcfg;
   tcfg.quantum = {sched.quantum_steps, sched.quantum_epochs,
                   sched.quantum_seconds, plan.stop};
-  auto groups = make_groups(plan, n_slots);
+  tcfg.cluster = !plan.exp.cluster.workers.empty();
+  auto groups = make_groups(
+      plan, std::max<int64_t>(1, static_cast<int64_t>(slots.size())));
   st.scheduler = self->spawn<caf::linked>(
       scheduler, std::move(slots),
       std::shared_ptr<scheduling_policy>{make_policy(sched.policy)},
@@ -213,7 +248,35 @@ void start(coordinator_actor* self) {
 caf::behavior coordinator(coordinator_actor* self,
                           std::shared_ptr<run_plan> plan) {
   self->state.plan = std::move(plan);
+  self->set_down_handler([=](caf::down_msg& dm) {
+    auto& st = self->state;
+    auto i = st.worker_nodes.find(dm.source);
+    if (i == st.worker_nodes.end())
+      return;
+    auto address = i->second;
+    st.worker_nodes.erase(i);
+    if (st.closing)
+      return;
+    event(self, fmt::format("worker {} lost: its quanta in flight run again "
+                            "on other slots; reconnecting",
+                            address));
+    link_worker(self, address);
+  });
   return {
+      [=](join_atom, const std::string& address, caf::actor& node,
+          std::vector<slot_grant>& slots) {
+        auto& st = self->state;
+        if (st.closing || !st.scheduler)
+          return;
+        event(self, fmt::format("worker {} joined with {} slots", address,
+                                slots.size()));
+        watch_worker(self, address, node);
+        self->send(st.scheduler, join_atom_v, std::move(slots));
+      },
+      [=](join_atom, const std::string&, const caf::error& err) {
+        event(self,
+              fmt::format("{}; going on without it", to_string_pretty(err)));
+      },
       [=](run_atom) {
         auto& st = self->state;
         auto rp = self->make_response_promise();

@@ -8,12 +8,15 @@
 #include <vector>
 
 #include <caf/actor.hpp>
+#include <caf/actor_addr.hpp>
 #include <caf/event_based_actor.hpp>
 #include <caf/response_promise.hpp>
 #include <caf/stateful_actor.hpp>
 
 #include "actors/aggregator.hpp"
+#include "actortrain/cluster_messages.hpp"
 #include "actortrain/run.hpp"
+#include "cluster/worker_link.hpp"
 #include "network_runner.hpp"
 
 namespace actortrain {
@@ -38,6 +41,14 @@ struct run_plan {
   std::vector<uint64_t> resumed_finished;
   std::vector<uint64_t> resumed_failed;
   std::unordered_map<uint64_t, std::vector<char>> snapshots;
+  /// Cluster runs: workers that joined before the start, those that could
+  /// not be reached yet (tried again every second), what workers are told
+  /// when they join, whether links use TLS, and where events are reported.
+  std::vector<joined_worker> workers;
+  std::vector<std::string> unreachable_workers;
+  run_setup setup;
+  bool tls = false;
+  std::function<void(const std::string&)> on_event;
 };
 
 struct coordinator_state {
@@ -46,6 +57,10 @@ struct coordinator_state {
   caf::actor aggregator;
   std::vector<caf::actor> executors;
   std::vector<caf::actor> trainers;
+  /// Worker nodes that joined, by their node actor, and the links still
+  /// trying to reach workers.
+  std::unordered_map<caf::actor_addr, std::string> worker_nodes;
+  std::vector<caf::actor> links;
   bool stopping = false;
   /// The store is being closed; later ticks do nothing.
   bool closing = false;

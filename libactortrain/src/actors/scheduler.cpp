@@ -1,5 +1,7 @@
 #include "actors/scheduler.hpp"
 
+#include <algorithm>
+
 #include <caf/event_based_actor.hpp>
 #include <caf/send.hpp>
 
@@ -51,10 +53,52 @@ void free_slot(scheduler_actor* self, uint32_t slot, int64_t steps) {
   auto& h = st.holders[slot];
   st.pending.push_back({h.network_id, slot, h.since, now(self), steps});
   h = {};
-  st.free.push_back(slot);
+  if (!st.dead[slot])
+    st.free.push_back(slot);
   --st.stats.busy;
   if (st.pending.size() >= record_batch)
     flush(self);
+}
+
+/// Retires the slots whose executor is `source`; false when none is.
+bool lose_slots(scheduler_actor* self, const caf::actor_addr& source) {
+  auto& st = self->state;
+  bool found = false;
+  for (uint32_t i = 0; i < st.slots.size(); ++i) {
+    if (st.dead[i] || st.slots[i].executor.address() != source)
+      continue;
+    found = true;
+    st.dead[i] = true;
+    --st.stats.slots;
+    // A held slot is released by its trainer, which reschedules its work.
+    st.free.erase(std::remove(st.free.begin(), st.free.end(), i),
+                  st.free.end());
+  }
+  return found;
+}
+
+/// A trainer gives `slot` back with the progress it made.
+void release(scheduler_actor* self, uint32_t slot,
+             const progress_report& progress) {
+  auto& st = self->state;
+  auto sender = caf::actor_cast<caf::actor_addr>(self->current_sender());
+  // Only the holder can release a slot; stale or forged releases would
+  // otherwise let the scheduler over-grant.
+  if (slot >= st.holders.size() || st.holders[slot].trainer != sender)
+    return;
+  free_slot(self, slot, progress.quantum_steps);
+  auto& last = st.steps[progress.network_id];
+  st.stats.steps_done += progress.steps_done - last;
+  last = progress.steps_done;
+  if (progress.finished) {
+    st.policy->forget(progress.network_id);
+    self->demonitor(sender);
+  } else {
+    st.policy->report(progress);
+    st.policy->enqueue(waiting_trainer{caf::actor_cast<caf::actor>(sender),
+                                       progress.network_id});
+  }
+  dispatch(self);
 }
 
 } // namespace
@@ -65,9 +109,12 @@ caf::behavior scheduler(scheduler_actor* self, std::vector<slot_grant> slots,
   auto& st = self->state;
   st.slots = std::move(slots);
   st.holders.resize(st.slots.size());
+  st.dead.resize(st.slots.size(), false);
   for (uint32_t i = 0; i < st.slots.size(); ++i) {
     st.slots[i].slot.id = i;
     st.free.push_back(i);
+    if (st.slots[i].executor && st.slots[i].executor->node() != self->node())
+      self->monitor(st.slots[i].executor);
   }
   st.policy = std::move(policy);
   st.recorder = std::move(recorder);
@@ -77,6 +124,8 @@ caf::behavior scheduler(scheduler_actor* self, std::vector<slot_grant> slots,
   // A trainer that dies (crash, kill) gives its slot back and leaves the queue.
   self->set_down_handler([=](caf::down_msg& dm) {
     auto& st = self->state;
+    if (lose_slots(self, dm.source))
+      return;
     st.policy->remove(dm.source);
     // A trainer that died before asking must not hold back the start gate.
     if (st.arrived < st.start_after)
@@ -101,23 +150,30 @@ caf::behavior scheduler(scheduler_actor* self, std::vector<slot_grant> slots,
         dispatch(self);
       },
       [=](release_atom, uint32_t slot, const progress_report& progress) {
+        release(self, slot, progress);
+      },
+      [=](release_atom, uint32_t slot, const progress_report& progress,
+          bool slot_lost) {
+        // The trainer saw the slot's worker go before this scheduler did:
+        // retire the slot first, or it would be granted again.
         auto& st = self->state;
-        auto sender = caf::actor_cast<caf::actor_addr>(self->current_sender());
-        // Only the holder can release a slot; stale or forged releases would
-        // otherwise let the scheduler over-grant.
-        if (slot >= st.holders.size() || st.holders[slot].trainer != sender)
-          return;
-        free_slot(self, slot, progress.quantum_steps);
-        auto& last = st.steps[progress.network_id];
-        st.stats.steps_done += progress.steps_done - last;
-        last = progress.steps_done;
-        if (progress.finished) {
-          st.policy->forget(progress.network_id);
-          self->demonitor(sender);
-        } else {
-          st.policy->report(progress);
-          st.policy->enqueue(waiting_trainer{
-              caf::actor_cast<caf::actor>(sender), progress.network_id});
+        if (slot_lost && slot < st.slots.size() &&
+            st.holders[slot].trainer ==
+                caf::actor_cast<caf::actor_addr>(self->current_sender()))
+          lose_slots(self, st.slots[slot].executor.address());
+        release(self, slot, progress);
+      },
+      [=](join_atom, std::vector<slot_grant>& slots) {
+        auto& st = self->state;
+        for (auto& s : slots) {
+          auto i = static_cast<uint32_t>(st.slots.size());
+          s.slot.id = i;
+          self->monitor(s.executor);
+          st.slots.push_back(std::move(s));
+          st.holders.emplace_back();
+          st.dead.push_back(false);
+          st.free.push_back(i);
+          ++st.stats.slots;
         }
         dispatch(self);
       },

@@ -1,5 +1,8 @@
 #include "actors/trainer.hpp"
 
+#include <algorithm>
+
+#include <caf/atom.hpp>
 #include <caf/event_based_actor.hpp>
 #include <fmt/format.h>
 
@@ -9,6 +12,8 @@
 namespace actortrain {
 
 namespace {
+
+using trainer_actor = caf::stateful_actor<trainer_state>;
 
 /// Sends what one network's quantum produced to the aggregator, except its
 /// outcome.
@@ -25,64 +30,228 @@ void deliver(const trainer_config& cfg, caf::event_based_actor* self,
                std::move(out.checkpoint));
 }
 
+/// Hands a quantum's results on: metrics and checkpoints to the aggregator,
+/// the slot back to the scheduler, then the outcomes.
+void conclude(trainer_actor* self, uint32_t slot, quantum_report& report) {
+  auto& cfg = self->state.config;
+  for (auto& out : report.networks)
+    deliver(cfg, self, out);
+  // Unless finished, the scheduler queues us for the next quantum. The
+  // release goes before the outcomes: the last outcome ends the run, and
+  // with it the schedule.
+  self->send(cfg.scheduler, release_atom_v, slot, report.progress);
+  for (auto& out : report.networks)
+    if (out.progress.finished)
+      self->send(cfg.aggregator, outcome_atom_v, std::move(out.outcome));
+  if (report.progress.finished)
+    self->quit();
+}
+
+/// Ends the networks in `ids` as failed with `reason`, gives the slot back
+/// and quits.
+void fail_all(trainer_actor* self, uint32_t slot,
+              const std::vector<uint64_t>& ids, const std::string& reason) {
+  auto& cfg = self->state.config;
+  progress_report p;
+  p.network_id = self->state.group->id();
+  p.finished = true;
+  self->send(cfg.scheduler, release_atom_v, slot, p);
+  for (auto net : ids) {
+    network_outcome o;
+    o.network_id = net;
+    o.status = network_status::failed;
+    o.error = reason;
+    self->send(cfg.aggregator, outcome_atom_v, std::move(o));
+  }
+  self->quit();
+}
+
+/// The group's progress from its networks' latest reports (a worker knows
+/// only the networks it trained).
+progress_report group_progress(trainer_actor* self,
+                               const progress_report& quantum) {
+  auto& st = self->state;
+  auto p = quantum;
+  p.network_id = st.group->id();
+  p.steps_total = st.group->steps_total();
+  p.steps_done = 0;
+  double seconds = 0;
+  for (const auto& [id, r] : st.latest) {
+    p.steps_done += r.steps_done;
+    seconds += r.seconds_per_step * static_cast<double>(r.steps_done);
+  }
+  p.seconds_per_step =
+      p.steps_done > 0 ? seconds / static_cast<double>(p.steps_done) : 0;
+  p.finished = st.unfinished.empty();
+  return p;
+}
+
+/// Books a cluster quantum's report: the states to continue from, where
+/// the live models are now, and the group's progress.
+void book(trainer_actor* self, const caf::actor& executor,
+          quantum_report& report) {
+  auto& st = self->state;
+  st.states = std::move(report.states);
+  for (const auto& out : report.networks) {
+    st.latest[out.progress.network_id] = out.progress;
+    if (out.progress.finished)
+      st.unfinished.erase(std::remove(st.unfinished.begin(),
+                                      st.unfinished.end(),
+                                      out.progress.network_id),
+                          st.unfinished.end());
+  }
+  st.live = true;
+  st.live_node = executor.node();
+  st.live_executor = executor;
+  st.lost_quanta = 0;
+  report.progress = group_progress(self, report.progress);
+}
+
+/// A quantum on a worker node was lost (the node died, or the quantum
+/// failed there): the group goes back to the scheduler's queue and
+/// continues from the states of the quantum before, on any slot. With
+/// `slot_lost` (its worker is gone) the scheduler retires the slot.
+void lose_quantum(trainer_actor* self, uint32_t slot, const std::string& reason,
+                  bool slot_lost) {
+  auto& st = self->state;
+  st.in_flight = 0;
+  if (st.in_flight_executor)
+    self->demonitor(st.in_flight_executor);
+  st.in_flight_executor = nullptr;
+  st.live = false;
+  st.live_executor = nullptr;
+  if (++st.lost_quanta > st.config.max_lost_quanta) {
+    fail_all(self, slot, st.unfinished,
+             fmt::format("{} quanta in a row lost on worker nodes, the last "
+                         "one: {}",
+                         st.lost_quanta, reason));
+    return;
+  }
+  auto p = group_progress(self, progress_report{});
+  self->send(st.config.scheduler, release_atom_v, slot, p, slot_lost);
+}
+
+void run_local(trainer_actor* self, const slot_grant& grant) {
+  auto& st = self->state;
+  auto group = st.group;
+  auto slot = grant.slot;
+  auto limits = st.config.quantum;
+  auto cluster = st.config.cluster;
+  // Cluster runs: models trained elsewhere since are stale here.
+  bool adopt = cluster && !(st.live && st.live_node == self->node());
+  if (adopt && st.live_executor)
+    self->send(st.live_executor, forget_atom_v, group->id());
+  auto unfinished = st.unfinished;
+  auto states = adopt ? st.states : std::vector<runner_state>{};
+  // Networks not done before this quantum: if the slot fails, these fail
+  // with it.
+  auto pending = cluster ? st.unfinished : group->unfinished();
+  quantum_job job{
+      [group, slot, limits, cluster, adopt, unfinished, states]() mutable {
+        if (adopt)
+          group->adopt(unfinished, std::move(states));
+        return group->run_quantum(slot, limits, cluster);
+      }};
+  auto executor = grant.executor;
+  self->request(executor, caf::infinite, quantum_atom_v, job)
+      .then(
+          [=](quantum_report& report) {
+            if (self->state.config.cluster)
+              book(self, executor, report);
+            conclude(self, slot.id, report);
+          },
+          [=](caf::error& err) {
+            // The slot's executor went away mid-quantum: the networks fail
+            // with the reason; the slot goes back to the scheduler.
+            fail_all(self, slot.id, pending,
+                     fmt::format("slot {} failed: {}", slot.id,
+                                 to_string_pretty(err)));
+          });
+}
+
+void run_remote(trainer_actor* self, const slot_grant& grant) {
+  auto& st = self->state;
+  auto executor = grant.executor;
+  auto slot = grant.slot.id;
+  const auto& limits = st.config.quantum;
+  remote_quantum q;
+  q.group_id = st.group->id();
+  q.members = st.unfinished;
+  q.cached = st.live && st.live_node == executor.node();
+  if (!q.cached) {
+    q.states = st.states;
+    if (st.live_executor && st.live_node != self->node())
+      self->send(st.live_executor, forget_atom_v, q.group_id);
+  }
+  q.steps = limits.steps;
+  q.epochs = limits.epochs;
+  q.seconds = limits.seconds;
+  q.stopping = limits.stopping && limits.stopping->load();
+  auto id = ++st.quanta;
+  st.in_flight = id;
+  st.in_flight_executor = executor;
+  st.in_flight_slot = slot;
+  // A worker that dies never answers: its executor going down ends the
+  // quantum (see the down handler).
+  self->monitor(executor);
+  self->request(executor, caf::infinite, quantum_atom_v, std::move(q))
+      .then(
+          [=](quantum_report& report) {
+            auto& st = self->state;
+            if (st.in_flight != id)
+              return;
+            st.in_flight = 0;
+            self->demonitor(executor);
+            st.in_flight_executor = nullptr;
+            book(self, executor, report);
+            conclude(self, slot, report);
+          },
+          [=](caf::error& err) {
+            if (self->state.in_flight != id)
+              return;
+            // An error the worker sent means the slot still works; any
+            // other (the link is down) means it does not.
+            bool answered = err.category() == caf::atom("actortrain");
+            lose_quantum(self, slot, to_string_pretty(err), !answered);
+          });
+}
+
 } // namespace
 
-caf::behavior trainer(caf::stateful_actor<trainer_state>* self,
-                      std::shared_ptr<network_group> group,
+caf::behavior trainer(trainer_actor* self, std::shared_ptr<network_group> group,
                       trainer_config config) {
-  self->state.group = std::move(group);
-  self->state.config = std::move(config);
-  auto id = self->state.group->id();
-  self->send(self->state.config.scheduler, acquire_atom_v,
-             self->state.group->info());
+  auto& st = self->state;
+  st.group = std::move(group);
+  st.config = std::move(config);
+  if (st.config.cluster) {
+    st.unfinished = st.group->unfinished();
+    st.live_node = self->node();
+  }
+  self->set_down_handler([=](caf::down_msg& dm) {
+    auto& st = self->state;
+    if (st.in_flight != 0 && st.in_flight_executor &&
+        dm.source == st.in_flight_executor.address())
+      lose_quantum(
+          self, st.in_flight_slot,
+          fmt::format("its worker was lost ({})", to_string_pretty(dm.reason)),
+          true);
+  });
+  self->send(st.config.scheduler, acquire_atom_v, st.group->info());
   return {
       [=](grant_atom, const slot_grant& grant) {
-        auto group = self->state.group;
-        auto slot = grant.slot;
-        auto limits = self->state.config.quantum;
-        // Networks not done before this quantum: if the slot fails, these
-        // fail with it.
-        auto pending = group->unfinished();
-        quantum_job job{[group, slot, limits] {
-          return group->run_quantum(slot, limits);
-        }};
-        self->request(grant.executor, caf::infinite, quantum_atom_v, job)
-            .then(
-                [=](quantum_report& report) {
-                  auto& cfg = self->state.config;
-                  for (auto& out : report.networks)
-                    deliver(cfg, self, out);
-                  // Unless finished, the scheduler queues us for the next
-                  // quantum. The release goes before the outcomes: the last
-                  // outcome ends the run, and with it the schedule.
-                  self->send(cfg.scheduler, release_atom_v, slot.id,
-                             report.progress);
-                  for (auto& out : report.networks)
-                    if (out.progress.finished)
-                      self->send(cfg.aggregator, outcome_atom_v,
-                                 std::move(out.outcome));
-                  if (report.progress.finished)
-                    self->quit();
-                },
-                [=](caf::error& err) {
-                  // The slot's executor went away mid-quantum: the networks
-                  // fail with the reason; the slot goes back to the
-                  // scheduler.
-                  auto& cfg = self->state.config;
-                  progress_report p;
-                  p.network_id = id;
-                  p.finished = true;
-                  self->send(cfg.scheduler, release_atom_v, slot.id, p);
-                  for (auto net : pending) {
-                    network_outcome o;
-                    o.network_id = net;
-                    o.status = network_status::failed;
-                    o.error = fmt::format("slot {} failed: {}", slot.id,
-                                          to_string_pretty(err));
-                    self->send(cfg.aggregator, outcome_atom_v, std::move(o));
-                  }
-                  self->quit();
-                });
+        auto& st = self->state;
+        if (st.config.cluster && grant.executor.node() != self->node()) {
+          if (st.states.empty() && !st.unfinished.empty()) {
+            // The states of networks that never left this node: exported
+            // here once, before their first quantum elsewhere. Without a
+            // live model this is cheap (no tensors are written).
+            for (auto net : st.unfinished)
+              st.states.push_back(st.group->export_state(net));
+          }
+          run_remote(self, grant);
+        } else {
+          run_local(self, grant);
+        }
       },
   };
 }

@@ -1,9 +1,13 @@
 #pragma once
 
 #include <memory>
+#include <unordered_map>
+#include <vector>
 
 #include <caf/actor.hpp>
+#include <caf/actor_addr.hpp>
 #include <caf/event_based_actor.hpp>
+#include <caf/node_id.hpp>
 #include <caf/stateful_actor.hpp>
 
 #include "network_group.hpp"
@@ -15,11 +19,36 @@ struct trainer_config {
   caf::actor scheduler;
   caf::actor aggregator;
   quantum_limits quantum;
+  /// The run has worker nodes: quanta may run on other nodes, so every
+  /// quantum reports the networks' states (runner_state) and the group
+  /// continues from them wherever its next slot is.
+  bool cluster = false;
+  /// Quanta lost in a row on worker nodes (a worker died, a state did not
+  /// restore) before the group's networks fail.
+  int64_t max_lost_quanta = 3;
 };
 
 struct trainer_state {
   std::shared_ptr<network_group> group;
   trainer_config config;
+  // -- cluster runs ----------------------------------------------------------
+  /// The group's unfinished networks and the state each continues from.
+  std::vector<uint64_t> unfinished;
+  std::vector<runner_state> states;
+  /// The node holding the group's live models (where its last quantum ran),
+  /// and that quantum's executor; `live` is false when no node does and
+  /// `states` are all there is.
+  bool live = true;
+  caf::node_id live_node;
+  caf::actor live_executor;
+  /// Each network's latest progress, for the group's progress report.
+  std::unordered_map<uint64_t, progress_report> latest;
+  /// The quantum in flight on a worker node (0: none), and its executor.
+  uint64_t in_flight = 0;
+  uint64_t quanta = 0;
+  caf::actor in_flight_executor;
+  uint32_t in_flight_slot = 0;
+  int64_t lost_quanta = 0;
   static inline const char* name = "actortrain.trainer";
 };
 
@@ -27,7 +56,10 @@ struct trainer_state {
 /// for a slot once, trains one quantum on each slot it is granted through
 /// the slot's executor, reports each network's metrics, checkpoints and
 /// outcome to the aggregator and the group's progress to the scheduler
-/// (which queues it again until the report says finished).
+/// (which queues it again until the report says finished). In a cluster
+/// run a slot may be on a worker node: the quantum then travels there as a
+/// remote_quantum, and a quantum lost with its worker is run again
+/// elsewhere from the states of the quantum before.
 caf::behavior trainer(caf::stateful_actor<trainer_state>* self,
                       std::shared_ptr<network_group> group,
                       trainer_config config);

@@ -1,0 +1,66 @@
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include <caf/error.hpp>
+
+#include "actortrain/learner_fwd.hpp"
+
+namespace actortrain {
+
+/// Mutually authenticated TLS for the links between a coordinator and its
+/// workers (CAF's openssl module). All three set: TLS, and a peer must
+/// present a certificate signed by `ca`; all empty: plain TCP.
+struct tls_options {
+  /// PEM certificate of this node.
+  std::string certificate;
+  /// PEM private key of `certificate`.
+  std::string key;
+  /// PEM certificate of the authority that signs every node's certificate.
+  std::string ca;
+
+  bool enabled() const {
+    return !certificate.empty() || !key.empty() || !ca.empty();
+  }
+
+  /// Checks that all three are set together and the files exist; the error
+  /// names the option and the file.
+  caf::error validate() const;
+};
+
+/// How to run a worker node (`actortrain worker`).
+struct worker_options {
+  /// TCP port to listen on; 0 picks a free one (see `on_listening`).
+  uint16_t port = 0;
+  /// Address to listen on; loopback unless told otherwise.
+  std::string bind = "127.0.0.1";
+  /// Slots this node offers; 0: one per hardware thread.
+  int64_t slots = 0;
+  tls_options tls;
+  /// Exit when the coordinator goes away instead of waiting for the next.
+  bool exit_when_orphaned = false;
+  /// Builds learners; empty: the built-in ones. Must match the
+  /// coordinator's: a custom learner needs a worker built with it.
+  learner_factory make_learner;
+  /// Called once listening, with the port.
+  std::function<void(uint16_t)> on_listening;
+  /// Called with one line on each event (a run joined, a coordinator left,
+  /// and with `verbose` every quantum).
+  std::function<void(const std::string&)> on_event;
+  bool verbose = false;
+  /// Set to true to stop the worker.
+  std::shared_ptr<std::atomic<bool>> stop;
+};
+
+/// Runs a worker node until `stop` is set (or, with `exit_when_orphaned`,
+/// its coordinator leaves). Serves one run at a time: a coordinator sends
+/// its experiment, the worker checks that its copy of the data has the
+/// coordinator's content hash and offers its slots; quanta of the run's
+/// networks then run here. Returns an error when it cannot listen.
+caf::error run_worker(worker_options opts);
+
+} // namespace actortrain

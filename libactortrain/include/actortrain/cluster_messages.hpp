@@ -1,0 +1,56 @@
+#pragma once
+
+// The payloads that travel between a coordinator and its worker nodes.
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <caf/actor.hpp>
+#include <caf/meta/type_name.hpp>
+
+#include "actortrain/experiment.hpp"
+#include "actortrain/results.hpp"
+
+namespace actortrain {
+
+/// What a worker needs to train a coordinator's networks: the experiment
+/// (data paths made absolute) and the content hash of the coordinator's
+/// data, which the worker's copy must match.
+struct run_setup {
+  experiment exp;
+  std::string data_hash;
+  /// The worker stops the run's work when this actor goes down.
+  caf::actor coordinator;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, run_setup& x) {
+  return f(caf::meta::type_name("run_setup"), x.exp, x.data_hash,
+           x.coordinator);
+}
+
+/// One quantum of a group of networks, to run on a worker's slot.
+struct remote_quantum {
+  /// The group's id (its first network's id).
+  uint64_t group_id = 0;
+  /// The group's networks that are not done, in the group's order.
+  std::vector<uint64_t> members;
+  /// Where each member continues from; empty when the worker already holds
+  /// the group as its last quantum left it (`cached`).
+  std::vector<runner_state> states;
+  bool cached = false;
+  int64_t steps = 0;
+  int64_t epochs = 1;
+  double seconds = 0;
+  /// The run is stopping: the quantum ends with a checkpoint.
+  bool stopping = false;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, remote_quantum& x) {
+  return f(caf::meta::type_name("remote_quantum"), x.group_id, x.members,
+           x.states, x.cached, x.steps, x.epochs, x.seconds, x.stopping);
+}
+
+} // namespace actortrain

@@ -1,0 +1,49 @@
+#include "actors/remote_executor.hpp"
+
+#include <ATen/Parallel.h>
+#include <fmt/format.h>
+
+#include "actortrain/error.hpp"
+#include "actortrain/type_ids.hpp"
+#include "cluster/worker_run.hpp"
+
+namespace actortrain {
+
+caf::behavior remote_executor(caf::event_based_actor*, slot_info slot,
+                              std::shared_ptr<worker_run> run) {
+  auto threads_set = std::make_shared<bool>(false);
+  return {
+      [=](quantum_atom, remote_quantum& q) -> caf::result<quantum_report> {
+        if (!*threads_set) {
+          at::set_num_threads(static_cast<int>(slot.threads));
+          *threads_set = true;
+        }
+        try {
+          auto group = run->checkout(q);
+          if (!group)
+            return group.error();
+          auto stopping = std::make_shared<std::atomic<bool>>(q.stopping);
+          quantum_limits limits{q.steps, q.epochs, q.seconds, stopping};
+          auto report = (*group)->run_quantum(slot, limits, true);
+          if (report.progress.finished)
+            run->forget(q.group_id);
+          if (run->verbose())
+            run->log(fmt::format("slot {}: quantum of group {} ({} networks) "
+                                 "to step {} of {}",
+                                 slot.id, q.group_id, q.members.size(),
+                                 report.progress.steps_done,
+                                 report.progress.steps_total));
+          return report;
+        } catch (const std::exception& e) {
+          // Building a group or restoring a state failed: the trainer
+          // retries elsewhere, then fails the networks with this reason.
+          return make_error(
+              errc::cluster_failed,
+              fmt::format("worker slot {}: {}", slot.id, e.what()));
+        }
+      },
+      [=](forget_atom, uint64_t group_id) { run->forget(group_id); },
+  };
+}
+
+} // namespace actortrain

@@ -1,0 +1,115 @@
+#include "run_context.hpp"
+
+#include <map>
+
+#include <fmt/format.h>
+#include <zlib.h>
+
+#include "actortrain/error.hpp"
+#include "actortrain/learner.hpp"
+
+namespace actortrain {
+
+namespace {
+
+/// Checks that every configuration fits the data, before anything trains.
+caf::error check_fit(const experiment& exp, const dataset& data, bool builtin) {
+  for (const auto& cfg : exp.configs()) {
+    const auto& m = cfg.model;
+    if (m.input > 0 && m.input != data.features())
+      return make_error(errc::invalid_experiment,
+                        fmt::format("model.input = {} does not match the "
+                                    "data's {} features per sample ({})",
+                                    m.input, data.features(),
+                                    exp.data.train.empty() ? "synthetic data"
+                                                           : exp.data.train));
+    if (builtin)
+      if (auto err = check_builtin_model(m, data))
+        return err;
+  }
+  return {};
+}
+
+caf::expected<std::vector<torch::Tensor>>
+make_shards(const experiment& exp, const std::vector<network_spec>& specs,
+            const dataset& data) {
+  const auto& scheme = exp.data.partition;
+  auto n = data.train_x.size(0);
+  // Shards depend on the number of networks per configuration only, so
+  // configurations of equal size share them.
+  std::map<int64_t, std::vector<torch::Tensor>> by_parts;
+  std::vector<torch::Tensor> result;
+  for (const auto& spec : specs) {
+    if (scheme == "bootstrap") {
+      result.push_back(bootstrap_indices(n, derive_seed(spec.seed, 0xB0075)));
+      continue;
+    }
+    auto parts = spec.config.train.networks;
+    auto i = by_parts.find(parts);
+    if (i == by_parts.end())
+      i = by_parts
+              .emplace(parts,
+                       partition(scheme, data, parts, spec.config.train.seed))
+              .first;
+    auto shard = i->second[static_cast<size_t>(spec.index_in_group)];
+    if (shard.size(0) == 0)
+      return make_error(errc::invalid_experiment,
+                        fmt::format("data.partition: '{}' over {} networks "
+                                    "leaves {} without training samples (the "
+                                    "training set has {})",
+                                    scheme, parts, spec.name, n));
+    result.push_back(shard);
+  }
+  for (size_t i = 0; i < specs.size(); ++i) {
+    auto f = specs[i].config.train.validation_fraction;
+    auto n_shard = result[i].size(0);
+    if (f > 0 && n_shard - validation_samples(n_shard, f) < 1)
+      return make_error(errc::invalid_experiment,
+                        fmt::format("train.validation_fraction = {} leaves {} "
+                                    "no training samples from its {}",
+                                    f, specs[i].name, n_shard));
+  }
+  return result;
+}
+
+} // namespace
+
+caf::expected<std::shared_ptr<run_context>>
+make_run_context(const experiment& exp, learner_factory make_learner) {
+  if (auto err = exp.validate())
+    return err;
+  auto data = load_dataset(exp.data);
+  if (!data)
+    return data.error();
+  if (auto err = check_fit(exp, **data, !make_learner))
+    return err;
+  auto ctx = std::make_shared<run_context>();
+  ctx->exp = exp;
+  ctx->data = *data;
+  ctx->specs = expand(exp);
+  auto shards = make_shards(exp, ctx->specs, **data);
+  if (!shards)
+    return shards.error();
+  ctx->shards = std::move(*shards);
+  ctx->make_learner = std::move(make_learner);
+  return ctx;
+}
+
+std::string content_hash(const dataset& data) {
+  // CRC-32 of each tensor's bytes and of its shape: fast (zlib) and enough
+  // to tell two copies of a dataset apart.
+  std::string result;
+  for (const auto* t :
+       {&data.train_x, &data.train_y, &data.test_x, &data.test_y}) {
+    auto c = t->contiguous();
+    auto sizes = c.sizes().vec();
+    auto crc = crc32_z(0L, reinterpret_cast<const Bytef*>(sizes.data()),
+                       sizes.size() * sizeof(int64_t));
+    crc = crc32_z(crc, reinterpret_cast<const Bytef*>(c.data_ptr()),
+                  static_cast<size_t>(c.numel() * c.element_size()));
+    result += fmt::format("{:08x}", crc);
+  }
+  return result;
+}
+
+} // namespace actortrain

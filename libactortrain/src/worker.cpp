@@ -1,0 +1,60 @@
+#include <chrono>
+
+#include <caf/actor_system.hpp>
+#include <caf/after.hpp>
+#include <caf/exit_reason.hpp>
+#include <caf/io/middleman.hpp>
+#include <caf/openssl/publish.hpp>
+#include <caf/scoped_actor.hpp>
+#include <caf/spawn_options.hpp>
+#include <fmt/format.h>
+
+#include "actors/worker_node.hpp"
+#include "actortrain/cluster.hpp"
+#include "actortrain/error.hpp"
+#include "actortrain/type_ids.hpp"
+#include "cluster/system_config.hpp"
+
+namespace actortrain {
+
+caf::error run_worker(worker_options opts) {
+  if (auto err = opts.tls.validate())
+    return err;
+  caf::actor_system_config cfg;
+  configure_system(cfg, true, opts.tls);
+  caf::actor_system sys{cfg};
+  auto port = opts.port;
+  auto bind = opts.bind;
+  auto tls = opts.tls.enabled();
+  auto on_listening = opts.on_listening;
+  auto stop = opts.stop;
+  auto node = sys.spawn<caf::detached>(worker_node, std::move(opts));
+  auto published = tls ? caf::openssl::publish(node, port, bind.c_str())
+                       : sys.middleman().publish(node, port, bind.c_str());
+  if (!published) {
+    caf::anon_send_exit(node, caf::exit_reason::user_shutdown);
+    return make_error(errc::cluster_failed,
+                      fmt::format("cannot listen on {}:{}: {}", bind, port,
+                                  sys.render(published.error())));
+  }
+  if (on_listening)
+    on_listening(*published);
+  caf::scoped_actor self{sys};
+  self->monitor(node);
+  bool done = false;
+  bool stopping = false;
+  while (!done) {
+    self->receive([&](caf::down_msg&) { done = true; },
+                  caf::after(std::chrono::milliseconds{100}) >>
+                      [&] {
+                        if (stop && stop->load() && !stopping) {
+                          stopping = true;
+                          self->send_exit(node,
+                                          caf::exit_reason::user_shutdown);
+                        }
+                      });
+  }
+  return {};
+}
+
+} // namespace actortrain

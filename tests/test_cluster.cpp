@@ -1,0 +1,306 @@
+// Runs across processes on 127.0.0.1: a coordinator (`actortrain run`) and
+// worker nodes (`actortrain worker`), each a real process.
+
+#include <doctest/doctest.h>
+
+#include <csignal>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+
+#include <caf/actor_system.hpp>
+#include <caf/actor_system_config.hpp>
+#include <caf/event_based_actor.hpp>
+#include <caf/exit_reason.hpp>
+#include <caf/send.hpp>
+#include <fmt/format.h>
+
+#include "actortrain/dataset.hpp"
+#include "actortrain/error.hpp"
+#include "actortrain/run.hpp"
+#include "cluster/system_config.hpp"
+#include "cluster/worker_link.hpp"
+#include "run_context.hpp"
+#include "test_support.hpp"
+
+using namespace actortrain;
+using actortrain::test::app;
+using actortrain::test::background_process;
+using actortrain::test::run_process;
+using actortrain::test::temp_dir;
+using actortrain::test::worker_process;
+using actortrain::test::write_text;
+namespace fs = std::filesystem;
+
+namespace {
+
+// Fused groups (fuse = "auto") and a checkpoint each epoch: states that move
+// between nodes carry fused members, optimizer state and retries alike.
+constexpr const char* cluster_toml = R"(name = "cluster"
+[data]
+format = "synthetic"
+samples = {}
+test_samples = 256
+features = 16
+classes = 4
+partition = "{}"
+[model]
+hidden = [{}]
+[optimizer]
+kind = "adam"
+lr = 0.01
+[train]
+networks = 12
+epochs = {}
+batch_size = 32
+seed = 11
+[scheduler]
+slots = {}
+)";
+
+std::string write_experiment(const temp_dir& dir, int64_t epochs, int64_t slots,
+                             int64_t samples = 4096, int64_t hidden = 64,
+                             const char* partition = "stratified") {
+  auto path = dir / "exp.toml";
+  write_text(path, fmt::format(cluster_toml, samples, partition, hidden, epochs,
+                               slots));
+  return path;
+}
+
+std::string read_file(const fs::path& p) {
+  std::ifstream in{p, std::ios::binary};
+  return std::string{std::istreambuf_iterator<char>{in}, {}};
+}
+
+/// Checks that two runs wrote the same weights, byte for byte.
+void check_same_weights(const std::string& a, const std::string& b) {
+  size_t n = 0;
+  for (const auto& f : fs::directory_iterator{fs::path{a} / "weights"}) {
+    if (f.path().extension() != ".pt")
+      continue;
+    auto other = fs::path{b} / "weights" / f.path().filename();
+    REQUIRE_MESSAGE(fs::exists(other), other.string());
+    CHECK_MESSAGE(read_file(f.path()) == read_file(other),
+                  f.path().filename().string());
+    ++n;
+  }
+  CHECK(n == 12);
+}
+
+/// The reference: the same experiment in one process with 2 slots.
+std::string local_reference(const temp_dir& dir, const std::string& exp) {
+  auto out = dir / "local";
+  auto res = run_process(
+      fmt::format("{} run {} --output {} --quiet --slots 2", app(), exp, out));
+  REQUIRE_MESSAGE(res.exit_code == 0, res.output);
+  return out;
+}
+
+test::process_result run_app(const std::string& args) {
+  return run_process(fmt::format("timeout 300 {} {}", app(), args));
+}
+
+} // namespace
+
+TEST_CASE("two worker processes train a run with the results of one process") {
+  temp_dir dir;
+  auto exp = write_experiment(dir, 3, 1);
+  worker_process w1{"--slots 1 --verbose", dir / "w1.log"};
+  worker_process w2{"--slots 1 --verbose", dir / "w2.log"};
+  auto res = run_app(fmt::format("run {} --output {} --workers {},{} "
+                                 "--no-local --quiet",
+                                 exp, dir / "out", w1.address(), w2.address()));
+  REQUIRE_MESSAGE(res.exit_code == 0, res.output);
+  CHECK(res.output.find("12 networks: 12 finished, 0 failed") !=
+        std::string::npos);
+  // Both workers trained: each ran quanta.
+  CHECK(w1.process().output().find("quantum of group") != std::string::npos);
+  CHECK(w2.process().output().find("quantum of group") != std::string::npos);
+  check_same_weights(dir / "out", local_reference(dir, exp));
+  // The workers let go of the finished run and wait for the next one.
+  CHECK(w1.process().wait_for("waiting for a coordinator", 20));
+  CHECK(w1.process().running());
+}
+
+TEST_CASE("a worker killed mid-run: its networks finish elsewhere, results "
+          "unchanged") {
+  temp_dir dir;
+  auto exp = write_experiment(dir, 6, 1);
+  worker_process w1{"--slots 1", dir / "w1.log"};
+  worker_process w2{"--slots 1 --verbose", dir / "w2.log"};
+  background_process run{
+      fmt::format("{} run {} --output {} --workers {},{} --no-local --quiet",
+                  app(), exp, dir / "out", w1.address(), w2.address()),
+      dir / "run.log"};
+  REQUIRE_MESSAGE(w2.process().wait_for_count("quantum of group", 2, 120),
+                  run.output());
+  w2.process().stop(SIGKILL, 10);
+  CHECK(run.stop(0, 240) == 0);
+  INFO(run.output());
+  CHECK(run.output().find("12 networks: 12 finished, 0 failed") !=
+        std::string::npos);
+  CHECK(run.output().find(fmt::format("worker {} lost", w2.address())) !=
+        std::string::npos);
+  check_same_weights(dir / "out", local_reference(dir, exp));
+}
+
+TEST_CASE("a worker that starts while a run is in progress gets work") {
+  temp_dir dir;
+  // Long enough on one slot (several seconds) for the worker to start.
+  auto exp = write_experiment(dir, 3, 1, 65536, 512, "all");
+  auto port = test::free_port();
+  auto address = fmt::format("127.0.0.1:{}", port);
+  // One local slot; the worker is not up yet.
+  background_process run{fmt::format("{} run {} --output {} --workers {}",
+                                     app(), exp, dir / "out", address),
+                         dir / "run.log"};
+  REQUIRE(run.wait_for("trying again every second", 60));
+  background_process worker{
+      fmt::format("{} worker --port {} --slots 1 --verbose", app(), port),
+      dir / "w.log"};
+  CHECK(run.stop(0, 240) == 0);
+  INFO(run.output());
+  CHECK(run.output().find(fmt::format("worker {} joined", address)) !=
+        std::string::npos);
+  CHECK(worker.output().find("quantum of group") != std::string::npos);
+  check_same_weights(dir / "out", local_reference(dir, exp));
+}
+
+TEST_CASE("a coordinator killed mid-run: the worker drops its work and "
+          "serves the resumed run") {
+  temp_dir dir;
+  auto exp = write_experiment(dir, 6, 1);
+  worker_process w{"--slots 1 --verbose", dir / "w.log"};
+  auto cmd = fmt::format("{} run {} --output {} --workers {} --no-local "
+                         "--quiet",
+                         app(), exp, dir / "out", w.address());
+  {
+    background_process run{cmd, dir / "run1.log"};
+    REQUIRE(w.process().wait_for_count("quantum of group", 2, 120));
+    run.stop(SIGKILL, 10);
+  }
+  CHECK(w.process().wait_for("coordinator left", 30));
+  CHECK(w.process().running());
+  auto res = run_app(cmd.substr(app().size() + 1));
+  REQUIRE_MESSAGE(res.exit_code == 0, res.output);
+  check_same_weights(dir / "out", local_reference(dir, exp));
+}
+
+TEST_CASE("cluster input errors name the worker and what is wrong") {
+  temp_dir dir;
+  auto exp = write_experiment(dir, 1, 1);
+  auto res = run_app(fmt::format("run {} --output {} --workers nowhere --quiet",
+                                 exp, dir / "a"));
+  CHECK(res.exit_code == 3);
+  CHECK(res.output.find("cluster.workers: 'nowhere' is not host:port") !=
+        std::string::npos);
+  // Nobody listens there, and this process offers no slot of its own.
+  auto address = fmt::format("127.0.0.1:{}", test::free_port());
+  res = run_app(fmt::format("run {} --output {} --workers {} --no-local", exp,
+                            dir / "b", address));
+  CHECK(res.exit_code == 4);
+  CHECK(res.output.find(fmt::format("cannot connect to worker {}", address)) !=
+        std::string::npos);
+  CHECK(res.output.find("no slot to train on") != std::string::npos);
+}
+
+TEST_CASE("a worker whose data differs from the coordinator's is refused") {
+  temp_dir dir;
+  worker_process w{"--slots 1", dir / "w.log"};
+  // The coordinator's data: a CSV file. The worker has a different file at
+  // the same path by the time it joins.
+  auto csv = dir / "data.csv";
+  std::string rows;
+  for (int i = 0; i < 40; ++i)
+    rows += fmt::format("{},{},{}\n", i * 0.1, i % 7 * 0.5, i % 2);
+  write_text(csv, rows);
+  experiment exp;
+  exp.name = "csv";
+  exp.data.format = "csv";
+  exp.data.train = csv;
+  auto ctx = make_run_context(exp, {});
+  REQUIRE_MESSAGE(ctx, to_string_pretty(ctx.error()));
+  run_setup setup;
+  setup.exp = exp;
+  setup.data_hash = content_hash(*(*ctx)->data);
+  rows[0] = '9';
+  write_text(csv, rows);
+  caf::actor_system_config cfg;
+  configure_system(cfg, true, {});
+  caf::actor_system sys{cfg};
+  setup.coordinator = sys.spawn([] {
+    return caf::behavior{[](int) {
+    }};
+  });
+  bool refused = false;
+  auto joined = join_worker(sys, w.address(), setup, false, refused);
+  REQUIRE_FALSE(joined);
+  CHECK(refused);
+  auto msg = to_string_pretty(joined.error());
+  CHECK_MESSAGE(msg.find(fmt::format("worker {} refused to join",
+                                     w.address())) != std::string::npos,
+                msg);
+  CHECK_MESSAGE(msg.find("the data here differs from the coordinator's") !=
+                    std::string::npos,
+                msg);
+  CHECK_MESSAGE(msg.find(csv) != std::string::npos, msg);
+  // Refused means nothing was set up: the worker still waits for a run.
+  CHECK(w.process().output().find("joined run") == std::string::npos);
+  caf::anon_send_exit(setup.coordinator, caf::exit_reason::user_shutdown);
+}
+
+TEST_CASE("TLS: a worker refuses peers without a certificate from its CA") {
+  temp_dir dir;
+  auto sh = [&](const std::string& cmd) {
+    auto res = run_process(fmt::format("cd {} && {}", dir.path(), cmd));
+    REQUIRE_MESSAGE(res.exit_code == 0, res.output);
+  };
+  auto make_ca = [&](const std::string& ca) {
+    sh(fmt::format("openssl req -x509 -newkey rsa:2048 -nodes -keyout {0}.key "
+                   "-out {0}.pem -days 2 -subj /CN={0}",
+                   ca));
+  };
+  auto make_cert = [&](const std::string& name, const std::string& ca) {
+    sh(fmt::format("openssl req -newkey rsa:2048 -nodes -keyout {0}.key -out "
+                   "{0}.csr -subj /CN={0} && openssl x509 -req -in {0}.csr "
+                   "-CA {1}.pem -CAkey {1}.key -CAcreateserial -out {0}.pem "
+                   "-days 2",
+                   name, ca));
+  };
+  make_ca("ca");
+  make_ca("other-ca");
+  make_cert("worker", "ca");
+  make_cert("coordinator", "ca");
+  make_cert("stranger", "other-ca");
+  auto tls = [&](const std::string& name, const std::string& ca) {
+    return fmt::format("--tls-cert {0} --tls-key {1} --tls-ca {2}",
+                       dir / (name + ".pem"), dir / (name + ".key"),
+                       dir / (ca + ".pem"));
+  };
+  worker_process w{fmt::format("--slots 1 {}", tls("worker", "ca")),
+                   dir / "w.log"};
+  auto exp = write_experiment(dir, 1, 1);
+  // No certificate at all: plain CAF traffic never reaches the node.
+  auto res = run_app(fmt::format("run {} --output {} --workers {} --no-local",
+                                 exp, dir / "plain", w.address()));
+  CHECK(res.exit_code == 4);
+  CHECK(res.output.find("cannot connect to worker") != std::string::npos);
+  // A certificate, but from another authority.
+  res = run_app(fmt::format("run {} --output {} --workers {} --no-local {}",
+                            exp, dir / "stranger", w.address(),
+                            tls("stranger", "other-ca")));
+  CHECK(res.exit_code == 4);
+  CHECK(res.output.find("cannot connect to worker") != std::string::npos);
+  CHECK(w.process().output().find("joined run") == std::string::npos);
+  // A certificate from the worker's authority: the run trains there.
+  res =
+      run_app(fmt::format("run {} --output {} --workers {} --no-local {}", exp,
+                          dir / "ok", w.address(), tls("coordinator", "ca")));
+  REQUIRE_MESSAGE(res.exit_code == 0, res.output);
+  CHECK(w.process().output().find("joined run") != std::string::npos);
+  // Half a TLS configuration is a usage mistake, named.
+  res =
+      run_app(fmt::format("worker --port 0 --tls-cert {}", dir / "worker.pem"));
+  CHECK(res.exit_code == 3);
+  CHECK(res.output.find("--tls-key is missing") != std::string::npos);
+}
