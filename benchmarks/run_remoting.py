@@ -1,0 +1,105 @@
+#!/usr/bin/env python3
+"""Overhead of remoting: one experiment on 2 slots in one process versus 1 slot
+in each of two `actortrain worker` processes (loopback), side by side in one
+invocation. Reports the time ratio and the messaging cost per quantum.
+
+usage: run_remoting.py [--build DIR] [--repeat R]
+"""
+import argparse
+import os
+import re
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+# Two workloads: small networks trained unfused (many short quanta, small
+# states) and the same networks fused (few quanta, states of whole groups).
+EXPERIMENT = """name = "remoting-{fuse}"
+[data]
+format = "synthetic"
+samples = 4096
+test_samples = 512
+features = 32
+classes = 10
+partition = "stratified"
+[model]
+hidden = [64]
+[train]
+networks = 64
+epochs = 5
+batch_size = 32
+seed = 1
+fuse = "{fuse}"
+[scheduler]
+slots = 2
+"""
+
+
+def start_worker(app, log):
+    proc = subprocess.Popen([app, "worker", "--port", "0", "--slots", "1"],
+                            stdout=subprocess.PIPE, stderr=log, text=True)
+    line = proc.stdout.readline()
+    port = re.search(r":(\d+)$", line.strip()).group(1)
+    return proc, f"127.0.0.1:{port}"
+
+
+def timed_run(app, args):
+    t0 = time.perf_counter()
+    res = subprocess.run([app, "run", *args, "--quiet"], capture_output=True,
+                         text=True)
+    elapsed = time.perf_counter() - t0
+    if res.returncode != 0:
+        sys.exit(f"run failed: {res.stdout}{res.stderr}")
+    return elapsed
+
+
+def quanta(out):
+    with sqlite3.connect(os.path.join(out, "results.db")) as db:
+        return db.execute("SELECT COUNT(*) FROM grants").fetchone()[0]
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--build", default="build")
+    ap.add_argument("--repeat", type=int, default=3)
+    a = ap.parse_args()
+    app = os.path.join(a.build, "apps", "actortrain", "actortrain")
+    with tempfile.TemporaryDirectory() as tmp:
+        log = open(os.path.join(tmp, "workers.log"), "w")
+        workers = [start_worker(app, log) for _ in range(2)]
+        addresses = ",".join(w[1] for w in workers)
+        print("| workload | quanta | one process, 2 slots (s) | "
+              "2 workers, 1 slot each (s) | ratio | messaging per quantum (ms) |")
+        print("|---|---:|---:|---:|---:|---:|")
+        try:
+            for fuse in ("off", "auto"):
+                exp = os.path.join(tmp, f"{fuse}.toml")
+                with open(exp, "w") as f:
+                    f.write(EXPERIMENT.format(fuse=fuse))
+                local, remote = [], []
+                n = 0
+                for r in range(a.repeat):
+                    out = os.path.join(tmp, f"{fuse}-local-{r}")
+                    local.append(timed_run(app, [exp, "--output", out]))
+                    out = os.path.join(tmp, f"{fuse}-remote-{r}")
+                    remote.append(timed_run(app, [exp, "--output", out,
+                                                  "--workers", addresses,
+                                                  "--no-local"]))
+                    n = quanta(out)
+                lt, rt = statistics.median(local), statistics.median(remote)
+                # Two slots work at once: the extra wall time, spread over the
+                # quanta each slot ran, is what one quantum's round trip costs.
+                per_quantum = (rt - lt) * 2 / n * 1000
+                print(f"| 64 MLPs 32-64-10, fuse = \"{fuse}\" | {n} | {lt:.2f} | "
+                      f"{rt:.2f} | {rt / lt:.2f}x | {per_quantum:.2f} |")
+        finally:
+            for proc, _ in workers:
+                proc.kill()
+                proc.wait()
+
+
+if __name__ == "__main__":
+    main()
