@@ -133,6 +133,10 @@ TEST_CASE("results do not depend on the number of slots or the quantum") {
   temp_dir dir;
   auto exp = test::tiny_experiment(5, 3);
   exp.data.partition = "stratified";
+  // Unfused: bit-identical. With fuse = "auto" the groups follow the slot
+  // count and fused steps agree with unfused ones to ~1e-6, not bit for bit
+  // (docs/fusion.md; see the next test).
+  exp.base.train.fuse = train_options::fuse_off;
   exp.scheduler.slots = 1;
   run_options a_opts;
   a_opts.output_dir = dir / "a";
@@ -153,6 +157,27 @@ TEST_CASE("results do not depend on the number of slots or the quantum") {
   // Different networks did get different weights.
   CHECK(file_bytes(a.networks[0].weights_path) !=
         file_bytes(a.networks[1].weights_path));
+}
+
+TEST_CASE("with auto fusion, results across slot counts agree closely") {
+  temp_dir dir;
+  auto exp = test::tiny_experiment(5, 3);
+  exp.data.partition = "stratified";
+  exp.scheduler.slots = 1;
+  run_options a_opts;
+  a_opts.output_dir = dir / "a";
+  auto a = run_ok(exp, a_opts);
+  exp.scheduler.slots = 3;
+  run_options b_opts;
+  b_opts.output_dir = dir / "b";
+  auto b = run_ok(exp, b_opts);
+  REQUIRE(a.networks.size() == b.networks.size());
+  for (size_t i = 0; i < a.networks.size(); ++i) {
+    CHECK(a.networks[i].test_loss ==
+          doctest::Approx(b.networks[i].test_loss).epsilon(1e-4));
+    CHECK(a.networks[i].train_loss ==
+          doctest::Approx(b.networks[i].train_loss).epsilon(1e-4));
+  }
 }
 
 TEST_CASE("1,000 tiny trainers in one process all finish") {
