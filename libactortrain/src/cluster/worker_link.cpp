@@ -17,7 +17,7 @@ namespace actortrain {
 namespace {
 
 /// A worker loads its data before it answers a join.
-constexpr auto join_timeout = std::chrono::seconds{120};
+constexpr auto join_timeout = std::chrono::seconds{30};
 
 } // namespace
 
