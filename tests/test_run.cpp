@@ -129,6 +129,24 @@ TEST_CASE("a run trains every network and stores it durably") {
   sqlite3_close(db);
 }
 
+/// Runs `exp` on 1 slot into dir/a, then on 3 slots with quanta of
+/// `quantum_steps` steps (0: epochs) into dir/b.
+std::pair<run_result, run_result> run_on_1_and_3_slots(const temp_dir& dir,
+                                                       experiment exp,
+                                                       int64_t quantum_steps) {
+  exp.scheduler.slots = 1;
+  run_options a_opts;
+  a_opts.output_dir = dir / "a";
+  auto a = run_ok(exp, a_opts);
+  exp.scheduler.slots = 3;
+  exp.scheduler.quantum_steps = quantum_steps;
+  run_options b_opts;
+  b_opts.output_dir = dir / "b";
+  auto b = run_ok(exp, b_opts);
+  REQUIRE(a.networks.size() == b.networks.size());
+  return {std::move(a), std::move(b)};
+}
+
 TEST_CASE("results do not depend on the number of slots or the quantum") {
   temp_dir dir;
   auto exp = test::tiny_experiment(5, 3);
@@ -137,16 +155,8 @@ TEST_CASE("results do not depend on the number of slots or the quantum") {
   // count and fused steps agree with unfused ones to ~1e-6, not bit for bit
   // (docs/fusion.md; see the next test).
   exp.base.train.fuse = train_options::fuse_off;
-  exp.scheduler.slots = 1;
-  run_options a_opts;
-  a_opts.output_dir = dir / "a";
-  auto a = run_ok(exp, a_opts);
-  exp.scheduler.slots = 3;
-  exp.scheduler.quantum_steps = 3; // quanta end mid-epoch
-  run_options b_opts;
-  b_opts.output_dir = dir / "b";
-  auto b = run_ok(exp, b_opts);
-  REQUIRE(a.networks.size() == b.networks.size());
+  // Quanta of 3 steps end mid-epoch.
+  auto [a, b] = run_on_1_and_3_slots(dir, exp, 3);
   for (size_t i = 0; i < a.networks.size(); ++i) {
     CHECK(a.networks[i].test_loss == b.networks[i].test_loss);
     CHECK(a.networks[i].train_loss == b.networks[i].train_loss);
@@ -163,15 +173,7 @@ TEST_CASE("with auto fusion, results across slot counts agree closely") {
   temp_dir dir;
   auto exp = test::tiny_experiment(5, 3);
   exp.data.partition = "stratified";
-  exp.scheduler.slots = 1;
-  run_options a_opts;
-  a_opts.output_dir = dir / "a";
-  auto a = run_ok(exp, a_opts);
-  exp.scheduler.slots = 3;
-  run_options b_opts;
-  b_opts.output_dir = dir / "b";
-  auto b = run_ok(exp, b_opts);
-  REQUIRE(a.networks.size() == b.networks.size());
+  auto [a, b] = run_on_1_and_3_slots(dir, exp, 0);
   for (size_t i = 0; i < a.networks.size(); ++i) {
     CHECK(a.networks[i].test_loss ==
           doctest::Approx(b.networks[i].test_loss).epsilon(1e-4));
