@@ -213,3 +213,21 @@ quantum_seconds = 0.5
   CHECK(target.find("train.target_accuracy: must be in [0, 1], got 1.5") !=
         std::string::npos);
 }
+
+TEST_CASE("the fingerprint covers what changes numbers, not scheduling") {
+  experiment base;
+  base.data.format = "synthetic";
+  auto fp = fingerprint(base);
+  auto changed = [&](auto edit) {
+    auto exp = base;
+    edit(exp);
+    return fingerprint(exp) != fp;
+  };
+  CHECK(changed([](experiment& e) { e.base.optimizer.lr *= 2; }));
+  CHECK(changed([](experiment& e) { e.base.model.activation = "tanh"; }));
+  CHECK(changed(
+      [](experiment& e) { e.base.train.fuse = train_options::fuse_off; }));
+  CHECK(changed([](experiment& e) { e.base.train.fuse = 4; }));
+  CHECK_FALSE(changed([](experiment& e) { e.scheduler.slots = 7; }));
+  CHECK_FALSE(changed([](experiment& e) { e.base.train.priority = 3; }));
+}

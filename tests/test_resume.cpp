@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "actortrain/error.hpp"
 #include "actortrain/learner.hpp"
@@ -112,14 +113,26 @@ std::map<std::string, std::vector<char>> reference(const temp_dir& dir) {
   return weights_of(dir / "reference");
 }
 
-void interrupt_and_resume(int signal, bool corrupt_newest, bool twice = false) {
+/// Interrupts a run of resumable_toml (fused: fuse = "auto") with `signal`
+/// and resumes it; the weights must be those of an uninterrupted run. The
+/// interrupted run uses `slots` slots and the resumed one `resume_slots`
+/// (0: the experiment's 2), so fused groups may differ between the runs.
+void interrupt_and_resume(int signal, bool corrupt_newest, bool twice = false,
+                          int slots = 0, int resume_slots = 0) {
+  auto slot_args = [](int n) {
+    return n > 0 ? std::vector<std::string>{"--slots", std::to_string(n)}
+                 : std::vector<std::string>{};
+  };
   temp_dir dir;
   test::write_text(dir / "exp.toml", resumable_toml);
   auto expected = reference(dir);
   REQUIRE(expected.size() == 6);
   auto out = dir / "out";
-  auto pid = start_app({"run", dir / "exp.toml", "--output", out, "--quiet"},
-                       dir / "first.log");
+  std::vector<std::string> first{"run", dir / "exp.toml", "--output", out,
+                                 "--quiet"};
+  for (auto& a : slot_args(slots))
+    first.push_back(a);
+  auto pid = start_app(first, dir / "first.log");
   REQUIRE(wait_for_checkpoint(out + "/checkpoints"));
   ::kill(pid, signal);
   if (twice) {
@@ -162,7 +175,8 @@ void interrupt_and_resume(int signal, bool corrupt_newest, bool twice = false) {
     }
   }
   auto again = test::run_process(fmt::format(
-      "{} run {} --output {} --quiet", test::app(), dir / "exp.toml", out));
+      "{} run {} --output {} --quiet {}", test::app(), dir / "exp.toml", out,
+      fmt::join(slot_args(resume_slots), " ")));
   REQUIRE_MESSAGE(again.exit_code == 0, again.output);
   auto got = weights_of(out);
   REQUIRE(got.size() == expected.size());
@@ -183,6 +197,13 @@ TEST_CASE("a run killed with SIGKILL resumes to bit-identical weights") {
   interrupt_and_resume(SIGKILL, false);
 }
 
+TEST_CASE("a fused run killed on 1 slot resumes on 3 to bit-identical "
+          "weights") {
+  // One fused group of 6 before the kill, groups of 2 after it; the
+  // reference ran groups of 3.
+  interrupt_and_resume(SIGKILL, false, false, 1, 3);
+}
+
 TEST_CASE("a run stopped with SIGINT resumes to bit-identical weights") {
   interrupt_and_resume(SIGINT, false);
 }
@@ -198,28 +219,40 @@ TEST_CASE("a truncated checkpoint is detected and the previous one used") {
 TEST_CASE("resuming with a changed experiment is refused") {
   temp_dir dir;
   test::write_text(dir / "exp.toml", resumable_toml);
-  auto first = test::run_process(fmt::format("{} run {} --output {} --quiet",
-                                             test::app(), dir / "exp.toml",
-                                             dir / "out"));
-  REQUIRE(first.exit_code == 0);
-  std::string changed = resumable_toml;
-  changed.replace(changed.find("lr = 0.003"), 10, "lr = 0.01");
-  test::write_text(dir / "exp.toml", changed);
-  auto again = test::run_process(fmt::format("{} run {} --output {} --quiet",
-                                             test::app(), dir / "exp.toml",
-                                             dir / "out"));
-  CHECK(again.exit_code == 3);
-  CHECK(again.output.find("holds a run of a different experiment") !=
-        std::string::npos);
-  // Scheduling settings do not change results: resuming with them is fine.
-  test::write_text(dir / "exp.toml", std::string{resumable_toml} + "");
-  auto sched = std::string{resumable_toml};
-  sched.replace(sched.find("slots = 2"), 9, "slots = 1");
-  test::write_text(dir / "exp.toml", sched);
-  auto resumed = test::run_process(fmt::format("{} run {} --output {} --quiet",
-                                               test::app(), dir / "exp.toml",
-                                               dir / "out"));
+  auto out = dir / "out";
+  // An unfinished run: killed once its first checkpoint is written.
+  auto pid = start_app({"run", dir / "exp.toml", "--output", out, "--quiet"},
+                       dir / "first.log");
+  REQUIRE(wait_for_checkpoint(out + "/checkpoints"));
+  ::kill(pid, SIGKILL);
+  REQUIRE(wait_exit(pid) == 128 + SIGKILL);
+  auto resume_with = [&](const std::string& from, const std::string& to) {
+    std::string changed = resumable_toml;
+    changed.replace(changed.find(from), from.size(), to);
+    test::write_text(dir / "exp.toml", changed);
+    return test::run_process(fmt::format("{} run {} --output {} --quiet",
+                                         test::app(), dir / "exp.toml", out));
+  };
+  // Keys that change a network's numbers: the learning rate, and fusion
+  // (fused and unfused steps round differently).
+  for (auto [from, to] : {std::pair{"lr = 0.003", "lr = 0.01"},
+                          std::pair{"seed = 5", "seed = 5\nfuse = \"off\""}}) {
+    CAPTURE(to);
+    auto again = resume_with(from, to);
+    CHECK(again.exit_code == 3);
+    CHECK(again.output.find("holds a run of a different experiment") !=
+          std::string::npos);
+  }
+  // Scheduling settings do not change results: resuming with them is fine,
+  // and the run finishes.
+  auto resumed = resume_with("slots = 2", "slots = 1");
   CHECK_MESSAGE(resumed.exit_code == 0, resumed.output);
+  auto store = results_store::open(out + "/results.db");
+  REQUIRE(store);
+  auto result = (*store)->read();
+  REQUIRE(result);
+  CHECK(result->count(network_status::finished) == 6);
+  CHECK(result->resumes == 1);
 }
 
 namespace {

@@ -4,6 +4,8 @@
 #include <fstream>
 #include <iterator>
 
+#include <fmt/format.h>
+
 #include "actortrain/error.hpp"
 #include "actortrain/learner.hpp"
 #include "actortrain/run.hpp"
@@ -129,56 +131,78 @@ TEST_CASE("a run trains every network and stores it durably") {
   sqlite3_close(db);
 }
 
-/// Runs `exp` on 1 slot into dir/a, then on 3 slots with quanta of
-/// `quantum_steps` steps (0: epochs) into dir/b.
-std::pair<run_result, run_result> run_on_1_and_3_slots(const temp_dir& dir,
-                                                       experiment exp,
-                                                       int64_t quantum_steps) {
+/// Runs `exp` on 1 slot with epoch quanta into dir/a, then on each of
+/// `layouts` (slots, quantum steps; 0: epochs) into dir/b0, dir/b1, ...;
+/// checks that every network's losses and weights file are bit-identical to
+/// the first run's.
+void check_same_bits_on_any_slots(
+    const std::string& dir, experiment exp,
+    const std::vector<std::pair<int64_t, int64_t>>& layouts) {
   exp.scheduler.slots = 1;
   run_options a_opts;
-  a_opts.output_dir = dir / "a";
+  a_opts.output_dir = dir + "/a";
   auto a = run_ok(exp, a_opts);
-  exp.scheduler.slots = 3;
-  exp.scheduler.quantum_steps = quantum_steps;
-  run_options b_opts;
-  b_opts.output_dir = dir / "b";
-  auto b = run_ok(exp, b_opts);
-  REQUIRE(a.networks.size() == b.networks.size());
-  return {std::move(a), std::move(b)};
-}
-
-TEST_CASE("results do not depend on the number of slots or the quantum") {
-  temp_dir dir;
-  auto exp = test::tiny_experiment(5, 3);
-  exp.data.partition = "stratified";
-  // Unfused: bit-identical. With fuse = "auto" the groups follow the slot
-  // count and fused steps agree with unfused ones to ~1e-6, not bit for bit
-  // (docs/fusion.md; see the next test).
-  exp.base.train.fuse = train_options::fuse_off;
-  // Quanta of 3 steps end mid-epoch.
-  auto [a, b] = run_on_1_and_3_slots(dir, exp, 3);
-  for (size_t i = 0; i < a.networks.size(); ++i) {
-    CHECK(a.networks[i].test_loss == b.networks[i].test_loss);
-    CHECK(a.networks[i].train_loss == b.networks[i].train_loss);
-    // Bit-identical weights files.
-    CHECK(file_bytes(a.networks[i].weights_path) ==
-          file_bytes(b.networks[i].weights_path));
+  for (size_t l = 0; l < layouts.size(); ++l) {
+    auto [slots, quantum_steps] = layouts[l];
+    CAPTURE(slots);
+    CAPTURE(quantum_steps);
+    exp.scheduler.slots = slots;
+    exp.scheduler.quantum_steps = quantum_steps;
+    run_options b_opts;
+    b_opts.output_dir = fmt::format("{}/b{}", dir, l);
+    auto b = run_ok(exp, b_opts);
+    REQUIRE(a.networks.size() == b.networks.size());
+    for (size_t i = 0; i < a.networks.size(); ++i) {
+      CAPTURE(i);
+      CHECK(a.networks[i].test_loss == b.networks[i].test_loss);
+      CHECK(a.networks[i].train_loss == b.networks[i].train_loss);
+      // Bit-identical weights files.
+      CHECK(file_bytes(a.networks[i].weights_path) ==
+            file_bytes(b.networks[i].weights_path));
+    }
   }
   // Different networks did get different weights.
   CHECK(file_bytes(a.networks[0].weights_path) !=
         file_bytes(a.networks[1].weights_path));
 }
 
-TEST_CASE("with auto fusion, results across slot counts agree closely") {
+TEST_CASE("results do not depend on the number of slots or the quantum") {
   temp_dir dir;
   auto exp = test::tiny_experiment(5, 3);
   exp.data.partition = "stratified";
-  auto [a, b] = run_on_1_and_3_slots(dir, exp, 0);
-  for (size_t i = 0; i < a.networks.size(); ++i) {
-    CHECK(a.networks[i].test_loss ==
-          doctest::Approx(b.networks[i].test_loss).epsilon(1e-4));
-    CHECK(a.networks[i].train_loss ==
-          doctest::Approx(b.networks[i].train_loss).epsilon(1e-4));
+  exp.base.train.fuse = train_options::fuse_off;
+  // Quanta of 3 steps end mid-epoch.
+  check_same_bits_on_any_slots(dir.path(), exp, {{3, 3}});
+}
+
+TEST_CASE("fused results do not depend on the slot count, the quantum or "
+          "the groups") {
+  // fuse = "auto" groups by the slot count: one group of 5 on 1 slot, groups
+  // of 3 and 2 on 2 slots, of 2, 2 and 1 on 3; quanta of 2 or 3 steps end
+  // mid-epoch. A member's bits do not
+  // depend on its group, nor on members that leave it early.
+  temp_dir dir;
+  auto exp = test::tiny_experiment(5, 3);
+  // Bootstrap samples: every network its own data, all of one size, so all
+  // five share one fusion signature.
+  exp.data.partition = "bootstrap";
+  for (auto activation : {"relu", "sigmoid"}) {
+    CAPTURE(activation);
+    exp.base.model.activation = activation;
+    exp.name = fmt::format("fused-{}", activation);
+    // Two configurations of one shape, fused together: the second's two
+    // networks have another learning rate and leave after 2 epochs.
+    auto longer = exp.base;
+    longer.train.networks = 3;
+    longer.label = "long";
+    auto shorter = exp.base;
+    shorter.train.networks = 2;
+    shorter.train.epochs = 2;
+    shorter.optimizer.lr = 0.05;
+    shorter.label = "short";
+    exp.variants = {longer, shorter};
+    check_same_bits_on_any_slots(dir / activation, exp,
+                                 {{2, 0}, {3, 0}, {2, 3}, {3, 2}});
   }
 }
 

@@ -651,6 +651,8 @@ std::string fingerprint(const experiment& exp) {
     add(t.target_loss);
     add(t.patience);
     add(t.validation_fraction);
+    // Fused and unfused steps round differently (docs/fusion.md).
+    add(t.fuse);
   }
   uint64_t h = 14695981039346656037ull;
   for (unsigned char ch : text) {

@@ -11,12 +11,28 @@
 #include "builtin_learner.hpp"
 #include "fusion/fused_member.hpp"
 #include "fusion/fused_model.hpp"
+#include "fusion/grouping.hpp"
 
 namespace actortrain {
 
+namespace {
+
+using clock_type = std::chrono::steady_clock;
+
+double seconds_since(clock_type::time_point t0) {
+  return std::chrono::duration<double>(clock_type::now() - t0).count();
+}
+
+} // namespace
+
 network_group::network_group(
     std::vector<std::unique_ptr<network_runner>> members, bool fuse)
-    : members_(std::move(members)), fuse_(fuse && members_.size() > 1) {}
+    : members_(std::move(members)) {
+  for (const auto& m : members_)
+    fused_path_.push_back(fuse && trains_fused(fusion_profile(
+                                      m->spec(), m->data(), m->train_samples(),
+                                      m->custom_learner())));
+}
 
 network_group::~network_group() = default;
 
@@ -60,13 +76,14 @@ void network_group::adopt(const std::vector<uint64_t>& unfinished,
   fused_members_.clear();
   for (auto& m : members_) {
     auto id = m->spec().id;
-    m->done_ =
+    bool done =
         std::find(unfinished.begin(), unfinished.end(), id) == unfinished.end();
+    m->set_done(done);
     auto s =
         std::find_if(states.begin(), states.end(), [id](const runner_state& x) {
           return x.network_id == id;
         });
-    if (!m->done_ && s != states.end())
+    if (!done && s != states.end())
       m->import_state(std::move(*s));
   }
 }
@@ -91,18 +108,17 @@ quantum_report network_group::run_quantum(const slot_info& slot,
   std::map<std::tuple<int64_t, int64_t, int64_t>, std::vector<size_t>> cohorts;
   for (auto i : active) {
     const auto& m = *members_[i];
-    if (!m.done() && m.learner_)
-      cohorts[{m.step(), m.shard_.size(0), m.spec_.config.train.batch_size}]
+    if (!m.done() && m.ready() && fused_path_[i])
+      cohorts[{m.step(), m.train_samples(), m.spec().config.train.batch_size}]
           .push_back(i);
   }
-  for (auto& [key, cohort] : cohorts) {
-    if (fuse_ && cohort.size() > 1) {
-      run_fused(cohort, limits, outs);
-    } else {
+  for (auto& [key, cohort] : cohorts)
+    if (!run_fused(cohort, limits, outs))
       for (auto i : cohort)
         run_alone(i, limits, outs);
-    }
-  }
+  for (auto i : active)
+    if (!fused_path_[i])
+      run_alone(i, limits, outs);
   quantum_report report;
   if (export_states) {
     unstack(outs);
@@ -120,34 +136,11 @@ quantum_report network_group::run_quantum(const slot_info& slot,
   return report;
 }
 
-void network_group::run_alone(size_t i, const quantum_limits& limits,
-                              std::vector<quantum_outcome>& outs) {
-  if (std::find(fused_members_.begin(), fused_members_.end(), i) !=
-      fused_members_.end())
-    unstack(outs);
-  auto& m = *members_[i];
-  if (!m.learner_)
-    return;
-  m.guarded(outs[i],
-            [&] { m.conclude(limits, m.train(limits, outs[i]), outs[i]); });
-}
-
-void network_group::run_fused(const std::vector<size_t>& cohort,
-                              const quantum_limits& limits,
-                              std::vector<quantum_outcome>& outs) {
-  if (fused_members_ != cohort) {
-    unstack(outs);
-    if (!stack(cohort)) {
-      for (auto i : cohort)
-        run_alone(i, limits, outs);
-      return;
-    }
-  }
-  using clock_type = std::chrono::steady_clock;
+void network_group::train_cohort(const std::vector<size_t>& cohort,
+                                 const quantum_limits& limits,
+                                 const cohort_step& step,
+                                 std::vector<quantum_outcome>& outs) {
   auto k = cohort.size();
-  const auto& first = *members_[cohort.front()];
-  const auto& data = *first.data_;
-  auto device = first.device_;
   std::vector<int64_t> targets;
   for (auto i : cohort)
     targets.push_back(members_[i]->quantum_target(limits));
@@ -163,12 +156,11 @@ void network_group::run_fused(const std::vector<size_t>& cohort,
         ended[j] = true;
       }
     });
-    if (m.done() || !m.learner_)
+    if (m.done() || !m.ready())
       ended[j] = true;
     stop = stop || ended[j];
   };
   double quantum_seconds = 0;
-  auto sample_shape = data.train_x.sizes().slice(1).vec();
   while (!stop) {
     for (size_t j = 0; j < k; ++j)
       stop = stop || members_[cohort[j]]->step() >= targets[j];
@@ -179,49 +171,98 @@ void network_group::run_fused(const std::vector<size_t>& cohort,
       each(j, [&](network_runner& m) { return m.before_step(batches[j]); });
     if (stop)
       break;
-    auto t0 = clock_type::now();
     std::vector<double> losses;
+    double seconds = 0;
     try {
-      auto b = batches.front().size(0);
-      std::vector<int64_t> shape{static_cast<int64_t>(k), b};
-      shape.insert(shape.end(), sample_shape.begin(), sample_shape.end());
-      auto idx = torch::cat(batches);
-      auto x = data.train_x.index_select(0, idx).view(shape).to(device);
-      auto y = data.train_y.index_select(0, idx)
-                   .view({static_cast<int64_t>(k), b})
-                   .to(device);
-      losses = fused_->train_step(x, y);
+      losses = step(batches, seconds);
     } catch (const std::exception&) {
-      // Every member fails this step, as each would have alone; the fused
-      // model's state is no longer trustworthy.
+      // Every member fails this step, as each would have alone.
       for (size_t j = 0; j < k; ++j)
         each(j, [&](network_runner&) -> std::string { throw; });
-      fused_.reset();
-      fused_members_.clear();
       return;
     }
-    auto dt = std::chrono::duration<double>(clock_type::now() - t0).count() /
-              static_cast<double>(k);
-    quantum_seconds += dt * static_cast<double>(k);
+    quantum_seconds += seconds * static_cast<double>(k);
     for (size_t j = 0; j < k; ++j)
       each(j, [&](network_runner& m) {
-        return m.after_step(losses[j], dt, outs[cohort[j]]);
+        return m.after_step(losses[j], seconds, outs[cohort[j]]);
       });
   }
-  // The others end their quantum here: a checkpoint when one is due.
+  // The others end their quantum here: done when their budget is (a
+  // network resumed at its last step), else a checkpoint when one is due.
   for (size_t j = 0; j < k; ++j) {
     if (ended[j])
       continue;
     auto& m = *members_[cohort[j]];
     auto& out = outs[cohort[j]];
-    m.guarded(out, [&] { m.conclude(limits, {}, out); });
+    m.guarded(out, [&] {
+      m.conclude(limits, m.step() == m.steps_total() ? "epochs" : "", out);
+    });
   }
+}
+
+void network_group::run_alone(size_t i, const quantum_limits& limits,
+                              std::vector<quantum_outcome>& outs) {
+  if (std::find(fused_members_.begin(), fused_members_.end(), i) !=
+      fused_members_.end())
+    unstack(outs);
+  auto& m = *members_[i];
+  if (!m.ready())
+    return;
+  auto step = [&m](const std::vector<torch::Tensor>& batches, double& seconds) {
+    const auto& data = m.data();
+    auto t0 = clock_type::now();
+    auto x = data.train_x.index_select(0, batches.front()).to(m.device());
+    auto y = data.train_y.index_select(0, batches.front()).to(m.device());
+    auto& l = m.current_learner();
+    auto loss = l.train_step(x, y);
+    // A learner may say how long its step took (tests script it).
+    auto scripted = l.last_step_seconds();
+    seconds = scripted >= 0 ? scripted : seconds_since(t0);
+    return std::vector<double>{loss};
+  };
+  train_cohort({i}, limits, step, outs);
+}
+
+bool network_group::run_fused(const std::vector<size_t>& cohort,
+                              const quantum_limits& limits,
+                              std::vector<quantum_outcome>& outs) {
+  if (fused_members_ != cohort) {
+    unstack(outs);
+    if (!stack(cohort))
+      return false;
+  }
+  auto k = static_cast<int64_t>(cohort.size());
+  const auto& first = *members_[cohort.front()];
+  const auto& data = first.data();
+  auto device = first.device();
+  auto sample_shape = data.train_x.sizes().slice(1).vec();
+  auto step = [&](const std::vector<torch::Tensor>& batches, double& seconds) {
+    auto t0 = clock_type::now();
+    auto b = batches.front().size(0);
+    std::vector<int64_t> shape{k, b};
+    shape.insert(shape.end(), sample_shape.begin(), sample_shape.end());
+    auto idx = torch::cat(batches);
+    auto x = data.train_x.index_select(0, idx).view(shape).to(device);
+    auto y = data.train_y.index_select(0, idx).view({k, b}).to(device);
+    auto losses = fused_->train_step(x, y);
+    seconds = seconds_since(t0) / static_cast<double>(k);
+    return losses;
+  };
+  train_cohort(cohort, limits, step, outs);
+  // A member that finished or failed has left the fused model (its learner
+  // is gone): the others get their own learners back, and the next quantum
+  // stacks whoever is left. The model is no longer trustworthy after a
+  // failed step either.
+  if (!std::all_of(cohort.begin(), cohort.end(),
+                   [&](size_t i) { return members_[i]->ready(); }))
+    unstack(outs);
+  return true;
 }
 
 bool network_group::stack(const std::vector<size_t>& cohort) {
   std::vector<builtin_learner*> learners;
   for (auto i : cohort) {
-    auto* b = dynamic_cast<builtin_learner*>(members_[i]->learner_.get());
+    auto* b = dynamic_cast<builtin_learner*>(&members_[i]->current_learner());
     if (b == nullptr || !fused_model::can_fuse(*b))
       return false;
     learners.push_back(b);
@@ -237,11 +278,11 @@ bool network_group::stack(const std::vector<size_t>& cohort) {
     auto make_blank = [&m] {
       // Its initial weights are overwritten at once: any seed will do.
       auto gen = at::make_generator<at::CPUGeneratorImpl>(0);
-      learner_context ctx{m.spec_, *m.data_, m.device_, gen};
+      learner_context ctx{m.spec(), m.data(), m.device(), gen};
       return std::make_unique<builtin_learner>(ctx);
     };
-    m.learner_ = std::make_unique<fused_member>(model, static_cast<int64_t>(k),
-                                                make_blank);
+    m.swap_learner(std::make_unique<fused_member>(
+        model, static_cast<int64_t>(k), make_blank));
   }
   fused_ = std::move(model);
   fused_members_ = cohort;
@@ -251,10 +292,12 @@ bool network_group::stack(const std::vector<size_t>& cohort) {
 void network_group::unstack(std::vector<quantum_outcome>& outs) {
   for (auto i : fused_members_) {
     auto& m = *members_[i];
-    auto* member = dynamic_cast<fused_member*>(m.learner_.get());
+    if (!m.ready())
+      continue;
+    auto* member = dynamic_cast<fused_member*>(&m.current_learner());
     if (member == nullptr)
       continue;
-    m.guarded(outs[i], [&] { m.learner_ = member->unstack(); });
+    m.guarded(outs[i], [&] { m.swap_learner(member->unstack()); });
   }
   fused_.reset();
   fused_members_.clear();
@@ -272,7 +315,7 @@ network_group::progress(const std::vector<quantum_outcome>& outs) const {
     p.steps_done += m->step();
     p.steps_total += m->steps_total();
     p.finished = p.finished && m->done();
-    seconds += m->st_.train_seconds;
+    seconds += m->train_seconds();
   }
   for (const auto& o : outs) {
     p.quantum_steps += o.progress.quantum_steps;

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -9,22 +10,24 @@ namespace actortrain {
 
 class fused_model;
 
-/// The networks one trainer owns: one, or a group of same-shape networks
-/// stepped together as one fused model (see fusion/fused_model.hpp). Each
-/// member keeps its own seed-determined weights and data order, metrics,
-/// checkpoints and final weights; the group only replaces the members'
-/// separate optimizer steps with one batched step.
+/// The networks one trainer owns: one, or a group of same-shape networks,
+/// and the one step loop that trains them (see train_cohort).
 ///
-/// Members that are at the same step train fused; one that is elsewhere
-/// (after a retry, or resumed from an older checkpoint) trains on its own.
-/// A member that finishes or fails ends the group's quantum after that step
-/// and leaves the fused model at the next quantum, which the others do not
-/// notice: their numbers do not depend on who else is in the model.
+/// Members at the same step of equally long epochs form a cohort that steps
+/// together. A cohort of networks that train fused (fusion/grouping.hpp:
+/// trains_fused, a function of each network's spec) steps through one fused
+/// model (fusion/fused_model.hpp), even a cohort of one; any other network
+/// steps through its own learner, as a cohort of one. The fused model gives
+/// every member the bits it gets in any other cohort, so a member that
+/// finishes, fails, retries or resumes elsewhere changes nobody else's
+/// numbers. Each member keeps its own seed-determined weights and data
+/// order, metrics, checkpoints and final weights.
 class network_group {
 public:
-  /// `fuse`: whether members at the same step may be fused.
+  /// `fuse`: whether members that train fused may do so (false: every
+  /// member steps through its own learner, a reference for tests).
   network_group(std::vector<std::unique_ptr<network_runner>> members,
-                bool fuse);
+                bool fuse = true);
   ~network_group();
 
   /// Trains one quantum of every member that is not done. With
@@ -61,20 +64,36 @@ public:
   std::vector<uint64_t> unfinished() const;
 
 private:
+  /// One optimizer step of every member of a cohort, each on its batch (the
+  /// indices of its samples); returns each member's mean loss and sets
+  /// `seconds` to the compute time per member.
+  using cohort_step = std::function<std::vector<double>(
+      const std::vector<torch::Tensor>& batches, double& seconds)>;
+
+  /// The step loop: trains `cohort` (indices into members_) until its
+  /// quantum ends; a member that stops or fails ends it after that step,
+  /// and a failure of `step` fails every member.
+  void train_cohort(const std::vector<size_t>& cohort,
+                    const quantum_limits& limits, const cohort_step& step,
+                    std::vector<quantum_outcome>& outs);
+  /// Steps member i through its own learner.
   void run_alone(size_t i, const quantum_limits& limits,
                  std::vector<quantum_outcome>& outs);
-  void run_fused(const std::vector<size_t>& cohort,
+  /// Steps `cohort` through one fused model; false when its members cannot
+  /// be fused after all (they then train alone).
+  bool run_fused(const std::vector<size_t>& cohort,
                  const quantum_limits& limits,
                  std::vector<quantum_outcome>& outs);
   /// Builds the fused model of `cohort` from its members' learners; false
-  /// when they cannot be fused (they then train one by one).
+  /// when they cannot be fused.
   bool stack(const std::vector<size_t>& cohort);
   /// Gives every fused member its own learner back.
   void unstack(std::vector<quantum_outcome>& outs);
   progress_report progress(const std::vector<quantum_outcome>& outs) const;
 
   std::vector<std::unique_ptr<network_runner>> members_;
-  bool fuse_;
+  /// Per member: whether it steps through a fused model.
+  std::vector<bool> fused_path_;
   std::shared_ptr<fused_model> fused_;
   /// Indices into members_ of the fused model's members, in its order.
   std::vector<size_t> fused_members_;

@@ -14,12 +14,6 @@ namespace actortrain {
 
 namespace {
 
-using clock_type = std::chrono::steady_clock;
-
-double seconds_since(clock_type::time_point t0) {
-  return std::chrono::duration<double>(clock_type::now() - t0).count();
-}
-
 /// A loss that became NaN or infinite.
 struct non_finite_loss : std::runtime_error {
   using std::runtime_error::runtime_error;
@@ -65,18 +59,6 @@ trainer_info network_runner::info() const {
                      static_cast<double>(spec_.config.train.batch_size);
   result.priority = spec_.config.train.priority;
   return result;
-}
-
-quantum_outcome network_runner::run_quantum(const slot_info& slot,
-                                            const quantum_limits& limits) {
-  quantum_outcome out;
-  auto mark = begin_quantum();
-  guarded(out, [&] {
-    prepare(slot);
-    conclude(limits, train(limits, out), out);
-  });
-  end_quantum(mark, out);
-  return out;
 }
 
 network_runner::quantum_mark network_runner::begin_quantum() const {
@@ -135,23 +117,22 @@ void network_runner::prepare(const slot_info& slot) {
     if (!learner_)
       throw std::runtime_error("the learner factory returned no learner");
   }
-  if (!pending_restore_.empty()) {
-    auto bytes = std::move(pending_restore_);
-    pending_restore_.clear();
-    if (importing_) {
+  if (pending_) {
+    auto pending = std::move(*pending_);
+    pending_.reset();
+    if (pending.live) {
       // A live state from another node: it already carries the retries'
       // learning rate, and retries still go back to its own last_good.
       auto last_good = std::move(last_good_);
       auto step = last_snapshot_step_;
       auto retries = snapshot_retries_;
-      restore(bytes);
+      restore(pending.bytes);
       last_good_ = std::move(last_good);
       last_snapshot_step_ = step;
       snapshot_retries_ = retries;
-      importing_ = false;
       return;
     }
-    restore(bytes);
+    restore(pending.bytes);
   }
   // After a failure, each retry trains with a smaller learning rate: the
   // original one times factor^retries.
@@ -177,7 +158,7 @@ void network_runner::on_failure(quantum_outcome& out,
   order_ = torch::Tensor{};
   predictions_step_ = -1;
   if (!last_good_.empty()) {
-    pending_restore_ = last_good_;
+    pending_ = pending_restore{last_good_, false};
   } else {
     st_ = training_state{};
     last_snapshot_step_ = 0;
@@ -229,12 +210,12 @@ runner_state network_runner::export_state() {
   // A runner waiting to restore a snapshot hands it on as it is: as the
   // live state when it is one, otherwise (a retry or a resume waiting) the
   // importer restores last_good like this runner would have.
-  if (learner_ && pending_restore_.empty())
+  if (learner_ && !pending_)
     result.live = encode();
-  else if (importing_)
-    result.live = pending_restore_;
-  else if (!pending_restore_.empty() && last_good_.empty())
-    result.last_good = pending_restore_;
+  else if (pending_ && pending_->live)
+    result.live = pending_->bytes;
+  else if (pending_ && last_good_.empty())
+    result.last_good = pending_->bytes;
   if (result.last_good.empty())
     result.last_good = last_good_;
   result.last_good_step = last_snapshot_step_;
@@ -252,13 +233,12 @@ void network_runner::import_state(runner_state state) {
   last_snapshot_step_ = state.last_good_step;
   snapshot_retries_ = state.last_good_retries;
   if (!state.live.empty()) {
-    pending_restore_ = std::move(state.live);
-    importing_ = true;
+    pending_ = pending_restore{std::move(state.live), true};
   } else if (!last_good_.empty()) {
     // A failure was waiting for its retry: it restores last_good.
-    pending_restore_ = last_good_;
+    pending_ = pending_restore{last_good_, false};
   } else {
-    pending_restore_.clear();
+    pending_.reset();
     st_ = training_state{};
   }
 }
@@ -323,7 +303,7 @@ void network_runner::restore(const std::vector<char>& bytes) {
 caf::error network_runner::resume_from(std::vector<char> bytes) {
   if (bytes.empty())
     return make_error(errc::invalid_data, "empty snapshot");
-  pending_restore_ = std::move(bytes);
+  pending_ = pending_restore{std::move(bytes), false};
   return {};
 }
 
@@ -378,29 +358,10 @@ std::string network_runner::after_step(double loss, double seconds,
   return {};
 }
 
-std::string network_runner::train(const quantum_limits& limits,
-                                  quantum_outcome& out) {
-  auto target = quantum_target(limits);
-  double quantum_seconds = 0;
-  while (st_.step < target) {
-    if (limits.seconds > 0 && quantum_seconds >= limits.seconds)
-      return {};
-    torch::Tensor idx;
-    if (auto reason = before_step(idx); !reason.empty())
-      return reason;
-    auto t0 = clock_type::now();
-    auto x = data_->train_x.index_select(0, idx).to(device_);
-    auto y = data_->train_y.index_select(0, idx).to(device_);
-    auto loss = learner_->train_step(x, y);
-    auto scripted = learner_->last_step_seconds();
-    auto dt = scripted >= 0 ? scripted : seconds_since(t0);
-    quantum_seconds += dt;
-    if (auto reason = after_step(loss, dt, out); !reason.empty())
-      return reason;
-  }
-  if (st_.step == steps_total())
-    return "epochs";
-  return {};
+std::unique_ptr<learner>
+network_runner::swap_learner(std::unique_ptr<learner> next) {
+  std::swap(learner_, next);
+  return next;
 }
 
 std::string network_runner::end_epoch(int64_t epoch, quantum_outcome& out) {

@@ -6,6 +6,7 @@
 #include <functional>
 #include <limits>
 #include <memory>
+#include <optional>
 
 #include <torch/types.h>
 
@@ -43,12 +44,6 @@ public:
                  torch::Tensor shard, learner_factory make_learner);
   ~network_runner();
 
-  /// Trains one quantum, or less when the network's budget ends or it stops
-  /// early. Never throws: a failure is retried from the last good snapshot
-  /// (`train.max_retries` times) and then ends the network with its reason.
-  quantum_outcome run_quantum(const slot_info& slot,
-                              const quantum_limits& limits);
-
   /// Continues from `snapshot` (as written into a quantum_outcome's
   /// checkpoint) at the next quantum. Returns an error naming what is wrong
   /// when the bytes are not a snapshot of this network.
@@ -82,9 +77,11 @@ public:
     return st_.step;
   }
 
-private:
-  // A group steps its members itself, through the pieces below.
-  friend class network_group;
+  // -- The step API. A network_group drives it, for a cohort of one network
+  // or of many fused ones: begin_quantum, prepare, then per step
+  // before_step, the learner's (or the fused model's) step, after_step;
+  // conclude and end_quantum close the quantum. Every call that may throw
+  // runs inside guarded(), so a failure is retried or ends the network.
 
   struct quantum_mark {
     int64_t step = 0;
@@ -94,7 +91,8 @@ private:
   quantum_mark begin_quantum() const;
   /// Fills the outcome's progress, with what changed since `mark`.
   void end_quantum(const quantum_mark& mark, quantum_outcome& out) const;
-  /// Runs `f`; a failure is retried or ends the network (see run_quantum).
+  /// Runs `f`; a failure is retried from the last good snapshot
+  /// (`train.max_retries` times) and then ends the network with its reason.
   template <class F> void guarded(quantum_outcome& out, F&& f) {
     try {
       f();
@@ -102,12 +100,12 @@ private:
       on_exception(out, std::current_exception());
     }
   }
-  /// Retries or fails the network for the exception `e`.
-  void on_exception(quantum_outcome& out, std::exception_ptr e);
-  /// Ends a quantum: finishes the network when `reason` is not empty,
-  /// otherwise checkpoints when one is due.
-  void conclude(const quantum_limits& limits, const std::string& reason,
-                quantum_outcome& out);
+  /// Builds the learner on first use, and restores a pending snapshot.
+  void prepare(const slot_info& slot);
+  /// Whether the network has a learner to step (prepared, not failed).
+  bool ready() const noexcept {
+    return learner_ != nullptr;
+  }
   /// The step at which a quantum starting now ends.
   int64_t quantum_target(const quantum_limits& limits) const;
   /// The indices of the next batch; or why the network stops before it.
@@ -116,6 +114,47 @@ private:
   /// epoch when it is the last of one. Returns why the network stops ("" to
   /// go on); throws on a non-finite loss.
   std::string after_step(double loss, double seconds, quantum_outcome& out);
+  /// Ends a quantum: finishes the network when `reason` is not empty,
+  /// otherwise checkpoints when one is due.
+  void conclude(const quantum_limits& limits, const std::string& reason,
+                quantum_outcome& out);
+
+  /// The learner the steps go through (ready() must hold).
+  learner& current_learner() noexcept {
+    return *learner_;
+  }
+  /// Swaps the learner for one that continues exactly where it is (fusion
+  /// stacks a network into a fused model and back); returns the old one.
+  std::unique_ptr<learner> swap_learner(std::unique_ptr<learner> next);
+
+  /// Marks the network done or not, as another node's report says (see
+  /// network_group::adopt).
+  void set_done(bool done) noexcept {
+    done_ = done;
+  }
+
+  const dataset& data() const noexcept {
+    return *data_;
+  }
+  torch::Device device() const noexcept {
+    return device_;
+  }
+  /// Training samples per epoch (the shard without the validation split).
+  int64_t train_samples() const {
+    return shard_.size(0);
+  }
+  /// Compute seconds trained so far.
+  double train_seconds() const noexcept {
+    return st_.train_seconds;
+  }
+  /// Whether the learner comes from the user's factory (never fused).
+  bool custom_learner() const noexcept {
+    return static_cast<bool>(make_learner_);
+  }
+
+private:
+  /// Retries or fails the network for the exception `e`.
+  void on_exception(quantum_outcome& out, std::exception_ptr e);
 
   /// Everything about the training so far that a snapshot must restore.
   struct training_state {
@@ -135,15 +174,10 @@ private:
     torch::Tensor predictions;
   };
 
-  /// Trains until the quantum ends; returns the stop reason when the network
-  /// is done ("" otherwise).
-  std::string train(const quantum_limits& limits, quantum_outcome& out);
   /// Ends an epoch: metrics, evaluation, and whether to stop.
   std::string end_epoch(int64_t epoch, quantum_outcome& out);
   evaluation evaluate(const torch::Tensor& x, const torch::Tensor& y,
                       bool keep_predictions);
-  /// Builds the learner on first use, and restores a pending snapshot.
-  void prepare(const slot_info& slot);
   /// A snapshot that retries go back to (a checkpoint).
   std::vector<char> snapshot();
   /// The bytes of a snapshot of the current state.
@@ -172,13 +206,17 @@ private:
   torch::Tensor last_predictions_;
   /// The step at which `last_predictions_` were taken.
   int64_t predictions_step_ = -1;
-  /// The latest snapshot, for retries; and one to load before the next step.
+  /// The latest snapshot, for retries.
   std::vector<char> last_good_;
-  std::vector<char> pending_restore_;
+  /// A snapshot to load before the next step.
+  struct pending_restore {
+    std::vector<char> bytes;
+    /// A live state from import_state (not a checkpoint to retry from).
+    bool live = false;
+  };
+  std::optional<pending_restore> pending_;
   int64_t last_snapshot_step_ = 0;
   bool done_ = false;
-  /// `pending_restore_` is a live state from import_state.
-  bool importing_ = false;
   int64_t retries_ = 0;
   /// Retries done when the snapshot being restored was taken.
   int64_t snapshot_retries_ = 0;

@@ -184,9 +184,9 @@ struct experiment {
 };
 
 /// A fingerprint of everything that determines an experiment's results: its
-/// data and every configuration's model, optimizer and training settings
-/// (not scheduling, priorities, retries or checkpoint intervals). Resuming a
-/// run requires the same fingerprint.
+/// data and every configuration's model, optimizer and training settings,
+/// fusion included (not scheduling, priorities, retries or checkpoint
+/// intervals). Resuming a run requires the same fingerprint.
 std::string fingerprint(const experiment& exp);
 
 /// Parses an experiment from TOML text. `origin` names the text in errors

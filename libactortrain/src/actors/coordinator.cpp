@@ -122,20 +122,11 @@ std::vector<std::shared_ptr<network_group>> make_groups(run_plan& plan,
       continue;
     todo.push_back(i);
     const auto& c = plan.specs[i].config;
-    fusion_candidate f;
-    f.fuse = c.train.fuse;
-    if (!plan.make_learner) {
-      auto n = plan.shards[i].size(0);
-      auto samples = n - validation_samples(n, c.train.validation_fraction);
-      f.signature = fmt::format("{}|{}|{}|{}|{}|{}|{}|{}", c.model.kind,
-                                fmt::join(c.model.hidden, ","),
-                                fmt::join(c.model.channels, ","),
-                                c.model.activation, c.optimizer.kind,
-                                c.train.batch_size, samples, c.train.fuse);
-      f.bytes = builtin_model_bytes(c.model, *plan.data, c.train.batch_size);
-      f.parameters = builtin_model_parameters(c.model, *plan.data);
-      f.convolutional = c.model.kind == "cnn";
-    }
+    auto n = plan.shards[i].size(0);
+    auto f =
+        fusion_profile(plan.specs[i], *plan.data,
+                       n - validation_samples(n, c.train.validation_fraction),
+                       static_cast<bool>(plan.make_learner));
     candidates.push_back(std::move(f));
   }
   std::vector<std::shared_ptr<network_group>> groups;
@@ -151,7 +142,7 @@ std::vector<std::shared_ptr<network_group>> make_groups(run_plan& plan,
         runner->resume_from(std::move(s->second));
       members.push_back(std::move(runner));
     }
-    groups.push_back(std::make_shared<network_group>(std::move(members), true));
+    groups.push_back(std::make_shared<network_group>(std::move(members)));
   }
   return groups;
 }

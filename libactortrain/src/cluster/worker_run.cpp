@@ -36,7 +36,7 @@ worker_run::checkout(remote_quantum& q) {
   }
   if (members.empty())
     return make_error(errc::cluster_failed, "a quantum without networks");
-  auto group = std::make_shared<network_group>(std::move(members), true);
+  auto group = std::make_shared<network_group>(std::move(members));
   group->adopt(q.members, std::move(q.states));
   std::lock_guard<std::mutex> guard{mutex_};
   groups_[q.group_id] = group;

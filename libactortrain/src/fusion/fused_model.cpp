@@ -179,7 +179,11 @@ torch::Tensor activate(layer::kind_t kind, const torch::Tensor& h) {
   case layer::tanh:
     return torch::tanh(h);
   case layer::sigmoid:
-    return torch::sigmoid(h);
+    // sigmoid(x) = (1 + tanh(x / 2)) / 2: LibTorch's sigmoid kernel rounds
+    // the last elements of a tensor differently from the others, so a
+    // member's bits would depend on where in the stack it sits; tanh's
+    // does not.
+    return torch::tanh(h * 0.5).mul(0.5).add(0.5);
   case layer::gelu:
     return torch::gelu(h);
   default:
@@ -259,11 +263,6 @@ torch::Tensor fused_model::forward(const torch::Tensor& x) const {
 
 namespace {
 
-bool uniform(const std::vector<double>& xs) {
-  return std::all_of(xs.begin(), xs.end(),
-                     [&](double x) { return x == xs.front(); });
-}
-
 /// LibTorch's mean cross-entropy of one batch from its per-sample losses,
 /// summed in the same order (nll_loss's cascade of partial sums, 16 per
 /// level) so the reported loss is the unfused network's to the last bit.
@@ -329,17 +328,15 @@ void fused_model::optimizer_step() {
   torch::NoGradGuard no_grad;
   for (auto& s : steps_)
     ++s;
-  // Where every member has the same value, LibTorch's own call with a scalar
-  // is used: bit for bit what each network's optimizer computes. Values that
-  // differ become [K, 1, ...] tensors (equal up to rounding: LibTorch fuses
-  // some scalar multiply-adds).
+  // One formula whatever the members' values: per-member hyperparameters
+  // are [K, 1, ...] tensors even where every member has the same value.
+  // Every operation below computes each element from that member's own
+  // elements alone, so a member gets the same bits in a group of any size
+  // or composition, alone included (LibTorch's scalar calls would round
+  // differently from the tensor ones, and only some groups would use them).
   std::vector<double> neg_lr;
   for (auto lr : lr_)
     neg_lr.push_back(-lr);
-  bool same_lr = uniform(lr_);
-  bool same_decay = uniform(weight_decay_);
-  bool same_momentum = uniform(momentum_);
-  auto wd0 = weight_decay_.front();
   // LibTorch's Adam defaults, as make_optimizer builds it.
   constexpr double beta1 = 0.9;
   constexpr double beta2 = 0.999;
@@ -353,50 +350,27 @@ void fused_model::optimizer_step() {
     sqrt_bc2.push_back(std::sqrt(1 - std::pow(beta2, n)));
     decay.push_back(1 - lr_[k] * weight_decay_[k]);
   }
-  bool same_step = uniform(neg_step_size) && uniform(sqrt_bc2);
   for (size_t i = 0; i < params_.size(); ++i) {
     auto& p = params_[i];
     auto g = p.grad();
     if (!g.defined())
       continue;
     auto& m1 = moment1_[i];
-    auto add_decay = [&](const torch::Tensor& grad) {
-      if (!same_decay)
-        return grad.addcmul(p, per_member(weight_decay_, p));
-      return wd0 != 0 ? grad.add(p, wd0) : grad;
-    };
     if (method_ == method::sgd) {
-      auto d = add_decay(g);
-      if (!same_momentum) {
-        m1.mul_(per_member(momentum_, p)).add_(d);
-        d = m1;
-      } else if (momentum_.front() != 0) {
-        m1.mul_(momentum_.front()).add_(d);
-        d = m1;
-      }
-      if (same_lr)
-        p.add_(d, neg_lr.front());
-      else
-        p.addcmul_(d, per_member(neg_lr, p));
+      auto d = g.addcmul(p, per_member(weight_decay_, p));
+      // momentum 0 leaves d as it is: 0 * m1 + d == d.
+      m1.mul_(per_member(momentum_, p)).add_(d);
+      p.addcmul_(m1, per_member(neg_lr, p));
     } else {
-      if (method_ == method::adamw) {
-        if (!same_decay || !same_lr)
-          p.mul_(per_member(decay, p));
-        else if (wd0 != 0)
-          p.mul_(decay.front());
-      } else {
-        g = add_decay(g);
-      }
+      if (method_ == method::adamw)
+        p.mul_(per_member(decay, p));
+      else
+        g = g.addcmul(p, per_member(weight_decay_, p));
       auto& m2 = moment2_[i];
       m1.mul_(beta1).add_(g, 1 - beta1);
       m2.mul_(beta2).addcmul_(g, g, 1 - beta2);
-      if (same_step) {
-        auto denom = (m2.sqrt() / sqrt_bc2.front()).add_(eps);
-        p.addcdiv_(m1, denom, neg_step_size.front());
-      } else {
-        auto denom = (m2.sqrt() / per_member(sqrt_bc2, p)).add_(eps);
-        p.add_(per_member(neg_step_size, p) * m1 / denom);
-      }
+      auto denom = (m2.sqrt() / per_member(sqrt_bc2, p)).add_(eps);
+      p.add_(per_member(neg_step_size, p) * m1 / denom);
     }
     p.mutable_grad() = torch::Tensor{};
   }

@@ -20,8 +20,9 @@ struct fused_layer;
 /// Adam, AdamW) that applies each member's learning rate, momentum and weight
 /// decay, and keeps each member's step count. Convolutions stay one per
 /// member: LibTorch's grouped convolution is slower than K small ones on CPU.
-/// Every member computes what its unfused network would: bit for bit where
-/// the members share their hyperparameters, else up to rounding.
+/// A member gets the same bits in a fused model of any size and any
+/// composition (alone included), and what its unfused network gets up to
+/// rounding (LibTorch's optimizers and sigmoid round a little differently).
 class fused_model {
 public:
   /// Stacks the weights and optimizer state of `members` (built-in learners

@@ -4,7 +4,38 @@
 #include <cmath>
 #include <map>
 
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include "actortrain/learner.hpp"
+#include "actortrain/network_spec.hpp"
+
 namespace actortrain {
+
+fusion_candidate fusion_profile(const network_spec& spec, const dataset& data,
+                                int64_t train_samples, bool custom_learner) {
+  fusion_candidate f;
+  const auto& c = spec.config;
+  f.fuse = c.train.fuse;
+  if (custom_learner)
+    return f;
+  f.signature = fmt::format(
+      "{}|{}|{}|{}|{}|{}|{}|{}", c.model.kind, fmt::join(c.model.hidden, ","),
+      fmt::join(c.model.channels, ","), c.model.activation, c.optimizer.kind,
+      c.train.batch_size, train_samples, c.train.fuse);
+  f.bytes = builtin_model_bytes(c.model, data, c.train.batch_size);
+  f.parameters = builtin_model_parameters(c.model, data);
+  f.convolutional = c.model.kind == "cnn";
+  return f;
+}
+
+bool trains_fused(const fusion_candidate& n) {
+  if (n.signature.empty() || n.fuse == 1)
+    return false;
+  bool not_worth_it = n.fuse == 0 && (n.parameters > auto_fuse_max_parameters ||
+                                      n.convolutional);
+  return !not_worth_it;
+}
 
 std::vector<std::vector<size_t>>
 plan_groups(const std::vector<fusion_candidate>& nets, int64_t slots,
@@ -15,10 +46,7 @@ plan_groups(const std::vector<fusion_candidate>& nets, int64_t slots,
   std::vector<std::vector<size_t>> kinds;
   for (size_t i = 0; i < nets.size(); ++i) {
     const auto& n = nets[i];
-    bool not_worth_it =
-        n.fuse == 0 &&
-        (n.parameters > auto_fuse_max_parameters || n.convolutional);
-    if (n.signature.empty() || n.fuse == 1 || not_worth_it) {
+    if (!trains_fused(n)) {
       groups.push_back({i});
       continue;
     }

@@ -6,6 +6,9 @@
 
 namespace actortrain {
 
+struct dataset;
+struct network_spec;
+
 /// What grouping needs to know about one network.
 struct fusion_candidate {
   /// Networks with equal, non-empty signatures can be fused (same model,
@@ -36,6 +39,19 @@ constexpr double auto_fuse_max_parameters = 40000;
 /// fast per network), while smaller groups let the scheduler balance the
 /// slots at the end of a run.
 constexpr int64_t auto_fuse_max_group = 32;
+
+/// What grouping needs to know about the network `spec` that trains on
+/// `train_samples` samples per epoch (`custom_learner`: the user's own
+/// learner, never fused).
+fusion_candidate fusion_profile(const network_spec& spec, const dataset& data,
+                                int64_t train_samples, bool custom_learner);
+
+/// Whether a network steps through the fused model (in a group of one or of
+/// many) rather than through its own learner. A function of the network's
+/// spec alone: the fused kernel gives a member the same bits in any group,
+/// so a network's result never depends on which group it lands in, on the
+/// slot count, or on who else is still training (docs/fusion.md).
+bool trains_fused(const fusion_candidate& n);
 
 /// Splits networks into trainer groups, each a list of indices into `nets`
 /// in ascending order; groups are ordered by their first index.
