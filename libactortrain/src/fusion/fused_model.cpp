@@ -164,12 +164,17 @@ fused_model::fused_model(const std::vector<builtin_learner*>& members)
 
 fused_model::~fused_model() = default;
 
-torch::Tensor fused_model::per_member(const std::vector<double>& xs,
-                                      const torch::Tensor& like) const {
-  std::vector<int64_t> shape(static_cast<size_t>(like.dim()), 1);
-  shape[0] = k_;
+torch::Tensor fused_model::per_member(const std::vector<double>& xs) const {
+  auto like = params_.front();
   auto t = torch::tensor(xs, torch::kFloat64).to(like.scalar_type());
-  return t.to(like.device()).view(shape);
+  return t.to(like.device());
+}
+
+torch::Tensor fused_model::broadcast(const torch::Tensor& values,
+                                     const torch::Tensor& like) {
+  std::vector<int64_t> shape(static_cast<size_t>(like.dim()), 1);
+  shape[0] = values.size(0);
+  return values.view(shape);
 }
 
 namespace {
@@ -334,21 +339,34 @@ void fused_model::optimizer_step() {
   // elements alone, so a member gets the same bits in a group of any size
   // or composition, alone included (LibTorch's scalar calls would round
   // differently from the tensor ones, and only some groups would use them).
-  std::vector<double> neg_lr;
-  for (auto lr : lr_)
-    neg_lr.push_back(-lr);
+  if (!hyper_) {
+    // Fixed until a learning rate is scaled: made once, not every step.
+    std::vector<double> neg_lr;
+    std::vector<double> decay;
+    for (size_t k = 0; k < lr_.size(); ++k) {
+      neg_lr.push_back(-lr_[k]);
+      decay.push_back(1 - lr_[k] * weight_decay_[k]);
+    }
+    hyper_ = hyperparameters{per_member(neg_lr), per_member(momentum_),
+                             per_member(weight_decay_), per_member(decay)};
+  }
+  const auto& h = *hyper_;
   // LibTorch's Adam defaults, as make_optimizer builds it.
   constexpr double beta1 = 0.9;
   constexpr double beta2 = 0.999;
   constexpr double eps = 1e-8;
-  std::vector<double> neg_step_size;
-  std::vector<double> sqrt_bc2;
-  std::vector<double> decay;
-  for (size_t k = 0; k < steps_.size(); ++k) {
-    auto n = static_cast<double>(steps_[k]);
-    neg_step_size.push_back(-lr_[k] / (1 - std::pow(beta1, n)));
-    sqrt_bc2.push_back(std::sqrt(1 - std::pow(beta2, n)));
-    decay.push_back(1 - lr_[k] * weight_decay_[k]);
+  torch::Tensor neg_step_size;
+  torch::Tensor sqrt_bc2;
+  if (method_ != method::sgd) {
+    std::vector<double> step_size;
+    std::vector<double> bc2;
+    for (size_t k = 0; k < steps_.size(); ++k) {
+      auto n = static_cast<double>(steps_[k]);
+      step_size.push_back(-lr_[k] / (1 - std::pow(beta1, n)));
+      bc2.push_back(std::sqrt(1 - std::pow(beta2, n)));
+    }
+    neg_step_size = per_member(step_size);
+    sqrt_bc2 = per_member(bc2);
   }
   for (size_t i = 0; i < params_.size(); ++i) {
     auto& p = params_[i];
@@ -357,20 +375,20 @@ void fused_model::optimizer_step() {
       continue;
     auto& m1 = moment1_[i];
     if (method_ == method::sgd) {
-      auto d = g.addcmul(p, per_member(weight_decay_, p));
+      auto d = g.addcmul(p, broadcast(h.weight_decay, p));
       // momentum 0 leaves d as it is: 0 * m1 + d == d.
-      m1.mul_(per_member(momentum_, p)).add_(d);
-      p.addcmul_(m1, per_member(neg_lr, p));
+      m1.mul_(broadcast(h.momentum, p)).add_(d);
+      p.addcmul_(m1, broadcast(h.neg_lr, p));
     } else {
       if (method_ == method::adamw)
-        p.mul_(per_member(decay, p));
+        p.mul_(broadcast(h.decay, p));
       else
-        g = g.addcmul(p, per_member(weight_decay_, p));
+        g = g.addcmul(p, broadcast(h.weight_decay, p));
       auto& m2 = moment2_[i];
       m1.mul_(beta1).add_(g, 1 - beta1);
       m2.mul_(beta2).addcmul_(g, g, 1 - beta2);
-      auto denom = (m2.sqrt() / per_member(sqrt_bc2, p)).add_(eps);
-      p.add_(per_member(neg_step_size, p) * m1 / denom);
+      auto denom = (m2.sqrt() / broadcast(sqrt_bc2, p)).add_(eps);
+      p.add_(broadcast(neg_step_size, p) * m1 / denom);
     }
     p.mutable_grad() = torch::Tensor{};
   }
@@ -451,6 +469,7 @@ void fused_model::unstack(int64_t k, builtin_learner& target) const {
 
 void fused_model::scale_learning_rate(int64_t k, double factor) {
   lr_[static_cast<size_t>(k)] *= factor;
+  hyper_.reset();
 }
 
 } // namespace actortrain

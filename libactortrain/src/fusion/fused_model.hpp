@@ -1,6 +1,7 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -63,9 +64,22 @@ private:
 
   torch::Tensor forward(const torch::Tensor& inputs) const;
   void optimizer_step();
-  /// A [K] float tensor of `xs`, shaped to broadcast against `like`.
-  torch::Tensor per_member(const std::vector<double>& xs,
-                           const torch::Tensor& like) const;
+  /// A [K] tensor of `xs`, in the parameters' type and on their device.
+  torch::Tensor per_member(const std::vector<double>& xs) const;
+  /// `values` [K] viewed as [K, 1, ...] to broadcast against `like`.
+  static torch::Tensor broadcast(const torch::Tensor& values,
+                                 const torch::Tensor& like);
+
+  /// The optimizer's per-member values that change only with the learning
+  /// rate, as [K] tensors.
+  struct hyperparameters {
+    torch::Tensor neg_lr;
+    torch::Tensor momentum;
+    torch::Tensor weight_decay;
+    /// AdamW's 1 - lr * weight_decay.
+    torch::Tensor decay;
+  };
+  std::optional<hyperparameters> hyper_;
 
   int64_t k_ = 0;
   std::vector<fused_layer> layers_;
