@@ -23,30 +23,23 @@ namespace {
 
 /// The built-in learner, reporting `cost(network id, steps done)` seconds
 /// for each step instead of the measured time.
-class scripted_learner : public learner {
+class scripted_learner : public test::forwarding_learner {
 public:
   using cost_fn = std::function<double(uint64_t, int64_t)>;
 
   scripted_learner(const learner_context& ctx, cost_fn cost)
-      : inner_(make_builtin_learner(ctx)), id_(ctx.spec.id),
+      : forwarding_learner(ctx, false), id_(ctx.spec.id),
         cost_(std::move(cost)) {}
 
   double train_step(const torch::Tensor& x, const torch::Tensor& y) override {
     last_ = cost_(id_, steps_++);
-    return inner_->train_step(x, y);
-  }
-  torch::Tensor predict(const torch::Tensor& x) override {
-    return inner_->predict(x);
-  }
-  std::vector<std::pair<std::string, torch::Tensor>> state() override {
-    return inner_->state();
+    return forwarding_learner::train_step(x, y);
   }
   double last_step_seconds() const override {
     return last_;
   }
 
 private:
-  std::unique_ptr<learner> inner_;
   uint64_t id_;
   cost_fn cost_;
   int64_t steps_ = 0;

@@ -257,35 +257,19 @@ TEST_CASE("resuming with a changed experiment is refused") {
 
 namespace {
 
-/// Wraps the built-in learner; throws once, at `at_step`, in the first
-/// learner built for network 1 (a transient fault), or every time.
-class flaky_learner : public learner {
+/// The built-in learner (checkpointing); throws once, at `at_step`, in the
+/// first learner built for network 1 (a transient fault), or every time.
+class flaky_learner : public test::forwarding_learner {
 public:
   flaky_learner(const learner_context& ctx, bool fail, int at_step)
-      : inner_(make_builtin_learner(ctx)), fail_(fail), at_step_(at_step) {}
+      : forwarding_learner(ctx, true), fail_(fail), at_step_(at_step) {}
   double train_step(const torch::Tensor& x, const torch::Tensor& y) override {
     if (fail_ && ++steps_ == at_step_)
       throw std::runtime_error("transient fault");
-    return inner_->train_step(x, y);
-  }
-  torch::Tensor predict(const torch::Tensor& x) override {
-    return inner_->predict(x);
-  }
-  std::vector<std::pair<std::string, torch::Tensor>> state() override {
-    return inner_->state();
-  }
-  bool can_checkpoint() const override {
-    return true;
-  }
-  void save(torch::serialize::OutputArchive& a) override {
-    inner_->save(a);
-  }
-  void load(torch::serialize::InputArchive& a) override {
-    inner_->load(a);
+    return forwarding_learner::train_step(x, y);
   }
 
 private:
-  std::unique_ptr<learner> inner_;
   bool fail_;
   int at_step_;
   int steps_ = 0;

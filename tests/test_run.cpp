@@ -32,32 +32,23 @@ run_result run_ok(const experiment& exp, run_options opts) {
   return std::move(*result);
 }
 
-/// Wraps the built-in learner and injects a fault into chosen networks.
-class faulty_learner : public learner {
+/// The built-in learner with a fault injected into chosen networks.
+class faulty_learner : public test::forwarding_learner {
 public:
   enum mode { none, throws, nan_loss };
 
   faulty_learner(const learner_context& ctx, mode m, int at_step)
-      : inner_(make_builtin_learner(ctx)), mode_(m), at_step_(at_step) {}
+      : forwarding_learner(ctx, false), mode_(m), at_step_(at_step) {}
 
   double train_step(const torch::Tensor& x, const torch::Tensor& y) override {
     ++steps_;
     if (mode_ == throws && steps_ == at_step_)
       throw std::runtime_error("injected fault");
-    auto loss = inner_->train_step(x, y);
+    auto loss = forwarding_learner::train_step(x, y);
     return mode_ == nan_loss && steps_ >= at_step_ ? std::nan("") : loss;
   }
 
-  torch::Tensor predict(const torch::Tensor& x) override {
-    return inner_->predict(x);
-  }
-
-  std::vector<std::pair<std::string, torch::Tensor>> state() override {
-    return inner_->state();
-  }
-
 private:
-  std::unique_ptr<learner> inner_;
   mode mode_;
   int at_step_;
   int steps_ = 0;

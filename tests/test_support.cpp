@@ -192,4 +192,37 @@ std::string app() {
   return ACTORTRAIN_APP;
 }
 
+forwarding_learner::forwarding_learner(const learner_context& ctx,
+                                       bool checkpoints)
+    : inner_(make_builtin_learner(ctx)), checkpoints_(checkpoints) {}
+
+double forwarding_learner::train_step(const torch::Tensor& x,
+                                      const torch::Tensor& y) {
+  return inner_->train_step(x, y);
+}
+
+torch::Tensor forwarding_learner::predict(const torch::Tensor& x) {
+  return inner_->predict(x);
+}
+
+std::vector<std::pair<std::string, torch::Tensor>> forwarding_learner::state() {
+  return inner_->state();
+}
+
+bool forwarding_learner::can_checkpoint() const {
+  return checkpoints_;
+}
+
+void forwarding_learner::save(torch::serialize::OutputArchive& archive) {
+  inner_->save(archive);
+}
+
+void forwarding_learner::load(torch::serialize::InputArchive& archive) {
+  inner_->load(archive);
+}
+
+void forwarding_learner::scale_learning_rate(double factor) {
+  inner_->scale_learning_rate(factor);
+}
+
 } // namespace actortrain::test

@@ -11,6 +11,7 @@
 #include <torch/types.h>
 
 #include "actortrain/experiment.hpp"
+#include "actortrain/learner.hpp"
 
 namespace actortrain::test {
 
@@ -107,5 +108,26 @@ uint16_t free_port();
 
 /// The actortrain app's path.
 std::string app();
+
+/// A learner of the user's own that forwards to the built-in one: tests
+/// derive from it and override the calls they script (a fault, a step
+/// time). `checkpoints`: whether it checkpoints (saves and loads the
+/// built-in learner's state), as a learner of one's own may or may not.
+class forwarding_learner : public learner {
+public:
+  forwarding_learner(const learner_context& ctx, bool checkpoints);
+
+  double train_step(const torch::Tensor& x, const torch::Tensor& y) override;
+  torch::Tensor predict(const torch::Tensor& x) override;
+  std::vector<std::pair<std::string, torch::Tensor>> state() override;
+  bool can_checkpoint() const override;
+  void save(torch::serialize::OutputArchive& archive) override;
+  void load(torch::serialize::InputArchive& archive) override;
+  void scale_learning_rate(double factor) override;
+
+private:
+  std::unique_ptr<learner> inner_;
+  bool checkpoints_;
+};
 
 } // namespace actortrain::test
