@@ -524,3 +524,78 @@ TEST_CASE("the examples parse, and the fused digits swarm trains") {
   REQUIRE(static_cast<bool>(grants));
   CHECK(grants->size() == 8 * 2);
 }
+
+namespace {
+
+/// Every network's final weights in `outs`, by id.
+std::map<uint64_t, std::vector<char>>
+final_weights(const std::map<uint64_t, quantum_outcome>& outs) {
+  std::map<uint64_t, std::vector<char>> result;
+  for (const auto& [id, o] : outs)
+    result[id] = o.outcome.weights;
+  return result;
+}
+
+} // namespace
+
+TEST_CASE("states exported after a quantum continue bit for bit in another "
+          "group: fused, alone, and waiting for a retry") {
+  std::shared_ptr<const dataset> data = fusion_data(false, 96, 9);
+  std::vector<network_spec> specs;
+  for (uint64_t i = 0; i < 4; ++i) {
+    auto cfg = config_for("mlp", i == 3 ? "sgd" : "adam");
+    cfg.train.epochs = 3;
+    cfg.train.checkpoint_every = 1;
+    if (i == 3) {
+      // Diverges in its second epoch: its retry restarts from the epoch-1
+      // checkpoint with a smaller learning rate, then fails again.
+      cfg.optimizer.lr = 1e12;
+      cfg.train.retry_lr_factor = 0.5;
+    }
+    specs.push_back(make_spec(i, cfg));
+  }
+  quantum_limits limits;
+  limits.steps = 5; // ends mid-epoch
+  auto reference_group = make_group(specs, data, true);
+  auto reference = run_to_end(reference_group, limits);
+  for (bool fuse : {true, false}) {
+    CAPTURE(fuse);
+    // Quantum by quantum, each in a fresh group that adopts the states the
+    // previous one exported (as a worker node does).
+    std::map<uint64_t, quantum_outcome> got;
+    std::vector<uint64_t> unfinished{0, 1, 2, 3};
+    std::vector<runner_state> states;
+    slot_info slot;
+    slot.device = "cpu";
+    for (int q = 0; q < 100 && !unfinished.empty(); ++q) {
+      auto group = make_group(specs, data, fuse);
+      group.adopt(unfinished, std::move(states));
+      auto report = group.run_quantum(slot, limits, true);
+      states = std::move(report.states);
+      unfinished = group.unfinished();
+      REQUIRE(states.size() == unfinished.size());
+      for (auto& out : report.networks) {
+        auto& acc = got[out.progress.network_id];
+        acc.failures.insert(acc.failures.end(), out.failures.begin(),
+                            out.failures.end());
+        if (out.progress.finished)
+          acc.outcome = out.outcome;
+      }
+    }
+    REQUIRE(unfinished.empty());
+    for (const auto& s : specs) {
+      CAPTURE(s.id);
+      CHECK(got[s.id].outcome.status == reference[s.id].outcome.status);
+      CHECK(got[s.id].failures == reference[s.id].failures);
+    }
+    if (fuse) // the reference is fused: bit for bit
+      CHECK(final_weights(got) == final_weights(reference));
+    else
+      for (uint64_t i = 0; i < 3; ++i)
+        CHECK(max_relative_error(
+                  decode_weights(got[i].outcome.weights),
+                  decode_weights(reference[i].outcome.weights)) <= 1e-5);
+  }
+  CHECK(reference[3].outcome.status == network_status::failed);
+  CHECK(reference[3].failures.size() == 1);
+}
