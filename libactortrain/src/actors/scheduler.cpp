@@ -39,21 +39,21 @@ void dispatch(scheduler_actor* self) {
       return;
     auto slot = st.free.front();
     st.free.pop_front();
-    st.holders[slot] = {w->trainer.address(), w->network_id, now(self)};
+    st.slots[slot].held = {w->trainer.address(), w->network_id, now(self)};
     ++st.stats.grants;
     ++st.stats.busy;
     st.stats.peak_busy = std::max(st.stats.peak_busy, st.stats.busy);
-    self->send(w->trainer, grant_atom_v, st.slots[slot]);
+    self->send(w->trainer, grant_atom_v, st.slots[slot].grant);
   }
 }
 
 /// Frees `slot` and records the grant that just ended.
 void free_slot(scheduler_actor* self, uint32_t slot, int64_t steps) {
   auto& st = self->state;
-  auto& h = st.holders[slot];
+  auto& h = st.slots[slot].held;
   st.pending.push_back({h.network_id, slot, h.since, now(self), steps});
   h = {};
-  if (!st.dead[slot])
+  if (!st.slots[slot].dead)
     st.free.push_back(slot);
   --st.stats.busy;
   if (st.pending.size() >= record_batch)
@@ -65,10 +65,11 @@ bool lose_slots(scheduler_actor* self, const caf::actor_addr& source) {
   auto& st = self->state;
   bool found = false;
   for (uint32_t i = 0; i < st.slots.size(); ++i) {
-    if (st.dead[i] || st.slots[i].executor.address() != source)
+    auto& s = st.slots[i];
+    if (s.dead || s.grant.executor.address() != source)
       continue;
     found = true;
-    st.dead[i] = true;
+    s.dead = true;
     --st.stats.slots;
     // A held slot is released by its trainer, which reschedules its work.
     st.free.erase(std::remove(st.free.begin(), st.free.end(), i),
@@ -84,7 +85,7 @@ void release(scheduler_actor* self, uint32_t slot,
   auto sender = caf::actor_cast<caf::actor_addr>(self->current_sender());
   // Only the holder can release a slot; stale or forged releases would
   // otherwise let the scheduler over-grant.
-  if (slot >= st.holders.size() || st.holders[slot].trainer != sender)
+  if (slot >= st.slots.size() || st.slots[slot].held.trainer != sender)
     return;
   free_slot(self, slot, progress.quantum_steps);
   auto& last = st.steps[progress.network_id];
@@ -101,25 +102,30 @@ void release(scheduler_actor* self, uint32_t slot,
   dispatch(self);
 }
 
+/// Adds a slot under the next id; watches its executor when it lives on
+/// another node (a worker), so losing the worker retires the slot.
+void add_slot(scheduler_actor* self, slot_grant grant) {
+  auto& st = self->state;
+  auto i = static_cast<uint32_t>(st.slots.size());
+  grant.slot.id = i;
+  if (grant.executor && grant.executor->node() != self->node())
+    self->monitor(grant.executor);
+  st.slots.push_back({std::move(grant), {}, false});
+  st.free.push_back(i);
+  ++st.stats.slots;
+}
+
 } // namespace
 
 caf::behavior scheduler(scheduler_actor* self, std::vector<slot_grant> slots,
                         std::shared_ptr<scheduling_policy> policy,
                         caf::actor recorder, size_t start_after) {
   auto& st = self->state;
-  st.slots = std::move(slots);
-  st.holders.resize(st.slots.size());
-  st.dead.resize(st.slots.size(), false);
-  for (uint32_t i = 0; i < st.slots.size(); ++i) {
-    st.slots[i].slot.id = i;
-    st.free.push_back(i);
-    if (st.slots[i].executor && st.slots[i].executor->node() != self->node())
-      self->monitor(st.slots[i].executor);
-  }
+  for (auto& s : slots)
+    add_slot(self, std::move(s));
   st.policy = std::move(policy);
   st.recorder = std::move(recorder);
   st.start_after = start_after;
-  st.stats.slots = static_cast<int64_t>(st.slots.size());
   st.started = std::chrono::steady_clock::now();
   // A trainer that dies (crash, kill) gives its slot back and leaves the queue.
   self->set_down_handler([=](caf::down_msg& dm) {
@@ -130,9 +136,9 @@ caf::behavior scheduler(scheduler_actor* self, std::vector<slot_grant> slots,
     // A trainer that died before asking must not hold back the start gate.
     if (st.arrived < st.start_after)
       --st.start_after;
-    for (uint32_t i = 0; i < st.holders.size(); ++i) {
-      if (st.holders[i].trainer == dm.source) {
-        st.policy->forget(st.holders[i].network_id);
+    for (uint32_t i = 0; i < st.slots.size(); ++i) {
+      if (st.slots[i].held.trainer == dm.source) {
+        st.policy->forget(st.slots[i].held.network_id);
         free_slot(self, i, 0);
       }
     }
@@ -158,23 +164,14 @@ caf::behavior scheduler(scheduler_actor* self, std::vector<slot_grant> slots,
         // retire the slot first, or it would be granted again.
         auto& st = self->state;
         if (slot_lost && slot < st.slots.size() &&
-            st.holders[slot].trainer ==
+            st.slots[slot].held.trainer ==
                 caf::actor_cast<caf::actor_addr>(self->current_sender()))
-          lose_slots(self, st.slots[slot].executor.address());
+          lose_slots(self, st.slots[slot].grant.executor.address());
         release(self, slot, progress);
       },
       [=](join_atom, std::vector<slot_grant>& slots) {
-        auto& st = self->state;
-        for (auto& s : slots) {
-          auto i = static_cast<uint32_t>(st.slots.size());
-          s.slot.id = i;
-          self->monitor(s.executor);
-          st.slots.push_back(std::move(s));
-          st.holders.emplace_back();
-          st.dead.push_back(false);
-          st.free.push_back(i);
-          ++st.stats.slots;
-        }
+        for (auto& s : slots)
+          add_slot(self, std::move(s));
         dispatch(self);
       },
       [=](schedule_atom) { flush(self); },

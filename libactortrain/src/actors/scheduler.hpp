@@ -23,11 +23,16 @@ struct scheduler_state {
     double since = 0;
   };
 
-  std::vector<slot_grant> slots;
-  std::vector<holder> holders;
-  /// Slots whose executor went away (a worker node was lost): never granted
-  /// again.
-  std::vector<bool> dead;
+  /// One slot: what a grant hands out, who holds it, and whether it is dead
+  /// (its executor went away with a lost worker node: never granted again).
+  struct slot_entry {
+    slot_grant grant;
+    holder held;
+    bool dead = false;
+  };
+
+  /// Indexed by slot id.
+  std::vector<slot_entry> slots;
   std::deque<uint32_t> free;
   std::shared_ptr<scheduling_policy> policy;
   scheduler_status stats;
