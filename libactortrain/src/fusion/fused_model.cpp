@@ -256,8 +256,7 @@ torch::Tensor fused_model::forward(const torch::Tensor& x) const {
       h = h.reshape({k_, b, -1});
       break;
     case layer::linear:
-      h = torch::baddbmm(params_[l.param + 1].unsqueeze(1), h,
-                         params_[l.param].transpose(1, 2));
+      h = fused_linear::apply(h, params_[l.param], params_[l.param + 1]);
       break;
     default:
       h = activate(l.kind, h);
