@@ -44,8 +44,14 @@ int64_t network_group::steps_total() const {
 }
 
 trainer_info network_group::info() const {
-  auto result = members_.front()->info();
+  const auto& front = *members_.front();
+  auto result = front.info();
   result.steps_total = steps_total();
+  // The built-in model's multiply-adds per step: the estimator's guess
+  // until the group has run.
+  result.cost_hint =
+      builtin_model_cost(front.spec().config.model, front.data()) *
+      static_cast<double>(front.spec().config.train.batch_size);
   for (const auto& m : members_)
     result.priority =
         std::max(result.priority, m->spec().config.train.priority);

@@ -55,8 +55,6 @@ trainer_info network_runner::info() const {
   trainer_info result;
   result.network_id = spec_.id;
   result.steps_total = steps_total();
-  result.cost_hint = builtin_model_cost(spec_.config.model, *data_) *
-                     static_cast<double>(spec_.config.train.batch_size);
   result.priority = spec_.config.train.priority;
   return result;
 }

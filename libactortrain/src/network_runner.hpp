@@ -64,7 +64,8 @@ public:
     return steps_per_epoch_ * spec_.config.train.epochs;
   }
 
-  /// What the scheduler learns about this network before it runs.
+  /// What the scheduler learns about this network before it runs (its
+  /// cost hint is the group's business: network_group::info).
   trainer_info info() const;
 
   /// True once the network finished or failed.
