@@ -194,7 +194,7 @@ TEST_CASE("max_seconds ends a network at its compute budget") {
   auto s = run_scripted(exp, [](uint64_t, int64_t) { return 1.0; });
   for (const auto& n : s.result.networks) {
     CHECK(n.status == network_status::finished);
-    CHECK(n.stop_reason == "max_seconds");
+    CHECK(n.stop_reason == stop_reason::max_seconds);
     CHECK(n.steps == 5);
     CHECK(n.train_seconds == doctest::Approx(5));
     CHECK_FALSE(std::isnan(n.test_loss));
@@ -210,7 +210,7 @@ TEST_CASE("a target accuracy ends a network when reached") {
   auto result = run(exp, opts);
   REQUIRE(result);
   for (const auto& n : result->networks) {
-    CHECK(n.stop_reason == "target");
+    CHECK(n.stop_reason == stop_reason::target);
     CHECK(n.epochs < 50);
     CHECK(n.test_accuracy >= 0.6);
   }
@@ -254,7 +254,7 @@ TEST_CASE("early stopping ends a network after `patience` flat epochs") {
   auto store = results_store::open(dir / "out/results.db");
   REQUIRE(store);
   for (const auto& n : result->networks) {
-    CHECK(n.stop_reason == "early_stopping");
+    CHECK(n.stop_reason == stop_reason::early_stopping);
     // Epoch 1 sets the best loss; epochs 2, 3 and 4 do not improve it.
     CHECK(n.epochs == 4);
     auto epochs = (*store)->epochs(n.id);

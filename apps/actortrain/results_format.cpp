@@ -46,8 +46,9 @@ std::string format_table(const run_result& r) {
                        num(n.test_accuracy), num(n.seconds_per_step * 1e3, 3));
     if (n.status == network_status::failed)
       out += fmt::format("       error: {}\n", n.error);
-    else if (!n.stop_reason.empty() && n.stop_reason != "epochs")
-      out += fmt::format("       stopped: {}\n", n.stop_reason);
+    else if (n.stop_reason != stop_reason::none &&
+             n.stop_reason != stop_reason::epochs)
+      out += fmt::format("       stopped: {}\n", to_string(n.stop_reason));
   }
   if (!r.slots.empty()) {
     out += "\nslot utilisation (from the recorded schedule):\n";
@@ -90,8 +91,9 @@ std::string format_json(const run_result& r) {
          {"group_label", n.group_label},
          {"seed", n.seed},
          {"status", to_string(n.status)},
-         {"stop_reason", n.stop_reason.empty() ? nlohmann::json(nullptr)
-                                               : nlohmann::json(n.stop_reason)},
+         {"stop_reason", n.stop_reason == stop_reason::none
+                             ? nlohmann::json(nullptr)
+                             : nlohmann::json(to_string(n.stop_reason))},
          {"error",
           n.error.empty() ? nlohmann::json(nullptr) : nlohmann::json(n.error)},
          {"epochs", n.epochs},

@@ -157,7 +157,7 @@ void network_group::train_cohort(const std::vector<size_t>& cohort,
   auto each = [&](size_t j, auto&& f) {
     auto& m = *members_[cohort[j]];
     m.guarded(outs[cohort[j]], [&] {
-      if (auto reason = f(m); !reason.empty()) {
+      if (auto reason = f(m); reason != stop_reason::none) {
         m.conclude(limits, reason, outs[cohort[j]]);
         ended[j] = true;
       }
@@ -184,7 +184,7 @@ void network_group::train_cohort(const std::vector<size_t>& cohort,
     } catch (const std::exception&) {
       // Every member fails this step, as each would have alone.
       for (size_t j = 0; j < k; ++j)
-        each(j, [&](network_runner&) -> std::string { throw; });
+        each(j, [&](network_runner&) -> stop_reason { throw; });
       return;
     }
     quantum_seconds += seconds * static_cast<double>(k);
@@ -201,7 +201,10 @@ void network_group::train_cohort(const std::vector<size_t>& cohort,
     auto& m = *members_[cohort[j]];
     auto& out = outs[cohort[j]];
     m.guarded(out, [&] {
-      m.conclude(limits, m.step() == m.steps_total() ? "epochs" : "", out);
+      m.conclude(limits,
+                 m.step() == m.steps_total() ? stop_reason::epochs
+                                             : stop_reason::none,
+                 out);
     });
   }
 }

@@ -87,9 +87,9 @@ void network_runner::on_exception(quantum_outcome& out, std::exception_ptr e) {
   }
 }
 
-void network_runner::conclude(const quantum_limits& limits,
-                              const std::string& reason, quantum_outcome& out) {
-  if (!reason.empty()) {
+void network_runner::conclude(const quantum_limits& limits, stop_reason reason,
+                              quantum_outcome& out) {
+  if (reason != stop_reason::none) {
     finish(out, reason);
     return;
   }
@@ -313,10 +313,10 @@ int64_t network_runner::quantum_target(const quantum_limits& limits) const {
   return std::min(target, steps_total());
 }
 
-std::string network_runner::before_step(torch::Tensor& batch) {
+stop_reason network_runner::before_step(torch::Tensor& batch) {
   const auto& train = spec_.config.train;
   if (train.max_seconds > 0 && st_.train_seconds >= train.max_seconds)
-    return "max_seconds";
+    return stop_reason::max_seconds;
   auto bs = train.batch_size;
   auto n = shard_.size(0);
   auto epoch = st_.step / steps_per_epoch_;
@@ -333,10 +333,10 @@ std::string network_runner::before_step(torch::Tensor& batch) {
     }
   }
   batch = order_.slice(0, pos * bs, std::min(n, (pos + 1) * bs));
-  return {};
+  return stop_reason::none;
 }
 
-std::string network_runner::after_step(double loss, double seconds,
+stop_reason network_runner::after_step(double loss, double seconds,
                                        quantum_outcome& out) {
   auto epoch = st_.step / steps_per_epoch_;
   st_.epoch_seconds += seconds;
@@ -349,11 +349,11 @@ std::string network_runner::after_step(double loss, double seconds,
   st_.last_loss = loss;
   st_.epoch_loss_sum += loss;
   if (st_.step % steps_per_epoch_ == 0)
-    if (auto reason = end_epoch(epoch + 1, out); !reason.empty())
+    if (auto reason = end_epoch(epoch + 1, out); reason != stop_reason::none)
       return reason;
   if (st_.step == steps_total())
-    return "epochs";
-  return {};
+    return stop_reason::epochs;
+  return stop_reason::none;
 }
 
 std::unique_ptr<learner>
@@ -362,7 +362,7 @@ network_runner::swap_learner(std::unique_ptr<learner> next) {
   return next;
 }
 
-std::string network_runner::end_epoch(int64_t epoch, quantum_outcome& out) {
+stop_reason network_runner::end_epoch(int64_t epoch, quantum_outcome& out) {
   const auto& train = spec_.config.train;
   epoch_metrics m;
   m.network_id = spec_.id;
@@ -396,18 +396,18 @@ std::string network_runner::end_epoch(int64_t epoch, quantum_outcome& out) {
   auto loss = has_validation ? m.validation_loss : m.test_loss;
   auto accuracy = has_validation ? m.validation_accuracy : m.test_accuracy;
   if (train.target_accuracy > 0 && accuracy >= train.target_accuracy)
-    return "target";
+    return stop_reason::target;
   if (train.target_loss > 0 && loss <= train.target_loss)
-    return "target";
+    return stop_reason::target;
   if (train.patience > 0) {
     if (m.validation_loss < st_.best_validation_loss) {
       st_.best_validation_loss = m.validation_loss;
       st_.epochs_without_improvement = 0;
     } else if (++st_.epochs_without_improvement >= train.patience) {
-      return "early_stopping";
+      return stop_reason::early_stopping;
     }
   }
-  return {};
+  return stop_reason::none;
 }
 
 network_runner::evaluation network_runner::evaluate(const torch::Tensor& x,
@@ -469,7 +469,7 @@ void network_runner::fail(quantum_outcome& out, const std::string& reason) {
   learner_.reset();
 }
 
-void network_runner::finish(quantum_outcome& out, const std::string& reason) {
+void network_runner::finish(quantum_outcome& out, stop_reason reason) {
   if (predictions_step_ != st_.step) {
     // Stopped where the test set was not evaluated (max_seconds): do it now,
     // so final metrics and predictions match the final weights.

@@ -110,14 +110,14 @@ public:
   /// The step at which a quantum starting now ends.
   int64_t quantum_target(const quantum_limits& limits) const;
   /// The indices of the next batch; or why the network stops before it.
-  std::string before_step(torch::Tensor& batch);
+  stop_reason before_step(torch::Tensor& batch);
   /// Books a step that had mean loss `loss` and took `seconds`; ends the
   /// epoch when it is the last of one. Returns why the network stops ("" to
   /// go on); throws on a non-finite loss.
-  std::string after_step(double loss, double seconds, quantum_outcome& out);
-  /// Ends a quantum: finishes the network when `reason` is not empty,
+  stop_reason after_step(double loss, double seconds, quantum_outcome& out);
+  /// Ends a quantum: finishes the network when `reason` is not none,
   /// otherwise checkpoints when one is due.
-  void conclude(const quantum_limits& limits, const std::string& reason,
+  void conclude(const quantum_limits& limits, stop_reason reason,
                 quantum_outcome& out);
 
   /// The learner the steps go through (ready() must hold).
@@ -176,7 +176,7 @@ private:
   };
 
   /// Ends an epoch: metrics, evaluation, and whether to stop.
-  std::string end_epoch(int64_t epoch, quantum_outcome& out);
+  stop_reason end_epoch(int64_t epoch, quantum_outcome& out);
   evaluation evaluate(const torch::Tensor& x, const torch::Tensor& y,
                       bool keep_predictions);
   /// A snapshot that retries go back to (a checkpoint).
@@ -189,7 +189,7 @@ private:
   /// Marks the network done with `status` and fills what every outcome has.
   network_outcome& end(quantum_outcome& out, network_status status);
   void fail(quantum_outcome& out, const std::string& reason);
-  void finish(quantum_outcome& out, const std::string& reason);
+  void finish(quantum_outcome& out, stop_reason reason);
   void fill_progress(quantum_outcome& out) const;
 
   network_spec spec_;

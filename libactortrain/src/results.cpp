@@ -18,6 +18,31 @@ std::string to_string(network_status x) {
   return "unknown";
 }
 
+std::string to_string(stop_reason x) {
+  switch (x) {
+  case stop_reason::none:
+    return "";
+  case stop_reason::epochs:
+    return "epochs";
+  case stop_reason::max_seconds:
+    return "max_seconds";
+  case stop_reason::target:
+    return "target";
+  case stop_reason::early_stopping:
+    return "early_stopping";
+  }
+  return "unknown";
+}
+
+std::optional<stop_reason> parse_stop_reason(const std::string& text) {
+  for (auto x :
+       {stop_reason::none, stop_reason::epochs, stop_reason::max_seconds,
+        stop_reason::target, stop_reason::early_stopping})
+    if (to_string(x) == text)
+      return x;
+  return std::nullopt;
+}
+
 int64_t run_result::count(network_status status) const {
   return std::count_if(networks.begin(), networks.end(),
                        [&](const auto& n) { return n.status == status; });

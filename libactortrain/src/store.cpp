@@ -369,8 +369,8 @@ caf::error results_store::add_outcome(const network_outcome& o,
   return transaction([&]() -> caf::error {
     statement st{db_, "UPDATE networks SET status = ?, stop_reason = ?, "
                       "epochs = ?, steps = ?, weights = ? WHERE id = ?"};
-    st.bind(to_string(o.status), o.stop_reason, o.epochs, o.steps, weights_path,
-            o.network_id);
+    st.bind(to_string(o.status), to_string(o.stop_reason), o.epochs, o.steps,
+            weights_path, o.network_id);
     if (st.step() != SQLITE_DONE)
       return storage_error(db_, path_, "cannot record a network's status");
     if (o.status == network_status::finished) {
@@ -477,7 +477,13 @@ caf::expected<run_result> results_store::read() const {
       n.train_seconds = std::isnan(ts) ? 0 : ts;
       n.weights_path = st.text(13);
       n.error = st.text(14);
-      n.stop_reason = st.text(15);
+      auto reason = parse_stop_reason(st.text(15));
+      if (!reason)
+        return make_error(errc::invalid_data,
+                          fmt::format("{}: network {} has an unknown stop "
+                                      "reason '{}'",
+                                      path_, n.id, st.text(15)));
+      n.stop_reason = *reason;
       result.networks.push_back(std::move(n));
     }
     if (rc != SQLITE_DONE)

@@ -3,6 +3,7 @@
 #include <cmath>
 #include <cstdint>
 #include <limits>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -98,6 +99,26 @@ enum class network_status : uint8_t { pending, finished, failed };
 
 std::string to_string(network_status x);
 
+/// Why a finished network stopped (`none`: it has not).
+enum class stop_reason : uint8_t {
+  none,
+  /// Its full budget of epochs.
+  epochs,
+  /// Its compute budget, train.max_seconds.
+  max_seconds,
+  /// train.target_accuracy or train.target_loss reached.
+  target,
+  /// train.patience epochs without a lower validation loss.
+  early_stopping
+};
+
+/// The name stored and printed: "epochs", "max_seconds", ... ("" for none).
+std::string to_string(stop_reason x);
+
+/// The stop reason named `text` ("" is none); nothing when `text` names
+/// none of them.
+std::optional<stop_reason> parse_stop_reason(const std::string& text);
+
 /// The end of one network: its final metrics, or why it failed. Weights travel
 /// as bytes (a LibTorch pickle of the state dict) so the message can cross
 /// nodes; the aggregator writes them to the run folder.
@@ -105,9 +126,8 @@ struct network_outcome {
   uint64_t network_id = 0;
   network_status status = network_status::pending;
   std::string error;
-  /// Why a finished network stopped: "epochs" (its full budget),
-  /// "max_seconds", "target" or "early_stopping".
-  std::string stop_reason;
+  /// Why a finished network stopped.
+  actortrain::stop_reason stop_reason = actortrain::stop_reason::none;
   int64_t epochs = 0;
   int64_t steps = 0;
   double train_loss = no_metric;
@@ -200,7 +220,7 @@ struct network_result {
   uint64_t seed = 0;
   network_status status = network_status::pending;
   std::string error;
-  std::string stop_reason;
+  actortrain::stop_reason stop_reason = actortrain::stop_reason::none;
   int64_t epochs = 0;
   int64_t steps = 0;
   double train_loss = no_metric;
