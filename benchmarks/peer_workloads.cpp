@@ -16,6 +16,7 @@
 
 #include <actortrain/actortrain.hpp>
 #include <actortrain/dataset.hpp>
+#include <actortrain/learner.hpp>
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
@@ -40,16 +41,16 @@ double peak_mb() {
 data_options data_for(const std::string& name) {
   data_options d;
   if (name == "digits") {
-    d.format = "csv";
+    d.format = data_format::csv;
     d.train = "/usr/lib/python3/dist-packages/sklearn/datasets/data/"
               "digits.csv.gz";
     d.label_column = -1;
-    d.header = "no";
+    d.header = csv_header::no;
     d.test_fraction = 0.2;
     return d;
   }
   const std::string dir = "/usr/share/datasets/fashion-mnist/";
-  d.format = "idx";
+  d.format = data_format::idx;
   d.train = dir + "train-images-idx3-ubyte.gz";
   d.train_labels = dir + "train-labels-idx1-ubyte.gz";
   d.test = dir + "t10k-images-idx3-ubyte.gz";
@@ -59,11 +60,12 @@ data_options data_for(const std::string& name) {
 
 network_config config_for(const json& w, const json& arch) {
   network_config c;
-  c.model.kind = arch["kind"];
+  c.model.kind =
+      parse_choice<model_kind>(arch["kind"].get<std::string>()).value();
   c.model.hidden = arch["hidden"].get<std::vector<int64_t>>();
   if (arch.contains("channels"))
     c.model.channels = arch["channels"].get<std::vector<int64_t>>();
-  c.optimizer.kind = "adam";
+  c.optimizer.kind = optimizer_kind::adam;
   c.optimizer.lr = 1e-3;
   c.train.networks = arch["networks"];
   c.train.epochs = w["epochs"];
@@ -81,7 +83,8 @@ json with_actortrain(const json& w, bool fuse, int64_t threads,
   experiment exp;
   exp.name = "peer-workload";
   exp.data = data_for(w["data"]);
-  exp.data.partition = w["partition"];
+  exp.data.partition =
+      parse_choice<partition_scheme>(w["partition"].get<std::string>()).value();
   for (const auto& arch : w["archs"]) {
     auto c = config_for(w, arch);
     c.train.fuse = fuse ? train_options::fuse_auto : train_options::fuse_off;
@@ -111,34 +114,6 @@ json with_actortrain(const json& w, bool fuse, int64_t threads,
   return {{"network_steps", steps}, {"seconds", seconds}};
 }
 
-torch::nn::Sequential build(const json& arch, const dataset& d) {
-  torch::nn::Sequential net;
-  int64_t in = d.features();
-  if (arch["kind"] == "cnn") {
-    auto c = d.feature_shape[0];
-    auto h = d.feature_shape[1];
-    auto w = d.feature_shape[2];
-    for (int64_t out : arch["channels"]) {
-      net->push_back(
-          torch::nn::Conv2d(torch::nn::Conv2dOptions(c, out, 3).padding(1)));
-      net->push_back(torch::nn::ReLU());
-      net->push_back(torch::nn::MaxPool2d(torch::nn::MaxPool2dOptions(2)));
-      c = out;
-      h /= 2;
-      w /= 2;
-    }
-    in = c * h * w;
-  }
-  net->push_back(torch::nn::Flatten());
-  for (int64_t width : arch["hidden"]) {
-    net->push_back(torch::nn::Linear(in, width));
-    net->push_back(torch::nn::ReLU());
-    in = width;
-  }
-  net->push_back(torch::nn::Linear(in, d.classes));
-  return net;
-}
-
 /// The hand-written loop: each network in turn, LibTorch's intra-op threads.
 json hand_written(const json& w, int64_t threads) {
   auto opts = data_for(w["data"]);
@@ -162,7 +137,10 @@ json hand_written(const json& w, int64_t threads) {
       auto shard = w["partition"] == "contiguous"
                        ? torch::arange(i * n_train / n, (i + 1) * n_train / n)
                        : torch::arange(n_train);
-      auto net = build(arch, d);
+      // The same layers as actortrain's (one plan builds both); LibTorch's
+      // default initialisation, as a hand-written loop would have.
+      auto net =
+          build_builtin_model(builtin_model_plan(config_for(w, arch).model, d));
       torch::optim::Adam opt(net->parameters(),
                              torch::optim::AdamOptions(1e-3));
       for (int64_t e = 0; e < epochs; ++e) {

@@ -47,7 +47,7 @@ double hand_written(int64_t networks, double step, int64_t slots) {
 double with_actortrain(int64_t networks, double step, int64_t slots) {
   experiment exp;
   exp.name = "overhead";
-  exp.data.format = "synthetic";
+  exp.data.format = data_format::synthetic;
   exp.data.samples = steps * 16;
   exp.data.test_samples = 8;
   exp.data.features = 4;

@@ -46,8 +46,8 @@ caf::behavior empty_trainer(caf::event_based_actor* self, caf::actor sched,
   };
 }
 
-double measure(caf::actor_system& sys, const std::string& policy,
-               int64_t trainers, int64_t quanta, int64_t slots) {
+double measure(caf::actor_system& sys, policy_kind policy, int64_t trainers,
+               int64_t quanta, int64_t slots) {
   std::vector<slot_grant> grants(static_cast<size_t>(slots));
   auto sched =
       sys.spawn(scheduler, grants,
@@ -79,9 +79,8 @@ int main(int argc, char** argv) {
   fmt::print("{} trainers x {} empty quanta, {} slots\n", trainers, quanta,
              slots);
   fmt::print("| policy | grant/release round trips per second |\n|---|---|\n");
-  for (auto policy : {"fifo", "round_robin", "shortest_remaining",
-                      "longest_remaining", "priority"})
-    fmt::print("| {} | {:.0f} |\n", policy,
+  for (auto policy : all_choices<policy_kind>())
+    fmt::print("| {} | {:.0f} |\n", name_of(policy),
                measure(sys, policy, trainers, quanta, slots));
   return 0;
 }

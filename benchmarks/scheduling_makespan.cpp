@@ -110,11 +110,12 @@ outcome run_static(const workload& w, int64_t slots, bool contiguous) {
   return o;
 }
 
-outcome run_policy(const workload& w, int64_t slots, const std::string& policy,
+outcome run_policy(const workload& w, int64_t slots, policy_kind kind,
                    const fs::path& dir) {
+  std::string policy = name_of(kind);
   experiment exp;
   exp.name = "makespan-" + policy;
-  exp.data.format = "synthetic";
+  exp.data.format = data_format::synthetic;
   exp.data.samples = steps_per_epoch * 32;
   exp.data.test_samples = 8;
   exp.data.features = 4;
@@ -123,7 +124,7 @@ outcome run_policy(const workload& w, int64_t slots, const std::string& policy,
   exp.base.train.batch_size = 32;
   exp.base.train.eval_every = 0;
   exp.scheduler.slots = slots;
-  exp.scheduler.policy = policy;
+  exp.scheduler.policy = kind;
   // One configuration per network, so "priority" can carry the size the
   // user knows (the sweep's model size); other policies ignore it.
   for (size_t i = 0; i < w.base.size(); ++i) {
@@ -182,8 +183,7 @@ int main(int argc, char** argv) {
   std::vector<outcome> outcomes;
   outcomes.push_back(run_static(w, slots, true));
   outcomes.push_back(run_static(w, slots, false));
-  for (auto policy : {"fifo", "round_robin", "shortest_remaining",
-                      "longest_remaining", "priority"})
+  for (auto policy : all_choices<policy_kind>())
     outcomes.push_back(run_policy(w, slots, policy, dir));
   fs::remove_all(dir);
   fmt::print("| schedule | makespan (s) | makespan / lower bound | mean "

@@ -217,7 +217,7 @@ TEST_CASE("a worker whose data differs from the coordinator's is refused") {
   write_text(csv, rows);
   experiment exp;
   exp.name = "csv";
-  exp.data.format = "csv";
+  exp.data.format = data_format::csv;
   exp.data.train = csv;
   auto ctx = make_run_context(exp, {});
   REQUIRE_MESSAGE(ctx, to_string_pretty(ctx.error()));

@@ -23,7 +23,7 @@ data_options write_idx_dataset(const temp_dir& dir, int64_t n, int64_t classes,
   auto labels = torch::arange(n, torch::kInt64).remainder(classes);
   auto ext = gzip ? ".gz" : "";
   data_options d;
-  d.format = "idx";
+  d.format = data_format::idx;
   d.train = dir / (std::string{"train-images"} + ext);
   d.train_labels = dir / (std::string{"train-labels"} + ext);
   d.test = dir / (std::string{"test-images"} + ext);
@@ -120,7 +120,7 @@ TEST_CASE("corrupt IDX files are named with what is wrong") {
 TEST_CASE("CSV files: header detection, label column, errors") {
   temp_dir dir;
   data_options d;
-  d.format = "csv";
+  d.format = data_format::csv;
   d.train = dir / "train.csv";
   d.test = dir / "test.csv";
   d.normalize = false;
@@ -138,7 +138,7 @@ TEST_CASE("CSV files: header detection, label column, errors") {
     write_text(d.train, "0,1,2\n1,3,4\n");
     write_text(d.test, "1,1,1\n");
     d.label_column = 0;
-    d.header = "no";
+    d.header = csv_header::no;
     auto data = load_dataset(d);
     REQUIRE(data);
     CHECK((*data)->train_x[1][0].item<float>() == 3.0f);
@@ -169,7 +169,7 @@ TEST_CASE("CSV files: header detection, label column, errors") {
     CHECK(load_error(d).find("data.label_column 7") != std::string::npos);
   }
   SUBCASE("regression keeps fractional targets") {
-    d.task = "regression";
+    d.task = task_kind::regression;
     write_text(d.train, "1,2,0.5\n3,4,1.5\n");
     auto data = load_dataset(d);
     REQUIRE(data);
@@ -188,7 +188,7 @@ TEST_CASE("CSV files: header detection, label column, errors") {
 
 TEST_CASE("the iris CSV from Debian's python3-sklearn loads") {
   data_options d;
-  d.format = "csv";
+  d.format = data_format::csv;
   d.train = "/usr/lib/python3/dist-packages/sklearn/datasets/data/iris.csv";
   auto data = load_dataset(d);
   REQUIRE_MESSAGE(data, to_string_pretty(data.error()));
@@ -199,7 +199,7 @@ TEST_CASE("the iris CSV from Debian's python3-sklearn loads") {
 
 TEST_CASE("partitions") {
   data_options opts;
-  opts.format = "synthetic";
+  opts.format = data_format::synthetic;
   opts.samples = 1000;
   opts.classes = 4;
   auto data = load_dataset(opts);
@@ -216,24 +216,25 @@ TEST_CASE("partitions") {
     return std::pair{all.size(), total};
   };
   SUBCASE("all") {
-    auto shards = partition("all", d, 3, 1);
+    auto shards = partition(partition_scheme::all, d, 3, 1);
     REQUIRE(shards.size() == 3);
     for (auto& s : shards)
       CHECK(s.size(0) == 1000);
   }
   SUBCASE("contiguous and strided are disjoint and cover everything") {
-    for (auto scheme : {"contiguous", "strided"}) {
+    for (auto scheme :
+         {partition_scheme::contiguous, partition_scheme::strided}) {
       auto shards = partition(scheme, d, 7, 1);
       REQUIRE(shards.size() == 7);
       CHECK(covered(shards) == std::pair<size_t, size_t>{1000, 1000});
     }
-    auto c = partition("contiguous", d, 4, 1);
+    auto c = partition(partition_scheme::contiguous, d, 4, 1);
     CHECK(c[1][0].item<int64_t>() == 250);
-    auto s = partition("strided", d, 4, 1);
+    auto s = partition(partition_scheme::strided, d, 4, 1);
     CHECK(s[1][1].item<int64_t>() == 5);
   }
   SUBCASE("stratified keeps class proportions") {
-    auto shards = partition("stratified", d, 5, 3);
+    auto shards = partition(partition_scheme::stratified, d, 5, 3);
     CHECK(covered(shards) == std::pair<size_t, size_t>{1000, 1000});
     auto overall = torch::bincount(d.train_y, {}, 4).to(torch::kDouble) / 1000;
     for (auto& s : shards) {
@@ -245,7 +246,7 @@ TEST_CASE("partitions") {
       CHECK((prop - overall).abs().max().item<double>() <= 1.0 / 200 + 1e-9);
     }
     // The same seed deals the same shards.
-    CHECK(partition("stratified", d, 5, 3)[2].equal(shards[2]));
+    CHECK(partition(partition_scheme::stratified, d, 5, 3)[2].equal(shards[2]));
   }
   SUBCASE("bootstrap samples with replacement, per seed") {
     auto a = bootstrap_indices(1000, 5);

@@ -1,6 +1,13 @@
 #include <doctest/doctest.h>
 
+#include <fstream>
+#include <regex>
 #include <set>
+#include <sstream>
+#include <vector>
+
+#include <caf/binary_deserializer.hpp>
+#include <caf/binary_serializer.hpp>
 
 #include "actortrain/error.hpp"
 #include "actortrain/experiment.hpp"
@@ -52,7 +59,7 @@ TEST_CASE("the issue's example parses, and its sweep is a 2 x 2 grid") {
   auto exp = parse_experiment(issue_example, "exp.toml");
   REQUIRE_MESSAGE(exp, to_string_pretty(exp.error()));
   CHECK(exp->name == "fashion-ensemble");
-  CHECK(exp->data.partition == "stratified");
+  CHECK(exp->data.partition == partition_scheme::stratified);
   CHECK(exp->scheduler.slots == 2);
   REQUIRE(exp->variants.size() == 4);
   CHECK(exp->total_networks() == 128);
@@ -60,7 +67,7 @@ TEST_CASE("the issue's example parses, and its sweep is a 2 x 2 grid") {
   for (const auto& v : exp->variants) {
     points.emplace(v.optimizer.lr, v.model.hidden.at(0));
     CHECK(v.train.epochs == 3);
-    CHECK(v.model.activation == "relu");
+    CHECK(v.model.activation == activation_kind::relu);
   }
   CHECK(points == std::set<std::pair<double, int64_t>>{
                       {1e-3, 64}, {1e-3, 256}, {3e-4, 64}, {3e-4, 256}});
@@ -161,14 +168,14 @@ TEST_CASE("sweeps reject keys outside model, optimizer and train") {
 
 TEST_CASE("an experiment built in C++ is validated the same way") {
   experiment exp;
-  exp.data.format = "synthetic";
+  exp.data.format = data_format::synthetic;
   CHECK_FALSE(exp.validate());
   exp.base.train.batch_size = 0;
   auto err = exp.validate();
   REQUIRE(err);
   CHECK(to_string_pretty(err).find("train.batch_size") != std::string::npos);
   exp.base.train.batch_size = 8;
-  exp.data.format = "idx";
+  exp.data.format = data_format::idx;
   CHECK(to_string_pretty(exp.validate()).find("data.train: required") !=
         std::string::npos);
 }
@@ -198,7 +205,7 @@ quantum_seconds = 0.5
 )",
                               "exp.toml");
   REQUIRE_MESSAGE(exp, to_string_pretty(exp.error()));
-  CHECK(exp->scheduler.policy == "longest_remaining");
+  CHECK(exp->scheduler.policy == policy_kind::longest_remaining);
   CHECK(exp->scheduler.quantum_seconds == 0.5);
   REQUIRE(exp->variants.size() == 2);
   CHECK(exp->variants[1].train.priority == 5);
@@ -216,7 +223,7 @@ quantum_seconds = 0.5
 
 TEST_CASE("the fingerprint covers what changes numbers, not scheduling") {
   experiment base;
-  base.data.format = "synthetic";
+  base.data.format = data_format::synthetic;
   auto fp = fingerprint(base);
   auto changed = [&](auto edit) {
     auto exp = base;
@@ -224,10 +231,274 @@ TEST_CASE("the fingerprint covers what changes numbers, not scheduling") {
     return fingerprint(exp) != fp;
   };
   CHECK(changed([](experiment& e) { e.base.optimizer.lr *= 2; }));
-  CHECK(changed([](experiment& e) { e.base.model.activation = "tanh"; }));
+  CHECK(changed(
+      [](experiment& e) { e.base.model.activation = activation_kind::tanh; }));
   CHECK(changed(
       [](experiment& e) { e.base.train.fuse = train_options::fuse_off; }));
   CHECK(changed([](experiment& e) { e.base.train.fuse = 4; }));
   CHECK_FALSE(changed([](experiment& e) { e.scheduler.slots = 7; }));
   CHECK_FALSE(changed([](experiment& e) { e.base.train.priority = 3; }));
+}
+
+namespace {
+
+/// A different value of the same type: enough to see whether a key matters.
+template <class T> T nudged(const T& x) {
+  if constexpr (is_choice<T>::value)
+    return static_cast<T>((static_cast<size_t>(x) + 1) %
+                          choice_names<T>::names.size());
+  else if constexpr (std::is_same_v<T, bool>)
+    return !x;
+  else if constexpr (std::is_same_v<T, std::string>)
+    return x + "x";
+  else if constexpr (std::is_same_v<T, std::vector<int64_t>>) {
+    auto y = x;
+    y.push_back(3);
+    return y;
+  } else if constexpr (std::is_same_v<T, std::vector<std::string>>) {
+    auto y = x;
+    y.push_back("h:1");
+    return y;
+  } else
+    return static_cast<T>(x + 1);
+}
+
+/// Calls f(key, edit) for every row of every section that a network's
+/// experiment holds; edit(e) nudges that key's field in e.
+template <class F> void for_each_key_edit(F&& f) {
+  auto sections = [&](auto member_of) {
+    return [&f, member_of](auto tag) {
+      using S = typename decltype(tag)::type;
+      keys::for_each_row<S>([&](const auto& row) {
+        auto key = std::string{keys::section<S>::name} + "." + row.name;
+        f(key, row.changes, [member_of, row](experiment& e) {
+          auto& field = (*member_of(e, static_cast<S*>(nullptr))).*(row.member);
+          field = nudged(field);
+        });
+      });
+    };
+  };
+  struct {
+    data_options* operator()(experiment& e, data_options*) const {
+      return &e.data;
+    }
+    model_options* operator()(experiment& e, model_options*) const {
+      return &e.base.model;
+    }
+    optimizer_options* operator()(experiment& e, optimizer_options*) const {
+      return &e.base.optimizer;
+    }
+    train_options* operator()(experiment& e, train_options*) const {
+      return &e.base.train;
+    }
+    scheduler_options* operator()(experiment& e, scheduler_options*) const {
+      return &e.scheduler;
+    }
+    cluster_options* operator()(experiment& e, cluster_options*) const {
+      return &e.cluster;
+    }
+  } member_of;
+  keys::for_each_section(sections(member_of));
+}
+
+} // namespace
+
+TEST_CASE("every key that changes numbers changes the fingerprint, no other") {
+  experiment base;
+  auto fp = fingerprint(base);
+  size_t numbers = 0;
+  for_each_key_edit(
+      [&](const std::string& key, keys::effect changes, auto edit) {
+        CAPTURE(key);
+        auto exp = base;
+        edit(exp);
+        if (changes == keys::effect::numbers) {
+          ++numbers;
+          CHECK(fingerprint(exp) != fp);
+        } else {
+          CHECK(fingerprint(exp) == fp);
+        }
+      });
+  // The table says train.fuse changes numbers (a resumed run keeps its
+  // fusion), as do the optimizer and model keys.
+  CHECK(numbers > 20);
+}
+
+template <class S> bool rows_equal(const S& x, const S& y) {
+  bool same = true;
+  keys::for_each_row<S>([&](const auto& row) {
+    same = same && x.*(row.member) == y.*(row.member);
+  });
+  return same;
+}
+
+TEST_CASE("every key crosses the wire: an experiment survives CAF "
+          "serialization field for field") {
+  for_each_key_edit([&](const std::string& key, keys::effect, auto edit) {
+    CAPTURE(key);
+    experiment sent;
+    sent.name = "wire";
+    edit(sent);
+    std::vector<char> buf;
+    caf::binary_serializer sink{nullptr, buf};
+    REQUIRE_FALSE(sink(sent));
+    experiment got;
+    caf::binary_deserializer source{nullptr, buf};
+    REQUIRE_FALSE(source(got));
+    CHECK(got.name == "wire");
+    CHECK(rows_equal(got.data, sent.data));
+    CHECK(rows_equal(got.base.model, sent.base.model));
+    CHECK(rows_equal(got.base.optimizer, sent.base.optimizer));
+    CHECK(rows_equal(got.base.train, sent.base.train));
+    CHECK(rows_equal(got.scheduler, sent.scheduler));
+    CHECK(rows_equal(got.cluster, sent.cluster));
+    // The nudge itself reached the far side.
+    experiment untouched;
+    CHECK_FALSE((rows_equal(got.data, untouched.data) &&
+                 rows_equal(got.base.model, untouched.base.model) &&
+                 rows_equal(got.base.optimizer, untouched.base.optimizer) &&
+                 rows_equal(got.base.train, untouched.base.train) &&
+                 rows_equal(got.scheduler, untouched.scheduler) &&
+                 rows_equal(got.cluster, untouched.cluster)));
+  });
+}
+
+TEST_CASE("every key is in the keys reference of docs/experiment.md, and "
+          "every key there exists") {
+  std::ifstream in{std::string{ACTORTRAIN_SOURCE_DIR} + "/docs/experiment.md"};
+  REQUIRE(in);
+  std::set<std::string> documented;
+  std::regex key_re{"`([a-z_]+(\\.[a-z_]+)?)`"};
+  for (std::string line; std::getline(in, line);) {
+    // The reference is the table whose rows start with a key.
+    if (line.rfind("| `", 0) != 0)
+      continue;
+    auto first = line.substr(0, line.find('|', 1));
+    for (std::sregex_iterator i{first.begin(), first.end(), key_re}, end;
+         i != end; ++i)
+      documented.insert((*i)[1]);
+  }
+  auto keys = experiment_keys();
+  REQUIRE(keys.size() > 40);
+  for (const auto& key : keys) {
+    CAPTURE(key);
+    CHECK(documented.count(key) == 1);
+  }
+  std::set<std::string> known{keys.begin(), keys.end()};
+  for (const auto& key : documented) {
+    CAPTURE(key);
+    CHECK(known.count(key) == 1);
+  }
+}
+
+TEST_CASE("every key is read from TOML") {
+  // One file that sets every key away from its default.
+  auto exp = parse_experiment(R"(
+name = "every-key"
+[data]
+format = "csv"
+train = "/d/train.csv"
+train_labels = "/d/train-labels"
+test = "/d/test.csv"
+test_labels = "/d/test-labels"
+partition = "strided"
+label_column = 2
+header = "yes"
+test_fraction = 0.3
+task = "regression"
+classes = 3
+normalize = false
+samples = 100
+test_samples = 50
+features = 8
+noise = 0.5
+seed = 9
+[model]
+kind = "cnn"
+hidden = [7]
+channels = [3]
+activation = "gelu"
+input = 12
+[optimizer]
+kind = "sgd"
+lr = 0.5
+momentum = 0.9
+weight_decay = 0.01
+[train]
+networks = 2
+epochs = 3
+batch_size = 8
+seed = 5
+eval_every = 2
+max_seconds = 60
+target_accuracy = 0.9
+target_loss = 0.1
+patience = 2
+validation_fraction = 0.1
+priority = 4
+max_retries = 3
+retry_lr_factor = 0.5
+checkpoint_every = 2
+fuse = 4
+[scheduler]
+slots = 3
+threads_per_slot = 2
+quantum_epochs = 2
+quantum_steps = 10
+quantum_seconds = 1.5
+policy = "priority"
+[cluster]
+workers = ["127.0.0.1:4242"]
+local = false
+)",
+                              "every-key.toml");
+  REQUIRE_MESSAGE(exp, to_string_pretty(exp.error()));
+  experiment defaults;
+  auto differs = [](const auto& x, const auto& y, auto tag) {
+    using S = typename decltype(tag)::type;
+    keys::for_each_row<S>([&](const auto& row) {
+      CAPTURE(std::string{keys::section<S>::name} + "." + row.name);
+      CHECK_FALSE(x.*(row.member) == y.*(row.member));
+    });
+  };
+  differs(exp->data, defaults.data, keys::section_tag<data_options>{});
+  differs(exp->base.model, defaults.base.model,
+          keys::section_tag<model_options>{});
+  differs(exp->base.optimizer, defaults.base.optimizer,
+          keys::section_tag<optimizer_options>{});
+  differs(exp->base.train, defaults.base.train,
+          keys::section_tag<train_options>{});
+  differs(exp->scheduler, defaults.scheduler,
+          keys::section_tag<scheduler_options>{});
+  differs(exp->cluster, defaults.cluster, keys::section_tag<cluster_options>{});
+  CHECK(exp->base.optimizer.kind == optimizer_kind::sgd);
+  CHECK(exp->scheduler.policy == policy_kind::priority);
+  CHECK(exp->data.task == task_kind::regression);
+  CHECK(exp->base.train.fuse == 4);
+}
+
+TEST_CASE("an unknown choice names the key, the value and the choices") {
+  auto msg = [](const std::string& text) {
+    auto exp = parse_experiment(text, "c.toml");
+    REQUIRE_FALSE(exp);
+    return to_string_pretty(exp.error());
+  };
+  auto opt = msg("[optimizer]\nkind = \"lbfgs\"\n");
+  CHECK(opt.find("c.toml:2:8: optimizer.kind: unknown optimizer 'lbfgs' "
+                 "(expected sgd, adam or adamw)") != std::string::npos);
+  auto task = msg("[data]\nformat = \"csv\"\ntrain = \"x.csv\"\n"
+                  "task = \"ranking\"\n");
+  CHECK(task.find("data.task: unknown task 'ranking' (expected "
+                  "classification or regression)") != std::string::npos);
+  auto kind = msg("[model]\nkind = 3\n");
+  CHECK(kind.find("model.kind must be a string: mlp or cnn") !=
+        std::string::npos);
+  // An enum value made by a cast in C++ is named too.
+  experiment exp;
+  exp.data.format = data_format::synthetic;
+  exp.base.optimizer.kind = static_cast<optimizer_kind>(7);
+  auto err = exp.validate();
+  REQUIRE(err);
+  CHECK(to_string_pretty(err).find("optimizer.kind: unknown optimizer #7") !=
+        std::string::npos);
 }

@@ -81,10 +81,10 @@ double max_relative_error(
 network_config config_for(const std::string& model,
                           const std::string& optimizer) {
   network_config cfg;
-  cfg.model.kind = model;
+  cfg.model.kind = parse_choice<model_kind>(model).value();
   cfg.model.hidden = {24, 16};
   cfg.model.channels = {4, 6};
-  cfg.optimizer.kind = optimizer;
+  cfg.optimizer.kind = parse_choice<optimizer_kind>(optimizer).value();
   cfg.optimizer.lr = optimizer == "sgd" ? 0.05 : 0.003;
   cfg.optimizer.momentum = optimizer == "sgd" ? 0.9 : 0;
   cfg.optimizer.weight_decay = optimizer == "adam" ? 0 : 0.01;
@@ -229,7 +229,8 @@ TEST_CASE("a fused network gets the same bits in a group of any size") {
           auto cfg = config_for(model, opt);
           cfg.model.hidden = {7, 5};
           cfg.model.channels = {3};
-          cfg.model.activation = activation;
+          cfg.model.activation =
+              parse_choice<activation_kind>(activation).value();
           // Members 0 and 1 share their hyperparameters; the others differ.
           cfg.optimizer.lr *= 1.0 + 0.5 * static_cast<double>(i / 2);
           specs.push_back(make_spec(i, cfg));

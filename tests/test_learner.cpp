@@ -65,7 +65,7 @@ TEST_CASE("weights survive encoding as a LibTorch pickle") {
 TEST_CASE("built-in CNNs need images large enough for their pooling") {
   auto tabular = small_data();
   model_options m;
-  m.kind = "cnn";
+  m.kind = model_kind::cnn;
   auto err = check_builtin_model(m, *tabular);
   REQUIRE(err);
   CHECK(to_string_pretty(err).find("needs image data") != std::string::npos);
@@ -90,7 +90,7 @@ TEST_CASE("a CNN learner trains on images") {
   d.train_y = torch::randint(2, {16}, gen, torch::kInt64);
   network_spec spec;
   spec.seed = 9;
-  spec.config.model.kind = "cnn";
+  spec.config.model.kind = model_kind::cnn;
   spec.config.model.channels = {4, 8};
   spec.config.model.hidden = {};
   spec.config.optimizer.lr = 0.01;
@@ -103,4 +103,62 @@ TEST_CASE("a CNN learner trains on images") {
     last = l->train_step(d.train_x, d.train_y);
   CHECK(last < first);
   CHECK(l->predict(d.train_x).sizes() == torch::IntArrayRef{16, 2});
+}
+
+TEST_CASE("the model plan is the model: shapes, parameters and multiply-adds "
+          "agree with the LibTorch modules it builds") {
+  for (auto kind : {model_kind::mlp, model_kind::cnn}) {
+    CAPTURE(name_of(kind));
+    model_options m;
+    m.kind = kind;
+    m.hidden = {12, 5};
+    m.channels = {3, 4};
+    m.activation = activation_kind::tanh;
+    std::vector<int64_t> sample = {2, 9, 7};
+    auto plan = plan_model(m, sample, 6);
+    REQUIRE(plan);
+    auto net = build_builtin_model(*plan);
+    REQUIRE(net->size() == plan->layers.size());
+    // Run one sample through module by module: every layer's shapes are
+    // the plan's.
+    auto x = torch::rand({1, 2, 9, 7});
+    double macs = 0;
+    int64_t parameters = 0;
+    size_t i = 0;
+    for (auto& module : *net) {
+      CAPTURE(i);
+      const auto& layer = plan->layers[i++];
+      std::vector<int64_t> in(x.sizes().begin() + 1, x.sizes().end());
+      CHECK(in == layer.in);
+      x = module.forward(x);
+      std::vector<int64_t> out(x.sizes().begin() + 1, x.sizes().end());
+      CHECK(out == layer.out);
+      int64_t n = 0;
+      for (auto& p : module.ptr()->parameters())
+        n += p.numel();
+      CHECK(n == layer.parameters);
+      parameters += n;
+      // A weight's every element is one multiply-add per output position.
+      auto params = module.ptr()->parameters();
+      double expected = 0;
+      if (!params.empty())
+        expected = static_cast<double>(params[0].numel()) *
+                   (out.size() == 3 ? static_cast<double>(out[1] * out[2]) : 1);
+      CHECK(layer.macs == expected);
+      macs += expected;
+    }
+    CHECK(parameters == plan->parameters());
+    CHECK(macs == plan->macs());
+    CHECK(x.sizes() == torch::IntArrayRef{1, 6});
+  }
+  // Hand-counted: an MLP 4-3-2 has 4*3+3 + 3*2+2 parameters and 4*3+3*2
+  // multiply-adds per sample.
+  model_options mlp;
+  mlp.hidden = {3};
+  auto small = plan_model(mlp, {4}, 2);
+  REQUIRE(small);
+  CHECK(small->parameters() == 23);
+  CHECK(small->macs() == 18);
+  // Input 4, hidden 3 (linear and activation), output 2.
+  CHECK(small->activations() == 4 + 3 + 3 + 2);
 }

@@ -47,7 +47,7 @@ private:
 };
 
 /// Four networks, 3 epochs of 2 steps, one slot, one epoch per quantum.
-experiment four_networks(const std::string& policy) {
+experiment four_networks(policy_kind policy) {
   auto exp = test::tiny_experiment(4, 3);
   exp.data.samples = 64; // 2 steps of 32 per epoch
   exp.scheduler.slots = 1;
@@ -103,12 +103,12 @@ using ids = std::vector<uint64_t>;
 } // namespace
 
 TEST_CASE("fifo runs each network to completion in network order") {
-  auto s = run_scripted(four_networks("fifo"), fixed_cost);
+  auto s = run_scripted(four_networks(policy_kind::fifo), fixed_cost);
   CHECK(s.grants == ids{0, 0, 0, 1, 1, 1, 2, 2, 2, 3, 3, 3});
 }
 
 TEST_CASE("round_robin gives every network one quantum in turn") {
-  auto s = run_scripted(four_networks("round_robin"), fixed_cost);
+  auto s = run_scripted(four_networks(policy_kind::round_robin), fixed_cost);
   CHECK(s.grants == ids{0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3});
 }
 
@@ -116,7 +116,7 @@ TEST_CASE("shortest_remaining finishes the cheapest networks first") {
   // Widths make the cost hints (multiply-adds) proportional to the scripted
   // costs 4, 1, 3, 2: the cheapest network starts, and each runs to the end
   // while the others' guesses are longer.
-  auto exp = four_networks("shortest_remaining");
+  auto exp = four_networks(policy_kind::shortest_remaining);
   exp.base.train.networks = 1;
   for (int64_t width : {64, 16, 48, 32}) {
     auto cfg = exp.base;
@@ -129,7 +129,8 @@ TEST_CASE("shortest_remaining finishes the cheapest networks first") {
 }
 
 TEST_CASE("longest_remaining serves the longest remaining work first") {
-  auto s = run_scripted(four_networks("longest_remaining"), fixed_cost);
+  auto s =
+      run_scripted(four_networks(policy_kind::longest_remaining), fixed_cost);
   CHECK(s.completion == ids{0, 2, 3, 1});
   // After the first probe, a network that has not run is guessed from the
   // others' cost and run before known shorter work.
@@ -138,7 +139,7 @@ TEST_CASE("longest_remaining serves the longest remaining work first") {
 }
 
 TEST_CASE("priority follows the user's weights, ties in network order") {
-  auto exp = four_networks("priority");
+  auto exp = four_networks(policy_kind::priority);
   exp.base.train.networks = 1;
   for (double p : {1.0, 3.0, 2.0, 0.0}) {
     auto cfg = exp.base;
@@ -150,7 +151,7 @@ TEST_CASE("priority follows the user's weights, ties in network order") {
 }
 
 TEST_CASE("the schedule is recorded: every grant, its slot and its steps") {
-  auto exp = four_networks("round_robin");
+  auto exp = four_networks(policy_kind::round_robin);
   exp.scheduler.slots = 2;
   auto s = run_scripted(exp, fixed_cost);
   CHECK(s.records.size() == 12);
@@ -170,7 +171,7 @@ TEST_CASE("the schedule is recorded: every grant, its slot and its steps") {
 }
 
 TEST_CASE("quanta in seconds end at the first limit reached") {
-  auto exp = four_networks("round_robin");
+  auto exp = four_networks(policy_kind::round_robin);
   exp.base.train.networks = 1;
   exp.base.train.epochs = 4; // 8 steps of 1 s
   exp.scheduler.quantum_seconds = 3;
@@ -187,7 +188,7 @@ TEST_CASE("quanta in seconds end at the first limit reached") {
 }
 
 TEST_CASE("max_seconds ends a network at its compute budget") {
-  auto exp = four_networks("fifo");
+  auto exp = four_networks(policy_kind::fifo);
   exp.base.train.networks = 2;
   exp.base.train.epochs = 10;
   exp.base.train.max_seconds = 5;

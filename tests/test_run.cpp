@@ -160,7 +160,7 @@ void check_same_bits_on_any_slots(
 TEST_CASE("results do not depend on the number of slots or the quantum") {
   temp_dir dir;
   auto exp = test::tiny_experiment(5, 3);
-  exp.data.partition = "stratified";
+  exp.data.partition = partition_scheme::stratified;
   exp.base.train.fuse = train_options::fuse_off;
   // Quanta of 3 steps end mid-epoch.
   check_same_bits_on_any_slots(dir.path(), exp, {{3, 3}});
@@ -176,11 +176,11 @@ TEST_CASE("fused results do not depend on the slot count, the quantum or "
   auto exp = test::tiny_experiment(5, 3);
   // Bootstrap samples: every network its own data, all of one size, so all
   // five share one fusion signature.
-  exp.data.partition = "bootstrap";
-  for (auto activation : {"relu", "sigmoid"}) {
-    CAPTURE(activation);
+  exp.data.partition = partition_scheme::bootstrap;
+  for (auto activation : {activation_kind::relu, activation_kind::sigmoid}) {
+    CAPTURE(name_of(activation));
     exp.base.model.activation = activation;
-    exp.name = fmt::format("fused-{}", activation);
+    exp.name = fmt::format("fused-{}", name_of(activation));
     // Two configurations of one shape, fused together: the second's two
     // networks have another learning rate and leave after 2 epochs.
     auto longer = exp.base;
@@ -192,7 +192,7 @@ TEST_CASE("fused results do not depend on the slot count, the quantum or "
     shorter.optimizer.lr = 0.05;
     shorter.label = "short";
     exp.variants = {longer, shorter};
-    check_same_bits_on_any_slots(dir / activation, exp,
+    check_same_bits_on_any_slots(dir / name_of(activation), exp,
                                  {{2, 0}, {3, 0}, {2, 3}, {3, 2}});
   }
 }
@@ -259,12 +259,12 @@ TEST_CASE("a learner factory that throws fails its network only") {
 TEST_CASE("regression runs report losses and no accuracy") {
   temp_dir dir;
   auto exp = test::tiny_experiment(3, 3);
-  exp.data.task = "regression";
+  exp.data.task = task_kind::regression;
   exp.data.classes = 0;
   run_options opts;
   opts.output_dir = dir / "out";
   auto result = run_ok(exp, opts);
-  CHECK(result.task == "regression");
+  CHECK(result.task == task_kind::regression);
   CHECK(result.count(network_status::finished) == 3);
   CHECK(std::isnan(result.networks[0].test_accuracy));
   auto* ens = result.overall_ensemble();
@@ -309,17 +309,17 @@ TEST_CASE("bad input is rejected before anything trains") {
     expect_error(exp, "model.input = 784 does not match the data's 8 features");
   }
   SUBCASE("a CNN on tabular data") {
-    exp.base.model.kind = "cnn";
+    exp.base.model.kind = model_kind::cnn;
     expect_error(exp, "needs image data");
   }
   SUBCASE("more shards than samples") {
     exp.data.samples = 4;
     exp.base.train.networks = 6;
-    exp.data.partition = "contiguous";
+    exp.data.partition = partition_scheme::contiguous;
     expect_error(exp, "leaves net-0000 without training samples");
   }
   SUBCASE("missing data file") {
-    exp.data.format = "csv";
+    exp.data.format = data_format::csv;
     exp.data.train = dir / "missing.csv";
     expect_error(exp, dir / "missing.csv");
   }

@@ -93,9 +93,10 @@ struct scheduler_fixture {
       slots.push_back(
           slot_grant{info, sys.spawn<caf::detached>(slot_executor, info)});
     }
-    sched = sys.spawn(scheduler, slots,
-                      std::shared_ptr<scheduling_policy>{make_policy("fifo")},
-                      caf::actor{}, size_t{0});
+    sched = sys.spawn(
+        scheduler, slots,
+        std::shared_ptr<scheduling_policy>{make_policy(policy_kind::fifo)},
+        caf::actor{}, size_t{0});
   }
 
   ~scheduler_fixture() {

@@ -66,13 +66,13 @@ void write_text(const std::string& path, const std::string& text) {
 experiment tiny_experiment(int64_t networks, int64_t epochs) {
   experiment exp;
   exp.name = "tiny";
-  exp.data.format = "synthetic";
+  exp.data.format = data_format::synthetic;
   exp.data.samples = 256;
   exp.data.test_samples = 128;
   exp.data.features = 8;
   exp.data.classes = 3;
   exp.base.model.hidden = {16};
-  exp.base.optimizer.kind = "sgd";
+  exp.base.optimizer.kind = optimizer_kind::sgd;
   exp.base.optimizer.lr = 0.1;
   exp.base.train.networks = networks;
   exp.base.train.epochs = epochs;

@@ -29,8 +29,8 @@ std::string format_table(const run_result& r) {
       r.resumes > 0 ? fmt::format(", resumed {}x", r.resumes) : std::string{};
   out += fmt::format("run {} ({}, {}{}), {} networks: {} finished, {} "
                      "failed\n",
-                     r.name, r.task, r.status, resumed, r.networks.size(),
-                     r.count(network_status::finished),
+                     r.name, name_of(r.task), r.status, resumed,
+                     r.networks.size(), r.count(network_status::finished),
                      r.count(network_status::failed));
   out += fmt::format("{:>5}  {:<9} {:<24} {:<9} {:>6} {:>10} {:>10} {:>9} "
                      "{:>10}\n",
@@ -74,7 +74,7 @@ std::string format_json(const run_result& r) {
   j["run"] = {{"name", r.name},
               {"status", r.status},
               {"resumes", r.resumes},
-              {"task", r.task},
+              {"task", name_of(r.task)},
               {"output_dir", r.output_dir},
               {"database", r.database_path},
               {"wall_seconds", json_num(r.wall_seconds)}};
@@ -82,7 +82,7 @@ std::string format_json(const run_result& r) {
   for (const auto& n : r.networks) {
     nlohmann::json metrics = {{"train_loss", json_num(n.train_loss)},
                               {"test_loss", json_num(n.test_loss)}};
-    if (r.task == "classification")
+    if (r.task == task_kind::classification)
       metrics["test_accuracy"] = json_num(n.test_accuracy);
     nets.push_back(
         {{"id", n.id},
@@ -143,7 +143,7 @@ std::string format_summary(const run_result& r) {
                            ? std::string{}
                            : ", test accuracy " + num(b->test_accuracy));
   for (const auto& e : r.ensembles) {
-    if (r.task == "classification")
+    if (r.task == task_kind::classification)
       out += fmt::format("ensemble [{}] of {} networks: test accuracy {}, "
                          "loss {}\n",
                          e.label, e.networks, num(e.accuracy), num(e.loss));

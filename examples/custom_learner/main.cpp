@@ -69,11 +69,12 @@ private:
 int main() {
   atr::experiment exp;
   exp.name = "custom-learner";
-  exp.data.format = "synthetic"; // 6 Gaussian blobs in 20 dimensions
+  exp.data.format =
+      atr::data_format::synthetic; // 6 Gaussian blobs in 20 dimensions
   exp.data.features = 20;
   exp.data.classes = 6;
   exp.data.noise = 4.0; // overlapping blobs: not trivially separable
-  exp.data.partition = "bootstrap";
+  exp.data.partition = atr::partition_scheme::bootstrap;
   exp.base.train.networks = 8; // the ensemble's size
   exp.base.train.epochs = 5;
   exp.base.train.batch_size = 32;

@@ -25,6 +25,10 @@ public:
   void save(torch::serialize::OutputArchive& archive) override;
   void load(torch::serialize::InputArchive& archive) override;
 
+  const model_plan& plan() const noexcept {
+    return plan_;
+  }
+
   torch::nn::Sequential& net() noexcept {
     return net_;
   }
@@ -47,6 +51,7 @@ public:
 private:
   torch::Tensor loss_of(const torch::Tensor& out, const torch::Tensor& y) const;
 
+  model_plan plan_;
   torch::nn::Sequential net_;
   task_kind task_;
   optimizer_options options_;

@@ -2,10 +2,10 @@
 
 #include <cmath>
 #include <fstream>
-#include <functional>
-#include <map>
+#include <limits>
 #include <set>
 #include <sstream>
+#include <type_traits>
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -32,97 +32,123 @@ int64_t experiment::total_networks() const {
 
 namespace {
 
-bool one_of(const std::string& x, std::initializer_list<const char*> xs) {
-  for (auto* y : xs)
-    if (x == y)
-      return true;
-  return false;
-}
-
 caf::error invalid(std::string msg) {
   return make_error(errc::invalid_experiment, std::move(msg));
+}
+
+template <class T> struct is_vector : std::false_type {};
+template <class T> struct is_vector<std::vector<T>> : std::true_type {};
+
+std::string describe(const keys::bounds& b) {
+  auto inf = std::numeric_limits<double>::infinity();
+  if (b.hi == inf)
+    return fmt::format("{} {}", b.lo_open ? ">" : ">=", b.lo);
+  if (b.lo == -inf)
+    return fmt::format("{} {}", b.hi_open ? "<" : "<=", b.hi);
+  return fmt::format("in {}{}, {}{}", b.lo_open ? "(" : "[", b.lo, b.hi,
+                     b.hi_open ? ")" : "]");
+}
+
+template <class Row> std::string words_of(const Row& row) {
+  std::vector<std::string> xs;
+  for (size_t i = 0; i < row.word_count; ++i)
+    xs.push_back(fmt::format("\"{}\"", row.words[i].word));
+  return fmt::format("{}", fmt::join(xs, ", "));
+}
+
+/// The rule of a key's row applied to one number; "" when it holds.
+template <class Row, class T> std::string check_number(const Row& row, T x) {
+  for (size_t i = 0; i < row.word_count; ++i)
+    if (static_cast<int64_t>(x) == row.words[i].value)
+      return {};
+  auto v = static_cast<double>(x);
+  if (!keys::contains(row.range, v)) {
+    if (row.word_count > 0)
+      return fmt::format("must be {} or {}, got {}", words_of(row),
+                         describe(row.range), x);
+    return fmt::format("must be {}, got {}", describe(row.range), x);
+  }
+  if (!std::isfinite(v))
+    return fmt::format("must be finite, got {}", x);
+  return {};
+}
+
+/// What is wrong with value `v` of a key, by its row; "" when nothing is.
+template <class Row, class T>
+std::string problem_with(const Row& row, const T& v) {
+  std::string msg;
+  if constexpr (is_choice<T>::value) {
+    if (!is_known(v))
+      msg = fmt::format("unknown {} #{} (expected {})", choice_names<T>::noun,
+                        static_cast<int>(v), choice_list<T>());
+  } else if constexpr (std::is_same_v<T, std::vector<int64_t>>) {
+    for (auto e : v)
+      if (msg.empty())
+        if (auto m = check_number(row, e); !m.empty())
+          msg = "each value " + m;
+  } else if constexpr (std::is_arithmetic_v<T> && !std::is_same_v<T, bool>) {
+    msg = check_number(row, v);
+  }
+  return msg;
+}
+
+/// Checks every field of a section against its row; the error names the key.
+template <class Section>
+caf::error check_rows(const Section& x, const std::string& where) {
+  std::string problem;
+  keys::for_each_row<Section>([&](const auto& row) {
+    if (problem.empty())
+      if (auto msg = problem_with(row, x.*(row.member)); !msg.empty())
+        problem = fmt::format("{}.{}: {}{}", keys::section<Section>::name,
+                              row.name, msg, where);
+  });
+  if (!problem.empty())
+    return invalid(std::move(problem));
+  return {};
 }
 
 caf::error validate_config(const network_config& cfg) {
   auto where = cfg.label.empty() ? std::string{}
                                  : fmt::format(" (sweep point {})", cfg.label);
-  auto bad = [&](const std::string& what) {
-    return invalid(what + where);
-  };
-  const auto& m = cfg.model;
-  if (!one_of(m.kind, {"mlp", "cnn"}))
-    return bad(fmt::format(
-        "model.kind: unknown model '{}' (expected mlp or cnn)", m.kind));
-  for (auto h : m.hidden)
-    if (h <= 0)
-      return bad(
-          fmt::format("model.hidden: layer widths must be > 0, got {}", h));
-  for (auto c : m.channels)
-    if (c <= 0)
-      return bad(
-          fmt::format("model.channels: channel counts must be > 0, got {}", c));
-  if (m.kind == "cnn" && m.channels.empty())
-    return bad("model.channels: a cnn needs at least one convolution block");
-  if (!one_of(m.activation, {"relu", "tanh", "sigmoid", "gelu"}))
-    return bad(fmt::format("model.activation: unknown activation '{}' "
-                           "(expected relu, tanh, sigmoid or gelu)",
-                           m.activation));
-  if (m.input < 0)
-    return bad(fmt::format("model.input: must be >= 0, got {}", m.input));
-  const auto& o = cfg.optimizer;
-  if (!one_of(o.kind, {"sgd", "adam", "adamw"}))
-    return bad(fmt::format("optimizer.kind: unknown optimizer '{}' (expected "
-                           "sgd, adam or adamw)",
-                           o.kind));
-  if (!(o.lr > 0) || !std::isfinite(o.lr))
-    return bad(fmt::format("optimizer.lr: must be > 0, got {}", o.lr));
-  if (!(o.momentum >= 0 && o.momentum < 1))
-    return bad(fmt::format("optimizer.momentum: must be in [0, 1), got {}",
-                           o.momentum));
-  if (!(o.weight_decay >= 0) || !std::isfinite(o.weight_decay))
-    return bad(fmt::format("optimizer.weight_decay: must be >= 0, got {}",
-                           o.weight_decay));
-  const auto& t = cfg.train;
-  if (t.networks < 1)
-    return bad(fmt::format("train.networks: must be >= 1, got {}", t.networks));
-  if (t.epochs < 1)
-    return bad(fmt::format("train.epochs: must be >= 1, got {}", t.epochs));
-  if (t.batch_size < 1)
-    return bad(
-        fmt::format("train.batch_size: must be >= 1, got {}", t.batch_size));
-  if (t.eval_every < 0)
-    return bad(
-        fmt::format("train.eval_every: must be >= 0, got {}", t.eval_every));
-  if (!(t.max_seconds >= 0))
-    return bad(
-        fmt::format("train.max_seconds: must be >= 0, got {}", t.max_seconds));
-  if (!(t.target_accuracy >= 0 && t.target_accuracy <= 1))
-    return bad(fmt::format("train.target_accuracy: must be in [0, 1], got {}",
-                           t.target_accuracy));
-  if (!(t.target_loss >= 0))
-    return bad(
-        fmt::format("train.target_loss: must be >= 0, got {}", t.target_loss));
-  if (t.patience < 0)
-    return bad(fmt::format("train.patience: must be >= 0, got {}", t.patience));
-  if (!(t.validation_fraction >= 0 && t.validation_fraction < 1))
-    return bad(fmt::format("train.validation_fraction: must be in [0, 1), "
-                           "got {}",
-                           t.validation_fraction));
-  if (t.patience > 0 && t.validation_fraction <= 0)
-    return bad("train.patience: early stopping needs a validation split; set "
-               "train.validation_fraction (e.g. 0.1)");
-  if (t.max_retries < 0)
-    return bad(
-        fmt::format("train.max_retries: must be >= 0, got {}", t.max_retries));
-  if (!(t.retry_lr_factor > 0 && t.retry_lr_factor <= 1))
-    return bad(fmt::format("train.retry_lr_factor: must be in (0, 1], got {}",
-                           t.retry_lr_factor));
-  if (t.checkpoint_every < 0)
-    return bad(fmt::format("train.checkpoint_every: must be >= 0, got {}",
-                           t.checkpoint_every));
-  if (!std::isfinite(t.priority))
-    return bad(
-        fmt::format("train.priority: must be finite, got {}", t.priority));
+  for (auto err :
+       {check_rows(cfg.model, where), check_rows(cfg.optimizer, where),
+        check_rows(cfg.train, where)})
+    if (err)
+      return err;
+  // What one row cannot say: rules that tie keys together.
+  if (cfg.model.kind == model_kind::cnn && cfg.model.channels.empty())
+    return invalid("model.channels: a cnn needs at least one convolution "
+                   "block" +
+                   where);
+  if (cfg.train.patience > 0 && cfg.train.validation_fraction <= 0)
+    return invalid("train.patience: early stopping needs a validation split; "
+                   "set train.validation_fraction (e.g. 0.1)" +
+                   where);
+  return {};
+}
+
+caf::error validate_data(const data_options& d) {
+  if (auto err = check_rows(d, ""))
+    return err;
+  if (d.partition == partition_scheme::stratified &&
+      d.task != task_kind::classification)
+    return invalid("data.partition: 'stratified' needs a classification task");
+  if (d.format == data_format::idx) {
+    if (d.task != task_kind::classification)
+      return invalid("data.task: IDX data is always classification");
+    for (auto [key, val] :
+         {std::pair{"train", &d.train},
+          std::pair{"train_labels", &d.train_labels},
+          std::pair{"test", &d.test}, std::pair{"test_labels", &d.test_labels}})
+      if (val->empty())
+        return invalid(fmt::format("data.{}: required for format 'idx'", key));
+  }
+  if (d.format == data_format::csv && d.train.empty())
+    return invalid("data.train: required for format 'csv'");
+  if (d.format == data_format::synthetic &&
+      d.task == task_kind::classification && d.classes == 1)
+    return invalid("data.classes: synthetic classification needs >= 2 "
+                   "classes");
   return {};
 }
 
@@ -135,83 +161,15 @@ caf::error experiment::validate() const {
     return invalid(fmt::format("name: must not contain a path separator, got "
                                "'{}'",
                                name));
-  const auto& d = data;
-  if (!one_of(d.format, {"idx", "csv", "synthetic"}))
-    return invalid(fmt::format(
-        "data.format: unknown format '{}' (expected idx, csv or synthetic)",
-        d.format));
-  if (!one_of(d.partition,
-              {"all", "contiguous", "strided", "stratified", "bootstrap"}))
-    return invalid(fmt::format("data.partition: unknown scheme '{}' (expected "
-                               "all, contiguous, strided, stratified or "
-                               "bootstrap)",
-                               d.partition));
-  if (!one_of(d.task, {"classification", "regression"}))
-    return invalid(fmt::format("data.task: unknown task '{}' (expected "
-                               "classification or regression)",
-                               d.task));
-  if (d.partition == "stratified" && d.task != "classification")
-    return invalid("data.partition: 'stratified' needs a classification task");
-  if (!one_of(d.header, {"auto", "yes", "no"}))
-    return invalid(fmt::format(
-        "data.header: expected auto, yes or no, got '{}'", d.header));
-  if (d.format == "idx") {
-    if (d.task != "classification")
-      return invalid("data.task: IDX data is always classification");
-    for (auto [key, val] :
-         {std::pair{"train", &d.train},
-          std::pair{"train_labels", &d.train_labels},
-          std::pair{"test", &d.test}, std::pair{"test_labels", &d.test_labels}})
-      if (val->empty())
-        return invalid(fmt::format("data.{}: required for format 'idx'", key));
-  }
-  if (d.format == "csv" && d.train.empty())
-    return invalid("data.train: required for format 'csv'");
-  if (!(d.test_fraction > 0 && d.test_fraction < 1))
-    return invalid(fmt::format("data.test_fraction: must be in (0, 1), got {}",
-                               d.test_fraction));
-  if (d.classes < 0)
-    return invalid(
-        fmt::format("data.classes: must be >= 0, got {}", d.classes));
-  if (d.format == "synthetic") {
-    if (d.samples < 1 || d.test_samples < 1 || d.features < 1)
-      return invalid("data.samples, data.test_samples and data.features must "
-                     "be >= 1");
-    if (d.task == "classification" && d.classes == 1)
-      return invalid("data.classes: synthetic classification needs >= 2 "
-                     "classes");
-    if (!(d.noise >= 0))
-      return invalid(fmt::format("data.noise: must be >= 0, got {}", d.noise));
-  }
-  auto cfgs = configs();
-  for (const auto& cfg : cfgs)
+  if (auto err = validate_data(data))
+    return err;
+  for (const auto& cfg : configs())
     if (auto err = validate_config(cfg))
       return err;
-  const auto& s = scheduler;
-  if (s.slots < 0)
-    return invalid(
-        fmt::format("scheduler.slots: must be >= 0, got {}", s.slots));
-  if (s.threads_per_slot < 1)
-    return invalid(fmt::format("scheduler.threads_per_slot: must be >= 1, got "
-                               "{}",
-                               s.threads_per_slot));
-  if (s.quantum_epochs < 1)
-    return invalid(fmt::format("scheduler.quantum_epochs: must be >= 1, got {}",
-                               s.quantum_epochs));
-  if (s.quantum_steps < 0)
-    return invalid(fmt::format("scheduler.quantum_steps: must be >= 0, got {}",
-                               s.quantum_steps));
-  if (!(s.quantum_seconds >= 0))
-    return invalid(fmt::format("scheduler.quantum_seconds: must be >= 0, got "
-                               "{}",
-                               s.quantum_seconds));
-  if (!one_of(s.policy, {"fifo", "round_robin", "shortest_remaining",
-                         "longest_remaining", "priority"}))
-    return invalid(fmt::format("scheduler.policy: unknown policy '{}' "
-                               "(expected fifo, round_robin, "
-                               "shortest_remaining, longest_remaining or "
-                               "priority)",
-                               s.policy));
+  if (auto err = check_rows(scheduler, ""))
+    return err;
+  if (auto err = check_rows(cluster, ""))
+    return err;
   for (const auto& w : cluster.workers)
     if (!parse_address(w))
       return invalid(fmt::format("cluster.workers: '{}' is not host:port "
@@ -241,10 +199,26 @@ std::optional<network_address> parse_address(const std::string& text) {
 
 namespace {
 
-std::string format_value(const toml::node& n);
+std::string format_value(const toml::node& n) {
+  if (auto* arr = n.as_array()) {
+    std::vector<std::string> xs;
+    for (auto&& x : *arr)
+      xs.push_back(format_value(x));
+    return fmt::format("[{}]", fmt::join(xs, ","));
+  }
+  if (n.is_string())
+    return *n.value<std::string>();
+  if (n.is_integer())
+    return std::to_string(*n.value<int64_t>());
+  if (n.is_floating_point())
+    return fmt::format("{}", *n.value<double>());
+  if (n.is_boolean())
+    return *n.value<bool>() ? "true" : "false";
+  return "?";
+}
 
-/// Reads typed values from a TOML table and reports the first problem with
-/// the file, line, column and dotted key.
+/// Reads typed values from a TOML table by the key tables and reports the
+/// first problem with the file, line, column and dotted key.
 class reader {
 public:
   explicit reader(std::string origin) : origin_(std::move(origin)) {}
@@ -267,16 +241,13 @@ public:
 
   /// Checks that `tbl` only has `known` keys.
   void only(const toml::table& tbl, const std::string& section,
-            std::initializer_list<const char*> known) {
-    std::set<std::string> keys;
-    for (auto* k : known)
-      keys.emplace(k);
+            const std::set<std::string>& known) {
     for (auto&& [k, v] : tbl) {
-      if (keys.count(std::string{k.str()}) == 0) {
+      if (known.count(std::string{k.str()}) == 0) {
         auto name = section.empty() ? std::string{k.str()}
                                     : fmt::format("{}.{}", section, k.str());
         fail(k, fmt::format("unknown key '{}' (expected one of: {})", name,
-                            fmt::join(keys, ", ")));
+                            fmt::join(known, ", ")));
       }
     }
   }
@@ -292,113 +263,137 @@ public:
     return node->as_table();
   }
 
-  void get(const toml::table& t, const std::string& sec, const char* key,
-           std::string& out) {
-    if (auto* n = t.get(key)) {
-      if (auto v = n->value<std::string>(); v && n->is_string())
-        out = *v;
-      else
-        fail(*n, fmt::format("{}.{} must be a string", sec, key));
-    }
-  }
-
-  void get(const toml::table& t, const std::string& sec, const char* key,
-           int64_t& out) {
-    if (auto* n = t.get(key)) {
-      if (n->is_integer())
-        out = *n->value<int64_t>();
-      else
-        fail(*n, fmt::format("{}.{} must be an integer", sec, key));
-    }
-  }
-
-  void get_strings(const toml::table& t, const std::string& sec,
-                   const char* key, std::vector<std::string>& out) {
-    auto* n = t.get(key);
-    if (n == nullptr)
+  /// Fills every field of `x` whose key the section's table in `root` holds.
+  template <class Section> void section(const toml::table& root, Section& x) {
+    const char* sec = keys::section<Section>::name;
+    auto* t = table(root, sec);
+    if (t == nullptr)
       return;
-    auto* arr = n->as_array();
-    if (arr == nullptr) {
-      fail(*n, fmt::format("{}.{} must be an array of strings", sec, key));
-      return;
-    }
-    out.clear();
-    for (auto&& e : *arr) {
-      if (!e.is_string()) {
-        fail(e, fmt::format("{}.{} must be an array of strings", sec, key));
+    std::set<std::string> known;
+    keys::for_each_row<Section>(
+        [&](const auto& row) { known.emplace(row.name); });
+    only(*t, sec, known);
+    keys::for_each_row<Section>([&](const auto& row) {
+      auto* n = t->get(row.name);
+      if (n == nullptr)
         return;
+      auto key = fmt::format("{}.{}", sec, row.name);
+      auto& field = x.*(row.member);
+      auto before = field;
+      value(*n, key, row, field);
+      // Out of range: named here, with the line (validate() says it again
+      // for experiments built in C++).
+      if (auto msg = problem_with(row, field); !msg.empty()) {
+        fail(*n, fmt::format("{}: {}", key, msg));
+        field = before;
       }
-      out.push_back(*e.value<std::string>());
-    }
+    });
   }
 
-  /// train.fuse: "auto", "off" or a group size >= 1.
-  void get_fuse(const toml::table& t, int64_t& out) {
-    auto* n = t.get("fuse");
-    if (n == nullptr)
-      return;
-    if (n->is_string() && *n->value<std::string>() == "auto")
-      out = train_options::fuse_auto;
-    else if (n->is_string() && *n->value<std::string>() == "off")
-      out = train_options::fuse_off;
-    else if (n->is_integer() && *n->value<int64_t>() >= 1)
-      out = *n->value<int64_t>();
+  void text(const toml::node& n, const std::string& key, std::string& out) {
+    if (n.is_string())
+      out = *n.value<std::string>();
     else
-      fail(*n, fmt::format("train.fuse must be \"auto\", \"off\" or a "
-                           "group size >= 1, got {}",
-                           format_value(*n)));
+      fail(n, key + " must be a string");
   }
 
-  void get(const toml::table& t, const std::string& sec, const char* key,
-           uint64_t& out) {
-    int64_t tmp = static_cast<int64_t>(out);
-    get(t, sec, key, tmp);
-    if (auto* n = t.get(key); n && n->is_integer()) {
+  template <class Row>
+  void value(const toml::node& n, const std::string& key, const Row&,
+             std::string& out) {
+    text(n, key, out);
+  }
+
+  template <class Row>
+  void value(const toml::node& n, const std::string& key, const Row& row,
+             int64_t& out) {
+    if (n.is_integer() &&
+        (row.word_count == 0 ||
+         keys::contains(row.range, static_cast<double>(*n.value<int64_t>())))) {
+      out = *n.value<int64_t>();
+      return;
+    }
+    if (n.is_string())
+      for (size_t i = 0; i < row.word_count; ++i)
+        if (*n.value<std::string>() == row.words[i].word) {
+          out = row.words[i].value;
+          return;
+        }
+    if (row.word_count > 0)
+      fail(n, fmt::format("{} must be {} or an integer {}, got {}", key,
+                          words_of(row), describe(row.range), format_value(n)));
+    else
+      fail(n, key + " must be an integer");
+  }
+
+  template <class Row>
+  void value(const toml::node& n, const std::string& key, const Row& row,
+             uint64_t& out) {
+    int64_t tmp = 0;
+    value(n, key, row, tmp);
+    if (n.is_integer()) {
       if (tmp < 0)
-        fail(*n, fmt::format("{}.{} must be >= 0, got {}", sec, key, tmp));
+        fail(n, fmt::format("{} must be >= 0, got {}", key, tmp));
       else
         out = static_cast<uint64_t>(tmp);
     }
   }
 
-  void get(const toml::table& t, const std::string& sec, const char* key,
-           double& out) {
-    if (auto* n = t.get(key)) {
-      if (n->is_number())
-        out = *n->value<double>();
-      else
-        fail(*n, fmt::format("{}.{} must be a number", sec, key));
-    }
+  template <class Row>
+  void value(const toml::node& n, const std::string& key, const Row&,
+             double& out) {
+    if (n.is_number())
+      out = *n.value<double>();
+    else
+      fail(n, key + " must be a number");
   }
 
-  void get(const toml::table& t, const std::string& sec, const char* key,
-           bool& out) {
-    if (auto* n = t.get(key)) {
-      if (n->is_boolean())
-        out = *n->value<bool>();
-      else
-        fail(*n, fmt::format("{}.{} must be true or false", sec, key));
-    }
+  template <class Row>
+  void value(const toml::node& n, const std::string& key, const Row&,
+             bool& out) {
+    if (n.is_boolean())
+      out = *n.value<bool>();
+    else
+      fail(n, key + " must be true or false");
   }
 
-  void get(const toml::table& t, const std::string& sec, const char* key,
-           std::vector<int64_t>& out) {
-    if (auto* n = t.get(key)) {
-      auto* arr = n->as_array();
-      if (arr == nullptr) {
-        fail(*n, fmt::format("{}.{} must be an array of integers", sec, key));
+  template <class Row, class E>
+  std::enable_if_t<is_choice<E>::value>
+  value(const toml::node& n, const std::string& key, const Row&, E& out) {
+    if (!n.is_string()) {
+      fail(n, fmt::format("{} must be a string: {}", key, choice_list<E>()));
+      return;
+    }
+    auto text = *n.value<std::string>();
+    if (auto x = parse_choice<E>(text))
+      out = *x;
+    else
+      fail(n, fmt::format("{}: unknown {} '{}' (expected {})", key,
+                          choice_names<E>::noun, text, choice_list<E>()));
+  }
+
+  template <class Row, class T>
+  void value(const toml::node& n, const std::string& key, const Row& row,
+             std::vector<T>& out) {
+    constexpr auto what = std::is_same_v<T, std::string>
+                              ? "an array of strings"
+                              : "an array of integers";
+    auto* arr = n.as_array();
+    if (arr == nullptr) {
+      fail(n, fmt::format("{} must be {}", key, what));
+      return;
+    }
+    std::vector<T> xs;
+    for (auto&& e : *arr) {
+      bool ok = std::is_same_v<T, std::string> ? e.is_string() : e.is_integer();
+      if (!ok) {
+        fail(e, fmt::format("{} must be {}", key, what));
         return;
       }
-      std::vector<int64_t> xs;
-      for (auto&& x : *arr) {
-        if (!x.is_integer()) {
-          fail(x, fmt::format("{}.{} must be an array of integers", sec, key));
-          return;
-        }
-        xs.push_back(*x.value<int64_t>());
-      }
-      out = std::move(xs);
+      T x{};
+      value(e, key, row, x);
+      xs.push_back(std::move(x));
     }
+    out = std::move(xs);
   }
 
 private:
@@ -407,64 +402,109 @@ private:
 };
 
 void read_config(reader& r, const toml::table& root, network_config& cfg) {
-  if (auto* t = r.table(root, "model")) {
-    r.only(*t, "model", {"kind", "hidden", "channels", "activation", "input"});
-    r.get(*t, "model", "kind", cfg.model.kind);
-    r.get(*t, "model", "hidden", cfg.model.hidden);
-    r.get(*t, "model", "channels", cfg.model.channels);
-    r.get(*t, "model", "activation", cfg.model.activation);
-    r.get(*t, "model", "input", cfg.model.input);
-  }
-  if (auto* t = r.table(root, "optimizer")) {
-    r.only(*t, "optimizer", {"kind", "lr", "momentum", "weight_decay"});
-    r.get(*t, "optimizer", "kind", cfg.optimizer.kind);
-    r.get(*t, "optimizer", "lr", cfg.optimizer.lr);
-    r.get(*t, "optimizer", "momentum", cfg.optimizer.momentum);
-    r.get(*t, "optimizer", "weight_decay", cfg.optimizer.weight_decay);
-  }
-  if (auto* t = r.table(root, "train")) {
-    r.only(*t, "train",
-           {"networks", "epochs", "batch_size", "seed", "eval_every",
-            "max_seconds", "target_accuracy", "target_loss", "patience",
-            "validation_fraction", "priority", "max_retries",
-            "checkpoint_every", "retry_lr_factor", "fuse"});
-    r.get(*t, "train", "networks", cfg.train.networks);
-    r.get(*t, "train", "epochs", cfg.train.epochs);
-    r.get(*t, "train", "batch_size", cfg.train.batch_size);
-    r.get(*t, "train", "seed", cfg.train.seed);
-    r.get(*t, "train", "eval_every", cfg.train.eval_every);
-    r.get(*t, "train", "max_seconds", cfg.train.max_seconds);
-    r.get(*t, "train", "target_accuracy", cfg.train.target_accuracy);
-    r.get(*t, "train", "target_loss", cfg.train.target_loss);
-    r.get(*t, "train", "patience", cfg.train.patience);
-    r.get(*t, "train", "validation_fraction", cfg.train.validation_fraction);
-    r.get(*t, "train", "priority", cfg.train.priority);
-    r.get(*t, "train", "max_retries", cfg.train.max_retries);
-    r.get(*t, "train", "checkpoint_every", cfg.train.checkpoint_every);
-    r.get(*t, "train", "retry_lr_factor", cfg.train.retry_lr_factor);
-    r.get_fuse(*t, cfg.train.fuse);
-  }
+  r.section(root, cfg.model);
+  r.section(root, cfg.optimizer);
+  r.section(root, cfg.train);
 }
 
-std::string format_value(const toml::node& n) {
-  if (auto* arr = n.as_array()) {
-    std::vector<std::string> xs;
-    for (auto&& x : *arr)
-      xs.push_back(format_value(x));
-    return fmt::format("[{}]", fmt::join(xs, ","));
+/// Relative data paths name files next to the experiment file.
+void resolve_paths(const std::string& origin, data_options& d) {
+  auto pos = origin.find_last_of('/');
+  if (pos == std::string::npos)
+    return;
+  auto dir = origin.substr(0, pos + 1);
+  keys::for_each_row<data_options>([&](const auto& row) {
+    if constexpr (std::is_same_v<std::decay_t<decltype(d.*(row.member))>,
+                                 std::string>) {
+      auto& p = d.*(row.member);
+      if (row.path && !p.empty() && p[0] != '/')
+        p = dir + p;
+    }
+  });
+}
+
+/// Every combination of the sweep's axes is a configuration; each axis
+/// rewrites one key of the model, optimizer or train table and is re-read
+/// and validated like the file itself.
+caf::error read_sweep(reader& r, const toml::table& root,
+                      const std::string& origin, experiment& exp) {
+  auto* sweep = r.table(root, "sweep");
+  if (sweep == nullptr)
+    return r.error();
+  std::vector<std::pair<std::string, const toml::array*>> axes;
+  for (auto&& [k, v] : *sweep) {
+    auto key = std::string{k.str()};
+    auto dot = key.find('.');
+    auto section = key.substr(0, dot);
+    if (dot == std::string::npos ||
+        (section != "model" && section != "optimizer" && section != "train")) {
+      r.fail(v, fmt::format("sweep key '{}' must name a model.*, "
+                            "optimizer.* or train.* key, e.g. "
+                            "\"optimizer.lr\"",
+                            key));
+      return r.error();
+    }
+    auto* arr = v.as_array();
+    if (arr == nullptr || arr->empty()) {
+      r.fail(v, fmt::format("sweep '{}' must be a non-empty array of values",
+                            key));
+      return r.error();
+    }
+    axes.emplace_back(key, arr);
   }
-  if (n.is_string())
-    return *n.value<std::string>();
-  if (n.is_integer())
-    return std::to_string(*n.value<int64_t>());
-  if (n.is_floating_point())
-    return fmt::format("{}", *n.value<double>());
-  if (n.is_boolean())
-    return *n.value<bool>() ? "true" : "false";
-  return "?";
+  std::vector<size_t> pos(axes.size(), 0);
+  for (bool more = !axes.empty(); more;) {
+    toml::table copy = root;
+    std::vector<std::string> label;
+    for (size_t i = 0; i < axes.size(); ++i) {
+      auto& [key, arr] = axes[i];
+      auto dot = key.find('.');
+      auto section = key.substr(0, dot);
+      if (!copy.contains(section))
+        copy.insert(section, toml::table{});
+      auto* sec = copy.get(section)->as_table();
+      if (sec == nullptr) {
+        r.fail(*arr,
+               fmt::format("sweep '{}': [{}] is not a table", key, section));
+        return r.error();
+      }
+      sec->insert_or_assign(key.substr(dot + 1), *arr->get(pos[i]));
+      label.push_back(
+          fmt::format("{}={}", key, format_value(*arr->get(pos[i]))));
+    }
+    network_config cfg = exp.base;
+    reader sr{origin};
+    read_config(sr, copy, cfg);
+    cfg.label = fmt::format("{}", fmt::join(label, " "));
+    if (auto err = sr.error())
+      return invalid(
+          fmt::format("{} (sweep point {})", to_string_pretty(err), cfg.label));
+    exp.variants.push_back(std::move(cfg));
+    // Advance the odometer over all axes.
+    more = false;
+    for (size_t i = axes.size(); i-- > 0;) {
+      if (++pos[i] < axes[i].second->size()) {
+        more = true;
+        break;
+      }
+      pos[i] = 0;
+    }
+  }
+  return {};
 }
 
 } // namespace
+
+std::vector<std::string> experiment_keys() {
+  std::vector<std::string> out{"name"};
+  keys::for_each_section([&](auto tag) {
+    using S = typename decltype(tag)::type;
+    keys::for_each_row<S>([&](const auto& row) {
+      out.push_back(fmt::format("{}.{}", keys::section<S>::name, row.name));
+    });
+  });
+  return out;
+}
 
 caf::expected<experiment> parse_experiment(const std::string& text,
                                            const std::string& origin) {
@@ -481,178 +521,60 @@ caf::expected<experiment> parse_experiment(const std::string& text,
   experiment exp;
   exp.source_text = text;
   exp.source_path = origin;
-  r.only(root, "",
-         {"name", "data", "model", "optimizer", "train", "scheduler", "cluster",
-          "sweep"});
-  r.get(root, "experiment", "name", exp.name);
-  if (auto* t = r.table(root, "data")) {
-    auto& d = exp.data;
-    r.only(*t, "data",
-           {"format", "train", "train_labels", "test", "test_labels",
-            "partition", "label_column", "header", "test_fraction", "task",
-            "classes", "normalize", "samples", "test_samples", "features",
-            "noise", "seed"});
-    r.get(*t, "data", "format", d.format);
-    r.get(*t, "data", "train", d.train);
-    r.get(*t, "data", "train_labels", d.train_labels);
-    r.get(*t, "data", "test", d.test);
-    r.get(*t, "data", "test_labels", d.test_labels);
-    r.get(*t, "data", "partition", d.partition);
-    r.get(*t, "data", "label_column", d.label_column);
-    r.get(*t, "data", "header", d.header);
-    r.get(*t, "data", "test_fraction", d.test_fraction);
-    r.get(*t, "data", "task", d.task);
-    r.get(*t, "data", "classes", d.classes);
-    r.get(*t, "data", "normalize", d.normalize);
-    r.get(*t, "data", "samples", d.samples);
-    r.get(*t, "data", "test_samples", d.test_samples);
-    r.get(*t, "data", "features", d.features);
-    r.get(*t, "data", "noise", d.noise);
-    r.get(*t, "data", "seed", d.data_seed);
-  }
+  std::set<std::string> top{"name", "sweep"};
+  keys::for_each_section([&](auto tag) {
+    top.emplace(keys::section<typename decltype(tag)::type>::name);
+  });
+  r.only(root, "", top);
+  if (auto* n = root.get("name"))
+    r.text(*n, "name", exp.name);
+  r.section(root, exp.data);
   read_config(r, root, exp.base);
-  if (auto* t = r.table(root, "scheduler")) {
-    auto& s = exp.scheduler;
-    r.only(*t, "scheduler",
-           {"slots", "threads_per_slot", "quantum_epochs", "quantum_steps",
-            "quantum_seconds", "policy"});
-    r.get(*t, "scheduler", "slots", s.slots);
-    r.get(*t, "scheduler", "threads_per_slot", s.threads_per_slot);
-    r.get(*t, "scheduler", "quantum_epochs", s.quantum_epochs);
-    r.get(*t, "scheduler", "quantum_steps", s.quantum_steps);
-    r.get(*t, "scheduler", "quantum_seconds", s.quantum_seconds);
-    r.get(*t, "scheduler", "policy", s.policy);
-  }
-  if (auto* t = r.table(root, "cluster")) {
-    auto& c = exp.cluster;
-    r.only(*t, "cluster", {"workers", "local"});
-    r.get_strings(*t, "cluster", "workers", c.workers);
-    r.get(*t, "cluster", "local", c.local);
-  }
-  // Data paths are relative to the experiment file.
-  if (auto pos = origin.find_last_of('/'); pos != std::string::npos) {
-    auto dir = origin.substr(0, pos + 1);
-    for (auto* p : {&exp.data.train, &exp.data.train_labels, &exp.data.test,
-                    &exp.data.test_labels})
-      if (!p->empty() && (*p)[0] != '/')
-        *p = dir + *p;
-  }
+  r.section(root, exp.scheduler);
+  r.section(root, exp.cluster);
+  resolve_paths(origin, exp.data);
   if (auto err = r.error())
     return err;
-  if (auto* sweep = r.table(root, "sweep")) {
-    // Every combination of the axes is a configuration; each axis rewrites one
-    // key of the model, optimizer or train table and is re-read and validated
-    // like the file itself.
-    std::vector<std::pair<std::string, const toml::array*>> axes;
-    for (auto&& [k, v] : *sweep) {
-      auto key = std::string{k.str()};
-      auto dot = key.find('.');
-      auto section = key.substr(0, dot);
-      if (dot == std::string::npos ||
-          !one_of(section, {"model", "optimizer", "train"})) {
-        r.fail(v, fmt::format("sweep key '{}' must name a model.*, "
-                              "optimizer.* or train.* key, e.g. "
-                              "\"optimizer.lr\"",
-                              key));
-        break;
-      }
-      auto* arr = v.as_array();
-      if (arr == nullptr || arr->empty()) {
-        r.fail(v, fmt::format("sweep '{}' must be a non-empty array of values",
-                              key));
-        break;
-      }
-      axes.emplace_back(key, arr);
-    }
-    if (auto err = r.error())
-      return err;
-    std::vector<size_t> pos(axes.size(), 0);
-    for (bool more = !axes.empty(); more;) {
-      toml::table copy = root;
-      std::vector<std::string> label;
-      for (size_t i = 0; i < axes.size(); ++i) {
-        auto& [key, arr] = axes[i];
-        auto dot = key.find('.');
-        auto section = key.substr(0, dot);
-        auto field = key.substr(dot + 1);
-        if (!copy.contains(section))
-          copy.insert(section, toml::table{});
-        auto* sec = copy.get(section)->as_table();
-        if (sec == nullptr) {
-          r.fail(*arr,
-                 fmt::format("sweep '{}': [{}] is not a table", key, section));
-          return r.error();
-        }
-        sec->insert_or_assign(field, *arr->get(pos[i]));
-        label.push_back(
-            fmt::format("{}={}", key, format_value(*arr->get(pos[i]))));
-      }
-      network_config cfg = exp.base;
-      reader sr{origin};
-      read_config(sr, copy, cfg);
-      cfg.label = fmt::format("{}", fmt::join(label, " "));
-      if (auto err = sr.error())
-        return invalid(fmt::format("{} (sweep point {})", to_string_pretty(err),
-                                   cfg.label));
-      exp.variants.push_back(std::move(cfg));
-      // Advance the odometer over all axes.
-      more = false;
-      for (size_t i = axes.size(); i-- > 0;) {
-        if (++pos[i] < axes[i].second->size()) {
-          more = true;
-          break;
-        }
-        pos[i] = 0;
-      }
-    }
-  }
+  if (auto err = read_sweep(r, root, origin, exp))
+    return err;
   if (auto err = exp.validate())
     return invalid(fmt::format("{}: {}", origin, to_string_pretty(err)));
   return exp;
 }
 
+// -- fingerprint --------------------------------------------------------------
+
+namespace {
+
+template <class T> std::string canonical(const T& x) {
+  if constexpr (is_choice<T>::value)
+    return name_of(x);
+  else if constexpr (is_vector<T>::value)
+    return fmt::format("[{}]", fmt::join(x, ","));
+  else
+    return fmt::format("{}", x);
+}
+
+/// "section.key=value|" for every key of `x` that changes numbers.
+template <class Section> void add_numbers(std::string& text, const Section& x) {
+  keys::for_each_row<Section>([&](const auto& row) {
+    if (row.changes == keys::effect::numbers)
+      text += fmt::format("{}.{}={}|", keys::section<Section>::name, row.name,
+                          canonical(x.*(row.member)));
+  });
+}
+
+} // namespace
+
 std::string fingerprint(const experiment& exp) {
-  // A canonical text of the fields that matter, hashed with FNV-1a (64 bits):
-  // stable across builds and platforms, unlike std::hash.
+  // A canonical text of the keys that change numbers, hashed with FNV-1a
+  // (64 bits): stable across builds and platforms, unlike std::hash.
   std::string text;
-  auto add = [&](const auto& x) {
-    text += fmt::format("{}|", x);
-  };
-  const auto& d = exp.data;
-  for (const auto* p : {&d.format, &d.train, &d.train_labels, &d.test,
-                        &d.test_labels, &d.partition, &d.header, &d.task})
-    add(*p);
-  add(d.label_column);
-  add(d.test_fraction);
-  add(d.classes);
-  add(d.normalize);
-  add(d.samples);
-  add(d.test_samples);
-  add(d.features);
-  add(d.noise);
-  add(d.data_seed);
+  add_numbers(text, exp.data);
   for (const auto& c : exp.configs()) {
-    add(c.model.kind);
-    text += fmt::format("{}|{}|", fmt::join(c.model.hidden, ","),
-                        fmt::join(c.model.channels, ","));
-    add(c.model.activation);
-    add(c.optimizer.kind);
-    add(c.optimizer.lr);
-    add(c.optimizer.momentum);
-    add(c.optimizer.weight_decay);
-    const auto& t = c.train;
-    add(t.networks);
-    add(t.epochs);
-    add(t.batch_size);
-    add(t.seed);
-    add(t.eval_every);
-    add(t.max_seconds);
-    add(t.target_accuracy);
-    add(t.target_loss);
-    add(t.patience);
-    add(t.validation_fraction);
-    // Fused and unfused steps round differently (docs/fusion.md).
-    add(t.fuse);
+    add_numbers(text, c.model);
+    add_numbers(text, c.optimizer);
+    add_numbers(text, c.train);
   }
   uint64_t h = 14695981039346656037ull;
   for (unsigned char ch : text) {

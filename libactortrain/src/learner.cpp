@@ -33,82 +33,28 @@ void learner::scale_learning_rate(double) {
   // A learner of its own may not have one learning rate to scale.
 }
 
+model_plan builtin_model_plan(const model_options& m, const dataset& d) {
+  auto plan = plan_model(m, d.feature_shape, d.outputs());
+  if (plan)
+    return std::move(*plan);
+  // A model the data cannot take fails before training (run_context); for
+  // estimates, plan its dense layers alone.
+  auto dense = m;
+  dense.kind = model_kind::mlp;
+  return std::move(*plan_model(dense, {d.features()}, d.outputs()));
+}
+
 double builtin_model_cost(const model_options& m, const dataset& d) {
-  double macs = 0;
-  auto in = static_cast<double>(d.features());
-  if (m.kind == "cnn" && d.is_image()) {
-    auto c = static_cast<double>(d.feature_shape[0]);
-    auto h = d.feature_shape[1];
-    auto w = d.feature_shape[2];
-    for (auto out : m.channels) {
-      macs += c * static_cast<double>(out) * 9.0 * static_cast<double>(h * w);
-      c = static_cast<double>(out);
-      h /= 2;
-      w /= 2;
-    }
-    in = c * static_cast<double>(h * w);
-  }
-  for (auto width : m.hidden) {
-    macs += in * static_cast<double>(width);
-    in = static_cast<double>(width);
-  }
-  return macs + in * static_cast<double>(d.outputs());
+  return builtin_model_plan(m, d).macs();
 }
-
-namespace {
-
-/// Parameters of the built-in model, and activations per sample that the
-/// backward pass keeps.
-struct model_size {
-  double parameters = 0;
-  double activations = 0;
-};
-
-model_size size_of(const model_options& m, const dataset& d) {
-  model_size size;
-  size.activations = static_cast<double>(d.features());
-  auto in = static_cast<double>(d.features());
-  if (m.kind == "cnn" && d.is_image()) {
-    auto c = static_cast<double>(d.feature_shape[0]);
-    auto h = d.feature_shape[1];
-    auto w = d.feature_shape[2];
-    for (auto out : m.channels) {
-      auto o = static_cast<double>(out);
-      size.parameters += c * o * 9.0 + o;
-      // Convolution output, activation, pooled output.
-      size.activations += 2.0 * o * static_cast<double>(h * w);
-      h /= 2;
-      w /= 2;
-      size.activations += o * static_cast<double>(h * w);
-      c = o;
-    }
-    in = c * static_cast<double>(h * w);
-  }
-  for (auto width : m.hidden) {
-    auto o = static_cast<double>(width);
-    size.parameters += in * o + o;
-    size.activations += 2.0 * o;
-    in = o;
-  }
-  auto outputs = static_cast<double>(d.outputs());
-  size.parameters += in * outputs + outputs;
-  size.activations += outputs;
-  return size;
-}
-
-} // namespace
 
 double builtin_model_parameters(const model_options& m, const dataset& d) {
-  return size_of(m, d).parameters;
+  return static_cast<double>(builtin_model_plan(m, d).parameters());
 }
 
 double builtin_model_bytes(const model_options& m, const dataset& d,
                            int64_t batch_size) {
-  auto size = size_of(m, d);
-  // Weights, gradients and two optimizer buffers; activations twice: forward
-  // values and their gradients.
-  return 4.0 * (4.0 * size.parameters +
-                2.0 * static_cast<double>(batch_size) * size.activations);
+  return builtin_model_plan(m, d).training_bytes(batch_size);
 }
 
 void init_parameters(torch::nn::Module& module, torch::Generator& generator) {
@@ -131,12 +77,12 @@ void init_parameters(torch::nn::Module& module, torch::Generator& generator) {
 std::unique_ptr<torch::optim::Optimizer>
 make_optimizer(const optimizer_options& opts,
                std::vector<torch::Tensor> params) {
-  if (opts.kind == "sgd")
+  if (opts.kind == optimizer_kind::sgd)
     return std::make_unique<torch::optim::SGD>(
         std::move(params), torch::optim::SGDOptions(opts.lr)
                                .momentum(opts.momentum)
                                .weight_decay(opts.weight_decay));
-  if (opts.kind == "adamw")
+  if (opts.kind == optimizer_kind::adamw)
     return std::make_unique<torch::optim::AdamW>(
         std::move(params),
         torch::optim::AdamWOptions(opts.lr).weight_decay(opts.weight_decay));
@@ -147,48 +93,50 @@ make_optimizer(const optimizer_options& opts,
 
 namespace {
 
-torch::nn::AnyModule activation(const std::string& name) {
-  if (name == "tanh")
+torch::nn::AnyModule activation(activation_kind kind) {
+  switch (kind) {
+  case activation_kind::tanh:
     return torch::nn::AnyModule(torch::nn::Tanh());
-  if (name == "sigmoid")
+  case activation_kind::sigmoid:
     return torch::nn::AnyModule(torch::nn::Sigmoid());
-  if (name == "gelu")
+  case activation_kind::gelu:
     return torch::nn::AnyModule(torch::nn::GELU());
+  case activation_kind::relu:
+    break;
+  }
   return torch::nn::AnyModule(torch::nn::ReLU());
-}
-
-torch::nn::Sequential build_model(const model_options& m, const dataset& d) {
-  torch::nn::Sequential net;
-  int64_t in = d.features();
-  if (m.kind == "cnn") {
-    auto channels = d.feature_shape[0];
-    auto h = d.feature_shape[1];
-    auto w = d.feature_shape[2];
-    for (auto c : m.channels) {
-      net->push_back(torch::nn::Conv2d(
-          torch::nn::Conv2dOptions(channels, c, 3).padding(1)));
-      net->push_back(activation(m.activation));
-      net->push_back(torch::nn::MaxPool2d(torch::nn::MaxPool2dOptions(2)));
-      channels = c;
-      h /= 2;
-      w /= 2;
-    }
-    in = channels * h * w;
-  }
-  net->push_back(torch::nn::Flatten());
-  for (auto width : m.hidden) {
-    net->push_back(torch::nn::Linear(in, width));
-    net->push_back(activation(m.activation));
-    in = width;
-  }
-  net->push_back(torch::nn::Linear(in, d.outputs()));
-  return net;
 }
 
 } // namespace
 
+torch::nn::Sequential build_builtin_model(const model_plan& plan) {
+  torch::nn::Sequential net;
+  for (const auto& l : plan.layers) {
+    switch (l.kind) {
+    case planned_layer::conv:
+      net->push_back(torch::nn::Conv2d(
+          torch::nn::Conv2dOptions(l.in[0], l.out[0], 3).padding(1)));
+      break;
+    case planned_layer::activation:
+      net->push_back(activation(plan.activation));
+      break;
+    case planned_layer::pool:
+      net->push_back(torch::nn::MaxPool2d(torch::nn::MaxPool2dOptions(2)));
+      break;
+    case planned_layer::flatten:
+      net->push_back(torch::nn::Flatten());
+      break;
+    case planned_layer::linear:
+      net->push_back(torch::nn::Linear(l.in[0], l.out[0]));
+      break;
+    }
+  }
+  return net;
+}
+
 builtin_learner::builtin_learner(const learner_context& ctx)
-    : net_(build_model(ctx.spec.config.model, ctx.data)), task_(ctx.data.task),
+    : plan_(builtin_model_plan(ctx.spec.config.model, ctx.data)),
+      net_(build_builtin_model(plan_)), task_(ctx.data.task),
       options_(ctx.spec.config.optimizer) {
   init_parameters(*net_, ctx.generator);
   net_->to(ctx.device);
@@ -288,27 +236,8 @@ decode_weights(const std::vector<char>& bytes) {
 namespace actortrain {
 
 caf::error check_builtin_model(const model_options& m, const dataset& data) {
-  if (m.kind != "cnn")
-    return {};
-  if (!data.is_image())
-    return make_error(errc::invalid_experiment,
-                      fmt::format("model.kind = 'cnn' needs image data "
-                                  "(channels x height x width), but the "
-                                  "data's samples have shape [{}]",
-                                  fmt::join(data.feature_shape, ", ")));
-  auto h = data.feature_shape[1];
-  auto w = data.feature_shape[2];
-  for (size_t i = 0; i < m.channels.size(); ++i) {
-    h /= 2;
-    w /= 2;
-  }
-  if (h < 1 || w < 1)
-    return make_error(errc::invalid_experiment,
-                      fmt::format("model.channels: {} pooling blocks shrink "
-                                  "{}x{} images below 1x1",
-                                  m.channels.size(), data.feature_shape[1],
-                                  data.feature_shape[2]));
-  return {};
+  auto plan = plan_model(m, data.feature_shape, data.outputs());
+  return plan ? caf::error{} : plan.error();
 }
 
 } // namespace actortrain

@@ -250,9 +250,7 @@ caf::expected<run_result> run(const experiment& exp, run_options opts) {
     if (!store)
       return store.error();
     plan->store = std::move(*store);
-    auto task = plan->data->task == task_kind::classification ? "classification"
-                                                              : "regression";
-    if (auto err = plan->store->begin_run(exp, plan->specs, task))
+    if (auto err = plan->store->begin_run(exp, plan->specs, plan->data->task))
       return err;
   }
   plan->stop = opts.stop;

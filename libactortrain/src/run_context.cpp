@@ -40,7 +40,7 @@ make_shards(const experiment& exp, const std::vector<network_spec>& specs,
   std::map<int64_t, std::vector<torch::Tensor>> by_parts;
   std::vector<torch::Tensor> result;
   for (const auto& spec : specs) {
-    if (scheme == "bootstrap") {
+    if (scheme == partition_scheme::bootstrap) {
       result.push_back(bootstrap_indices(n, derive_seed(spec.seed, 0xB0075)));
       continue;
     }
@@ -57,7 +57,7 @@ make_shards(const experiment& exp, const std::vector<network_spec>& specs,
                         fmt::format("data.partition: '{}' over {} networks "
                                     "leaves {} without training samples (the "
                                     "training set has {})",
-                                    scheme, parts, spec.name, n));
+                                    name_of(scheme), parts, spec.name, n));
     result.push_back(shard);
   }
   for (size_t i = 0; i < specs.size(); ++i) {

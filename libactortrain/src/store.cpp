@@ -197,24 +197,23 @@ private:
   sqlite3_stmt* stmt_ = nullptr;
 };
 
+/// Every key of a section (option_keys.hpp), enums by their TOML names.
+template <class Section> nlohmann::json section_json(const Section& x) {
+  auto out = nlohmann::json::object();
+  keys::for_each_row<Section>([&](const auto& row) {
+    const auto& v = x.*(row.member);
+    if constexpr (is_choice<std::decay_t<decltype(v)>>::value)
+      out[row.name] = name_of(v);
+    else
+      out[row.name] = v;
+  });
+  return out;
+}
+
 nlohmann::json config_json(const network_config& c) {
-  return {
-      {"model",
-       {{"kind", c.model.kind},
-        {"hidden", c.model.hidden},
-        {"channels", c.model.channels},
-        {"activation", c.model.activation}}},
-      {"optimizer",
-       {{"kind", c.optimizer.kind},
-        {"lr", c.optimizer.lr},
-        {"momentum", c.optimizer.momentum},
-        {"weight_decay", c.optimizer.weight_decay}}},
-      {"train",
-       {{"networks", c.train.networks},
-        {"epochs", c.train.epochs},
-        {"batch_size", c.train.batch_size},
-        {"seed", c.train.seed}}},
-  };
+  return {{"model", section_json(c.model)},
+          {"optimizer", section_json(c.optimizer)},
+          {"train", section_json(c.train)}};
 }
 
 } // namespace
@@ -305,7 +304,7 @@ caf::error results_store::batch(const std::function<caf::error()>& body) {
 
 caf::error results_store::begin_run(const experiment& exp,
                                     const std::vector<network_spec>& specs,
-                                    const std::string& task) {
+                                    task_kind task) {
   return transaction([&]() -> caf::error {
     {
       statement st{db_, "INSERT INTO run (id, name, experiment, "
@@ -313,7 +312,7 @@ caf::error results_store::begin_run(const experiment& exp,
                         "actortrain_version, libtorch_version, caf_version, "
                         "networks, started_at, status) VALUES (1, ?, ?, ?, ?, "
                         "?, ?, ?, ?, ?, ?, 'running')"};
-      st.bind(exp.name, exp.source_text, exp.source_path, task,
+      st.bind(exp.name, exp.source_text, exp.source_path, name_of(task),
               fingerprint(exp), std::string{version()},
               std::string{TORCH_VERSION},
               fmt::format("{}.{}.{}", CAF_MAJOR_VERSION, CAF_MINOR_VERSION,
@@ -436,7 +435,12 @@ caf::expected<run_result> results_store::read() const {
     if (!st || st.step() != SQLITE_ROW)
       return storage_error(db_, path_, "holds no run");
     result.name = st.text(0);
-    result.task = st.text(1);
+    auto task = parse_choice<task_kind>(st.text(1));
+    if (!task)
+      return make_error(errc::invalid_data,
+                        fmt::format("{}: the run has an unknown task '{}'",
+                                    path_, st.text(1)));
+    result.task = *task;
     auto wall = st.real(2);
     result.wall_seconds = std::isnan(wall) ? 0 : wall;
     result.status = st.text(3);

@@ -5,7 +5,7 @@
 
 int main() {
   actortrain::experiment exp;
-  exp.data.format = "synthetic";
+  exp.data.format = actortrain::data_format::synthetic;
   auto specs = actortrain::expand(exp);
   std::printf("actortrain %s: %zu network(s), valid: %s\n",
               actortrain::version(), specs.size(),

@@ -14,8 +14,6 @@
 
 namespace actortrain {
 
-enum class task_kind { classification, regression };
-
 /// A dataset in memory, shared read-only by every trainer of a run.
 struct dataset {
   task_kind task = task_kind::classification;
@@ -53,16 +51,16 @@ struct csv_table {
   torch::Tensor labels;   // float64 [rows]
 };
 
-/// Reads a numeric CSV file. `header` is "auto", "yes" or "no"; the label
-/// column may be negative (counted from the end). Errors name the file and
-/// line.
+/// Reads a numeric CSV file. `header` says whether a first row names columns;
+/// the label column may be negative (counted from the end). Errors name the
+/// file and line.
 caf::expected<csv_table> read_csv(const std::string& path, int64_t label_column,
-                                  const std::string& header);
+                                  csv_header header);
 
-/// Splits the training set between `parts` networks per `scheme` ("all",
-/// "contiguous", "strided" or "stratified"); bootstrap samples are drawn per
-/// network by `bootstrap_indices`. Shards are int64 index tensors.
-std::vector<torch::Tensor> partition(const std::string& scheme,
+/// Splits the training set between `parts` networks per `scheme` (for
+/// bootstrap every network gets the whole set here: its samples are drawn per
+/// network by `bootstrap_indices`). Shards are int64 index tensors.
+std::vector<torch::Tensor> partition(partition_scheme scheme,
                                      const dataset& data, int64_t parts,
                                      uint64_t seed);
 

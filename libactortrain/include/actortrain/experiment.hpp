@@ -9,144 +9,9 @@
 #include <caf/expected.hpp>
 #include <caf/meta/type_name.hpp>
 
+#include "actortrain/option_keys.hpp"
+
 namespace actortrain {
-
-/// Where the data comes from and how it is split between networks.
-struct data_options {
-  /// "idx" (plain or gzipped IDX files), "csv" or "synthetic".
-  std::string format = "idx";
-  /// Training features (IDX images or CSV file).
-  std::string train;
-  /// Training labels (IDX only).
-  std::string train_labels;
-  /// Test features; for CSV optional (then `test_fraction` of train is held
-  /// out).
-  std::string test;
-  /// Test labels (IDX only).
-  std::string test_labels;
-  /// "all" | "contiguous" | "strided" | "stratified" | "bootstrap".
-  std::string partition = "all";
-  /// CSV: column holding the label; negative counts from the end (-1: last).
-  int64_t label_column = -1;
-  /// CSV: "auto" (a first row that does not parse as numbers is a header),
-  /// "yes" or "no".
-  std::string header = "auto";
-  /// CSV without a test file: fraction of rows held out for testing.
-  double test_fraction = 0.2;
-  /// "classification" (labels are class indices) or "regression".
-  std::string task = "classification";
-  /// Number of classes; 0 infers max label + 1 from the training data.
-  int64_t classes = 0;
-  /// Scales features: IDX bytes to [0, 1]; CSV columns to zero mean and unit
-  /// variance (statistics from the training set).
-  bool normalize = true;
-  /// Synthetic: training and test sample counts and features per sample.
-  int64_t samples = 2048;
-  int64_t test_samples = 512;
-  int64_t features = 16;
-  /// Synthetic: spread of samples around their class centre
-  /// (classification), or of the noise added to targets (regression).
-  double noise = 1.0;
-  /// Synthetic: seed of the generator (independent of the networks' seeds).
-  uint64_t data_seed = 1;
-};
-
-/// The architecture of a built-in model.
-struct model_options {
-  /// "mlp" or "cnn".
-  std::string kind = "mlp";
-  /// MLP: widths of the hidden layers (empty: a linear model).
-  std::vector<int64_t> hidden = {128};
-  /// CNN: output channels of its 3x3 convolution blocks.
-  std::vector<int64_t> channels = {16, 32};
-  /// "relu" | "tanh" | "sigmoid" | "gelu".
-  std::string activation = "relu";
-  /// Expected number of input features; 0 takes it from the data. When set,
-  /// a mismatch with the data is an error before training starts.
-  int64_t input = 0;
-};
-
-/// The optimizer and its hyperparameters.
-struct optimizer_options {
-  /// "sgd" | "adam" | "adamw".
-  std::string kind = "adam";
-  double lr = 1e-3;
-  /// SGD only.
-  double momentum = 0.0;
-  double weight_decay = 0.0;
-};
-
-/// How long and on what each network trains.
-struct train_options {
-  /// Networks per configuration (per sweep point).
-  int64_t networks = 1;
-  int64_t epochs = 1;
-  int64_t batch_size = 64;
-  /// Root seed; each network's seed is derived from it and the network's id.
-  uint64_t seed = 0;
-  /// Evaluate on the test set every this many epochs (the last epoch is
-  /// always evaluated); 0 evaluates only at the end.
-  int64_t eval_every = 1;
-  /// Compute seconds this network may use (its time on slots); 0: no limit.
-  double max_seconds = 0;
-  /// Stop once the evaluation accuracy reaches this (0: off). Evaluated on
-  /// the validation split when there is one, else on the test set.
-  double target_accuracy = 0;
-  /// Stop once the evaluation loss falls to this (0: off).
-  double target_loss = 0;
-  /// Early stopping: stop after this many epochs without a lower validation
-  /// loss (0: off; needs `validation_fraction` > 0).
-  int64_t patience = 0;
-  /// Fraction of each network's shard held out (seed-chosen) as its
-  /// validation split; 0: none.
-  double validation_fraction = 0;
-  /// Weight for the "priority" scheduling policy: higher runs first.
-  double priority = 0;
-  /// A network whose learner throws or whose loss turns NaN / infinite is
-  /// retried from its last good checkpoint this many times, then fails.
-  int64_t max_retries = 1;
-  /// Each retry multiplies the learning rate by this (1: unchanged).
-  double retry_lr_factor = 1;
-  /// Checkpoint every this many epochs (at the end of a quantum); 0: never.
-  int64_t checkpoint_every = 1;
-  /// Horizontal fusion: networks of the same shape (model, optimizer kind,
-  /// batch size, training samples) are trained as one batched model in
-  /// groups of this many. `fuse_auto` (0, "auto") picks the group size from
-  /// the number of such networks and the slots; 1 ("off") never fuses.
-  int64_t fuse = fuse_auto;
-  static constexpr int64_t fuse_auto = 0;
-  static constexpr int64_t fuse_off = 1;
-};
-
-/// How compute is shared.
-struct scheduler_options {
-  /// Number of CPU slots; 0 uses one per hardware thread.
-  int64_t slots = 0;
-  /// Intra-op threads of LibTorch inside each slot.
-  int64_t threads_per_slot = 1;
-  /// Length of a quantum in epochs; ignored when `quantum_steps` > 0.
-  int64_t quantum_epochs = 1;
-  /// Length of a quantum in optimizer steps (0: use `quantum_epochs`).
-  int64_t quantum_steps = 0;
-  /// Length of a quantum in compute seconds (0: off); a quantum ends at the
-  /// first of its step, epoch or seconds limits.
-  double quantum_seconds = 0;
-  /// Which waiting network gets the next free slot (docs/scheduling.md):
-  /// "fifo" (run to completion in arrival order), "round_robin" (time
-  /// slicing at quantum boundaries), "shortest_remaining",
-  /// "longest_remaining" (by estimated remaining time) or "priority"
-  /// (`train.priority`, higher first).
-  std::string policy = "fifo";
-};
-
-/// Where the run trains besides this process: worker nodes started with
-/// `actortrain worker` (docs/cluster.md).
-struct cluster_options {
-  /// "host:port" of each worker; empty: train in this process only.
-  std::vector<std::string> workers;
-  /// Whether this process offers its own `scheduler.slots` too.
-  bool local = true;
-};
 
 /// Everything a group of identically configured networks shares.
 struct network_config {
@@ -183,10 +48,11 @@ struct experiment {
   caf::error validate() const;
 };
 
-/// A fingerprint of everything that determines an experiment's results: its
-/// data and every configuration's model, optimizer and training settings,
-/// fusion included (not scheduling, priorities, retries or checkpoint
-/// intervals). Resuming a run requires the same fingerprint.
+/// A fingerprint of everything that determines an experiment's results: every
+/// key whose row in option_keys.hpp says it changes numbers (the data, every
+/// configuration's model, optimizer and training settings, fusion included;
+/// not scheduling, priorities, retries or checkpoint intervals). Resuming a
+/// run requires the same fingerprint.
 std::string fingerprint(const experiment& exp);
 
 /// Parses an experiment from TOML text. `origin` names the text in errors
@@ -204,52 +70,16 @@ struct network_address {
 /// Parses "host:port" (port 1-65535); nullopt when malformed.
 std::optional<network_address> parse_address(const std::string& text);
 
+/// Every key an experiment file may hold, dotted ("train.epochs"), in the
+/// order of the key tables (option_keys.hpp); "name" first.
+std::vector<std::string> experiment_keys();
+
 /// Reads and parses the experiment file at `path`.
 caf::expected<experiment> load_experiment(const std::string& path);
 
 // Experiments cross nodes as values: a worker trains from the coordinator's
-// experiment, field for field. A field missing here would make workers train
-// something else, so every field of every struct above is listed.
-
-template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, data_options& x) {
-  return f(caf::meta::type_name("data_options"), x.format, x.train,
-           x.train_labels, x.test, x.test_labels, x.partition, x.label_column,
-           x.header, x.test_fraction, x.task, x.classes, x.normalize, x.samples,
-           x.test_samples, x.features, x.noise, x.data_seed);
-}
-
-template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, model_options& x) {
-  return f(caf::meta::type_name("model_options"), x.kind, x.hidden, x.channels,
-           x.activation, x.input);
-}
-
-template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, optimizer_options& x) {
-  return f(caf::meta::type_name("optimizer_options"), x.kind, x.lr, x.momentum,
-           x.weight_decay);
-}
-
-template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, train_options& x) {
-  return f(caf::meta::type_name("train_options"), x.networks, x.epochs,
-           x.batch_size, x.seed, x.eval_every, x.max_seconds, x.target_accuracy,
-           x.target_loss, x.patience, x.validation_fraction, x.priority,
-           x.max_retries, x.retry_lr_factor, x.checkpoint_every, x.fuse);
-}
-
-template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, scheduler_options& x) {
-  return f(caf::meta::type_name("scheduler_options"), x.slots,
-           x.threads_per_slot, x.quantum_epochs, x.quantum_steps,
-           x.quantum_seconds, x.policy);
-}
-
-template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, cluster_options& x) {
-  return f(caf::meta::type_name("cluster_options"), x.workers, x.local);
-}
+// experiment, field for field. The option sections are inspected through
+// their key tables (option_keys.hpp), so a key cannot be left out.
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, network_config& x) {

@@ -9,6 +9,7 @@
 
 #include "actortrain/dataset.hpp"
 #include "actortrain/learner_fwd.hpp"
+#include "actortrain/model_plan.hpp"
 #include "actortrain/network_spec.hpp"
 
 namespace actortrain {
@@ -70,6 +71,14 @@ void init_parameters(torch::nn::Module& module, torch::Generator& generator);
 
 /// Builds the built-in MLP / CNN learner for `ctx.spec.config`.
 std::unique_ptr<learner> make_builtin_learner(const learner_context& ctx);
+
+/// The built-in model's plan for `data`'s samples. For a model the data
+/// cannot take (check_builtin_model says why), the plan of its dense layers.
+model_plan builtin_model_plan(const model_options& m, const dataset& data);
+
+/// The LibTorch Sequential of a plan, in the plan's order (its parameters
+/// uninitialised: init_parameters draws them).
+torch::nn::Sequential build_builtin_model(const model_plan& plan);
 
 /// Multiply-adds of one forward pass of the built-in model for one sample:
 /// a cost hint for scheduling networks that have not run yet.

@@ -9,6 +9,8 @@
 
 #include <caf/meta/type_name.hpp>
 
+#include "actortrain/choices.hpp"
+
 namespace actortrain {
 
 /// Marks a metric that does not apply (e.g. accuracy of a regression).
@@ -255,7 +257,7 @@ struct run_result {
   std::string name;
   std::string output_dir;
   std::string database_path;
-  std::string task;
+  task_kind task = task_kind::classification;
   /// "running" (or crashed), "interrupted", "finished" or
   /// "finished_with_failures".
   std::string status;

@@ -41,8 +41,7 @@ public:
   caf::error mark_resumed();
 
   caf::error begin_run(const experiment& exp,
-                       const std::vector<network_spec>& specs,
-                       const std::string& task);
+                       const std::vector<network_spec>& specs, task_kind task);
   /// Runs `body` as one transaction: the changes it makes are committed
   /// together (one commit instead of one each), or not at all when it
   /// returns an error.

@@ -122,17 +122,19 @@ class priority_policy : public scheduling_policy {
 
 } // namespace
 
-std::unique_ptr<scheduling_policy> make_policy(const std::string& name) {
-  if (name == "fifo")
+std::unique_ptr<scheduling_policy> make_policy(policy_kind kind) {
+  switch (kind) {
+  case policy_kind::fifo:
     return std::make_unique<fifo_policy>();
-  if (name == "round_robin")
+  case policy_kind::round_robin:
     return std::make_unique<round_robin_policy>();
-  if (name == "shortest_remaining")
+  case policy_kind::shortest_remaining:
     return std::make_unique<shortest_remaining_policy>();
-  if (name == "longest_remaining")
+  case policy_kind::longest_remaining:
     return std::make_unique<longest_remaining_policy>();
-  if (name == "priority")
+  case policy_kind::priority:
     return std::make_unique<priority_policy>();
+  }
   return nullptr;
 }
 

@@ -76,9 +76,8 @@ private:
   uint64_t seq_ = 0;
 };
 
-/// Builds the policy named in `scheduler.policy`: "fifo", "round_robin",
-/// "shortest_remaining", "longest_remaining" or "priority". Returns nullptr
-/// for an unknown name.
-std::unique_ptr<scheduling_policy> make_policy(const std::string& name);
+/// Builds the policy `scheduler.policy` names; nullptr for a value outside
+/// the enum.
+std::unique_ptr<scheduling_policy> make_policy(policy_kind kind);
 
 } // namespace actortrain

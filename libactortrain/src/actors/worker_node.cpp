@@ -25,7 +25,7 @@ void log(node_actor* self, const std::string& line) {
 
 /// Names the data of an experiment, for errors.
 std::string describe_data(const data_options& d) {
-  if (d.format == "synthetic")
+  if (d.format == data_format::synthetic)
     return fmt::format("synthetic data (seed {})", d.data_seed);
   return d.test.empty() ? d.train : fmt::format("{} and {}", d.train, d.test);
 }

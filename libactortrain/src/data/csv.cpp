@@ -47,7 +47,7 @@ bool parse_number(const std::string& s, double& out) {
 } // namespace
 
 caf::expected<csv_table> read_csv(const std::string& path, int64_t label_column,
-                                  const std::string& header) {
+                                  csv_header header) {
   auto fail = [&](size_t line, const std::string& msg) {
     return make_error(errc::invalid_data,
                       line == 0 ? fmt::format("{}: {}", path, msg)
@@ -71,8 +71,8 @@ caf::expected<csv_table> read_csv(const std::string& path, int64_t label_column,
     if (first) {
       first = false;
       columns = fields.size();
-      bool skip = header == "yes";
-      if (header == "auto") {
+      bool skip = header == csv_header::yes;
+      if (header == csv_header::automatic) {
         double tmp = 0;
         for (auto& f : fields)
           if (!parse_number(f, tmp))

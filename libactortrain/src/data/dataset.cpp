@@ -152,8 +152,7 @@ load_csv(const data_options& opts) {
   if (!train)
     return train.error();
   auto d = std::make_shared<dataset>();
-  d->task = opts.task == "regression" ? task_kind::regression
-                                      : task_kind::classification;
+  d->task = opts.task;
   torch::Tensor train_labels;
   torch::Tensor test_labels;
   std::string test_name = opts.test;
@@ -209,7 +208,7 @@ make_synthetic(const data_options& opts) {
   auto total = opts.samples + opts.test_samples;
   torch::Tensor x;
   torch::Tensor y;
-  if (opts.task == "regression") {
+  if (opts.task == task_kind::regression) {
     d->task = task_kind::regression;
     x = torch::randn({total, f}, gen);
     auto w = torch::randn({f}, gen) / std::sqrt(static_cast<double>(f));
@@ -235,37 +234,41 @@ make_synthetic(const data_options& opts) {
 caf::expected<std::shared_ptr<const dataset>>
 load_dataset(const data_options& opts) {
   try {
-    if (opts.format == "idx")
+    switch (opts.format) {
+    case data_format::idx:
       return load_idx(opts);
-    if (opts.format == "csv")
+    case data_format::csv:
       return load_csv(opts);
-    if (opts.format == "synthetic")
+    case data_format::synthetic:
       return make_synthetic(opts);
+    }
   } catch (const std::exception& e) {
     return bad_data(fmt::format("cannot load data: {}", e.what()));
   }
-  return bad_data(fmt::format("data.format: unknown format '{}'", opts.format));
+  return bad_data(fmt::format("data.format: unknown format #{}",
+                              static_cast<int>(opts.format)));
 }
 
 // -- partitioning -------------------------------------------------------------
 
-std::vector<torch::Tensor> partition(const std::string& scheme,
+std::vector<torch::Tensor> partition(partition_scheme scheme,
                                      const dataset& data, int64_t parts,
                                      uint64_t seed) {
   auto n = data.train_x.size(0);
   std::vector<torch::Tensor> shards;
-  if (scheme == "all" || scheme == "bootstrap") {
+  if (scheme == partition_scheme::all ||
+      scheme == partition_scheme::bootstrap) {
     auto all = torch::arange(n, torch::kInt64);
     shards.assign(static_cast<size_t>(parts), all);
     return shards;
   }
-  if (scheme == "contiguous") {
+  if (scheme == partition_scheme::contiguous) {
     for (int64_t i = 0; i < parts; ++i)
       shards.push_back(
           torch::arange(i * n / parts, (i + 1) * n / parts, torch::kInt64));
     return shards;
   }
-  if (scheme == "strided") {
+  if (scheme == partition_scheme::strided) {
     for (int64_t i = 0; i < parts; ++i)
       shards.push_back(torch::arange(i, n, parts, torch::kInt64));
     return shards;

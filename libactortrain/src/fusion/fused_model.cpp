@@ -24,43 +24,44 @@ namespace {
 
 using layer = fused_layer;
 
-/// Reads the built-in Sequential's modules in order, or says which one
-/// fusion does not know.
-std::vector<layer> read_layers(builtin_learner& l) {
+/// The built-in model's layers as fusion runs them; `param` counts the
+/// stacked weights and biases in the Sequential's order.
+std::vector<layer> read_layers(const builtin_learner& l) {
   std::vector<layer> result;
   size_t param = 0;
-  for (auto& m : l.net()->children()) {
-    layer x{layer::relu, 0};
-    if (auto conv = std::dynamic_pointer_cast<torch::nn::Conv2dImpl>(m)) {
-      const auto& o = conv->options;
-      if (o.groups() != 1 || (*o.stride())[0] != 1 || (*o.stride())[1] != 1 ||
-          !conv->bias.defined())
-        throw std::invalid_argument("fusion supports only stride-1, "
-                                    "ungrouped convolutions with a bias");
-      x = {layer::conv, param};
+  for (const auto& p : l.plan().layers) {
+    switch (p.kind) {
+    case planned_layer::conv:
+      result.push_back({layer::conv, param});
       param += 2;
-    } else if (auto lin = std::dynamic_pointer_cast<torch::nn::LinearImpl>(m)) {
-      if (!lin->bias.defined())
-        throw std::invalid_argument("fusion needs linear layers with a bias");
-      x = {layer::linear, param};
+      break;
+    case planned_layer::linear:
+      result.push_back({layer::linear, param});
       param += 2;
-    } else if (std::dynamic_pointer_cast<torch::nn::MaxPool2dImpl>(m)) {
-      x.kind = layer::pool;
-    } else if (std::dynamic_pointer_cast<torch::nn::FlattenImpl>(m)) {
-      x.kind = layer::flatten;
-    } else if (std::dynamic_pointer_cast<torch::nn::ReLUImpl>(m)) {
-      x.kind = layer::relu;
-    } else if (std::dynamic_pointer_cast<torch::nn::TanhImpl>(m)) {
-      x.kind = layer::tanh;
-    } else if (std::dynamic_pointer_cast<torch::nn::SigmoidImpl>(m)) {
-      x.kind = layer::sigmoid;
-    } else if (std::dynamic_pointer_cast<torch::nn::GELUImpl>(m)) {
-      x.kind = layer::gelu;
-    } else {
-      throw std::invalid_argument(
-          fmt::format("fusion does not know the layer '{}'", m->name()));
+      break;
+    case planned_layer::pool:
+      result.push_back({layer::pool, 0});
+      break;
+    case planned_layer::flatten:
+      result.push_back({layer::flatten, 0});
+      break;
+    case planned_layer::activation:
+      switch (l.plan().activation) {
+      case activation_kind::relu:
+        result.push_back({layer::relu, 0});
+        break;
+      case activation_kind::tanh:
+        result.push_back({layer::tanh, 0});
+        break;
+      case activation_kind::sigmoid:
+        result.push_back({layer::sigmoid, 0});
+        break;
+      case activation_kind::gelu:
+        result.push_back({layer::gelu, 0});
+        break;
+      }
+      break;
     }
-    result.push_back(x);
   }
   return result;
 }
@@ -75,13 +76,8 @@ torch::optim::OptimizerParamState* state_of(torch::optim::Optimizer& opt,
 } // namespace
 
 bool fused_model::can_fuse(builtin_learner& member) {
-  try {
-    read_layers(member);
-    const auto& kind = member.options().kind;
-    return kind == "sgd" || kind == "adam" || kind == "adamw";
-  } catch (const std::invalid_argument&) {
-    return false;
-  }
+  // Every planned layer has a fused kernel; the optimizer must too.
+  return is_known(member.options().kind);
 }
 
 fused_model::fused_model(const std::vector<builtin_learner*>& members)
@@ -91,10 +87,8 @@ fused_model::fused_model(const std::vector<builtin_learner*>& members)
   auto& first = *members.front();
   layers_ = read_layers(first);
   classification_ = first.task() == task_kind::classification;
-  const auto& kind = first.options().kind;
-  method_ = kind == "sgd"     ? method::sgd
-            : kind == "adamw" ? method::adamw
-                              : method::adam;
+  auto kind = first.options().kind;
+  method_ = kind;
   auto first_params = first.net()->named_parameters();
   for (auto& p : first_params)
     names_.push_back(p.key());

@@ -8,6 +8,8 @@
 
 #include <torch/types.h>
 
+#include "actortrain/choices.hpp"
+
 namespace actortrain {
 
 class builtin_learner;
@@ -60,7 +62,7 @@ public:
   static bool can_fuse(builtin_learner& member);
 
 private:
-  enum class method { sgd, adam, adamw };
+  using method = optimizer_kind;
 
   torch::Tensor forward(const torch::Tensor& inputs) const;
   void optimizer_step();

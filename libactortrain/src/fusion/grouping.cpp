@@ -20,12 +20,13 @@ fusion_candidate fusion_profile(const network_spec& spec, const dataset& data,
   if (custom_learner)
     return f;
   f.signature = fmt::format(
-      "{}|{}|{}|{}|{}|{}|{}|{}", c.model.kind, fmt::join(c.model.hidden, ","),
-      fmt::join(c.model.channels, ","), c.model.activation, c.optimizer.kind,
+      "{}|{}|{}|{}|{}|{}|{}|{}", name_of(c.model.kind),
+      fmt::join(c.model.hidden, ","), fmt::join(c.model.channels, ","),
+      name_of(c.model.activation), name_of(c.optimizer.kind),
       c.train.batch_size, train_samples, c.train.fuse);
   f.bytes = builtin_model_bytes(c.model, data, c.train.batch_size);
   f.parameters = builtin_model_parameters(c.model, data);
-  f.convolutional = c.model.kind == "cnn";
+  f.convolutional = c.model.kind == model_kind::cnn;
   return f;
 }
 

@@ -1,0 +1,127 @@
+#pragma once
+
+// The closed sets of values an experiment key takes, as enums. Their names
+// (the TOML spellings) appear only here: the TOML, SQL and JSON edges convert
+// with name_of / parse_choice, and everything in between compares enums.
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <type_traits>
+
+namespace actortrain {
+
+/// data.format: where the samples come from.
+enum class data_format : uint8_t { idx, csv, synthetic };
+
+/// data.partition: how the training set is split between networks.
+enum class partition_scheme : uint8_t {
+  all,
+  contiguous,
+  strided,
+  stratified,
+  bootstrap,
+};
+
+/// data.header: whether a CSV file's first row names its columns.
+enum class csv_header : uint8_t { automatic, yes, no };
+
+/// data.task: what the labels mean.
+enum class task_kind : uint8_t { classification, regression };
+
+/// model.kind: the built-in architectures.
+enum class model_kind : uint8_t { mlp, cnn };
+
+/// model.activation: the non-linearity between layers.
+enum class activation_kind : uint8_t { relu, tanh, sigmoid, gelu };
+
+/// optimizer.kind.
+enum class optimizer_kind : uint8_t { sgd, adam, adamw };
+
+/// scheduler.policy: which waiting network gets the next free slot.
+enum class policy_kind : uint8_t {
+  fifo,
+  round_robin,
+  shortest_remaining,
+  longest_remaining,
+  priority,
+};
+
+/// The spellings of an enum's values, in declaration order, and the noun an
+/// error uses for one ("unknown optimizer 'x'").
+template <class E> struct choice_names;
+
+#define ACTORTRAIN_CHOICES(type, what, ...)                                    \
+  template <> struct choice_names<type> {                                      \
+    static constexpr const char* noun = what;                                  \
+    static constexpr std::array names{__VA_ARGS__};                            \
+  }
+
+ACTORTRAIN_CHOICES(data_format, "format", "idx", "csv", "synthetic");
+ACTORTRAIN_CHOICES(partition_scheme, "scheme", "all", "contiguous", "strided",
+                   "stratified", "bootstrap");
+ACTORTRAIN_CHOICES(csv_header, "header setting", "auto", "yes", "no");
+ACTORTRAIN_CHOICES(task_kind, "task", "classification", "regression");
+ACTORTRAIN_CHOICES(model_kind, "model", "mlp", "cnn");
+ACTORTRAIN_CHOICES(activation_kind, "activation", "relu", "tanh", "sigmoid",
+                   "gelu");
+ACTORTRAIN_CHOICES(optimizer_kind, "optimizer", "sgd", "adam", "adamw");
+ACTORTRAIN_CHOICES(policy_kind, "policy", "fifo", "round_robin",
+                   "shortest_remaining", "longest_remaining", "priority");
+
+#undef ACTORTRAIN_CHOICES
+
+template <class E, class = void> struct is_choice : std::false_type {};
+template <class E>
+struct is_choice<E, std::void_t<decltype(choice_names<E>::names)>>
+    : std::true_type {};
+
+/// Every value of E, in declaration order.
+template <class E> constexpr auto all_choices() {
+  std::array<E, choice_names<E>::names.size()> xs{};
+  for (size_t i = 0; i < xs.size(); ++i)
+    xs[i] = static_cast<E>(i);
+  return xs;
+}
+
+/// Whether x is one of E's declared values (a cast can make others).
+template <class E> constexpr bool is_known(E x) {
+  return static_cast<size_t>(x) < choice_names<E>::names.size();
+}
+
+/// The TOML spelling of x; "?" for a value outside the enum.
+template <class E> constexpr const char* name_of(E x) {
+  return is_known(x) ? choice_names<E>::names[static_cast<size_t>(x)] : "?";
+}
+
+/// The value spelled `text`; nullopt when it names none.
+template <class E> std::optional<E> parse_choice(std::string_view text) {
+  const auto& names = choice_names<E>::names;
+  for (size_t i = 0; i < names.size(); ++i)
+    if (text == names[i])
+      return static_cast<E>(i);
+  return std::nullopt;
+}
+
+/// "a, b or c": the spellings of E's values, for error messages.
+template <class E> std::string choice_list() {
+  const auto& names = choice_names<E>::names;
+  std::string out;
+  for (size_t i = 0; i < names.size(); ++i) {
+    if (i > 0)
+      out += i + 1 == names.size() ? " or " : ", ";
+    out += names[i];
+  }
+  return out;
+}
+
+/// For CAF's and fmt's printing of values that hold these enums.
+template <class E>
+std::enable_if_t<is_choice<E>::value, std::string> to_string(E x) {
+  return name_of(x);
+}
+
+} // namespace actortrain
