@@ -20,7 +20,7 @@
 #include "actortrain/run.hpp"
 #include "cluster/system_config.hpp"
 #include "cluster/worker_link.hpp"
-#include "run_context.hpp"
+#include "setup/run_context.hpp"
 #include "test_support.hpp"
 
 using namespace actortrain;

@@ -16,10 +16,10 @@
 #include "actortrain/learner.hpp"
 #include "actortrain/run.hpp"
 #include "actortrain/store.hpp"
-#include "builtin_learner.hpp"
+#include "models/builtin_learner.hpp"
 #include "fusion/fused_model.hpp"
 #include "fusion/grouping.hpp"
-#include "network_group.hpp"
+#include "training/network_group.hpp"
 #include "test_support.hpp"
 
 using namespace actortrain;

@@ -8,8 +8,8 @@
 #include <functional>
 #include <map>
 
-#include "actors/remaining_time_estimator.hpp"
-#include "actors/scheduling_policy.hpp"
+#include "scheduling/remaining_time_estimator.hpp"
+#include "scheduling/scheduling_policy.hpp"
 #include "actortrain/error.hpp"
 #include "actortrain/learner.hpp"
 #include "actortrain/run.hpp"

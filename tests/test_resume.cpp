@@ -21,7 +21,7 @@
 #include "actortrain/learner.hpp"
 #include "actortrain/run.hpp"
 #include "actortrain/store.hpp"
-#include "atomic_files.hpp"
+#include "store/atomic_files.hpp"
 #include "test_support.hpp"
 
 using namespace actortrain;

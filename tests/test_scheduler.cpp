@@ -10,10 +10,10 @@
 #include <caf/scoped_actor.hpp>
 #include <caf/spawn_options.hpp>
 
-#include "actors/scheduler.hpp"
+#include "scheduling/scheduler.hpp"
 #include "actors/slot_executor.hpp"
-#include "actortrain/type_ids.hpp"
-#include "network_runner.hpp"
+#include "protocol/type_ids.hpp"
+#include "training/network_runner.hpp"
 
 using namespace actortrain;
 using namespace std::chrono_literals;

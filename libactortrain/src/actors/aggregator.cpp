@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <fstream>
 #include <iterator>
+#include <optional>
 #include <unistd.h>
 
 #include <caf/event_based_actor.hpp>
@@ -12,8 +13,8 @@
 
 #include "actortrain/error.hpp"
 #include "actortrain/run.hpp"
-#include "actortrain/type_ids.hpp"
-#include "atomic_files.hpp"
+#include "protocol/type_ids.hpp"
+#include "store/atomic_files.hpp"
 
 namespace actortrain {
 
@@ -83,6 +84,103 @@ void flush_epochs(aggregator_actor* self) {
 /// durable by one sync), then every record in one transaction, so a record
 /// never points to a file that is not on disk. Metrics go first, so a
 /// resumed run never lacks the epochs its checkpoint has done.
+/// The files one flush writes: each pending checkpoint's (same index), then
+/// each finished network's weights and the predictions kept beside them (a
+/// resumed run rebuilds the ensemble from those without retraining).
+struct flush_files_plan {
+  struct outcome_files {
+    size_t weights = 0;
+    size_t predictions = 0;
+  };
+  std::vector<file_write> files;
+  /// The predictions' bytes the files point at.
+  std::vector<std::vector<char>> predictions;
+  /// Per outcome: its files, or none when the network did not finish.
+  std::vector<std::optional<outcome_files>> of_outcome;
+};
+
+flush_files_plan
+plan_files(const aggregator_config& cfg,
+           const std::vector<aggregator_state::pending_checkpoint>& checkpoints,
+           const std::vector<network_outcome>& outcomes) {
+  flush_files_plan plan;
+  for (const auto& c : checkpoints)
+    plan.files.push_back(
+        {fmt::format("{}/checkpoints/{}-step{}.ckpt", cfg.output_dir,
+                     cfg.specs.at(c.network_id).name, c.step),
+         &c.bytes});
+  // Sized once: the files point into it.
+  plan.predictions.resize(outcomes.size());
+  plan.of_outcome.resize(outcomes.size());
+  for (size_t i = 0; i < outcomes.size(); ++i) {
+    const auto& o = outcomes[i];
+    if (o.status != network_status::finished)
+      continue;
+    const auto& name = cfg.specs.at(o.network_id).name;
+    auto& p = plan.predictions[i];
+    p.resize(o.test_predictions.size() * sizeof(float));
+    std::memcpy(p.data(), o.test_predictions.data(), p.size());
+    auto weights = plan.files.size();
+    plan.files.push_back(
+        {fmt::format("{}/weights/{}.pt", cfg.output_dir, name), &o.weights});
+    plan.files.push_back(
+        {fmt::format("{}/weights/{}.predictions", cfg.output_dir, name), &p});
+    plan.of_outcome[i] = flush_files_plan::outcome_files{weights, weights + 1};
+  }
+  return plan;
+}
+
+/// Stores the checkpoints whose files were written; collects the files of
+/// checkpoints that are no longer among a network's two newest.
+void record_checkpoints(
+    aggregator_actor* self,
+    const std::vector<aggregator_state::pending_checkpoint>& checkpoints,
+    const flush_files_plan& plan, std::vector<caf::error>& errors,
+    std::vector<std::string>& stale) {
+  const auto& store = self->state.config.store;
+  for (size_t i = 0; i < checkpoints.size(); ++i) {
+    if (errors[i]) {
+      note(self, std::move(errors[i]));
+      continue;
+    }
+    const auto& c = checkpoints[i];
+    auto old = store->add_checkpoint(c.network_id, c.step, plan.files[i].path,
+                                     c.bytes);
+    if (!old)
+      note(self, old.error());
+    else
+      stale.insert(stale.end(), old->begin(), old->end());
+  }
+}
+
+/// Stores the outcomes; a finished network whose weights could not be
+/// written fails with the reason. A done network's checkpoints go stale.
+void record_outcomes(aggregator_actor* self,
+                     std::vector<network_outcome>& outcomes,
+                     const flush_files_plan& plan,
+                     std::vector<caf::error>& errors,
+                     std::vector<std::string>& stale) {
+  const auto& store = self->state.config.store;
+  for (size_t i = 0; i < outcomes.size(); ++i) {
+    auto& o = outcomes[i];
+    std::string weights_path;
+    if (const auto& f = plan.of_outcome[i]) {
+      if (errors[f->weights]) {
+        o.status = network_status::failed;
+        o.error = to_string_pretty(errors[f->weights]);
+      } else {
+        weights_path = plan.files[f->weights].path;
+        note(self, std::move(errors[f->predictions]));
+      }
+    }
+    note(self, store->add_outcome(o, weights_path));
+    if (auto old = store->drop_checkpoints(o.network_id))
+      stale.insert(stale.end(), old->begin(), old->end());
+  }
+}
+
+/// Writes the checkpoints and outcomes received so far: files first (each
+/// atomically), then their rows in one transaction.
 void flush_files(aggregator_actor* self) {
   auto& st = self->state;
   const auto& cfg = st.config;
@@ -94,64 +192,12 @@ void flush_files(aggregator_actor* self) {
   st.pending_outcomes.clear();
   if (checkpoints.empty() && outcomes.empty())
     return;
-  std::vector<file_write> files;
-  for (const auto& c : checkpoints)
-    files.push_back(
-        {fmt::format("{}/checkpoints/{}-step{}.ckpt", cfg.output_dir,
-                     cfg.specs.at(c.network_id).name, c.step),
-         &c.bytes});
-  // The predictions are kept beside the weights: a resumed run rebuilds the
-  // ensemble from them without retraining.
-  std::vector<std::vector<char>> predictions(outcomes.size());
-  std::vector<size_t> weights_file(outcomes.size(), files.size());
-  for (size_t i = 0; i < outcomes.size(); ++i) {
-    const auto& o = outcomes[i];
-    if (o.status != network_status::finished)
-      continue;
-    const auto& name = cfg.specs.at(o.network_id).name;
-    auto& p = predictions[i];
-    p.resize(o.test_predictions.size() * sizeof(float));
-    std::memcpy(p.data(), o.test_predictions.data(), p.size());
-    weights_file[i] = files.size();
-    files.push_back(
-        {fmt::format("{}/weights/{}.pt", cfg.output_dir, name), &o.weights});
-    files.push_back(
-        {fmt::format("{}/weights/{}.predictions", cfg.output_dir, name), &p});
-  }
-  auto errors = write_files_atomically(files);
+  auto plan = plan_files(cfg, checkpoints, outcomes);
+  auto errors = write_files_atomically(plan.files);
   std::vector<std::string> stale;
   note(self, cfg.store->batch([&]() -> caf::error {
-    for (size_t i = 0; i < checkpoints.size(); ++i) {
-      if (errors[i]) {
-        note(self, std::move(errors[i]));
-        continue;
-      }
-      const auto& c = checkpoints[i];
-      auto old = cfg.store->add_checkpoint(c.network_id, c.step, files[i].path,
-                                           c.bytes);
-      if (!old)
-        note(self, old.error());
-      else
-        stale.insert(stale.end(), old->begin(), old->end());
-    }
-    for (size_t i = 0; i < outcomes.size(); ++i) {
-      auto& o = outcomes[i];
-      std::string weights_path;
-      if (o.status == network_status::finished) {
-        auto w = weights_file[i];
-        if (errors[w]) {
-          o.status = network_status::failed;
-          o.error = to_string_pretty(errors[w]);
-        } else {
-          weights_path = files[w].path;
-          note(self, std::move(errors[w + 1]));
-        }
-      }
-      note(self, cfg.store->add_outcome(o, weights_path));
-      // A done network needs its checkpoints no more.
-      if (auto old = cfg.store->drop_checkpoints(o.network_id))
-        stale.insert(stale.end(), old->begin(), old->end());
-    }
+    record_checkpoints(self, checkpoints, plan, errors, stale);
+    record_outcomes(self, outcomes, plan, errors, stale);
     return {};
   }));
   // Only the two latest checkpoints of a network are kept.
@@ -242,7 +288,7 @@ caf::behavior aggregator(caf::stateful_actor<aggregator_state>* self,
         schedule_flush(self);
       },
       [=](status_atom) {
-        return caf::make_message(self->state.finished, self->state.failed);
+        return aggregator_status{self->state.finished, self->state.failed};
       },
       [=](finish_atom, bool interrupted) -> caf::result<run_result> {
         flush_files(self);

@@ -10,12 +10,12 @@
 #include <caf/event_based_actor.hpp>
 #include <caf/spawn_options.hpp>
 
-#include "actors/scheduler.hpp"
+#include "scheduling/scheduler.hpp"
 #include "actors/slot_executor.hpp"
 #include "actors/trainer.hpp"
 #include "actortrain/error.hpp"
 #include "actortrain/learner.hpp"
-#include "actortrain/type_ids.hpp"
+#include "protocol/type_ids.hpp"
 #include "fusion/grouping.hpp"
 
 namespace actortrain {
@@ -39,12 +39,12 @@ void report_progress(coordinator_actor* self, std::function<void()> then) {
   self->request(st.scheduler, caf::infinite, status_atom_v)
       .then([=](const scheduler_status& s) {
         self->request(self->state.aggregator, caf::infinite, status_atom_v)
-            .then([=](int64_t finished, int64_t failed) {
+            .then([=](const aggregator_status& a) {
               auto& st = self->state;
               run_status r;
               r.networks = static_cast<int64_t>(st.plan->specs.size());
-              r.finished = finished;
-              r.failed = failed;
+              r.finished = a.finished;
+              r.failed = a.failed;
               r.running = s.busy;
               r.waiting = s.waiting;
               r.slots = s.slots;
@@ -254,7 +254,7 @@ caf::behavior coordinator(coordinator_actor* self,
     link_worker(self, address);
   });
   return {
-      [=](join_atom, const std::string& address, caf::actor& node,
+      [=](joined_atom, const std::string& address, caf::actor& node,
           std::vector<slot_grant>& slots) {
         auto& st = self->state;
         if (st.closing || !st.scheduler)
@@ -262,9 +262,9 @@ caf::behavior coordinator(coordinator_actor* self,
         event(self, fmt::format("worker {} joined with {} slots", address,
                                 slots.size()));
         watch_worker(self, address, node);
-        self->send(st.scheduler, join_atom_v, std::move(slots));
+        self->send(st.scheduler, add_slots_atom_v, std::move(slots));
       },
-      [=](join_atom, const std::string&, const caf::error& err) {
+      [=](joined_atom, const std::string&, const caf::error& err) {
         event(self,
               fmt::format("{}; going on without it", to_string_pretty(err)));
       },

@@ -14,10 +14,10 @@
 #include <caf/stateful_actor.hpp>
 
 #include "actors/aggregator.hpp"
-#include "actortrain/cluster_messages.hpp"
+#include "protocol/cluster_messages.hpp"
 #include "actortrain/run.hpp"
 #include "cluster/worker_link.hpp"
-#include "network_runner.hpp"
+#include "training/network_runner.hpp"
 
 namespace actortrain {
 

@@ -2,8 +2,8 @@
 
 #include <ATen/Parallel.h>
 
-#include "actortrain/type_ids.hpp"
-#include "network_runner.hpp"
+#include "protocol/type_ids.hpp"
+#include "training/network_runner.hpp"
 
 namespace actortrain {
 

@@ -7,7 +7,7 @@
 #include <fmt/format.h>
 
 #include "actortrain/error.hpp"
-#include "actortrain/type_ids.hpp"
+#include "protocol/type_ids.hpp"
 
 namespace actortrain {
 
@@ -100,9 +100,7 @@ void book(trainer_actor* self, const caf::actor& executor,
                                       out.progress.network_id),
                           st.unfinished.end());
   }
-  st.live = true;
-  st.live_node = executor.node();
-  st.live_executor = executor;
+  st.live = trainer_state::live_models{executor.node(), executor};
   st.lost_quanta = 0;
   report.progress = group_progress(self, report.progress);
 }
@@ -114,12 +112,10 @@ void book(trainer_actor* self, const caf::actor& executor,
 void lose_quantum(trainer_actor* self, uint32_t slot, const std::string& reason,
                   bool slot_lost) {
   auto& st = self->state;
-  st.in_flight = 0;
-  if (st.in_flight_executor)
-    self->demonitor(st.in_flight_executor);
-  st.in_flight_executor = nullptr;
-  st.live = false;
-  st.live_executor = nullptr;
+  if (st.in_flight && st.in_flight->executor)
+    self->demonitor(st.in_flight->executor);
+  st.in_flight.reset();
+  st.live.reset();
   if (++st.lost_quanta > st.config.max_lost_quanta) {
     fail_all(self, slot, st.unfinished,
              fmt::format("{} quanta in a row lost on worker nodes, the last "
@@ -138,9 +134,9 @@ void run_local(trainer_actor* self, const slot_grant& grant) {
   auto limits = st.config.quantum;
   auto cluster = st.config.cluster;
   // Cluster runs: models trained elsewhere since are stale here.
-  bool adopt = cluster && !(st.live && st.live_node == self->node());
-  if (adopt && st.live_executor)
-    self->send(st.live_executor, forget_atom_v, group->id());
+  bool adopt = cluster && !(st.live && st.live->node == self->node());
+  if (adopt && st.live && st.live->executor)
+    self->send(st.live->executor, forget_atom_v, group->id());
   auto unfinished = st.unfinished;
   auto states = adopt ? st.states : std::vector<runner_state>{};
   // Networks not done before this quantum: if the slot fails, these fail
@@ -177,20 +173,18 @@ void run_remote(trainer_actor* self, const slot_grant& grant) {
   remote_quantum q;
   q.group_id = st.group->id();
   q.members = st.unfinished;
-  q.cached = st.live && st.live_node == executor.node();
+  q.cached = st.live && st.live->node == executor.node();
   if (!q.cached) {
     q.states = st.states;
-    if (st.live_executor && st.live_node != self->node())
-      self->send(st.live_executor, forget_atom_v, q.group_id);
+    if (st.live && st.live->executor && st.live->node != self->node())
+      self->send(st.live->executor, forget_atom_v, q.group_id);
   }
   q.steps = limits.steps;
   q.epochs = limits.epochs;
   q.seconds = limits.seconds;
   q.stopping = limits.stopping && limits.stopping->load();
   auto id = ++st.quanta;
-  st.in_flight = id;
-  st.in_flight_executor = executor;
-  st.in_flight_slot = slot;
+  st.in_flight = trainer_state::remote_quantum_in_flight{id, executor, slot};
   // A worker that dies never answers: its executor going down ends the
   // quantum (see the down handler).
   self->monitor(executor);
@@ -198,16 +192,16 @@ void run_remote(trainer_actor* self, const slot_grant& grant) {
       .then(
           [=](quantum_report& report) {
             auto& st = self->state;
-            if (st.in_flight != id)
+            if (!st.in_flight || st.in_flight->id != id)
               return;
-            st.in_flight = 0;
+            st.in_flight.reset();
             self->demonitor(executor);
-            st.in_flight_executor = nullptr;
             book(self, executor, report);
             conclude(self, slot, report);
           },
           [=](caf::error& err) {
-            if (self->state.in_flight != id)
+            const auto& flight = self->state.in_flight;
+            if (!flight || flight->id != id)
               return;
             // An error the worker sent means the slot still works; any
             // other (the link is down) means it does not.
@@ -223,16 +217,16 @@ caf::behavior trainer(trainer_actor* self, std::shared_ptr<network_group> group,
   auto& st = self->state;
   st.group = std::move(group);
   st.config = std::move(config);
-  if (st.config.cluster) {
+  // The models start here, before any quantum.
+  st.live = trainer_state::live_models{self->node(), nullptr};
+  if (st.config.cluster)
     st.unfinished = st.group->unfinished();
-    st.live_node = self->node();
-  }
   self->set_down_handler([=](caf::down_msg& dm) {
     auto& st = self->state;
-    if (st.in_flight != 0 && st.in_flight_executor &&
-        dm.source == st.in_flight_executor.address())
+    if (st.in_flight && st.in_flight->executor &&
+        dm.source == st.in_flight->executor.address())
       lose_quantum(
-          self, st.in_flight_slot,
+          self, st.in_flight->slot,
           fmt::format("its worker was lost ({})", to_string_pretty(dm.reason)),
           true);
   });

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <unordered_map>
 #include <vector>
 
@@ -10,7 +11,7 @@
 #include <caf/node_id.hpp>
 #include <caf/stateful_actor.hpp>
 
-#include "network_group.hpp"
+#include "training/network_group.hpp"
 
 namespace actortrain {
 
@@ -35,19 +36,26 @@ struct trainer_state {
   /// The group's unfinished networks and the state each continues from.
   std::vector<uint64_t> unfinished;
   std::vector<runner_state> states;
-  /// The node holding the group's live models (where its last quantum ran),
-  /// and that quantum's executor; `live` is false when no node does and
-  /// `states` are all there is.
-  bool live = true;
-  caf::node_id live_node;
-  caf::actor live_executor;
+  /// Where the group's live models are: the node its last quantum ran on
+  /// and that quantum's executor (null before any quantum). Empty when no
+  /// node holds them and `states` are all there is.
+  struct live_models {
+    caf::node_id node;
+    caf::actor executor;
+  };
+  std::optional<live_models> live;
   /// Each network's latest progress, for the group's progress report.
   std::unordered_map<uint64_t, progress_report> latest;
-  /// The quantum in flight on a worker node (0: none), and its executor.
-  uint64_t in_flight = 0;
+  /// The quantum running on a worker node, if any: its number, executor and
+  /// slot.
+  struct remote_quantum_in_flight {
+    uint64_t id = 0;
+    caf::actor executor;
+    uint32_t slot = 0;
+  };
+  std::optional<remote_quantum_in_flight> in_flight;
+  /// Quanta sent to worker nodes so far (numbers them).
   uint64_t quanta = 0;
-  caf::actor in_flight_executor;
-  uint32_t in_flight_slot = 0;
   int64_t lost_quanta = 0;
   static inline const char* name = "actortrain.trainer";
 };

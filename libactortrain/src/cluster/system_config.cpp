@@ -8,7 +8,7 @@
 #include <fmt/format.h>
 
 #include "actortrain/error.hpp"
-#include "actortrain/type_ids.hpp"
+#include "protocol/type_ids.hpp"
 
 namespace actortrain {
 

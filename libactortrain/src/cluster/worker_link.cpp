@@ -10,7 +10,7 @@
 #include <fmt/format.h>
 
 #include "actortrain/error.hpp"
-#include "actortrain/type_ids.hpp"
+#include "protocol/type_ids.hpp"
 
 namespace actortrain {
 
@@ -62,12 +62,12 @@ void worker_link(caf::blocking_actor* self, std::string address,
     bool refused = false;
     auto joined = join_worker(self->system(), address, setup, tls, refused);
     if (joined) {
-      self->send(coordinator, join_atom_v, address, joined->node,
+      self->send(coordinator, joined_atom_v, address, joined->node,
                  std::move(joined->slots));
       return;
     }
     if (refused) {
-      self->send(coordinator, join_atom_v, address, joined.error());
+      self->send(coordinator, joined_atom_v, address, joined.error());
       return;
     }
     self->receive([&](caf::exit_msg&) { stop = true; },

@@ -8,8 +8,8 @@
 #include <caf/blocking_actor.hpp>
 #include <caf/expected.hpp>
 
-#include "actortrain/cluster_messages.hpp"
-#include "actortrain/slot.hpp"
+#include "protocol/cluster_messages.hpp"
+#include "protocol/slot.hpp"
 
 namespace actortrain {
 

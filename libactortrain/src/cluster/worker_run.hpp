@@ -8,9 +8,9 @@
 
 #include <caf/expected.hpp>
 
-#include "actortrain/cluster_messages.hpp"
-#include "network_group.hpp"
-#include "run_context.hpp"
+#include "protocol/cluster_messages.hpp"
+#include "training/network_group.hpp"
+#include "setup/run_context.hpp"
 
 namespace actortrain {
 

@@ -2,7 +2,7 @@
 
 #include <stdexcept>
 
-#include "builtin_learner.hpp"
+#include "models/builtin_learner.hpp"
 #include "fusion/fused_model.hpp"
 
 namespace actortrain {

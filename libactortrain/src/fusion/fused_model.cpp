@@ -8,7 +8,7 @@
 #include <fmt/ranges.h>
 #include <torch/torch.h>
 
-#include "builtin_learner.hpp"
+#include "models/builtin_learner.hpp"
 
 namespace actortrain {
 

@@ -5,9 +5,9 @@
 #include <caf/allowed_unsafe_message_type.hpp>
 #include <caf/type_id.hpp>
 
-#include "actortrain/cluster_messages.hpp"
-#include "actortrain/results.hpp"
-#include "actortrain/slot.hpp"
+#include "protocol/cluster_messages.hpp"
+#include "protocol/messages.hpp"
+#include "protocol/slot.hpp"
 
 CAF_BEGIN_TYPE_ID_BLOCK(actortrain, caf::first_custom_type_id)
 
@@ -25,6 +25,7 @@ CAF_ADD_TYPE_ID(actortrain, (std::vector<actortrain::grant_record>))
 CAF_ADD_TYPE_ID(actortrain, (actortrain::run_setup))
 CAF_ADD_TYPE_ID(actortrain, (actortrain::remote_quantum))
 CAF_ADD_TYPE_ID(actortrain, (std::vector<actortrain::slot_grant>))
+CAF_ADD_TYPE_ID(actortrain, (actortrain::aggregator_status))
 
 // trainer -> scheduler: a trainer (trainer_info) waits for its first slot.
 CAF_ADD_ATOM(actortrain, actortrain, acquire_atom, "acquire")
@@ -60,10 +61,13 @@ CAF_ADD_ATOM(actortrain, actortrain, finish_atom, "finish")
 CAF_ADD_ATOM(actortrain, actortrain, run_atom, "run")
 // coordinator -> itself: refresh the progress display.
 CAF_ADD_ATOM(actortrain, actortrain, tick_atom, "tick")
-// coordinator -> worker node: (run_setup) -> the worker's slots;
-// coordinator -> scheduler: (std::vector<slot_grant>) more slots to grant;
-// worker link -> coordinator: a worker joined or refused.
+// worker link -> worker node: (run_setup) -> the worker's slots.
 CAF_ADD_ATOM(actortrain, actortrain, join_atom, "join")
+// worker link -> coordinator: (address, node, slots) a worker joined, or
+// (address, error) it refused.
+CAF_ADD_ATOM(actortrain, actortrain, joined_atom, "joined")
+// coordinator -> scheduler: (std::vector<slot_grant>) more slots to grant.
+CAF_ADD_ATOM(actortrain, actortrain, add_slots_atom, "add_slots")
 // trainer -> worker's executor: drop the cached state of a group that moved.
 CAF_ADD_ATOM(actortrain, actortrain, forget_atom, "forget")
 

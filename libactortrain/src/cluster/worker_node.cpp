@@ -1,4 +1,4 @@
-#include "actors/worker_node.hpp"
+#include "cluster/worker_node.hpp"
 
 #include <thread>
 
@@ -7,9 +7,9 @@
 #include <caf/spawn_options.hpp>
 #include <fmt/format.h>
 
-#include "actors/remote_executor.hpp"
+#include "cluster/remote_executor.hpp"
 #include "actortrain/error.hpp"
-#include "actortrain/type_ids.hpp"
+#include "protocol/type_ids.hpp"
 #include "cluster/worker_run.hpp"
 
 namespace actortrain {

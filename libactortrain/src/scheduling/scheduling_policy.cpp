@@ -1,4 +1,4 @@
-#include "actors/scheduling_policy.hpp"
+#include "scheduling/scheduling_policy.hpp"
 
 namespace actortrain {
 

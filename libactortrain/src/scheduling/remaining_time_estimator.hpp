@@ -4,7 +4,7 @@
 #include <cstdint>
 #include <unordered_map>
 
-#include "actortrain/results.hpp"
+#include "protocol/messages.hpp"
 
 namespace actortrain {
 

@@ -10,7 +10,7 @@
 #include <caf/meta/type_name.hpp>
 
 #include "actortrain/experiment.hpp"
-#include "actortrain/results.hpp"
+#include "protocol/messages.hpp"
 
 namespace actortrain {
 

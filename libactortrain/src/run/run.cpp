@@ -26,10 +26,10 @@
 #include "actors/coordinator.hpp"
 #include "actortrain/error.hpp"
 #include "actortrain/learner.hpp"
-#include "actortrain/type_ids.hpp"
+#include "protocol/type_ids.hpp"
 #include "cluster/system_config.hpp"
 #include "cluster/worker_link.hpp"
-#include "run_context.hpp"
+#include "setup/run_context.hpp"
 
 namespace fs = std::filesystem;
 

@@ -13,8 +13,8 @@
 #include "actortrain/dataset.hpp"
 #include "actortrain/learner_fwd.hpp"
 #include "actortrain/network_spec.hpp"
-#include "actortrain/results.hpp"
-#include "actortrain/slot.hpp"
+#include "protocol/messages.hpp"
+#include "protocol/slot.hpp"
 
 namespace actortrain {
 

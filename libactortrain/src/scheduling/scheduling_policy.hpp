@@ -11,8 +11,8 @@
 #include <caf/actor.hpp>
 #include <caf/actor_addr.hpp>
 
-#include "actors/remaining_time_estimator.hpp"
-#include "actortrain/results.hpp"
+#include "scheduling/remaining_time_estimator.hpp"
+#include "protocol/messages.hpp"
 
 namespace actortrain {
 

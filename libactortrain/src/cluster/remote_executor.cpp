@@ -1,10 +1,10 @@
-#include "actors/remote_executor.hpp"
+#include "cluster/remote_executor.hpp"
 
 #include <ATen/Parallel.h>
 #include <fmt/format.h>
 
 #include "actortrain/error.hpp"
-#include "actortrain/type_ids.hpp"
+#include "protocol/type_ids.hpp"
 #include "cluster/worker_run.hpp"
 
 namespace actortrain {

@@ -1,4 +1,4 @@
-#include "atomic_files.hpp"
+#include "store/atomic_files.hpp"
 
 #include <cerrno>
 #include <cstdio>

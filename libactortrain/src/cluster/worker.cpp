@@ -9,10 +9,10 @@
 #include <caf/spawn_options.hpp>
 #include <fmt/format.h>
 
-#include "actors/worker_node.hpp"
+#include "cluster/worker_node.hpp"
 #include "actortrain/cluster.hpp"
 #include "actortrain/error.hpp"
-#include "actortrain/type_ids.hpp"
+#include "protocol/type_ids.hpp"
 #include "cluster/system_config.hpp"
 
 namespace actortrain {

@@ -1,4 +1,4 @@
-#include "network_runner.hpp"
+#include "training/network_runner.hpp"
 
 #include <cmath>
 #include <sstream>

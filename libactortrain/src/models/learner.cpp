@@ -7,7 +7,7 @@
 #include <torch/serialize.h>
 
 #include "actortrain/error.hpp"
-#include "builtin_learner.hpp"
+#include "models/builtin_learner.hpp"
 
 namespace actortrain {
 

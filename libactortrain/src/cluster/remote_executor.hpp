@@ -5,7 +5,7 @@
 #include <caf/behavior.hpp>
 #include <caf/event_based_actor.hpp>
 
-#include "actortrain/slot.hpp"
+#include "protocol/slot.hpp"
 
 namespace actortrain {
 

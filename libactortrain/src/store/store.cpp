@@ -4,6 +4,7 @@
 #include <cmath>
 #include <ctime>
 #include <functional>
+#include <optional>
 
 #include <caf/config.hpp>
 #include <fmt/format.h>
@@ -426,94 +427,118 @@ caf::error results_store::end_run(const std::string& status,
   return {};
 }
 
-caf::expected<run_result> results_store::read() const {
-  run_result result;
-  result.database_path = path_;
-  {
-    statement st{db_, "SELECT name, task, wall_seconds, status, resumes FROM "
-                      "run WHERE id = 1"};
-    if (!st || st.step() != SQLITE_ROW)
-      return storage_error(db_, path_, "holds no run");
-    result.name = st.text(0);
-    auto task = parse_choice<task_kind>(st.text(1));
-    if (!task)
+namespace {
+
+/// The run's row: name, task, wall time, status, resumes.
+caf::error read_run_row(sqlite3* db_, const std::string& path_,
+                        run_result& result) {
+  statement st{db_, "SELECT name, task, wall_seconds, status, resumes FROM "
+                    "run WHERE id = 1"};
+  if (!st || st.step() != SQLITE_ROW)
+    return storage_error(db_, path_, "holds no run");
+  result.name = st.text(0);
+  auto task = parse_choice<task_kind>(st.text(1));
+  if (!task)
+    return make_error(
+        errc::invalid_data,
+        fmt::format("{}: the run has an unknown task '{}'", path_, st.text(1)));
+  result.task = *task;
+  auto wall = st.real(2);
+  result.wall_seconds = std::isnan(wall) ? 0 : wall;
+  result.status = st.text(3);
+  result.resumes = st.integer(4);
+  return {};
+}
+
+std::optional<network_status> parse_network_status(const std::string& text) {
+  for (auto x : {network_status::pending, network_status::finished,
+                 network_status::failed})
+    if (text == to_string(x))
+      return x;
+  return std::nullopt;
+}
+
+/// Every network with its final metrics, last error and stop reason.
+caf::error read_networks(sqlite3* db_, const std::string& path_,
+                         run_result& result) {
+  statement st{
+      db_, "SELECT n.id, n.name, n.group_id, g.label, n.seed, n.status, "
+           "n.epochs, n.steps, f.train_loss, f.test_loss, "
+           "f.test_accuracy, f.seconds_per_step, f.train_seconds, "
+           "n.weights, (SELECT message FROM errors e WHERE "
+           "e.network_id = n.id ORDER BY rowid DESC LIMIT 1), "
+           "n.stop_reason FROM networks n JOIN groups g ON g.id = n.group_id "
+           "LEFT JOIN final_metrics f ON f.network_id = n.id "
+           "ORDER BY n.id"};
+  if (!st)
+    return storage_error(db_, path_, "cannot read networks");
+  int rc = 0;
+  while ((rc = st.step()) == SQLITE_ROW) {
+    network_result n;
+    n.id = static_cast<uint64_t>(st.integer(0));
+    n.name = st.text(1);
+    n.group = st.integer(2);
+    n.group_label = st.text(3);
+    n.seed = static_cast<uint64_t>(st.integer(4));
+    auto status = parse_network_status(st.text(5));
+    if (!status)
       return make_error(errc::invalid_data,
-                        fmt::format("{}: the run has an unknown task '{}'",
-                                    path_, st.text(1)));
-    result.task = *task;
-    auto wall = st.real(2);
-    result.wall_seconds = std::isnan(wall) ? 0 : wall;
-    result.status = st.text(3);
-    result.resumes = st.integer(4);
+                        fmt::format("{}: network {} has an unknown status "
+                                    "'{}'",
+                                    path_, n.id, st.text(5)));
+    n.status = *status;
+    n.epochs = st.integer(6);
+    n.steps = st.integer(7);
+    n.train_loss = st.real(8);
+    n.test_loss = st.real(9);
+    n.test_accuracy = st.real(10);
+    auto sps = st.real(11);
+    n.seconds_per_step = std::isnan(sps) ? 0 : sps;
+    auto ts = st.real(12);
+    n.train_seconds = std::isnan(ts) ? 0 : ts;
+    n.weights_path = st.text(13);
+    n.error = st.text(14);
+    auto reason = parse_stop_reason(st.text(15));
+    if (!reason)
+      return make_error(errc::invalid_data,
+                        fmt::format("{}: network {} has an unknown stop "
+                                    "reason '{}'",
+                                    path_, n.id, st.text(15)));
+    n.stop_reason = *reason;
+    result.networks.push_back(std::move(n));
   }
-  {
-    statement st{
-        db_, "SELECT n.id, n.name, n.group_id, g.label, n.seed, n.status, "
-             "n.epochs, n.steps, f.train_loss, f.test_loss, "
-             "f.test_accuracy, f.seconds_per_step, f.train_seconds, "
-             "n.weights, (SELECT message FROM errors e WHERE "
-             "e.network_id = n.id ORDER BY rowid DESC LIMIT 1), "
-             "n.stop_reason FROM networks n JOIN groups g ON g.id = n.group_id "
-             "LEFT JOIN final_metrics f ON f.network_id = n.id "
-             "ORDER BY n.id"};
-    if (!st)
-      return storage_error(db_, path_, "cannot read networks");
-    int rc = 0;
-    while ((rc = st.step()) == SQLITE_ROW) {
-      network_result n;
-      n.id = static_cast<uint64_t>(st.integer(0));
-      n.name = st.text(1);
-      n.group = st.integer(2);
-      n.group_label = st.text(3);
-      n.seed = static_cast<uint64_t>(st.integer(4));
-      auto status = st.text(5);
-      n.status = status == "finished" ? network_status::finished
-                 : status == "failed" ? network_status::failed
-                                      : network_status::pending;
-      n.epochs = st.integer(6);
-      n.steps = st.integer(7);
-      n.train_loss = st.real(8);
-      n.test_loss = st.real(9);
-      n.test_accuracy = st.real(10);
-      auto sps = st.real(11);
-      n.seconds_per_step = std::isnan(sps) ? 0 : sps;
-      auto ts = st.real(12);
-      n.train_seconds = std::isnan(ts) ? 0 : ts;
-      n.weights_path = st.text(13);
-      n.error = st.text(14);
-      auto reason = parse_stop_reason(st.text(15));
-      if (!reason)
-        return make_error(errc::invalid_data,
-                          fmt::format("{}: network {} has an unknown stop "
-                                      "reason '{}'",
-                                      path_, n.id, st.text(15)));
-      n.stop_reason = *reason;
-      result.networks.push_back(std::move(n));
-    }
-    if (rc != SQLITE_DONE)
-      return storage_error(db_, path_, "cannot read networks");
+  if (rc != SQLITE_DONE)
+    return storage_error(db_, path_, "cannot read networks");
+  return {};
+}
+
+/// Each slot's grants and busy time, from the recorded schedule.
+caf::error read_slot_usage(sqlite3* db_, const std::string& path_,
+                           run_result& result) {
+  statement st{db_, "SELECT slot, count(*), sum(end - start), min(start), "
+                    "max(end) FROM grants GROUP BY slot ORDER BY slot"};
+  if (!st)
+    return storage_error(db_, path_, "cannot read the schedule");
+  double first = 0;
+  double last = 0;
+  while (st.step() == SQLITE_ROW) {
+    slot_usage u;
+    u.slot = static_cast<uint32_t>(st.integer(0));
+    u.grants = st.integer(1);
+    u.busy_seconds = st.real(2);
+    first = result.slots.empty() ? st.real(3) : std::min(first, st.real(3));
+    last = std::max(last, st.real(4));
+    result.slots.push_back(u);
   }
-  {
-    statement st{db_, "SELECT slot, count(*), sum(end - start), min(start), "
-                      "max(end) FROM grants GROUP BY slot ORDER BY slot"};
-    if (!st)
-      return storage_error(db_, path_, "cannot read the schedule");
-    double first = 0;
-    double last = 0;
-    while (st.step() == SQLITE_ROW) {
-      slot_usage u;
-      u.slot = static_cast<uint32_t>(st.integer(0));
-      u.grants = st.integer(1);
-      u.busy_seconds = st.real(2);
-      first = result.slots.empty() ? st.real(3) : std::min(first, st.real(3));
-      last = std::max(last, st.real(4));
-      result.slots.push_back(u);
-    }
-    // Busy fractions share one span: from the first grant to the last release
-    // on any slot.
-    for (auto& u : result.slots)
-      u.busy_fraction = last > first ? u.busy_seconds / (last - first) : 0;
-  }
+  // Busy fractions share one span: from the first grant to the last release
+  // on any slot.
+  for (auto& u : result.slots)
+    u.busy_fraction = last > first ? u.busy_seconds / (last - first) : 0;
+  return {};
+}
+
+caf::error read_ensembles(sqlite3* db_, const std::string& path_,
+                          run_result& result) {
   statement st{db_, "SELECT group_id, label, networks, accuracy, loss FROM "
                     "ensembles ORDER BY group_id"};
   if (!st)
@@ -527,6 +552,18 @@ caf::expected<run_result> results_store::read() const {
     e.loss = st.real(4);
     result.ensembles.push_back(std::move(e));
   }
+  return {};
+}
+
+} // namespace
+
+caf::expected<run_result> results_store::read() const {
+  run_result result;
+  result.database_path = path_;
+  for (auto part :
+       {read_run_row, read_networks, read_slot_usage, read_ensembles})
+    if (auto err = part(db_, path_, result))
+      return err;
   return result;
 }
 

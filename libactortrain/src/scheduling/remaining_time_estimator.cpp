@@ -1,4 +1,4 @@
-#include "actors/remaining_time_estimator.hpp"
+#include "scheduling/remaining_time_estimator.hpp"
 
 #include <algorithm>
 

@@ -1,11 +1,11 @@
-#include "actors/scheduler.hpp"
+#include "scheduling/scheduler.hpp"
 
 #include <algorithm>
 
 #include <caf/event_based_actor.hpp>
 #include <caf/send.hpp>
 
-#include "actortrain/type_ids.hpp"
+#include "protocol/type_ids.hpp"
 
 namespace actortrain {
 
@@ -169,7 +169,7 @@ caf::behavior scheduler(scheduler_actor* self, std::vector<slot_grant> slots,
           lose_slots(self, st.slots[slot].grant.executor.address());
         release(self, slot, progress);
       },
-      [=](join_atom, std::vector<slot_grant>& slots) {
+      [=](add_slots_atom, std::vector<slot_grant>& slots) {
         for (auto& s : slots)
           add_slot(self, std::move(s));
         dispatch(self);

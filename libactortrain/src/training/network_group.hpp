@@ -4,7 +4,7 @@
 #include <memory>
 #include <vector>
 
-#include "network_runner.hpp"
+#include "training/network_runner.hpp"
 
 namespace actortrain {
 

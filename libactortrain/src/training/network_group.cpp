@@ -1,4 +1,4 @@
-#include "network_group.hpp"
+#include "training/network_group.hpp"
 
 #include <algorithm>
 #include <chrono>
@@ -8,7 +8,7 @@
 
 #include <ATen/CPUGeneratorImpl.h>
 
-#include "builtin_learner.hpp"
+#include "models/builtin_learner.hpp"
 #include "fusion/fused_member.hpp"
 #include "fusion/fused_model.hpp"
 #include "fusion/grouping.hpp"

@@ -1,4 +1,4 @@
-#include "run_context.hpp"
+#include "setup/run_context.hpp"
 
 #include <map>
 

@@ -1,0 +1,132 @@
+#pragma once
+
+// The messages actors exchange about training, inside a process and across
+// nodes: what trainers tell the scheduler and what a quantum sends back.
+// Private to the library: users see results (actortrain/results.hpp), never
+// the wire. Atoms and type IDs: protocol/type_ids.hpp.
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <caf/meta/type_name.hpp>
+
+#include "actortrain/results.hpp"
+
+namespace actortrain {
+
+/// What a network reports to the scheduler at the end of each quantum; the
+/// information dynamic scheduling policies decide from.
+struct progress_report {
+  uint64_t network_id = 0;
+  int64_t steps_done = 0;
+  int64_t steps_total = 0;
+  int64_t epoch = 0;
+  double loss = no_metric;
+  /// Mean seconds per step over the whole run so far.
+  double seconds_per_step = 0;
+  /// Steps and compute seconds of the quantum just ended: what the remaining
+  /// time estimator fits its trend to.
+  int64_t quantum_steps = 0;
+  double quantum_seconds = 0;
+  /// True when the network will not ask for another slot.
+  bool finished = false;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, progress_report& x) {
+  return f(caf::meta::type_name("progress_report"), x.network_id, x.steps_done,
+           x.steps_total, x.epoch, x.loss, x.seconds_per_step, x.quantum_steps,
+           x.quantum_seconds, x.finished);
+}
+
+/// What a trainer tells the scheduler when it first asks for a slot.
+struct trainer_info {
+  uint64_t network_id = 0;
+  int64_t steps_total = 0;
+  /// Relative cost of one step (e.g. parameters x batch size), used to guess
+  /// the time of networks that have not run yet.
+  double cost_hint = 1;
+  /// For the "priority" policy: higher runs first.
+  double priority = 0;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, trainer_info& x) {
+  return f(caf::meta::type_name("trainer_info"), x.network_id, x.steps_total,
+           x.cost_hint, x.priority);
+}
+
+/// What one quantum of training produced: the progress for the scheduler,
+/// the epochs it completed, and the network's outcome once it is done.
+struct quantum_outcome {
+  progress_report progress;
+  std::vector<epoch_metrics> epochs;
+  /// Valid when `progress.finished`.
+  network_outcome outcome;
+  /// Failures that were retried during this quantum, with their reasons.
+  std::vector<std::string> failures;
+  /// A snapshot to store as the network's checkpoint (empty: none), taken
+  /// after `checkpoint_step` steps.
+  std::vector<char> checkpoint;
+  int64_t checkpoint_step = -1;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, quantum_outcome& x) {
+  return f(caf::meta::type_name("quantum_outcome"), x.progress, x.epochs,
+           x.outcome, x.failures, x.checkpoint, x.checkpoint_step);
+}
+
+/// Everything a network's training needs to continue on another node, taken
+/// at the end of a quantum: its live snapshot (model, optimizer, position,
+/// metrics so far) and the snapshot a retry would go back to. Restoring it
+/// continues bit for bit where the network stopped.
+struct runner_state {
+  uint64_t network_id = 0;
+  /// Empty: the network has no live model (it has not started, or a failure
+  /// is waiting to be retried from `last_good`).
+  std::vector<char> live;
+  /// The snapshot a retry restores (empty: a retry starts over).
+  std::vector<char> last_good;
+  int64_t last_good_step = 0;
+  int64_t retries = 0;
+  /// Retries done when `last_good` was taken.
+  int64_t last_good_retries = 0;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, runner_state& x) {
+  return f(caf::meta::type_name("runner_state"), x.network_id, x.live,
+           x.last_good, x.last_good_step, x.retries, x.last_good_retries);
+}
+
+/// What one quantum of a trainer produced: one quantum_outcome per network
+/// it trained (several when its networks are fused), and the progress of
+/// the whole trainer, which is what the scheduler sees.
+struct quantum_report {
+  std::vector<quantum_outcome> networks;
+  progress_report progress;
+  /// In a run with worker nodes: the state of every network of the group
+  /// that is not done, so the next quantum can run on any node.
+  std::vector<runner_state> states;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, quantum_report& x) {
+  return f(caf::meta::type_name("quantum_report"), x.networks, x.progress,
+           x.states);
+}
+
+/// The aggregator's answer to `status`: networks with an outcome so far.
+struct aggregator_status {
+  int64_t finished = 0;
+  int64_t failed = 0;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, aggregator_status& x) {
+  return f(caf::meta::type_name("aggregator_status"), x.finished, x.failed);
+}
+
+} // namespace actortrain
