@@ -15,8 +15,8 @@
 #include <caf/scoped_actor.hpp>
 #include <fmt/format.h>
 
-#include "scheduling/scheduler.hpp"
 #include "protocol/type_ids.hpp"
+#include "scheduling/scheduler.hpp"
 
 using namespace actortrain;
 

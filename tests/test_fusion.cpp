@@ -16,11 +16,11 @@
 #include "actortrain/learner.hpp"
 #include "actortrain/run.hpp"
 #include "actortrain/store.hpp"
-#include "models/builtin_learner.hpp"
 #include "fusion/fused_model.hpp"
 #include "fusion/grouping.hpp"
-#include "training/network_group.hpp"
+#include "models/builtin_learner.hpp"
 #include "test_support.hpp"
+#include "training/network_group.hpp"
 
 using namespace actortrain;
 using actortrain::test::temp_dir;

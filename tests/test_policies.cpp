@@ -8,12 +8,12 @@
 #include <functional>
 #include <map>
 
-#include "scheduling/remaining_time_estimator.hpp"
-#include "scheduling/scheduling_policy.hpp"
 #include "actortrain/error.hpp"
 #include "actortrain/learner.hpp"
 #include "actortrain/run.hpp"
 #include "actortrain/store.hpp"
+#include "scheduling/remaining_time_estimator.hpp"
+#include "scheduling/scheduling_policy.hpp"
 #include "test_support.hpp"
 
 using namespace actortrain;

@@ -10,9 +10,9 @@
 #include <caf/scoped_actor.hpp>
 #include <caf/spawn_options.hpp>
 
-#include "scheduling/scheduler.hpp"
 #include "actors/slot_executor.hpp"
 #include "protocol/type_ids.hpp"
+#include "scheduling/scheduler.hpp"
 #include "training/network_runner.hpp"
 
 using namespace actortrain;

@@ -10,13 +10,13 @@
 #include <caf/event_based_actor.hpp>
 #include <caf/spawn_options.hpp>
 
-#include "scheduling/scheduler.hpp"
 #include "actors/slot_executor.hpp"
 #include "actors/trainer.hpp"
 #include "actortrain/error.hpp"
 #include "actortrain/learner.hpp"
-#include "protocol/type_ids.hpp"
 #include "fusion/grouping.hpp"
+#include "protocol/type_ids.hpp"
+#include "scheduling/scheduler.hpp"
 
 namespace actortrain {
 

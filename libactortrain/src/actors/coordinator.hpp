@@ -14,9 +14,9 @@
 #include <caf/stateful_actor.hpp>
 
 #include "actors/aggregator.hpp"
-#include "protocol/cluster_messages.hpp"
 #include "actortrain/run.hpp"
 #include "cluster/worker_link.hpp"
+#include "protocol/cluster_messages.hpp"
 #include "training/network_runner.hpp"
 
 namespace actortrain {

@@ -4,8 +4,8 @@
 #include <fmt/format.h>
 
 #include "actortrain/error.hpp"
-#include "protocol/type_ids.hpp"
 #include "cluster/worker_run.hpp"
+#include "protocol/type_ids.hpp"
 
 namespace actortrain {
 

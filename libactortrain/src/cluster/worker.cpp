@@ -9,11 +9,11 @@
 #include <caf/spawn_options.hpp>
 #include <fmt/format.h>
 
-#include "cluster/worker_node.hpp"
 #include "actortrain/cluster.hpp"
 #include "actortrain/error.hpp"
-#include "protocol/type_ids.hpp"
 #include "cluster/system_config.hpp"
+#include "cluster/worker_node.hpp"
+#include "protocol/type_ids.hpp"
 
 namespace actortrain {
 

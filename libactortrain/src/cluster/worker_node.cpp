@@ -7,10 +7,10 @@
 #include <caf/spawn_options.hpp>
 #include <fmt/format.h>
 
-#include "cluster/remote_executor.hpp"
 #include "actortrain/error.hpp"
-#include "protocol/type_ids.hpp"
+#include "cluster/remote_executor.hpp"
 #include "cluster/worker_run.hpp"
+#include "protocol/type_ids.hpp"
 
 namespace actortrain {
 

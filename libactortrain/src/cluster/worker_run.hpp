@@ -9,8 +9,8 @@
 #include <caf/expected.hpp>
 
 #include "protocol/cluster_messages.hpp"
-#include "training/network_group.hpp"
 #include "setup/run_context.hpp"
+#include "training/network_group.hpp"
 
 namespace actortrain {
 

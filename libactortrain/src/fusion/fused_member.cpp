@@ -2,8 +2,8 @@
 
 #include <stdexcept>
 
-#include "models/builtin_learner.hpp"
 #include "fusion/fused_model.hpp"
+#include "models/builtin_learner.hpp"
 
 namespace actortrain {
 

@@ -26,9 +26,9 @@
 #include "actors/coordinator.hpp"
 #include "actortrain/error.hpp"
 #include "actortrain/learner.hpp"
-#include "protocol/type_ids.hpp"
 #include "cluster/system_config.hpp"
 #include "cluster/worker_link.hpp"
+#include "protocol/type_ids.hpp"
 #include "setup/run_context.hpp"
 
 namespace fs = std::filesystem;

@@ -10,8 +10,8 @@
 #include <caf/event_based_actor.hpp>
 #include <caf/stateful_actor.hpp>
 
-#include "scheduling/scheduling_policy.hpp"
 #include "protocol/slot.hpp"
+#include "scheduling/scheduling_policy.hpp"
 
 namespace actortrain {
 

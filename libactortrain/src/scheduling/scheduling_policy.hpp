@@ -11,8 +11,8 @@
 #include <caf/actor.hpp>
 #include <caf/actor_addr.hpp>
 
-#include "scheduling/remaining_time_estimator.hpp"
 #include "protocol/messages.hpp"
+#include "scheduling/remaining_time_estimator.hpp"
 
 namespace actortrain {
 

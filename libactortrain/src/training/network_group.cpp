@@ -8,10 +8,10 @@
 
 #include <ATen/CPUGeneratorImpl.h>
 
-#include "models/builtin_learner.hpp"
 #include "fusion/fused_member.hpp"
 #include "fusion/fused_model.hpp"
 #include "fusion/grouping.hpp"
+#include "models/builtin_learner.hpp"
 
 namespace actortrain {
 
