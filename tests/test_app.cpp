@@ -198,6 +198,44 @@ TEST_CASE("bad input exits non-zero with a clear message and trains nothing") {
          3, "model.input = 6 does not match the data's 5 features");
 }
 
+TEST_CASE("abusive sizes are refused up front with the bound, not a hang") {
+  temp_dir dir;
+  auto run_with = [&](const std::string& toml, const std::string& flags) {
+    write_text(dir / "exp.toml", "[data]\nformat = \"synthetic\"\n" + toml);
+    return run_app(fmt::format("run {} --output {} {}", dir / "exp.toml",
+                               dir / "out", flags));
+  };
+  auto expect = [&](const test::process_result& res, const std::string& text) {
+    CHECK_MESSAGE(res.exit_code == 3, res.output);
+    CHECK_MESSAGE(res.output.find(text) != std::string::npos, res.output);
+    CHECK_FALSE(fs::exists(dir / "out/results.db"));
+  };
+  expect(run_with("", "--slots 100000"),
+         "scheduler.slots: must be in [0, 1024], got 100000");
+  expect(run_with("[scheduler]\nthreads_per_slot = 4096\n", ""),
+         "scheduler.threads_per_slot: must be in [1, 256], got 4096");
+  expect(run_with("[train]\nepochs = 9223372036854775807\n", ""),
+         "train.epochs: must be in [1, 1000000000], got 9223372036854775807");
+  expect(run_with("[train]\nnetworks = 1000000000000\n", ""),
+         "train.networks: must be in [1, 1000000], got 1000000000000");
+  // A sweep of a million points and more is refused before it is expanded.
+  std::string axis = "[";
+  for (int i = 0; i < 1001; ++i)
+    axis += fmt::format("{}{}", i ? "," : "", i + 1);
+  axis += "]";
+  expect(run_with(fmt::format("[sweep]\n\"train.epochs\" = {0}\n"
+                              "\"train.batch_size\" = {0}\n",
+                              axis),
+                  ""),
+         "the sweep has 1002001 points; one run trains at most 1000000");
+  // An experiment file that is not a regular file is refused, not read.
+  auto dev = run_app(fmt::format("run /dev/zero --output {}", dir / "out"));
+  CHECK(dev.exit_code == 3);
+  CHECK_MESSAGE(dev.output.find("/dev/zero: not a regular file") !=
+                    std::string::npos,
+                dev.output);
+}
+
 TEST_CASE("usage errors exit with 2, unreadable results with 4") {
   CHECK(run_app("").exit_code == 2);
   CHECK(run_app("frobnicate").exit_code == 2);

@@ -3,6 +3,7 @@
 #include <fstream>
 #include <iterator>
 #include <set>
+#include <sys/stat.h>
 
 #include "actortrain/dataset.hpp"
 #include "actortrain/error.hpp"
@@ -258,4 +259,23 @@ TEST_CASE("partitions") {
     CHECK(unique.size(0) > 550);
     CHECK(unique.size(0) < 700);
   }
+}
+
+TEST_CASE("a FIFO as a data path is refused at once, not read for ever") {
+  test::temp_dir dir;
+  auto fifo = dir / "train.idx";
+  REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+  auto idx = read_idx(fifo);
+  REQUIRE_FALSE(idx);
+  CHECK(to_string_pretty(idx.error()).find(fifo + ": not a regular file") !=
+        std::string::npos);
+  auto csv = read_csv(fifo, -1, csv_header::automatic);
+  REQUIRE_FALSE(csv);
+  CHECK(to_string_pretty(csv.error()).find("not a regular file") !=
+        std::string::npos);
+  // And as the experiment file.
+  auto exp = load_experiment(fifo);
+  REQUIRE_FALSE(exp);
+  CHECK(to_string_pretty(exp.error()).find("not a regular file") !=
+        std::string::npos);
 }

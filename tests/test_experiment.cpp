@@ -502,3 +502,18 @@ TEST_CASE("an unknown choice names the key, the value and the choices") {
   CHECK(to_string_pretty(err).find("optimizer.kind: unknown optimizer #7") !=
         std::string::npos);
 }
+
+TEST_CASE("a run's size is bounded: networks over all sweep points") {
+  experiment exp;
+  exp.data.format = data_format::synthetic;
+  auto a = exp.base;
+  a.train.networks = 600000;
+  exp.variants = {a, a};
+  auto err = exp.validate();
+  REQUIRE(err);
+  CHECK(to_string_pretty(err).find("the experiment asks for 1200000 networks "
+                                   "(2 configurations); one run trains at "
+                                   "most 1000000") != std::string::npos);
+  exp.variants = {a};
+  CHECK_FALSE(exp.validate());
+}

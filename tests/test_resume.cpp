@@ -353,6 +353,26 @@ TEST_CASE("a folder in use by a running run is refused") {
         std::string::npos);
 }
 
+TEST_CASE("an empty results.db (a crash before the first commit) starts the "
+          "run afresh") {
+  temp_dir dir;
+  test::write_text(dir / "exp.toml", resumable_toml);
+  auto out = dir / "out";
+  fs::create_directories(out);
+  test::write_text(out + "/results.db", "");
+  auto res = test::run_process(fmt::format("{} run {} --output {} --quiet",
+                                           test::app(), dir / "exp.toml", out));
+  CHECK_MESSAGE(res.exit_code == 0, res.output);
+  // The same bits as a run in a fresh folder.
+  auto expected = reference(dir);
+  auto got = weights_of(out);
+  REQUIRE(got.size() == expected.size());
+  for (auto& [name, bytes] : expected) {
+    CAPTURE(name);
+    CHECK(got[name] == bytes);
+  }
+}
+
 TEST_CASE("retries can lower the learning rate until training is stable") {
   temp_dir dir;
   auto exp = test::tiny_experiment(2, 3);

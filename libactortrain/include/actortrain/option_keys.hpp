@@ -58,6 +58,16 @@ constexpr bool contains(const bounds& b, double x) {
          (b.hi_open ? x < b.hi : x <= b.hi);
 }
 
+/// Upper bounds that keep counts far from overflow and a run's size within
+/// what one process holds: a value beyond them is a typo, not a plan.
+inline constexpr double max_count = 1e9;
+/// Networks in one run (over all sweep points).
+inline constexpr int64_t max_networks = 1000000;
+/// Slots of one process, and LibTorch threads per slot: each slot is a
+/// thread of its own.
+inline constexpr double max_slots = 1024;
+inline constexpr double max_threads_per_slot = 256;
+
 /// A word an integer key accepts in place of a number (train.fuse = "auto").
 struct spelling {
   const char* word;
@@ -120,11 +130,11 @@ template <> struct section<data_options> {
       key("header", &S::header, numbers),
       key("test_fraction", &S::test_fraction, numbers).in(open(0, 1)),
       key("task", &S::task, numbers),
-      key("classes", &S::classes, numbers).in(at_least(0)),
+      key("classes", &S::classes, numbers).in(closed(0, 1e6)),
       key("normalize", &S::normalize, numbers),
-      key("samples", &S::samples, numbers).in(at_least(1)),
-      key("test_samples", &S::test_samples, numbers).in(at_least(1)),
-      key("features", &S::features, numbers).in(at_least(1)),
+      key("samples", &S::samples, numbers).in(closed(1, 1e8)),
+      key("test_samples", &S::test_samples, numbers).in(closed(1, 1e8)),
+      key("features", &S::features, numbers).in(closed(1, 1e6)),
       key("noise", &S::noise, numbers).in(at_least(0)),
       key("seed", &S::data_seed, numbers));
 };
@@ -157,37 +167,43 @@ template <> struct section<train_options> {
   using S = train_options;
   static constexpr const char* name = "train";
   static constexpr auto rows = std::make_tuple(
-      key("networks", &S::networks, numbers).in(at_least(1)),
-      key("epochs", &S::epochs, numbers).in(at_least(1)),
-      key("batch_size", &S::batch_size, numbers).in(at_least(1)),
+      key("networks", &S::networks, numbers)
+          .in(closed(1, static_cast<double>(max_networks))),
+      key("epochs", &S::epochs, numbers).in(closed(1, max_count)),
+      key("batch_size", &S::batch_size, numbers).in(closed(1, max_count)),
       key("seed", &S::seed, numbers),
-      key("eval_every", &S::eval_every, numbers).in(at_least(0)),
+      key("eval_every", &S::eval_every, numbers).in(closed(0, max_count)),
       key("max_seconds", &S::max_seconds, numbers).in(at_least(0)),
       key("target_accuracy", &S::target_accuracy, numbers).in(closed(0, 1)),
       key("target_loss", &S::target_loss, numbers).in(at_least(0)),
-      key("patience", &S::patience, numbers).in(at_least(0)),
+      key("patience", &S::patience, numbers).in(closed(0, max_count)),
       key("validation_fraction", &S::validation_fraction, numbers)
           .in(closed_open(0, 1)),
       key("priority", &S::priority, running),
       // Retries replay from a checkpoint: they change a run's history, not
       // what a network that never fails computes.
-      key("max_retries", &S::max_retries, running).in(at_least(0)),
+      key("max_retries", &S::max_retries, running).in(closed(0, 1000)),
       key("retry_lr_factor", &S::retry_lr_factor, running)
           .in(open_closed(0, 1)),
-      key("checkpoint_every", &S::checkpoint_every, running).in(at_least(0)),
+      key("checkpoint_every", &S::checkpoint_every, running)
+          .in(closed(0, max_count)),
       // Fused and unfused steps are the same bits (docs/fusion.md), but a
       // resumed run keeps the fusion it started with.
-      key("fuse", &S::fuse, numbers).in(at_least(1)).or_words(fuse_words));
+      key("fuse", &S::fuse, numbers)
+          .in(closed(1, static_cast<double>(max_networks)))
+          .or_words(fuse_words));
 };
 
 template <> struct section<scheduler_options> {
   using S = scheduler_options;
   static constexpr const char* name = "scheduler";
   static constexpr auto rows = std::make_tuple(
-      key("slots", &S::slots, running).in(at_least(0)),
-      key("threads_per_slot", &S::threads_per_slot, running).in(at_least(1)),
-      key("quantum_epochs", &S::quantum_epochs, running).in(at_least(1)),
-      key("quantum_steps", &S::quantum_steps, running).in(at_least(0)),
+      key("slots", &S::slots, running).in(closed(0, max_slots)),
+      key("threads_per_slot", &S::threads_per_slot, running)
+          .in(closed(1, max_threads_per_slot)),
+      key("quantum_epochs", &S::quantum_epochs, running)
+          .in(closed(1, max_count)),
+      key("quantum_steps", &S::quantum_steps, running).in(closed(0, max_count)),
       key("quantum_seconds", &S::quantum_seconds, running).in(at_least(0)),
       key("policy", &S::policy, running));
 };

@@ -1,6 +1,7 @@
 #include "actortrain/experiment.hpp"
 
 #include <cmath>
+#include <filesystem>
 #include <fstream>
 #include <limits>
 #include <set>
@@ -39,14 +40,21 @@ caf::error invalid(std::string msg) {
 template <class T> struct is_vector : std::false_type {};
 template <class T> struct is_vector<std::vector<T>> : std::true_type {};
 
+/// A bound as a person writes it: 1000000000, not 1e+09.
+std::string bound_text(double x) {
+  if (x == std::floor(x) && std::abs(x) < 1e15)
+    return std::to_string(static_cast<int64_t>(x));
+  return fmt::format("{}", x);
+}
+
 std::string describe(const keys::bounds& b) {
   auto inf = std::numeric_limits<double>::infinity();
   if (b.hi == inf)
-    return fmt::format("{} {}", b.lo_open ? ">" : ">=", b.lo);
+    return fmt::format("{} {}", b.lo_open ? ">" : ">=", bound_text(b.lo));
   if (b.lo == -inf)
-    return fmt::format("{} {}", b.hi_open ? "<" : "<=", b.hi);
-  return fmt::format("in {}{}, {}{}", b.lo_open ? "(" : "[", b.lo, b.hi,
-                     b.hi_open ? ")" : "]");
+    return fmt::format("{} {}", b.hi_open ? "<" : "<=", bound_text(b.hi));
+  return fmt::format("in {}{}, {}{}", b.lo_open ? "(" : "[", bound_text(b.lo),
+                     bound_text(b.hi), b.hi_open ? ")" : "]");
 }
 
 template <class Row> std::string words_of(const Row& row) {
@@ -163,7 +171,17 @@ caf::error experiment::validate() const {
                                name));
   if (auto err = validate_data(data))
     return err;
-  for (const auto& cfg : configs())
+  auto cfgs = configs();
+  double networks = 0;
+  for (const auto& cfg : cfgs)
+    networks += static_cast<double>(std::max<int64_t>(cfg.train.networks, 0));
+  if (networks > static_cast<double>(keys::max_networks))
+    return invalid(fmt::format("the experiment asks for {} networks ({} "
+                               "configuration{}); one run trains at most {}",
+                               bound_text(networks), cfgs.size(),
+                               cfgs.size() == 1 ? "" : "s",
+                               keys::max_networks));
+  for (const auto& cfg : cfgs)
     if (auto err = validate_config(cfg))
       return err;
   if (auto err = check_rows(scheduler, ""))
@@ -452,6 +470,15 @@ caf::error read_sweep(reader& r, const toml::table& root,
     }
     axes.emplace_back(key, arr);
   }
+  // Count the points before making them: a sweep of millions would take
+  // minutes to expand only to be refused.
+  double points = 1;
+  for (const auto& axis : axes)
+    points *= static_cast<double>(axis.second->size());
+  if (points > static_cast<double>(keys::max_networks))
+    return invalid(fmt::format("{}: the sweep has {} points; one run trains "
+                               "at most {} networks",
+                               origin, bound_text(points), keys::max_networks));
   std::vector<size_t> pos(axes.size(), 0);
   for (bool more = !axes.empty(); more;) {
     toml::table copy = root;
@@ -585,6 +612,18 @@ std::string fingerprint(const experiment& exp) {
 }
 
 caf::expected<experiment> load_experiment(const std::string& path) {
+  // Experiment files are small: a FIFO, a device or a huge file is a
+  // mistake, and reading one would block or never end.
+  constexpr uintmax_t max_bytes = 16u << 20;
+  std::error_code ec;
+  auto status = std::filesystem::status(path, ec);
+  if (!ec && std::filesystem::exists(status) &&
+      !std::filesystem::is_regular_file(status))
+    return invalid(fmt::format("{}: not a regular file", path));
+  if (auto size = std::filesystem::file_size(path, ec); !ec && size > max_bytes)
+    return invalid(fmt::format("{}: {} bytes is too large for an experiment "
+                               "file (at most {})",
+                               path, size, max_bytes));
   std::ifstream in{path, std::ios::binary};
   if (!in)
     return invalid(fmt::format("{}: cannot open experiment file", path));

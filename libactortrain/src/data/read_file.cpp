@@ -1,6 +1,7 @@
 #include "data/read_file.hpp"
 
 #include <array>
+#include <sys/stat.h>
 
 #include <fmt/format.h>
 #include <zlib.h>
@@ -11,6 +12,14 @@ namespace actortrain {
 
 caf::expected<std::string> read_file(const std::string& path,
                                      const char* what) {
+  // A FIFO or a device would block or never end: only regular files are
+  // data.
+  struct stat st {};
+  if (::stat(path.c_str(), &st) == 0 && !S_ISREG(st.st_mode))
+    return make_error(errc::invalid_data,
+                      fmt::format("{}: not a regular file, so it cannot be "
+                                  "read as {}",
+                                  path, what));
   gzFile file = gzopen(path.c_str(), "rb");
   if (file == nullptr)
     return make_error(

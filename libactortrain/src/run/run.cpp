@@ -1,6 +1,8 @@
 #include "actortrain/run.hpp"
 
+#include <cerrno>
 #include <cmath>
+#include <cstring>
 #include <ctime>
 #include <fcntl.h>
 #include <filesystem>
@@ -63,6 +65,21 @@ read_checkpoint(const results_store::checkpoint_entry& c) {
 /// Opens the store of an earlier attempt at the same experiment and plans
 /// what is left: finished and failed networks are kept as they are; the
 /// others continue from their newest intact checkpoint (or from the start).
+/// A results store with no bytes in it or its write-ahead log (a crash
+/// before the first commit, or a truncated file) holds nothing to resume:
+/// it is removed, so the run starts afresh instead of failing for ever.
+void discard_empty_store(const std::string& db_path) {
+  std::error_code ec;
+  auto empty = [&](const std::string& p) {
+    return !fs::exists(p, ec) || fs::file_size(p, ec) == 0;
+  };
+  if (fs::exists(db_path, ec) && empty(db_path) && empty(db_path + "-wal")) {
+    fs::remove(db_path + "-wal", ec);
+    fs::remove(db_path + "-shm", ec);
+    fs::remove(db_path, ec);
+  }
+}
+
 caf::error prepare_resume(const experiment& exp, run_plan& plan,
                           const std::string& db_path) {
   auto store = results_store::open(db_path, true);
@@ -227,9 +244,13 @@ caf::expected<run_result> run(const experiment& exp, run_options opts) {
   // SIGKILL.
   auto lock_path = (fs::path{plan->output_dir} / ".lock").string();
   int lock_fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-  if (lock_fd < 0 || ::flock(lock_fd, LOCK_EX | LOCK_NB) != 0) {
-    if (lock_fd >= 0)
-      ::close(lock_fd);
+  if (lock_fd < 0)
+    return make_error(errc::io_failed,
+                      fmt::format("{}: cannot write in the output folder "
+                                  "({}); a run needs a writable folder",
+                                  plan->output_dir, std::strerror(errno)));
+  if (::flock(lock_fd, LOCK_EX | LOCK_NB) != 0) {
+    ::close(lock_fd);
     return make_error(errc::io_failed,
                       fmt::format("{} is in use by another actortrain run",
                                   plan->output_dir));
@@ -242,6 +263,7 @@ caf::expected<run_result> run(const experiment& exp, run_options opts) {
   } folder_lock{lock_fd};
   auto db_path =
       (fs::path{plan->output_dir} / results_store::file_name).string();
+  discard_empty_store(db_path);
   if (fs::exists(db_path)) {
     if (auto err = prepare_resume(exp, *plan, db_path))
       return err;

@@ -62,8 +62,8 @@ struct scheduler_state {
 /// Every grant becomes a grant_record, sent to `recorder` in batches and on
 /// (schedule_atom). A trainer that dies returns its slot. It never grants
 /// more slots than exist. (status_atom) -> scheduler_status.
-/// (join_atom, std::vector<slot_grant>) adds slots (a worker joined); a slot
-/// whose executor goes down (its worker was lost) is never granted again.
+/// (add_slots_atom, std::vector<slot_grant>) adds slots (a worker joined); a
+/// slot whose executor goes down (its worker was lost) is never granted again.
 caf::behavior scheduler(caf::stateful_actor<scheduler_state>* self,
                         std::vector<slot_grant> slots,
                         std::shared_ptr<scheduling_policy> policy,

@@ -1,5 +1,6 @@
 #include "setup/run_context.hpp"
 
+#include <limits>
 #include <map>
 
 #include <fmt/format.h>
@@ -63,11 +64,20 @@ make_shards(const experiment& exp, const std::vector<network_spec>& specs,
   for (size_t i = 0; i < specs.size(); ++i) {
     auto f = specs[i].config.train.validation_fraction;
     auto n_shard = result[i].size(0);
-    if (f > 0 && n_shard - validation_samples(n_shard, f) < 1)
+    auto train_n = n_shard - validation_samples(n_shard, f);
+    if (f > 0 && train_n < 1)
       return make_error(errc::invalid_experiment,
                         fmt::format("train.validation_fraction = {} leaves {} "
                                     "no training samples from its {}",
                                     f, specs[i].name, n_shard));
+    // Step counts are int64: epochs x steps per epoch must fit, with room.
+    const auto& t = specs[i].config.train;
+    auto steps_per_epoch = (train_n + t.batch_size - 1) / t.batch_size;
+    if (t.epochs > (std::numeric_limits<int64_t>::max() / 4) / steps_per_epoch)
+      return make_error(errc::invalid_experiment,
+                        fmt::format("train.epochs = {} of {} steps each is "
+                                    "more steps than {} can count",
+                                    t.epochs, steps_per_epoch, specs[i].name));
   }
   return result;
 }
