@@ -23,7 +23,7 @@ using namespace actortrain;
 namespace {
 
 /// Releases each granted slot at once, `quanta` times, then quits.
-caf::behavior empty_trainer(caf::event_based_actor* self, caf::actor sched,
+caf::behavior empty_trainer(caf::event_based_actor* self, scheduler_actor sched,
                             uint64_t id, int64_t quanta,
                             std::shared_ptr<std::atomic<int64_t>> done) {
   auto left = std::make_shared<int64_t>(quanta);

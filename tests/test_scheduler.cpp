@@ -48,7 +48,7 @@ struct observations {
 
 /// A trainer without compute: holds each granted slot for ~1 ms, `quanta`
 /// times, and records what it sees.
-caf::behavior fake_trainer(caf::event_based_actor* self, caf::actor sched,
+caf::behavior fake_trainer(caf::event_based_actor* self, scheduler_actor sched,
                            uint64_t id, int quanta,
                            std::shared_ptr<observations> obs) {
   auto left = std::make_shared<int>(quanta);
@@ -108,10 +108,11 @@ struct scheduler_fixture {
 
   caf::actor_system& sys;
   std::vector<slot_grant> slots;
-  caf::actor sched;
+  scheduler_actor sched;
 };
 
-scheduler_status status_of(caf::scoped_actor& self, const caf::actor& sched) {
+scheduler_status status_of(caf::scoped_actor& self,
+                           const scheduler_actor& sched) {
   scheduler_status result;
   self->request(sched, 5s, status_atom_v)
       .receive([&](const scheduler_status& s) { result = s; },

@@ -17,6 +17,7 @@
 #include "actortrain/run.hpp"
 #include "cluster/worker_link.hpp"
 #include "protocol/cluster_messages.hpp"
+#include "protocol/interfaces.hpp"
 #include "training/network_runner.hpp"
 
 namespace actortrain {
@@ -53,7 +54,7 @@ struct run_plan {
 
 struct coordinator_state {
   std::shared_ptr<run_plan> plan;
-  caf::actor scheduler;
+  scheduler_actor scheduler;
   caf::actor aggregator;
   std::vector<caf::actor> executors;
   std::vector<caf::actor> trainers;

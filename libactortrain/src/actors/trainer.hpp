@@ -11,13 +11,14 @@
 #include <caf/node_id.hpp>
 #include <caf/stateful_actor.hpp>
 
+#include "protocol/interfaces.hpp"
 #include "training/network_group.hpp"
 
 namespace actortrain {
 
 /// What a trainer needs besides its network.
 struct trainer_config {
-  caf::actor scheduler;
+  scheduler_actor scheduler;
   caf::actor aggregator;
   quantum_limits quantum;
   /// The run has worker nodes: quanta may run on other nodes, so every

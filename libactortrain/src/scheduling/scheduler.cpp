@@ -11,25 +11,28 @@ namespace actortrain {
 
 namespace {
 
-using scheduler_actor = caf::stateful_actor<scheduler_state>;
+using scheduler_self =
+    std::remove_pointer_t<scheduler_actor::stateful_pointer<scheduler_state>>;
 
 /// Records kept before a batch goes to the recorder.
 constexpr size_t record_batch = 512;
 
-double now(scheduler_actor* self) {
+double now(scheduler_self* self) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() -
                                        self->state.started)
       .count();
 }
 
-void flush(scheduler_actor* self) {
+void flush(scheduler_self* self) {
   auto& st = self->state;
   if (st.recorder && !st.pending.empty())
-    self->send(st.recorder, schedule_atom_v, std::move(st.pending));
+    // Trainers and the aggregator are dynamically typed: a typed actor
+    // reaches them with anon_send (neither needs to know the sender).
+    caf::anon_send(st.recorder, schedule_atom_v, std::move(st.pending));
   st.pending.clear();
 }
 
-void dispatch(scheduler_actor* self) {
+void dispatch(scheduler_self* self) {
   auto& st = self->state;
   if (st.arrived < st.start_after || st.stopped)
     return;
@@ -43,12 +46,12 @@ void dispatch(scheduler_actor* self) {
     ++st.stats.grants;
     ++st.stats.busy;
     st.stats.peak_busy = std::max(st.stats.peak_busy, st.stats.busy);
-    self->send(w->trainer, grant_atom_v, st.slots[slot].grant);
+    caf::anon_send(w->trainer, grant_atom_v, st.slots[slot].grant);
   }
 }
 
 /// Frees `slot` and records the grant that just ended.
-void free_slot(scheduler_actor* self, uint32_t slot, int64_t steps) {
+void free_slot(scheduler_self* self, uint32_t slot, int64_t steps) {
   auto& st = self->state;
   auto& h = st.slots[slot].held;
   st.pending.push_back({h.network_id, slot, h.since, now(self), steps});
@@ -61,7 +64,7 @@ void free_slot(scheduler_actor* self, uint32_t slot, int64_t steps) {
 }
 
 /// Retires the slots whose executor is `source`; false when none is.
-bool lose_slots(scheduler_actor* self, const caf::actor_addr& source) {
+bool lose_slots(scheduler_self* self, const caf::actor_addr& source) {
   auto& st = self->state;
   bool found = false;
   for (uint32_t i = 0; i < st.slots.size(); ++i) {
@@ -79,7 +82,7 @@ bool lose_slots(scheduler_actor* self, const caf::actor_addr& source) {
 }
 
 /// A trainer gives `slot` back with the progress it made.
-void release(scheduler_actor* self, uint32_t slot,
+void release(scheduler_self* self, uint32_t slot,
              const progress_report& progress) {
   auto& st = self->state;
   auto sender = caf::actor_cast<caf::actor_addr>(self->current_sender());
@@ -104,7 +107,7 @@ void release(scheduler_actor* self, uint32_t slot,
 
 /// Adds a slot under the next id; watches its executor when it lives on
 /// another node (a worker), so losing the worker retires the slot.
-void add_slot(scheduler_actor* self, slot_grant grant) {
+void add_slot(scheduler_self* self, slot_grant grant) {
   auto& st = self->state;
   auto i = static_cast<uint32_t>(st.slots.size());
   grant.slot.id = i;
@@ -117,9 +120,11 @@ void add_slot(scheduler_actor* self, slot_grant grant) {
 
 } // namespace
 
-caf::behavior scheduler(scheduler_actor* self, std::vector<slot_grant> slots,
-                        std::shared_ptr<scheduling_policy> policy,
-                        caf::actor recorder, size_t start_after) {
+scheduler_actor::behavior_type
+scheduler(scheduler_actor::stateful_pointer<scheduler_state> self,
+          std::vector<slot_grant> slots,
+          std::shared_ptr<scheduling_policy> policy, caf::actor recorder,
+          size_t start_after) {
   auto& st = self->state;
   for (auto& s : slots)
     add_slot(self, std::move(s));

@@ -10,6 +10,7 @@
 #include <caf/event_based_actor.hpp>
 #include <caf/stateful_actor.hpp>
 
+#include "protocol/interfaces.hpp"
 #include "protocol/slot.hpp"
 #include "scheduling/scheduling_policy.hpp"
 
@@ -64,9 +65,10 @@ struct scheduler_state {
 /// more slots than exist. (status_atom) -> scheduler_status.
 /// (add_slots_atom, std::vector<slot_grant>) adds slots (a worker joined); a
 /// slot whose executor goes down (its worker was lost) is never granted again.
-caf::behavior scheduler(caf::stateful_actor<scheduler_state>* self,
-                        std::vector<slot_grant> slots,
-                        std::shared_ptr<scheduling_policy> policy,
-                        caf::actor recorder, size_t start_after);
+scheduler_actor::behavior_type
+scheduler(scheduler_actor::stateful_pointer<scheduler_state> self,
+          std::vector<slot_grant> slots,
+          std::shared_ptr<scheduling_policy> policy, caf::actor recorder,
+          size_t start_after);
 
 } // namespace actortrain
