@@ -96,7 +96,7 @@ struct scheduler_fixture {
     sched = sys.spawn(
         scheduler, slots,
         std::shared_ptr<scheduling_policy>{make_policy(policy_kind::fifo)},
-        caf::actor{}, size_t{0});
+        aggregator_actor{}, size_t{0});
   }
 
   ~scheduler_fixture() {

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <caf/event_based_actor.hpp>
+#include <caf/send.hpp>
 #include <fmt/format.h>
 
 #include "actortrain/error.hpp"
@@ -20,11 +21,12 @@ namespace actortrain {
 
 namespace {
 
-using aggregator_actor = caf::stateful_actor<aggregator_state>;
+using aggregator_self =
+    std::remove_pointer_t<aggregator_actor::stateful_pointer<aggregator_state>>;
 
 /// Adds a finished network's test predictions to its group's and the overall
 /// ensemble sums.
-void add_predictions(aggregator_actor* self, uint64_t id,
+void add_predictions(aggregator_self* self, uint64_t id,
                      std::vector<float> predictions) {
   auto& st = self->state;
   const auto& cfg = st.config;
@@ -66,13 +68,13 @@ ensemble_result evaluate_ensemble(const dataset& d, const torch::Tensor& sum,
   return e;
 }
 
-void note(aggregator_actor* self, caf::error err) {
+void note(aggregator_self* self, caf::error err) {
   if (err && !self->state.storage_error)
     self->state.storage_error = std::move(err);
 }
 
 // One transaction per batch: a commit per epoch costs the slots CPU time.
-void flush_epochs(aggregator_actor* self) {
+void flush_epochs(aggregator_self* self) {
   auto& pending = self->state.pending_epochs;
   if (pending.empty())
     return;
@@ -133,7 +135,7 @@ plan_files(const aggregator_config& cfg,
 /// Stores the checkpoints whose files were written; collects the files of
 /// checkpoints that are no longer among a network's two newest.
 void record_checkpoints(
-    aggregator_actor* self,
+    aggregator_self* self,
     const std::vector<aggregator_state::pending_checkpoint>& checkpoints,
     const flush_files_plan& plan, std::vector<caf::error>& errors,
     std::vector<std::string>& stale) {
@@ -155,7 +157,7 @@ void record_checkpoints(
 
 /// Stores the outcomes; a finished network whose weights could not be
 /// written fails with the reason. A done network's checkpoints go stale.
-void record_outcomes(aggregator_actor* self,
+void record_outcomes(aggregator_self* self,
                      std::vector<network_outcome>& outcomes,
                      const flush_files_plan& plan,
                      std::vector<caf::error>& errors,
@@ -181,7 +183,7 @@ void record_outcomes(aggregator_actor* self,
 
 /// Writes the checkpoints and outcomes received so far: files first (each
 /// atomically), then their rows in one transaction.
-void flush_files(aggregator_actor* self) {
+void flush_files(aggregator_self* self) {
   auto& st = self->state;
   const auto& cfg = st.config;
   st.flush_scheduled = false;
@@ -210,12 +212,13 @@ void flush_files(aggregator_actor* self) {
       ++st.failed;
   }
   if (st.finished + st.failed == static_cast<int64_t>(cfg.specs.size()))
-    self->send(cfg.listener, all_done_atom_v);
+    // The coordinator is dynamically typed: reached with anon_send.
+    caf::anon_send(cfg.listener, all_done_atom_v);
 }
 
 /// Pending files wait until the messages already queued are handled (a
 /// message to itself queues behind them), or until there are many.
-void schedule_flush(aggregator_actor* self) {
+void schedule_flush(aggregator_self* self) {
   auto& st = self->state;
   if (st.pending_checkpoints.size() + st.pending_outcomes.size() >= 256) {
     flush_files(self);
@@ -229,8 +232,9 @@ void schedule_flush(aggregator_actor* self) {
 
 } // namespace
 
-caf::behavior aggregator(caf::stateful_actor<aggregator_state>* self,
-                         aggregator_config config) {
+aggregator_actor::behavior_type
+aggregator(aggregator_actor::stateful_pointer<aggregator_state> self,
+           aggregator_config config) {
   auto& st = self->state;
   st.config = std::move(config);
   st.started = std::chrono::steady_clock::now();
@@ -262,7 +266,7 @@ caf::behavior aggregator(caf::stateful_actor<aggregator_state>* self,
   }
   st.failed = st.config.resumed_failed;
   if (st.finished + st.failed == static_cast<int64_t>(st.config.specs.size()))
-    self->send(st.config.listener, all_done_atom_v);
+    caf::anon_send(st.config.listener, all_done_atom_v);
   return {
       [=](failure_atom, uint64_t id, int64_t step, const std::string& why) {
         flush_epochs(self);

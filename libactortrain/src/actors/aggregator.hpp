@@ -13,6 +13,7 @@
 #include "actortrain/dataset.hpp"
 #include "actortrain/network_spec.hpp"
 #include "actortrain/store.hpp"
+#include "protocol/interfaces.hpp"
 
 namespace actortrain {
 
@@ -66,7 +67,8 @@ struct aggregator_state {
 /// (schedule_atom, std::vector<grant_record>),
 /// (status_atom) -> (finished, failed) and (finish_atom, interrupted) ->
 /// run_result.
-caf::behavior aggregator(caf::stateful_actor<aggregator_state>* self,
-                         aggregator_config config);
+aggregator_actor::behavior_type
+aggregator(aggregator_actor::stateful_pointer<aggregator_state> self,
+           aggregator_config config);
 
 } // namespace actortrain

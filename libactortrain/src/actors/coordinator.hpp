@@ -55,7 +55,7 @@ struct run_plan {
 struct coordinator_state {
   std::shared_ptr<run_plan> plan;
   scheduler_actor scheduler;
-  caf::actor aggregator;
+  aggregator_actor aggregator;
   std::vector<caf::actor> executors;
   std::vector<caf::actor> trainers;
   /// Worker nodes that joined, by their node actor, and the links still

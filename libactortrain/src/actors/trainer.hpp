@@ -19,7 +19,7 @@ namespace actortrain {
 /// What a trainer needs besides its network.
 struct trainer_config {
   scheduler_actor scheduler;
-  caf::actor aggregator;
+  aggregator_actor aggregator;
   quantum_limits quantum;
   /// The run has worker nodes: quanta may run on other nodes, so every
   /// quantum reports the networks' states (runner_state) and the group

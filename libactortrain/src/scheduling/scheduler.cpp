@@ -26,9 +26,7 @@ double now(scheduler_self* self) {
 void flush(scheduler_self* self) {
   auto& st = self->state;
   if (st.recorder && !st.pending.empty())
-    // Trainers and the aggregator are dynamically typed: a typed actor
-    // reaches them with anon_send (neither needs to know the sender).
-    caf::anon_send(st.recorder, schedule_atom_v, std::move(st.pending));
+    self->send(st.recorder, schedule_atom_v, std::move(st.pending));
   st.pending.clear();
 }
 
@@ -46,6 +44,8 @@ void dispatch(scheduler_self* self) {
     ++st.stats.grants;
     ++st.stats.busy;
     st.stats.peak_busy = std::max(st.stats.peak_busy, st.stats.busy);
+    // Trainers are dynamically typed: a typed actor reaches them with
+    // anon_send (a trainer does not need to know the sender).
     caf::anon_send(w->trainer, grant_atom_v, st.slots[slot].grant);
   }
 }
@@ -123,7 +123,7 @@ void add_slot(scheduler_self* self, slot_grant grant) {
 scheduler_actor::behavior_type
 scheduler(scheduler_actor::stateful_pointer<scheduler_state> self,
           std::vector<slot_grant> slots,
-          std::shared_ptr<scheduling_policy> policy, caf::actor recorder,
+          std::shared_ptr<scheduling_policy> policy, aggregator_actor recorder,
           size_t start_after) {
   auto& st = self->state;
   for (auto& s : slots)

@@ -40,7 +40,7 @@ struct scheduler_state {
   /// Steps each network reported last, to keep `stats.steps_done` current.
   std::unordered_map<uint64_t, int64_t> steps;
   /// Receives the schedule in batches of grant_records (may be invalid).
-  caf::actor recorder;
+  aggregator_actor recorder;
   std::vector<grant_record> pending;
   std::chrono::steady_clock::time_point started;
   /// No grant before this many trainers have asked: with every network of a
@@ -68,7 +68,7 @@ struct scheduler_state {
 scheduler_actor::behavior_type
 scheduler(scheduler_actor::stateful_pointer<scheduler_state> self,
           std::vector<slot_grant> slots,
-          std::shared_ptr<scheduling_policy> policy, caf::actor recorder,
+          std::shared_ptr<scheduling_policy> policy, aggregator_actor recorder,
           size_t start_after);
 
 } // namespace actortrain
