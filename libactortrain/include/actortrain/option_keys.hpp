@@ -119,6 +119,7 @@ constexpr auto running = effect::running;
 template <> struct section<data_options> {
   using S = data_options;
   static constexpr const char* name = "data";
+  static constexpr const char* type_name = "data_options";
   static constexpr auto rows = std::make_tuple(
       key("format", &S::format, numbers),
       key("train", &S::train, numbers).as_path(),
@@ -142,6 +143,7 @@ template <> struct section<data_options> {
 template <> struct section<model_options> {
   using S = model_options;
   static constexpr const char* name = "model";
+  static constexpr const char* type_name = "model_options";
   static constexpr auto rows = std::make_tuple(
       key("kind", &S::kind, numbers),
       key("hidden", &S::hidden, numbers).in(at_least(1)),
@@ -154,6 +156,7 @@ template <> struct section<model_options> {
 template <> struct section<optimizer_options> {
   using S = optimizer_options;
   static constexpr const char* name = "optimizer";
+  static constexpr const char* type_name = "optimizer_options";
   static constexpr auto rows = std::make_tuple(
       key("kind", &S::kind, numbers), key("lr", &S::lr, numbers).in(above(0)),
       key("momentum", &S::momentum, numbers).in(closed_open(0, 1)),
@@ -166,6 +169,7 @@ inline constexpr spelling fuse_words[] = {{"auto", train_options::fuse_auto},
 template <> struct section<train_options> {
   using S = train_options;
   static constexpr const char* name = "train";
+  static constexpr const char* type_name = "train_options";
   static constexpr auto rows = std::make_tuple(
       key("networks", &S::networks, numbers)
           .in(closed(1, static_cast<double>(max_networks))),
@@ -197,6 +201,7 @@ template <> struct section<train_options> {
 template <> struct section<scheduler_options> {
   using S = scheduler_options;
   static constexpr const char* name = "scheduler";
+  static constexpr const char* type_name = "scheduler_options";
   static constexpr auto rows = std::make_tuple(
       key("slots", &S::slots, running).in(closed(0, max_slots)),
       key("threads_per_slot", &S::threads_per_slot, running)
@@ -211,6 +216,7 @@ template <> struct section<scheduler_options> {
 template <> struct section<cluster_options> {
   using S = cluster_options;
   static constexpr const char* name = "cluster";
+  static constexpr const char* type_name = "cluster_options";
   static constexpr auto rows = std::make_tuple(
       key("workers", &S::workers, running), key("local", &S::local, running));
 };
@@ -250,34 +256,12 @@ typename Inspector::result_type inspect_rows(Inspector& f, Section& x,
 
 namespace actortrain {
 
-template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, data_options& x) {
-  return keys::inspect_rows(f, x, "data_options");
-}
-
-template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, model_options& x) {
-  return keys::inspect_rows(f, x, "model_options");
-}
-
-template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, optimizer_options& x) {
-  return keys::inspect_rows(f, x, "optimizer_options");
-}
-
-template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, train_options& x) {
-  return keys::inspect_rows(f, x, "train_options");
-}
-
-template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, scheduler_options& x) {
-  return keys::inspect_rows(f, x, "scheduler_options");
-}
-
-template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, cluster_options& x) {
-  return keys::inspect_rows(f, x, "cluster_options");
+/// CAF inspection of every options section (found by ADL): the rows' fields
+/// in table order, so what crosses nodes is exactly what the table lists.
+template <class Inspector, class Section,
+          class = decltype(keys::section<Section>::rows)>
+typename Inspector::result_type inspect(Inspector& f, Section& x) {
+  return keys::inspect_rows(f, x, keys::section<Section>::type_name);
 }
 
 } // namespace actortrain
