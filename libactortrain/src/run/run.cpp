@@ -185,6 +185,70 @@ experiment for_workers(experiment exp) {
 
 } // namespace
 
+namespace {
+
+/// Holds the output folder's lock while the run uses it: one run per folder
+/// at a time, since a second process resuming the same folder would
+/// interleave writes. Closing the file releases it, even after SIGKILL.
+class folder_lock {
+public:
+  explicit folder_lock(int fd) : fd_(fd) {}
+  folder_lock(const folder_lock&) = delete;
+  folder_lock& operator=(const folder_lock&) = delete;
+  ~folder_lock() {
+    ::close(fd_);
+  }
+
+private:
+  int fd_;
+};
+
+/// Creates the output folder and its weights and checkpoints folders, and
+/// takes its lock.
+caf::error lock_output_folder(const std::string& dir,
+                              std::optional<folder_lock>& lock) {
+  std::error_code ec;
+  fs::create_directories(fs::path{dir} / "weights", ec);
+  if (!ec)
+    fs::create_directories(fs::path{dir} / "checkpoints", ec);
+  if (ec)
+    return make_error(errc::io_failed,
+                      fmt::format("{}: cannot create the output folder: {}",
+                                  dir, ec.message()));
+  auto lock_path = (fs::path{dir} / ".lock").string();
+  int fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0)
+    return make_error(errc::io_failed,
+                      fmt::format("{}: cannot write in the output folder "
+                                  "({}); a run needs a writable folder",
+                                  dir, std::strerror(errno)));
+  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    ::close(fd);
+    return make_error(
+        errc::io_failed,
+        fmt::format("{} is in use by another actortrain run", dir));
+  }
+  lock.emplace(fd);
+  return {};
+}
+
+/// Opens the folder's results store to resume the run it holds, or creates
+/// it and records a new run.
+caf::error open_store(const experiment& exp, run_plan& plan) {
+  auto db_path =
+      (fs::path{plan.output_dir} / results_store::file_name).string();
+  discard_empty_store(db_path);
+  if (fs::exists(db_path))
+    return prepare_resume(exp, plan, db_path);
+  auto store = results_store::create(db_path);
+  if (!store)
+    return store.error();
+  plan.store = std::move(*store);
+  return plan.store->begin_run(exp, plan.specs, plan.data->task);
+}
+
+} // namespace
+
 caf::expected<run_result> run(const experiment& exp, run_options opts) {
   if (auto err = opts.tls.validate())
     return err;
@@ -231,50 +295,11 @@ caf::expected<run_result> run(const experiment& exp, run_options opts) {
   }
   plan->output_dir =
       opts.output_dir.empty() ? default_output_dir(exp.name) : opts.output_dir;
-  std::error_code ec;
-  fs::create_directories(fs::path{plan->output_dir} / "weights", ec);
-  if (!ec)
-    fs::create_directories(fs::path{plan->output_dir} / "checkpoints", ec);
-  if (ec)
-    return make_error(errc::io_failed,
-                      fmt::format("{}: cannot create the output folder: {}",
-                                  plan->output_dir, ec.message()));
-  // One run per folder at a time: a second process resuming the same folder
-  // would interleave writes. The lock goes away with the process, even after
-  // SIGKILL.
-  auto lock_path = (fs::path{plan->output_dir} / ".lock").string();
-  int lock_fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-  if (lock_fd < 0)
-    return make_error(errc::io_failed,
-                      fmt::format("{}: cannot write in the output folder "
-                                  "({}); a run needs a writable folder",
-                                  plan->output_dir, std::strerror(errno)));
-  if (::flock(lock_fd, LOCK_EX | LOCK_NB) != 0) {
-    ::close(lock_fd);
-    return make_error(errc::io_failed,
-                      fmt::format("{} is in use by another actortrain run",
-                                  plan->output_dir));
-  }
-  struct lock_guard {
-    int fd;
-    ~lock_guard() {
-      ::close(fd);
-    }
-  } folder_lock{lock_fd};
-  auto db_path =
-      (fs::path{plan->output_dir} / results_store::file_name).string();
-  discard_empty_store(db_path);
-  if (fs::exists(db_path)) {
-    if (auto err = prepare_resume(exp, *plan, db_path))
-      return err;
-  } else {
-    auto store = results_store::create(db_path);
-    if (!store)
-      return store.error();
-    plan->store = std::move(*store);
-    if (auto err = plan->store->begin_run(exp, plan->specs, plan->data->task))
-      return err;
-  }
+  std::optional<folder_lock> lock;
+  if (auto err = lock_output_folder(plan->output_dir, lock))
+    return err;
+  if (auto err = open_store(exp, *plan))
+    return err;
   plan->stop = opts.stop;
   plan->make_learner = std::move(opts.make_learner);
   plan->on_progress = std::move(opts.on_progress);
