@@ -24,8 +24,10 @@ fusion_candidate fusion_profile(const network_spec& spec, const dataset& data,
       fmt::join(c.model.hidden, ","), fmt::join(c.model.channels, ","),
       name_of(c.model.activation), name_of(c.optimizer.kind),
       c.train.batch_size, train_samples, c.train.fuse);
-  f.bytes = builtin_model_bytes(c.model, data, c.train.batch_size);
-  f.parameters = builtin_model_parameters(c.model, data);
+  // One plan for both figures (each wrapper would plan the model again).
+  auto plan = builtin_model_plan(c.model, data);
+  f.bytes = plan.training_bytes(c.train.batch_size);
+  f.parameters = static_cast<double>(plan.parameters());
   f.convolutional = c.model.kind == model_kind::cnn;
   return f;
 }
