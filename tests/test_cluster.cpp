@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <thread>
 
 #include <caf/actor_system.hpp>
 #include <caf/actor_system_config.hpp>
@@ -205,6 +206,41 @@ TEST_CASE("cluster input errors name the worker and what is wrong") {
   CHECK(res.output.find("no slot to train on") != std::string::npos);
 }
 
+TEST_CASE("a port where another program listens: the run names it, trains "
+          "on its own slots and answers SIGTERM") {
+  temp_dir dir;
+  auto exp = write_experiment(dir, 1, 1, 1024, 16);
+  test::silent_listener other;
+  auto said_why = fmt::format("worker {} accepted the connection but did not "
+                              "answer actortrain's handshake within",
+                              other.address());
+  // With local slots the run goes on without it and does not wait for it
+  // at the end (its link keeps trying during the run).
+  auto res = run_app(fmt::format("run {} --output {} --workers {} --quiet", exp,
+                                 dir / "a", other.address()));
+  CHECK_MESSAGE(res.exit_code == 0, res.output);
+  CHECK(res.output.find(said_why) != std::string::npos);
+  CHECK(res.output.find("12 networks: 12 finished, 0 failed") !=
+        std::string::npos);
+  // Without local slots nothing can train: a clear error, not a hang.
+  res = run_app(fmt::format("run {} --output {} --workers {} --no-local", exp,
+                            dir / "b", other.address()));
+  CHECK(res.exit_code == 4);
+  CHECK(res.output.find(said_why) != std::string::npos);
+  CHECK(res.output.find("no slot to train on") != std::string::npos);
+  // SIGTERM while the run waits for the handshake ends it at once.
+  background_process run{fmt::format("{} run {} --output {} --workers {} "
+                                     "--no-local",
+                                     app(), exp, dir / "c", other.address()),
+                         dir / "c.log"};
+  REQUIRE(run.wait_for("running 'cluster'", 60));
+  std::this_thread::sleep_for(std::chrono::milliseconds{500});
+  CHECK(run.stop(SIGTERM, 5) == 5);
+  CHECK_MESSAGE(run.output().find("stopped while the workers were joining") !=
+                    std::string::npos,
+                run.output());
+}
+
 TEST_CASE("a worker whose data differs from the coordinator's is refused") {
   temp_dir dir;
   worker_process w{"--slots 1", dir / "w.log"};
@@ -233,11 +269,10 @@ TEST_CASE("a worker whose data differs from the coordinator's is refused") {
     return caf::behavior{[](int) {
     }};
   });
-  bool refused = false;
-  auto joined = join_worker(sys, w.address(), setup, false, refused);
-  REQUIRE_FALSE(joined);
-  CHECK(refused);
-  auto msg = to_string_pretty(joined.error());
+  auto result = join_worker(sys, w.address(), setup, false);
+  REQUIRE_FALSE(result.joined);
+  CHECK(result.refused);
+  auto msg = to_string_pretty(result.joined.error());
   CHECK_MESSAGE(msg.find(fmt::format("worker {} refused to join",
                                      w.address())) != std::string::npos,
                 msg);

@@ -9,6 +9,7 @@
 #include <fstream>
 #include <netinet/in.h>
 #include <regex>
+#include <stdexcept>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <thread>
@@ -186,6 +187,32 @@ uint16_t free_port() {
   ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
   ::close(fd);
   return ntohs(addr.sin_port);
+}
+
+silent_listener::silent_listener() {
+  fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+  if (fd_ < 0)
+    throw std::runtime_error("silent_listener: no socket");
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = 0;
+  socklen_t len = sizeof(addr);
+  if (::bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
+      ::listen(fd_, 16) != 0 ||
+      ::getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+    ::close(fd_);
+    throw std::runtime_error("silent_listener: cannot listen on 127.0.0.1");
+  }
+  port_ = ntohs(addr.sin_port);
+}
+
+silent_listener::~silent_listener() {
+  ::close(fd_);
+}
+
+std::string silent_listener::address() const {
+  return fmt::format("127.0.0.1:{}", port_);
 }
 
 std::string app() {

@@ -106,6 +106,23 @@ private:
 /// A port that was free a moment ago on 127.0.0.1.
 uint16_t free_port();
 
+/// A port on 127.0.0.1 that accepts connections (the kernel completes them)
+/// and never answers: another program than an actortrain worker, as a web
+/// server waiting for a request line is. Closed when destroyed.
+class silent_listener {
+public:
+  silent_listener();
+  ~silent_listener();
+  silent_listener(const silent_listener&) = delete;
+  silent_listener& operator=(const silent_listener&) = delete;
+  /// "127.0.0.1:port".
+  std::string address() const;
+
+private:
+  int fd_ = -1;
+  uint16_t port_ = 0;
+};
+
 /// The actortrain app's path.
 std::string app();
 

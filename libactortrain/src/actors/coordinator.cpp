@@ -152,12 +152,12 @@ void event(coordinator_actor* self, const std::string& line) {
     self->state.plan->on_event(line);
 }
 
-/// Keeps trying to reach the worker at `address` (detached: it blocks).
+/// Keeps trying to reach the worker at `address` until it joins or refuses.
 void link_worker(coordinator_actor* self, const std::string& address) {
   auto& plan = *self->state.plan;
   self->state.links.push_back(
-      self->spawn<caf::detached>(worker_link, address, plan.setup, plan.tls,
-                                 caf::actor_cast<caf::actor>(self)));
+      self->spawn(worker_link, address, plan.setup, plan.tls,
+                  caf::actor_cast<caf::actor>(self), true));
 }
 
 /// Watches a worker that joined: losing it reconnects.
@@ -264,7 +264,7 @@ caf::behavior coordinator(coordinator_actor* self,
         watch_worker(self, address, node);
         self->send(st.scheduler, add_slots_atom_v, std::move(slots));
       },
-      [=](joined_atom, const std::string&, const caf::error& err) {
+      [=](joined_atom, const std::string&, const caf::error& err, bool) {
         event(self,
               fmt::format("{}; going on without it", to_string_pretty(err)));
       },

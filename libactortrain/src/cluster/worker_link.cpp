@@ -1,12 +1,15 @@
 #include "cluster/worker_link.hpp"
 
-#include <chrono>
+#include <set>
+#include <unordered_set>
 
 #include <caf/after.hpp>
 #include <caf/exit_reason.hpp>
 #include <caf/io/middleman.hpp>
-#include <caf/openssl/remote_actor.hpp>
+#include <caf/io/middleman_actor.hpp>
+#include <caf/openssl/manager.hpp>
 #include <caf/scoped_actor.hpp>
+#include <caf/sec.hpp>
 #include <fmt/format.h>
 
 #include "actortrain/error.hpp"
@@ -16,63 +19,168 @@ namespace actortrain {
 
 namespace {
 
-/// A worker loads its data before it answers a join.
-constexpr auto join_timeout = std::chrono::seconds{30};
+using link_actor = caf::stateful_actor<worker_link_state>;
+
+/// Tells the listener that this attempt failed, or tries again in a second.
+void attempt_failed(link_actor* self, caf::error err, bool refused) {
+  auto& st = self->state;
+  if (refused || !st.retry) {
+    self->send(st.listener, joined_atom_v, st.address, std::move(err), refused);
+    self->quit();
+    return;
+  }
+  self->delayed_send(self, std::chrono::seconds{1}, tick_atom_v);
+}
+
+/// The node answered the connection: ask it to join.
+void ask_to_join(link_actor* self, caf::actor node) {
+  auto& st = self->state;
+  self->request(node, join_timeout, join_atom_v, st.setup)
+      .then(
+          [=](std::vector<slot_grant>& slots) {
+            auto& st = self->state;
+            self->send(st.listener, joined_atom_v, st.address, node,
+                       std::move(slots));
+            self->quit();
+          },
+          [=](caf::error& err) {
+            // The worker's own errors are refusals; a timeout or a lost
+            // connection may pass.
+            bool refused = err.category() == caf::atom("actortrain");
+            attempt_failed(self,
+                           make_error(errc::cluster_failed,
+                                      fmt::format("worker {} refused to join: "
+                                                  "{}",
+                                                  self->state.address,
+                                                  to_string_pretty(err))),
+                           refused);
+          });
+}
+
+void attempt(link_actor* self) {
+  auto& st = self->state;
+  auto where = parse_address(st.address);
+  if (!where) {
+    attempt_failed(
+        self,
+        make_error(errc::cluster_failed,
+                   fmt::format("worker '{}' is not host:port", st.address)),
+        true);
+    return;
+  }
+  // The middleman's own connect, as remote_actor does it, but with a
+  // timeout: remote_actor waits for the handshake for ever.
+  auto& sys = self->system();
+  auto mm = st.tls ? sys.openssl_manager().actor_handle()
+                   : sys.middleman().actor_handle();
+  self->request(mm, handshake_timeout, caf::connect_atom_v, where->host,
+                where->port)
+      .then(
+          [=](caf::node_id&, caf::strong_actor_ptr& ptr,
+              std::set<std::string>&) {
+            if (!ptr) {
+              attempt_failed(self,
+                             make_error(errc::cluster_failed,
+                                        fmt::format("cannot connect to worker "
+                                                    "{}: the program there "
+                                                    "offers no actortrain "
+                                                    "worker",
+                                                    self->state.address)),
+                             false);
+              return;
+            }
+            ask_to_join(self, caf::actor_cast<caf::actor>(std::move(ptr)));
+          },
+          [=](caf::error& err) {
+            auto& st = self->state;
+            auto why =
+                err == caf::sec::request_timeout
+                    ? fmt::format("worker {} accepted the connection but did "
+                                  "not answer actortrain's handshake within "
+                                  "{} s{} (is another program listening "
+                                  "there?)",
+                                  st.address, handshake_timeout.count(),
+                                  st.tls ? " over TLS" : "")
+                    : fmt::format("cannot connect to worker {}{}: {}",
+                                  st.address, st.tls ? " over TLS" : "",
+                                  self->system().render(err));
+            attempt_failed(self, make_error(errc::cluster_failed, why), false);
+          });
+}
 
 } // namespace
 
-caf::expected<joined_worker> join_worker(caf::actor_system& sys,
-                                         const std::string& address,
-                                         const run_setup& setup, bool tls,
-                                         bool& refused) {
-  refused = false;
-  auto where = parse_address(address);
-  if (!where) {
-    refused = true;
-    return make_error(errc::cluster_failed,
-                      fmt::format("worker '{}' is not host:port", address));
-  }
-  auto node = tls ? caf::openssl::remote_actor(sys, where->host, where->port)
-                  : sys.middleman().remote_actor(where->host, where->port);
-  if (!node)
-    return make_error(errc::cluster_failed,
-                      fmt::format("cannot connect to worker {}{}: {}", address,
-                                  tls ? " over TLS" : "",
-                                  sys.render(node.error())));
-  caf::expected<joined_worker> result{caf::error{}};
-  caf::scoped_actor self{sys};
-  self->request(*node, join_timeout, join_atom_v, setup)
-      .receive(
-          [&](std::vector<slot_grant>& slots) {
-            result = joined_worker{address, *node, std::move(slots)};
-          },
-          [&](caf::error& err) {
-            refused = err.category() == caf::atom("actortrain");
-            result = make_error(errc::cluster_failed,
-                                fmt::format("worker {} refused to join: {}",
-                                            address, to_string_pretty(err)));
-          });
-  return result;
+caf::behavior worker_link(caf::stateful_actor<worker_link_state>* self,
+                          std::string address, run_setup setup, bool tls,
+                          caf::actor listener, bool retry) {
+  auto& st = self->state;
+  st.address = std::move(address);
+  st.setup = std::move(setup);
+  st.tls = tls;
+  st.listener = std::move(listener);
+  st.retry = retry;
+  attempt(self);
+  return {[=](tick_atom) {
+    attempt(self);
+  }};
 }
 
-void worker_link(caf::blocking_actor* self, std::string address,
-                 run_setup setup, bool tls, caf::actor coordinator) {
-  bool stop = false;
-  while (!stop) {
-    bool refused = false;
-    auto joined = join_worker(self->system(), address, setup, tls, refused);
-    if (joined) {
-      self->send(coordinator, joined_atom_v, address, joined->node,
-                 std::move(joined->slots));
-      return;
-    }
-    if (refused) {
-      self->send(coordinator, joined_atom_v, address, joined.error());
-      return;
-    }
-    self->receive([&](caf::exit_msg&) { stop = true; },
-                  caf::after(std::chrono::seconds{1}) >> [] {});
+std::vector<join_result>
+join_workers(caf::actor_system& sys, const std::vector<std::string>& addresses,
+             const run_setup& setup, bool tls,
+             const std::shared_ptr<std::atomic<bool>>& stop, bool& stopped) {
+  stopped = false;
+  std::vector<join_result> results(addresses.size());
+  caf::scoped_actor self{sys};
+  std::vector<caf::actor> links;
+  for (size_t i = 0; i < addresses.size(); ++i) {
+    results[i].address = addresses[i];
+    results[i].joined = make_error(
+        errc::run_aborted,
+        fmt::format("stopped before worker {} answered", addresses[i]));
+    links.push_back(sys.spawn(worker_link, addresses[i], setup, tls,
+                              caf::actor{self}, false));
   }
+  // Two entries for one address answer in turn.
+  std::unordered_set<size_t> answered;
+  auto slot_of = [&](const std::string& address) {
+    for (size_t i = 0; i < addresses.size(); ++i)
+      if (addresses[i] == address && answered.count(i) == 0) {
+        answered.insert(i);
+        return i;
+      }
+    return addresses.size();
+  };
+  while (answered.size() < addresses.size() && !stopped) {
+    self->receive(
+        [&](joined_atom, std::string& address, caf::actor& node,
+            std::vector<slot_grant>& slots) {
+          auto i = slot_of(address);
+          if (i < results.size())
+            results[i].joined =
+                joined_worker{address, std::move(node), std::move(slots)};
+        },
+        [&](joined_atom, std::string& address, caf::error& err, bool refused) {
+          auto i = slot_of(address);
+          if (i < results.size()) {
+            results[i].joined = std::move(err);
+            results[i].refused = refused;
+          }
+        },
+        caf::after(std::chrono::milliseconds{100}) >>
+            [&] { stopped = stop && stop->load(); });
+  }
+  if (stopped)
+    for (auto& link : links)
+      self->send_exit(link, caf::exit_reason::user_shutdown);
+  return results;
+}
+
+join_result join_worker(caf::actor_system& sys, const std::string& address,
+                        const run_setup& setup, bool tls) {
+  bool stopped = false;
+  return std::move(
+      join_workers(sys, {address}, setup, tls, nullptr, stopped).front());
 }
 
 } // namespace actortrain

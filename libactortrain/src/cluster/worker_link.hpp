@@ -1,12 +1,16 @@
 #pragma once
 
+#include <atomic>
+#include <chrono>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include <caf/actor.hpp>
 #include <caf/actor_system.hpp>
-#include <caf/blocking_actor.hpp>
+#include <caf/event_based_actor.hpp>
 #include <caf/expected.hpp>
+#include <caf/stateful_actor.hpp>
 
 #include "protocol/cluster_messages.hpp"
 #include "protocol/slot.hpp"
@@ -20,19 +24,52 @@ struct joined_worker {
   std::vector<slot_grant> slots;
 };
 
-/// Connects to the worker at `address` ("host:port") and asks it to join the
-/// run `setup` describes. Blocks until it answers. On failure `refused` says
-/// whether the worker answered (wrong data, busy: asking again will not
-/// help) or could not be reached; the error names the worker.
-caf::expected<joined_worker> join_worker(caf::actor_system& sys,
-                                         const std::string& address,
-                                         const run_setup& setup, bool tls,
-                                         bool& refused);
+/// How long a port that accepted the connection may take to answer CAF's
+/// handshake. A worker answers at once; another program (a web server, a
+/// listener that never reads) never does, and must not hang the run.
+constexpr auto handshake_timeout = std::chrono::seconds{10};
 
-/// Tries join_worker every second until the worker joins or refuses, then
-/// tells `coordinator`: (join_atom, address, node, slots) or (join_atom,
-/// address, error). Ends on an exit message. Spawn it detached.
-void worker_link(caf::blocking_actor* self, std::string address,
-                 run_setup setup, bool tls, caf::actor coordinator);
+/// How long a worker may take to answer a join: it loads its data first.
+constexpr auto join_timeout = std::chrono::seconds{30};
+
+/// What one attempt to join a worker came to. `refused`: the worker answered
+/// (wrong data, busy, not host:port) and asking again will not help; else it
+/// could not be reached or did not answer, and a later attempt may succeed.
+struct join_result {
+  std::string address;
+  caf::expected<joined_worker> joined{caf::error{}};
+  bool refused = false;
+};
+
+struct worker_link_state {
+  std::string address;
+  run_setup setup;
+  bool tls = false;
+  caf::actor listener;
+  bool retry = false;
+};
+
+/// Asks the worker at `address` ("host:port") to join the run `setup`
+/// describes, without blocking, and tells `listener` the outcome:
+/// (joined_atom, address, node, slots) or (joined_atom, address, error,
+/// refused). With `retry`, a worker that cannot be reached is tried again
+/// every second and only a join or a refusal is told. An exit message ends
+/// the link at once, even while it waits for an answer.
+caf::behavior worker_link(caf::stateful_actor<worker_link_state>* self,
+                          std::string address, run_setup setup, bool tls,
+                          caf::actor listener, bool retry);
+
+/// Asks every worker of `addresses` to join at once and waits until each has
+/// answered or failed (at most handshake_timeout + join_timeout). When `stop`
+/// becomes true the wait ends early and `stopped` says so; the results of
+/// the workers that had not answered yet are then errors.
+std::vector<join_result>
+join_workers(caf::actor_system& sys, const std::vector<std::string>& addresses,
+             const run_setup& setup, bool tls,
+             const std::shared_ptr<std::atomic<bool>>& stop, bool& stopped);
+
+/// join_workers for one worker, without a stop flag.
+join_result join_worker(caf::actor_system& sys, const std::string& address,
+                        const run_setup& setup, bool tls);
 
 } // namespace actortrain

@@ -63,8 +63,8 @@ CAF_ADD_ATOM(actortrain, actortrain, run_atom, "run")
 CAF_ADD_ATOM(actortrain, actortrain, tick_atom, "tick")
 // worker link -> worker node: (run_setup) -> the worker's slots.
 CAF_ADD_ATOM(actortrain, actortrain, join_atom, "join")
-// worker link -> coordinator: (address, node, slots) a worker joined, or
-// (address, error) it refused.
+// worker link -> coordinator or run(): (address, node, slots) a worker
+// joined, or (address, error, refused) it refused or could not be reached.
 CAF_ADD_ATOM(actortrain, actortrain, joined_atom, "joined")
 // coordinator -> scheduler: (std::vector<slot_grant>) more slots to grant.
 CAF_ADD_ATOM(actortrain, actortrain, add_slots_atom, "add_slots")

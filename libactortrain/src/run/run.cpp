@@ -145,22 +145,29 @@ void tune_allocator() {
 
 namespace {
 
-/// Connects to every worker of `exp` and asks it to join. A worker that
-/// refuses (different data, busy) is an error; one that cannot be reached is
-/// tried again during the run, unless no slot would be left at all.
-caf::error join_workers(caf::actor_system& sys, run_plan& plan, bool tls) {
+/// Asks every worker of `exp` to join, all at once. A worker that refuses
+/// (different data, busy) is an error; one that cannot be reached or does
+/// not answer is tried again during the run, unless no slot would be left at
+/// all. A stop (SIGTERM) ends the wait.
+caf::error join_workers(caf::actor_system& sys, run_plan& plan, bool tls,
+                        const std::shared_ptr<std::atomic<bool>>& stop) {
+  bool stopped = false;
+  auto results = join_workers(sys, plan.exp.cluster.workers, plan.setup, tls,
+                              stop, stopped);
+  if (stopped)
+    return make_error(errc::run_aborted,
+                      "stopped while the workers were joining; nothing was "
+                      "trained");
   std::vector<std::string> unreachable_reasons;
-  for (const auto& address : plan.exp.cluster.workers) {
-    bool refused = false;
-    auto joined = join_worker(sys, address, plan.setup, tls, refused);
-    if (joined) {
-      plan.workers.push_back(std::move(*joined));
+  for (auto& r : results) {
+    if (r.joined) {
+      plan.workers.push_back(std::move(*r.joined));
       continue;
     }
-    if (refused)
-      return joined.error();
-    unreachable_reasons.push_back(to_string_pretty(joined.error()));
-    plan.unreachable_workers.push_back(address);
+    if (r.refused)
+      return r.joined.error();
+    unreachable_reasons.push_back(to_string_pretty(r.joined.error()));
+    plan.unreachable_workers.push_back(r.address);
     if (plan.on_event)
       plan.on_event(fmt::format("{}; trying again every second",
                                 unreachable_reasons.back()));
@@ -290,7 +297,7 @@ caf::expected<run_result> run(const experiment& exp, run_options opts) {
     plan->setup.data_hash = content_hash(*plan->data);
     plan->setup.coordinator = coord;
     plan->tls = opts.tls.enabled();
-    if (auto err = join_workers(sys, *plan, plan->tls))
+    if (auto err = join_workers(sys, *plan, plan->tls, opts.stop))
       return err;
   }
   plan->output_dir =
