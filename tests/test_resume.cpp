@@ -414,3 +414,98 @@ TEST_CASE("files written together: each whole, one failing names its path") {
   for (auto& e : fs::directory_iterator(dir.path()))
     CHECK(e.path().extension() != ".tmp");
 }
+
+namespace {
+
+std::vector<char> file_bytes(const std::string& path) {
+  std::ifstream in{path, std::ios::binary};
+  return {std::istreambuf_iterator<char>{in}, {}};
+}
+
+run_result stored_result(const std::string& out) {
+  auto store = results_store::open(out + "/results.db");
+  REQUIRE(store);
+  auto result = (*store)->read();
+  REQUIRE_MESSAGE(result, to_string_pretty(result.error()));
+  return *result;
+}
+
+} // namespace
+
+TEST_CASE("finished networks' damaged or lost files are found on resume and "
+          "trained again to the same bits") {
+  temp_dir dir;
+  test::write_text(dir / "exp.toml", resumable_toml);
+  auto expected = reference(dir);
+  auto out = dir / "reference";
+  auto before = stored_result(out);
+  std::map<std::string, std::vector<char>> predictions;
+  for (int i = 0; i < 6; ++i) {
+    auto name = fmt::format("net-{:04}.predictions", i);
+    predictions[name] = file_bytes(out + "/weights/" + name);
+  }
+  // A garbled prediction (same size), a lost weights file, a lost
+  // predictions file, a truncated weights file; net-0000 and net-0005 stay.
+  auto garbled = predictions["net-0001.predictions"];
+  for (size_t i = 0; i < garbled.size(); i += 7)
+    garbled[i] = static_cast<char>(garbled[i] ^ 0x5a);
+  {
+    std::ofstream f{out + "/weights/net-0001.predictions", std::ios::binary};
+    f.write(garbled.data(), static_cast<std::streamsize>(garbled.size()));
+  }
+  fs::remove(out + "/weights/net-0002.pt");
+  fs::remove(out + "/weights/net-0003.predictions");
+  fs::resize_file(out + "/weights/net-0004.pt",
+                  fs::file_size(out + "/weights/net-0004.pt") / 2);
+  auto again = [&] {
+    return test::run_process(fmt::format("{} run {} --output {} --quiet",
+                                         test::app(), dir / "exp.toml", out));
+  };
+  auto res = again();
+  REQUIRE_MESSAGE(res.exit_code == 0, res.output);
+  INFO(res.output);
+  for (const auto& [name, what] :
+       {std::pair{"net-0001", "net-0001.predictions is damaged"},
+        std::pair{"net-0002", "net-0002.pt is missing"},
+        std::pair{"net-0003", "net-0003.predictions is missing"},
+        std::pair{"net-0004", "net-0004.pt has "}}) {
+    CAPTURE(name);
+    CHECK(res.output.find(what) != std::string::npos);
+    CHECK(res.output.find(fmt::format("{} finished before, but", name)) !=
+          std::string::npos);
+  }
+  for (const auto* kept : {"net-0000", "net-0005"})
+    CHECK(res.output.find(fmt::format("{} finished before", kept)) ==
+          std::string::npos);
+  // Everything as the uninterrupted run left it: files, metrics, ensemble.
+  auto got = weights_of(out);
+  REQUIRE(got.size() == expected.size());
+  for (auto& [name, bytes] : expected) {
+    CAPTURE(name);
+    CHECK(got[name] == bytes);
+  }
+  for (auto& [name, bytes] : predictions) {
+    CAPTURE(name);
+    CHECK(file_bytes(out + "/weights/" + name) == bytes);
+  }
+  auto after = stored_result(out);
+  REQUIRE(after.ensembles.size() == before.ensembles.size());
+  for (size_t i = 0; i < after.ensembles.size(); ++i) {
+    CHECK(after.ensembles[i].accuracy == before.ensembles[i].accuracy);
+    CHECK(after.ensembles[i].loss == before.ensembles[i].loss);
+  }
+  REQUIRE(after.networks.size() == before.networks.size());
+  for (size_t i = 0; i < after.networks.size(); ++i) {
+    CAPTURE(after.networks[i].name);
+    CHECK(after.networks[i].status == network_status::finished);
+    CHECK(after.networks[i].test_accuracy == before.networks[i].test_accuracy);
+    CHECK(after.networks[i].epochs == before.networks[i].epochs);
+    auto epochs = results_store::open(out + "/results.db");
+    REQUIRE(epochs);
+    CHECK((*epochs)->epochs(after.networks[i].id)->size() == 8);
+  }
+  // Now intact: a further run reuses everything.
+  res = again();
+  CHECK_MESSAGE(res.exit_code == 0, res.output);
+  CHECK(res.output.find("finished before") == std::string::npos);
+}

@@ -2,6 +2,7 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -14,6 +15,20 @@
 struct sqlite3;
 
 namespace actortrain {
+
+/// The files a finished network leaves in its run folder's weights folder.
+enum class file_kind : uint8_t {
+  /// `NAME.pt`: its weights, loadable from C++ and Python.
+  weights,
+  /// `NAME.predictions`: its test predictions (float32, row-major), from
+  /// which a resumed run rebuilds the ensemble without retraining.
+  predictions,
+};
+
+std::string to_string(file_kind x);
+
+/// The kind named `text` ("weights", "predictions"), if any.
+std::optional<file_kind> parse_file_kind(const std::string& text);
 
 /// The durable results of a run: one SQLite database (WAL) per run folder.
 /// Only the aggregator writes to it while a run is in progress.
@@ -52,6 +67,26 @@ public:
   caf::error add_outcome(const network_outcome& o,
                          const std::string& weights_path);
   caf::error add_ensemble(const ensemble_result& e);
+
+  /// Records a file a finished network left, with the CRC-32 and size of
+  /// its bytes, so that a resumed run checks it before reusing it.
+  caf::error add_file(uint64_t network_id, file_kind kind,
+                      const std::string& path, const std::vector<char>& bytes);
+
+  /// A recorded file of a finished network.
+  struct file_entry {
+    file_kind kind = file_kind::weights;
+    std::string path;
+    uint32_t crc32 = 0;
+    int64_t bytes = 0;
+  };
+
+  /// The recorded files of a network.
+  caf::expected<std::vector<file_entry>> files(uint64_t network_id) const;
+
+  /// Forgets that a network finished (its files, final and epoch metrics),
+  /// so that it is trained again: its files were lost or damaged.
+  caf::error reopen_network(uint64_t network_id);
   /// Records a failure of a network (retried or final).
   caf::error add_error(uint64_t network_id, int64_t steps,
                        const std::string& message);

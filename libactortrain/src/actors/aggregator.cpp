@@ -165,6 +165,9 @@ void record_outcomes(aggregator_self* self,
   const auto& store = self->state.config.store;
   for (size_t i = 0; i < outcomes.size(); ++i) {
     auto& o = outcomes[i];
+    // The files written, with their checksums: a resumed run checks them
+    // before it reuses them instead of training again.
+    std::vector<std::pair<file_kind, const file_write*>> written;
     std::string weights_path;
     if (const auto& f = plan.of_outcome[i]) {
       if (errors[f->weights]) {
@@ -172,10 +175,17 @@ void record_outcomes(aggregator_self* self,
         o.error = to_string_pretty(errors[f->weights]);
       } else {
         weights_path = plan.files[f->weights].path;
-        note(self, std::move(errors[f->predictions]));
+        written.emplace_back(file_kind::weights, &plan.files[f->weights]);
+        if (errors[f->predictions])
+          note(self, std::move(errors[f->predictions]));
+        else
+          written.emplace_back(file_kind::predictions,
+                               &plan.files[f->predictions]);
       }
     }
     note(self, store->add_outcome(o, weights_path));
+    for (const auto& [kind, file] : written)
+      note(self, store->add_file(o.network_id, kind, file->path, *file->bytes));
     if (auto old = store->drop_checkpoints(o.network_id))
       stale.insert(stale.end(), old->begin(), old->end());
   }

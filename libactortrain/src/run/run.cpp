@@ -1,5 +1,6 @@
 #include "actortrain/run.hpp"
 
+#include <algorithm>
 #include <cerrno>
 #include <cmath>
 #include <cstring>
@@ -32,6 +33,7 @@
 #include "cluster/worker_link.hpp"
 #include "protocol/type_ids.hpp"
 #include "setup/run_context.hpp"
+#include "store/file_checksum.hpp"
 
 namespace fs = std::filesystem;
 
@@ -62,9 +64,6 @@ read_checkpoint(const results_store::checkpoint_entry& c) {
   return bytes;
 }
 
-/// Opens the store of an earlier attempt at the same experiment and plans
-/// what is left: finished and failed networks are kept as they are; the
-/// others continue from their newest intact checkpoint (or from the start).
 /// A results store with no bytes in it or its write-ahead log (a crash
 /// before the first commit, or a truncated file) holds nothing to resume:
 /// it is removed, so the run starts afresh instead of failing for ever.
@@ -80,6 +79,46 @@ void discard_empty_store(const std::string& db_path) {
   }
 }
 
+/// Why a finished network's files cannot be reused ("" when they can):
+/// each must be in the folder with the size and CRC-32 the store recorded.
+/// Stores from before checksums were recorded let only their presence be
+/// checked.
+caf::expected<std::string> damaged_files(const results_store& store,
+                                         const network_result& n,
+                                         const std::string& output_dir) {
+  auto recorded = store.files(n.id);
+  if (!recorded)
+    return recorded.error();
+  std::vector<std::string> problems;
+  for (auto kind : {file_kind::weights, file_kind::predictions}) {
+    auto path =
+        (fs::path{output_dir} / "weights" /
+         (n.name + (kind == file_kind::weights ? ".pt" : ".predictions")))
+            .string();
+    auto sum = checksum_file(path);
+    auto entry = std::find_if(recorded->begin(), recorded->end(),
+                              [&](const auto& e) { return e.kind == kind; });
+    if (!sum || (entry == recorded->end() && sum->bytes == 0)) {
+      problems.push_back(fmt::format("{} is missing or empty", path));
+    } else if (entry == recorded->end()) {
+      if (!recorded->empty())
+        problems.push_back(
+            fmt::format("{} was never recorded as written", path));
+    } else if (sum->bytes != entry->bytes) {
+      problems.push_back(fmt::format("{} has {} bytes where {} were written",
+                                     path, sum->bytes, entry->bytes));
+    } else if (sum->crc32 != entry->crc32) {
+      problems.push_back(fmt::format("{} is damaged (its CRC-32 is not the "
+                                     "one recorded)",
+                                     path));
+    }
+  }
+  return fmt::format("{}", fmt::join(problems, "; "));
+}
+
+/// Opens the store of an earlier attempt at the same experiment and plans
+/// what is left: finished and failed networks are kept as they are; the
+/// others continue from their newest intact checkpoint (or from the start).
 caf::error prepare_resume(const experiment& exp, run_plan& plan,
                           const std::string& db_path) {
   auto store = results_store::open(db_path, true);
@@ -102,7 +141,21 @@ caf::error prepare_resume(const experiment& exp, run_plan& plan,
                     plan.output_dir, *hash, mine));
   for (const auto& n : prior->networks) {
     if (n.status == network_status::finished) {
-      plan.resumed_finished.push_back(n.id);
+      auto damage = damaged_files(**store, n, plan.output_dir);
+      if (!damage)
+        return damage.error();
+      if (damage->empty()) {
+        plan.resumed_finished.push_back(n.id);
+        continue;
+      }
+      // A network's result depends only on its spec and seed: training it
+      // again gives the same files.
+      if (auto err = (*store)->reopen_network(n.id))
+        return err;
+      if (plan.on_event)
+        plan.on_event(fmt::format("{} finished before, but {}: training it "
+                                  "again",
+                                  n.name, *damage));
       continue;
     }
     if (n.status == network_status::failed) {

@@ -98,12 +98,31 @@ CREATE TABLE errors (
   message TEXT NOT NULL,
   at TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS files (
+  network_id INTEGER NOT NULL REFERENCES networks(id),
+  kind TEXT NOT NULL,
+  path TEXT NOT NULL,
+  crc32 INTEGER NOT NULL,
+  bytes INTEGER NOT NULL,
+  PRIMARY KEY (network_id, kind)
+);
 CREATE TABLE ensembles (
   group_id INTEGER PRIMARY KEY,
   label TEXT NOT NULL,
   networks INTEGER NOT NULL,
   accuracy REAL,
   loss REAL
+);
+)sql";
+
+/// The table of finished networks' files, also added to older stores.
+constexpr const char* files_table_sql = R"sql(CREATE TABLE IF NOT EXISTS files (
+  network_id INTEGER NOT NULL REFERENCES networks(id),
+  kind TEXT NOT NULL,
+  path TEXT NOT NULL,
+  crc32 INTEGER NOT NULL,
+  bytes INTEGER NOT NULL,
+  PRIMARY KEY (network_id, kind)
 );
 )sql";
 
@@ -269,6 +288,10 @@ results_store::open(const std::string& path, bool writable) {
   statement probe{db, "SELECT count(*) FROM run"};
   if (!probe || probe.step() != SQLITE_ROW)
     return storage_error(db, path, "not an actortrain results store");
+  // Stores written before finished networks' files were checksummed.
+  if (writable)
+    if (auto err = store->exec(files_table_sql))
+      return err;
   return store;
 }
 
@@ -388,6 +411,69 @@ caf::error results_store::add_outcome(const network_outcome& o,
       err.bind(o.network_id, o.epochs, o.steps, o.error, now_iso());
       if (err.step() != SQLITE_DONE)
         return storage_error(db_, path_, "cannot record an error");
+    }
+    return {};
+  });
+}
+
+std::string to_string(file_kind x) {
+  return x == file_kind::weights ? "weights" : "predictions";
+}
+
+std::optional<file_kind> parse_file_kind(const std::string& text) {
+  for (auto k : {file_kind::weights, file_kind::predictions})
+    if (to_string(k) == text)
+      return k;
+  return std::nullopt;
+}
+
+caf::error results_store::add_file(uint64_t network_id, file_kind kind,
+                                   const std::string& path,
+                                   const std::vector<char>& bytes) {
+  auto crc = crc32(0L, reinterpret_cast<const Bytef*>(bytes.data()),
+                   static_cast<uInt>(bytes.size()));
+  statement st{db_, "INSERT OR REPLACE INTO files (network_id, kind, path, "
+                    "crc32, bytes) VALUES (?, ?, ?, ?, ?)"};
+  st.bind(network_id, to_string(kind), path, static_cast<int64_t>(crc),
+          static_cast<int64_t>(bytes.size()));
+  if (st.step() != SQLITE_DONE)
+    return storage_error(db_, path_, "cannot record a network's file");
+  return {};
+}
+
+caf::expected<std::vector<results_store::file_entry>>
+results_store::files(uint64_t network_id) const {
+  statement st{db_, "SELECT kind, path, crc32, bytes FROM files WHERE "
+                    "network_id = ? ORDER BY kind"};
+  if (!st)
+    return storage_error(db_, path_, "cannot read a network's files");
+  st.bind(network_id);
+  std::vector<file_entry> result;
+  while (st.step() == SQLITE_ROW) {
+    auto kind = parse_file_kind(st.text(0));
+    if (!kind)
+      return make_error(errc::storage_failed,
+                        fmt::format("{}: network {} has a file of unknown "
+                                    "kind '{}'",
+                                    path_, network_id, st.text(0)));
+    result.push_back({*kind, st.text(1), static_cast<uint32_t>(st.integer(2)),
+                      st.integer(3)});
+  }
+  return result;
+}
+
+caf::error results_store::reopen_network(uint64_t network_id) {
+  return transaction([&]() -> caf::error {
+    for (const char* sql :
+         {"DELETE FROM files WHERE network_id = ?",
+          "DELETE FROM final_metrics WHERE network_id = ?",
+          "DELETE FROM epoch_metrics WHERE network_id = ?",
+          "UPDATE networks SET status = 'pending', stop_reason = NULL, "
+          "epochs = 0, steps = 0, weights = NULL WHERE id = ?"}) {
+      statement st{db_, sql};
+      st.bind(network_id);
+      if (st.step() != SQLITE_DONE)
+        return storage_error(db_, path_, "cannot reopen a network");
     }
     return {};
   });
