@@ -2,9 +2,11 @@
 
 #include <doctest/doctest.h>
 
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <unistd.h>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -277,4 +279,35 @@ print("sum %.6f" % sum(float(t.double().sum()) for t in sd.values()))
   for (auto& [name, t] : decode_weights(bytes))
     sum += t.to(torch::kDouble).sum().item<double>();
   CHECK(py.output.find(fmt::format("sum {:.6f}", sum)) != std::string::npos);
+}
+
+TEST_CASE("a read-only run folder: results reads it, run says it cannot "
+          "write there") {
+  temp_dir dir;
+  write_text(dir / "exp.toml", synthetic_toml);
+  auto out = dir / "out";
+  auto res =
+      run_app(fmt::format("run {} --output {} --quiet", dir / "exp.toml", out));
+  REQUIRE_MESSAGE(res.exit_code == 0, res.output);
+  // Readable by anyone, writable by nobody. Root ignores permissions, so a
+  // root test process runs the app as the unprivileged user nobody.
+  auto as_user = ::geteuid() == 0
+                     ? std::string{"setpriv --reuid=65534 --regid=65534 "
+                                   "--clear-groups "}
+                     : std::string{};
+  REQUIRE(std::system(fmt::format("chmod a+rx {} && chmod -R a+rX,a-w {} {}",
+                                  dir.path(), out, dir / "exp.toml")
+                          .c_str()) == 0);
+  res = run_process(fmt::format("{}{} results {}", as_user, app(), out));
+  CHECK_MESSAGE(res.exit_code == 0, res.output);
+  CHECK(res.output.find("6 networks: 6 finished, 0 failed") !=
+        std::string::npos);
+  res = run_process(fmt::format("{}{} run {} --output {}", as_user, app(),
+                                dir / "exp.toml", out));
+  CHECK(res.exit_code == 4);
+  CHECK_MESSAGE(res.output.find("cannot write in the output folder") !=
+                    std::string::npos,
+                res.output);
+  CHECK(res.output.find("in use by another") == std::string::npos);
+  std::system(fmt::format("chmod -R u+w {}", out).c_str());
 }

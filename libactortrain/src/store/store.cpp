@@ -274,6 +274,24 @@ results_store::create(const std::string& path) {
   return store;
 }
 
+namespace {
+
+/// `path` as an SQLite URI that opens it immutable: for a store in a folder
+/// this process cannot write, where SQLite cannot create the shared-memory
+/// file a WAL database needs even to be read.
+std::string immutable_uri(const std::string& path) {
+  std::string uri = "file:";
+  for (unsigned char c : path) {
+    if (c == '%' || c == '?' || c == '#' || c < 0x20)
+      uri += fmt::format("%{:02X}", c);
+    else
+      uri += static_cast<char>(c);
+  }
+  return uri + "?immutable=1";
+}
+
+} // namespace
+
 caf::expected<std::unique_ptr<results_store>>
 results_store::open(const std::string& path, bool writable) {
   sqlite3* db = nullptr;
@@ -285,8 +303,27 @@ results_store::open(const std::string& path, bool writable) {
   }
   sqlite3_busy_timeout(db, 5000);
   std::unique_ptr<results_store> store{new results_store(db, path)};
-  statement probe{db, "SELECT count(*) FROM run"};
-  if (!probe || probe.step() != SQLITE_ROW)
+  int failure = SQLITE_OK;
+  auto readable = [&failure](sqlite3* db) {
+    statement probe{db, "SELECT count(*) FROM run"};
+    if (probe && probe.step() == SQLITE_ROW)
+      return true;
+    failure = sqlite3_errcode(db) & 0xff;
+    return false;
+  };
+  if (!readable(db) && !writable && failure == SQLITE_READONLY) {
+    store.reset();
+    db = nullptr;
+    if (sqlite3_open_v2(immutable_uri(path).c_str(), &db,
+                        SQLITE_OPEN_READONLY | SQLITE_OPEN_URI,
+                        nullptr) != SQLITE_OK) {
+      auto err = storage_error(db, path, "cannot open the results store");
+      sqlite3_close(db);
+      return err;
+    }
+    store.reset(new results_store(db, path));
+  }
+  if (!readable(db))
     return storage_error(db, path, "not an actortrain results store");
   // Stores written before finished networks' files were checksummed.
   if (writable)
