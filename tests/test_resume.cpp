@@ -10,6 +10,7 @@
 #include <iterator>
 #include <map>
 #include <mutex>
+#include <random>
 #include <sys/wait.h>
 #include <thread>
 #include <unistd.h>
@@ -508,4 +509,108 @@ TEST_CASE("finished networks' damaged or lost files are found on resume and "
   res = again();
   CHECK_MESSAGE(res.exit_code == 0, res.output);
   CHECK(res.output.find("finished before") == std::string::npos);
+}
+
+namespace {
+
+/// Kills a run with SIGKILL at 20 moments drawn from a fixed seed over the
+/// life of a run (at start-up, between and during checkpoints, during the
+/// final ensemble, after it), each time on 1 to 3 slots, then lets it
+/// finish: the weights are those of an uninterrupted run, every network is
+/// finished once, and the folder holds nothing but the store and the
+/// finished networks' files.
+void crash_storm(std::string toml) {
+  // Twice the epochs of resumable_toml, and moments within a quarter of an
+  // uninterrupted run: each attempt makes a little progress, so the kills
+  // fall all along the run, and the last ones on a run that is done.
+  toml.replace(toml.find("epochs = 8"), 10, "epochs = 16");
+  temp_dir dir;
+  test::write_text(dir / "exp.toml", toml);
+  auto started = std::chrono::steady_clock::now();
+  auto expected = reference(dir);
+  auto span =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - started)
+          .count();
+  auto out = dir / "out";
+  std::mt19937 rng{2024};
+  std::uniform_real_distribution<double> moment{0.05, span / 4};
+  int killed = 0;
+  int finished_before_kill = 0;
+  for (int attempt = 0; attempt < 20; ++attempt) {
+    auto slots = std::to_string(1 + attempt % 3);
+    auto pid = start_app(
+        {"run", dir / "exp.toml", "--output", out, "--quiet", "--slots", slots},
+        dir / fmt::format("attempt{}.log", attempt));
+    auto until = std::chrono::steady_clock::now() +
+                 std::chrono::duration<double>(moment(rng));
+    int status = 0;
+    pid_t done = 0;
+    while (std::chrono::steady_clock::now() < until &&
+           (done = waitpid(pid, &status, WNOHANG)) == 0)
+      std::this_thread::sleep_for(2ms);
+    if (done == pid) {
+      // It finished (or failed) before its moment came.
+      INFO(test::run_process("cat " +
+                             dir / fmt::format("attempt{}.log", attempt))
+               .output);
+      CHECK((WIFEXITED(status) && WEXITSTATUS(status) == 0));
+      ++finished_before_kill;
+      continue;
+    }
+    ::kill(pid, SIGKILL);
+    auto code = wait_exit(pid);
+    INFO("attempt ", attempt);
+    CHECK(code == 128 + SIGKILL);
+    ++killed;
+  }
+  MESSAGE(fmt::format("{} runs killed, {} finished before their moment", killed,
+                      finished_before_kill));
+  CHECK(killed >= 10);
+  auto last = test::run_process(fmt::format(
+      "{} run {} --output {} --quiet", test::app(), dir / "exp.toml", out));
+  REQUIRE_MESSAGE(last.exit_code == 0, last.output);
+  auto got = weights_of(out);
+  REQUIRE(got.size() == expected.size());
+  for (auto& [name, bytes] : expected)
+    CHECK_MESSAGE(got[name] == bytes, name, " differs after the storm");
+  auto store = results_store::open(out + "/results.db");
+  REQUIRE(store);
+  auto result = (*store)->read();
+  REQUIRE(result);
+  CHECK(result->count(network_status::finished) == 6);
+  CHECK(result->status == "finished");
+  for (const auto& n : result->networks) {
+    auto epochs = (*store)->epochs(n.id);
+    REQUIRE(static_cast<bool>(epochs));
+    CHECK(epochs->size() == 16);
+  }
+  std::vector<std::string> stray;
+  for (const auto& e : fs::recursive_directory_iterator{out}) {
+    if (e.is_directory())
+      continue;
+    auto rel = fs::relative(e.path(), out).string();
+    auto name = e.path().filename().string();
+    bool known = rel == ".lock" || rel.rfind("results.db", 0) == 0 ||
+                 (rel.rfind("weights/net-", 0) == 0 &&
+                  (e.path().extension() == ".pt" ||
+                   e.path().extension() == ".predictions"));
+    if (!known)
+      stray.push_back(rel);
+  }
+  CHECK_MESSAGE(stray.empty(), fmt::format("{}", fmt::join(stray, ", ")));
+  CHECK(fs::is_empty(out + "/checkpoints"));
+}
+
+} // namespace
+
+TEST_CASE("crash storm: 20 SIGKILLs at random moments, unfused, end "
+          "bit-identical with no stray files") {
+  std::string toml = resumable_toml;
+  toml.replace(toml.find("seed = 5"), 8, "seed = 5\nfuse = \"off\"");
+  crash_storm(toml);
+}
+
+TEST_CASE("crash storm: 20 SIGKILLs at random moments, fused, end "
+          "bit-identical with no stray files") {
+  crash_storm(resumable_toml);
 }

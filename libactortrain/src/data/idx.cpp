@@ -3,6 +3,7 @@
 #include <vector>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "actortrain/dataset.hpp"
 #include "actortrain/error.hpp"
@@ -42,7 +43,12 @@ caf::expected<torch::Tensor> read_idx(const std::string& path) {
     uint32_t d = (uint32_t{p[0]} << 24) | (uint32_t{p[1]} << 16) |
                  (uint32_t{p[2]} << 8) | uint32_t{p[3]};
     shape.push_back(d);
-    count *= d;
+    // Four dimensions of up to 2^32 overflow 64 bits: a wrapped product
+    // could match the file's size and allocate nonsense.
+    if (__builtin_mul_overflow(count, size_t{d}, &count))
+      return fail(fmt::format("header promises a shape [{}...] of more "
+                              "bytes than a file can hold",
+                              fmt::join(shape, ", ")));
   }
   if (bytes.size() - header != count)
     return fail(

@@ -12,6 +12,7 @@
 #include <map>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <sys/file.h>
 #include <unistd.h>
 #ifdef __GLIBC__
@@ -77,6 +78,29 @@ void discard_empty_store(const std::string& db_path) {
     fs::remove(db_path + "-shm", ec);
     fs::remove(db_path, ec);
   }
+}
+
+/// Removes checkpoint files the store does not know: written just before a
+/// crash and never recorded, or no longer needed and not yet removed when
+/// the process died. Only the folder's lock holder gets here.
+caf::error remove_orphan_checkpoints(const results_store& store,
+                                     const std::vector<network_result>& nets,
+                                     const std::string& output_dir) {
+  std::set<std::string> recorded;
+  for (const auto& n : nets) {
+    auto entries = store.checkpoints(n.id);
+    if (!entries)
+      return entries.error();
+    for (const auto& c : *entries)
+      recorded.insert(fs::path{c.path}.filename().string());
+  }
+  std::error_code ec;
+  for (const auto& e :
+       fs::directory_iterator{fs::path{output_dir} / "checkpoints", ec})
+    if (e.path().extension() == ".ckpt" &&
+        recorded.count(e.path().filename().string()) == 0)
+      fs::remove(e.path(), ec);
+  return {};
 }
 
 /// Why a finished network's files cannot be reused ("" when they can):
@@ -173,6 +197,9 @@ caf::error prepare_resume(const experiment& exp, run_plan& plan,
       }
     }
   }
+  if (auto err =
+          remove_orphan_checkpoints(**store, prior->networks, plan.output_dir))
+    return err;
   if (auto err = (*store)->mark_resumed())
     return err;
   plan.store = std::move(*store);
@@ -289,6 +316,12 @@ caf::error lock_output_folder(const std::string& dir,
         fmt::format("{} is in use by another actortrain run", dir));
   }
   lock.emplace(fd);
+  // A crash while a file was written leaves its temporary copy: the write
+  // never happened, and the lock says no other run is writing now.
+  for (const char* sub : {"weights", "checkpoints"})
+    for (const auto& e : fs::directory_iterator{fs::path{dir} / sub, ec})
+      if (e.path().extension() == ".tmp")
+        fs::remove(e.path(), ec);
   return {};
 }
 
