@@ -285,6 +285,22 @@ TEST_CASE("a worker whose data differs from the coordinator's is refused") {
   caf::anon_send_exit(setup.coordinator, caf::exit_reason::user_shutdown);
 }
 
+TEST_CASE("a worker listening beyond loopback without TLS warns of the "
+          "risk") {
+  temp_dir dir;
+  {
+    // All interfaces, for the moment the check takes.
+    worker_process open_worker{"--bind 0.0.0.0 --slots 1", dir / "open.log"};
+    auto out = open_worker.process().output();
+    CHECK_MESSAGE(
+        out.find("warning: listening on 0.0.0.0:") != std::string::npos, out);
+    CHECK(out.find("without TLS: anyone who can reach this port") !=
+          std::string::npos);
+  }
+  worker_process local{"--slots 1", dir / "local.log"};
+  CHECK(local.process().output().find("without TLS") == std::string::npos);
+}
+
 TEST_CASE("TLS: a worker refuses peers without a certificate from its CA") {
   temp_dir dir;
   auto sh = [&](const std::string& cmd) {

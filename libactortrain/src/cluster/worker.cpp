@@ -17,6 +17,15 @@
 
 namespace actortrain {
 
+namespace {
+
+/// Whether `bind` is reachable only from this machine.
+bool loopback(const std::string& bind) {
+  return bind.rfind("127.", 0) == 0 || bind == "::1" || bind == "localhost";
+}
+
+} // namespace
+
 caf::error run_worker(worker_options opts) {
   if (auto err = opts.tls.validate())
     return err;
@@ -28,6 +37,7 @@ caf::error run_worker(worker_options opts) {
   auto tls = opts.tls.enabled();
   auto on_listening = opts.on_listening;
   auto stop = opts.stop;
+  auto on_event = opts.on_event;
   auto node = sys.spawn<caf::detached>(worker_node, std::move(opts));
   auto published = tls ? caf::openssl::publish(node, port, bind.c_str())
                        : sys.middleman().publish(node, port, bind.c_str());
@@ -37,6 +47,13 @@ caf::error run_worker(worker_options opts) {
                       fmt::format("cannot listen on {}:{}: {}", bind, port,
                                   sys.render(published.error())));
   }
+  if (!tls && !loopback(bind) && on_event)
+    on_event(fmt::format(
+        "warning: listening on {}:{} without TLS: anyone who can reach this "
+        "port can make this worker join their run, read files at the paths "
+        "they name and train; use --tls-cert, --tls-key and --tls-ca, or "
+        "listen on 127.0.0.1",
+        bind.empty() ? "*" : bind, *published));
   if (on_listening)
     on_listening(*published);
   caf::scoped_actor self{sys};
