@@ -13,6 +13,7 @@
 #include <caf/actor_system_config.hpp>
 #include <caf/event_based_actor.hpp>
 #include <caf/exit_reason.hpp>
+#include <caf/scoped_actor.hpp>
 #include <caf/send.hpp>
 #include <fmt/format.h>
 
@@ -21,6 +22,7 @@
 #include "actortrain/run.hpp"
 #include "cluster/system_config.hpp"
 #include "cluster/worker_link.hpp"
+#include "protocol/type_ids.hpp"
 #include "setup/run_context.hpp"
 #include "test_support.hpp"
 
@@ -299,6 +301,80 @@ TEST_CASE("a worker listening beyond loopback without TLS warns of the "
   }
   worker_process local{"--slots 1", dir / "local.log"};
   CHECK(local.process().output().find("without TLS") == std::string::npos);
+}
+
+TEST_CASE("hostile quanta from a peer are refused with a logged reason and "
+          "the worker still serves") {
+  temp_dir dir;
+  worker_process w{"--slots 1", dir / "w.log"};
+  experiment exp;
+  exp.name = "hostile";
+  exp.data.format = data_format::synthetic;
+  exp.data.samples = 256;
+  exp.data.test_samples = 64;
+  exp.base.train.networks = 2;
+  auto ctx = make_run_context(exp, {});
+  REQUIRE_MESSAGE(ctx, to_string_pretty(ctx.error()));
+  caf::actor_system_config cfg;
+  configure_system(cfg, true, {});
+  caf::actor_system sys{cfg};
+  run_setup setup;
+  setup.exp = exp;
+  setup.data_hash = content_hash(*(*ctx)->data);
+  setup.coordinator = sys.spawn([] {
+    return caf::behavior{[](int) {
+    }};
+  });
+  auto joined = join_worker(sys, w.address(), setup, false);
+  REQUIRE_MESSAGE(joined.joined, to_string_pretty(joined.joined.error()));
+  REQUIRE(joined.joined->slots.size() == 1);
+  auto executor = joined.joined->slots.front().executor;
+  caf::scoped_actor self{sys};
+  auto send = [&](auto... xs) {
+    std::string answer;
+    self->request(executor, std::chrono::seconds{60}, xs...)
+        .receive([&](quantum_report&) { answer = "report"; },
+                 [&](caf::error& err) { answer = to_string_pretty(err); });
+    return answer;
+  };
+  auto quantum = [](std::vector<uint64_t> members) {
+    remote_quantum q;
+    q.group_id = members.empty() ? 0 : members.front();
+    q.members = std::move(members);
+    q.steps = 2;
+    return q;
+  };
+  // A network the run does not have, twice the same one, a state for a
+  // network not in the quantum, a group the worker does not hold, none.
+  CHECK(send(quantum_atom_v, quantum({999}))
+            .find("network 999 is not part of "
+                  "this run") != std::string::npos);
+  CHECK(send(quantum_atom_v, quantum({0, 0})).find("appears twice") !=
+        std::string::npos);
+  auto stray_state = quantum({0});
+  stray_state.states.push_back(runner_state{1, {}, {}, 0, 0, 0});
+  CHECK(send(quantum_atom_v, stray_state).find("does not train") !=
+        std::string::npos);
+  auto cached = quantum({0});
+  cached.cached = true;
+  CHECK(send(quantum_atom_v, cached).find("is not kept on this worker") !=
+        std::string::npos);
+  CHECK(send(quantum_atom_v, quantum({})).find("without networks") !=
+        std::string::npos);
+  // A message of the wrong type.
+  CHECK(send(quantum_atom_v, std::string{"not a quantum"}) != "report");
+  // A garbled state: an error or the network's failure, never a crash.
+  auto garbled = quantum({1});
+  garbled.states.push_back(
+      runner_state{1, std::vector<char>(4096, '\x5a'), {}, 0, 0, 0});
+  CHECK(!send(quantum_atom_v, garbled).empty());
+  CHECK(w.process().wait_for("refused a quantum", 10));
+  CHECK(w.process().output().find("network 999 is not part of this run") !=
+        std::string::npos);
+  // Still serving: a well-formed quantum trains.
+  CHECK(send(quantum_atom_v, quantum({0})) == "report");
+  CHECK(w.process().running());
+  caf::anon_send_exit(setup.coordinator, caf::exit_reason::user_shutdown);
 }
 
 TEST_CASE("TLS: a worker refuses peers without a certificate from its CA") {

@@ -20,8 +20,13 @@ caf::behavior remote_executor(caf::event_based_actor*, slot_info slot,
         }
         try {
           auto group = run->checkout(q);
-          if (!group)
+          if (!group) {
+            // From a peer that is not a well-behaved coordinator, or a bug:
+            // no trainer sees it, so say it here.
+            run->log(fmt::format("slot {}: refused a quantum: {}", slot.id,
+                                 to_string_pretty(group.error())));
             return group.error();
+          }
           auto stopping = std::make_shared<std::atomic<bool>>(q.stopping);
           quantum_limits limits{q.steps, q.epochs, q.seconds, stopping};
           auto report = (*group)->run_quantum(slot, limits, true);
@@ -37,6 +42,8 @@ caf::behavior remote_executor(caf::event_based_actor*, slot_info slot,
         } catch (const std::exception& e) {
           // Building a group or restoring a state failed: the trainer
           // retries elsewhere, then fails the networks with this reason.
+          run->log(
+              fmt::format("slot {}: refused a quantum: {}", slot.id, e.what()));
           return make_error(
               errc::cluster_failed,
               fmt::format("worker slot {}: {}", slot.id, e.what()));

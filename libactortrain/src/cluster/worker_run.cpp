@@ -1,5 +1,7 @@
 #include "cluster/worker_run.hpp"
 
+#include <unordered_set>
+
 #include <fmt/format.h>
 
 #include "actortrain/error.hpp"
@@ -24,6 +26,18 @@ worker_run::checkout(remote_quantum& q) {
           fmt::format("group {} is not kept on this worker", q.group_id));
     return i->second;
   }
+  std::unordered_set<uint64_t> seen;
+  for (auto id : q.members)
+    if (!seen.insert(id).second)
+      return make_error(
+          errc::cluster_failed,
+          fmt::format("network {} appears twice in one quantum", id));
+  for (const auto& s : q.states)
+    if (seen.count(s.network_id) == 0)
+      return make_error(errc::cluster_failed,
+                        fmt::format("a state for network {}, which the "
+                                    "quantum does not train",
+                                    s.network_id));
   std::vector<std::unique_ptr<network_runner>> members;
   for (auto id : q.members) {
     auto i = spec_index_.find(id);
