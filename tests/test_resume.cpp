@@ -4,6 +4,7 @@
 #include <doctest/doctest.h>
 
 #include <csignal>
+#include <cstdlib>
 #include <fcntl.h>
 #include <filesystem>
 #include <fstream>
@@ -17,6 +18,7 @@
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
+#include <sqlite3.h>
 
 #include "actortrain/error.hpp"
 #include "actortrain/learner.hpp"
@@ -613,4 +615,93 @@ TEST_CASE("crash storm: 20 SIGKILLs at random moments, unfused, end "
 TEST_CASE("crash storm: 20 SIGKILLs at random moments, fused, end "
           "bit-identical with no stray files") {
   crash_storm(resumable_toml);
+}
+
+namespace {
+
+/// A tmpfs of `size` mounted at `path` while it lives (needs root: mount).
+class small_file_system {
+public:
+  small_file_system(const std::string& path, const std::string& size)
+      : path_(path) {
+    fs::create_directories(path);
+    mounted_ = std::system(fmt::format("mount -t tmpfs -o size={} tmpfs {} "
+                                       "2>/dev/null",
+                                       size, path)
+                               .c_str()) == 0;
+  }
+  ~small_file_system() {
+    if (mounted_)
+      std::system(fmt::format("umount {}", path_).c_str());
+  }
+  bool mounted() const {
+    return mounted_;
+  }
+  bool resize(const std::string& size) {
+    return std::system(fmt::format("mount -o remount,size={} {}", size, path_)
+                           .c_str()) == 0;
+  }
+
+private:
+  std::string path_;
+  bool mounted_ = false;
+};
+
+std::string integrity_of(const std::string& db_path) {
+  sqlite3* db = nullptr;
+  sqlite3_open_v2(db_path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr);
+  std::string result;
+  sqlite3_exec(
+      db, "PRAGMA integrity_check",
+      [](void* out, int, char** values, char**) {
+        *static_cast<std::string*>(out) += values[0] ? values[0] : "";
+        return 0;
+      },
+      &result, nullptr);
+  sqlite3_close(db);
+  return result;
+}
+
+} // namespace
+
+TEST_CASE("a full disk stops the run with a clear error; after space is "
+          "freed it resumes to the uninterrupted run's weights") {
+  temp_dir dir;
+  test::write_text(dir / "exp.toml", resumable_toml);
+  auto expected = reference(dir);
+  auto mount_point = dir / "small";
+  small_file_system small{mount_point, "1m"};
+  if (!small.mounted()) {
+    MESSAGE("skipped: mounting a tmpfs needs root");
+    return;
+  }
+  auto out = mount_point + "/out";
+  auto cmd = fmt::format("{} run {} --output {} --quiet", test::app(),
+                         dir / "exp.toml", out);
+  auto full = test::run_process(cmd);
+  CHECK(full.exit_code == 4);
+  CHECK_MESSAGE(full.output.find("No space left on device") !=
+                    std::string::npos,
+                full.output);
+  CHECK(full.output.find("stopping the run") != std::string::npos);
+  CHECK(integrity_of(out + "/results.db") == "ok");
+  // No half-written files stay behind.
+  for (const auto& e : fs::recursive_directory_iterator{out})
+    CHECK_MESSAGE(e.path().extension() != ".tmp", e.path().string());
+  {
+    auto store = results_store::open(out + "/results.db");
+    REQUIRE(store);
+    auto result = (*store)->read();
+    REQUIRE(result);
+    // The disk failed, not the networks.
+    CHECK(result->count(network_status::failed) == 0);
+  }
+  REQUIRE(small.resize("64m"));
+  auto resumed = test::run_process(cmd);
+  REQUIRE_MESSAGE(resumed.exit_code == 0, resumed.output);
+  auto got = weights_of(out);
+  REQUIRE(got.size() == expected.size());
+  for (auto& [name, bytes] : expected)
+    CHECK_MESSAGE(got[name] == bytes, name, " differs after the full disk");
+  CHECK(integrity_of(out + "/results.db") == "ok");
 }

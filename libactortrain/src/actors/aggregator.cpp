@@ -69,8 +69,12 @@ ensemble_result evaluate_ensemble(const dataset& d, const torch::Tensor& sum,
 }
 
 void note(aggregator_self* self, caf::error err) {
-  if (err && !self->state.storage_error)
+  if (err && !self->state.storage_error) {
+    // Nothing more can be made durable (a full or read-only disk, say):
+    // the coordinator stops the run instead of training on for nothing.
+    caf::anon_send(self->state.config.listener, stop_atom_v, err);
     self->state.storage_error = std::move(err);
+  }
 }
 
 // One transaction per batch: a commit per epoch costs the slots CPU time.
@@ -155,13 +159,17 @@ void record_checkpoints(
   }
 }
 
-/// Stores the outcomes; a finished network whose weights could not be
-/// written fails with the reason. A done network's checkpoints go stale.
-void record_outcomes(aggregator_self* self,
-                     std::vector<network_outcome>& outcomes,
-                     const flush_files_plan& plan,
-                     std::vector<caf::error>& errors,
-                     std::vector<std::string>& stale) {
+/// Stores the outcomes. A finished network whose weights could not be
+/// written is not recorded (the storage error ends the run, and a resumed
+/// run trains it again from its checkpoints): it did not fail, the disk
+/// did. Returns which outcomes were recorded. A done network's checkpoints
+/// go stale.
+std::vector<bool> record_outcomes(aggregator_self* self,
+                                  std::vector<network_outcome>& outcomes,
+                                  const flush_files_plan& plan,
+                                  std::vector<caf::error>& errors,
+                                  std::vector<std::string>& stale) {
+  std::vector<bool> recorded(outcomes.size(), true);
   const auto& store = self->state.config.store;
   for (size_t i = 0; i < outcomes.size(); ++i) {
     auto& o = outcomes[i];
@@ -171,8 +179,9 @@ void record_outcomes(aggregator_self* self,
     std::string weights_path;
     if (const auto& f = plan.of_outcome[i]) {
       if (errors[f->weights]) {
-        o.status = network_status::failed;
-        o.error = to_string_pretty(errors[f->weights]);
+        note(self, std::move(errors[f->weights]));
+        recorded[i] = false;
+        continue;
       } else {
         weights_path = plan.files[f->weights].path;
         written.emplace_back(file_kind::weights, &plan.files[f->weights]);
@@ -189,6 +198,7 @@ void record_outcomes(aggregator_self* self,
     if (auto old = store->drop_checkpoints(o.network_id))
       stale.insert(stale.end(), old->begin(), old->end());
   }
+  return recorded;
 }
 
 /// Writes the checkpoints and outcomes received so far: files first (each
@@ -207,15 +217,22 @@ void flush_files(aggregator_self* self) {
   auto plan = plan_files(cfg, checkpoints, outcomes);
   auto errors = write_files_atomically(plan.files);
   std::vector<std::string> stale;
-  note(self, cfg.store->batch([&]() -> caf::error {
+  std::vector<bool> recorded(outcomes.size(), false);
+  auto committed = cfg.store->batch([&]() -> caf::error {
     record_checkpoints(self, checkpoints, plan, errors, stale);
-    record_outcomes(self, outcomes, plan, errors, stale);
+    recorded = record_outcomes(self, outcomes, plan, errors, stale);
     return {};
-  }));
-  // Only the two latest checkpoints of a network are kept.
-  for (auto& path : stale)
-    std::remove(path.c_str());
-  for (auto& o : outcomes) {
+  });
+  // Only the two latest checkpoints of a network are kept; when the batch
+  // rolled back, the store still points at the older ones.
+  if (!committed)
+    for (auto& path : stale)
+      std::remove(path.c_str());
+  note(self, std::move(committed));
+  for (size_t i = 0; i < outcomes.size(); ++i) {
+    auto& o = outcomes[i];
+    if (!recorded[i])
+      continue;
     if (o.status == network_status::finished)
       add_predictions(self, o.network_id, std::move(o.test_predictions));
     else

@@ -280,6 +280,17 @@ caf::behavior coordinator(coordinator_actor* self,
         start(self);
         return rp;
       },
+      [=](stop_atom, const caf::error& why) {
+        // The store failed: quanta in flight end, nothing new starts, and
+        // the run ends with the store's error.
+        auto& st = self->state;
+        if (st.stopping || st.closing)
+          return;
+        event(self, fmt::format("{}; stopping the run", to_string_pretty(why)));
+        st.stopping = true;
+        self->send(st.scheduler, stop_atom_v);
+        self->send(self, tick_atom_v);
+      },
       [=](tick_atom) {
         auto& st = self->state;
         if (st.plan->stop && st.plan->stop->load() && !st.stopping) {

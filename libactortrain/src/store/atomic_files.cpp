@@ -61,6 +61,8 @@ write_files_atomically(const std::vector<file_write>& files) {
   std::set<std::string> folders;
   for (size_t i = 0; i < files.size(); ++i) {
     errors[i] = write_all(files[i].path + ".tmp", *files[i].bytes);
+    if (errors[i]) // a full disk, say: leave nothing half-written behind
+      std::remove((files[i].path + ".tmp").c_str());
     folders.insert(std::filesystem::path{files[i].path}.parent_path().string());
   }
   if (folders.empty())
