@@ -170,6 +170,44 @@ TEST_CASE("a worker that starts while a run is in progress gets work") {
   check_same_weights(dir / "out", local_reference(dir, exp));
 }
 
+TEST_CASE("a flapping worker, killed and restarted on its port again and "
+          "again, leaves the results unchanged") {
+  temp_dir dir;
+  // Long enough on two slots for several rounds of join, quantum, kill.
+  auto exp = write_experiment(dir, 6, 1, 65536, 512, "all");
+  worker_process steady{"--slots 1", dir / "steady.log"};
+  auto port = test::free_port();
+  auto flapping = fmt::format("127.0.0.1:{}", port);
+  background_process run{fmt::format("{} run {} --output {} --workers {},{} "
+                                     "--no-local --quiet",
+                                     app(), exp, dir / "out", steady.address(),
+                                     flapping),
+                         dir / "run.log"};
+  int rounds = 0;
+  for (int i = 0; i < 4 && run.running(); ++i) {
+    background_process w{
+        fmt::format("{} worker --port {} --slots 1 --verbose", app(), port),
+        dir / fmt::format("flap{}.log", i)};
+    if (!w.wait_for("quantum of group", 60))
+      break; // the run ended first
+    w.stop(SIGKILL, 10);
+    ++rounds;
+  }
+  CHECK(run.stop(0, 300) == 0);
+  INFO(run.output());
+  MESSAGE(fmt::format("{} rounds of join, quantum, SIGKILL", rounds));
+  CHECK(rounds >= 2);
+  CHECK(run.output().find("12 networks: 12 finished, 0 failed") !=
+        std::string::npos);
+  size_t lost = 0;
+  for (auto at = run.output().find(fmt::format("worker {} lost", flapping));
+       at != std::string::npos;
+       at = run.output().find(fmt::format("worker {} lost", flapping), at + 1))
+    ++lost;
+  CHECK(lost >= static_cast<size_t>(rounds));
+  check_same_weights(dir / "out", local_reference(dir, exp));
+}
+
 TEST_CASE("a coordinator killed mid-run: the worker drops its work and "
           "serves the resumed run") {
   temp_dir dir;

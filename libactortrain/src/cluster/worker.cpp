@@ -39,8 +39,11 @@ caf::error run_worker(worker_options opts) {
   auto stop = opts.stop;
   auto on_event = opts.on_event;
   auto node = sys.spawn<caf::detached>(worker_node, std::move(opts));
-  auto published = tls ? caf::openssl::publish(node, port, bind.c_str())
-                       : sys.middleman().publish(node, port, bind.c_str());
+  // Reusing the address: a worker restarted after a crash gets its port
+  // back at once, while the old connections still linger in TIME_WAIT.
+  auto published =
+      tls ? caf::openssl::publish(node, port, bind.c_str(), true)
+          : sys.middleman().publish(node, port, bind.c_str(), true);
   if (!published) {
     caf::anon_send_exit(node, caf::exit_reason::user_shutdown);
     return make_error(errc::cluster_failed,
