@@ -55,6 +55,9 @@ caf::expected<torch::Tensor> read_idx(const std::string& path) {
         fmt::format("{} data: header promises {} bytes, file has {}",
                     bytes.size() - header < count ? "truncated" : "trailing",
                     count, bytes.size() - header));
+  if (count == 0)
+    return fail(
+        fmt::format("shape [{}] holds no data", fmt::join(shape, ", ")));
   auto result = torch::empty(shape, torch::kUInt8);
   std::memcpy(result.data_ptr<uint8_t>(), bytes.data() + header, count);
   return result;
