@@ -600,3 +600,49 @@ TEST_CASE("states exported after a quantum continue bit for bit in another "
   CHECK(reference[3].outcome.status == network_status::failed);
   CHECK(reference[3].failures.size() == 1);
 }
+
+TEST_CASE("a fused run with two threads per slot gets the same bits on 1 and "
+          "3 slots") {
+  // Groups of 6 on one slot, of 2 on three; each group's steps run on two
+  // intra-op threads, as on a machine with more cores per slot.
+  temp_dir dir;
+  test::write_text(dir / "exp.toml", R"(name = "threads"
+[data]
+format = "synthetic"
+samples = 2048
+test_samples = 128
+features = 96
+classes = 5
+[model]
+hidden = [256, 128]
+[optimizer]
+kind = "adam"
+lr = 0.003
+[train]
+networks = 6
+epochs = 2
+batch_size = 64
+seed = 9
+[scheduler]
+threads_per_slot = 2
+)");
+  auto weights = [&](int slots) {
+    auto out = dir / fmt::format("out{}", slots);
+    auto res = test::run_process(
+        fmt::format("{} run {} --output {} --slots {} --quiet", test::app(),
+                    dir / "exp.toml", out, slots));
+    REQUIRE_MESSAGE(res.exit_code == 0, res.output);
+    std::map<std::string, std::string> files;
+    for (const auto& e : std::filesystem::directory_iterator{out + "/weights"})
+      if (e.path().extension() == ".pt") {
+        std::ifstream in{e.path(), std::ios::binary};
+        files[e.path().filename().string()] = {
+            std::istreambuf_iterator<char>{in}, {}};
+      }
+    return files;
+  };
+  auto one = weights(1);
+  auto three = weights(3);
+  REQUIRE(one.size() == 6);
+  CHECK(one == three);
+}
