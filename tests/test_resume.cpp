@@ -107,6 +107,25 @@ std::map<std::string, std::vector<char>> weights_of(const std::string& out) {
   return result;
 }
 
+/// Checks that the run in `out` ended finished, with `expected`'s weights
+/// bit for bit; returns what its store holds.
+run_result
+check_finished_as(const std::string& out,
+                  const std::map<std::string, std::vector<char>>& expected,
+                  const char* after) {
+  auto got = weights_of(out);
+  REQUIRE(got.size() == expected.size());
+  for (auto& [name, bytes] : expected)
+    CHECK_MESSAGE(got[name] == bytes, name, " differs after ", after);
+  auto store = results_store::open(out + "/results.db");
+  REQUIRE(store);
+  auto result = (*store)->read();
+  REQUIRE(result);
+  CHECK(result->count(network_status::finished) == 6);
+  CHECK(result->status == "finished");
+  return *result;
+}
+
 /// An uninterrupted run of `toml`, to compare against.
 std::map<std::string, std::vector<char>> reference(const temp_dir& dir) {
   auto res = test::run_process(fmt::format("{} run {} --output {} --quiet",
@@ -181,17 +200,7 @@ void interrupt_and_resume(int signal, bool corrupt_newest, bool twice = false,
       "{} run {} --output {} --quiet {}", test::app(), dir / "exp.toml", out,
       fmt::join(slot_args(resume_slots), " ")));
   REQUIRE_MESSAGE(again.exit_code == 0, again.output);
-  auto got = weights_of(out);
-  REQUIRE(got.size() == expected.size());
-  for (auto& [name, bytes] : expected)
-    CHECK_MESSAGE(got[name] == bytes, name, " differs after resuming");
-  auto store = results_store::open(out + "/results.db");
-  REQUIRE(store);
-  auto result = (*store)->read();
-  REQUIRE(result);
-  CHECK(result->count(network_status::finished) == 6);
-  CHECK(result->status == "finished");
-  CHECK(result->resumes == 1);
+  CHECK(check_finished_as(out, expected, "resuming").resumes == 1);
 }
 
 } // namespace
@@ -571,17 +580,10 @@ void crash_storm(std::string toml) {
   auto last = test::run_process(fmt::format(
       "{} run {} --output {} --quiet", test::app(), dir / "exp.toml", out));
   REQUIRE_MESSAGE(last.exit_code == 0, last.output);
-  auto got = weights_of(out);
-  REQUIRE(got.size() == expected.size());
-  for (auto& [name, bytes] : expected)
-    CHECK_MESSAGE(got[name] == bytes, name, " differs after the storm");
+  auto result = check_finished_as(out, expected, "the storm");
   auto store = results_store::open(out + "/results.db");
   REQUIRE(store);
-  auto result = (*store)->read();
-  REQUIRE(result);
-  CHECK(result->count(network_status::finished) == 6);
-  CHECK(result->status == "finished");
-  for (const auto& n : result->networks) {
+  for (const auto& n : result.networks) {
     auto epochs = (*store)->epochs(n.id);
     REQUIRE(static_cast<bool>(epochs));
     CHECK(epochs->size() == 16);
@@ -591,7 +593,6 @@ void crash_storm(std::string toml) {
     if (e.is_directory())
       continue;
     auto rel = fs::relative(e.path(), out).string();
-    auto name = e.path().filename().string();
     bool known = rel == ".lock" || rel.rfind("results.db", 0) == 0 ||
                  (rel.rfind("weights/net-", 0) == 0 &&
                   (e.path().extension() == ".pt" ||
