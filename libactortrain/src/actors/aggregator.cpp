@@ -16,6 +16,7 @@
 #include "actortrain/run.hpp"
 #include "protocol/type_ids.hpp"
 #include "store/atomic_files.hpp"
+#include "store/network_files.hpp"
 
 namespace actortrain {
 
@@ -128,9 +129,10 @@ plan_files(const aggregator_config& cfg,
     std::memcpy(p.data(), o.test_predictions.data(), p.size());
     auto weights = plan.files.size();
     plan.files.push_back(
-        {fmt::format("{}/weights/{}.pt", cfg.output_dir, name), &o.weights});
+        {network_file_path(cfg.output_dir, name, file_kind::weights),
+         &o.weights});
     plan.files.push_back(
-        {fmt::format("{}/weights/{}.predictions", cfg.output_dir, name), &p});
+        {network_file_path(cfg.output_dir, name, file_kind::predictions), &p});
     plan.of_outcome[i] = flush_files_plan::outcome_files{weights, weights + 1};
   }
   return plan;
@@ -272,7 +274,7 @@ aggregator(aggregator_actor::stateful_pointer<aggregator_state> self,
   for (auto id : st.config.resumed_finished) {
     const auto& name = st.config.specs.at(id).name;
     auto path =
-        fmt::format("{}/weights/{}.predictions", st.config.output_dir, name);
+        network_file_path(st.config.output_dir, name, file_kind::predictions);
     std::ifstream in{path, std::ios::binary};
     std::vector<char> bytes{std::istreambuf_iterator<char>{in}, {}};
     auto rows = st.config.data->test_x.size(0);

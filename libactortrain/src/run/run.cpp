@@ -35,6 +35,7 @@
 #include "protocol/type_ids.hpp"
 #include "setup/run_context.hpp"
 #include "store/file_checksum.hpp"
+#include "store/network_files.hpp"
 
 namespace fs = std::filesystem;
 
@@ -115,10 +116,7 @@ caf::expected<std::string> damaged_files(const results_store& store,
     return recorded.error();
   std::vector<std::string> problems;
   for (auto kind : {file_kind::weights, file_kind::predictions}) {
-    auto path =
-        (fs::path{output_dir} / "weights" /
-         (n.name + (kind == file_kind::weights ? ".pt" : ".predictions")))
-            .string();
+    auto path = network_file_path(output_dir, n.name, kind);
     auto sum = checksum_file(path);
     auto entry = std::find_if(recorded->begin(), recorded->end(),
                               [&](const auto& e) { return e.kind == kind; });
