@@ -107,6 +107,15 @@ std::map<std::string, std::vector<char>> weights_of(const std::string& out) {
   return result;
 }
 
+/// What the store in the run folder `out` holds.
+run_result stored_result(const std::string& out) {
+  auto store = results_store::open(out + "/results.db");
+  REQUIRE(store);
+  auto result = (*store)->read();
+  REQUIRE_MESSAGE(result, to_string_pretty(result.error()));
+  return *result;
+}
+
 /// Checks that the run in `out` ended finished, with `expected`'s weights
 /// bit for bit; returns what its store holds.
 run_result
@@ -117,13 +126,10 @@ check_finished_as(const std::string& out,
   REQUIRE(got.size() == expected.size());
   for (auto& [name, bytes] : expected)
     CHECK_MESSAGE(got[name] == bytes, name, " differs after ", after);
-  auto store = results_store::open(out + "/results.db");
-  REQUIRE(store);
-  auto result = (*store)->read();
-  REQUIRE(result);
-  CHECK(result->count(network_status::finished) == 6);
-  CHECK(result->status == "finished");
-  return *result;
+  auto result = stored_result(out);
+  CHECK(result.count(network_status::finished) == 6);
+  CHECK(result.status == "finished");
+  return result;
 }
 
 /// An uninterrupted run of `toml`, to compare against.
@@ -432,14 +438,6 @@ namespace {
 std::vector<char> file_bytes(const std::string& path) {
   std::ifstream in{path, std::ios::binary};
   return {std::istreambuf_iterator<char>{in}, {}};
-}
-
-run_result stored_result(const std::string& out) {
-  auto store = results_store::open(out + "/results.db");
-  REQUIRE(store);
-  auto result = (*store)->read();
-  REQUIRE_MESSAGE(result, to_string_pretty(result.error()));
-  return *result;
 }
 
 } // namespace
