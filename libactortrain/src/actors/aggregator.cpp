@@ -184,15 +184,14 @@ std::vector<bool> record_outcomes(aggregator_self* self,
         note(self, std::move(errors[f->weights]));
         recorded[i] = false;
         continue;
-      } else {
-        weights_path = plan.files[f->weights].path;
-        written.emplace_back(file_kind::weights, &plan.files[f->weights]);
-        if (errors[f->predictions])
-          note(self, std::move(errors[f->predictions]));
-        else
-          written.emplace_back(file_kind::predictions,
-                               &plan.files[f->predictions]);
       }
+      weights_path = plan.files[f->weights].path;
+      written.emplace_back(file_kind::weights, &plan.files[f->weights]);
+      if (errors[f->predictions])
+        note(self, std::move(errors[f->predictions]));
+      else
+        written.emplace_back(file_kind::predictions,
+                             &plan.files[f->predictions]);
     }
     note(self, store->add_outcome(o, weights_path));
     for (const auto& [kind, file] : written)
@@ -220,17 +219,17 @@ void flush_files(aggregator_self* self) {
   auto errors = write_files_atomically(plan.files);
   std::vector<std::string> stale;
   std::vector<bool> recorded(outcomes.size(), false);
-  auto committed = cfg.store->batch([&]() -> caf::error {
+  auto batch_error = cfg.store->batch([&]() -> caf::error {
     record_checkpoints(self, checkpoints, plan, errors, stale);
     recorded = record_outcomes(self, outcomes, plan, errors, stale);
     return {};
   });
   // Only the two latest checkpoints of a network are kept; when the batch
   // rolled back, the store still points at the older ones.
-  if (!committed)
+  if (!batch_error)
     for (auto& path : stale)
       std::remove(path.c_str());
-  note(self, std::move(committed));
+  note(self, std::move(batch_error));
   for (size_t i = 0; i < outcomes.size(); ++i) {
     auto& o = outcomes[i];
     if (!recorded[i])

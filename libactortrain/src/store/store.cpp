@@ -98,14 +98,6 @@ CREATE TABLE errors (
   message TEXT NOT NULL,
   at TEXT NOT NULL
 );
-CREATE TABLE IF NOT EXISTS files (
-  network_id INTEGER NOT NULL REFERENCES networks(id),
-  kind TEXT NOT NULL,
-  path TEXT NOT NULL,
-  crc32 INTEGER NOT NULL,
-  bytes INTEGER NOT NULL,
-  PRIMARY KEY (network_id, kind)
-);
 CREATE TABLE ensembles (
   group_id INTEGER PRIMARY KEY,
   label TEXT NOT NULL,
@@ -125,6 +117,13 @@ constexpr const char* files_table_sql = R"sql(CREATE TABLE IF NOT EXISTS files (
   PRIMARY KEY (network_id, kind)
 );
 )sql";
+
+/// The CRC-32 the store records for a file's bytes.
+int64_t crc32_of(const std::vector<char>& bytes) {
+  return static_cast<int64_t>(
+      crc32(0L, reinterpret_cast<const Bytef*>(bytes.data()),
+            static_cast<uInt>(bytes.size())));
+}
 
 std::string now_iso() {
   auto t = std::time(nullptr);
@@ -269,7 +268,8 @@ results_store::create(const std::string& path) {
   if (auto err = store->exec("PRAGMA journal_mode=WAL; PRAGMA "
                              "synchronous=NORMAL; PRAGMA foreign_keys=ON;"))
     return err;
-  if (auto err = store->exec(std::string{"BEGIN;"} + schema + "COMMIT;"))
+  if (auto err = store->exec(std::string{"BEGIN;"} + schema + files_table_sql +
+                             "COMMIT;"))
     return err;
   return store;
 }
@@ -467,11 +467,10 @@ std::optional<file_kind> parse_file_kind(const std::string& text) {
 caf::error results_store::add_file(uint64_t network_id, file_kind kind,
                                    const std::string& path,
                                    const std::vector<char>& bytes) {
-  auto crc = crc32(0L, reinterpret_cast<const Bytef*>(bytes.data()),
-                   static_cast<uInt>(bytes.size()));
+  auto crc = crc32_of(bytes);
   statement st{db_, "INSERT OR REPLACE INTO files (network_id, kind, path, "
                     "crc32, bytes) VALUES (?, ?, ?, ?, ?)"};
-  st.bind(network_id, to_string(kind), path, static_cast<int64_t>(crc),
+  st.bind(network_id, to_string(kind), path, crc,
           static_cast<int64_t>(bytes.size()));
   if (st.step() != SQLITE_DONE)
     return storage_error(db_, path_, "cannot record a network's file");
@@ -705,13 +704,12 @@ results_store::add_checkpoint(uint64_t network_id, int64_t step,
                               const std::string& path,
                               const std::vector<char>& bytes) {
   std::vector<std::string> stale;
-  auto crc = crc32(0L, reinterpret_cast<const Bytef*>(bytes.data()),
-                   static_cast<uInt>(bytes.size()));
+  auto crc = crc32_of(bytes);
   auto err = transaction([&]() -> caf::error {
     statement ins{db_, "INSERT OR REPLACE INTO checkpoints (network_id, step, "
                        "path, crc32, bytes, at) VALUES (?, ?, ?, ?, ?, ?)"};
-    ins.bind(network_id, step, path, static_cast<int64_t>(crc),
-             static_cast<int64_t>(bytes.size()), now_iso());
+    ins.bind(network_id, step, path, crc, static_cast<int64_t>(bytes.size()),
+             now_iso());
     if (ins.step() != SQLITE_DONE)
       return storage_error(db_, path_, "cannot record a checkpoint");
     statement old{db_, "SELECT path FROM checkpoints WHERE network_id = ? "
