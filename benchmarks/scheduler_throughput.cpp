@@ -15,6 +15,7 @@
 #include <caf/scoped_actor.hpp>
 #include <fmt/format.h>
 
+#include "protocol/slot.hpp"
 #include "protocol/type_ids.hpp"
 #include "scheduling/scheduler.hpp"
 

@@ -22,6 +22,7 @@
 #include "actortrain/run.hpp"
 #include "cluster/system_config.hpp"
 #include "cluster/worker_link.hpp"
+#include "protocol/slot.hpp"
 #include "protocol/type_ids.hpp"
 #include "setup/run_context.hpp"
 #include "test_support.hpp"
@@ -371,7 +372,10 @@ TEST_CASE("hostile quanta from a peer are refused with a logged reason and "
   auto joined = join_worker(sys, w.address(), setup, false);
   REQUIRE_MESSAGE(joined.joined, to_string_pretty(joined.joined.error()));
   REQUIRE(joined.joined->slots.size() == 1);
-  auto executor = joined.joined->slots.front().executor;
+  // A hostile peer is not bound by actortrain's typed interface: talk to
+  // the executor untyped, as it could.
+  auto executor =
+      caf::actor_cast<caf::actor>(joined.joined->slots.front().executor);
   caf::scoped_actor self{sys};
   auto send = [&](auto... xs) {
     std::string answer;

@@ -11,6 +11,7 @@
 #include <caf/spawn_options.hpp>
 
 #include "actors/slot_executor.hpp"
+#include "protocol/slot.hpp"
 #include "protocol/type_ids.hpp"
 #include "scheduling/scheduler.hpp"
 #include "training/network_runner.hpp"

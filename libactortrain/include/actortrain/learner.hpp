@@ -84,15 +84,6 @@ torch::nn::Sequential build_builtin_model(const model_plan& plan);
 /// a cost hint for scheduling networks that have not run yet.
 double builtin_model_cost(const model_options& m, const dataset& data);
 
-/// Number of parameters of the built-in model.
-double builtin_model_parameters(const model_options& m, const dataset& data);
-
-/// Bytes the built-in model needs to train on batches of `batch_size`:
-/// weights, gradients and two optimizer buffers, and the activations kept for
-/// the backward pass (an estimate, for sizing fused groups).
-double builtin_model_bytes(const model_options& m, const dataset& data,
-                           int64_t batch_size);
-
 /// Builds an optimizer for `params` from `opts`.
 std::unique_ptr<torch::optim::Optimizer>
 make_optimizer(const optimizer_options& opts,

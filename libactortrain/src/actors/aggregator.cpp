@@ -14,6 +14,7 @@
 
 #include "actortrain/error.hpp"
 #include "actortrain/run.hpp"
+#include "protocol/slot.hpp"
 #include "protocol/type_ids.hpp"
 #include "store/atomic_files.hpp"
 #include "store/network_files.hpp"

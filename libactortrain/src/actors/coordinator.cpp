@@ -15,6 +15,7 @@
 #include "actortrain/error.hpp"
 #include "actortrain/learner.hpp"
 #include "fusion/grouping.hpp"
+#include "protocol/slot.hpp"
 #include "protocol/type_ids.hpp"
 #include "scheduling/scheduler.hpp"
 
@@ -162,7 +163,7 @@ void link_worker(coordinator_actor* self, const std::string& address) {
 
 /// Watches a worker that joined: losing it reconnects.
 void watch_worker(coordinator_actor* self, const std::string& address,
-                  const caf::actor& node) {
+                  const worker_node_actor& node) {
   self->state.worker_nodes[node.address()] = address;
   self->monitor(node);
 }
@@ -254,7 +255,7 @@ caf::behavior coordinator(coordinator_actor* self,
     link_worker(self, address);
   });
   return {
-      [=](joined_atom, const std::string& address, caf::actor& node,
+      [=](joined_atom, const std::string& address, worker_node_actor& node,
           std::vector<slot_grant>& slots) {
         auto& st = self->state;
         if (st.closing || !st.scheduler)

@@ -56,7 +56,7 @@ struct coordinator_state {
   std::shared_ptr<run_plan> plan;
   scheduler_actor scheduler;
   aggregator_actor aggregator;
-  std::vector<caf::actor> executors;
+  std::vector<slot_executor_actor> executors;
   std::vector<caf::actor> trainers;
   /// Worker nodes that joined, by their node actor, and the links still
   /// trying to reach workers.

@@ -2,12 +2,14 @@
 
 #include <ATen/Parallel.h>
 
+#include "actortrain/error.hpp"
 #include "protocol/type_ids.hpp"
 #include "training/network_runner.hpp"
 
 namespace actortrain {
 
-caf::behavior slot_executor(caf::event_based_actor*, slot_info slot) {
+slot_executor_actor::behavior_type slot_executor(slot_executor_actor::pointer,
+                                                 slot_info slot) {
   auto threads_set = std::make_shared<bool>(false);
   return {
       [=](quantum_atom, quantum_job& job) -> quantum_report {
@@ -18,6 +20,14 @@ caf::behavior slot_executor(caf::event_based_actor*, slot_info slot) {
           *threads_set = true;
         }
         return job.run();
+      },
+      [=](quantum_atom, remote_quantum&) -> caf::result<quantum_report> {
+        return make_error(errc::cluster_failed,
+                          "a local slot runs in-process jobs, not a "
+                          "worker's networks");
+      },
+      [](forget_atom, uint64_t) {
+        // A local slot caches nothing: the trainer holds its state.
       },
   };
 }

@@ -1,16 +1,16 @@
 #pragma once
 
-#include <caf/behavior.hpp>
-#include <caf/event_based_actor.hpp>
-
+#include "protocol/interfaces.hpp"
 #include "protocol/slot.hpp"
 
 namespace actortrain {
 
-/// Runs quanta on one slot. Spawned `detached`, so it has a thread of its
-/// own: heavy LibTorch compute runs here and never blocks the cooperative
-/// threads that the scheduler, trainers and aggregator share.
-/// Handles (quantum_atom, quantum_job) -> quantum_outcome.
-caf::behavior slot_executor(caf::event_based_actor* self, slot_info slot);
+/// Runs quanta on one local slot. Spawned `detached`, so it has a thread of
+/// its own: heavy LibTorch compute runs here and never blocks the cooperative
+/// threads that the scheduler, trainers and aggregator share. Runs
+/// (quantum_atom, quantum_job) -> quantum_report; refuses a worker's
+/// remote_quantum.
+slot_executor_actor::behavior_type
+slot_executor(slot_executor_actor::pointer self, slot_info slot);
 
 } // namespace actortrain

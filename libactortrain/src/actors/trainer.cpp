@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 
 #include "actortrain/error.hpp"
+#include "protocol/slot.hpp"
 #include "protocol/type_ids.hpp"
 
 namespace actortrain {
@@ -88,7 +89,7 @@ progress_report group_progress(trainer_actor* self,
 
 /// Books a cluster quantum's report: the states to continue from, where
 /// the live models are now, and the group's progress.
-void book(trainer_actor* self, const caf::actor& executor,
+void book(trainer_actor* self, const slot_executor_actor& executor,
           quantum_report& report) {
   auto& st = self->state;
   st.states = std::move(report.states);
@@ -113,7 +114,7 @@ void lose_quantum(trainer_actor* self, uint32_t slot, const std::string& reason,
                   bool slot_lost) {
   auto& st = self->state;
   if (st.in_flight && st.in_flight->executor)
-    self->demonitor(st.in_flight->executor);
+    self->demonitor(st.in_flight->executor.address());
   st.in_flight.reset();
   st.live.reset();
   if (++st.lost_quanta > st.config.max_lost_quanta) {
@@ -195,7 +196,7 @@ void run_remote(trainer_actor* self, const slot_grant& grant) {
             if (!st.in_flight || st.in_flight->id != id)
               return;
             st.in_flight.reset();
-            self->demonitor(executor);
+            self->demonitor(executor.address());
             book(self, executor, report);
             conclude(self, slot, report);
           },
@@ -218,7 +219,7 @@ caf::behavior trainer(trainer_actor* self, std::shared_ptr<network_group> group,
   st.group = std::move(group);
   st.config = std::move(config);
   // The models start here, before any quantum.
-  st.live = trainer_state::live_models{self->node(), nullptr};
+  st.live = trainer_state::live_models{self->node(), {}};
   if (st.config.cluster)
     st.unfinished = st.group->unfinished();
   self->set_down_handler([=](caf::down_msg& dm) {

@@ -42,7 +42,7 @@ struct trainer_state {
   /// node holds them and `states` are all there is.
   struct live_models {
     caf::node_id node;
-    caf::actor executor;
+    slot_executor_actor executor;
   };
   std::optional<live_models> live;
   /// Each network's latest progress, for the group's progress report.
@@ -51,7 +51,7 @@ struct trainer_state {
   /// slot.
   struct remote_quantum_in_flight {
     uint64_t id = 0;
-    caf::actor executor;
+    slot_executor_actor executor;
     uint32_t slot = 0;
   };
   std::optional<remote_quantum_in_flight> in_flight;

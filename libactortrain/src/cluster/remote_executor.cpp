@@ -5,12 +5,14 @@
 
 #include "actortrain/error.hpp"
 #include "cluster/worker_run.hpp"
+#include "protocol/slot.hpp"
 #include "protocol/type_ids.hpp"
 
 namespace actortrain {
 
-caf::behavior remote_executor(caf::event_based_actor*, slot_info slot,
-                              std::shared_ptr<worker_run> run) {
+slot_executor_actor::behavior_type
+remote_executor(slot_executor_actor::pointer, slot_info slot,
+                std::shared_ptr<worker_run> run) {
   auto threads_set = std::make_shared<bool>(false);
   return {
       [=](quantum_atom, remote_quantum& q) -> caf::result<quantum_report> {
@@ -48,6 +50,11 @@ caf::behavior remote_executor(caf::event_based_actor*, slot_info slot,
               errc::cluster_failed,
               fmt::format("worker slot {}: {}", slot.id, e.what()));
         }
+      },
+      [](quantum_atom, quantum_job&) -> caf::result<quantum_report> {
+        return make_error(errc::cluster_failed,
+                          "a worker's slot runs networks sent as values, not "
+                          "in-process jobs");
       },
       [=](forget_atom, uint64_t group_id) { run->forget(group_id); },
   };

@@ -2,9 +2,7 @@
 
 #include <memory>
 
-#include <caf/behavior.hpp>
-#include <caf/event_based_actor.hpp>
-
+#include "protocol/interfaces.hpp"
 #include "protocol/slot.hpp"
 
 namespace actortrain {
@@ -14,8 +12,10 @@ class worker_run;
 /// A worker's slot: runs quanta that a coordinator's trainers send as
 /// values. Spawned `detached`, like a local slot executor.
 /// Handles (quantum_atom, remote_quantum) -> quantum_report, with the state
-/// of every unfinished network, and (forget_atom, group id).
-caf::behavior remote_executor(caf::event_based_actor* self, slot_info slot,
-                              std::shared_ptr<worker_run> run);
+/// of every unfinished network, and (forget_atom, group id); refuses an
+/// in-process quantum_job, which cannot come from another process.
+slot_executor_actor::behavior_type
+remote_executor(slot_executor_actor::pointer self, slot_info slot,
+                std::shared_ptr<worker_run> run);
 
 } // namespace actortrain

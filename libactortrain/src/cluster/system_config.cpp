@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 
 #include "actortrain/error.hpp"
+#include "protocol/slot.hpp"
 #include "protocol/type_ids.hpp"
 
 namespace actortrain {

@@ -13,6 +13,7 @@
 #include "actortrain/error.hpp"
 #include "cluster/system_config.hpp"
 #include "cluster/worker_node.hpp"
+#include "protocol/slot.hpp"
 #include "protocol/type_ids.hpp"
 
 namespace actortrain {

@@ -13,6 +13,7 @@
 #include <fmt/format.h>
 
 #include "actortrain/error.hpp"
+#include "protocol/slot.hpp"
 #include "protocol/type_ids.hpp"
 
 namespace actortrain {
@@ -33,7 +34,7 @@ void attempt_failed(link_actor* self, caf::error err, bool refused) {
 }
 
 /// The node answered the connection: ask it to join.
-void ask_to_join(link_actor* self, caf::actor node) {
+void ask_to_join(link_actor* self, worker_node_actor node) {
   auto& st = self->state;
   self->request(node, join_timeout, join_atom_v, st.setup)
       .then(
@@ -77,7 +78,7 @@ void attempt(link_actor* self) {
                 where->port)
       .then(
           [=](caf::node_id&, caf::strong_actor_ptr& ptr,
-              std::set<std::string>&) {
+              std::set<std::string>& ifs) {
             if (!ptr) {
               attempt_failed(self,
                              make_error(errc::cluster_failed,
@@ -89,7 +90,21 @@ void attempt(link_actor* self) {
                              false);
               return;
             }
-            ask_to_join(self, caf::actor_cast<caf::actor>(std::move(ptr)));
+            // As remote_actor checks it: the published actor speaks the
+            // worker protocol of this build.
+            if (!self->system().assignable<worker_node_actor>(ifs)) {
+              attempt_failed(
+                  self,
+                  make_error(errc::cluster_failed,
+                             fmt::format("worker {} speaks another protocol "
+                                         "(an incompatible actortrain "
+                                         "version?)",
+                                         self->state.address)),
+                  true);
+              return;
+            }
+            ask_to_join(self,
+                        caf::actor_cast<worker_node_actor>(std::move(ptr)));
           },
           [=](caf::error& err) {
             auto& st = self->state;
@@ -153,7 +168,7 @@ join_workers(caf::actor_system& sys, const std::vector<std::string>& addresses,
   };
   while (answered.size() < addresses.size() && !stopped) {
     self->receive(
-        [&](joined_atom, std::string& address, caf::actor& node,
+        [&](joined_atom, std::string& address, worker_node_actor& node,
             std::vector<slot_grant>& slots) {
           auto i = slot_of(address);
           if (i < results.size())

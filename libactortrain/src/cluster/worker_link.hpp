@@ -20,7 +20,7 @@ namespace actortrain {
 /// A worker that joined a run: its node actor and the slots it offers.
 struct joined_worker {
   std::string address;
-  caf::actor node;
+  worker_node_actor node;
   std::vector<slot_grant> slots;
 };
 

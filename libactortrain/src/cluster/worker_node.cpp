@@ -10,13 +10,14 @@
 #include "actortrain/error.hpp"
 #include "cluster/remote_executor.hpp"
 #include "cluster/worker_run.hpp"
+#include "protocol/slot.hpp"
 #include "protocol/type_ids.hpp"
 
 namespace actortrain {
 
 namespace {
 
-using node_actor = caf::stateful_actor<worker_node_state>;
+using node_actor = worker_node_actor::stateful_base<worker_node_state>;
 
 void log(node_actor* self, const std::string& line) {
   if (self->state.opts.on_event)
@@ -42,7 +43,9 @@ void end_run(node_actor* self) {
 
 } // namespace
 
-caf::behavior worker_node(node_actor* self, worker_options opts) {
+worker_node_actor::behavior_type
+worker_node(worker_node_actor::stateful_pointer<worker_node_state> self,
+            worker_options opts) {
   self->state.opts = std::move(opts);
   self->set_down_handler([=](caf::down_msg& dm) {
     auto& st = self->state;

@@ -3,12 +3,10 @@
 #include <memory>
 #include <vector>
 
-#include <caf/actor.hpp>
 #include <caf/actor_addr.hpp>
-#include <caf/event_based_actor.hpp>
-#include <caf/stateful_actor.hpp>
 
 #include "actortrain/cluster.hpp"
+#include "protocol/interfaces.hpp"
 
 namespace actortrain {
 
@@ -19,7 +17,7 @@ struct worker_node_state {
   /// The run being served (null while waiting for a coordinator).
   std::shared_ptr<worker_run> run;
   caf::actor_addr coordinator;
-  std::vector<caf::actor> executors;
+  std::vector<slot_executor_actor> executors;
   static inline const char* name = "actortrain.worker_node";
 };
 
@@ -29,7 +27,8 @@ struct worker_node_state {
 /// coordinator goes down, the executors stop and the node waits for the next
 /// run (or quits with `exit_when_orphaned`). Spawn it detached: a join
 /// loads data.
-caf::behavior worker_node(caf::stateful_actor<worker_node_state>* self,
-                          worker_options opts);
+worker_node_actor::behavior_type
+worker_node(worker_node_actor::stateful_pointer<worker_node_state> self,
+            worker_options opts);
 
 } // namespace actortrain

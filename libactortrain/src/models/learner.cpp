@@ -48,15 +48,6 @@ double builtin_model_cost(const model_options& m, const dataset& d) {
   return builtin_model_plan(m, d).macs();
 }
 
-double builtin_model_parameters(const model_options& m, const dataset& d) {
-  return static_cast<double>(builtin_model_plan(m, d).parameters());
-}
-
-double builtin_model_bytes(const model_options& m, const dataset& d,
-                           int64_t batch_size) {
-  return builtin_model_plan(m, d).training_bytes(batch_size);
-}
-
 void init_parameters(torch::nn::Module& module, torch::Generator& generator) {
   torch::NoGradGuard no_grad;
   for (auto& sub : module.modules(/*include_self=*/true)) {

@@ -38,4 +38,19 @@ using scheduler_actor = caf::typed_actor<
     caf::reacts_to<schedule_atom>, caf::reacts_to<stop_atom>,
     caf::replies_to<status_atom>::with<scheduler_status>>;
 
+/// A slot's executor, on the slot's own thread. A local slot runs
+/// in-process jobs (quantum_job); a worker's slot runs networks sent as
+/// values (remote_quantum) and caches their live state until told to
+/// forget a group that moved. One interface for both, so a grant carries one
+/// handle type wherever the slot is; each kind refuses the other's quanta.
+using slot_executor_actor = caf::typed_actor<
+    caf::replies_to<quantum_atom, quantum_job>::with<quantum_report>,
+    caf::replies_to<quantum_atom, remote_quantum>::with<quantum_report>,
+    caf::reacts_to<forget_atom, uint64_t>>;
+
+/// The actor a worker publishes: a coordinator's link asks it to join a run
+/// and gets the worker's slots.
+using worker_node_actor = caf::typed_actor<
+    caf::replies_to<join_atom, run_setup>::with<std::vector<slot_grant>>>;
+
 } // namespace actortrain

@@ -3,8 +3,9 @@
 #include <cstdint>
 #include <string>
 
-#include <caf/actor.hpp>
 #include <caf/meta/type_name.hpp>
+
+#include "protocol/interfaces.hpp"
 
 namespace actortrain {
 
@@ -27,7 +28,7 @@ typename Inspector::result_type inspect(Inspector& f, slot_info& x) {
 /// runs compute on it.
 struct slot_grant {
   slot_info slot;
-  caf::actor executor;
+  slot_executor_actor executor;
 };
 
 template <class Inspector>

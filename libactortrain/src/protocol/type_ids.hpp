@@ -7,7 +7,14 @@
 
 #include "protocol/cluster_messages.hpp"
 #include "protocol/messages.hpp"
-#include "protocol/slot.hpp"
+
+// Defined in protocol/slot.hpp, which needs the atoms below for the slot
+// executor's typed handle in slot_grant: include it where they are used.
+namespace actortrain {
+struct slot_info;
+struct slot_grant;
+struct scheduler_status;
+} // namespace actortrain
 
 CAF_BEGIN_TYPE_ID_BLOCK(actortrain, caf::first_custom_type_id)
 

@@ -32,6 +32,7 @@
 #include "actortrain/learner.hpp"
 #include "cluster/system_config.hpp"
 #include "cluster/worker_link.hpp"
+#include "protocol/slot.hpp"
 #include "protocol/type_ids.hpp"
 #include "setup/run_context.hpp"
 #include "store/file_checksum.hpp"

@@ -5,6 +5,7 @@
 #include <caf/event_based_actor.hpp>
 #include <caf/send.hpp>
 
+#include "protocol/slot.hpp"
 #include "protocol/type_ids.hpp"
 
 namespace actortrain {
