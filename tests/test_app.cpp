@@ -14,6 +14,7 @@
 #include "actortrain/dataset.hpp"
 #include "actortrain/error.hpp"
 #include "actortrain/learner.hpp"
+#include "actortrain/store.hpp"
 #include "test_support.hpp"
 
 using namespace actortrain;
@@ -317,4 +318,99 @@ TEST_CASE("a read-only run folder: results reads it, run says it cannot "
                 res.output);
   CHECK(res.output.find("in use by another") == std::string::npos);
   std::system(fmt::format("chmod -R u+w {}", out).c_str());
+}
+
+TEST_CASE("CSV exports round-trip through Python's csv module with the "
+          "stored values") {
+  temp_dir dir;
+  // Two points of a two-key sweep: group labels hold commas and quotes
+  // that CSV must quote.
+  std::string toml = synthetic_toml;
+  toml += "[sweep]\n\"optimizer.lr\" = [0.01, 0.003]\n"
+          "\"model.hidden\" = [[32, 8]]\n";
+  write_text(dir / "exp.toml", toml);
+  auto out = dir / "out";
+  auto res =
+      run_app(fmt::format("run {} --output {} --quiet", dir / "exp.toml", out));
+  REQUIRE_MESSAGE(res.exit_code == 0, res.output);
+  auto csv = run_process(fmt::format("{} results {} --format csv > {}", app(),
+                                     out, dir / "final.csv"));
+  REQUIRE_MESSAGE(csv.exit_code == 0, csv.output);
+  auto exported =
+      run_app(fmt::format("export {} --epochs {}", out, dir / "epochs.csv"));
+  REQUIRE_MESSAGE(exported.exit_code == 0, exported.output);
+  // Python parses both files; it prints them back as JSON, whose numbers
+  // (Python's repr) are exact doubles.
+  write_text(dir / "read.py",
+             fmt::format(R"(
+import csv, json
+def rows(path):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+print(json.dumps({{"final": rows("{}"), "epochs": rows("{}")}}))
+)",
+                         dir / "final.csv", dir / "epochs.csv"));
+  auto py = run_process(fmt::format("/usr/bin/python3 {}", dir / "read.py"));
+  REQUIRE_MESSAGE(py.exit_code == 0, py.output);
+  auto parsed = nlohmann::json::parse(py.output);
+  auto j = results_json(out);
+  auto& nets = j["networks"];
+  auto& final_rows = parsed["final"];
+  REQUIRE(final_rows.size() == nets.size());
+  REQUIRE(nets.size() == 12);
+  auto as_double = [](const nlohmann::json& text) {
+    return std::stod(text.get<std::string>());
+  };
+  bool quoted_label = false;
+  for (size_t i = 0; i < nets.size(); ++i) {
+    auto& n = nets[i];
+    auto& row = final_rows[i];
+    CHECK(row["id"] == std::to_string(n["id"].get<int64_t>()));
+    CHECK(row["name"] == n["name"]);
+    CHECK(row["group_label"] == n["group_label"]);
+    quoted_label |=
+        n["group_label"].get<std::string>().find(',') != std::string::npos;
+    CHECK(row["status"] == n["status"]);
+    CHECK(row["stop_reason"] == n["stop_reason"]);
+    CHECK(row["epochs"] == std::to_string(n["epochs"].get<int64_t>()));
+    CHECK(as_double(row["train_loss"]) ==
+          n["metrics"]["train_loss"].get<double>());
+    CHECK(as_double(row["test_loss"]) ==
+          n["metrics"]["test_loss"].get<double>());
+    CHECK(as_double(row["test_accuracy"]) ==
+          n["metrics"]["test_accuracy"].get<double>());
+    CHECK(row["weights"] == n["weights"]);
+  }
+  CHECK(quoted_label);
+  // Every epoch of every network exactly once, in order, with the values
+  // the store holds.
+  auto store = results_store::open(out + "/results.db");
+  REQUIRE(static_cast<bool>(store));
+  auto& epoch_rows = parsed["epochs"];
+  size_t next = 0;
+  for (auto& n : nets) {
+    auto id = n["id"].get<uint64_t>();
+    auto stored = (*store)->epochs(id);
+    REQUIRE(static_cast<bool>(stored));
+    REQUIRE(stored->size() == 3);
+    for (const auto& e : *stored) {
+      REQUIRE(next < epoch_rows.size());
+      auto& row = epoch_rows[next++];
+      CHECK(row["network_id"] == std::to_string(id));
+      CHECK(row["name"] == n["name"]);
+      CHECK(row["epoch"] == std::to_string(e.epoch));
+      CHECK(as_double(row["train_loss"]) == e.train_loss);
+      CHECK(as_double(row["test_loss"]) == e.test_loss);
+      CHECK(as_double(row["test_accuracy"]) == e.test_accuracy);
+      // No validation split in this experiment: the fields are empty.
+      CHECK(row["validation_loss"] == "");
+    }
+  }
+  CHECK(next == epoch_rows.size());
+  // Asking for nothing, or a file that cannot be written, is an error.
+  CHECK(run_app(fmt::format("export {}", out)).exit_code == 2);
+  auto unwritable = run_app(
+      fmt::format("export {} --epochs {}", out, dir / "no-such-dir/e.csv"));
+  CHECK(unwritable.exit_code == 4);
+  CHECK(unwritable.output.find("cannot write") != std::string::npos);
 }

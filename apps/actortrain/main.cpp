@@ -1,17 +1,22 @@
 // The actortrain command-line app: run an experiment, read its results.
 
 #include <atomic>
+#include <cerrno>
 #include <csignal>
 #include <cstdio>
 #include <cstring>
+#include <fstream>
 #include <memory>
 #include <string>
 #include <unistd.h>
+#include <unordered_map>
 #include <vector>
 
 #include <fmt/format.h>
 
 #include "actortrain/actortrain.hpp"
+#include "actortrain/store.hpp"
+#include "csv_export.hpp"
 #include "progress_display.hpp"
 #include "results_format.hpp"
 
@@ -45,7 +50,9 @@ constexpr const char* usage = R"(usage:
                  [--workers HOST:PORT,...] [--no-local] [TLS]
   actortrain worker [--port P] [--bind ADDR] [--slots K] [--once]
                     [--verbose] [TLS]
-  actortrain results DIR [--format table|json]
+  actortrain results DIR [--format table|json|csv]
+  actortrain export DIR --epochs FILE.csv   (every epoch's metrics; - for
+                                             stdout)
   actortrain version
 
 TLS (mutual, on both sides): --tls-cert FILE --tls-key FILE --tls-ca FILE
@@ -257,17 +264,71 @@ int cmd_results(const std::vector<std::string>& args) {
   }
   if (dir.empty())
     return fail_usage("results: missing DIR");
-  if (format != "table" && format != "json")
+  if (format != "table" && format != "json" && format != "csv")
     return fail_usage(
-        fmt::format("--format: expected table or json, got '{}'", format));
+        fmt::format("--format: expected table, json or csv, got '{}'", format));
   auto result = actortrain::read_results(dir);
   if (!result) {
     fmt::print(stderr, "actortrain: {}\n",
                actortrain::to_string_pretty(result.error()));
     return runtime_error;
   }
-  fmt::print("{}", format == "json" ? actortrain::app::format_json(*result)
-                                    : actortrain::app::format_table(*result));
+  if (format == "json")
+    fmt::print("{}", actortrain::app::format_json(*result));
+  else if (format == "csv")
+    fmt::print("{}", actortrain::app::format_csv(*result));
+  else
+    fmt::print("{}", actortrain::app::format_table(*result));
+  return ok;
+}
+
+int cmd_export(const std::vector<std::string>& args) {
+  std::string dir;
+  std::string epochs_file;
+  for (size_t i = 0; i < args.size(); ++i) {
+    if (args[i] == "--epochs" && i + 1 < args.size())
+      epochs_file = args[++i];
+    else if (!args[i].empty() && args[i][0] == '-')
+      return fail_usage(fmt::format("unknown option '{}'", args[i]));
+    else if (dir.empty())
+      dir = args[i];
+    else
+      return fail_usage(fmt::format("unexpected argument '{}'", args[i]));
+  }
+  if (dir.empty())
+    return fail_usage("export: missing DIR");
+  if (epochs_file.empty())
+    return fail_usage("export: say what to export: --epochs FILE.csv");
+  auto fail = [](const caf::error& err) {
+    fmt::print(stderr, "actortrain: {}\n", actortrain::to_string_pretty(err));
+    return runtime_error;
+  };
+  auto result = actortrain::read_results(dir);
+  if (!result)
+    return fail(result.error());
+  auto store = actortrain::results_store::open(result->database_path);
+  if (!store)
+    return fail(store.error());
+  std::unordered_map<uint64_t, std::vector<actortrain::epoch_metrics>> epochs;
+  for (const auto& n : result->networks) {
+    auto e = (*store)->epochs(n.id);
+    if (!e)
+      return fail(e.error());
+    epochs.emplace(n.id, std::move(*e));
+  }
+  auto csv = actortrain::app::format_epochs_csv(*result, epochs);
+  if (epochs_file == "-") {
+    fmt::print("{}", csv);
+    return ok;
+  }
+  std::ofstream out{epochs_file, std::ios::binary | std::ios::trunc};
+  out << csv;
+  out.close();
+  if (!out) {
+    fmt::print(stderr, "actortrain: cannot write {}: {}\n", epochs_file,
+               std::strerror(errno));
+    return runtime_error;
+  }
   return ok;
 }
 
@@ -285,6 +346,8 @@ int main(int argc, char** argv) {
     return cmd_worker(args);
   if (cmd == "results")
     return cmd_results(args);
+  if (cmd == "export")
+    return cmd_export(args);
   if (cmd == "version" || cmd == "--version") {
     fmt::print("actortrain {}\n", actortrain::version());
     return ok;
