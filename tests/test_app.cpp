@@ -2,10 +2,13 @@
 
 #include <doctest/doctest.h>
 
+#include <chrono>
+#include <csignal>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <thread>
 #include <unistd.h>
 
 #include <fmt/format.h>
@@ -413,4 +416,60 @@ print(json.dumps({{"final": rows("{}"), "epochs": rows("{}")}}))
       fmt::format("export {} --epochs {}", out, dir / "no-such-dir/e.csv"));
   CHECK(unwritable.exit_code == 4);
   CHECK(unwritable.output.find("cannot write") != std::string::npos);
+}
+
+TEST_CASE("actortrain status reads a run another process is training, a "
+          "killed one and a finished one") {
+  temp_dir dir;
+  std::string toml = R"(name = "status-e2e"
+[data]
+format = "synthetic"
+samples = 512
+test_samples = 128
+features = 10
+classes = 4
+[train]
+networks = 4
+epochs = 150
+batch_size = 32
+fuse = "off"
+[scheduler]
+slots = 1
+)";
+  write_text(dir / "exp.toml", toml);
+  auto out = dir / "out";
+  auto run_cmd = fmt::format("{} run {} --output {} --quiet", app(),
+                             dir / "exp.toml", out);
+  std::string seen;
+  {
+    test::background_process training{run_cmd, dir / "run.log"};
+    // Polls until the store shows a network in progress.
+    for (int i = 0; i < 600; ++i) {
+      auto st = run_app(fmt::format("status {}", out));
+      if (st.exit_code == 0 &&
+          st.output.find("in progress") != std::string::npos) {
+        seen = st.output;
+        break;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds{100});
+    }
+    REQUIRE_MESSAGE(!seen.empty(), training.output());
+    CHECK(seen.find("run status-e2e: running") != std::string::npos);
+    CHECK(seen.find("of 4") != std::string::npos);
+    CHECK(seen.find("net-000") != std::string::npos);
+    CHECK(training.stop(SIGKILL, 30) != -1);
+  }
+  // Killed: the store still says running, but no process holds the folder.
+  auto killed = run_app(fmt::format("status {}", out));
+  CHECK(killed.exit_code == 0);
+  CHECK(killed.output.find("not running") != std::string::npos);
+  // Resumed to the end: finished, and --watch returns at once.
+  auto resumed = run_process(run_cmd);
+  REQUIRE_MESSAGE(resumed.exit_code == 0, resumed.output);
+  auto done = run_app(fmt::format("status {} --watch", out));
+  CHECK(done.exit_code == 0);
+  CHECK(done.output.find("run status-e2e: finished") != std::string::npos);
+  CHECK(done.output.find("4 finished, 0 failed, 0 to go") != std::string::npos);
+  CHECK(done.output.find("best finished so far") != std::string::npos);
+  CHECK(run_app(fmt::format("status {}", dir / "nothing-here")).exit_code == 4);
 }

@@ -2,12 +2,17 @@
 
 #include <atomic>
 #include <cerrno>
+#include <chrono>
 #include <csignal>
 #include <cstdio>
 #include <cstring>
+#include <fcntl.h>
 #include <fstream>
 #include <memory>
 #include <string>
+#include <sys/file.h>
+#include <sys/ioctl.h>
+#include <thread>
 #include <unistd.h>
 #include <unordered_map>
 #include <vector>
@@ -19,6 +24,7 @@
 #include "csv_export.hpp"
 #include "progress_display.hpp"
 #include "results_format.hpp"
+#include "status_view.hpp"
 
 namespace {
 
@@ -51,6 +57,7 @@ constexpr const char* usage = R"(usage:
   actortrain worker [--port P] [--bind ADDR] [--slots K] [--once]
                     [--verbose] [TLS]
   actortrain results DIR [--format table|json|csv]
+  actortrain status DIR [--watch]
   actortrain export DIR --epochs FILE.csv   (every epoch's metrics; - for
                                              stdout)
   actortrain version
@@ -282,6 +289,80 @@ int cmd_results(const std::vector<std::string>& args) {
   return ok;
 }
 
+/// Whether a process holds the run folder's lock (it is training there).
+/// A shared lock is tried for an instant and given back at once.
+bool writer_alive(const std::string& dir) {
+  int fd = ::open((dir + "/.lock").c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return false;
+  bool locked = ::flock(fd, LOCK_SH | LOCK_NB) != 0 && errno == EWOULDBLOCK;
+  ::close(fd);
+  return locked;
+}
+
+/// Columns of the terminal on stdout; 0 (no limit) when not a terminal.
+size_t terminal_width() {
+  winsize ws{};
+  if (::isatty(STDOUT_FILENO) && ::ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0)
+    return ws.ws_col;
+  return 0;
+}
+
+int cmd_status(const std::vector<std::string>& args) {
+  std::string dir;
+  bool watch = false;
+  for (const auto& a : args) {
+    if (a == "--watch" || a == "-w")
+      watch = true;
+    else if (!a.empty() && a[0] == '-')
+      return fail_usage(fmt::format("unknown option '{}'", a));
+    else if (dir.empty())
+      dir = a;
+    else
+      return fail_usage(fmt::format("unexpected argument '{}'", a));
+  }
+  if (dir.empty())
+    return fail_usage("status: missing DIR");
+  stop_flag = std::make_shared<std::atomic<bool>>(false);
+  std::signal(SIGINT, on_signal);
+  std::signal(SIGTERM, on_signal);
+  bool tty = ::isatty(STDOUT_FILENO);
+  for (;;) {
+    // The store is read through SQLite's WAL: the writer is never blocked.
+    auto result = actortrain::read_results(dir);
+    if (!result) {
+      fmt::print(stderr, "actortrain: {}\n",
+                 actortrain::to_string_pretty(result.error()));
+      return runtime_error;
+    }
+    auto store = actortrain::results_store::open(result->database_path);
+    auto latest = store ? (*store)->latest_epochs()
+                        : caf::expected<std::vector<actortrain::epoch_metrics>>{
+                              store.error()};
+    if (!latest) {
+      fmt::print(stderr, "actortrain: {}\n",
+                 actortrain::to_string_pretty(latest.error()));
+      return runtime_error;
+    }
+    actortrain::app::run_liveness live;
+    live.writer_alive = writer_alive(result->output_dir);
+    auto text = actortrain::app::format_status(*result, *latest, live,
+                                               terminal_width());
+    if (watch && tty)
+      fmt::print("\x1b[H\x1b[2J"); // redraw from the top, not scroll
+    fmt::print("{}", text);
+    std::fflush(stdout);
+    if (!watch || !live.writer_alive || stop_flag->load())
+      return ok;
+    for (int i = 0; i < 20 && !stop_flag->load(); ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds{100});
+    if (stop_flag->load())
+      return ok;
+    if (!tty)
+      fmt::print("\n");
+  }
+}
+
 int cmd_export(const std::vector<std::string>& args) {
   std::string dir;
   std::string epochs_file;
@@ -346,6 +427,8 @@ int main(int argc, char** argv) {
     return cmd_worker(args);
   if (cmd == "results")
     return cmd_results(args);
+  if (cmd == "status")
+    return cmd_status(args);
   if (cmd == "export")
     return cmd_export(args);
   if (cmd == "version" || cmd == "--version") {

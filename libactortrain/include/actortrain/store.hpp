@@ -125,6 +125,9 @@ public:
   /// Per-epoch metrics of one network, in epoch order.
   caf::expected<std::vector<epoch_metrics>> epochs(uint64_t network_id) const;
 
+  /// The latest epoch's metrics of every network that has one, by id.
+  caf::expected<std::vector<epoch_metrics>> latest_epochs() const;
+
   const std::string& path() const noexcept {
     return path_;
   }

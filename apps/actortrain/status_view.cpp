@@ -1,0 +1,119 @@
+#include "status_view.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <unordered_map>
+
+#include <fmt/format.h>
+
+namespace actortrain::app {
+
+namespace {
+
+/// Rows of each list shown; the rest are counted.
+constexpr size_t max_rows = 10;
+
+std::string num(double x) {
+  return std::isfinite(x) ? fmt::format("{:.4f}", x) : std::string{"-"};
+}
+
+/// `line` cut to `width` columns (ASCII), with a newline.
+std::string fit(std::string line, size_t width) {
+  if (width >= 4 && line.size() > width)
+    line = line.substr(0, width - 3) + "...";
+  return line + "\n";
+}
+
+std::string header() {
+  return fmt::format("{:>6}  {:<9} {:<22} {:>5} {:>10} {:>10} {:>8}", "id",
+                     "name", "configuration", "epoch", "train_loss",
+                     "test_loss", "test_acc");
+}
+
+std::string row(const network_result& n, int64_t epoch, double train_loss,
+                double test_loss, double test_accuracy) {
+  auto group = n.group_label.size() > 22 ? n.group_label.substr(0, 19) + "..."
+                                         : n.group_label;
+  return fmt::format("{:>6}  {:<9} {:<22} {:>5} {:>10} {:>10} {:>8}", n.id,
+                     n.name, group, epoch, num(train_loss), num(test_loss),
+                     num(test_accuracy));
+}
+
+} // namespace
+
+std::string format_status(const run_result& r,
+                          const std::vector<epoch_metrics>& latest,
+                          const run_liveness& live, size_t width) {
+  std::unordered_map<uint64_t, const epoch_metrics*> last;
+  for (const auto& e : latest)
+    last[e.network_id] = &e;
+  auto finished = r.count(network_status::finished);
+  auto failed = r.count(network_status::failed);
+  auto total = static_cast<int64_t>(r.networks.size());
+  std::string state;
+  if (live.writer_alive)
+    state = "running";
+  else if (r.status == "running")
+    state = "not running: its process ended before the run did (run the "
+            "same command to resume)";
+  else
+    state = r.status;
+  std::string out;
+  out += fit(fmt::format("run {}: {}", r.name, state), width);
+  out += fit(fmt::format("networks: {} finished, {} failed, {} to go, of {}",
+                         finished, failed, total - finished - failed, total),
+             width);
+  // In progress: unfinished networks that have trained at least one epoch.
+  std::vector<const network_result*> going;
+  for (const auto& n : r.networks)
+    if (n.status != network_status::finished &&
+        n.status != network_status::failed && last.count(n.id) > 0)
+      going.push_back(&n);
+  if (!going.empty()) {
+    out += fit(fmt::format("in progress ({}), latest epoch:", going.size()),
+               width);
+    out += fit(header(), width);
+    for (size_t i = 0; i < going.size() && i < max_rows; ++i) {
+      const auto& e = *last[going[i]->id];
+      out += fit(
+          row(*going[i], e.epoch, e.train_loss, e.test_loss, e.test_accuracy),
+          width);
+    }
+    if (going.size() > max_rows)
+      out +=
+          fit(fmt::format("  ... and {} more", going.size() - max_rows), width);
+  }
+  // The best finished so far: by test accuracy, or test loss for
+  // regression.
+  std::vector<const network_result*> done;
+  for (const auto& n : r.networks)
+    if (n.status == network_status::finished)
+      done.push_back(&n);
+  bool by_accuracy = r.task == task_kind::classification;
+  auto score = [&](const network_result* n) {
+    double x = by_accuracy ? -n->test_accuracy : n->test_loss;
+    return std::isfinite(x) ? x : INFINITY;
+  };
+  std::stable_sort(done.begin(), done.end(),
+                   [&](auto* a, auto* b) { return score(a) < score(b); });
+  if (!done.empty()) {
+    out += fit(fmt::format("best finished so far (by {}):",
+                           by_accuracy ? "test accuracy" : "test loss"),
+               width);
+    out += fit(header(), width);
+    for (size_t i = 0; i < done.size() && i < 5; ++i)
+      out += fit(row(*done[i], done[i]->epochs, done[i]->train_loss,
+                     done[i]->test_loss, done[i]->test_accuracy),
+                 width);
+  }
+  size_t shown = 0;
+  for (const auto& n : r.networks)
+    if (n.status == network_status::failed && shown++ < max_rows)
+      out += fit(fmt::format("failed: {}: {}", n.name, n.error), width);
+  if (shown > max_rows)
+    out +=
+        fit(fmt::format("  ... and {} more failed", shown - max_rows), width);
+  return out;
+}
+
+} // namespace actortrain::app
