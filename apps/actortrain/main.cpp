@@ -8,7 +8,10 @@
 #include <cstring>
 #include <fcntl.h>
 #include <fstream>
+#include <map>
 #include <memory>
+#include <optional>
+#include <set>
 #include <string>
 #include <sys/file.h>
 #include <sys/ioctl.h>
@@ -256,30 +259,64 @@ int cmd_worker(const std::vector<std::string>& args) {
   return ok;
 }
 
-int cmd_results(const std::vector<std::string>& args) {
+/// The arguments of a command that reads a run folder: its DIR, the
+/// options that take a value, and the flags given.
+struct folder_args {
   std::string dir;
-  std::string format = "table";
+  std::map<std::string, std::string> values;
+  std::set<std::string> flags;
+};
+
+/// Reads `args` of `command`: one DIR, options in `valued` (each takes the
+/// next argument) and `flags`. Prints a usage error and returns nothing when
+/// they are wrong.
+std::optional<folder_args>
+parse_folder_args(const char* command, const std::vector<std::string>& args,
+                  const std::set<std::string>& valued,
+                  const std::set<std::string>& flags) {
+  folder_args out;
   for (size_t i = 0; i < args.size(); ++i) {
-    if (args[i] == "--format" && i + 1 < args.size())
-      format = args[++i];
-    else if (!args[i].empty() && args[i][0] == '-')
-      return fail_usage(fmt::format("unknown option '{}'", args[i]));
-    else if (dir.empty())
-      dir = args[i];
-    else
-      return fail_usage(fmt::format("unexpected argument '{}'", args[i]));
+    const auto& a = args[i];
+    if (valued.count(a) > 0 && i + 1 < args.size())
+      out.values[a] = args[++i];
+    else if (flags.count(a) > 0)
+      out.flags.insert(a);
+    else if (!a.empty() && a[0] == '-') {
+      fail_usage(fmt::format("unknown option '{}'", a));
+      return std::nullopt;
+    } else if (out.dir.empty())
+      out.dir = a;
+    else {
+      fail_usage(fmt::format("unexpected argument '{}'", a));
+      return std::nullopt;
+    }
   }
-  if (dir.empty())
-    return fail_usage("results: missing DIR");
+  if (out.dir.empty()) {
+    fail_usage(fmt::format("{}: missing DIR", command));
+    return std::nullopt;
+  }
+  return out;
+}
+
+/// Prints a storage or runtime error and gives its exit code.
+int fail_runtime(const caf::error& err) {
+  fmt::print(stderr, "actortrain: {}\n", actortrain::to_string_pretty(err));
+  return runtime_error;
+}
+
+int cmd_results(const std::vector<std::string>& args) {
+  auto parsed = parse_folder_args("results", args, {"--format"}, {});
+  if (!parsed)
+    return usage_error;
+  auto format = parsed->values.count("--format") > 0
+                    ? parsed->values["--format"]
+                    : std::string{"table"};
   if (format != "table" && format != "json" && format != "csv")
     return fail_usage(
         fmt::format("--format: expected table, json or csv, got '{}'", format));
-  auto result = actortrain::read_results(dir);
-  if (!result) {
-    fmt::print(stderr, "actortrain: {}\n",
-               actortrain::to_string_pretty(result.error()));
-    return runtime_error;
-  }
+  auto result = actortrain::read_results(parsed->dir);
+  if (!result)
+    return fail_runtime(result.error());
   if (format == "json")
     fmt::print("{}", actortrain::app::format_json(*result));
   else if (format == "csv")
@@ -309,41 +346,25 @@ size_t terminal_width() {
 }
 
 int cmd_status(const std::vector<std::string>& args) {
-  std::string dir;
-  bool watch = false;
-  for (const auto& a : args) {
-    if (a == "--watch" || a == "-w")
-      watch = true;
-    else if (!a.empty() && a[0] == '-')
-      return fail_usage(fmt::format("unknown option '{}'", a));
-    else if (dir.empty())
-      dir = a;
-    else
-      return fail_usage(fmt::format("unexpected argument '{}'", a));
-  }
-  if (dir.empty())
-    return fail_usage("status: missing DIR");
+  auto parsed = parse_folder_args("status", args, {}, {"--watch", "-w"});
+  if (!parsed)
+    return usage_error;
+  bool watch = !parsed->flags.empty();
   stop_flag = std::make_shared<std::atomic<bool>>(false);
   std::signal(SIGINT, on_signal);
   std::signal(SIGTERM, on_signal);
   bool tty = ::isatty(STDOUT_FILENO);
   for (;;) {
     // The store is read through SQLite's WAL: the writer is never blocked.
-    auto result = actortrain::read_results(dir);
-    if (!result) {
-      fmt::print(stderr, "actortrain: {}\n",
-                 actortrain::to_string_pretty(result.error()));
-      return runtime_error;
-    }
+    auto result = actortrain::read_results(parsed->dir);
+    if (!result)
+      return fail_runtime(result.error());
     auto store = actortrain::results_store::open(result->database_path);
-    auto latest = store ? (*store)->latest_epochs()
-                        : caf::expected<std::vector<actortrain::epoch_metrics>>{
-                              store.error()};
-    if (!latest) {
-      fmt::print(stderr, "actortrain: {}\n",
-                 actortrain::to_string_pretty(latest.error()));
-      return runtime_error;
-    }
+    if (!store)
+      return fail_runtime(store.error());
+    auto latest = (*store)->latest_epochs();
+    if (!latest)
+      return fail_runtime(latest.error());
     actortrain::app::run_liveness live;
     live.writer_alive = writer_alive(result->output_dir);
     auto text = actortrain::app::format_status(*result, *latest, live,
@@ -364,39 +385,24 @@ int cmd_status(const std::vector<std::string>& args) {
 }
 
 int cmd_export(const std::vector<std::string>& args) {
-  std::string dir;
-  std::string epochs_file;
-  for (size_t i = 0; i < args.size(); ++i) {
-    if (args[i] == "--epochs" && i + 1 < args.size())
-      epochs_file = args[++i];
-    else if (!args[i].empty() && args[i][0] == '-')
-      return fail_usage(fmt::format("unknown option '{}'", args[i]));
-    else if (dir.empty())
-      dir = args[i];
-    else
-      return fail_usage(fmt::format("unexpected argument '{}'", args[i]));
-  }
-  if (dir.empty())
-    return fail_usage("export: missing DIR");
+  auto parsed = parse_folder_args("export", args, {"--epochs"}, {});
+  if (!parsed)
+    return usage_error;
+  auto epochs_file = parsed->values["--epochs"];
   if (epochs_file.empty())
     return fail_usage("export: say what to export: --epochs FILE.csv");
-  auto fail = [](const caf::error& err) {
-    fmt::print(stderr, "actortrain: {}\n", actortrain::to_string_pretty(err));
-    return runtime_error;
-  };
-  auto result = actortrain::read_results(dir);
+  auto result = actortrain::read_results(parsed->dir);
   if (!result)
-    return fail(result.error());
+    return fail_runtime(result.error());
   auto store = actortrain::results_store::open(result->database_path);
   if (!store)
-    return fail(store.error());
+    return fail_runtime(store.error());
+  auto all = (*store)->all_epochs();
+  if (!all)
+    return fail_runtime(all.error());
   std::unordered_map<uint64_t, std::vector<actortrain::epoch_metrics>> epochs;
-  for (const auto& n : result->networks) {
-    auto e = (*store)->epochs(n.id);
-    if (!e)
-      return fail(e.error());
-    epochs.emplace(n.id, std::move(*e));
-  }
+  for (auto& e : *all)
+    epochs[e.network_id].push_back(e);
   auto csv = actortrain::app::format_epochs_csv(*result, epochs);
   if (epochs_file == "-") {
     fmt::print("{}", csv);

@@ -24,19 +24,20 @@ std::string fit(std::string line, size_t width) {
   return line + "\n";
 }
 
+/// The columns of both tables, for the header and every row.
+constexpr const char* columns = "{:>6}  {:<9} {:<22} {:>5} {:>10} {:>10} {:>8}";
+
 std::string header() {
-  return fmt::format("{:>6}  {:<9} {:<22} {:>5} {:>10} {:>10} {:>8}", "id",
-                     "name", "configuration", "epoch", "train_loss",
-                     "test_loss", "test_acc");
+  return fmt::format(columns, "id", "name", "configuration", "epoch",
+                     "train_loss", "test_loss", "test_acc");
 }
 
 std::string row(const network_result& n, int64_t epoch, double train_loss,
                 double test_loss, double test_accuracy) {
   auto group = n.group_label.size() > 22 ? n.group_label.substr(0, 19) + "..."
                                          : n.group_label;
-  return fmt::format("{:>6}  {:<9} {:<22} {:>5} {:>10} {:>10} {:>8}", n.id,
-                     n.name, group, epoch, num(train_loss), num(test_loss),
-                     num(test_accuracy));
+  return fmt::format(columns, n.id, n.name, group, epoch, num(train_loss),
+                     num(test_loss), num(test_accuracy));
 }
 
 } // namespace

@@ -813,6 +813,20 @@ epoch_metrics read_epoch(const statement& st, uint64_t network_id) {
   return m;
 }
 
+/// Runs `sql`, which selects epoch_columns and then the network id, over
+/// every network at once.
+caf::expected<std::vector<epoch_metrics>>
+read_epochs_of_all(sqlite3* db, const std::string& path,
+                   const std::string& sql) {
+  statement st{db, sql.c_str()};
+  if (!st)
+    return storage_error(db, path, "cannot read epoch metrics");
+  std::vector<epoch_metrics> result;
+  while (st.step() == SQLITE_ROW)
+    result.push_back(read_epoch(st, static_cast<uint64_t>(st.integer(8))));
+  return result;
+}
+
 } // namespace
 
 caf::expected<std::vector<epoch_metrics>>
@@ -830,22 +844,21 @@ results_store::epochs(uint64_t network_id) const {
   return result;
 }
 
+caf::expected<std::vector<epoch_metrics>> results_store::all_epochs() const {
+  auto sql = fmt::format("SELECT {}, network_id FROM epoch_metrics ORDER BY "
+                         "network_id, epoch",
+                         epoch_columns);
+  return read_epochs_of_all(db_, path_, sql);
+}
+
 caf::expected<std::vector<epoch_metrics>> results_store::latest_epochs() const {
-  // One query for every network: a status display of 10^4 networks must
-  // not ask 10^4 times.
   auto sql = fmt::format("SELECT {}, e.network_id FROM epoch_metrics e JOIN "
                          "(SELECT network_id, MAX(epoch) AS last FROM "
                          "epoch_metrics GROUP BY network_id) m ON "
                          "e.network_id = m.network_id AND e.epoch = m.last "
                          "ORDER BY e.network_id",
                          epoch_columns);
-  statement st{db_, sql.c_str()};
-  if (!st)
-    return storage_error(db_, path_, "cannot read epoch metrics");
-  std::vector<epoch_metrics> result;
-  while (st.step() == SQLITE_ROW)
-    result.push_back(read_epoch(st, static_cast<uint64_t>(st.integer(8))));
-  return result;
+  return read_epochs_of_all(db_, path_, sql);
 }
 
 } // namespace actortrain
