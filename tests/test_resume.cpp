@@ -591,7 +591,10 @@ void crash_storm(std::string toml) {
     if (e.is_directory())
       continue;
     auto rel = fs::relative(e.path(), out).string();
-    bool known = rel == ".lock" || rel.rfind("results.db", 0) == 0 ||
+    // report.html: rewritten at the end of every run (a .tmp a kill left is
+    // renamed over by the next write).
+    bool known = rel == ".lock" || rel == "report.html" ||
+                 rel.rfind("results.db", 0) == 0 ||
                  (rel.rfind("weights/net-", 0) == 0 &&
                   (e.path().extension() == ".pt" ||
                    e.path().extension() == ".predictions"));

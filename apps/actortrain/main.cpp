@@ -26,6 +26,8 @@
 #include "actortrain/store.hpp"
 #include "csv_export.hpp"
 #include "progress_display.hpp"
+#include "report/report_page.hpp"
+#include "report/report_refresher.hpp"
 #include "results_format.hpp"
 #include "status_view.hpp"
 
@@ -61,6 +63,8 @@ constexpr const char* usage = R"(usage:
                     [--verbose] [TLS]
   actortrain results DIR [--format table|json|csv]
   actortrain status DIR [--watch]
+  actortrain report DIR [--output FILE]     (one HTML file; default
+                                             DIR/report.html)
   actortrain export DIR --epochs FILE.csv   (every epoch's metrics; - for
                                              stdout)
   actortrain version
@@ -178,10 +182,14 @@ int cmd_run(const std::vector<std::string>& args) {
     fmt::print(stderr, "actortrain: {}\n", line);
   };
   actortrain::app::progress_display display{stderr};
-  if (!quiet)
-    opts.on_progress = [&](const actortrain::run_status& s) {
+  // DIR/report.html is rewritten every minute while the run trains, and at
+  // its end.
+  actortrain::app::report_refresher refresher{std::chrono::seconds{60}};
+  opts.on_progress = [&](const actortrain::run_status& s) {
+    refresher.set_dir(s.output_dir);
+    if (!quiet)
       display.update(s);
-    };
+  };
   if (!quiet)
     fmt::print(stderr, "actortrain: running '{}': {} networks\n", exp->name,
                exp->total_networks());
@@ -191,12 +199,26 @@ int cmd_run(const std::vector<std::string>& args) {
   std::signal(SIGTERM, on_signal);
   auto result = actortrain::run(*exp, std::move(opts));
   display.close();
+  refresher.stop();
+  // The report of what is stored, also for a run that stopped or failed
+  // part way (its folder is known once it started).
+  auto dir = result ? result->output_dir : refresher.dir();
+  std::string report;
+  if (!dir.empty()) {
+    if (auto err = actortrain::app::write_report(dir))
+      fmt::print(stderr, "actortrain: no report: {}\n",
+                 actortrain::to_string_pretty(err));
+    else
+      report = dir + "/report.html";
+  }
   if (!result) {
     fmt::print(stderr, "actortrain: {}\n",
                actortrain::to_string_pretty(result.error()));
     return exit_for(result.error());
   }
   fmt::print("{}", actortrain::app::format_summary(*result));
+  if (!report.empty())
+    fmt::print("report: {}\n", report);
   return result->count(actortrain::network_status::failed) > 0 ? networks_failed
                                                                : ok;
 }
@@ -384,6 +406,21 @@ int cmd_status(const std::vector<std::string>& args) {
   }
 }
 
+int cmd_report(const std::vector<std::string>& args) {
+  auto parsed = parse_folder_args("report", args, {"--output", "-o"}, {});
+  if (!parsed)
+    return usage_error;
+  std::string file;
+  for (const auto& [key, value] : parsed->values)
+    file = value;
+  if (file.empty())
+    file = parsed->dir + "/report.html";
+  if (auto err = actortrain::app::write_report(parsed->dir, file))
+    return fail_runtime(err);
+  fmt::print("{}\n", file);
+  return ok;
+}
+
 int cmd_export(const std::vector<std::string>& args) {
   auto parsed = parse_folder_args("export", args, {"--epochs"}, {});
   if (!parsed)
@@ -437,6 +474,8 @@ int main(int argc, char** argv) {
     return cmd_status(args);
   if (cmd == "export")
     return cmd_export(args);
+  if (cmd == "report")
+    return cmd_report(args);
   if (cmd == "version" || cmd == "--version") {
     fmt::print("actortrain {}\n", actortrain::version());
     return ok;

@@ -2,11 +2,23 @@
 
 #include <cmath>
 #include <string>
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include <fmt/format.h>
 
+#include "network_table.hpp"
+
 namespace actortrain::app {
+
+namespace {
+
+network_row to_row(const network_progress& p) {
+  return {p.id,         p.name,      p.configuration, p.epoch, p.epochs,
+          p.train_loss, p.test_loss, p.test_accuracy, p.slot};
+}
+
+} // namespace
 
 std::string format_duration(double seconds) {
   if (seconds < 0 || !std::isfinite(seconds))
@@ -22,22 +34,71 @@ std::string format_duration(double seconds) {
 progress_display::progress_display(std::FILE* out)
     : out_(out), tty_(::isatty(::fileno(out)) != 0) {}
 
-void progress_display::update(const run_status& s) {
+std::string progress_display::summary(const run_status& s) {
   auto done = s.finished + s.failed;
   auto pct = s.steps_total > 0 ? 100.0 * static_cast<double>(s.steps_done) /
                                      static_cast<double>(s.steps_total)
                                : 0.0;
-  auto line = fmt::format(
+  return fmt::format(
       "networks {}/{} done ({} failed), {} running, {} waiting | slots {}/{} "
       "busy | {:.0f}% of steps | {} elapsed, ETA {}",
       done, s.networks, s.failed, s.running, s.waiting, s.busy_slots, s.slots,
       pct, format_duration(s.elapsed_seconds),
       format_duration(s.eta_seconds()));
+}
+
+std::vector<std::string> progress_display::frame(const run_status& s,
+                                                 size_t width, size_t height) {
+  std::vector<std::string> lines{summary(s)};
+  network_table table{width, true};
+  auto list = [&](const char* title, const std::vector<network_progress>& rows,
+                  size_t total) {
+    if (rows.empty())
+      return;
+    lines.push_back(total > rows.size() ? fmt::format("{} ({} of {}):", title,
+                                                      rows.size(), total)
+                                        : fmt::format("{}:", title));
+    lines.push_back(table.header());
+    for (const auto& r : rows)
+      lines.push_back(table.row(to_row(r)));
+  };
+  list("training now", s.training, s.training.size());
+  list("best finished so far", s.best, s.best.size());
+  // The frame never scrolls the terminal: the table gives way first.
+  if (height > 0 && lines.size() > height - 1)
+    lines.resize(height > 1 ? height - 1 : 1);
+  for (auto& line : lines)
+    line = fit_line(std::move(line), width);
+  return lines;
+}
+
+void progress_display::update(const run_status& s) {
+  auto done = s.finished + s.failed;
   auto now = std::chrono::steady_clock::now();
   if (tty_) {
-    fmt::print(out_, "\r\x1b[K{}", line);
+    winsize ws{};
+    size_t width = 0, height = 0;
+    if (::ioctl(::fileno(out_), TIOCGWINSZ, &ws) == 0) {
+      width = ws.ws_col;
+      height = ws.ws_row;
+    }
+    // Back to the frame's first line, then every line rewritten and
+    // cleared to its end, and whatever the last frame had below cleared:
+    // one write, so the terminal never shows half a frame.
+    std::string out = "\r";
+    if (drawn_ > 1)
+      out += fmt::format("\x1b[{}A", drawn_ - 1);
+    auto lines = frame(s, width, height);
+    for (size_t i = 0; i < lines.size(); ++i) {
+      out += lines[i];
+      out += "\x1b[K";
+      if (i + 1 < lines.size())
+        out += "\n";
+    }
+    out += "\x1b[J";
+    std::fwrite(out.data(), 1, out.size(), out_);
     std::fflush(out_);
-    drawn_ = true;
+    drawn_ = lines.size();
     return;
   }
   // Plain output: a line when networks finish, but at most every 5 s, and
@@ -47,7 +108,7 @@ void progress_display::update(const run_status& s) {
   if ((changed && due) || done == s.networks) {
     if (done == s.networks && last_done_ == done)
       return;
-    fmt::print(out_, "{}\n", line);
+    fmt::print(out_, "{}\n", summary(s));
     std::fflush(out_);
     last_done_ = done;
     last_line_ = now;
@@ -55,9 +116,9 @@ void progress_display::update(const run_status& s) {
 }
 
 void progress_display::close() {
-  if (drawn_) {
+  if (drawn_ > 0) {
     fmt::print(out_, "\n");
-    drawn_ = false;
+    drawn_ = 0;
   }
 }
 

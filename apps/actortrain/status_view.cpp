@@ -6,6 +6,8 @@
 
 #include <fmt/format.h>
 
+#include "network_table.hpp"
+
 namespace actortrain::app {
 
 namespace {
@@ -13,31 +15,14 @@ namespace {
 /// Rows of each list shown; the rest are counted.
 constexpr size_t max_rows = 10;
 
-std::string num(double x) {
-  return std::isfinite(x) ? fmt::format("{:.4f}", x) : std::string{"-"};
-}
-
-/// `line` cut to `width` columns (ASCII), with a newline.
 std::string fit(std::string line, size_t width) {
-  if (width >= 4 && line.size() > width)
-    line = line.substr(0, width - 3) + "...";
-  return line + "\n";
+  return fit_line(std::move(line), width) + "\n";
 }
 
-/// The columns of both tables, for the header and every row.
-constexpr const char* columns = "{:>6}  {:<9} {:<22} {:>5} {:>10} {:>10} {:>8}";
-
-std::string header() {
-  return fmt::format(columns, "id", "name", "configuration", "epoch",
-                     "train_loss", "test_loss", "test_acc");
-}
-
-std::string row(const network_result& n, int64_t epoch, double train_loss,
+network_row row(const network_result& n, int64_t epoch, double train_loss,
                 double test_loss, double test_accuracy) {
-  auto group = n.group_label.size() > 22 ? n.group_label.substr(0, 19) + "..."
-                                         : n.group_label;
-  return fmt::format(columns, n.id, n.name, group, epoch, num(train_loss),
-                     num(test_loss), num(test_accuracy));
+  return {n.id,       n.name,    n.group_label, epoch, 0,
+          train_loss, test_loss, test_accuracy, {}};
 }
 
 } // namespace
@@ -59,6 +44,7 @@ std::string format_status(const run_result& r,
             "same command to resume)";
   else
     state = r.status;
+  network_table table{width, false};
   std::string out;
   out += fit(fmt::format("run {}: {}", r.name, state), width);
   out += fit(fmt::format("networks: {} finished, {} failed, {} to go, of {}",
@@ -73,12 +59,12 @@ std::string format_status(const run_result& r,
   if (!going.empty()) {
     out += fit(fmt::format("in progress ({}), latest epoch:", going.size()),
                width);
-    out += fit(header(), width);
+    out += fit(table.header(), width);
     for (size_t i = 0; i < going.size() && i < max_rows; ++i) {
       const auto& e = *last[going[i]->id];
-      out += fit(
-          row(*going[i], e.epoch, e.train_loss, e.test_loss, e.test_accuracy),
-          width);
+      out += fit(table.row(row(*going[i], e.epoch, e.train_loss, e.test_loss,
+                               e.test_accuracy)),
+                 width);
     }
     if (going.size() > max_rows)
       out +=
@@ -101,10 +87,10 @@ std::string format_status(const run_result& r,
     out += fit(fmt::format("best finished so far (by {}):",
                            by_accuracy ? "test accuracy" : "test loss"),
                width);
-    out += fit(header(), width);
+    out += fit(table.header(), width);
     for (size_t i = 0; i < done.size() && i < 5; ++i)
-      out += fit(row(*done[i], done[i]->epochs, done[i]->train_loss,
-                     done[i]->test_loss, done[i]->test_accuracy),
+      out += fit(table.row(row(*done[i], done[i]->epochs, done[i]->train_loss,
+                               done[i]->test_loss, done[i]->test_accuracy)),
                  width);
   }
   size_t shown = 0;

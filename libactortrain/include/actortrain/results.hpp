@@ -140,6 +140,16 @@ struct ensemble_result {
   double loss = no_metric;
 };
 
+/// The ensemble of the first `members` finished networks of one sweep point
+/// (group >= 0) or of all (-1), by network id: how accuracy grows with the
+/// number of members.
+struct ensemble_point {
+  int64_t group = -1;
+  int64_t members = 0;
+  double accuracy = no_metric;
+  double loss = no_metric;
+};
+
 /// How busy one slot was, from the recorded schedule.
 struct slot_usage {
   uint32_t slot = 0;

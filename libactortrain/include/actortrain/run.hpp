@@ -4,6 +4,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include <caf/expected.hpp>
 
@@ -13,6 +14,23 @@
 #include "actortrain/results.hpp"
 
 namespace actortrain {
+
+/// One network in a progress display: its latest epoch while it trains, its
+/// final metrics once it finished.
+struct network_progress {
+  uint64_t id = 0;
+  std::string name;
+  /// Its sweep point's label ("all" without a sweep).
+  std::string configuration;
+  int64_t epoch = 0;
+  /// Its budget of epochs.
+  int64_t epochs = 0;
+  double train_loss = no_metric;
+  double test_loss = no_metric;
+  double test_accuracy = no_metric;
+  /// The slot it trains on ("3 cpu"), empty when it holds none.
+  std::string slot;
+};
 
 /// A snapshot of a running experiment, for progress displays.
 struct run_status {
@@ -28,6 +46,15 @@ struct run_status {
   int64_t steps_done = 0;
   int64_t steps_total = 0;
   double elapsed_seconds = 0;
+  /// The run's output folder (chosen by run() when the options left it
+  /// empty).
+  std::string output_dir;
+  /// The networks on a slot now that have trained an epoch (at most
+  /// `run_options::progress_rows`), by slot.
+  std::vector<network_progress> training;
+  /// The best finished so far (by test accuracy, or test loss for
+  /// regression), best first, at most `run_options::progress_rows`.
+  std::vector<network_progress> best;
 
   /// Estimated seconds left from the step rate so far; negative if unknown.
   double eta_seconds() const;
@@ -44,6 +71,8 @@ struct run_options {
   /// at the end; keep it short.
   std::function<void(const run_status&)> on_progress;
   double progress_interval_seconds = 0.5;
+  /// The most networks listed in `run_status::training` and `best`.
+  size_t progress_rows = 10;
   /// Set it to true (from a signal handler, say) to stop gracefully: quanta
   /// in flight end and are checkpointed, nothing new starts, the store is
   /// closed, and run() returns errc::run_aborted saying how to resume.

@@ -49,6 +49,22 @@ public:
   static caf::expected<std::unique_ptr<results_store>>
   open(const std::string& path, bool writable = false);
 
+  /// Where a run came from: its experiment and the versions that ran it.
+  struct provenance_entry {
+    /// The experiment file's text, as the run started.
+    std::string experiment;
+    std::string experiment_path;
+    std::string experiment_hash;
+    std::string actortrain_version;
+    std::string libtorch_version;
+    std::string caf_version;
+    /// ISO 8601, UTC; `finished_at` is empty while the run is in progress.
+    std::string started_at;
+    std::string finished_at;
+  };
+
+  caf::expected<provenance_entry> provenance() const;
+
   /// The fingerprint of the experiment the run was started with.
   caf::expected<std::string> experiment_hash() const;
 
@@ -67,6 +83,13 @@ public:
   caf::error add_outcome(const network_outcome& o,
                          const std::string& weights_path);
   caf::error add_ensemble(const ensemble_result& e);
+  /// Records points of ensembles' accuracy against their number of members,
+  /// in one transaction.
+  caf::error add_ensemble_curve(const std::vector<ensemble_point>& points);
+
+  /// The recorded ensemble curve points, by group, then members (none for a
+  /// run that has not ended, or a store older than the curve).
+  caf::expected<std::vector<ensemble_point>> ensemble_curve() const;
 
   /// Records a file a finished network left, with the CRC-32 and size of
   /// its bytes, so that a resumed run checks it before reusing it.
@@ -90,6 +113,18 @@ public:
   /// Records a failure of a network (retried or final).
   caf::error add_error(uint64_t network_id, int64_t steps,
                        const std::string& message);
+
+  /// A recorded failure: retried, or the network's last.
+  struct error_entry {
+    uint64_t network_id = 0;
+    int64_t steps = 0;
+    std::string message;
+    /// ISO 8601, UTC.
+    std::string at;
+  };
+
+  /// Every recorded failure, in the order they happened.
+  caf::expected<std::vector<error_entry>> errors() const;
 
   /// Records a checkpoint file written for a network, with the CRC-32 of its
   /// bytes, and forgets all but the two latest; returns the paths of the

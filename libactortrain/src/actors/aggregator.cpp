@@ -1,5 +1,7 @@
 #include "actors/aggregator.hpp"
 
+#include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <fcntl.h>
@@ -12,6 +14,7 @@
 #include <caf/send.hpp>
 #include <fmt/format.h>
 
+#include "actors/ensembles.hpp"
 #include "actortrain/error.hpp"
 #include "actortrain/run.hpp"
 #include "protocol/slot.hpp"
@@ -26,49 +29,24 @@ namespace {
 using aggregator_self =
     std::remove_pointer_t<aggregator_actor::stateful_pointer<aggregator_state>>;
 
-/// Adds a finished network's test predictions to its group's and the overall
-/// ensemble sums.
-void add_predictions(aggregator_self* self, uint64_t id,
-                     std::vector<float> predictions) {
+/// Adds `m` (a finished network) to the best so far when it is one.
+void keep_if_best(aggregator_self* self, const epoch_metrics& m) {
   auto& st = self->state;
-  const auto& cfg = st.config;
-  ++st.finished;
-  auto rows = cfg.data->test_x.size(0);
-  auto cols = static_cast<int64_t>(predictions.size()) / rows;
-  auto pred =
-      torch::from_blob(predictions.data(), {rows, cols}, torch::kFloat32)
-          .to(torch::kFloat64);
-  auto group = static_cast<size_t>(cfg.specs.at(id).group);
-  for (auto i : {group, st.prediction_sums.size() - 1}) {
-    auto& sum = st.prediction_sums[i];
-    sum = sum.defined() ? sum + pred : pred.clone();
-    ++st.prediction_counts[i];
-  }
+  bool by_accuracy = st.config.data->task == task_kind::classification;
+  auto score = [by_accuracy](const epoch_metrics& x) {
+    double s = by_accuracy ? -x.test_accuracy : x.test_loss;
+    return std::isfinite(s) ? s : INFINITY;
+  };
+  auto at = std::upper_bound(
+      st.best.begin(), st.best.end(), m,
+      [&](const auto& a, const auto& b) { return score(a) < score(b); });
+  st.best.insert(at, m);
+  if (st.best.size() > aggregator_state::best_kept)
+    st.best.pop_back();
 }
 
 /// Epoch metrics written per transaction.
 constexpr size_t epoch_batch = 256;
-
-ensemble_result evaluate_ensemble(const dataset& d, const torch::Tensor& sum,
-                                  int64_t count, int64_t group,
-                                  std::string label) {
-  ensemble_result e;
-  e.group = group;
-  e.label = std::move(label);
-  e.networks = count;
-  if (count == 0)
-    return e;
-  auto mean = sum / static_cast<double>(count);
-  if (d.task == task_kind::classification) {
-    e.accuracy =
-        mean.argmax(1).eq(d.test_y).to(torch::kFloat64).mean().item<double>();
-    auto p = mean.gather(1, d.test_y.unsqueeze(1)).clamp_min(1e-12);
-    e.loss = -p.log().mean().item<double>();
-  } else {
-    e.loss = torch::mse_loss(mean.reshape({-1}), d.test_y).item<double>();
-  }
-  return e;
-}
 
 void note(aggregator_self* self, caf::error err) {
   if (err && !self->state.storage_error) {
@@ -235,10 +213,21 @@ void flush_files(aggregator_self* self) {
     auto& o = outcomes[i];
     if (!recorded[i])
       continue;
-    if (o.status == network_status::finished)
-      add_predictions(self, o.network_id, std::move(o.test_predictions));
-    else
+    st.latest.erase(o.network_id);
+    if (o.status == network_status::finished) {
+      ++st.finished;
+      st.finished_ids.push_back(o.network_id);
+      epoch_metrics m;
+      m.network_id = o.network_id;
+      m.epoch = o.epochs;
+      m.steps = o.steps;
+      m.train_loss = o.train_loss;
+      m.test_loss = o.test_loss;
+      m.test_accuracy = o.test_accuracy;
+      keep_if_best(self, m);
+    } else {
       ++st.failed;
+    }
   }
   if (st.finished + st.failed == static_cast<int64_t>(cfg.specs.size()))
     // The coordinator is dynamically typed: reached with anon_send.
@@ -267,32 +256,23 @@ aggregator(aggregator_actor::stateful_pointer<aggregator_state> self,
   auto& st = self->state;
   st.config = std::move(config);
   st.started = std::chrono::steady_clock::now();
-  auto groups = st.config.group_labels.size();
-  st.prediction_sums.resize(groups + 1);
-  st.prediction_counts.assign(groups + 1, 0);
-  // A resumed run: networks finished before count, with their predictions.
-  for (auto id : st.config.resumed_finished) {
-    const auto& name = st.config.specs.at(id).name;
-    auto path =
-        network_file_path(st.config.output_dir, name, file_kind::predictions);
-    std::ifstream in{path, std::ios::binary};
-    std::vector<char> bytes{std::istreambuf_iterator<char>{in}, {}};
-    auto rows = st.config.data->test_x.size(0);
-    if (bytes.empty() || bytes.size() % (sizeof(float) * rows) != 0) {
-      // Without its predictions a network still counts, but the ensemble
-      // cannot include it: say so instead of guessing.
-      st.storage_error = make_error(
-          errc::storage_failed,
-          fmt::format("{}: missing or damaged test predictions of {}; its "
-                      "ensemble cannot be rebuilt",
-                      path, name));
-      ++st.finished;
-      continue;
-    }
-    std::vector<float> predictions(bytes.size() / sizeof(float));
-    std::memcpy(predictions.data(), bytes.data(), bytes.size());
-    add_predictions(self, id, std::move(predictions));
-  }
+  // A resumed run: networks finished before count; their predictions files
+  // are read with the others' when the ensembles are evaluated.
+  st.finished_ids = st.config.resumed_finished;
+  st.finished = static_cast<int64_t>(st.finished_ids.size());
+  if (!st.finished_ids.empty())
+    if (auto before = st.config.store->read())
+      for (const auto& n : before->networks)
+        if (n.status == network_status::finished) {
+          epoch_metrics m;
+          m.network_id = n.id;
+          m.epoch = n.epochs;
+          m.steps = n.steps;
+          m.train_loss = n.train_loss;
+          m.test_loss = n.test_loss;
+          m.test_accuracy = n.test_accuracy;
+          keep_if_best(self, m);
+        }
   st.failed = st.config.resumed_failed;
   if (st.finished + st.failed == static_cast<int64_t>(st.config.specs.size()))
     caf::anon_send(st.config.listener, all_done_atom_v);
@@ -312,6 +292,7 @@ aggregator(aggregator_actor::stateful_pointer<aggregator_state> self,
       },
       [=](epoch_atom, const epoch_metrics& m) {
         auto& pending = self->state.pending_epochs;
+        self->state.latest[m.network_id] = m;
         pending.push_back(m);
         if (pending.size() >= epoch_batch)
           flush_epochs(self);
@@ -320,8 +301,13 @@ aggregator(aggregator_actor::stateful_pointer<aggregator_state> self,
         self->state.pending_outcomes.push_back(std::move(o));
         schedule_flush(self);
       },
-      [=](status_atom) {
-        return aggregator_status{self->state.finished, self->state.failed};
+      [=](status_atom, const std::vector<uint64_t>& ids) {
+        auto& st = self->state;
+        aggregator_status s{st.finished, st.failed, {}, st.best};
+        for (auto id : ids)
+          if (auto it = st.latest.find(id); it != st.latest.end())
+            s.latest.push_back(it->second);
+        return s;
       },
       [=](finish_atom, bool interrupted) -> caf::result<run_result> {
         flush_files(self);
@@ -331,18 +317,17 @@ aggregator(aggregator_actor::stateful_pointer<aggregator_state> self,
                         std::chrono::steady_clock::now() - st.started)
                         .count();
         // An interrupted run gets its ensembles when it is resumed and done.
-        auto n_groups = cfg.group_labels.size();
-        for (size_t g = 0; !interrupted && g <= n_groups; ++g) {
-          if (st.prediction_counts[g] == 0)
-            continue;
-          bool overall = g == n_groups;
-          if (n_groups == 1 && !overall)
-            continue; // one configuration: its ensemble is the overall one
-          auto e = evaluate_ensemble(*cfg.data, st.prediction_sums[g],
-                                     st.prediction_counts[g],
-                                     overall ? -1 : static_cast<int64_t>(g),
-                                     overall ? "all" : cfg.group_labels[g]);
-          note(self, cfg.store->add_ensemble(e));
+        if (!interrupted) {
+          auto eval = evaluate_ensembles(*cfg.data, cfg.specs, cfg.group_labels,
+                                         st.finished_ids, cfg.output_dir);
+          // Without its predictions a network still counts, but the
+          // ensembles cannot include it: say so instead of guessing.
+          if (!eval.missing.empty() && !st.storage_error)
+            st.storage_error =
+                make_error(errc::storage_failed, eval.missing.front());
+          for (const auto& e : eval.ensembles)
+            note(self, cfg.store->add_ensemble(e));
+          note(self, cfg.store->add_ensemble_curve(eval.curve));
         }
         auto status = interrupted      ? "interrupted"
                       : st.failed == 0 ? "finished"

@@ -3,12 +3,12 @@
 #include <chrono>
 #include <memory>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include <caf/actor.hpp>
 #include <caf/event_based_actor.hpp>
 #include <caf/stateful_actor.hpp>
-#include <torch/types.h>
 
 #include "actortrain/dataset.hpp"
 #include "actortrain/network_spec.hpp"
@@ -34,9 +34,14 @@ struct aggregator_config {
 
 struct aggregator_state {
   aggregator_config config;
-  /// Sum of test predictions per group (index groups) and overall (last).
-  std::vector<torch::Tensor> prediction_sums;
-  std::vector<int64_t> prediction_counts;
+  /// The networks that finished (in this attempt or before): the ensembles
+  /// are evaluated from their predictions files when the run ends.
+  std::vector<uint64_t> finished_ids;
+  /// Each unfinished network's latest epoch, for progress displays.
+  std::unordered_map<uint64_t, epoch_metrics> latest;
+  /// The best finished networks so far, best first (at most best_kept).
+  std::vector<epoch_metrics> best;
+  static constexpr size_t best_kept = 10;
   int64_t finished = 0;
   int64_t failed = 0;
   /// Epoch metrics not yet written: they go to the store in batches, and
@@ -65,7 +70,8 @@ struct aggregator_state {
 /// Handles (epoch_atom, epoch_metrics), (outcome_atom, network_outcome),
 /// (checkpoint_atom, id, step, bytes), (failure_atom, id, step, reason),
 /// (schedule_atom, std::vector<grant_record>),
-/// (status_atom) -> (finished, failed) and (finish_atom, interrupted) ->
+/// (status_atom, ids) -> (finished, failed, the latest epoch of the networks
+/// `ids`, the best finished so far) and (finish_atom, interrupted) ->
 /// run_result.
 aggregator_actor::behavior_type
 aggregator(aggregator_actor::stateful_pointer<aggregator_state> self,

@@ -39,10 +39,48 @@ void report_progress(coordinator_actor* self, std::function<void()> then) {
                      .count();
   self->request(st.scheduler, caf::infinite, status_atom_v)
       .then([=](const scheduler_status& s) {
-        self->request(self->state.aggregator, caf::infinite, status_atom_v)
+        // The networks on a slot now, with the slot each is on.
+        auto& st = self->state;
+        std::vector<uint64_t> ids;
+        std::unordered_map<uint64_t, std::string> slot_of;
+        for (const auto& h : s.holders) {
+          auto it = st.group_members.find(h.network_id);
+          if (it == st.group_members.end())
+            continue;
+          for (auto id : it->second) {
+            ids.push_back(id);
+            slot_of[id] = fmt::format("{} {}", h.slot, h.device);
+          }
+        }
+        self->request(st.aggregator, caf::infinite, status_atom_v, ids)
             .then([=](const aggregator_status& a) {
               auto& st = self->state;
+              const auto& specs = st.plan->specs;
+              auto row = [&](const epoch_metrics& m) {
+                network_progress p;
+                const auto& spec = specs.at(m.network_id);
+                p.id = m.network_id;
+                p.name = spec.name;
+                p.configuration = spec.config.label;
+                if (p.configuration.empty())
+                  p.configuration = "all";
+                p.epoch = m.epoch;
+                p.epochs = spec.config.train.epochs;
+                p.train_loss = m.train_loss;
+                p.test_loss = m.test_loss;
+                p.test_accuracy = m.test_accuracy;
+                return p;
+              };
               run_status r;
+              for (const auto& m : a.latest) {
+                if (r.training.size() >= st.plan->progress_rows)
+                  break;
+                r.training.push_back(row(m));
+                r.training.back().slot = slot_of.at(m.network_id);
+              }
+              for (const auto& m : a.best)
+                if (r.best.size() < st.plan->progress_rows)
+                  r.best.push_back(row(m));
               r.networks = static_cast<int64_t>(st.plan->specs.size());
               r.finished = a.finished;
               r.failed = a.failed;
@@ -53,6 +91,7 @@ void report_progress(coordinator_actor* self, std::function<void()> then) {
               r.steps_done = s.steps_done;
               r.steps_total = st.steps_total;
               r.elapsed_seconds = elapsed;
+              r.output_dir = st.plan->output_dir;
               st.plan->on_progress(r);
               if (then)
                 then();
@@ -225,6 +264,7 @@ void start(coordinator_actor* self) {
   tcfg.aggregator = st.aggregator;
   for (auto& group : groups) {
     st.steps_total += group->steps_total();
+    st.group_members[group->id()] = group->unfinished();
     // Trainers are not linked: one failing must not take the run down.
     st.trainers.push_back(self->spawn(trainer, std::move(group), tcfg));
   }

@@ -34,6 +34,7 @@ struct run_plan {
   learner_factory make_learner;
   std::function<void(const run_status&)> on_progress;
   double progress_interval_seconds = 0.5;
+  size_t progress_rows = 10;
   /// Set (by a signal handler, say) to stop: running quanta end with a
   /// checkpoint, nothing new starts, and the run reports how to resume.
   std::shared_ptr<std::atomic<bool>> stop;
@@ -68,6 +69,8 @@ struct coordinator_state {
   caf::response_promise promise;
   std::chrono::steady_clock::time_point started;
   int64_t steps_total = 0;
+  /// The networks of each trainer, by the id it holds slots under.
+  std::unordered_map<uint64_t, std::vector<uint64_t>> group_members;
   static inline const char* name = "actortrain.coordinator";
 };
 

@@ -25,7 +25,8 @@ using aggregator_actor = caf::typed_actor<
     caf::reacts_to<outcome_atom, network_outcome>,
     caf::reacts_to<schedule_atom, std::vector<grant_record>>,
     caf::reacts_to<flush_atom>,
-    caf::replies_to<status_atom>::with<aggregator_status>,
+    caf::replies_to<status_atom,
+                    std::vector<uint64_t>>::with<aggregator_status>,
     caf::replies_to<finish_atom, bool>::with<run_result>>;
 
 /// The scheduler: trainers acquire and release slots, the coordinator adds

@@ -122,11 +122,18 @@ typename Inspector::result_type inspect(Inspector& f, quantum_report& x) {
 struct aggregator_status {
   int64_t finished = 0;
   int64_t failed = 0;
+  /// The latest epoch of each network asked about that has one and is not
+  /// done, in the order asked.
+  std::vector<epoch_metrics> latest;
+  /// The best finished networks so far (by test accuracy, or test loss for
+  /// regression), best first: `epoch` is their number of epochs.
+  std::vector<epoch_metrics> best;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, aggregator_status& x) {
-  return f(caf::meta::type_name("aggregator_status"), x.finished, x.failed);
+  return f(caf::meta::type_name("aggregator_status"), x.finished, x.failed,
+           x.latest, x.best);
 }
 
 } // namespace actortrain

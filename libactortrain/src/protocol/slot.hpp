@@ -2,6 +2,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include <caf/meta/type_name.hpp>
 
@@ -37,6 +38,19 @@ typename Inspector::result_type inspect(Inspector& f, slot_grant& x) {
 }
 
 /// A snapshot of the scheduler, for progress displays and tests.
+/// A slot held by a trainer: which slot, on what, and the trainer's network
+/// (the first of its group when its networks are fused).
+struct slot_holder {
+  uint32_t slot = 0;
+  std::string device;
+  uint64_t network_id = 0;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, slot_holder& x) {
+  return f(caf::meta::type_name("slot_holder"), x.slot, x.device, x.network_id);
+}
+
 struct scheduler_status {
   int64_t slots = 0;
   int64_t busy = 0;
@@ -46,12 +60,14 @@ struct scheduler_status {
   int64_t peak_busy = 0;
   /// Optimizer steps reported by all trainers so far.
   int64_t steps_done = 0;
+  /// The slots held now, by slot id.
+  std::vector<slot_holder> holders;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, scheduler_status& x) {
   return f(caf::meta::type_name("scheduler_status"), x.slots, x.busy, x.waiting,
-           x.grants, x.peak_busy, x.steps_done);
+           x.grants, x.peak_busy, x.steps_done, x.holders);
 }
 
 } // namespace actortrain

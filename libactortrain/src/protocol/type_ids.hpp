@@ -33,6 +33,7 @@ CAF_ADD_TYPE_ID(actortrain, (actortrain::run_setup))
 CAF_ADD_TYPE_ID(actortrain, (actortrain::remote_quantum))
 CAF_ADD_TYPE_ID(actortrain, (std::vector<actortrain::slot_grant>))
 CAF_ADD_TYPE_ID(actortrain, (actortrain::aggregator_status))
+CAF_ADD_TYPE_ID(actortrain, (std::vector<uint64_t>))
 
 // trainer -> scheduler: a trainer (trainer_info) waits for its first slot.
 CAF_ADD_ATOM(actortrain, actortrain, acquire_atom, "acquire")

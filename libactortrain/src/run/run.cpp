@@ -396,6 +396,7 @@ caf::expected<run_result> run(const experiment& exp, run_options opts) {
   plan->make_learner = std::move(opts.make_learner);
   plan->on_progress = std::move(opts.on_progress);
   plan->progress_interval_seconds = opts.progress_interval_seconds;
+  plan->progress_rows = opts.progress_rows;
   guard.armed = false;
   caf::scoped_actor self{sys};
   caf::expected<run_result> result{

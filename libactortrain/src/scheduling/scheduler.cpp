@@ -183,8 +183,13 @@ scheduler(scheduler_actor::stateful_pointer<scheduler_state> self,
       [=](schedule_atom) { flush(self); },
       [=](stop_atom) { self->state.stopped = true; },
       [=](status_atom) {
-        auto s = self->state.stats;
-        s.waiting = static_cast<int64_t>(self->state.policy->waiting());
+        auto& st = self->state;
+        auto s = st.stats;
+        s.waiting = static_cast<int64_t>(st.policy->waiting());
+        for (const auto& slot : st.slots)
+          if (slot.held.trainer)
+            s.holders.push_back({slot.grant.slot.id, slot.grant.slot.device,
+                                 slot.held.network_id});
         return s;
       },
   };

@@ -107,7 +107,9 @@ CREATE TABLE ensembles (
 );
 )sql";
 
-/// The table of finished networks' files, also added to older stores.
+/// The tables added after the first release, also added to older stores
+/// opened to resume: finished networks' files, and each ensemble's accuracy
+/// against its number of members.
 constexpr const char* files_table_sql = R"sql(CREATE TABLE IF NOT EXISTS files (
   network_id INTEGER NOT NULL REFERENCES networks(id),
   kind TEXT NOT NULL,
@@ -115,6 +117,13 @@ constexpr const char* files_table_sql = R"sql(CREATE TABLE IF NOT EXISTS files (
   crc32 INTEGER NOT NULL,
   bytes INTEGER NOT NULL,
   PRIMARY KEY (network_id, kind)
+);
+CREATE TABLE IF NOT EXISTS ensemble_curve (
+  group_id INTEGER NOT NULL,
+  members INTEGER NOT NULL,
+  accuracy REAL,
+  loss REAL,
+  PRIMARY KEY (group_id, members)
 );
 )sql";
 
@@ -522,6 +531,65 @@ caf::error results_store::add_ensemble(const ensemble_result& e) {
   if (st.step() != SQLITE_DONE)
     return storage_error(db_, path_, "cannot record an ensemble");
   return {};
+}
+
+caf::error
+results_store::add_ensemble_curve(const std::vector<ensemble_point>& points) {
+  return transaction([&]() -> caf::error {
+    statement st{db_, "INSERT OR REPLACE INTO ensemble_curve (group_id, "
+                      "members, accuracy, loss) VALUES (?, ?, ?, ?)"};
+    for (const auto& p : points) {
+      st.bind(p.group, p.members, p.accuracy, p.loss);
+      if (st.step() != SQLITE_DONE)
+        return storage_error(db_, path_, "cannot record an ensemble curve");
+      st.reset();
+    }
+    return {};
+  });
+}
+
+caf::expected<std::vector<ensemble_point>>
+results_store::ensemble_curve() const {
+  std::vector<ensemble_point> result;
+  // A store from before the curve was recorded has no table: no points.
+  statement probe{db_, "SELECT count(*) FROM sqlite_master WHERE name = "
+                       "'ensemble_curve'"};
+  if (!probe || probe.step() != SQLITE_ROW)
+    return storage_error(db_, path_, "cannot read the ensemble curve");
+  if (probe.integer(0) == 0)
+    return result;
+  statement st{db_, "SELECT group_id, members, accuracy, loss FROM "
+                    "ensemble_curve ORDER BY group_id, members"};
+  if (!st)
+    return storage_error(db_, path_, "cannot read the ensemble curve");
+  while (st.step() == SQLITE_ROW)
+    result.push_back({st.integer(0), st.integer(1), st.real(2), st.real(3)});
+  return result;
+}
+
+caf::expected<std::vector<results_store::error_entry>>
+results_store::errors() const {
+  statement st{db_, "SELECT network_id, steps, message, at FROM errors "
+                    "ORDER BY rowid"};
+  if (!st)
+    return storage_error(db_, path_, "cannot read the errors");
+  std::vector<error_entry> result;
+  while (st.step() == SQLITE_ROW)
+    result.push_back({static_cast<uint64_t>(st.integer(0)), st.integer(1),
+                      st.text(2), st.text(3)});
+  return result;
+}
+
+caf::expected<results_store::provenance_entry>
+results_store::provenance() const {
+  statement st{db_, "SELECT experiment, experiment_path, experiment_hash, "
+                    "actortrain_version, libtorch_version, caf_version, "
+                    "started_at, coalesce(finished_at, '') FROM run WHERE "
+                    "id = 1"};
+  if (!st || st.step() != SQLITE_ROW)
+    return storage_error(db_, path_, "holds no run");
+  return provenance_entry{st.text(0), st.text(1), st.text(2), st.text(3),
+                          st.text(4), st.text(5), st.text(6), st.text(7)};
 }
 
 caf::expected<std::string> results_store::experiment_hash() const {

@@ -1,0 +1,52 @@
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace actortrain::app {
+
+/// One network in a terminal table (`actortrain run`'s live view and
+/// `actortrain status`).
+struct network_row {
+  uint64_t id = 0;
+  std::string name;
+  std::string configuration;
+  int64_t epoch = 0;
+  /// Its budget of epochs; 0 when not known.
+  int64_t epochs = 0;
+  double train_loss = 0;
+  double test_loss = 0;
+  double test_accuracy = 0;
+  /// Where it trains now ("" when not shown).
+  std::string slot;
+};
+
+/// The table's columns for a terminal `width` columns wide (0: no limit):
+/// the configuration column shrinks first, so rows fit 80 columns whole.
+class network_table {
+public:
+  network_table(size_t width, bool with_slot);
+
+  std::string header() const;
+  std::string row(const network_row& r) const;
+
+private:
+  std::string format(const std::string& id, const std::string& name,
+                     const std::string& configuration, const std::string& epoch,
+                     const std::string& train_loss,
+                     const std::string& test_loss,
+                     const std::string& test_accuracy,
+                     const std::string& slot) const;
+
+  size_t configuration_width_;
+  bool with_slot_;
+};
+
+/// A metric as the tables show it: 4 decimals, "-" when not finite.
+std::string metric_text(double x);
+
+/// `text` cut to `width` columns (ASCII; 0: no limit), marked "..." when
+/// cut, never wrapped.
+std::string fit_line(std::string text, size_t width);
+
+} // namespace actortrain::app
