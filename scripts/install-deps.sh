@@ -14,6 +14,8 @@ packages=(
   python3-torch         # tests that Python PyTorch loads saved weights
   python3-sklearn       # the iris / digits / wine CSV files of the CSV example
   openssl               # the TLS tests make their certificates with it
+  libjs-chart.js        # the charts that HTML reports inline
+  chromium              # the report tests render reports in headless Chromium
 )
 
 missing=()

@@ -3,6 +3,7 @@
 // its own try block: one that fails is listed at the top, the rest still draw.
 (function () {
   'use strict';
+  const started = performance.now();
   const data = JSON.parse(document.getElementById('report-data').textContent);
   const root = document.getElementById('report');
   const run = data.run;
@@ -338,5 +339,6 @@
     try { part(); } catch (e) { fail(name, e); }
   }
   document.body.dataset.charts = String(charts);
+  document.body.dataset.renderMs = String(Math.round(performance.now() - started));
   document.body.dataset.ready = 'true';
 })();
