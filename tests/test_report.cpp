@@ -329,3 +329,96 @@ TEST_CASE("the report of 10,000 networks stays small and renders") {
   // on the CI machine (2 cores).
   CHECK(probe["render_ms"].get<double>() < 10000);
 }
+
+TEST_CASE("actortrain run redraws its live table in place on an 80-column "
+          "terminal") {
+  // A pseudo-terminal of 80 x 24; a small interpreter of the escapes the
+  // display uses (CR, LF, cursor up, clear to end of line / of screen)
+  // rebuilds the screen, and every frame is checked against the width.
+  temp_dir dir;
+  std::string toml = report_toml;
+  toml.replace(toml.find("networks = 5"), 12, "networks = 8");
+  toml.replace(toml.find("epochs = 3"), 10, "epochs = 40");
+  // Long enough (a few seconds) for many frames.
+  toml.replace(toml.find("samples = 512"), 13, "samples = 8192");
+  toml += "[sweep]\n\"optimizer.lr\" = [0.01, 0.003]\n";
+  write_text(dir / "exp.toml", toml);
+  write_text(dir / "live_view.py",
+             R"(import os, pty, sys, struct, fcntl, termios, re
+cmd = sys.argv[1:]
+pid, fd = pty.fork()
+if pid == 0:
+    # stderr (the live view) on the terminal; stdout (the final summary) to
+    # a file, so the terminal holds only what the display drew.
+    out = os.open(cmd[-1], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    os.dup2(out, 1)
+    os.execv(cmd[0], cmd[:-1])
+fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack('HHHH', 24, 80, 0, 0))
+data = b''
+while True:
+    try:
+        chunk = os.read(fd, 65536)
+    except OSError:
+        break
+    if not chunk:
+        break
+    data += chunk
+_, status = os.waitpid(pid, 0)
+text = data.decode('utf-8', 'replace')
+screen, row, col, widest, frames = [''], 0, 0, 0, 0
+for tok in re.findall(r'\x1b\[(\d*)([AKJ])|(\r)|(\n)|([^\x1b\r\n]+)', text):
+    n, code, cr, lf, chars = tok
+    if code == 'A':
+        frames += 1
+        row = max(0, row - int(n or 1))
+    elif code == 'K':
+        screen[row] = screen[row][:col]
+    elif code == 'J':
+        screen[row] = screen[row][:col]
+        del screen[row + 1:]
+    elif cr:
+        col = 0
+    elif lf:
+        row += 1; col = 0
+        if row == len(screen):
+            screen.append('')
+    elif chars:
+        line = screen[row]
+        screen[row] = line[:col] + chars + line[col + len(chars):]
+        col += len(chars)
+        widest = max(widest, len(screen[row]))
+print('EXIT', os.waitstatus_to_exitcode(status))
+print('WIDEST', widest)
+print('FRAMES', frames)
+print('SCREEN-BEGIN')
+print('\n'.join(screen))
+)");
+  // The table appears when an epoch ends; the first frames come before it.
+  auto res = run_process(fmt::format(
+      "timeout 300 /usr/bin/python3 {} {} run {} --output {} --slots 2 {}",
+      dir / "live_view.py", app(), dir / "exp.toml", dir / "out",
+      dir / "stdout.txt"));
+  REQUIRE_MESSAGE(res.exit_code == 0, res.output);
+  auto out = res.output;
+  CHECK_MESSAGE(out.find("EXIT 0") != std::string::npos, out);
+  // Nothing wider than the terminal: no line wrapped mid-word.
+  auto widest = std::stoi(out.substr(out.find("WIDEST ") + 7));
+  CHECK_MESSAGE(widest <= 80, out);
+  // Redrawn in place, many times: the frames moved the cursor back up.
+  auto frames = std::stoi(out.substr(out.find("FRAMES ") + 7));
+  CHECK_MESSAGE(frames >= 3, out);
+  auto screen = out.substr(out.find("SCREEN-BEGIN"));
+  // The last frame stays: the summary and the best networks, with their
+  // columns, above the results.
+  CHECK_MESSAGE(screen.find("networks 16/16 done (0 failed)") !=
+                    std::string::npos,
+                screen);
+  CHECK_MESSAGE(screen.find("best finished so far") != std::string::npos,
+                screen);
+  CHECK_MESSAGE(screen.find("configuration") != std::string::npos, screen);
+  CHECK_MESSAGE(screen.find("optimizer.lr=0.003") != std::string::npos, screen);
+  // Each line appears once: frames overwrote each other, never scrolled.
+  CHECK_MESSAGE(screen.find("networks 16/16 done (0 failed)") ==
+                    screen.rfind("networks 16/16 done (0 failed)"),
+                screen);
+}

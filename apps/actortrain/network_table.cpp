@@ -11,14 +11,19 @@ namespace {
 
 /// Columns of everything but the configuration: id, name, epoch, the three
 /// metrics, the slot and the spaces between them.
-constexpr size_t fixed_width = 6 + 2 + 9 + 1 + 1 + 7 + 1 + 10 + 1 + 10 + 1 + 8;
+constexpr size_t fixed_width = 6 + 2 + 1 + 7 + 1 + 10 + 1 + 10 + 1 + 8;
+constexpr size_t name_width = 10;
 constexpr size_t slot_width = 2 + 9;
+/// Below this width the name column (net-NNNN, the id's twin) is left out.
+constexpr size_t name_from = 100;
 
 } // namespace
 
 network_table::network_table(size_t width, bool with_slot)
-    : configuration_width_(24), with_slot_(with_slot) {
-  auto fixed = fixed_width + (with_slot ? slot_width : 0);
+    : configuration_width_(24), with_slot_(with_slot),
+      with_name_(width == 0 || width >= name_from) {
+  auto fixed = fixed_width + (with_slot ? slot_width : 0) +
+               (with_name_ ? name_width : 0);
   if (width > 0)
     configuration_width_ = std::clamp<size_t>(width > fixed ? width - fixed : 0,
                                               8, configuration_width_);
@@ -32,9 +37,12 @@ std::string network_table::format(
   auto config = configuration;
   if (config.size() > configuration_width_)
     config = config.substr(0, configuration_width_ - 2) + "..";
-  auto line = fmt::format("{:>6}  {:<9} {:<{}} {:>7} {:>10} {:>10} {:>8}", id,
-                          name, config, configuration_width_, epoch, train_loss,
-                          test_loss, test_accuracy);
+  auto line = fmt::format("{:>6}  ", id);
+  if (with_name_)
+    line += fmt::format("{:<9} ", name);
+  line += fmt::format("{:<{}} {:>7} {:>10} {:>10} {:>8}", config,
+                      configuration_width_, epoch, train_loss, test_loss,
+                      test_accuracy);
   if (with_slot_)
     line += fmt::format("  {:<9}", slot);
   while (!line.empty() && line.back() == ' ')

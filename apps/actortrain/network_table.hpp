@@ -22,7 +22,8 @@ struct network_row {
 };
 
 /// The table's columns for a terminal `width` columns wide (0: no limit):
-/// the configuration column shrinks first, so rows fit 80 columns whole.
+/// below 100 columns the name column goes, then the configuration column
+/// shrinks, so rows fit 80 columns whole.
 class network_table {
 public:
   network_table(size_t width, bool with_slot);
@@ -40,6 +41,7 @@ private:
 
   size_t configuration_width_;
   bool with_slot_;
+  bool with_name_;
 };
 
 /// A metric as the tables show it: 4 decimals, "-" when not finite.

