@@ -138,7 +138,8 @@ json report_data(const report_inputs& in) {
   std::map<int64_t, std::vector<const network_result*>> members;
   std::unordered_map<uint64_t, const network_result*> by_id;
   for (const auto& n : r.networks) {
-    labels[n.group] = n.group_label;
+    // A run without a sweep has one unnamed configuration.
+    labels[n.group] = n.group_label.empty() ? "all" : n.group_label;
     members[n.group].push_back(&n);
     by_id[n.id] = &n;
   }
@@ -304,7 +305,7 @@ json report_data(const report_inputs& in) {
     if (failures.size() < max_listed)
       failures.push_back({{"id", n.id},
                           {"name", n.name},
-                          {"configuration", n.group_label},
+                          {"configuration", labels[n.group]},
                           {"steps", n.steps},
                           {"error", n.error}});
     ++failures_total;
