@@ -210,7 +210,10 @@ TEST_CASE("a flapping worker, killed and restarted on its port again and "
        at != std::string::npos;
        at = run.output().find(fmt::format("worker {} lost", flapping), at + 1))
     ++lost;
-  CHECK(lost >= static_cast<size_t>(rounds));
+  // Every kill but the last is seen as a lost worker; the last can come
+  // as the run ends (its quantum was the run's last), before the loss is
+  // noticed (seen in CI: 3 rounds, 2 losses).
+  CHECK(lost + 1 >= static_cast<size_t>(rounds));
   check_same_weights(dir / "out", local_reference(dir, exp));
 }
 
