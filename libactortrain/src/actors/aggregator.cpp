@@ -29,6 +29,20 @@ namespace {
 using aggregator_self =
     std::remove_pointer_t<aggregator_actor::stateful_pointer<aggregator_state>>;
 
+/// A finished network's final metrics as a progress row (`epoch`: its
+/// epochs), from its outcome or its stored result.
+template <class Final>
+epoch_metrics final_metrics_of(uint64_t id, const Final& f) {
+  epoch_metrics m;
+  m.network_id = id;
+  m.epoch = f.epochs;
+  m.steps = f.steps;
+  m.train_loss = f.train_loss;
+  m.test_loss = f.test_loss;
+  m.test_accuracy = f.test_accuracy;
+  return m;
+}
+
 /// Adds `m` (a finished network) to the best so far when it is one.
 void keep_if_best(aggregator_self* self, const epoch_metrics& m) {
   auto& st = self->state;
@@ -217,14 +231,7 @@ void flush_files(aggregator_self* self) {
     if (o.status == network_status::finished) {
       ++st.finished;
       st.finished_ids.push_back(o.network_id);
-      epoch_metrics m;
-      m.network_id = o.network_id;
-      m.epoch = o.epochs;
-      m.steps = o.steps;
-      m.train_loss = o.train_loss;
-      m.test_loss = o.test_loss;
-      m.test_accuracy = o.test_accuracy;
-      keep_if_best(self, m);
+      keep_if_best(self, final_metrics_of(o.network_id, o));
     } else {
       ++st.failed;
     }
@@ -264,14 +271,7 @@ aggregator(aggregator_actor::stateful_pointer<aggregator_state> self,
     if (auto before = st.config.store->read())
       for (const auto& n : before->networks)
         if (n.status == network_status::finished) {
-          epoch_metrics m;
-          m.network_id = n.id;
-          m.epoch = n.epochs;
-          m.steps = n.steps;
-          m.train_loss = n.train_loss;
-          m.test_loss = n.test_loss;
-          m.test_accuracy = n.test_accuracy;
-          keep_if_best(self, m);
+          keep_if_best(self, final_metrics_of(n.id, n));
         }
   st.failed = st.config.resumed_failed;
   if (st.finished + st.failed == static_cast<int64_t>(st.config.specs.size()))
