@@ -55,7 +55,7 @@ std::string network_table::header() const {
                 "test_loss", "test_acc", "slot");
 }
 
-std::string network_table::row(const network_row& r) const {
+std::string network_table::row(const network_progress& r) const {
   auto epoch = r.epochs > 0 ? fmt::format("{}/{}", r.epoch, r.epochs)
                             : fmt::format("{}", r.epoch);
   return format(fmt::format("{}", r.id), r.name, r.configuration, epoch,

@@ -3,23 +3,9 @@
 #include <cstdint>
 #include <string>
 
-namespace actortrain::app {
+#include "actortrain/run.hpp"
 
-/// One network in a terminal table (`actortrain run`'s live view and
-/// `actortrain status`).
-struct network_row {
-  uint64_t id = 0;
-  std::string name;
-  std::string configuration;
-  int64_t epoch = 0;
-  /// Its budget of epochs; 0 when not known.
-  int64_t epochs = 0;
-  double train_loss = 0;
-  double test_loss = 0;
-  double test_accuracy = 0;
-  /// Where it trains now ("" when not shown).
-  std::string slot;
-};
+namespace actortrain::app {
 
 /// The table's columns for a terminal `width` columns wide (0: no limit):
 /// below 100 columns the name column goes, then the configuration column
@@ -29,7 +15,9 @@ public:
   network_table(size_t width, bool with_slot);
 
   std::string header() const;
-  std::string row(const network_row& r) const;
+  /// A network's row (`epochs` 0: its budget is not shown; `slot` empty:
+  /// none).
+  std::string row(const network_progress& r) const;
 
 private:
   std::string format(const std::string& id, const std::string& name,

@@ -11,15 +11,6 @@
 
 namespace actortrain::app {
 
-namespace {
-
-network_row to_row(const network_progress& p) {
-  return {p.id,         p.name,      p.configuration, p.epoch, p.epochs,
-          p.train_loss, p.test_loss, p.test_accuracy, p.slot};
-}
-
-} // namespace
-
 std::string format_duration(double seconds) {
   if (seconds < 0 || !std::isfinite(seconds))
     return "?";
@@ -52,19 +43,17 @@ std::vector<std::string> progress_display::frame(const run_status& s,
                                                  size_t width, size_t height) {
   std::vector<std::string> lines{summary(s)};
   network_table table{width, true};
-  auto list = [&](const char* title, const std::vector<network_progress>& rows,
-                  size_t total) {
+  auto list = [&](const char* title,
+                  const std::vector<network_progress>& rows) {
     if (rows.empty())
       return;
-    lines.push_back(total > rows.size() ? fmt::format("{} ({} of {}):", title,
-                                                      rows.size(), total)
-                                        : fmt::format("{}:", title));
+    lines.push_back(fmt::format("{}:", title));
     lines.push_back(table.header());
     for (const auto& r : rows)
-      lines.push_back(table.row(to_row(r)));
+      lines.push_back(table.row(r));
   };
-  list("training now", s.training, s.training.size());
-  list("best finished so far", s.best, s.best.size());
+  list("training now", s.training);
+  list("best finished so far", s.best);
   // The frame never scrolls the terminal: the table gives way first.
   if (height > 0 && lines.size() > height - 1)
     lines.resize(height > 1 ? height - 1 : 1);

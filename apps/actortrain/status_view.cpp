@@ -19,10 +19,17 @@ std::string fit(std::string line, size_t width) {
   return fit_line(std::move(line), width) + "\n";
 }
 
-network_row row(const network_result& n, int64_t epoch, double train_loss,
-                double test_loss, double test_accuracy) {
-  return {n.id,       n.name,    n.group_label, epoch, 0,
-          train_loss, test_loss, test_accuracy, {}};
+network_progress row(const network_result& n, int64_t epoch, double train_loss,
+                     double test_loss, double test_accuracy) {
+  network_progress p;
+  p.id = n.id;
+  p.name = n.name;
+  p.configuration = n.group_label;
+  p.epoch = epoch;
+  p.train_loss = train_loss;
+  p.test_loss = test_loss;
+  p.test_accuracy = test_accuracy;
+  return p;
 }
 
 } // namespace
