@@ -85,7 +85,9 @@ TEST_CASE("actortrain run and results, end to end on synthetic data") {
     CHECK(n["metrics"]["test_loss"].is_number());
     CHECK(n["metrics"]["test_accuracy"].get<double>() > 0.5);
     CHECK(n["timings"]["seconds_per_step"].get<double>() > 0);
-    CHECK(fs::exists(n["weights"].get<std::string>()));
+    // Kept in the store by default (output.layout): no file to name.
+    CHECK(n["weights"].is_null());
+    CHECK(n["weights_in"] == "database");
   }
   CHECK(j["networks"][2]["id"] == 2);
   CHECK(j["ensemble"]["accuracy"].get<double>() > 0.5);
@@ -254,35 +256,83 @@ TEST_CASE("usage errors exit with 2, unreadable results with 4") {
   CHECK(run_app("version").output.find("actortrain 0.") != std::string::npos);
 }
 
-TEST_CASE("Python's torch.load reads saved weights as a state dict") {
+TEST_CASE("Python's torch.load reads saved weights as a state dict, from "
+          "the store or a file") {
   temp_dir dir;
   write_text(dir / "exp.toml", synthetic_toml);
-  auto res = run_app(
-      fmt::format("run {} --output {} --quiet", dir / "exp.toml", dir / "out"));
-  REQUIRE_MESSAGE(res.exit_code == 0, res.output);
-  auto path = dir / "out/weights/net-0000.pt";
-  REQUIRE(fs::exists(path));
-  // The state dict loads strictly into the equivalent PyTorch model.
+  write_text(dir / "files.toml",
+             std::string{synthetic_toml} + "[output]\nlayout = \"files\"\n");
+  for (const auto* exp : {"exp", "files"}) {
+    auto res =
+        run_app(fmt::format("run {} --output {} --quiet",
+                            dir / (std::string{exp} + ".toml"), dir / exp));
+    REQUIRE_MESSAGE(res.exit_code == 0, res.output);
+  }
+  auto file = dir / "files/weights/net-0000.pt";
+  REQUIRE(fs::exists(file));
+  // The lines docs/interop.md gives, then a strict load into the
+  // equivalent PyTorch model.
   write_text(dir / "load.py", fmt::format(R"(
-import torch
-sd = torch.load("{}")
+import io, sqlite3, sys, torch
+if sys.argv[1].endswith(".db"):
+    db = sqlite3.connect("file:" + sys.argv[1] + "?mode=ro", uri=True)
+    (blob,) = db.execute(
+        "SELECT data FROM stored_files JOIN networks ON networks.id = network_id "
+        "WHERE networks.name = ? AND kind = 'weights'", ("net-0000",)).fetchone()
+    sd = torch.load(io.BytesIO(blob))
+else:
+    sd = torch.load(sys.argv[1])
 model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(10, 32),
                             torch.nn.ReLU(), torch.nn.Linear(32, 4))
 model.load_state_dict(sd, strict=True)
 print("keys", ",".join(sd.keys()))
 print("sum %.6f" % sum(float(t.double().sum()) for t in sd.values()))
-)",
-                                          path));
-  auto py = run_process(fmt::format("/usr/bin/python3 {}", dir / "load.py"));
-  REQUIRE_MESSAGE(py.exit_code == 0, py.output);
-  CHECK(py.output.find("keys 1.weight,1.bias,3.weight,3.bias") !=
-        std::string::npos);
-  std::ifstream in{path, std::ios::binary};
-  std::vector<char> bytes{std::istreambuf_iterator<char>{in}, {}};
+)"));
+  auto store = results_store::open(dir / "exp/results.db");
+  REQUIRE(static_cast<bool>(store));
+  auto bytes = (*store)->file_bytes(0, file_kind::weights);
+  REQUIRE(static_cast<bool>(bytes));
   double sum = 0;
-  for (auto& [name, t] : decode_weights(bytes))
+  for (auto& [name, t] : decode_weights(*bytes))
     sum += t.to(torch::kDouble).sum().item<double>();
-  CHECK(py.output.find(fmt::format("sum {:.6f}", sum)) != std::string::npos);
+  // `export --weights` unpacks the store into the file layout, bit for bit.
+  auto unpacked = run_app(
+      fmt::format("export {} --weights {}", dir / "exp", dir / "unpacked"));
+  REQUIRE_MESSAGE(unpacked.exit_code == 0, unpacked.output);
+  CHECK(unpacked.output.find("6 weights files written") != std::string::npos);
+  auto read = [](const std::string& path) {
+    std::ifstream in{path, std::ios::binary};
+    return std::vector<char>{std::istreambuf_iterator<char>{in}, {}};
+  };
+  for (int i = 0; i < 6; ++i) {
+    auto name = fmt::format("net-{:04}.pt", i);
+    CAPTURE(name);
+    CHECK(read(dir / ("unpacked/" + name)) ==
+          read(dir / ("files/weights/" + name)));
+  }
+  auto one = run_app(fmt::format("export {} --weights {} --network net-0003",
+                                 dir / "exp", dir / "one"));
+  CHECK(one.exit_code == 0);
+  CHECK(fs::exists(dir / "one/net-0003.pt"));
+  CHECK_FALSE(fs::exists(dir / "one/net-0000.pt"));
+  auto unknown = run_app(fmt::format("export {} --weights {} --network nope",
+                                     dir / "exp", dir / "none"));
+  CHECK(unknown.exit_code == 4);
+  CHECK(unknown.output.find("holds no network named 'nope'") !=
+        std::string::npos);
+  CHECK(run_app(fmt::format("export {} --network net-0000", dir / "exp"))
+            .exit_code == 2);
+  for (const auto& from :
+       {dir / "exp/results.db", file, dir / "unpacked/net-0000.pt"}) {
+    CAPTURE(from);
+    auto py = run_process(
+        fmt::format("/usr/bin/python3 {} {}", dir / "load.py", from));
+    REQUIRE_MESSAGE(py.exit_code == 0, py.output);
+    CHECK(py.output.find("keys 1.weight,1.bias,3.weight,3.bias") !=
+          std::string::npos);
+    // Either way the same bits: the layout never changes the numbers.
+    CHECK(py.output.find(fmt::format("sum {:.6f}", sum)) != std::string::npos);
+  }
 }
 
 TEST_CASE("a read-only run folder: results reads it, run says it cannot "
@@ -382,7 +432,8 @@ print(json.dumps({{"final": rows("{}"), "epochs": rows("{}")}}))
           n["metrics"]["test_loss"].get<double>());
     CHECK(as_double(row["test_accuracy"]) ==
           n["metrics"]["test_accuracy"].get<double>());
-    CHECK(row["weights"] == n["weights"]);
+    CHECK(row["weights"] ==
+          (n["weights"].is_null() ? nlohmann::json("") : n["weights"]));
   }
   CHECK(quoted_label);
   // Every epoch of every network exactly once, in order, with the values

@@ -5,8 +5,6 @@
 
 #include <csignal>
 #include <filesystem>
-#include <fstream>
-#include <iterator>
 #include <thread>
 
 #include <caf/actor_system.hpp>
@@ -71,24 +69,16 @@ std::string write_experiment(const temp_dir& dir, int64_t epochs, int64_t slots,
   return path;
 }
 
-std::string read_file(const fs::path& p) {
-  std::ifstream in{p, std::ios::binary};
-  return std::string{std::istreambuf_iterator<char>{in}, {}};
-}
-
 /// Checks that two runs wrote the same weights, byte for byte.
 void check_same_weights(const std::string& a, const std::string& b) {
-  size_t n = 0;
-  for (const auto& f : fs::directory_iterator{fs::path{a} / "weights"}) {
-    if (f.path().extension() != ".pt")
-      continue;
-    auto other = fs::path{b} / "weights" / f.path().filename();
-    REQUIRE_MESSAGE(fs::exists(other), other.string());
-    CHECK_MESSAGE(read_file(f.path()) == read_file(other),
-                  f.path().filename().string());
-    ++n;
+  auto mine = test::stored_weights(a);
+  auto theirs = test::stored_weights(b);
+  CHECK(mine.size() == 12);
+  for (const auto& [name, bytes] : mine) {
+    REQUIRE_MESSAGE(theirs.count(name) == 1, name);
+    CHECK_MESSAGE(bytes == theirs[name], name);
   }
-  CHECK(n == 12);
+  CHECK(theirs.size() == mine.size());
 }
 
 /// The reference: the same experiment in one process with 3 slots, so its

@@ -297,6 +297,9 @@ template <class F> void for_each_key_edit(F&& f) {
     cluster_options* operator()(experiment& e, cluster_options*) const {
       return &e.cluster;
     }
+    output_options* operator()(experiment& e, output_options*) const {
+      return &e.output;
+    }
   } member_of;
   keys::for_each_section(sections(member_of));
 }
@@ -352,6 +355,7 @@ TEST_CASE("every key crosses the wire: an experiment survives CAF "
     CHECK(rows_equal(got.base.train, sent.base.train));
     CHECK(rows_equal(got.scheduler, sent.scheduler));
     CHECK(rows_equal(got.cluster, sent.cluster));
+    CHECK(rows_equal(got.output, sent.output));
     // The nudge itself reached the far side.
     experiment untouched;
     CHECK_FALSE((rows_equal(got.data, untouched.data) &&
@@ -359,7 +363,8 @@ TEST_CASE("every key crosses the wire: an experiment survives CAF "
                  rows_equal(got.base.optimizer, untouched.base.optimizer) &&
                  rows_equal(got.base.train, untouched.base.train) &&
                  rows_equal(got.scheduler, untouched.scheduler) &&
-                 rows_equal(got.cluster, untouched.cluster)));
+                 rows_equal(got.cluster, untouched.cluster) &&
+                 rows_equal(got.output, untouched.output)));
   });
 }
 

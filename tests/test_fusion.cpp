@@ -480,11 +480,9 @@ TEST_CASE("a fused run stores what an unfused run stores") {
     CHECK(f.status == network_status::finished);
     CHECK(f.epochs == o.epochs);
     CHECK(f.test_loss == doctest::Approx(o.test_loss).epsilon(1e-5));
-    // Its own weights file, in the unfused format, with its own weights.
-    std::ifstream fin{f.weights_path, std::ios::binary};
-    std::ifstream oin{o.weights_path, std::ios::binary};
-    std::vector<char> fb{std::istreambuf_iterator<char>{fin}, {}};
-    std::vector<char> ob{std::istreambuf_iterator<char>{oin}, {}};
+    // Its own weights, in the unfused format.
+    auto fb = test::stored_weights(dir / "auto").at(f.name + ".pt");
+    auto ob = test::stored_weights(dir / "off").at(o.name + ".pt");
     CHECK(max_relative_error(decode_weights(fb), decode_weights(ob)) <= 1e-5);
   }
   CHECK(fused->ensembles.front().accuracy ==
@@ -632,14 +630,7 @@ threads_per_slot = 2
         fmt::format("{} run {} --output {} --slots {} --quiet", test::app(),
                     dir / "exp.toml", out, slots));
     REQUIRE_MESSAGE(res.exit_code == 0, res.output);
-    std::map<std::string, std::string> files;
-    for (const auto& e : std::filesystem::directory_iterator{out + "/weights"})
-      if (e.path().extension() == ".pt") {
-        std::ifstream in{e.path(), std::ios::binary};
-        files[e.path().filename().string()] = {
-            std::istreambuf_iterator<char>{in}, {}};
-      }
-    return files;
+    return test::stored_weights(out);
   };
   auto one = weights(1);
   auto three = weights(3);

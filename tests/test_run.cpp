@@ -3,6 +3,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <set>
 
 #include <fmt/format.h>
 
@@ -67,12 +68,19 @@ TEST_CASE("a run trains every network and stores it durably") {
   };
   opts.progress_interval_seconds = 0.01;
   auto result = run_ok(exp, opts);
+  // A few files however many networks: the store (its log folded back in
+  // when the run ended) and the lock.
+  std::set<std::string> entries;
+  for (const auto& e : fs::directory_iterator{dir / "out"})
+    entries.insert(e.path().filename().string());
+  CHECK(entries == std::set<std::string>{".lock", "results.db"});
   CHECK(result.count(network_status::finished) == 6);
   REQUIRE(result.networks.size() == 6);
   for (const auto& n : result.networks) {
     CHECK(n.epochs == 3);
     CHECK(n.test_accuracy > 0.5);
-    CHECK(fs::exists(n.weights_path));
+    // Kept in the store (output.layout = "database"): no file to name.
+    CHECK(n.weights_path.empty());
   }
   auto* ens = result.overall_ensemble();
   REQUIRE(ens != nullptr);
@@ -95,7 +103,12 @@ TEST_CASE("a run trains every network and stores it durably") {
     REQUIRE(static_cast<bool>(epochs));
     REQUIRE(epochs->size() == 3);
     CHECK((*epochs)[2].test_loss == doctest::Approx(n.test_loss));
+    auto weights = (*store)->file_bytes(n.id, file_kind::weights);
+    REQUIRE_MESSAGE(static_cast<bool>(weights),
+                    to_string_pretty(weights.error()));
+    CHECK(decode_weights(*weights).size() == 4);
   }
+
   auto read = read_results(dir / "out");
   REQUIRE(read);
   CHECK(read->overall_ensemble()->accuracy == doctest::Approx(ens->accuracy));
@@ -120,6 +133,58 @@ TEST_CASE("a run trains every network and stores it durably") {
   CHECK(text(4) == "finished");
   sqlite3_finalize(st);
   sqlite3_close(db);
+}
+
+TEST_CASE("output.layout = files keeps a file per network, the same bytes "
+          "the store keeps by default") {
+  temp_dir dir;
+  auto exp = test::tiny_experiment(4, 2);
+  exp.scheduler.slots = 2;
+  run_options db_opts;
+  db_opts.output_dir = dir / "db";
+  auto in_db = run_ok(exp, db_opts);
+  exp.output.layout = output_layout::files;
+  run_options files_opts;
+  files_opts.output_dir = dir / "files";
+  auto in_files = run_ok(exp, files_opts);
+  auto stored = test::stored_weights(dir / "db");
+  REQUIRE(stored.size() == 4);
+  CHECK(test::stored_weights(dir / "files") == stored);
+  CHECK_FALSE(fs::exists(dir / "db/weights"));
+  CHECK_FALSE(fs::exists(dir / "db/checkpoints"));
+  auto db = results_store::open(dir / "db/results.db");
+  REQUIRE(static_cast<bool>(db));
+  for (const auto& n : in_files.networks) {
+    CHECK(n.weights_path == dir / ("files/weights/" + n.name + ".pt"));
+    CHECK(file_bytes(n.weights_path) == stored[n.name + ".pt"]);
+    auto predictions = (*db)->file_bytes(n.id, file_kind::predictions);
+    REQUIRE(static_cast<bool>(predictions));
+    CHECK(file_bytes(dir / ("files/weights/" + n.name + ".predictions")) ==
+          *predictions);
+  }
+  // A finished network's checkpoints are gone in both layouts.
+  CHECK(fs::is_empty(dir / "files/checkpoints"));
+  CHECK(in_db.overall_ensemble()->accuracy ==
+        in_files.overall_ensemble()->accuracy);
+  CHECK(in_db.overall_ensemble()->loss == in_files.overall_ensemble()->loss);
+  db->reset();
+  // Bytes damaged inside the store are named, never handed out.
+  sqlite3* raw = nullptr;
+  REQUIRE(sqlite3_open((dir / "db/results.db").c_str(), &raw) == SQLITE_OK);
+  REQUIRE(sqlite3_exec(raw,
+                       "UPDATE stored_files SET data = zeroblob(length(data)) "
+                       "WHERE network_id = 1 AND kind = 'weights'",
+                       nullptr, nullptr, nullptr) == SQLITE_OK);
+  sqlite3_close(raw);
+  db = results_store::open(dir / "db/results.db");
+  REQUIRE(static_cast<bool>(db));
+  auto damaged = (*db)->file_bytes(1, file_kind::weights);
+  REQUIRE_FALSE(static_cast<bool>(damaged));
+  auto why = to_string_pretty(damaged.error());
+  CHECK_MESSAGE(why.find("the weights of " + in_db.networks[1].name + " in ") !=
+                    std::string::npos,
+                why);
+  CHECK_MESSAGE(why.find("is damaged") != std::string::npos, why);
 }
 
 /// Runs `exp` on 1 slot with epoch quanta into dir/a, then on each of
@@ -147,14 +212,15 @@ void check_same_bits_on_any_slots(
       CAPTURE(i);
       CHECK(a.networks[i].test_loss == b.networks[i].test_loss);
       CHECK(a.networks[i].train_loss == b.networks[i].train_loss);
-      // Bit-identical weights files.
-      CHECK(file_bytes(a.networks[i].weights_path) ==
-            file_bytes(b.networks[i].weights_path));
     }
+    // Bit-identical weights.
+    CHECK(test::stored_weights(dir + "/a") ==
+          test::stored_weights(b_opts.output_dir));
   }
   // Different networks did get different weights.
-  CHECK(file_bytes(a.networks[0].weights_path) !=
-        file_bytes(a.networks[1].weights_path));
+  auto weights = test::stored_weights(dir + "/a");
+  REQUIRE(weights.size() >= 2);
+  CHECK(weights.begin()->second != std::next(weights.begin())->second);
 }
 
 TEST_CASE("results do not depend on the number of slots or the quantum") {
@@ -235,8 +301,11 @@ TEST_CASE("a failing network is recorded with its reason; the others finish") {
   CHECK(nan.error.find("non-finite loss (nan) at epoch 1, step 4") !=
         std::string::npos);
   CHECK(result.overall_ensemble()->networks == 3);
+  auto weights = test::stored_weights(dir / "out");
+  CHECK(weights.size() == 3);
   for (auto i : {0, 2, 4})
-    CHECK(fs::exists(result.networks[static_cast<size_t>(i)].weights_path));
+    CHECK(weights.count(result.networks[static_cast<size_t>(i)].name + ".pt") ==
+          1);
 }
 
 TEST_CASE("a learner factory that throws fails its network only") {

@@ -18,6 +18,9 @@
 #include <fmt/format.h>
 #include <zlib.h>
 
+#include "actortrain/error.hpp"
+#include "actortrain/store.hpp"
+
 namespace fs = std::filesystem;
 
 namespace actortrain::test {
@@ -213,6 +216,26 @@ silent_listener::~silent_listener() {
 
 std::string silent_listener::address() const {
   return fmt::format("127.0.0.1:{}", port_);
+}
+
+std::map<std::string, std::vector<char>>
+stored_weights(const std::string& out) {
+  auto store = results_store::open(out + "/" + results_store::file_name);
+  if (!store)
+    throw std::runtime_error(to_string_pretty(store.error()));
+  auto run = (*store)->read();
+  if (!run)
+    throw std::runtime_error(to_string_pretty(run.error()));
+  std::map<std::string, std::vector<char>> result;
+  for (const auto& n : run->networks) {
+    if (n.status != network_status::finished)
+      continue;
+    auto bytes = (*store)->file_bytes(n.id, file_kind::weights);
+    if (!bytes)
+      throw std::runtime_error(to_string_pretty(bytes.error()));
+    result[n.name + ".pt"] = std::move(*bytes);
+  }
+  return result;
 }
 
 std::string app() {

@@ -5,6 +5,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -122,6 +123,11 @@ private:
   int fd_ = -1;
   uint16_t port_ = 0;
 };
+
+/// Every finished network's weights in the run folder `out`, by file name
+/// ("net-0000.pt"), read through its results store wherever the run kept
+/// them (output.layout); a damaged one fails the test.
+std::map<std::string, std::vector<char>> stored_weights(const std::string& out);
 
 /// The actortrain app's path.
 std::string app();

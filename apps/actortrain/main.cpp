@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <cstring>
 #include <fcntl.h>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <memory>
@@ -67,6 +68,9 @@ constexpr const char* usage = R"(usage:
                                              DIR/report.html)
   actortrain export DIR --epochs FILE.csv   (every epoch's metrics; - for
                                              stdout)
+  actortrain export DIR --weights FOLDER [--network NAME]
+                                            (finished networks' weights as
+                                             FOLDER/NAME.pt)
   actortrain version
 
 TLS (mutual, on both sides): --tls-cert FILE --tls-key FILE --tls-ca FILE
@@ -421,38 +425,101 @@ int cmd_report(const std::vector<std::string>& args) {
   return ok;
 }
 
+/// Writes `text` to `path` ("-": stdout); false (and says why) when it
+/// cannot.
+bool write_output(const std::string& path, const char* data, size_t size) {
+  if (path == "-") {
+    std::fwrite(data, 1, size, stdout);
+    return true;
+  }
+  std::ofstream out{path, std::ios::binary | std::ios::trunc};
+  out.write(data, static_cast<std::streamsize>(size));
+  out.close();
+  if (!out)
+    fmt::print(stderr, "actortrain: cannot write {}: {}\n", path,
+               std::strerror(errno));
+  return static_cast<bool>(out);
+}
+
+/// Every epoch's metrics of the run in `result` as CSV.
+int export_epochs(const actortrain::run_result& result,
+                  actortrain::results_store& store, const std::string& file) {
+  auto all = store.all_epochs();
+  if (!all)
+    return fail_runtime(all.error());
+  std::unordered_map<uint64_t, std::vector<actortrain::epoch_metrics>> epochs;
+  for (auto& e : *all)
+    epochs[e.network_id].push_back(e);
+  auto csv = actortrain::app::format_epochs_csv(result, epochs);
+  return write_output(file, csv.data(), csv.size()) ? ok : runtime_error;
+}
+
+/// Each finished network's weights (or only `only`'s) as `folder/NAME.pt`,
+/// wherever the run kept them: the one-file-per-network layout, after the
+/// fact.
+int export_weights(const actortrain::run_result& result,
+                   const actortrain::results_store& store,
+                   const std::string& folder, const std::string& only) {
+  std::error_code ec;
+  std::filesystem::create_directories(folder, ec);
+  if (ec) {
+    fmt::print(stderr, "actortrain: cannot create {}: {}\n", folder,
+               ec.message());
+    return runtime_error;
+  }
+  int written = 0;
+  for (const auto& n : result.networks) {
+    if (!only.empty() && n.name != only)
+      continue;
+    if (n.status != actortrain::network_status::finished) {
+      if (only.empty())
+        continue;
+      fmt::print(stderr, "actortrain: {} did not finish: it has no weights\n",
+                 n.name);
+      return runtime_error;
+    }
+    auto bytes = store.file_bytes(n.id, actortrain::file_kind::weights);
+    if (!bytes)
+      return fail_runtime(bytes.error());
+    auto path = fmt::format("{}/{}.pt", folder, n.name);
+    if (!write_output(path, bytes->data(), bytes->size()))
+      return runtime_error;
+    ++written;
+  }
+  if (!only.empty() && written == 0) {
+    fmt::print(stderr, "actortrain: {} holds no network named '{}'\n",
+               result.output_dir, only);
+    return runtime_error;
+  }
+  fmt::print(stderr, "{} weights file{} written to {}\n", written,
+             written == 1 ? "" : "s", folder);
+  return ok;
+}
+
 int cmd_export(const std::vector<std::string>& args) {
-  auto parsed = parse_folder_args("export", args, {"--epochs"}, {});
+  auto parsed = parse_folder_args("export", args,
+                                  {"--epochs", "--weights", "--network"}, {});
   if (!parsed)
     return usage_error;
   auto epochs_file = parsed->values["--epochs"];
-  if (epochs_file.empty())
-    return fail_usage("export: say what to export: --epochs FILE.csv");
+  auto weights_folder = parsed->values["--weights"];
+  auto network = parsed->values["--network"];
+  if (epochs_file.empty() && weights_folder.empty())
+    return fail_usage("export: say what to export: --epochs FILE.csv or "
+                      "--weights FOLDER");
+  if (!network.empty() && weights_folder.empty())
+    return fail_usage("export: --network NAME goes with --weights FOLDER");
   auto result = actortrain::read_results(parsed->dir);
   if (!result)
     return fail_runtime(result.error());
   auto store = actortrain::results_store::open(result->database_path);
   if (!store)
     return fail_runtime(store.error());
-  auto all = (*store)->all_epochs();
-  if (!all)
-    return fail_runtime(all.error());
-  std::unordered_map<uint64_t, std::vector<actortrain::epoch_metrics>> epochs;
-  for (auto& e : *all)
-    epochs[e.network_id].push_back(e);
-  auto csv = actortrain::app::format_epochs_csv(*result, epochs);
-  if (epochs_file == "-") {
-    fmt::print("{}", csv);
-    return ok;
-  }
-  std::ofstream out{epochs_file, std::ios::binary | std::ios::trunc};
-  out << csv;
-  out.close();
-  if (!out) {
-    fmt::print(stderr, "actortrain: cannot write {}: {}\n", epochs_file,
-               std::strerror(errno));
-    return runtime_error;
-  }
+  if (!epochs_file.empty())
+    if (auto rc = export_epochs(*result, **store, epochs_file); rc != ok)
+      return rc;
+  if (!weights_folder.empty())
+    return export_weights(*result, **store, weights_folder, network);
   return ok;
 }
 

@@ -103,7 +103,13 @@ std::string format_json(const run_result& r) {
           {{"seconds_per_step", json_num(n.seconds_per_step)},
            {"train_seconds", json_num(n.train_seconds)}}},
          {"weights", n.weights_path.empty() ? nlohmann::json(nullptr)
-                                            : nlohmann::json(n.weights_path)}});
+                                            : nlohmann::json(n.weights_path)},
+         // Where they are: "file" (`weights`), "database" (rows of
+         // results.db: docs/interop.md), null when it did not finish.
+         {"weights_in", n.status != network_status::finished
+                            ? nlohmann::json(nullptr)
+                        : n.weights_in_store ? nlohmann::json("database")
+                                             : nlohmann::json("file")}});
   }
   j["networks"] = nets;
   auto ens = nlohmann::json::array();

@@ -50,6 +50,11 @@ enum class policy_kind : uint8_t {
   priority,
 };
 
+/// output.layout: where finished networks' weights and predictions and the
+/// checkpoints go: into the results store (a bounded number of files however
+/// many networks), or one file each under the run folder.
+enum class output_layout : uint8_t { database, files };
+
 /// The spellings of an enum's values, in declaration order, and the noun an
 /// error uses for one ("unknown optimizer 'x'").
 template <class E> struct choice_names;
@@ -71,6 +76,7 @@ ACTORTRAIN_CHOICES(activation_kind, "activation", "relu", "tanh", "sigmoid",
 ACTORTRAIN_CHOICES(optimizer_kind, "optimizer", "sgd", "adam", "adamw");
 ACTORTRAIN_CHOICES(policy_kind, "policy", "fifo", "round_robin",
                    "shortest_remaining", "longest_remaining", "priority");
+ACTORTRAIN_CHOICES(output_layout, "layout", "database", "files");
 
 #undef ACTORTRAIN_CHOICES
 

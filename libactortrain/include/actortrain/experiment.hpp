@@ -33,6 +33,7 @@ struct experiment {
   std::vector<network_config> variants;
   scheduler_options scheduler;
   cluster_options cluster;
+  output_options output;
   /// The TOML text this experiment was read from ("" when built in C++).
   std::string source_text;
   /// Where the TOML text came from ("" when built in C++).
@@ -90,7 +91,8 @@ typename Inspector::result_type inspect(Inspector& f, network_config& x) {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, experiment& x) {
   return f(caf::meta::type_name("experiment"), x.name, x.data, x.base,
-           x.variants, x.scheduler, x.cluster, x.source_text, x.source_path);
+           x.variants, x.scheduler, x.cluster, x.output, x.source_text,
+           x.source_path);
 }
 
 } // namespace actortrain

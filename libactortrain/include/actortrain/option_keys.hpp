@@ -221,6 +221,15 @@ template <> struct section<cluster_options> {
       key("workers", &S::workers, running), key("local", &S::local, running));
 };
 
+template <> struct section<output_options> {
+  using S = output_options;
+  static constexpr const char* name = "output";
+  static constexpr const char* type_name = "output_options";
+  // A resumed run may change it: each stored file records where it lies.
+  static constexpr auto rows =
+      std::make_tuple(key("layout", &S::layout, running));
+};
+
 /// Calls f(row) for each row of Section's table, in order.
 template <class Section, class F> constexpr void for_each_row(F&& f) {
   std::apply([&](const auto&... row) { (f(row), ...); },
@@ -239,6 +248,7 @@ template <class F> constexpr void for_each_section(F&& f) {
   f(section_tag<train_options>{});
   f(section_tag<scheduler_options>{});
   f(section_tag<cluster_options>{});
+  f(section_tag<output_options>{});
 }
 
 /// CAF inspection of a section: every row's field, in table order.

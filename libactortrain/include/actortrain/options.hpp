@@ -144,4 +144,13 @@ struct cluster_options {
   bool local = true;
 };
 
+/// What a run leaves in its output folder (docs/durability.md).
+struct output_options {
+  /// "database": each finished network's weights and test predictions, and
+  /// every checkpoint, are rows of `results.db`, so the folder holds a few
+  /// files however many networks ran; "files": one file each under
+  /// `weights/` and `checkpoints/`. Either is loadable from C++ and Python.
+  output_layout layout = output_layout::database;
+};
+
 } // namespace actortrain

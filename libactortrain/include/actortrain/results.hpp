@@ -127,8 +127,12 @@ struct network_result {
   double test_accuracy = no_metric;
   double seconds_per_step = 0;
   double train_seconds = 0;
-  /// Path of the weights file ("" when the network did not finish).
+  /// Path of the weights file ("" when the network did not finish, or its
+  /// weights are rows of the results store: output.layout = "database").
+  /// `results_store::file_bytes` reads them wherever they are.
   std::string weights_path;
+  /// Whether its weights are kept in the results store, not a file.
+  bool weights_in_store = false;
 };
 
 /// The ensemble of one sweep point (group >= 0) or of every network (-1).

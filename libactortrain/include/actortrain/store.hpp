@@ -16,12 +16,14 @@ struct sqlite3;
 
 namespace actortrain {
 
-/// The files a finished network leaves in its run folder's weights folder.
+/// The files a finished network leaves: rows of the store (output.layout =
+/// "database") or files in its run folder's weights folder ("files").
 enum class file_kind : uint8_t {
-  /// `NAME.pt`: its weights, loadable from C++ and Python.
+  /// `NAME.pt`: its weights (`encode_weights`), loadable from C++ and Python.
   weights,
   /// `NAME.predictions`: its test predictions (float32, row-major), from
-  /// which a resumed run rebuilds the ensemble without retraining.
+  /// which the ensembles are evaluated and a resumed run rebuilds them
+  /// without retraining.
   predictions,
 };
 
@@ -44,6 +46,12 @@ public:
   /// Creates a new store at `path`; fails if it already holds a run.
   static caf::expected<std::unique_ptr<results_store>>
   create(const std::string& path);
+
+  /// Whether the file at `path` is empty, or a database in which no run was
+  /// ever recorded (a crash while the store was being created): nothing in
+  /// it to resume or to read. False for anything else, a file that is not
+  /// a database included (opening it names the problem).
+  static bool holds_no_run(const std::string& path);
 
   /// Opens an existing store, read-only unless `writable` (to resume).
   static caf::expected<std::unique_ptr<results_store>>
@@ -92,13 +100,15 @@ public:
   caf::expected<std::vector<ensemble_point>> ensemble_curve() const;
 
   /// Records a file a finished network left, with the CRC-32 and size of
-  /// its bytes, so that a resumed run checks it before reusing it.
+  /// its bytes, so that a resumed run checks it before reusing it. An empty
+  /// `path` keeps the bytes in the store itself.
   caf::error add_file(uint64_t network_id, file_kind kind,
                       const std::string& path, const std::vector<char>& bytes);
 
   /// A recorded file of a finished network.
   struct file_entry {
     file_kind kind = file_kind::weights;
+    /// Empty when its bytes are kept in the store.
     std::string path;
     uint32_t crc32 = 0;
     int64_t bytes = 0;
@@ -106,6 +116,16 @@ public:
 
   /// The recorded files of a network.
   caf::expected<std::vector<file_entry>> files(uint64_t network_id) const;
+
+  /// The bytes of a finished network's file of `kind`, wherever the run
+  /// kept them (the store or the run folder), checked against the size and
+  /// CRC-32 recorded when they were written: an error names what is missing,
+  /// truncated or damaged. Weights decode with `decode_weights`.
+  caf::expected<std::vector<char>> file_bytes(uint64_t network_id,
+                                              file_kind kind) const;
+
+  /// The run folder this store lies in.
+  std::string folder() const;
 
   /// Forgets that a network finished (its files, final and epoch metrics),
   /// so that it is trained again: its files were lost or damaged.
@@ -127,8 +147,9 @@ public:
   caf::expected<std::vector<error_entry>> errors() const;
 
   /// Records a checkpoint file written for a network, with the CRC-32 of its
-  /// bytes, and forgets all but the two latest; returns the paths of the
-  /// checkpoint files that are no longer needed.
+  /// bytes (kept in the store itself when `path` is empty), and forgets all
+  /// but the two latest; returns the paths of the checkpoint files that are
+  /// no longer needed.
   caf::expected<std::vector<std::string>>
   add_checkpoint(uint64_t network_id, int64_t step, const std::string& path,
                  const std::vector<char>& bytes);
@@ -136,8 +157,10 @@ public:
   /// A recorded checkpoint.
   struct checkpoint_entry {
     int64_t step = 0;
+    /// Empty when its bytes are kept in the store.
     std::string path;
     uint32_t crc32 = 0;
+    int64_t bytes = 0;
   };
 
   /// Forgets a network's checkpoints (it is done); returns their paths.
@@ -146,6 +169,10 @@ public:
   /// The recorded checkpoints of a network, newest first.
   caf::expected<std::vector<checkpoint_entry>>
   checkpoints(uint64_t network_id) const;
+
+  /// A recorded checkpoint's bytes, checked against its size and CRC-32.
+  caf::expected<std::vector<char>>
+  checkpoint_bytes(uint64_t network_id, const checkpoint_entry& c) const;
 
   /// Appends part of the schedule, in one transaction.
   caf::error add_grants(const std::vector<grant_record>& records);

@@ -80,36 +80,56 @@ void flush_epochs(aggregator_self* self) {
   pending.clear();
 }
 
-/// Writes the pending checkpoints and outcomes: first every file (made
-/// durable by one sync), then every record in one transaction, so a record
-/// never points to a file that is not on disk. Metrics go first, so a
-/// resumed run never lacks the epochs its checkpoint has done.
-/// The files one flush writes: each pending checkpoint's (same index), then
-/// each finished network's weights and the predictions kept beside them (a
-/// resumed run rebuilds the ensemble from those without retraining).
-struct flush_files_plan {
-  struct outcome_files {
-    size_t weights = 0;
-    size_t predictions = 0;
+/// What one flush stores: each pending checkpoint's bytes (same index),
+/// then each finished network's weights and the predictions kept beside them
+/// (the ensembles are evaluated from those, and a resumed run rebuilds them
+/// without retraining). With output_layout::files they are written as files
+/// first, made durable by one sync, and their records then name them; else
+/// the records hold the bytes. Either way every record is written in one
+/// transaction, so a record never points to a file that is not on disk.
+struct flush_plan {
+  static constexpr size_t in_store = static_cast<size_t>(-1);
+  /// A piece of bytes to keep: in `files[file]`, or in the store.
+  struct piece {
+    const std::vector<char>* bytes = nullptr;
+    size_t file = in_store;
+  };
+  struct outcome_pieces {
+    piece weights;
+    piece predictions;
   };
   std::vector<file_write> files;
-  /// The predictions' bytes the files point at.
+  /// The predictions' bytes the pieces point at.
   std::vector<std::vector<char>> predictions;
-  /// Per outcome: its files, or none when the network did not finish.
-  std::vector<std::optional<outcome_files>> of_outcome;
+  std::vector<piece> of_checkpoint;
+  /// Per outcome: its pieces, or none when the network did not finish.
+  std::vector<std::optional<outcome_pieces>> of_outcome;
+
+  /// Where `p` was written ("" in the store).
+  std::string path_of(const piece& p) const {
+    return p.file == in_store ? std::string{} : files[p.file].path;
+  }
 };
 
-flush_files_plan
-plan_files(const aggregator_config& cfg,
+flush_plan
+plan_flush(const aggregator_config& cfg,
            const std::vector<aggregator_state::pending_checkpoint>& checkpoints,
            const std::vector<network_outcome>& outcomes) {
-  flush_files_plan plan;
+  flush_plan plan;
+  bool as_files = cfg.layout == output_layout::files;
+  auto keep = [&](const std::vector<char>& bytes, std::string path) {
+    flush_plan::piece p{&bytes};
+    if (as_files) {
+      p.file = plan.files.size();
+      plan.files.push_back({std::move(path), &bytes});
+    }
+    return p;
+  };
   for (const auto& c : checkpoints)
-    plan.files.push_back(
-        {fmt::format("{}/checkpoints/{}-step{}.ckpt", cfg.output_dir,
-                     cfg.specs.at(c.network_id).name, c.step),
-         &c.bytes});
-  // Sized once: the files point into it.
+    plan.of_checkpoint.push_back(keep(
+        c.bytes, fmt::format("{}/checkpoints/{}-step{}.ckpt", cfg.output_dir,
+                             cfg.specs.at(c.network_id).name, c.step)));
+  // Sized once: the pieces point into it.
   plan.predictions.resize(outcomes.size());
   plan.of_outcome.resize(outcomes.size());
   for (size_t i = 0; i < outcomes.size(); ++i) {
@@ -120,15 +140,21 @@ plan_files(const aggregator_config& cfg,
     auto& p = plan.predictions[i];
     p.resize(o.test_predictions.size() * sizeof(float));
     std::memcpy(p.data(), o.test_predictions.data(), p.size());
-    auto weights = plan.files.size();
-    plan.files.push_back(
-        {network_file_path(cfg.output_dir, name, file_kind::weights),
-         &o.weights});
-    plan.files.push_back(
-        {network_file_path(cfg.output_dir, name, file_kind::predictions), &p});
-    plan.of_outcome[i] = flush_files_plan::outcome_files{weights, weights + 1};
+    flush_plan::outcome_pieces f;
+    f.weights = keep(
+        o.weights, network_file_path(cfg.output_dir, name, file_kind::weights));
+    f.predictions = keep(
+        p, network_file_path(cfg.output_dir, name, file_kind::predictions));
+    plan.of_outcome[i] = f;
   }
   return plan;
+}
+
+/// The error writing `p` as a file gave, if any (none in the store).
+caf::error take_error(const flush_plan::piece& p,
+                      std::vector<caf::error>& errors) {
+  return p.file == flush_plan::in_store ? caf::error{}
+                                        : std::move(errors[p.file]);
 }
 
 /// Stores the checkpoints whose files were written; collects the files of
@@ -136,16 +162,17 @@ plan_files(const aggregator_config& cfg,
 void record_checkpoints(
     aggregator_self* self,
     const std::vector<aggregator_state::pending_checkpoint>& checkpoints,
-    const flush_files_plan& plan, std::vector<caf::error>& errors,
+    const flush_plan& plan, std::vector<caf::error>& errors,
     std::vector<std::string>& stale) {
   const auto& store = self->state.config.store;
   for (size_t i = 0; i < checkpoints.size(); ++i) {
-    if (errors[i]) {
-      note(self, std::move(errors[i]));
+    const auto& piece = plan.of_checkpoint[i];
+    if (auto err = take_error(piece, errors)) {
+      note(self, std::move(err));
       continue;
     }
     const auto& c = checkpoints[i];
-    auto old = store->add_checkpoint(c.network_id, c.step, plan.files[i].path,
+    auto old = store->add_checkpoint(c.network_id, c.step, plan.path_of(piece),
                                      c.bytes);
     if (!old)
       note(self, old.error());
@@ -161,34 +188,33 @@ void record_checkpoints(
 /// go stale.
 std::vector<bool> record_outcomes(aggregator_self* self,
                                   std::vector<network_outcome>& outcomes,
-                                  const flush_files_plan& plan,
+                                  const flush_plan& plan,
                                   std::vector<caf::error>& errors,
                                   std::vector<std::string>& stale) {
   std::vector<bool> recorded(outcomes.size(), true);
   const auto& store = self->state.config.store;
   for (size_t i = 0; i < outcomes.size(); ++i) {
     auto& o = outcomes[i];
-    // The files written, with their checksums: a resumed run checks them
+    // The pieces kept, with their checksums: a resumed run checks them
     // before it reuses them instead of training again.
-    std::vector<std::pair<file_kind, const file_write*>> written;
-    std::string weights_path;
+    std::vector<std::pair<file_kind, const flush_plan::piece*>> kept;
     if (const auto& f = plan.of_outcome[i]) {
-      if (errors[f->weights]) {
-        note(self, std::move(errors[f->weights]));
+      if (auto err = take_error(f->weights, errors)) {
+        note(self, std::move(err));
         recorded[i] = false;
         continue;
       }
-      weights_path = plan.files[f->weights].path;
-      written.emplace_back(file_kind::weights, &plan.files[f->weights]);
-      if (errors[f->predictions])
-        note(self, std::move(errors[f->predictions]));
+      kept.emplace_back(file_kind::weights, &f->weights);
+      if (auto err = take_error(f->predictions, errors))
+        note(self, std::move(err));
       else
-        written.emplace_back(file_kind::predictions,
-                             &plan.files[f->predictions]);
+        kept.emplace_back(file_kind::predictions, &f->predictions);
     }
+    auto weights_path = kept.empty() ? "" : plan.path_of(*kept.front().second);
     note(self, store->add_outcome(o, weights_path));
-    for (const auto& [kind, file] : written)
-      note(self, store->add_file(o.network_id, kind, file->path, *file->bytes));
+    for (const auto& [kind, piece] : kept)
+      note(self, store->add_file(o.network_id, kind, plan.path_of(*piece),
+                                 *piece->bytes));
     if (auto old = store->drop_checkpoints(o.network_id))
       stale.insert(stale.end(), old->begin(), old->end());
   }
@@ -208,7 +234,7 @@ void flush_files(aggregator_self* self) {
   st.pending_outcomes.clear();
   if (checkpoints.empty() && outcomes.empty())
     return;
-  auto plan = plan_files(cfg, checkpoints, outcomes);
+  auto plan = plan_flush(cfg, checkpoints, outcomes);
   auto errors = write_files_atomically(plan.files);
   std::vector<std::string> stale;
   std::vector<bool> recorded(outcomes.size(), false);
@@ -222,6 +248,8 @@ void flush_files(aggregator_self* self) {
   if (!batch_error)
     for (auto& path : stale)
       std::remove(path.c_str());
+  else // nothing of it was recorded
+    recorded.assign(outcomes.size(), false);
   note(self, std::move(batch_error));
   for (size_t i = 0; i < outcomes.size(); ++i) {
     auto& o = outcomes[i];
@@ -319,7 +347,7 @@ aggregator(aggregator_actor::stateful_pointer<aggregator_state> self,
         // An interrupted run gets its ensembles when it is resumed and done.
         if (!interrupted) {
           auto eval = evaluate_ensembles(*cfg.data, cfg.specs, cfg.group_labels,
-                                         st.finished_ids, cfg.output_dir);
+                                         st.finished_ids, *cfg.store);
           // Without its predictions a network still counts, but the
           // ensembles cannot include it: say so instead of guessing.
           if (!eval.missing.empty() && !st.storage_error)

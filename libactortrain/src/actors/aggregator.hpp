@@ -23,8 +23,10 @@ struct aggregator_config {
   std::shared_ptr<const dataset> data;
   std::vector<network_spec> specs;
   std::vector<std::string> group_labels;
-  /// Weights files go to `<output_dir>/weights/`.
+  /// With output_layout::files, weights and predictions go to
+  /// `<output_dir>/weights/`, checkpoints to `<output_dir>/checkpoints/`.
   std::string output_dir;
+  output_layout layout = output_layout::database;
   /// Receives (all_done_atom) once every network has an outcome.
   caf::actor listener;
   /// Resuming: networks that finished (or failed) in an earlier attempt.
@@ -35,7 +37,7 @@ struct aggregator_config {
 struct aggregator_state {
   aggregator_config config;
   /// The networks that finished (in this attempt or before): the ensembles
-  /// are evaluated from their predictions files when the run ends.
+  /// are evaluated from their stored predictions when the run ends.
   std::vector<uint64_t> finished_ids;
   /// Each unfinished network's latest epoch, for progress displays.
   std::unordered_map<uint64_t, epoch_metrics> latest;

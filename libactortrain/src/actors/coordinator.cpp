@@ -245,6 +245,7 @@ void start(coordinator_actor* self) {
   for (const auto& cfg : plan.exp.configs())
     acfg.group_labels.push_back(cfg.label.empty() ? "all" : cfg.label);
   acfg.output_dir = plan.output_dir;
+  acfg.layout = plan.exp.output.layout;
   acfg.listener = self;
   acfg.resumed_finished = plan.resumed_finished;
   acfg.resumed_failed = static_cast<int64_t>(plan.resumed_failed.size());

@@ -3,15 +3,13 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
-#include <fstream>
-#include <iterator>
 #include <map>
 #include <optional>
 
 #include <fmt/format.h>
 #include <torch/torch.h>
 
-#include "store/network_files.hpp"
+#include "actortrain/error.hpp"
 
 namespace actortrain {
 
@@ -31,12 +29,10 @@ evaluate_mean(const dataset& d, const torch::Tensor& sum, int64_t count) {
           torch::mse_loss(mean.reshape({-1}), d.test_y).item<double>()};
 }
 
-/// A network's test predictions as float64 [rows x outputs], or nothing when
-/// its file is missing or has the wrong size.
-std::optional<torch::Tensor> read_predictions(const std::string& path,
-                                              int64_t rows) {
-  std::ifstream in{path, std::ios::binary};
-  std::vector<char> bytes{std::istreambuf_iterator<char>{in}, {}};
+/// Test predictions' bytes as float64 [rows x outputs], or nothing when they
+/// do not fill whole rows.
+std::optional<torch::Tensor> as_predictions(const std::vector<char>& bytes,
+                                            int64_t rows) {
   auto row_bytes = sizeof(float) * static_cast<size_t>(rows);
   if (bytes.empty() || bytes.size() % row_bytes != 0)
     return std::nullopt;
@@ -98,28 +94,39 @@ std::vector<int64_t> ensemble_curve_points(int64_t n) {
 ensemble_evaluation
 evaluate_ensembles(const dataset& data, const std::vector<network_spec>& specs,
                    const std::vector<std::string>& group_labels,
-                   std::vector<uint64_t> finished,
-                   const std::string& output_dir) {
+                   std::vector<uint64_t> finished, const results_store& store) {
   ensemble_evaluation out;
   std::sort(finished.begin(), finished.end());
   finished.erase(std::unique(finished.begin(), finished.end()), finished.end());
   auto rows = data.test_x.size(0);
-  // First pass: which predictions are readable, so that every ensemble knows
-  // its final size (and its curve points) before the sums start.
+  auto row_bytes = static_cast<int64_t>(sizeof(float)) * rows;
+  auto unusable = [&](const network_spec& spec, const std::string& why) {
+    out.missing.push_back(fmt::format("{}: test predictions of {} unusable "
+                                      "({}); its ensemble cannot be rebuilt",
+                                      store.path(), spec.name, why));
+  };
+  // First pass, from the recorded sizes: which predictions are usable, so
+  // that every ensemble knows its final size (and its curve points) before
+  // the sums start.
   std::vector<uint64_t> usable;
   std::map<int64_t, int64_t> per_group;
   for (auto id : finished) {
     const auto& spec = specs.at(id);
-    auto path =
-        network_file_path(output_dir, spec.name, file_kind::predictions);
-    std::ifstream probe{path, std::ios::binary | std::ios::ate};
-    auto size = probe ? static_cast<int64_t>(probe.tellg()) : -1;
-    auto row_bytes = static_cast<int64_t>(sizeof(float)) * rows;
-    if (size <= 0 || size % row_bytes != 0) {
-      out.missing.push_back(
-          fmt::format("{}: missing or damaged test predictions of {}; its "
-                      "ensemble cannot be rebuilt",
-                      path, spec.name));
+    auto entries = store.files(id);
+    if (!entries) {
+      unusable(spec, to_string_pretty(entries.error()));
+      continue;
+    }
+    auto entry = std::find_if(entries->begin(), entries->end(), [](auto& e) {
+      return e.kind == file_kind::predictions;
+    });
+    // Without a record (finished before files were recorded) the bytes
+    // are checked when they are read.
+    if (entry != entries->end() &&
+        (entry->bytes <= 0 || entry->bytes % row_bytes != 0)) {
+      unusable(spec, fmt::format("{} bytes are not whole rows of {} test "
+                                 "samples",
+                                 entry->bytes, rows));
       continue;
     }
     usable.push_back(id);
@@ -133,10 +140,13 @@ evaluate_ensembles(const dataset& data, const std::vector<network_spec>& specs,
   std::map<int64_t, running_ensemble> groups;
   for (auto id : usable) {
     const auto& spec = specs.at(id);
-    auto p = read_predictions(
-        network_file_path(output_dir, spec.name, file_kind::predictions), rows);
-    if (!p) // changed since the first pass: leave it out of every ensemble
+    auto bytes = store.file_bytes(id, file_kind::predictions);
+    auto p = bytes ? as_predictions(*bytes, rows) : std::nullopt;
+    if (!p) { // left out of every ensemble: the counts still hold it
+      unusable(spec,
+               bytes ? "not whole rows" : to_string_pretty(bytes.error()));
       continue;
+    }
     all.add(*p, data, out.curve);
     if (one_group)
       continue;

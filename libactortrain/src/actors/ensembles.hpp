@@ -7,6 +7,7 @@
 #include "actortrain/dataset.hpp"
 #include "actortrain/network_spec.hpp"
 #include "actortrain/results.hpp"
+#include "actortrain/store.hpp"
 
 namespace actortrain {
 
@@ -15,7 +16,7 @@ namespace actortrain {
 struct ensemble_evaluation {
   std::vector<ensemble_result> ensembles;
   std::vector<ensemble_point> curve;
-  /// One message per finished network whose predictions file is missing or
+  /// One message per finished network whose predictions are missing or
   /// damaged: it is left out of every ensemble.
   std::vector<std::string> missing;
 };
@@ -25,15 +26,15 @@ struct ensemble_evaluation {
 std::vector<int64_t> ensemble_curve_points(int64_t n);
 
 /// Evaluates the ensembles of the `finished` networks from the predictions
-/// files they left in `output_dir`, in network id order, so the result is a
-/// function of the specs and seeds only, never of the order in which the
-/// networks finished. A group's ensemble is left out when the run has one
-/// group (its ensemble is the overall one). Reads each file once and holds
-/// one running sum per group whose networks are still to come.
+/// they left in `store` (its rows or the files it names), in network id
+/// order, so the result is a function of the specs and seeds only, never of
+/// the order in which the networks finished. A group's ensemble is left out
+/// when the run has one group (its ensemble is the overall one). Reads each
+/// network's predictions once and holds one running sum per group whose
+/// networks are still to come.
 ensemble_evaluation
 evaluate_ensembles(const dataset& data, const std::vector<network_spec>& specs,
                    const std::vector<std::string>& group_labels,
-                   std::vector<uint64_t> finished,
-                   const std::string& output_dir);
+                   std::vector<uint64_t> finished, const results_store& store);
 
 } // namespace actortrain

@@ -188,6 +188,8 @@ caf::error experiment::validate() const {
     return err;
   if (auto err = check_rows(cluster, ""))
     return err;
+  if (auto err = check_rows(output, ""))
+    return err;
   for (const auto& w : cluster.workers)
     if (!parse_address(w))
       return invalid(fmt::format("cluster.workers: '{}' is not host:port "
@@ -559,6 +561,7 @@ caf::expected<experiment> parse_experiment(const std::string& text,
   read_config(r, root, exp.base);
   r.section(root, exp.scheduler);
   r.section(root, exp.cluster);
+  r.section(root, exp.output);
   resolve_paths(origin, exp.data);
   if (auto err = r.error())
     return err;

@@ -7,8 +7,6 @@
 #include <ctime>
 #include <fcntl.h>
 #include <filesystem>
-#include <fstream>
-#include <iterator>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -25,7 +23,6 @@
 #include <caf/send.hpp>
 #include <fmt/format.h>
 #include <fmt/ranges.h>
-#include <zlib.h>
 
 #include "actors/coordinator.hpp"
 #include "actortrain/error.hpp"
@@ -35,8 +32,6 @@
 #include "protocol/slot.hpp"
 #include "protocol/type_ids.hpp"
 #include "setup/run_context.hpp"
-#include "store/file_checksum.hpp"
-#include "store/network_files.hpp"
 
 namespace fs = std::filesystem;
 
@@ -53,29 +48,12 @@ std::string default_output_dir(const std::string& name) {
   return fmt::format("runs/{}-{}", name, buf);
 }
 
-/// Reads one checkpoint file and checks it against its recorded CRC-32.
-std::optional<std::vector<char>>
-read_checkpoint(const results_store::checkpoint_entry& c) {
-  std::ifstream in{c.path, std::ios::binary};
-  if (!in)
-    return std::nullopt;
-  std::vector<char> bytes{std::istreambuf_iterator<char>{in}, {}};
-  auto crc = crc32(0L, reinterpret_cast<const Bytef*>(bytes.data()),
-                   static_cast<uInt>(bytes.size()));
-  if (bytes.empty() || crc != c.crc32)
-    return std::nullopt;
-  return bytes;
-}
-
-/// A results store with no bytes in it or its write-ahead log (a crash
-/// before the first commit, or a truncated file) holds nothing to resume:
-/// it is removed, so the run starts afresh instead of failing for ever.
+/// A results store that holds no run (a crash before its first commits,
+/// or a truncated file) holds nothing to resume: it is removed, so the run
+/// starts afresh instead of failing for ever.
 void discard_empty_store(const std::string& db_path) {
   std::error_code ec;
-  auto empty = [&](const std::string& p) {
-    return !fs::exists(p, ec) || fs::file_size(p, ec) == 0;
-  };
-  if (fs::exists(db_path, ec) && empty(db_path) && empty(db_path + "-wal")) {
+  if (fs::exists(db_path, ec) && results_store::holds_no_run(db_path)) {
     fs::remove(db_path + "-wal", ec);
     fs::remove(db_path + "-shm", ec);
     fs::remove(db_path, ec);
@@ -105,36 +83,19 @@ caf::error remove_orphan_checkpoints(const results_store& store,
   return {};
 }
 
-/// Why a finished network's files cannot be reused ("" when they can):
-/// each must be in the folder with the size and CRC-32 the store recorded.
-/// Stores from before checksums were recorded let only their presence be
-/// checked.
-caf::expected<std::string> damaged_files(const results_store& store,
-                                         const network_result& n,
-                                         const std::string& output_dir) {
-  auto recorded = store.files(n.id);
-  if (!recorded)
-    return recorded.error();
+/// Why a finished network's files cannot be reused ("" when they can): each
+/// must be where the run kept it (the store or the folder), with the size
+/// and CRC-32 recorded when it was written. Stores from before checksums
+/// were recorded let only the files' presence be checked.
+std::string damaged_files(const results_store& store, const network_result& n) {
   std::vector<std::string> problems;
   for (auto kind : {file_kind::weights, file_kind::predictions}) {
-    auto path = network_file_path(output_dir, n.name, kind);
-    auto sum = checksum_file(path);
-    auto entry = std::find_if(recorded->begin(), recorded->end(),
-                              [&](const auto& e) { return e.kind == kind; });
-    if (!sum || (entry == recorded->end() && sum->bytes == 0)) {
-      problems.push_back(fmt::format("{} is missing or empty", path));
-    } else if (entry == recorded->end()) {
-      if (!recorded->empty())
-        problems.push_back(
-            fmt::format("{} was never recorded as written", path));
-    } else if (sum->bytes != entry->bytes) {
-      problems.push_back(fmt::format("{} has {} bytes where {} were written",
-                                     path, sum->bytes, entry->bytes));
-    } else if (sum->crc32 != entry->crc32) {
-      problems.push_back(fmt::format("{} is damaged (its CRC-32 is not the "
-                                     "one recorded)",
-                                     path));
-    }
+    auto bytes = store.file_bytes(n.id, kind);
+    if (!bytes)
+      problems.push_back(to_string_pretty(bytes.error()));
+    else if (bytes->empty())
+      problems.push_back(
+          fmt::format("the {} of {} are empty", to_string(kind), n.name));
   }
   return fmt::format("{}", fmt::join(problems, "; "));
 }
@@ -164,10 +125,8 @@ caf::error prepare_resume(const experiment& exp, run_plan& plan,
                     plan.output_dir, *hash, mine));
   for (const auto& n : prior->networks) {
     if (n.status == network_status::finished) {
-      auto damage = damaged_files(**store, n, plan.output_dir);
-      if (!damage)
-        return damage.error();
-      if (damage->empty()) {
+      auto damage = damaged_files(**store, n);
+      if (damage.empty()) {
         plan.resumed_finished.push_back(n.id);
         continue;
       }
@@ -178,7 +137,7 @@ caf::error prepare_resume(const experiment& exp, run_plan& plan,
       if (plan.on_event)
         plan.on_event(fmt::format("{} finished before, but {}: training it "
                                   "again",
-                                  n.name, *damage));
+                                  n.name, damage));
       continue;
     }
     if (n.status == network_status::failed) {
@@ -190,7 +149,7 @@ caf::error prepare_resume(const experiment& exp, run_plan& plan,
       return entries.error();
     // Newest first; a truncated or corrupt file falls back to the one before.
     for (const auto& c : *entries) {
-      if (auto bytes = read_checkpoint(c)) {
+      if (auto bytes = (*store)->checkpoint_bytes(n.id, c)) {
         plan.snapshots.emplace(n.id, std::move(*bytes));
         break;
       }
@@ -289,14 +248,17 @@ private:
   int fd_;
 };
 
-/// Creates the output folder and its weights and checkpoints folders, and
-/// takes its lock.
-caf::error lock_output_folder(const std::string& dir,
+/// Creates the output folder (and its weights and checkpoints folders when
+/// the run keeps files there), and takes its lock.
+caf::error lock_output_folder(const std::string& dir, output_layout layout,
                               std::optional<folder_lock>& lock) {
   std::error_code ec;
-  fs::create_directories(fs::path{dir} / "weights", ec);
-  if (!ec)
-    fs::create_directories(fs::path{dir} / "checkpoints", ec);
+  fs::create_directories(fs::path{dir}, ec);
+  if (!ec && layout == output_layout::files) {
+    fs::create_directories(fs::path{dir} / "weights", ec);
+    if (!ec)
+      fs::create_directories(fs::path{dir} / "checkpoints", ec);
+  }
   if (ec)
     return make_error(errc::io_failed,
                       fmt::format("{}: cannot create the output folder: {}",
@@ -388,7 +350,7 @@ caf::expected<run_result> run(const experiment& exp, run_options opts) {
   plan->output_dir =
       opts.output_dir.empty() ? default_output_dir(exp.name) : opts.output_dir;
   std::optional<folder_lock> lock;
-  if (auto err = lock_output_folder(plan->output_dir, lock))
+  if (auto err = lock_output_folder(plan->output_dir, exp.output.layout, lock))
     return err;
   if (auto err = open_store(exp, *plan))
     return err;

@@ -1,9 +1,13 @@
 #include "actortrain/store.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <ctime>
+#include <filesystem>
+#include <fstream>
 #include <functional>
+#include <iterator>
 #include <optional>
 
 #include <caf/config.hpp>
@@ -108,8 +112,10 @@ CREATE TABLE ensembles (
 )sql";
 
 /// The tables added after the first release, also added to older stores
-/// opened to resume: finished networks' files, and each ensemble's accuracy
-/// against its number of members.
+/// opened to resume: finished networks' files (their bytes in `stored_files`
+/// when the run keeps them in the store, output.layout = "database"; the
+/// same for checkpoints), and each ensemble's accuracy against its number of
+/// members.
 constexpr const char* files_table_sql = R"sql(CREATE TABLE IF NOT EXISTS files (
   network_id INTEGER NOT NULL REFERENCES networks(id),
   kind TEXT NOT NULL,
@@ -117,6 +123,18 @@ constexpr const char* files_table_sql = R"sql(CREATE TABLE IF NOT EXISTS files (
   crc32 INTEGER NOT NULL,
   bytes INTEGER NOT NULL,
   PRIMARY KEY (network_id, kind)
+);
+CREATE TABLE IF NOT EXISTS stored_files (
+  network_id INTEGER NOT NULL REFERENCES networks(id),
+  kind TEXT NOT NULL,
+  data BLOB NOT NULL,
+  PRIMARY KEY (network_id, kind)
+);
+CREATE TABLE IF NOT EXISTS stored_checkpoints (
+  network_id INTEGER NOT NULL REFERENCES networks(id),
+  step INTEGER NOT NULL,
+  data BLOB NOT NULL,
+  PRIMARY KEY (network_id, step)
 );
 CREATE TABLE IF NOT EXISTS ensemble_curve (
   group_id INTEGER NOT NULL,
@@ -126,6 +144,10 @@ CREATE TABLE IF NOT EXISTS ensemble_curve (
   PRIMARY KEY (group_id, members)
 );
 )sql";
+
+/// Weights kept in the store pass through the write-ahead log: once folded
+/// back into the database, a log that grew beyond this is cut back.
+constexpr const char* journal_limit_sql = "PRAGMA journal_size_limit=67108864;";
 
 /// The CRC-32 the store records for a file's bytes.
 int64_t crc32_of(const std::vector<char>& bytes) {
@@ -196,6 +218,11 @@ public:
     auto* p = sqlite3_column_text(stmt_, col);
     return p ? reinterpret_cast<const char*>(p) : "";
   }
+  std::vector<char> blob(int col) const {
+    auto* p = static_cast<const char*>(sqlite3_column_blob(stmt_, col));
+    auto n = sqlite3_column_bytes(stmt_, col);
+    return p ? std::vector<char>(p, p + n) : std::vector<char>{};
+  }
 
 private:
   void bind_one(int i, int64_t x) {
@@ -220,6 +247,10 @@ private:
   }
   void bind_one(int i, const char* x) {
     sqlite3_bind_text(stmt_, i, x, -1, SQLITE_TRANSIENT);
+  }
+  void bind_one(int i, const std::vector<char>& x) {
+    // Bound without a copy: the bytes outlive the statement's step.
+    sqlite3_bind_blob64(stmt_, i, x.data(), x.size(), SQLITE_STATIC);
   }
 
   sqlite3_stmt* stmt_ = nullptr;
@@ -274,8 +305,10 @@ results_store::create(const std::string& path) {
   }
   // WAL keeps readers (e.g. `actortrain results` during a run) from blocking
   // the aggregator; NORMAL sync is durable across process crashes in WAL.
-  if (auto err = store->exec("PRAGMA journal_mode=WAL; PRAGMA "
-                             "synchronous=NORMAL; PRAGMA foreign_keys=ON;"))
+  if (auto err = store->exec(std::string{"PRAGMA journal_mode=WAL; PRAGMA "
+                                         "synchronous=NORMAL; PRAGMA "
+                                         "foreign_keys=ON; "} +
+                             journal_limit_sql))
     return err;
   if (auto err = store->exec(std::string{"BEGIN;"} + schema + files_table_sql +
                              "COMMIT;"))
@@ -300,6 +333,35 @@ std::string immutable_uri(const std::string& path) {
 }
 
 } // namespace
+
+bool results_store::holds_no_run(const std::string& path) {
+  std::error_code ec;
+  auto size = [&](const std::string& p) {
+    auto n = std::filesystem::file_size(p, ec);
+    return ec ? 0 : n;
+  };
+  if (size(path) == 0 && size(path + "-wal") == 0)
+    return true;
+  sqlite3* db = nullptr;
+  // Read-write (the caller holds the folder): a write-ahead log left by a
+  // crash is replayed first, so what it committed counts.
+  bool empty = false;
+  if (sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE, nullptr) ==
+      SQLITE_OK) {
+    sqlite3_busy_timeout(db, 5000);
+    statement tables{db, "SELECT count(*) FROM sqlite_master WHERE name = "
+                         "'run'"};
+    if (tables && tables.step() == SQLITE_ROW) {
+      empty = tables.integer(0) == 0;
+      if (!empty) {
+        statement runs{db, "SELECT count(*) FROM run"};
+        empty = runs && runs.step() == SQLITE_ROW && runs.integer(0) == 0;
+      }
+    }
+  }
+  sqlite3_close(db);
+  return empty;
+}
 
 caf::expected<std::unique_ptr<results_store>>
 results_store::open(const std::string& path, bool writable) {
@@ -336,7 +398,8 @@ results_store::open(const std::string& path, bool writable) {
     return storage_error(db, path, "not an actortrain results store");
   // Stores written before finished networks' files were checksummed.
   if (writable)
-    if (auto err = store->exec(files_table_sql))
+    if (auto err =
+            store->exec(std::string{files_table_sql} + journal_limit_sql))
       return err;
   return store;
 }
@@ -476,14 +539,29 @@ std::optional<file_kind> parse_file_kind(const std::string& text) {
 caf::error results_store::add_file(uint64_t network_id, file_kind kind,
                                    const std::string& path,
                                    const std::vector<char>& bytes) {
-  auto crc = crc32_of(bytes);
-  statement st{db_, "INSERT OR REPLACE INTO files (network_id, kind, path, "
-                    "crc32, bytes) VALUES (?, ?, ?, ?, ?)"};
-  st.bind(network_id, to_string(kind), path, crc,
-          static_cast<int64_t>(bytes.size()));
-  if (st.step() != SQLITE_DONE)
-    return storage_error(db_, path_, "cannot record a network's file");
-  return {};
+  return transaction([&]() -> caf::error {
+    auto crc = crc32_of(bytes);
+    statement st{db_, "INSERT OR REPLACE INTO files (network_id, kind, path, "
+                      "crc32, bytes) VALUES (?, ?, ?, ?, ?)"};
+    st.bind(network_id, to_string(kind), path, crc,
+            static_cast<int64_t>(bytes.size()));
+    if (st.step() != SQLITE_DONE)
+      return storage_error(db_, path_, "cannot record a network's file");
+    // Written to a file, its bytes must not linger here from an earlier
+    // attempt that kept them in the store.
+    statement data{db_, path.empty()
+                            ? "INSERT OR REPLACE INTO stored_files "
+                              "(network_id, kind, data) VALUES (?, ?, ?)"
+                            : "DELETE FROM stored_files WHERE network_id = ? "
+                              "AND kind = ?"};
+    if (path.empty())
+      data.bind(network_id, to_string(kind), bytes);
+    else
+      data.bind(network_id, to_string(kind));
+    if (data.step() != SQLITE_DONE)
+      return storage_error(db_, path_, "cannot store a network's file");
+    return {};
+  });
 }
 
 caf::expected<std::vector<results_store::file_entry>>
@@ -507,10 +585,89 @@ results_store::files(uint64_t network_id) const {
   return result;
 }
 
+namespace {
+
+/// `bytes` when they have the size and CRC-32 recorded for them, else an
+/// error that says what `where` lost.
+caf::expected<std::vector<char>> checked(std::vector<char> bytes, int64_t size,
+                                         uint32_t crc,
+                                         const std::string& where) {
+  if (static_cast<int64_t>(bytes.size()) != size)
+    return make_error(errc::storage_failed,
+                      fmt::format("{} has {} bytes where {} were written",
+                                  where, bytes.size(), size));
+  if (static_cast<uint32_t>(crc32_of(bytes)) != crc)
+    return make_error(errc::storage_failed,
+                      fmt::format("{} is damaged (its CRC-32 is not the one "
+                                  "recorded)",
+                                  where));
+  return bytes;
+}
+
+/// The bytes of the file at `path`; an error naming it when it is missing.
+caf::expected<std::vector<char>> read_whole_file(const std::string& path) {
+  std::ifstream in{path, std::ios::binary};
+  if (!in)
+    return make_error(errc::storage_failed, fmt::format("{} is missing", path));
+  std::vector<char> bytes{std::istreambuf_iterator<char>{in}, {}};
+  if (in.bad())
+    return make_error(errc::storage_failed,
+                      fmt::format("{} cannot be read", path));
+  return bytes;
+}
+
+} // namespace
+
+std::string results_store::folder() const {
+  auto slash = path_.find_last_of('/');
+  return slash == std::string::npos ? "." : path_.substr(0, slash);
+}
+
+caf::expected<std::vector<char>>
+results_store::file_bytes(uint64_t network_id, file_kind kind) const {
+  auto entries = files(network_id);
+  if (!entries)
+    return entries.error();
+  statement name{db_, "SELECT name, status FROM networks WHERE id = ?"};
+  name.bind(network_id);
+  if (name.step() != SQLITE_ROW)
+    return make_error(errc::storage_failed,
+                      fmt::format("{}: no network {}", path_, network_id));
+  auto network = name.text(0);
+  auto entry = std::find_if(entries->begin(), entries->end(),
+                            [&](const auto& e) { return e.kind == kind; });
+  if (entry == entries->end()) {
+    if (name.text(1) != "finished")
+      return make_error(errc::storage_failed,
+                        fmt::format("{}: {} has no {}: it did not finish",
+                                    path_, network, to_string(kind)));
+    // Finished before files were recorded: where such runs left them.
+    return read_whole_file(
+        fmt::format("{}/weights/{}.{}", folder(), network,
+                    kind == file_kind::weights ? "pt" : "predictions"));
+  }
+  if (!entry->path.empty()) {
+    auto bytes = read_whole_file(entry->path);
+    if (!bytes)
+      return bytes.error();
+    return checked(std::move(*bytes), entry->bytes, entry->crc32, entry->path);
+  }
+  auto where =
+      fmt::format("the {} of {} in {}", to_string(kind), network, path_);
+  statement st{db_, "SELECT data FROM stored_files WHERE network_id = ? AND "
+                    "kind = ?"};
+  st.bind(network_id, to_string(kind));
+  if (st.step() != SQLITE_ROW)
+    return make_error(errc::storage_failed,
+                      fmt::format("{} are missing", where));
+  return checked(st.blob(0), entry->bytes, entry->crc32, where);
+}
+
 caf::error results_store::reopen_network(uint64_t network_id) {
   return transaction([&]() -> caf::error {
     for (const char* sql :
          {"DELETE FROM files WHERE network_id = ?",
+          "DELETE FROM stored_files WHERE network_id = ?",
           "DELETE FROM final_metrics WHERE network_id = ?",
           "DELETE FROM epoch_metrics WHERE network_id = ?",
           "UPDATE networks SET status = 'pending', stop_reason = NULL, "
@@ -687,6 +844,9 @@ caf::error read_networks(sqlite3* db_, const std::string& path_,
     auto ts = st.real(12);
     n.train_seconds = std::isnan(ts) ? 0 : ts;
     n.weights_path = st.text(13);
+    // Finished with no path: its weights are rows of this store.
+    n.weights_in_store =
+        n.status == network_status::finished && n.weights_path.empty();
     n.error = st.text(14);
     auto reason = parse_stop_reason(st.text(15));
     if (!reason)
@@ -780,17 +940,31 @@ results_store::add_checkpoint(uint64_t network_id, int64_t step,
              now_iso());
     if (ins.step() != SQLITE_DONE)
       return storage_error(db_, path_, "cannot record a checkpoint");
+    if (path.empty()) {
+      statement data{db_, "INSERT OR REPLACE INTO stored_checkpoints "
+                          "(network_id, step, data) VALUES (?, ?, ?)"};
+      data.bind(network_id, step, bytes);
+      if (data.step() != SQLITE_DONE)
+        return storage_error(db_, path_, "cannot store a checkpoint");
+    }
     statement old{db_, "SELECT path FROM checkpoints WHERE network_id = ? "
                        "ORDER BY step DESC LIMIT -1 OFFSET 2"};
     old.bind(network_id);
     while (old.step() == SQLITE_ROW)
-      stale.push_back(old.text(0));
-    statement del{db_, "DELETE FROM checkpoints WHERE network_id = ? AND "
-                       "step NOT IN (SELECT step FROM checkpoints WHERE "
-                       "network_id = ? ORDER BY step DESC LIMIT 2)"};
-    del.bind(network_id, network_id);
-    if (del.step() != SQLITE_DONE)
-      return storage_error(db_, path_, "cannot forget old checkpoints");
+      if (auto p = old.text(0); !p.empty())
+        stale.push_back(std::move(p));
+    for (const char* sql :
+         {"DELETE FROM stored_checkpoints WHERE network_id = ? AND step NOT "
+          "IN (SELECT step FROM checkpoints WHERE network_id = ? ORDER BY "
+          "step DESC LIMIT 2)",
+          "DELETE FROM checkpoints WHERE network_id = ? AND step NOT IN "
+          "(SELECT step FROM checkpoints WHERE network_id = ? ORDER BY step "
+          "DESC LIMIT 2)"}) {
+      statement del{db_, sql};
+      del.bind(network_id, network_id);
+      if (del.step() != SQLITE_DONE)
+        return storage_error(db_, path_, "cannot forget old checkpoints");
+    }
     return {};
   });
   if (err)
@@ -803,28 +977,52 @@ results_store::drop_checkpoints(uint64_t network_id) {
   auto entries = checkpoints(network_id);
   if (!entries)
     return entries.error();
-  statement st{db_, "DELETE FROM checkpoints WHERE network_id = ?"};
-  st.bind(network_id);
-  if (st.step() != SQLITE_DONE)
-    return storage_error(db_, path_, "cannot forget checkpoints");
+  for (const char* sql : {"DELETE FROM stored_checkpoints WHERE network_id = ?",
+                          "DELETE FROM checkpoints WHERE network_id = ?"}) {
+    statement st{db_, sql};
+    st.bind(network_id);
+    if (st.step() != SQLITE_DONE)
+      return storage_error(db_, path_, "cannot forget checkpoints");
+  }
   std::vector<std::string> paths;
   for (auto& e : *entries)
-    paths.push_back(std::move(e.path));
+    if (!e.path.empty())
+      paths.push_back(std::move(e.path));
   return paths;
 }
 
 caf::expected<std::vector<results_store::checkpoint_entry>>
 results_store::checkpoints(uint64_t network_id) const {
-  statement st{db_, "SELECT step, path, crc32 FROM checkpoints WHERE "
+  statement st{db_, "SELECT step, path, crc32, bytes FROM checkpoints WHERE "
                     "network_id = ? ORDER BY step DESC"};
   if (!st)
     return storage_error(db_, path_, "cannot read checkpoints");
   st.bind(network_id);
   std::vector<checkpoint_entry> result;
   while (st.step() == SQLITE_ROW)
-    result.push_back(
-        {st.integer(0), st.text(1), static_cast<uint32_t>(st.integer(2))});
+    result.push_back({st.integer(0), st.text(1),
+                      static_cast<uint32_t>(st.integer(2)), st.integer(3)});
   return result;
+}
+
+caf::expected<std::vector<char>>
+results_store::checkpoint_bytes(uint64_t network_id,
+                                const checkpoint_entry& c) const {
+  if (!c.path.empty()) {
+    auto bytes = read_whole_file(c.path);
+    if (!bytes)
+      return bytes.error();
+    return checked(std::move(*bytes), c.bytes, c.crc32, c.path);
+  }
+  auto where = fmt::format("the checkpoint of network {} at step {} in {}",
+                           network_id, c.step, path_);
+  statement st{db_, "SELECT data FROM stored_checkpoints WHERE network_id = ? "
+                    "AND step = ?"};
+  st.bind(network_id, c.step);
+  if (st.step() != SQLITE_ROW)
+    return make_error(errc::storage_failed,
+                      fmt::format("{} is missing", where));
+  return checked(st.blob(0), c.bytes, c.crc32, where);
 }
 
 caf::error results_store::add_grants(const std::vector<grant_record>& records) {
