@@ -56,10 +56,15 @@ slots = 2
 policy = "round_robin"
 )";
 
-/// Starts the app in the background; returns its pid.
-pid_t start_app(const std::vector<std::string>& args, const std::string& log) {
+/// Starts the app in the background, with `env` added to its environment;
+/// returns its pid.
+pid_t start_app(
+    const std::vector<std::string>& args, const std::string& log,
+    const std::vector<std::pair<std::string, std::string>>& env = {}) {
   auto pid = fork();
   if (pid == 0) {
+    for (const auto& [key, value] : env)
+      ::setenv(key.c_str(), value.c_str(), 1);
     auto fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
     dup2(fd, 1);
     dup2(fd, 2);
@@ -780,6 +785,60 @@ std::string integrity_of(const std::string& db_path) {
 }
 
 } // namespace
+
+TEST_CASE("a file system turning read-only mid-run stops the run with a "
+          "clear error; once writable it resumes to the same weights") {
+  // The shim fails every write under the run folder once the trigger file
+  // exists, as a remount read-only would (the kernel refuses one while a
+  // run holds files open for writing).
+  std::string layout = "database";
+  SUBCASE("kept in the store") {}
+  SUBCASE("kept as files") {
+    layout = "files";
+  }
+  CAPTURE(layout);
+  temp_dir dir;
+  test::write_text(dir / "exp.toml", with_layout(resumable_toml, layout));
+  auto expected = reference(dir);
+  auto out = dir / "out";
+  auto trigger = dir / "read-only-now";
+  auto pid = start_app({"run", dir / "exp.toml", "--output", out, "--quiet"},
+                       dir / "first.log",
+                       {{"LD_PRELOAD", ACTORTRAIN_FAULT_READ_ONLY},
+                        {"ACTORTRAIN_FAULT_DIR", out},
+                        {"ACTORTRAIN_FAULT_TRIGGER", trigger}});
+  REQUIRE(wait_for_checkpoint(out));
+  test::write_text(trigger, "");
+  // Bounded: a run that ignored the fault would train on for seconds.
+  int status = 0;
+  pid_t done = 0;
+  for (int i = 0; i < 3000 && (done = waitpid(pid, &status, WNOHANG)) == 0; ++i)
+    std::this_thread::sleep_for(10ms);
+  if (done == 0) {
+    ::kill(pid, SIGKILL);
+    wait_exit(pid);
+  }
+  REQUIRE_MESSAGE(done == pid, "the run did not stop within 30 s");
+  auto log = test::run_process("cat " + dir / "first.log").output;
+  INFO(log);
+  CHECK((WIFEXITED(status) && WEXITSTATUS(status) == 4));
+  CHECK(log.find("stopping the run") != std::string::npos);
+  CHECK((log.find("Read-only file system") != std::string::npos ||
+         log.find("disk I/O error") != std::string::npos ||
+         log.find("readonly database") != std::string::npos));
+  CHECK(integrity_of(out + "/results.db") == "ok");
+  {
+    auto before = stored_result(out);
+    // The file system failed, not the networks.
+    CHECK(before.count(network_status::failed) == 0);
+    CHECK(before.count(network_status::finished) < 6);
+  }
+  auto resumed = test::run_process(fmt::format(
+      "{} run {} --output {} --quiet", test::app(), dir / "exp.toml", out));
+  REQUIRE_MESSAGE(resumed.exit_code == 0, resumed.output);
+  check_finished_as(out, expected, "the read-only file system");
+  CHECK(integrity_of(out + "/results.db") == "ok");
+}
 
 TEST_CASE("a full disk stops the run with a clear error; after space is "
           "freed it resumes to the uninterrupted run's weights") {

@@ -103,6 +103,7 @@ void book(trainer_actor* self, const slot_executor_actor& executor,
   }
   st.live = trainer_state::live_models{executor.node(), executor};
   st.lost_quanta = 0;
+  st.lost_links = 0;
   report.progress = group_progress(self, report.progress);
 }
 
@@ -117,11 +118,14 @@ void lose_quantum(trainer_actor* self, uint32_t slot, const std::string& reason,
     self->demonitor(st.in_flight->executor.address());
   st.in_flight.reset();
   st.live.reset();
-  if (++st.lost_quanta > st.config.max_lost_quanta) {
+  auto& lost = slot_lost ? st.lost_links : st.lost_quanta;
+  auto most = slot_lost ? st.config.max_lost_links : st.config.max_lost_quanta;
+  if (++lost > most) {
     fail_all(self, slot, st.unfinished,
-             fmt::format("{} quanta in a row lost on worker nodes, the last "
+             fmt::format("{} quanta in a row {} on worker nodes, the last "
                          "one: {}",
-                         st.lost_quanta, reason));
+                         lost, slot_lost ? "lost with their worker" : "failed",
+                         reason));
     return;
   }
   auto p = group_progress(self, progress_report{});

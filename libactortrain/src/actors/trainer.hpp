@@ -25,9 +25,15 @@ struct trainer_config {
   /// quantum reports the networks' states (runner_state) and the group
   /// continues from them wherever its next slot is.
   bool cluster = false;
-  /// Quanta lost in a row on worker nodes (a worker died, a state did not
-  /// restore) before the group's networks fail.
+  /// Quanta in a row that a worker node answered with an error (a state did
+  /// not restore, the quantum failed there) before the group's networks
+  /// fail.
   int64_t max_lost_quanta = 3;
+  /// Quanta in a row lost because their worker went away (killed, the link
+  /// down) before the group's networks fail. Higher: a worker restarted
+  /// again and again is not the group's fault, but a group whose quanta
+  /// bring down every worker they run on must end.
+  int64_t max_lost_links = 10;
 };
 
 struct trainer_state {
@@ -57,7 +63,9 @@ struct trainer_state {
   std::optional<remote_quantum_in_flight> in_flight;
   /// Quanta sent to worker nodes so far (numbers them).
   uint64_t quanta = 0;
+  /// Quanta lost in a row: answered with an error, or with their worker.
   int64_t lost_quanta = 0;
+  int64_t lost_links = 0;
   static inline const char* name = "actortrain.trainer";
 };
 

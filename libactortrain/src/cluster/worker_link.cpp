@@ -33,18 +33,29 @@ void attempt_failed(link_actor* self, caf::error err, bool refused) {
   self->delayed_send(self, std::chrono::seconds{1}, tick_atom_v);
 }
 
-/// The node answered the connection: ask it to join.
+/// The node answered the connection: ask it to join. The middleman hands
+/// out its cached connection to a worker that just died until it has seen
+/// that worker go: a join sent there is never answered. Monitoring the node
+/// tells at once (a dead node's down message comes straight away), and the
+/// link tries again.
 void ask_to_join(link_actor* self, worker_node_actor node) {
   auto& st = self->state;
+  auto attempt = st.attempt;
+  st.asked = node.address();
+  self->monitor(node);
   self->request(node, join_timeout, join_atom_v, st.setup)
       .then(
           [=](std::vector<slot_grant>& slots) {
             auto& st = self->state;
+            if (attempt != st.attempt)
+              return;
             self->send(st.listener, joined_atom_v, st.address, node,
                        std::move(slots));
             self->quit();
           },
           [=](caf::error& err) {
+            if (attempt != self->state.attempt)
+              return;
             // The worker's own errors are refusals; a timeout or a lost
             // connection may pass.
             bool refused = err.category() == caf::atom("actortrain");
@@ -60,6 +71,11 @@ void ask_to_join(link_actor* self, worker_node_actor node) {
 
 void attempt(link_actor* self) {
   auto& st = self->state;
+  ++st.attempt;
+  if (st.asked) {
+    self->demonitor(st.asked);
+    st.asked = caf::actor_addr{};
+  }
   auto where = parse_address(st.address);
   if (!where) {
     attempt_failed(
@@ -134,6 +150,21 @@ caf::behavior worker_link(caf::stateful_actor<worker_link_state>* self,
   st.tls = tls;
   st.listener = std::move(listener);
   st.retry = retry;
+  self->set_down_handler([=](caf::down_msg& dm) {
+    auto& st = self->state;
+    if (dm.source != st.asked)
+      return;
+    st.asked = caf::actor_addr{};
+    // Counts as a failed attempt, not a refusal: try again (the middleman
+    // forgets the dead connection meanwhile).
+    ++st.attempt;
+    attempt_failed(self,
+                   make_error(errc::cluster_failed,
+                              fmt::format("worker {} went away while asked to "
+                                          "join",
+                                          st.address)),
+                   false);
+  });
   attempt(self);
   return {[=](tick_atom) {
     attempt(self);

@@ -47,6 +47,10 @@ struct worker_link_state {
   bool tls = false;
   caf::actor listener;
   bool retry = false;
+  /// Numbers the attempts: an answer to an earlier one is stale.
+  uint64_t attempt = 0;
+  /// The node asked to join in the current attempt (monitored).
+  caf::actor_addr asked;
 };
 
 /// Asks the worker at `address` ("host:port") to join the run `setup`

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstring>
 #include <ctime>
 #include <filesystem>
 #include <fstream>
@@ -165,11 +166,34 @@ std::string now_iso() {
   return buf;
 }
 
+/// SQLite's message for the last failure on `db`, with the operating
+/// system's reason where there is one ("disk I/O error" alone does not say
+/// that the file system turned read-only).
+std::string sqlite_message(sqlite3* db) {
+  if (db == nullptr)
+    return "out of memory";
+  std::string msg = sqlite3_errmsg(db);
+  auto code = sqlite3_extended_errcode(db);
+  if ((code & 0xff) != SQLITE_IOERR)
+    return msg;
+  // SQLite keeps the OS's errno only now and then: name the operation.
+  const char* what = code == SQLITE_IOERR_WRITE      ? "a write failed"
+                     : code == SQLITE_IOERR_FSYNC    ? "a sync failed"
+                     : code == SQLITE_IOERR_TRUNCATE ? "a truncate failed"
+                     : code == SQLITE_IOERR_READ     ? "a read failed"
+                                                     : nullptr;
+  if (auto os = sqlite3_system_errno(db); os != 0)
+    msg += fmt::format(" ({}{}{})", what ? what : "", what ? ": " : "",
+                       std::strerror(os));
+  else if (what != nullptr)
+    msg += fmt::format(" ({}: is the file system full or read-only?)", what);
+  return msg;
+}
+
 caf::error storage_error(sqlite3* db, const std::string& path,
                          const std::string& what) {
   return make_error(errc::storage_failed,
-                    fmt::format("{}: {}: {}", path, what,
-                                db ? sqlite3_errmsg(db) : "out of memory"));
+                    fmt::format("{}: {}: {}", path, what, sqlite_message(db)));
 }
 
 /// A prepared statement with positional binding; finalizes itself.
@@ -407,8 +431,8 @@ results_store::open(const std::string& path, bool writable) {
 caf::error results_store::exec(const std::string& sql) {
   char* msg = nullptr;
   if (sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, &msg) != SQLITE_OK) {
-    std::string text = msg ? msg : "unknown error";
     sqlite3_free(msg);
+    auto text = sqlite_message(db_);
     sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
     return make_error(errc::storage_failed, fmt::format("{}: {}", path_, text));
   }
