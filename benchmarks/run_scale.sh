@@ -30,5 +30,7 @@ TOML
   run "$dir/scale.toml" --output "$dir/out" --quiet --slots 2 >/dev/null
 read -r wall rss_kb < "$dir/time"
 files=$(find "$dir/out" -type f | wc -l)
+# Bytes in the files, and the disk they take (whole blocks, one per file).
 bytes=$(du -sb "$dir/out" | cut -f1)
-echo "networks=$n fuse=$fuse layout=$layout wall_s=$wall max_rss_mb=$((rss_kb / 1024)) files=$files folder_mb=$((bytes / 1048576))"
+disk_kb=$(du -sk "$dir/out" | cut -f1)
+echo "networks=$n fuse=$fuse layout=$layout wall_s=$wall max_rss_mb=$((rss_kb / 1024)) files=$files bytes_mb=$((bytes / 1048576)) disk_mb=$((disk_kb / 1024))"

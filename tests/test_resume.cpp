@@ -632,6 +632,55 @@ TEST_CASE("finished networks' damaged or lost files are found on resume and "
   }
 }
 
+TEST_CASE("a run killed inside its final ensemble ends on resume with the "
+          "same ensembles, training nothing again") {
+  temp_dir dir;
+  test::write_text(dir / "exp.toml", resumable_toml);
+  auto expected = reference(dir);
+  auto out = dir / "reference";
+  auto before = stored_result(out);
+  std::vector<ensemble_point> curve;
+  {
+    auto store = results_store::open(out + "/results.db");
+    REQUIRE(store);
+    auto c = (*store)->ensemble_curve();
+    REQUIRE(static_cast<bool>(c));
+    curve = *c;
+  }
+  REQUIRE_FALSE(curve.empty());
+  auto grants = count_in_store(out, "SELECT count(*) FROM grants");
+  // What a kill while the ensembles were evaluated leaves (their records
+  // are written in one transaction): every network finished, no ensemble,
+  // the run not closed.
+  change_store(out, "UPDATE run SET status = 'running', finished_at = NULL");
+  sqlite3* db = nullptr;
+  REQUIRE(sqlite3_open((out + "/results.db").c_str(), &db) == SQLITE_OK);
+  REQUIRE(sqlite3_exec(db, "DELETE FROM ensembles; DELETE FROM ensemble_curve",
+                       nullptr, nullptr, nullptr) == SQLITE_OK);
+  sqlite3_close(db);
+  auto res = test::run_process(fmt::format("{} run {} --output {} --quiet",
+                                           test::app(), dir / "exp.toml", out));
+  REQUIRE_MESSAGE(res.exit_code == 0, res.output);
+  auto after = check_finished_as(out, expected, "the final ensemble");
+  CHECK(after.resumes == 1);
+  // Nothing trained: no new grant.
+  CHECK(count_in_store(out, "SELECT count(*) FROM grants") == grants);
+  REQUIRE(after.ensembles.size() == before.ensembles.size());
+  for (size_t i = 0; i < after.ensembles.size(); ++i) {
+    CHECK(after.ensembles[i].accuracy == before.ensembles[i].accuracy);
+    CHECK(after.ensembles[i].loss == before.ensembles[i].loss);
+  }
+  auto store = results_store::open(out + "/results.db");
+  REQUIRE(store);
+  auto again = (*store)->ensemble_curve();
+  REQUIRE(static_cast<bool>(again));
+  REQUIRE(again->size() == curve.size());
+  for (size_t i = 0; i < curve.size(); ++i) {
+    CHECK((*again)[i].members == curve[i].members);
+    CHECK((*again)[i].accuracy == curve[i].accuracy);
+  }
+}
+
 namespace {
 
 /// Kills a run with SIGKILL at 20 moments drawn from a fixed seed over the

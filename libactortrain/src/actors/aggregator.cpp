@@ -353,9 +353,14 @@ aggregator(aggregator_actor::stateful_pointer<aggregator_state> self,
           if (!eval.missing.empty() && !st.storage_error)
             st.storage_error =
                 make_error(errc::storage_failed, eval.missing.front());
-          for (const auto& e : eval.ensembles)
-            note(self, cfg.store->add_ensemble(e));
-          note(self, cfg.store->add_ensemble_curve(eval.curve));
+          // All or nothing: a kill here leaves a run whose networks are all
+          // finished and whose ensembles are evaluated again on resume.
+          note(self, cfg.store->batch([&]() -> caf::error {
+            for (const auto& e : eval.ensembles)
+              if (auto err = cfg.store->add_ensemble(e))
+                return err;
+            return cfg.store->add_ensemble_curve(eval.curve);
+          }));
         }
         auto status = interrupted      ? "interrupted"
                       : st.failed == 0 ? "finished"
