@@ -168,8 +168,21 @@ TEST_CASE("output.layout = files keeps a file per network, the same bytes "
         in_files.overall_ensemble()->accuracy);
   CHECK(in_db.overall_ensemble()->loss == in_files.overall_ensemble()->loss);
   db->reset();
-  // Bytes damaged inside the store are named, never handed out.
+  // A store from before files were recorded: the files are found where such
+  // runs left them.
   sqlite3* raw = nullptr;
+  REQUIRE(sqlite3_open((dir / "files/results.db").c_str(), &raw) == SQLITE_OK);
+  REQUIRE(sqlite3_exec(raw, "DELETE FROM files WHERE network_id = 2", nullptr,
+                       nullptr, nullptr) == SQLITE_OK);
+  sqlite3_close(raw);
+  {
+    auto old = results_store::open(dir / "files/results.db");
+    REQUIRE(static_cast<bool>(old));
+    auto bytes = (*old)->file_bytes(2, file_kind::weights);
+    REQUIRE(static_cast<bool>(bytes));
+    CHECK(*bytes == stored[in_files.networks[2].name + ".pt"]);
+  }
+  // Bytes damaged inside the store are named, never handed out.
   REQUIRE(sqlite3_open((dir / "db/results.db").c_str(), &raw) == SQLITE_OK);
   REQUIRE(sqlite3_exec(raw,
                        "UPDATE stored_files SET data = zeroblob(length(data)) "

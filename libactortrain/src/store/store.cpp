@@ -20,6 +20,7 @@
 
 #include "actortrain/error.hpp"
 #include "actortrain/version.hpp"
+#include "store/network_files.hpp"
 
 namespace actortrain {
 
@@ -666,9 +667,7 @@ results_store::file_bytes(uint64_t network_id, file_kind kind) const {
                         fmt::format("{}: {} has no {}: it did not finish",
                                     path_, network, to_string(kind)));
     // Finished before files were recorded: where such runs left them.
-    return read_whole_file(
-        fmt::format("{}/weights/{}.{}", folder(), network,
-                    kind == file_kind::weights ? "pt" : "predictions"));
+    return read_whole_file(network_file_path(folder(), network, kind));
   }
   if (!entry->path.empty()) {
     auto bytes = read_whole_file(entry->path);
