@@ -32,8 +32,14 @@ enum class csv_header : uint8_t { automatic, yes, no };
 /// data.task: what the labels mean.
 enum class task_kind : uint8_t { classification, regression };
 
-/// model.kind: the built-in architectures.
-enum class model_kind : uint8_t { mlp, cnn };
+/// model.kind: the built-in architectures, or a TorchScript module from a
+/// file (`model.path`).
+enum class model_kind : uint8_t { mlp, cnn, torchscript };
+
+/// model.loss: what a TorchScript model is trained to minimise; "auto" takes
+/// the task's (cross-entropy for classification, mean squared error for
+/// regression).
+enum class loss_kind : uint8_t { automatic, cross_entropy, mse };
 
 /// model.activation: the non-linearity between layers.
 enum class activation_kind : uint8_t { relu, tanh, sigmoid, gelu };
@@ -70,7 +76,8 @@ ACTORTRAIN_CHOICES(partition_scheme, "scheme", "all", "contiguous", "strided",
                    "stratified", "bootstrap");
 ACTORTRAIN_CHOICES(csv_header, "header setting", "auto", "yes", "no");
 ACTORTRAIN_CHOICES(task_kind, "task", "classification", "regression");
-ACTORTRAIN_CHOICES(model_kind, "model", "mlp", "cnn");
+ACTORTRAIN_CHOICES(model_kind, "model", "mlp", "cnn", "torchscript");
+ACTORTRAIN_CHOICES(loss_kind, "loss", "auto", "cross_entropy", "mse");
 ACTORTRAIN_CHOICES(activation_kind, "activation", "relu", "tanh", "sigmoid",
                    "gelu");
 ACTORTRAIN_CHOICES(optimizer_kind, "optimizer", "sgd", "adam", "adamw");

@@ -150,7 +150,9 @@ template <> struct section<model_options> {
       key("channels", &S::channels, numbers).in(at_least(1)),
       key("activation", &S::activation, numbers),
       // Only checked against the data: the data decides the input width.
-      key("input", &S::input, running).in(at_least(0)));
+      key("input", &S::input, running).in(at_least(0)),
+      key("path", &S::path, numbers).as_path(), key("loss", &S::loss, numbers),
+      key("input_shape", &S::input_shape, numbers).in(at_least(1)));
 };
 
 template <> struct section<optimizer_options> {

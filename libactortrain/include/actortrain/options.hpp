@@ -62,6 +62,15 @@ struct model_options {
   /// Expected number of input features; 0 takes it from the data. When set,
   /// a mismatch with the data is an error before training starts.
   int64_t input = 0;
+  /// TorchScript: the module's file (`torch.jit.save`), relative to the
+  /// experiment file unless absolute (docs/torchscript.md).
+  std::string path;
+  /// TorchScript: the loss (auto: the task's).
+  loss_kind loss = loss_kind::automatic;
+  /// TorchScript: the shape of one sample as the module's forward takes it
+  /// (e.g. {1, 28, 28}); empty: the data's. Its size must be the data's
+  /// features per sample.
+  std::vector<int64_t> input_shape;
 };
 
 /// The optimizer and its hyperparameters.

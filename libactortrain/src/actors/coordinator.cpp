@@ -176,7 +176,8 @@ std::vector<std::shared_ptr<network_group>> make_groups(run_plan& plan,
     for (auto j : indices) {
       auto i = todo[j];
       auto runner = std::make_unique<network_runner>(
-          plan.specs[i], plan.data, plan.shards[i], plan.make_learner);
+          plan.specs[i], plan.data, plan.shards[i], plan.make_learner,
+          script_for(plan.scripts, plan.specs[i].config));
       if (auto s = plan.snapshots.find(plan.specs[i].id);
           s != plan.snapshots.end())
         runner->resume_from(std::move(s->second));

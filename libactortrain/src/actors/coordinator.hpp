@@ -32,6 +32,7 @@ struct run_plan {
   std::shared_ptr<results_store> store;
   std::string output_dir;
   learner_factory make_learner;
+  script_models scripts;
   std::function<void(const run_status&)> on_progress;
   double progress_interval_seconds = 0.5;
   size_t progress_rows = 10;

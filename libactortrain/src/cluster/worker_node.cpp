@@ -81,6 +81,20 @@ worker_node(worker_node_actor::stateful_pointer<worker_node_state> self,
                           "coordinator",
                           describe_data(setup.exp.data), hash,
                           setup.data_hash));
+        for (const auto& [path, model] : (*ctx)->scripts) {
+          auto theirs = setup.model_hashes.find(path);
+          if (theirs == setup.model_hashes.end() ||
+              theirs->second != model->hash)
+            return make_error(
+                errc::invalid_data,
+                fmt::format("the TorchScript module {} here differs from the "
+                            "coordinator's: content hash {} on this worker, "
+                            "{} on the coordinator",
+                            path, model->hash,
+                            theirs == setup.model_hashes.end()
+                                ? "none"
+                                : theirs->second));
+        }
         auto n =
             st.opts.slots > 0
                 ? st.opts.slots

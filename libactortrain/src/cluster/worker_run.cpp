@@ -46,7 +46,8 @@ worker_run::checkout(remote_quantum& q) {
                         fmt::format("network {} is not part of this run", id));
     members.push_back(std::make_unique<network_runner>(
         ctx_->specs[i->second], ctx_->data, ctx_->shards[i->second],
-        ctx_->make_learner));
+        ctx_->make_learner,
+        script_for(ctx_->scripts, ctx_->specs[i->second].config)));
   }
   if (members.empty())
     return make_error(errc::cluster_failed, "a quantum without networks");

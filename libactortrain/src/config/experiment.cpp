@@ -128,6 +128,20 @@ caf::error validate_config(const network_config& cfg) {
     return invalid("model.channels: a cnn needs at least one convolution "
                    "block" +
                    where);
+  const auto& m = cfg.model;
+  if (m.kind == model_kind::torchscript && m.path.empty())
+    return invalid("model.path: model.kind = 'torchscript' needs the "
+                   "module's file (saved with torch.jit.save)" +
+                   where);
+  if (m.kind != model_kind::torchscript)
+    for (auto [key, set] : {std::pair{"path", !m.path.empty()},
+                            std::pair{"loss", m.loss != loss_kind::automatic},
+                            std::pair{"input_shape", !m.input_shape.empty()}})
+      if (set)
+        return invalid(fmt::format("model.{}: only a TorchScript model "
+                                   "(model.kind = 'torchscript') takes it, "
+                                   "this one is '{}'{}",
+                                   key, name_of(m.kind), where));
   if (cfg.train.patience > 0 && cfg.train.validation_fraction <= 0)
     return invalid("train.patience: early stopping needs a validation split; "
                    "set train.validation_fraction (e.g. 0.1)" +
@@ -181,9 +195,14 @@ caf::error experiment::validate() const {
                                bound_text(networks), cfgs.size(),
                                cfgs.size() == 1 ? "" : "s",
                                keys::max_networks));
-  for (const auto& cfg : cfgs)
+  for (const auto& cfg : cfgs) {
     if (auto err = validate_config(cfg))
       return err;
+    if (cfg.model.loss == loss_kind::cross_entropy &&
+        data.task != task_kind::classification)
+      return invalid("model.loss: 'cross_entropy' needs a classification task "
+                     "(data.task = 'regression' takes 'mse')");
+  }
   if (auto err = check_rows(scheduler, ""))
     return err;
   if (auto err = check_rows(cluster, ""))
@@ -427,13 +446,15 @@ void read_config(reader& r, const toml::table& root, network_config& cfg) {
   r.section(root, cfg.train);
 }
 
-/// Relative data paths name files next to the experiment file.
-void resolve_paths(const std::string& origin, data_options& d) {
+/// Relative paths (data files, a TorchScript model) name files next to the
+/// experiment file.
+template <class Section>
+void resolve_paths(const std::string& origin, Section& d) {
   auto pos = origin.find_last_of('/');
   if (pos == std::string::npos)
     return;
   auto dir = origin.substr(0, pos + 1);
-  keys::for_each_row<data_options>([&](const auto& row) {
+  keys::for_each_row<Section>([&](const auto& row) {
     if constexpr (std::is_same_v<std::decay_t<decltype(d.*(row.member))>,
                                  std::string>) {
       auto& p = d.*(row.member);
@@ -504,6 +525,7 @@ caf::error read_sweep(reader& r, const toml::table& root,
     network_config cfg = exp.base;
     reader sr{origin};
     read_config(sr, copy, cfg);
+    resolve_paths(origin, cfg.model);
     cfg.label = fmt::format("{}", fmt::join(label, " "));
     if (auto err = sr.error())
       return invalid(
@@ -563,6 +585,7 @@ caf::expected<experiment> parse_experiment(const std::string& text,
   r.section(root, exp.cluster);
   r.section(root, exp.output);
   resolve_paths(origin, exp.data);
+  resolve_paths(origin, exp.base.model);
   if (auto err = r.error())
     return err;
   if (auto err = read_sweep(r, root, origin, exp))

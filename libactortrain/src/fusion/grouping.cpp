@@ -17,7 +17,8 @@ fusion_candidate fusion_profile(const network_spec& spec, const dataset& data,
   fusion_candidate f;
   const auto& c = spec.config;
   f.fuse = c.train.fuse;
-  if (custom_learner)
+  // A TorchScript module is opaque: there is no plan to stack.
+  if (custom_learner || c.model.kind == model_kind::torchscript)
     return f;
   f.signature = fmt::format(
       "{}|{}|{}|{}|{}|{}|{}|{}", name_of(c.model.kind),

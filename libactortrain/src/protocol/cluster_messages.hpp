@@ -3,6 +3,7 @@
 // The payloads that travel between a coordinator and its worker nodes.
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -20,6 +21,9 @@ namespace actortrain {
 struct run_setup {
   experiment exp;
   std::string data_hash;
+  /// Content hashes of the TorchScript module files, by absolute path: the
+  /// worker's files must match too.
+  std::map<std::string, std::string> model_hashes;
   /// The worker stops the run's work when this actor goes down.
   caf::actor coordinator;
 };
@@ -27,7 +31,7 @@ struct run_setup {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, run_setup& x) {
   return f(caf::meta::type_name("run_setup"), x.exp, x.data_hash,
-           x.coordinator);
+           x.model_hashes, x.coordinator);
 }
 
 /// One quantum of a group of networks, to run on a worker's slot.

@@ -220,11 +220,20 @@ caf::error join_workers(caf::actor_system& sys, run_plan& plan, bool tls,
 
 /// The experiment as workers get it: data paths absolute, as they are
 /// resolved here.
+std::string absolute_path(const std::string& path) {
+  return fs::absolute(path).lexically_normal().string();
+}
+
 experiment for_workers(experiment exp) {
   for (auto* p : {&exp.data.train, &exp.data.train_labels, &exp.data.test,
                   &exp.data.test_labels})
     if (!p->empty())
-      *p = fs::absolute(*p).lexically_normal().string();
+      *p = absolute_path(*p);
+  if (!exp.base.model.path.empty())
+    exp.base.model.path = absolute_path(exp.base.model.path);
+  for (auto& cfg : exp.variants)
+    if (!cfg.model.path.empty())
+      cfg.model.path = absolute_path(cfg.model.path);
   return exp;
 }
 
@@ -316,6 +325,7 @@ caf::expected<run_result> run(const experiment& exp, run_options opts) {
   plan->specs = (*ctx)->specs;
   plan->data = (*ctx)->data;
   plan->shards = std::move((*ctx)->shards);
+  plan->scripts = (*ctx)->scripts;
   ctx->reset();
   plan->on_event = opts.on_event;
   bool cluster = !exp.cluster.workers.empty();
@@ -342,6 +352,8 @@ caf::expected<run_result> run(const experiment& exp, run_options opts) {
                         "actortrain::run_worker and the same learner factory");
     plan->setup.exp = for_workers(exp);
     plan->setup.data_hash = content_hash(*plan->data);
+    for (const auto& [path, model] : plan->scripts)
+      plan->setup.model_hashes.emplace(absolute_path(path), model->hash);
     plan->setup.coordinator = coord;
     plan->tls = opts.tls.enabled();
     if (auto err = join_workers(sys, *plan, plan->tls, opts.stop))

@@ -24,7 +24,7 @@ caf::error check_fit(const experiment& exp, const dataset& data, bool builtin) {
                                     m.input, data.features(),
                                     exp.data.train.empty() ? "synthetic data"
                                                            : exp.data.train));
-    if (builtin)
+    if (builtin && m.kind != model_kind::torchscript)
       if (auto err = check_builtin_model(m, data))
         return err;
   }
@@ -101,6 +101,12 @@ make_run_context(const experiment& exp, learner_factory make_learner) {
   if (!shards)
     return shards.error();
   ctx->shards = std::move(*shards);
+  if (!make_learner) {
+    auto scripts = load_script_models(exp, **data);
+    if (!scripts)
+      return scripts.error();
+    ctx->scripts = std::move(*scripts);
+  }
   ctx->make_learner = std::move(make_learner);
   return ctx;
 }

@@ -11,6 +11,7 @@
 #include "actortrain/experiment.hpp"
 #include "actortrain/learner_fwd.hpp"
 #include "actortrain/network_spec.hpp"
+#include "models/script_model.hpp"
 
 namespace actortrain {
 
@@ -24,6 +25,9 @@ struct run_context {
   /// One shard per network (bootstrap samples are drawn here too).
   std::vector<torch::Tensor> shards;
   learner_factory make_learner;
+  /// The TorchScript modules of model.kind = "torchscript" configurations
+  /// (none with a custom learner: its factory builds every network).
+  script_models scripts;
 };
 
 /// Validates `exp`, loads its data, checks that its models fit it, and

@@ -49,9 +49,7 @@ trainer_info network_group::info() const {
   result.steps_total = steps_total();
   // The built-in model's multiply-adds per step: the estimator's guess
   // until the group has run.
-  result.cost_hint =
-      builtin_model_cost(front.spec().config.model, front.data()) *
-      static_cast<double>(front.spec().config.train.batch_size);
+  result.cost_hint = front.cost_hint();
   for (const auto& m : members_)
     result.priority =
         std::max(result.priority, m->spec().config.train.priority);

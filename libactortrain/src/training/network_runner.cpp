@@ -9,6 +9,7 @@
 
 #include "actortrain/error.hpp"
 #include "actortrain/learner.hpp"
+#include "models/torchscript_learner.hpp"
 
 namespace actortrain {
 
@@ -31,9 +32,10 @@ std::string describe(const std::exception& e) {
 network_runner::network_runner(network_spec spec,
                                std::shared_ptr<const dataset> data,
                                torch::Tensor shard,
-                               learner_factory make_learner)
+                               learner_factory make_learner,
+                               std::shared_ptr<const script_model> script)
     : spec_(std::move(spec)), data_(std::move(data)), shard_(std::move(shard)),
-      make_learner_(std::move(make_learner)) {
+      make_learner_(std::move(make_learner)), script_(std::move(script)) {
   const auto& train = spec_.config.train;
   if (train.validation_fraction > 0) {
     // A seed-chosen part of the shard is held out for validation.
@@ -50,6 +52,13 @@ network_runner::network_runner(network_spec spec,
 }
 
 network_runner::~network_runner() = default;
+
+double network_runner::cost_hint() const {
+  auto batch = static_cast<double>(spec_.config.train.batch_size);
+  if (script_)
+    return static_cast<double>(script_->parameters) * batch;
+  return builtin_model_cost(spec_.config.model, *data_) * batch;
+}
 
 trainer_info network_runner::info() const {
   trainer_info result;
@@ -111,7 +120,12 @@ void network_runner::prepare(const slot_info& slot) {
     device_ = torch::Device{slot.device};
     auto gen = at::make_generator<at::CPUGeneratorImpl>(spec_.seed);
     learner_context ctx{spec_, *data_, device_, gen};
-    learner_ = make_learner_ ? make_learner_(ctx) : make_builtin_learner(ctx);
+    if (make_learner_)
+      learner_ = make_learner_(ctx);
+    else if (spec_.config.model.kind == model_kind::torchscript)
+      learner_ = script_ ? make_torchscript_learner(ctx, *script_) : nullptr;
+    else
+      learner_ = make_builtin_learner(ctx);
     if (!learner_)
       throw std::runtime_error("the learner factory returned no learner");
   }

@@ -13,6 +13,7 @@
 #include "actortrain/dataset.hpp"
 #include "actortrain/learner_fwd.hpp"
 #include "actortrain/network_spec.hpp"
+#include "models/script_model.hpp"
 #include "protocol/messages.hpp"
 #include "protocol/slot.hpp"
 
@@ -40,8 +41,11 @@ struct quantum_limits {
 /// meanwhile.
 class network_runner {
 public:
+  /// `script`: the module file of a TorchScript model (null for built-in
+  /// models and custom learners).
   network_runner(network_spec spec, std::shared_ptr<const dataset> data,
-                 torch::Tensor shard, learner_factory make_learner);
+                 torch::Tensor shard, learner_factory make_learner,
+                 std::shared_ptr<const script_model> script = nullptr);
   ~network_runner();
 
   /// Continues from `snapshot` (as written into a quantum_outcome's
@@ -152,6 +156,10 @@ public:
   bool custom_learner() const noexcept {
     return static_cast<bool>(make_learner_);
   }
+  /// The scheduler's guess at a step's cost until the network has run:
+  /// multiply-adds of a built-in model's batch, a TorchScript module's
+  /// parameters times the batch.
+  double cost_hint() const;
 
 private:
   /// Retries or fails the network for the exception `e`.
@@ -198,6 +206,7 @@ private:
   /// Indices (into the training set) of the validation split, if any.
   torch::Tensor validation_;
   learner_factory make_learner_;
+  std::shared_ptr<const script_model> script_;
   std::unique_ptr<learner> learner_;
   torch::Device device_ = torch::kCPU;
   int64_t steps_per_epoch_ = 0;
