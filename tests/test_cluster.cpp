@@ -24,6 +24,7 @@
 #include "cluster/worker_link.hpp"
 #include "protocol/slot.hpp"
 #include "protocol/type_ids.hpp"
+#include "scripted_models.hpp"
 #include "setup/run_context.hpp"
 #include "test_support.hpp"
 
@@ -330,6 +331,57 @@ TEST_CASE("a worker whose data differs from the coordinator's is refused") {
   CHECK_MESSAGE(msg.find(csv) != std::string::npos, msg);
   // Refused means nothing was set up: the worker still waits for a run.
   CHECK(w.process().output().find("joined run") == std::string::npos);
+  caf::anon_send_exit(setup.coordinator, caf::exit_reason::user_shutdown);
+}
+
+TEST_CASE("TorchScript networks with dropout train on two workers with the "
+          "results of one process; a worker whose module differs is refused") {
+  temp_dir dir;
+  test::write_scripted_mlp(dir / "mlp.pt", {{16, 32, 4}, 0.2});
+  auto toml = fmt::format(cluster_toml, 1024, "stratified", 64, 2, 2);
+  toml.replace(toml.find("hidden = [64]"), 13,
+               "kind = \"torchscript\"\npath = \"mlp.pt\"");
+  auto exp = dir / "exp.toml";
+  write_text(exp, toml);
+  {
+    worker_process w1{"--slots 1", dir / "w1.log"};
+    worker_process w2{"--slots 1", dir / "w2.log"};
+    auto res =
+        run_app(fmt::format("run {} --output {} --workers {},{} "
+                            "--no-local --quiet",
+                            exp, dir / "out", w1.address(), w2.address()));
+    REQUIRE_MESSAGE(res.exit_code == 0, res.output);
+    check_same_weights(dir / "out", local_reference(dir, exp));
+  }
+  // The worker reads its own copy of the file: one that differs from the
+  // coordinator's is refused by its content hash.
+  worker_process w{"--slots 1", dir / "w.log"};
+  auto loaded = load_experiment(exp);
+  REQUIRE(loaded);
+  auto ctx = make_run_context(*loaded, {});
+  REQUIRE_MESSAGE(ctx, to_string_pretty(ctx.error()));
+  run_setup setup;
+  setup.exp = *loaded;
+  setup.data_hash = content_hash(*(*ctx)->data);
+  for (const auto& [path, model] : (*ctx)->scripts)
+    setup.model_hashes.emplace(path, model->hash);
+  REQUIRE(setup.model_hashes.size() == 1);
+  test::write_scripted_mlp(dir / "mlp.pt", {{16, 32, 4}});
+  caf::actor_system_config cfg;
+  configure_system(cfg, true, {});
+  caf::actor_system sys{cfg};
+  setup.coordinator = sys.spawn([] {
+    return caf::behavior{[](int) {
+    }};
+  });
+  auto result = join_worker(sys, w.address(), setup, false);
+  REQUIRE_FALSE(result.joined);
+  CHECK(result.refused);
+  auto msg = to_string_pretty(result.joined.error());
+  CHECK_MESSAGE(msg.find(fmt::format("the TorchScript module {} here differs "
+                                     "from the coordinator's",
+                                     dir / "mlp.pt")) != std::string::npos,
+                msg);
   caf::anon_send_exit(setup.coordinator, caf::exit_reason::user_shutdown);
 }
 

@@ -419,11 +419,14 @@ features = 8
 noise = 0.5
 seed = 9
 [model]
-kind = "cnn"
+kind = "torchscript"
 hidden = [7]
 channels = [3]
 activation = "gelu"
 input = 12
+path = "/m/model.pt"
+loss = "mse"
+input_shape = [2, 6]
 [optimizer]
 kind = "sgd"
 lr = 0.5
@@ -496,7 +499,7 @@ TEST_CASE("an unknown choice names the key, the value and the choices") {
   CHECK(task.find("data.task: unknown task 'ranking' (expected "
                   "classification or regression)") != std::string::npos);
   auto kind = msg("[model]\nkind = 3\n");
-  CHECK(kind.find("model.kind must be a string: mlp or cnn") !=
+  CHECK(kind.find("model.kind must be a string: mlp, cnn or torchscript") !=
         std::string::npos);
   // An enum value made by a cast in C++ is named too.
   experiment exp;

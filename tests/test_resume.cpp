@@ -24,6 +24,7 @@
 #include "actortrain/learner.hpp"
 #include "actortrain/run.hpp"
 #include "actortrain/store.hpp"
+#include "scripted_models.hpp"
 #include "store/atomic_files.hpp"
 #include "test_support.hpp"
 
@@ -169,13 +170,16 @@ std::map<std::string, std::vector<char>> reference(const temp_dir& dir) {
 /// (0: the experiment's 2), so fused groups may differ between the runs.
 void interrupt_and_resume(int signal, bool corrupt_newest, bool twice = false,
                           int slots = 0, int resume_slots = 0,
-                          const std::string& layout = "database") {
+                          const std::string& layout = "database",
+                          const std::string& toml = resumable_toml) {
   auto slot_args = [](int n) {
     return n > 0 ? std::vector<std::string>{"--slots", std::to_string(n)}
                  : std::vector<std::string>{};
   };
   temp_dir dir;
-  test::write_text(dir / "exp.toml", with_layout(resumable_toml, layout));
+  test::write_text(dir / "exp.toml", with_layout(toml, layout));
+  if (toml.find("mlp.pt") != std::string::npos)
+    test::write_scripted_mlp(dir / "mlp.pt", {{16, 128, 64, 4}, 0.1});
   auto expected = reference(dir);
   REQUIRE(expected.size() == 6);
   auto out = dir / "out";
@@ -264,6 +268,14 @@ TEST_CASE("a fused run killed on 1 slot resumes on 3 to bit-identical "
   // One fused group of 6 before the kill, groups of 2 after it; the
   // reference ran groups of 3.
   interrupt_and_resume(SIGKILL, false, false, 1, 3);
+}
+
+TEST_CASE("a TorchScript run (with dropout) killed with SIGKILL resumes to "
+          "bit-identical weights") {
+  std::string toml = resumable_toml;
+  toml.replace(toml.find("hidden = [128, 64]"), 18,
+               "kind = \"torchscript\"\npath = \"mlp.pt\"");
+  interrupt_and_resume(SIGKILL, false, false, 0, 3, "database", toml);
 }
 
 TEST_CASE("a run stopped with SIGINT resumes to bit-identical weights") {

@@ -373,3 +373,26 @@ print("loaded", sorted(states[0].keys()))
   CHECK(loaded.exit_code == 0);
   CHECK(loaded.output.find("bn.running_mean") != std::string::npos);
 }
+
+TEST_CASE("the TorchScript example: a CNN saved by its Python script trains "
+          "32 times on Fashion-MNIST") {
+  // As its README says to run it, but with the module written into a
+  // folder of the test's own (the experiment names it relative to itself).
+  temp_dir dir;
+  const std::string example =
+      std::string{ACTORTRAIN_SOURCE_DIR} + "/examples/torchscript_cnn";
+  fs::copy_file(example + "/experiment.toml", dir / "experiment.toml");
+  auto made = test::run_process(fmt::format(
+      "/usr/bin/python3 {}/make_model.py {}", example, dir / "cnn.pt"));
+  REQUIRE_MESSAGE(made.exit_code == 0, made.output);
+  auto ran = test::run_process(fmt::format("{} run {} --output {} --quiet",
+                                           test::app(), dir / "experiment.toml",
+                                           dir / "out"));
+  REQUIRE_MESSAGE(ran.exit_code == 0, ran.output);
+  auto result = read_results(dir / "out");
+  REQUIRE(result);
+  CHECK(result->count(network_status::finished) == 32);
+  REQUIRE(result->overall_ensemble());
+  MESSAGE("ensemble accuracy: ", result->overall_ensemble()->accuracy);
+  CHECK(result->overall_ensemble()->accuracy > 0.75);
+}
