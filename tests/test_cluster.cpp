@@ -335,7 +335,8 @@ TEST_CASE("a worker whose data differs from the coordinator's is refused") {
 }
 
 TEST_CASE("TorchScript networks with dropout train on two workers with the "
-          "results of one process; a worker whose module differs is refused") {
+          "results of one process, and a worker whose module differs is "
+          "refused") {
   temp_dir dir;
   test::write_scripted_mlp(dir / "mlp.pt", {{16, 32, 4}, 0.2});
   auto toml = fmt::format(cluster_toml, 1024, "stratified", 64, 2, 2);

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <regex>
 #include <string>
 #include <vector>
@@ -90,4 +91,33 @@ TEST_CASE("public headers include only public headers, and LibTorch only "
     if (!tensors)
       CHECK(text.find("#include <torch/") == std::string::npos);
   }
+}
+
+TEST_CASE("no test case name holds a semicolon (CTest would run none of it)") {
+  // doctest_discover_tests passes each name to CTest as a CMake list item:
+  // a ';' splits it, the filter then matches no test case, and the test
+  // "passes" having run nothing.
+  fs::path tests = fs::path{ACTORTRAIN_SOURCE_DIR} / "tests";
+  std::regex test_case{R"re(TEST_CASE\(((\s*"[^"]*")+))re"};
+  std::regex literal{R"re("([^"]*)")re"};
+  size_t names = 0;
+  for (const auto& e : fs::directory_iterator{tests}) {
+    if (e.path().extension() != ".cpp")
+      continue;
+    std::ifstream in{e.path()};
+    std::string text{std::istreambuf_iterator<char>{in}, {}};
+    for (std::sregex_iterator i{text.begin(), text.end(), test_case}, end;
+         i != end; ++i) {
+      std::string name;
+      auto parts = (*i)[1].str();
+      for (std::sregex_iterator j{parts.begin(), parts.end(), literal};
+           j != std::sregex_iterator{}; ++j)
+        name += (*j)[1].str();
+      CAPTURE(e.path().filename().string());
+      CAPTURE(name);
+      CHECK(name.find(';') == std::string::npos);
+      ++names;
+    }
+  }
+  CHECK(names > 100);
 }

@@ -36,7 +36,7 @@ std::shared_ptr<const dataset> small_data() {
 
 } // namespace
 
-TEST_CASE("same seed, same initial weights; different seeds, different") {
+TEST_CASE("same seed, same initial weights, and different seeds, different") {
   auto data = small_data();
   auto specs = expand(test::tiny_experiment(3));
   // The global generator must not matter.

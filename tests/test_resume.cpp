@@ -870,7 +870,7 @@ void check_storage_failure_recovers(
 } // namespace
 
 TEST_CASE("a file system turning read-only mid-run stops the run with a "
-          "clear error; once writable it resumes to the same weights") {
+          "clear error, and once writable it resumes to the same weights") {
   // The shim fails every write under the run folder once the trigger file
   // exists, as a remount read-only would (the kernel refuses one while a
   // run holds files open for writing).
@@ -917,7 +917,7 @@ TEST_CASE("a file system turning read-only mid-run stops the run with a "
                                  expected);
 }
 
-TEST_CASE("a full disk stops the run with a clear error; after space is "
+TEST_CASE("a full disk stops the run with a clear error, and after space is "
           "freed it resumes to the uninterrupted run's weights") {
   // Both layouts: SQLite's and the file writer's errors differ.
   std::string layout = "database";

@@ -290,7 +290,8 @@ TEST_CASE("1,000 tiny trainers in one process all finish") {
   CHECK(result.overall_ensemble()->networks == 1000);
 }
 
-TEST_CASE("a failing network is recorded with its reason; the others finish") {
+TEST_CASE("a failing network is recorded with its reason, and the others "
+          "finish") {
   temp_dir dir;
   auto exp = test::tiny_experiment(5, 2);
   run_options opts;

@@ -396,3 +396,22 @@ TEST_CASE("the TorchScript example: a CNN saved by its Python script trains "
   MESSAGE("ensemble accuracy: ", result->overall_ensemble()->accuracy);
   CHECK(result->overall_ensemble()->accuracy > 0.75);
 }
+
+TEST_CASE("resuming after the TorchScript module's file changed is refused") {
+  temp_dir dir;
+  test::write_scripted_mlp(dir / "m.pt", {{8, 16, 3}});
+  auto exp = scripted(dir / "m.pt", 2);
+  run_ok(exp, dir / "out");
+  // The same file again: the finished run is kept as it is.
+  run_ok(exp, dir / "out");
+  // Another module of the same shape: the checkpoints would load, and mix.
+  test::write_scripted_mlp(dir / "m.pt", {{8, 16, 3}, 0.5});
+  run_options opts;
+  opts.output_dir = dir / "out";
+  auto again = run(exp, opts);
+  REQUIRE_FALSE(again);
+  auto msg = to_string_pretty(again.error());
+  INFO(msg);
+  CHECK(msg.find("holds a run of a different experiment") != std::string::npos);
+  CHECK(msg.find("TorchScript module's file") != std::string::npos);
+}

@@ -79,8 +79,11 @@ public:
   /// Marks a stopped or crashed run as running again.
   caf::error mark_resumed();
 
+  /// Records a new run; `hash` is what experiment_hash() returns (empty:
+  /// fingerprint(exp)).
   caf::error begin_run(const experiment& exp,
-                       const std::vector<network_spec>& specs, task_kind task);
+                       const std::vector<network_spec>& specs, task_kind task,
+                       const std::string& hash = {});
   /// Runs `body` as one transaction: the changes it makes are committed
   /// together (one commit instead of one each), or not at all when it
   /// returns an error.

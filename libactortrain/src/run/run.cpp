@@ -100,6 +100,17 @@ std::string damaged_files(const results_store& store, const network_result& n) {
   return fmt::format("{}", fmt::join(problems, "; "));
 }
 
+/// The experiment's fingerprint and, when it has TorchScript models, their
+/// files' content hashes: a module edited between a crash and the resume
+/// changes what the networks compute as surely as an edited key.
+std::string run_fingerprint(const experiment& exp,
+                            const script_models& scripts) {
+  auto result = fingerprint(exp);
+  for (const auto& [path, model] : scripts)
+    result += "+" + model->hash;
+  return result;
+}
+
 /// Opens the store of an earlier attempt at the same experiment and plans
 /// what is left: finished and failed networks are kept as they are; the
 /// others continue from their newest intact checkpoint (or from the start).
@@ -111,7 +122,7 @@ caf::error prepare_resume(const experiment& exp, run_plan& plan,
   auto hash = (*store)->experiment_hash();
   if (!hash)
     return hash.error();
-  auto mine = fingerprint(exp);
+  auto mine = run_fingerprint(exp, plan.scripts);
   auto prior = (*store)->read();
   if (!prior)
     return prior.error();
@@ -119,8 +130,9 @@ caf::error prepare_resume(const experiment& exp, run_plan& plan,
     return make_error(
         errc::invalid_experiment,
         fmt::format("{} holds a run of a different experiment (fingerprint "
-                    "{}, this one is {}): its data, model, optimizer or "
-                    "training settings changed, so resuming would mix "
+                    "{}, this one is {}): its data, model (or a "
+                    "TorchScript module's file), optimizer or training "
+                    "settings changed, so resuming would mix "
                     "results; use another --output folder",
                     plan.output_dir, *hash, mine));
   for (const auto& n : prior->networks) {
@@ -307,7 +319,8 @@ caf::error open_store(const experiment& exp, run_plan& plan) {
   if (!store)
     return store.error();
   plan.store = std::move(*store);
-  return plan.store->begin_run(exp, plan.specs, plan.data->task);
+  return plan.store->begin_run(exp, plan.specs, plan.data->task,
+                               run_fingerprint(exp, plan.scripts));
 }
 
 } // namespace

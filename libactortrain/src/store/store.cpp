@@ -462,7 +462,7 @@ caf::error results_store::batch(const std::function<caf::error()>& body) {
 
 caf::error results_store::begin_run(const experiment& exp,
                                     const std::vector<network_spec>& specs,
-                                    task_kind task) {
+                                    task_kind task, const std::string& hash) {
   return transaction([&]() -> caf::error {
     {
       statement st{db_, "INSERT INTO run (id, name, experiment, "
@@ -471,7 +471,7 @@ caf::error results_store::begin_run(const experiment& exp,
                         "networks, started_at, status) VALUES (1, ?, ?, ?, ?, "
                         "?, ?, ?, ?, ?, ?, 'running')"};
       st.bind(exp.name, exp.source_text, exp.source_path, name_of(task),
-              fingerprint(exp), std::string{version()},
+              hash.empty() ? fingerprint(exp) : hash, std::string{version()},
               std::string{TORCH_VERSION},
               fmt::format("{}.{}.{}", CAF_MAJOR_VERSION, CAF_MINOR_VERSION,
                           CAF_PATCH_VERSION),
