@@ -94,6 +94,23 @@ std::string local_reference(const temp_dir& dir, const std::string& exp) {
   return out;
 }
 
+/// Joins the worker at `address` for `setup` (from a coordinator that does
+/// nothing) and returns why it refused.
+std::string refusal(const std::string& address, run_setup setup) {
+  caf::actor_system_config cfg;
+  configure_system(cfg, true, {});
+  caf::actor_system sys{cfg};
+  setup.coordinator = sys.spawn([] {
+    return caf::behavior{[](int) {
+    }};
+  });
+  auto result = join_worker(sys, address, setup, false);
+  caf::anon_send_exit(setup.coordinator, caf::exit_reason::user_shutdown);
+  REQUIRE_FALSE(result.joined);
+  CHECK(result.refused);
+  return to_string_pretty(result.joined.error());
+}
+
 test::process_result run_app(const std::string& args) {
   return run_process(fmt::format("timeout 300 {} {}", app(), args));
 }
@@ -311,17 +328,7 @@ TEST_CASE("a worker whose data differs from the coordinator's is refused") {
   setup.data_hash = content_hash(*(*ctx)->data);
   rows[0] = '9';
   write_text(csv, rows);
-  caf::actor_system_config cfg;
-  configure_system(cfg, true, {});
-  caf::actor_system sys{cfg};
-  setup.coordinator = sys.spawn([] {
-    return caf::behavior{[](int) {
-    }};
-  });
-  auto result = join_worker(sys, w.address(), setup, false);
-  REQUIRE_FALSE(result.joined);
-  CHECK(result.refused);
-  auto msg = to_string_pretty(result.joined.error());
+  auto msg = refusal(w.address(), setup);
   CHECK_MESSAGE(msg.find(fmt::format("worker {} refused to join",
                                      w.address())) != std::string::npos,
                 msg);
@@ -331,7 +338,6 @@ TEST_CASE("a worker whose data differs from the coordinator's is refused") {
   CHECK_MESSAGE(msg.find(csv) != std::string::npos, msg);
   // Refused means nothing was set up: the worker still waits for a run.
   CHECK(w.process().output().find("joined run") == std::string::npos);
-  caf::anon_send_exit(setup.coordinator, caf::exit_reason::user_shutdown);
 }
 
 TEST_CASE("TorchScript networks with dropout train on two workers with the "
@@ -368,22 +374,11 @@ TEST_CASE("TorchScript networks with dropout train on two workers with the "
     setup.model_hashes.emplace(path, model->hash);
   REQUIRE(setup.model_hashes.size() == 1);
   test::write_scripted_mlp(dir / "mlp.pt", {{16, 32, 4}});
-  caf::actor_system_config cfg;
-  configure_system(cfg, true, {});
-  caf::actor_system sys{cfg};
-  setup.coordinator = sys.spawn([] {
-    return caf::behavior{[](int) {
-    }};
-  });
-  auto result = join_worker(sys, w.address(), setup, false);
-  REQUIRE_FALSE(result.joined);
-  CHECK(result.refused);
-  auto msg = to_string_pretty(result.joined.error());
+  auto msg = refusal(w.address(), setup);
   CHECK_MESSAGE(msg.find(fmt::format("the TorchScript module {} here differs "
                                      "from the coordinator's",
                                      dir / "mlp.pt")) != std::string::npos,
                 msg);
-  caf::anon_send_exit(setup.coordinator, caf::exit_reason::user_shutdown);
 }
 
 TEST_CASE("a worker listening beyond loopback without TLS warns of the "
