@@ -415,3 +415,45 @@ TEST_CASE("resuming after the TorchScript module's file changed is refused") {
   CHECK(msg.find("holds a run of a different experiment") != std::string::npos);
   CHECK(msg.find("TorchScript module's file") != std::string::npos);
 }
+
+TEST_CASE("a sweep over TorchScript files and learning rates trains each "
+          "point with its own module") {
+  temp_dir dir;
+  test::write_scripted_mlp(dir / "narrow.pt", {{8, 16, 3}});
+  test::write_scripted_mlp(dir / "wide.pt", {{8, 32, 3}});
+  test::write_text(dir / "exp.toml", R"(name = "sweep"
+[data]
+format = "synthetic"
+samples = 256
+test_samples = 64
+features = 8
+classes = 3
+[model]
+kind = "torchscript"
+path = "narrow.pt"
+[train]
+networks = 2
+epochs = 1
+[sweep]
+"model.path" = ["narrow.pt", "wide.pt"]
+"optimizer.lr" = [0.01, 0.001]
+)");
+  auto exp = load_experiment(dir / "exp.toml");
+  REQUIRE_MESSAGE(exp, to_string_pretty(exp.error()));
+  REQUIRE(exp->variants.size() == 4);
+  // Relative to the experiment file, in every sweep point.
+  CHECK(exp->variants[0].model.path == dir / "narrow.pt");
+  CHECK(exp->variants[3].model.path == dir / "wide.pt");
+  auto result = run_ok(*exp, dir / "out");
+  CHECK(result.count(network_status::finished) == 8);
+  auto weights = weights_of(dir / "out");
+  REQUIRE(weights.size() == 8);
+  for (const auto& n : result.networks) {
+    INFO(n.name);
+    auto wide = exp->variants[static_cast<size_t>(n.group)].model.path ==
+                dir / "wide.pt";
+    const auto& first = weights[n.name + ".pt"].front();
+    CHECK(first.first == "fc0.weight");
+    CHECK(first.second.size(0) == (wide ? 32 : 16));
+  }
+}
