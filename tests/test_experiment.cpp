@@ -1,5 +1,6 @@
 #include <doctest/doctest.h>
 
+#include <cmath>
 #include <fstream>
 #include <regex>
 #include <set>
@@ -8,6 +9,8 @@
 
 #include <caf/binary_deserializer.hpp>
 #include <caf/binary_serializer.hpp>
+
+#include <fmt/format.h>
 
 #include "actortrain/error.hpp"
 #include "actortrain/experiment.hpp"
@@ -524,4 +527,135 @@ TEST_CASE("a run's size is bounded: networks over all sweep points") {
                                    "most 1000000") != std::string::npos);
   exp.variants = {a};
   CHECK_FALSE(exp.validate());
+}
+
+namespace {
+
+const char* const search_toml = R"(name = "search"
+[data]
+format = "synthetic"
+[train]
+seed = {}
+[sweep]
+{}
+[search]
+samples = {}
+"optimizer.lr" = {{ loguniform = [1e-4, 1e-1] }}
+"optimizer.weight_decay" = {{ uniform = [0.0, 0.01] }}
+"train.batch_size" = {{ int = [16, 19] }}
+"model.hidden" = {{ choice = [[16], [32, 16], [64]] }}
+)";
+
+caf::expected<experiment> search_experiment(uint64_t seed, int samples,
+                                            const std::string& sweep = "") {
+  return parse_experiment(fmt::format(search_toml, seed, sweep, samples),
+                          "search.toml");
+}
+
+} // namespace
+
+TEST_CASE("a search space draws each configuration's hyperparameters from "
+          "its distributions, the same for the same seed") {
+  auto exp = search_experiment(3, 400);
+  REQUIRE_MESSAGE(exp, to_string_pretty(exp.error()));
+  REQUIRE(exp->variants.size() == 400);
+  double log_sum = 0;
+  std::set<int64_t> batches;
+  std::set<std::vector<int64_t>> widths;
+  for (size_t i = 0; i < exp->variants.size(); ++i) {
+    const auto& v = exp->variants[i];
+    CAPTURE(v.label);
+    CHECK(v.optimizer.lr >= 1e-4);
+    CHECK(v.optimizer.lr < 1e-1);
+    CHECK(v.optimizer.weight_decay >= 0);
+    CHECK(v.optimizer.weight_decay < 0.01);
+    CHECK(v.train.batch_size >= 16);
+    CHECK(v.train.batch_size <= 19);
+    log_sum += std::log10(v.optimizer.lr);
+    batches.insert(v.train.batch_size);
+    widths.insert(v.model.hidden);
+    CHECK(v.label.find(fmt::format("sample={}", i)) != std::string::npos);
+    CHECK(v.label.find("optimizer.lr=") != std::string::npos);
+  }
+  // Log-uniform: log10(lr) is uniform on [-4, -1], mean -2.5 (the mean of
+  // 400 has a standard deviation of 0.043).
+  CHECK(std::abs(log_sum / 400 + 2.5) < 0.2);
+  CHECK(batches == std::set<int64_t>{16, 17, 18, 19});
+  CHECK(widths.size() == 3);
+  // The same file draws the same; another seed draws others.
+  auto again = search_experiment(3, 400);
+  REQUIRE(again);
+  auto other = search_experiment(4, 400);
+  REQUIRE(other);
+  CHECK(fingerprint(*again) == fingerprint(*exp));
+  CHECK(fingerprint(*other) != fingerprint(*exp));
+  CHECK(again->variants[7].optimizer.lr == exp->variants[7].optimizer.lr);
+  CHECK(other->variants[7].optimizer.lr != exp->variants[7].optimizer.lr);
+}
+
+TEST_CASE("a search combines with the sweep grid: each grid point gets its "
+          "samples") {
+  auto exp =
+      search_experiment(3, 3, "\"optimizer.kind\" = [\"sgd\", \"adam\"]");
+  REQUIRE_MESSAGE(exp, to_string_pretty(exp.error()));
+  REQUIRE(exp->variants.size() == 6);
+  for (size_t i = 0; i < 6; ++i) {
+    CAPTURE(exp->variants[i].label);
+    CHECK(exp->variants[i].optimizer.kind ==
+          (i < 3 ? optimizer_kind::sgd : optimizer_kind::adam));
+    CHECK(exp->variants[i].label.rfind(
+              fmt::format("optimizer.kind={} ", i < 3 ? "sgd" : "adam"), 0) ==
+          0);
+    CHECK(exp->variants[i].label.find(fmt::format("sample={}", i % 3)) !=
+          std::string::npos);
+  }
+  // Each trial draws its own values.
+  CHECK(exp->variants[0].optimizer.lr != exp->variants[3].optimizer.lr);
+  CHECK(exp->total_networks() == 6);
+}
+
+TEST_CASE("bad search spaces are named before training") {
+  auto msg = [](const std::string& search) {
+    auto exp = parse_experiment(
+        "name = \"s\"\n[data]\nformat = \"synthetic\"\n[search]\n" + search,
+        "s.toml");
+    REQUIRE_FALSE(exp);
+    return to_string_pretty(exp.error());
+  };
+  auto has = [](const std::string& text, const std::string& part) {
+    INFO(text);
+    CHECK(text.find(part) != std::string::npos);
+  };
+  has(msg("samples = 2\n\"optimizer.lr\" = { uniform = [0.1, 0.01] }\n"),
+      "s.toml:6:30: search 'optimizer.lr': the range [0.1, 0.01] is empty "
+      "(needs low < high)");
+  has(msg("samples = 2\n\"optimizer.lr\" = { loguniform = [0, 0.1] }\n"),
+      "search 'optimizer.lr': loguniform needs bounds > 0 (the log of 0 is "
+      "undefined)");
+  has(msg("samples = 2\n\"data.samples\" = { int = [10, 20] }\n"),
+      "search key 'data.samples' must name a model.*, optimizer.* or train.* "
+      "hyperparameter");
+  has(msg("samples = 2\n\"optimizer.lrr\" = { uniform = [0.1, 0.2] }\n"),
+      "unknown key 'optimizer.lrr'");
+  has(msg("\"optimizer.lr\" = { uniform = [0.1, 0.2] }\n"),
+      "search.samples: required");
+  has(msg("samples = 0\n\"optimizer.lr\" = { uniform = [0.1, 0.2] }\n"),
+      "search.samples must be an integer in [1, 1000000]");
+  has(msg("samples = 2\n\"optimizer.lr\" = { normal = [0.1, 0.2] }\n"),
+      "search 'optimizer.lr': unknown distribution 'normal' (expected "
+      "uniform, loguniform, int or choice)");
+  has(msg("samples = 2\n\"optimizer.lr\" = 0.1\n"),
+      "search 'optimizer.lr' must be one distribution");
+  has(msg("samples = 2\n\"train.epochs\" = { int = [1.5, 3] }\n"),
+      "search 'train.epochs': int takes two integers [low, high]");
+  has(msg("samples = 2\n\"train.epochs\" = { uniform = [1, 3] }\n"),
+      "train.epochs must be an integer");
+  has(msg("samples = 2\n\"model.hidden\" = { choice = [] }\n"),
+      "search 'model.hidden': choice must be a non-empty array");
+  has(msg("samples = 2\n\"train.epochs\" = { int = [0, 3] }\n"),
+      "train.epochs");
+  has(msg("samples = 2\n"), "search: no key to draw");
+  has(msg("samples = 600000\n\"optimizer.lr\" = { uniform = [0.1, 0.2] }\n"
+          "[sweep]\n\"train.epochs\" = [1, 2]\n"),
+      "2 sweep points x 600000 samples is 1200000 configurations");
 }

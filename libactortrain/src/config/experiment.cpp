@@ -13,6 +13,7 @@
 #include <toml++/toml.h>
 
 #include "actortrain/error.hpp"
+#include "actortrain/network_spec.hpp"
 
 namespace actortrain {
 
@@ -464,21 +465,142 @@ void resolve_paths(const std::string& origin, Section& d) {
   });
 }
 
-/// Every combination of the sweep's axes is a configuration; each axis
-/// rewrites one key of the model, optimizer or train table and is re-read
-/// and validated like the file itself.
-caf::error read_sweep(reader& r, const toml::table& root,
-                      const std::string& origin, experiment& exp) {
+/// One configuration's rewritten keys ("optimizer.lr") and their values,
+/// and its label.
+struct point {
+  std::vector<std::string> keys;
+  toml::array values;
+  std::vector<std::string> label;
+
+  void set(const std::string& key, const toml::node& value) {
+    keys.push_back(key);
+    values.push_back(value);
+    label.push_back(fmt::format("{}={}", key, format_value(value)));
+  }
+};
+
+/// Whether `key` names a model.*, optimizer.* or train.* key (the reader
+/// then checks that the key exists and its value fits).
+bool rewritable(const std::string& key) {
+  auto dot = key.find('.');
+  auto section = key.substr(0, dot);
+  return dot != std::string::npos &&
+         (section == "model" || section == "optimizer" || section == "train");
+}
+
+/// A search space's distribution of one key.
+struct distribution {
+  std::string key;
+  enum kind_t { uniform, loguniform, integer, choice } kind = uniform;
+  double lo = 0;
+  double hi = 0;
+  const toml::array* choices = nullptr;
+
+  /// The value for `u` in [0, 1).
+  toml::array draw(double u) const {
+    toml::array out;
+    switch (kind) {
+    case uniform:
+      out.push_back(lo + (hi - lo) * u);
+      break;
+    case loguniform:
+      out.push_back(std::exp(std::log(lo) + (std::log(hi) - std::log(lo)) * u));
+      break;
+    case integer:
+      out.push_back(std::min(static_cast<int64_t>(hi),
+                             static_cast<int64_t>(lo) +
+                                 static_cast<int64_t>(u * (hi - lo + 1))));
+      break;
+    case choice:
+      out.push_back(*choices->get(std::min(
+          choices->size() - 1, static_cast<size_t>(u * choices->size()))));
+      break;
+    }
+    return out;
+  }
+};
+
+/// Reads one `"key" = { kind = [...] }` of [search]; false (the reader
+/// holds why) when it is not a distribution.
+bool read_distribution(reader& r, const std::string& key, const toml::node& v,
+                       distribution& d) {
+  d.key = key;
+  auto* t = v.as_table();
+  if (t == nullptr || t->size() != 1) {
+    r.fail(v, fmt::format("search '{}' must be one distribution: {{ uniform "
+                          "= [a, b] }}, {{ loguniform = [a, b] }}, {{ int = "
+                          "[a, b] }} or {{ choice = [...] }}",
+                          key));
+    return false;
+  }
+  // The iterator yields a pair of references by value: keep it.
+  auto entry = *t->begin();
+  const toml::key& name_key = entry.first;
+  const toml::node& body = entry.second;
+  std::string name{name_key.str()};
+  auto* arr = body.as_array();
+  if (name == "choice") {
+    if (arr == nullptr || arr->empty()) {
+      r.fail(body, fmt::format("search '{}': choice must be a non-empty "
+                               "array of values",
+                               key));
+      return false;
+    }
+    d.kind = distribution::choice;
+    d.choices = arr;
+    return true;
+  }
+  if (name != "uniform" && name != "loguniform" && name != "int") {
+    r.fail(name_key, fmt::format("search '{}': unknown distribution '{}' "
+                                 "(expected uniform, loguniform, int or "
+                                 "choice)",
+                                 key, name));
+    return false;
+  }
+  bool integers = name == "int";
+  bool bounds = arr != nullptr && arr->size() == 2;
+  for (size_t i = 0; bounds && i < 2; ++i)
+    bounds = integers ? arr->get(i)->is_integer() : arr->get(i)->is_number();
+  if (!bounds) {
+    r.fail(body, fmt::format("search '{}': {} takes two {} [low, high]", key,
+                             name, integers ? "integers" : "numbers"));
+    return false;
+  }
+  d.kind = integers               ? distribution::integer
+           : name == "loguniform" ? distribution::loguniform
+                                  : distribution::uniform;
+  d.lo = *arr->get(0)->value<double>();
+  d.hi = *arr->get(1)->value<double>();
+  if (!std::isfinite(d.lo) || !std::isfinite(d.hi) ||
+      (integers ? d.lo > d.hi : d.lo >= d.hi)) {
+    r.fail(body,
+           fmt::format("search '{}': the range [{}, {}] is empty "
+                       "(needs low {} high)",
+                       key, format_value(*arr->get(0)),
+                       format_value(*arr->get(1)), integers ? "<=" : "<"));
+    return false;
+  }
+  if (d.kind == distribution::loguniform && d.lo <= 0) {
+    r.fail(body, fmt::format("search '{}': loguniform needs bounds > 0 (the "
+                             "log of {} is undefined)",
+                             key, format_value(*arr->get(0))));
+    return false;
+  }
+  return true;
+}
+
+/// The sweep's grid: every combination of its axes, in odometer order (the
+/// last axis fastest); one empty point without a sweep.
+caf::error read_grid(reader& r, const toml::table& root,
+                     const std::string& origin, std::vector<point>& grid) {
+  grid.assign(1, point{});
   auto* sweep = r.table(root, "sweep");
   if (sweep == nullptr)
     return r.error();
   std::vector<std::pair<std::string, const toml::array*>> axes;
   for (auto&& [k, v] : *sweep) {
     auto key = std::string{k.str()};
-    auto dot = key.find('.');
-    auto section = key.substr(0, dot);
-    if (dot == std::string::npos ||
-        (section != "model" && section != "optimizer" && section != "train")) {
+    if (!rewritable(key)) {
       r.fail(v, fmt::format("sweep key '{}' must name a model.*, "
                             "optimizer.* or train.* key, e.g. "
                             "\"optimizer.lr\"",
@@ -502,44 +624,125 @@ caf::error read_sweep(reader& r, const toml::table& root,
     return invalid(fmt::format("{}: the sweep has {} points; one run trains "
                                "at most {} networks",
                                origin, bound_text(points), keys::max_networks));
-  std::vector<size_t> pos(axes.size(), 0);
-  for (bool more = !axes.empty(); more;) {
+  for (const auto& [key, arr] : axes) {
+    std::vector<point> next;
+    for (const auto& p : grid)
+      for (const auto& value : *arr) {
+        next.push_back(p);
+        next.back().set(key, value);
+      }
+    grid = std::move(next);
+  }
+  return {};
+}
+
+/// A search space ([search]): `samples` configurations per grid point, each
+/// key drawn from its distribution with a generator seeded by train.seed,
+/// the point and the sample (so the same file draws the same values).
+caf::error read_search(reader& r, const toml::table& root,
+                       const std::string& origin, uint64_t seed,
+                       std::vector<point>& points) {
+  auto* search = r.table(root, "search");
+  if (search == nullptr)
+    return r.error();
+  int64_t samples = 0;
+  std::vector<distribution> space;
+  for (auto&& [k, v] : *search) {
+    auto key = std::string{k.str()};
+    if (key == "samples") {
+      auto n = v.value<int64_t>();
+      if (!v.is_integer() || *n < 1 || *n > keys::max_networks) {
+        r.fail(v, fmt::format("search.samples must be an integer in [1, {}]",
+                              keys::max_networks));
+        return r.error();
+      }
+      samples = *n;
+      continue;
+    }
+    if (!rewritable(key)) {
+      r.fail(v, fmt::format("search key '{}' must name a model.*, "
+                            "optimizer.* or train.* hyperparameter, e.g. "
+                            "\"optimizer.lr\" (or be 'samples')",
+                            key));
+      return r.error();
+    }
+    space.emplace_back();
+    if (!read_distribution(r, key, v, space.back()))
+      return r.error();
+  }
+  if (samples == 0) {
+    r.fail(*search, "search.samples: required, the number of configurations "
+                    "to draw (per sweep point)");
+    return r.error();
+  }
+  if (space.empty()) {
+    r.fail(*search, "search: no key to draw; add e.g. \"optimizer.lr\" = { "
+                    "loguniform = [1e-4, 1e-1] }");
+    return r.error();
+  }
+  auto total =
+      static_cast<double>(points.size()) * static_cast<double>(samples);
+  if (total > static_cast<double>(keys::max_networks))
+    return invalid(fmt::format("{}: {} sweep points x {} samples is {} "
+                               "configurations; one run trains at most {} "
+                               "networks",
+                               origin, points.size(), samples,
+                               bound_text(total), keys::max_networks));
+  std::vector<point> drawn;
+  auto stream = derive_seed(seed, 0x5EA2C4ull);
+  for (size_t g = 0; g < points.size(); ++g)
+    for (int64_t s = 0; s < samples; ++s) {
+      auto trial = derive_seed(stream, g * static_cast<uint64_t>(samples) +
+                                           static_cast<uint64_t>(s));
+      drawn.push_back(points[g]);
+      for (size_t k = 0; k < space.size(); ++k) {
+        auto bits = derive_seed(trial, k);
+        auto u = static_cast<double>(bits >> 11) * 0x1.0p-53;
+        drawn.back().set(space[k].key, *space[k].draw(u).get(0));
+      }
+      drawn.back().label.push_back(fmt::format("sample={}", s));
+    }
+  points = std::move(drawn);
+  return {};
+}
+
+/// Every point of the sweep's grid (times the search's samples) is a
+/// configuration: its keys rewrite the model, optimizer or train table,
+/// which is re-read and validated like the file itself.
+caf::error read_variants(reader& r, const toml::table& root,
+                         const std::string& origin, experiment& exp) {
+  std::vector<point> points;
+  if (auto err = read_grid(r, root, origin, points))
+    return err;
+  if (auto err = read_search(r, root, origin, exp.base.train.seed, points))
+    return err;
+  if (points.size() == 1 && points.front().keys.empty())
+    return {};
+  for (const auto& p : points) {
     toml::table copy = root;
-    std::vector<std::string> label;
-    for (size_t i = 0; i < axes.size(); ++i) {
-      auto& [key, arr] = axes[i];
+    for (size_t i = 0; i < p.keys.size(); ++i) {
+      const auto& key = p.keys[i];
       auto dot = key.find('.');
       auto section = key.substr(0, dot);
       if (!copy.contains(section))
         copy.insert(section, toml::table{});
       auto* sec = copy.get(section)->as_table();
       if (sec == nullptr) {
-        r.fail(*arr,
-               fmt::format("sweep '{}': [{}] is not a table", key, section));
+        r.fail(*p.values.get(i),
+               fmt::format("'{}': [{}] is not a table", key, section));
         return r.error();
       }
-      sec->insert_or_assign(key.substr(dot + 1), *arr->get(pos[i]));
-      label.push_back(
-          fmt::format("{}={}", key, format_value(*arr->get(pos[i]))));
+      sec->insert_or_assign(key.substr(dot + 1), *p.values.get(i));
     }
     network_config cfg = exp.base;
     reader sr{origin};
     read_config(sr, copy, cfg);
     resolve_paths(origin, cfg.model);
-    cfg.label = fmt::format("{}", fmt::join(label, " "));
+    cfg.label = fmt::format("{}", fmt::join(p.label, " "));
     if (auto err = sr.error())
       return invalid(
           fmt::format("{} (sweep point {})", to_string_pretty(err), cfg.label));
     exp.variants.push_back(std::move(cfg));
-    // Advance the odometer over all axes.
-    more = false;
-    for (size_t i = axes.size(); i-- > 0;) {
-      if (++pos[i] < axes[i].second->size()) {
-        more = true;
-        break;
-      }
-      pos[i] = 0;
-    }
   }
   return {};
 }
@@ -572,7 +775,7 @@ caf::expected<experiment> parse_experiment(const std::string& text,
   experiment exp;
   exp.source_text = text;
   exp.source_path = origin;
-  std::set<std::string> top{"name", "sweep"};
+  std::set<std::string> top{"name", "sweep", "search"};
   keys::for_each_section([&](auto tag) {
     top.emplace(keys::section<typename decltype(tag)::type>::name);
   });
@@ -588,7 +791,7 @@ caf::expected<experiment> parse_experiment(const std::string& text,
   resolve_paths(origin, exp.base.model);
   if (auto err = r.error())
     return err;
-  if (auto err = read_sweep(r, root, origin, exp))
+  if (auto err = read_variants(r, root, origin, exp))
     return err;
   if (auto err = exp.validate())
     return invalid(fmt::format("{}: {}", origin, to_string_pretty(err)));
