@@ -7,7 +7,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
-#include <iterator>
+#include <regex>
 #include <thread>
 #include <unistd.h>
 
@@ -523,4 +523,39 @@ slots = 1
   CHECK(done.output.find("4 finished, 0 failed, 0 to go") != std::string::npos);
   CHECK(done.output.find("best finished so far") != std::string::npos);
   CHECK(run_app(fmt::format("status {}", dir / "nothing-here")).exit_code == 4);
+}
+
+TEST_CASE("a random search runs end to end and names the best configuration") {
+  temp_dir dir;
+  write_text(dir / "exp.toml", R"(name = "search"
+[data]
+format = "synthetic"
+samples = 512
+test_samples = 128
+features = 8
+classes = 3
+[train]
+networks = 2
+epochs = 2
+[search]
+samples = 4
+"optimizer.lr" = { loguniform = [1e-4, 1e-1] }
+"model.hidden" = { choice = [[8], [32]] }
+)");
+  auto res =
+      run_app(fmt::format("run {} --output {}", dir / "exp.toml", dir / "out"));
+  REQUIRE_MESSAGE(res.exit_code == 0, res.output);
+  CHECK(res.output.find("8 networks: 8 finished") != std::string::npos);
+  std::smatch best;
+  REQUIRE_MESSAGE(
+      std::regex_search(res.output, best,
+                        std::regex{R"(best network: net-\d+ \(.*\) of )"
+                                   R"((model\.hidden=\[\d+\] )"
+                                   R"(optimizer\.lr=[0-9.e-]+ sample=\d))"}),
+      res.output);
+  // One ensemble per drawn configuration, labelled as the best one is.
+  CHECK(res.output.find("ensemble [" + best[1].str() + "] of 2 networks") !=
+        std::string::npos);
+  auto j = results_json(dir / "out");
+  REQUIRE(j["networks"].size() == 8);
 }

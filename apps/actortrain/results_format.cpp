@@ -143,11 +143,12 @@ std::string format_summary(const run_result& r) {
   out += fmt::format("{} networks: {} finished, {} failed in {:.1f} s\n",
                      r.networks.size(), finished, failed, r.wall_seconds);
   if (auto* b = r.best())
-    out += fmt::format("best network: {} (test loss {}{})\n", b->name,
-                       num(b->test_loss),
-                       std::isnan(b->test_accuracy)
-                           ? std::string{}
-                           : ", test accuracy " + num(b->test_accuracy));
+    out += fmt::format(
+        "best network: {} (test loss {}{}){}\n", b->name, num(b->test_loss),
+        std::isnan(b->test_accuracy)
+            ? std::string{}
+            : ", test accuracy " + num(b->test_accuracy),
+        b->group_label.empty() ? std::string{} : " of " + b->group_label);
   for (const auto& e : r.ensembles) {
     if (r.task == task_kind::classification)
       out += fmt::format("ensemble [{}] of {} networks: test accuracy {}, "

@@ -472,10 +472,15 @@ struct point {
   toml::array values;
   std::vector<std::string> label;
 
-  void set(const std::string& key, const toml::node& value) {
+  /// `drawn`: a search's value, labelled to 4 significant digits (the
+  /// configuration holds it whole) instead of as written.
+  void set(const std::string& key, const toml::node& value,
+           bool drawn = false) {
     keys.push_back(key);
     values.push_back(value);
-    label.push_back(fmt::format("{}={}", key, format_value(value)));
+    label.push_back(drawn && value.is_floating_point()
+                        ? fmt::format("{}={:.4g}", key, *value.value<double>())
+                        : fmt::format("{}={}", key, format_value(value)));
   }
 };
 
@@ -698,7 +703,7 @@ caf::error read_search(reader& r, const toml::table& root,
       for (size_t k = 0; k < space.size(); ++k) {
         auto bits = derive_seed(trial, k);
         auto u = static_cast<double>(bits >> 11) * 0x1.0p-53;
-        drawn.back().set(space[k].key, *space[k].draw(u).get(0));
+        drawn.back().set(space[k].key, *space[k].draw(u).get(0), true);
       }
       drawn.back().label.push_back(fmt::format("sample={}", s));
     }
