@@ -212,6 +212,9 @@ private:
 
   sqlite3* db_;
   std::string path_;
+  /// Opened to write: on close it leaves WAL mode, so that readers after
+  /// the run find one file and leave no -wal / -shm beside it.
+  bool writer_ = false;
 };
 
 } // namespace actortrain

@@ -306,6 +306,12 @@ results_store::results_store(sqlite3* db, std::string path)
     : db_(db), path_(std::move(path)) {}
 
 results_store::~results_store() {
+  if (writer_) {
+    // Only when no other connection reads (then it fails at once, and the
+    // store stays in WAL mode, as it is during a run).
+    sqlite3_busy_timeout(db_, 0);
+    sqlite3_exec(db_, "PRAGMA journal_mode=DELETE", nullptr, nullptr, nullptr);
+  }
   sqlite3_close(db_);
 }
 
@@ -338,6 +344,7 @@ results_store::create(const std::string& path) {
   if (auto err = store->exec(std::string{"BEGIN;"} + schema + files_table_sql +
                              "COMMIT;"))
     return err;
+  store->writer_ = true;
   return store;
 }
 
@@ -422,10 +429,12 @@ results_store::open(const std::string& path, bool writable) {
   if (!readable(db))
     return storage_error(db, path, "not an actortrain results store");
   // Stores written before finished networks' files were checksummed.
-  if (writable)
-    if (auto err =
-            store->exec(std::string{files_table_sql} + journal_limit_sql))
+  if (writable) {
+    if (auto err = store->exec(std::string{"PRAGMA journal_mode=WAL; "} +
+                               files_table_sql + journal_limit_sql))
       return err;
+    store->writer_ = true;
+  }
   return store;
 }
 
