@@ -108,6 +108,11 @@ TEST_CASE("actortrain run and results, end to end on synthetic data") {
   CHECK(table.output.find("slot utilisation") != std::string::npos);
   CHECK(table.output.find("net-0005") != std::string::npos);
   CHECK(table.output.find("ensembles") != std::string::npos);
+  // The finished run's folder holds one database file: no write-ahead log
+  // or shared memory left beside it by the run or by its readers.
+  CHECK(fs::exists(dir / "out/results.db"));
+  CHECK_FALSE(fs::exists(dir / "out/results.db-wal"));
+  CHECK_FALSE(fs::exists(dir / "out/results.db-shm"));
 }
 
 TEST_CASE("actortrain run on a small slice of Fashion-MNIST") {
