@@ -565,3 +565,66 @@ samples = 4
   auto j = results_json(dir / "out");
   REQUIRE(j["networks"].size() == 8);
 }
+
+TEST_CASE("ASHA over a random search space, from TOML: results show the "
+          "decisions") {
+  temp_dir dir;
+  write_text(dir / "exp.toml", R"(name = "asha"
+[data]
+format = "synthetic"
+samples = 512
+test_samples = 128
+features = 8
+classes = 3
+[train]
+epochs = 4
+validation_fraction = 0.2
+[search]
+samples = 9
+"optimizer.lr" = { loguniform = [1e-4, 0.5] }
+[scheduler]
+slots = 2
+search = "asha"
+metric = "validation_loss"
+)");
+  auto res =
+      run_app(fmt::format("run {} --output {}", dir / "exp.toml", dir / "out"));
+  REQUIRE_MESSAGE(res.exit_code == 0, res.output);
+  CHECK(res.output.find("9 networks: 9 finished") != std::string::npos);
+  auto table = run_app(fmt::format("results {}", dir / "out"));
+  REQUIRE_MESSAGE(table.exit_code == 0, table.output);
+  CHECK_MESSAGE(table.output.find("search decisions (") != std::string::npos,
+                table.output);
+  CHECK(table.output.find("best: net-") != std::string::npos);
+  auto j = results_json(dir / "out");
+  REQUIRE(j["decisions"].is_array());
+  REQUIRE_FALSE(j["decisions"].empty());
+  int64_t stops = 0;
+  for (const auto& d : j["decisions"]) {
+    auto action = d["action"].get<std::string>();
+    CHECK((action == "continue" || action == "stop"));
+    CHECK(d["reason"].get<std::string>().find("validation_loss") !=
+          std::string::npos);
+    stops += action == "stop" ? 1 : 0;
+  }
+  int64_t stopped = 0;
+  for (const auto& n : j["networks"])
+    stopped += n["stop_reason"] == "search" ? 1 : 0;
+  CHECK(stopped == stops);
+  // A bad key is named before anything trains.
+  write_text(dir / "bad.toml", R"(name = "bad"
+[data]
+format = "synthetic"
+[train]
+epochs = 4
+[scheduler]
+search = "asha"
+)");
+  auto bad =
+      run_app(fmt::format("run {} --output {}", dir / "bad.toml", dir / "bad"));
+  CHECK(bad.exit_code != 0);
+  CHECK_MESSAGE(bad.output.find("scheduler.metric: 'auto' "
+                                "(validation_accuracy) is measured on a "
+                                "validation split") != std::string::npos,
+                bad.output);
+}

@@ -343,12 +343,23 @@ int cmd_results(const std::vector<std::string>& args) {
   auto result = actortrain::read_results(parsed->dir);
   if (!result)
     return fail_runtime(result.error());
+  std::vector<actortrain::decision_record> decisions;
+  if (format != "csv") {
+    auto store = actortrain::results_store::open(result->database_path);
+    if (!store)
+      return fail_runtime(store.error());
+    auto ds = (*store)->decisions();
+    if (!ds)
+      return fail_runtime(ds.error());
+    decisions = std::move(*ds);
+  }
   if (format == "json")
-    fmt::print("{}", actortrain::app::format_json(*result));
+    fmt::print("{}", actortrain::app::format_json(*result, decisions));
   else if (format == "csv")
     fmt::print("{}", actortrain::app::format_csv(*result));
   else
-    fmt::print("{}", actortrain::app::format_table(*result));
+    fmt::print("{}{}", actortrain::app::format_table(*result),
+               actortrain::app::format_decisions(*result, decisions));
   return ok;
 }
 

@@ -1,6 +1,7 @@
 #include "results_format.hpp"
 
 #include <cmath>
+#include <map>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -21,7 +22,42 @@ nlohmann::json json_num(double x) {
   return x;
 }
 
+/// Networks' names by id.
+std::map<uint64_t, std::string> names_of(const run_result& r) {
+  std::map<uint64_t, std::string> result;
+  for (const auto& n : r.networks)
+    result[n.id] = n.name;
+  return result;
+}
+
 } // namespace
+
+std::string format_decisions(const run_result& r,
+                             const std::vector<decision_record>& decisions) {
+  if (decisions.empty())
+    return "";
+  std::map<std::string, int64_t> counts;
+  for (const auto& d : decisions)
+    ++counts[d.action];
+  std::string tally;
+  for (const auto& [action, n] : counts)
+    tally += fmt::format("{}{} {}", tally.empty() ? "" : ", ", n, action);
+  std::string out = fmt::format("\nsearch decisions ({}):\n", tally);
+  if (const auto* best = r.best())
+    out += fmt::format("best: {} ({}), test loss {}, test accuracy {}\n",
+                       best->name,
+                       best->group_label.empty() ? "the only configuration"
+                                                 : best->group_label,
+                       num(best->test_loss), num(best->test_accuracy));
+  out += fmt::format("{:>9}  {:<9} {:>5} {:>5} {:<8} {}\n", "time_s", "network",
+                     "epoch", "rung", "action", "reason");
+  auto names = names_of(r);
+  for (const auto& d : decisions)
+    out +=
+        fmt::format("{:>9.3f}  {:<9} {:>5} {:>5} {:<8} {}\n", d.time,
+                    names[d.network_id], d.epoch, d.rung, d.action, d.reason);
+  return out;
+}
 
 std::string format_table(const run_result& r) {
   std::string out;
@@ -69,7 +105,8 @@ std::string format_table(const run_result& r) {
   return out;
 }
 
-std::string format_json(const run_result& r) {
+std::string format_json(const run_result& r,
+                        const std::vector<decision_record>& decisions) {
   nlohmann::json j;
   j["run"] = {{"name", r.name},
               {"status", r.status},
@@ -133,6 +170,19 @@ std::string format_json(const run_result& r) {
                      {"loss", json_num(e->loss)}};
   else
     j["ensemble"] = {{"networks", 0}, {"accuracy", nullptr}, {"loss", nullptr}};
+  if (!decisions.empty()) {
+    auto names = names_of(r);
+    auto ds = nlohmann::json::array();
+    for (const auto& d : decisions)
+      ds.push_back({{"time", d.time},
+                    {"network", d.network_id},
+                    {"name", names[d.network_id]},
+                    {"epoch", d.epoch},
+                    {"rung", d.rung},
+                    {"action", d.action},
+                    {"reason", d.reason}});
+    j["decisions"] = ds;
+  }
   return j.dump(2) + "\n";
 }
 

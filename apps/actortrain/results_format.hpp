@@ -1,6 +1,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "actortrain/results.hpp"
 
@@ -11,8 +12,16 @@ std::string format_table(const run_result& r);
 
 /// The results as JSON: {run, networks: [{id, name, status, metrics, ...}],
 /// ensemble: {accuracy, loss, networks}, ensembles: [...]}. Missing metrics
-/// are null.
-std::string format_json(const run_result& r);
+/// are null; with `decisions`, also decisions: [{time, network, name, epoch,
+/// rung, action, reason}].
+std::string format_json(const run_result& r,
+                        const std::vector<decision_record>& decisions = {});
+
+/// The adaptive search's decisions as text: how many of each action, the
+/// best network's configuration, then one line per decision ("" without a
+/// search).
+std::string format_decisions(const run_result& r,
+                             const std::vector<decision_record>& decisions);
 
 /// The short summary printed at the end of `actortrain run`.
 std::string format_summary(const run_result& r);

@@ -56,6 +56,26 @@ enum class policy_kind : uint8_t {
   priority,
 };
 
+/// scheduler.search: whether progress drives the search, and how
+/// (docs/scheduling.md, "Adaptive search").
+enum class search_kind : uint8_t { none, asha, hyperband, median };
+
+/// scheduler.asha_mode: what ASHA and HyperBand do with a network below a
+/// rung's cut: stop it at once, or let networks wait at the rung (holding no
+/// slot) until they are promoted or the search ends.
+enum class asha_mode : uint8_t { stopping, promotion };
+
+/// scheduler.metric: what the search compares networks by; "auto" takes the
+/// validation accuracy (classification) or loss (regression).
+enum class search_metric : uint8_t {
+  automatic,
+  validation_accuracy,
+  validation_loss,
+  test_accuracy,
+  test_loss,
+  train_loss,
+};
+
 /// output.layout: where finished networks' weights and predictions and the
 /// checkpoints go: into the results store (a bounded number of files however
 /// many networks), or one file each under the run folder.
@@ -83,6 +103,12 @@ ACTORTRAIN_CHOICES(activation_kind, "activation", "relu", "tanh", "sigmoid",
 ACTORTRAIN_CHOICES(optimizer_kind, "optimizer", "sgd", "adam", "adamw");
 ACTORTRAIN_CHOICES(policy_kind, "policy", "fifo", "round_robin",
                    "shortest_remaining", "longest_remaining", "priority");
+ACTORTRAIN_CHOICES(search_kind, "search", "none", "asha", "hyperband",
+                   "median");
+ACTORTRAIN_CHOICES(asha_mode, "ASHA mode", "stopping", "promotion");
+ACTORTRAIN_CHOICES(search_metric, "metric", "auto", "validation_accuracy",
+                   "validation_loss", "test_accuracy", "test_loss",
+                   "train_loss");
 ACTORTRAIN_CHOICES(output_layout, "layout", "database", "files");
 
 #undef ACTORTRAIN_CHOICES

@@ -212,7 +212,14 @@ template <> struct section<scheduler_options> {
           .in(closed(1, max_count)),
       key("quantum_steps", &S::quantum_steps, running).in(closed(0, max_count)),
       key("quantum_seconds", &S::quantum_seconds, running).in(at_least(0)),
-      key("policy", &S::policy, running));
+      key("policy", &S::policy, running), key("search", &S::search, running),
+      key("asha_mode", &S::asha, running), key("metric", &S::metric, running),
+      key("grace_epochs", &S::grace_epochs, running).in(closed(1, max_count)),
+      key("reduction_factor", &S::reduction_factor, running)
+          .in(closed(2, 1000)),
+      key("brackets", &S::brackets, running).in(closed(0, 64)),
+      key("min_samples", &S::min_samples, running).in(closed(1, max_count)),
+      key("deterministic", &S::deterministic, running));
 };
 
 template <> struct section<cluster_options> {

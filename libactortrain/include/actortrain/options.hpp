@@ -142,6 +142,25 @@ struct scheduler_options {
   /// at quantum boundaries), shortest_remaining, longest_remaining (by
   /// estimated remaining time) or priority (`train.priority`, higher first).
   policy_kind policy = policy_kind::fifo;
+  // -- Adaptive search (docs/scheduling.md): progress decides which networks
+  // go on. Quanta then end at every epoch boundary and every epoch evaluates
+  // `metric`.
+  search_kind search = search_kind::none;
+  asha_mode asha = asha_mode::stopping;
+  search_metric metric = search_metric::automatic;
+  /// Epochs every network trains before the search may stop it; ASHA's
+  /// first rung.
+  int64_t grace_epochs = 1;
+  /// ASHA's eta: rungs at grace_epochs x eta^k, and the top 1/eta of a rung
+  /// goes on.
+  int64_t reduction_factor = 3;
+  /// HyperBand's brackets (0: asha one, hyperband as many as fit).
+  int64_t brackets = 0;
+  /// The median rule compares with at least this many other networks.
+  int64_t min_samples = 3;
+  /// Decide only at rung (median: epoch) barriers, in network-id order: the
+  /// same decisions on any slot count or node.
+  bool deterministic = false;
 };
 
 /// Where the run trains besides this process: worker nodes started with

@@ -54,6 +54,25 @@ typename Inspector::result_type inspect(Inspector& f, grant_record& x) {
            x.end, x.steps);
 }
 
+/// One decision of the adaptive search (scheduler.search): seconds since the
+/// scheduler started, the network, the epoch it had reached, the rung (in
+/// epochs) decided on, what was decided ("continue", "stop", "wait",
+/// "promote") and why.
+struct decision_record {
+  double time = 0;
+  uint64_t network_id = 0;
+  int64_t epoch = 0;
+  int64_t rung = 0;
+  std::string action;
+  std::string reason;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, decision_record& x) {
+  return f(caf::meta::type_name("decision_record"), x.time, x.network_id,
+           x.epoch, x.rung, x.action, x.reason);
+}
+
 /// Final state of a network.
 enum class network_status : uint8_t { pending, finished, failed };
 
@@ -69,7 +88,9 @@ enum class stop_reason : uint8_t {
   /// train.target_accuracy or train.target_loss reached.
   target,
   /// train.patience epochs without a lower validation loss.
-  early_stopping
+  early_stopping,
+  /// The adaptive search (scheduler.search) stopped it at a rung.
+  search
 };
 
 /// The name stored and printed: "epochs", "max_seconds", ... ("" for none).

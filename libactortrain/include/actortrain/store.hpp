@@ -179,6 +179,8 @@ public:
 
   /// Appends part of the schedule, in one transaction.
   caf::error add_grants(const std::vector<grant_record>& records);
+  /// Appends decisions of the adaptive search, in one transaction.
+  caf::error add_decisions(const std::vector<decision_record>& records);
   caf::error end_run(const std::string& status, double wall_seconds);
 
   /// Reads every network, ensemble and the run's metadata.
@@ -186,6 +188,10 @@ public:
 
   /// The recorded schedule, in grant order.
   caf::expected<std::vector<grant_record>> grants() const;
+
+  /// The adaptive search's decisions, in the order they were taken (none
+  /// for a run without one).
+  caf::expected<std::vector<decision_record>> decisions() const;
 
   /// Per-epoch metrics of one network, in epoch order.
   caf::expected<std::vector<epoch_metrics>> epochs(uint64_t network_id) const;

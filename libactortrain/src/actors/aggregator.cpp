@@ -318,6 +318,9 @@ aggregator(aggregator_actor::stateful_pointer<aggregator_state> self,
       [=](schedule_atom, const std::vector<grant_record>& records) {
         note(self, self->state.config.store->add_grants(records));
       },
+      [=](decisions_atom, const std::vector<decision_record>& records) {
+        note(self, self->state.config.store->add_decisions(records));
+      },
       [=](epoch_atom, const epoch_metrics& m) {
         auto& pending = self->state.pending_epochs;
         self->state.latest[m.network_id] = m;

@@ -71,10 +71,10 @@ struct aggregator_state {
 /// Checkpoints and outcomes that arrive together are written together.
 /// Handles (epoch_atom, epoch_metrics), (outcome_atom, network_outcome),
 /// (checkpoint_atom, id, step, bytes), (failure_atom, id, step, reason),
-/// (schedule_atom, std::vector<grant_record>),
-/// (status_atom, ids) -> (finished, failed, the latest epoch of the networks
-/// `ids`, the best finished so far) and (finish_atom, interrupted) ->
-/// run_result.
+/// (schedule_atom, std::vector<grant_record>), (decisions_atom,
+/// std::vector<decision_record>) (the adaptive search's), (status_atom, ids) ->
+/// (finished, failed, the latest epoch of the networks `ids`, the best finished
+/// so far) and (finish_atom, interrupted) -> run_result.
 aggregator_actor::behavior_type
 aggregator(aggregator_actor::stateful_pointer<aggregator_state> self,
            aggregator_config config);

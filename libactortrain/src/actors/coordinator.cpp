@@ -149,9 +149,10 @@ void finish(coordinator_actor* self) {
 constexpr double fused_group_bytes = 1024.0 * 1024 * 1024;
 
 /// The trainers' groups of networks: every network that is not done yet,
-/// fused with others of its shape where `train.fuse` allows.
-std::vector<std::shared_ptr<network_group>> make_groups(run_plan& plan,
-                                                        int64_t slots) {
+/// fused with others of its shape where `train.fuse` allows (with
+/// `one_per_trainer`, one network each).
+std::vector<std::shared_ptr<network_group>>
+make_groups(run_plan& plan, int64_t slots, bool one_per_trainer) {
   std::unordered_set<uint64_t> done(plan.resumed_finished.begin(),
                                     plan.resumed_finished.end());
   done.insert(plan.resumed_failed.begin(), plan.resumed_failed.end());
@@ -167,6 +168,11 @@ std::vector<std::shared_ptr<network_group>> make_groups(run_plan& plan,
         fusion_profile(plan.specs[i], *plan.data,
                        n - validation_samples(n, c.train.validation_fraction),
                        static_cast<bool>(plan.make_learner));
+    // A search that lets networks wait holds back a whole trainer while one
+    // of its networks waits: each network gets its own. This changes the
+    // grouping only, never how a network steps (trains_fused).
+    if (one_per_trainer)
+      f.fuse = train_options::fuse_off;
     candidates.push_back(std::move(f));
   }
   std::vector<std::shared_ptr<network_group>> groups;
@@ -253,15 +259,28 @@ void start(coordinator_actor* self) {
   st.aggregator = sys.spawn<caf::detached>(aggregator, std::move(acfg));
   self->link_to(st.aggregator);
   trainer_config tcfg;
-  tcfg.quantum = {sched.quantum_steps, sched.quantum_epochs,
-                  sched.quantum_seconds, plan.stop};
+  tcfg.quantum = {sched.quantum_steps,
+                  sched.quantum_epochs,
+                  sched.quantum_seconds,
+                  plan.stop,
+                  {}};
+  auto search = search_settings_of(plan.exp);
+  if (search.kind != search_kind::none) {
+    auto& q = tcfg.quantum.search;
+    q.validation = search.source == search_metric::validation_accuracy ||
+                   search.source == search_metric::validation_loss;
+    q.test = search.source == search_metric::test_accuracy ||
+             search.source == search_metric::test_loss;
+    q.epoch_boundaries = true;
+  }
   tcfg.cluster = !plan.exp.cluster.workers.empty();
   auto groups = make_groups(
-      plan, std::max<int64_t>(1, static_cast<int64_t>(slots.size())));
+      plan, std::max<int64_t>(1, static_cast<int64_t>(slots.size())),
+      search.kind != search_kind::none && search_rule{search}.pauses());
   st.scheduler = self->spawn<caf::linked>(
       scheduler, std::move(slots),
       std::shared_ptr<scheduling_policy>{make_policy(sched.policy)},
-      st.aggregator, groups.size());
+      st.aggregator, groups.size(), search);
   tcfg.scheduler = st.scheduler;
   tcfg.aggregator = st.aggregator;
   for (auto& group : groups) {

@@ -35,6 +35,12 @@ void deliver(const trainer_config& cfg, caf::event_based_actor* self,
 /// the slot back to the scheduler, then the outcomes.
 void conclude(trainer_actor* self, uint32_t slot, quantum_report& report) {
   auto& cfg = self->state.config;
+  auto& stops = self->state.search_stops;
+  for (const auto& out : report.networks)
+    if (out.progress.finished)
+      stops.erase(
+          std::remove(stops.begin(), stops.end(), out.progress.network_id),
+          stops.end());
   for (auto& out : report.networks)
     deliver(cfg, self, out);
   // Unless finished, the scheduler queues us for the next quantum. The
@@ -137,6 +143,7 @@ void run_local(trainer_actor* self, const slot_grant& grant) {
   auto group = st.group;
   auto slot = grant.slot;
   auto limits = st.config.quantum;
+  limits.search.stop = st.search_stops;
   auto cluster = st.config.cluster;
   // Cluster runs: models trained elsewhere since are stale here.
   bool adopt = cluster && !(st.live && st.live->node == self->node());
@@ -188,6 +195,8 @@ void run_remote(trainer_actor* self, const slot_grant& grant) {
   q.epochs = limits.epochs;
   q.seconds = limits.seconds;
   q.stopping = limits.stopping && limits.stopping->load();
+  q.search = limits.search;
+  q.search.stop = st.search_stops;
   auto id = ++st.quanta;
   st.in_flight = trainer_state::remote_quantum_in_flight{id, executor, slot};
   // A worker that dies never answers: its executor going down ends the
@@ -237,6 +246,10 @@ caf::behavior trainer(trainer_actor* self, std::shared_ptr<network_group> group,
   });
   self->send(st.config.scheduler, acquire_atom_v, st.group->info());
   return {
+      [=](search_stop_atom, const std::vector<uint64_t>& ids) {
+        auto& stops = self->state.search_stops;
+        stops.insert(stops.end(), ids.begin(), ids.end());
+      },
       [=](grant_atom, const slot_grant& grant) {
         auto& st = self->state;
         if (st.config.cluster && grant.executor.node() != self->node()) {

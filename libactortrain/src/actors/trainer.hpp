@@ -51,6 +51,9 @@ struct trainer_state {
     slot_executor_actor executor;
   };
   std::optional<live_models> live;
+  /// Networks the adaptive search stopped: the next quantum finishes them
+  /// (kept until a report shows them done, so a lost quantum loses none).
+  std::vector<uint64_t> search_stops;
   /// Each network's latest progress, for the group's progress report.
   std::unordered_map<uint64_t, progress_report> latest;
   /// The quantum running on a worker node, if any: its number, executor and

@@ -30,7 +30,8 @@ remote_executor(slot_executor_actor::pointer, slot_info slot,
             return group.error();
           }
           auto stopping = std::make_shared<std::atomic<bool>>(q.stopping);
-          quantum_limits limits{q.steps, q.epochs, q.seconds, stopping};
+          quantum_limits limits{q.steps, q.epochs, q.seconds, stopping,
+                                q.search};
           auto report = (*group)->run_quantum(slot, limits, true);
           if (report.progress.finished)
             run->forget(q.group_id);

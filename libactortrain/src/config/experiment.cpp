@@ -1,5 +1,6 @@
 #include "actortrain/experiment.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -14,6 +15,7 @@
 
 #include "actortrain/error.hpp"
 #include "actortrain/network_spec.hpp"
+#include "scheduling/search_rule.hpp"
 
 namespace actortrain {
 
@@ -175,6 +177,55 @@ caf::error validate_data(const data_options& d) {
   return {};
 }
 
+/// The adaptive search's keys against each other and the configurations.
+caf::error validate_search(const experiment& exp) {
+  const auto& s = exp.scheduler;
+  if (s.search == search_kind::none)
+    return {};
+  auto kind = name_of(s.search);
+  if (s.search == search_kind::median && s.asha == asha_mode::promotion)
+    return invalid("scheduler.asha_mode: only 'asha' and 'hyperband' take it "
+                   "(scheduler.search = 'median' stops networks, it never "
+                   "promotes)");
+  if (s.search != search_kind::hyperband && s.brackets > 1)
+    return invalid(fmt::format("scheduler.brackets: only 'hyperband' has "
+                               "brackets, scheduler.search is '{}'",
+                               kind));
+  auto metric = resolved_metric(exp);
+  auto shown = s.metric == search_metric::automatic
+                   ? fmt::format("'auto' ({})", name_of(metric))
+                   : fmt::format("'{}'", name_of(metric));
+  bool accuracy = metric == search_metric::validation_accuracy ||
+                  metric == search_metric::test_accuracy;
+  if (accuracy && exp.data.task != task_kind::classification)
+    return invalid(fmt::format("scheduler.metric: {} needs a classification "
+                               "task; take a loss ('validation_loss', "
+                               "'test_loss' or 'train_loss')",
+                               shown));
+  bool validation = metric == search_metric::validation_accuracy ||
+                    metric == search_metric::validation_loss;
+  int64_t longest = 0;
+  for (const auto& cfg : exp.configs()) {
+    longest = std::max(longest, cfg.train.epochs);
+    if (validation && cfg.train.validation_fraction <= 0)
+      return invalid(fmt::format(
+          "scheduler.metric: {} is measured on a validation split; set "
+          "train.validation_fraction (e.g. 0.1){}, or scheduler.metric = "
+          "'{}' to compare on the test set",
+          shown,
+          cfg.label.empty() ? std::string{}
+                            : fmt::format(" (sweep point {})", cfg.label),
+          metric == search_metric::validation_accuracy ? "test_accuracy"
+                                                       : "test_loss"));
+  }
+  if (s.grace_epochs >= longest)
+    return invalid(fmt::format("scheduler.grace_epochs: {} is not below the "
+                               "longest train.epochs ({}): the search would "
+                               "never decide anything",
+                               s.grace_epochs, longest));
+  return {};
+}
+
 } // namespace
 
 caf::error experiment::validate() const {
@@ -205,6 +256,8 @@ caf::error experiment::validate() const {
                      "(data.task = 'regression' takes 'mse')");
   }
   if (auto err = check_rows(scheduler, ""))
+    return err;
+  if (auto err = validate_search(*this))
     return err;
   if (auto err = check_rows(cluster, ""))
     return err;

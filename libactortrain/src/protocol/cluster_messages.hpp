@@ -49,12 +49,14 @@ struct remote_quantum {
   double seconds = 0;
   /// The run is stopping: the quantum ends with a checkpoint.
   bool stopping = false;
+  quantum_search search;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, remote_quantum& x) {
   return f(caf::meta::type_name("remote_quantum"), x.group_id, x.members,
-           x.states, x.cached, x.steps, x.epochs, x.seconds, x.stopping);
+           x.states, x.cached, x.steps, x.epochs, x.seconds, x.stopping,
+           x.search);
 }
 
 } // namespace actortrain

@@ -31,13 +31,36 @@ struct progress_report {
   double quantum_seconds = 0;
   /// True when the network will not ask for another slot.
   bool finished = false;
+  /// With an adaptive search: the epochs the quantum completed (what the
+  /// search decides from) and the networks of the group that are done now.
+  std::vector<epoch_metrics> epochs;
+  std::vector<uint64_t> done;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, progress_report& x) {
   return f(caf::meta::type_name("progress_report"), x.network_id, x.steps_done,
            x.steps_total, x.epoch, x.loss, x.seconds_per_step, x.quantum_steps,
-           x.quantum_seconds, x.finished);
+           x.quantum_seconds, x.finished, x.epochs, x.done);
+}
+
+/// What an adaptive search (scheduler.search) asks of a quantum.
+struct quantum_search {
+  /// Evaluate the validation split, or the test set, after every epoch:
+  /// the search's metric.
+  bool validation = false;
+  bool test = false;
+  /// End the quantum at the end of an epoch, so decisions apply exactly at
+  /// the epoch they were taken for.
+  bool epoch_boundaries = false;
+  /// Networks the search stopped: they finish before training any further.
+  std::vector<uint64_t> stop;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, quantum_search& x) {
+  return f(caf::meta::type_name("quantum_search"), x.validation, x.test,
+           x.epoch_boundaries, x.stop);
 }
 
 /// What a trainer tells the scheduler when it first asks for a slot.
@@ -49,12 +72,16 @@ struct trainer_info {
   double cost_hint = 1;
   /// For the "priority" policy: higher runs first.
   double priority = 0;
+  /// The networks the trainer trains (one, or a fused group) and each one's
+  /// budget in epochs: what an adaptive search covers.
+  std::vector<uint64_t> members;
+  std::vector<int64_t> member_epochs;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, trainer_info& x) {
   return f(caf::meta::type_name("trainer_info"), x.network_id, x.steps_total,
-           x.cost_hint, x.priority);
+           x.cost_hint, x.priority, x.members, x.member_epochs);
 }
 
 /// What one quantum of training produced: the progress for the scheduler,

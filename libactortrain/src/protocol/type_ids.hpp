@@ -34,6 +34,8 @@ CAF_ADD_TYPE_ID(actortrain, (actortrain::remote_quantum))
 CAF_ADD_TYPE_ID(actortrain, (std::vector<actortrain::slot_grant>))
 CAF_ADD_TYPE_ID(actortrain, (actortrain::aggregator_status))
 CAF_ADD_TYPE_ID(actortrain, (std::vector<uint64_t>))
+CAF_ADD_TYPE_ID(actortrain, (actortrain::decision_record))
+CAF_ADD_TYPE_ID(actortrain, (std::vector<actortrain::decision_record>))
 
 // trainer -> scheduler: a trainer (trainer_info) waits for its first slot.
 CAF_ADD_ATOM(actortrain, actortrain, acquire_atom, "acquire")
@@ -78,6 +80,12 @@ CAF_ADD_ATOM(actortrain, actortrain, joined_atom, "joined")
 CAF_ADD_ATOM(actortrain, actortrain, add_slots_atom, "add_slots")
 // trainer -> worker's executor: drop the cached state of a group that moved.
 CAF_ADD_ATOM(actortrain, actortrain, forget_atom, "forget")
+// scheduler -> trainer: (std::vector<uint64_t>) the adaptive search stopped
+// these networks: they finish at the start of the next quantum.
+CAF_ADD_ATOM(actortrain, actortrain, search_stop_atom, "search_cut")
+// scheduler -> aggregator: (std::vector<decision_record>) the search's
+// decisions, to store.
+CAF_ADD_ATOM(actortrain, actortrain, decisions_atom, "decisions")
 
 CAF_END_TYPE_ID_BLOCK(actortrain)
 

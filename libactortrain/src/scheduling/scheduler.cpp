@@ -24,11 +24,77 @@ double now(scheduler_self* self) {
       .count();
 }
 
+void dispatch(scheduler_self* self);
+
 void flush(scheduler_self* self) {
   auto& st = self->state;
   if (st.recorder && !st.pending.empty())
     self->send(st.recorder, schedule_atom_v, std::move(st.pending));
   st.pending.clear();
+  if (st.recorder && !st.decisions.empty())
+    self->send(st.recorder, decisions_atom_v, std::move(st.decisions));
+  st.decisions.clear();
+}
+
+/// Queues a trainer for its next grant; with a search, the stops decided for
+/// its networks go first (a trainer handles them before the grant).
+void requeue(scheduler_self* self, const caf::actor& trainer, uint64_t id) {
+  auto& st = self->state;
+  if (auto t = st.searched.find(id);
+      t != st.searched.end() && !t->second.stops.empty()) {
+    caf::anon_send(trainer, search_stop_atom_v, std::move(t->second.stops));
+    t->second.stops.clear();
+  }
+  st.policy->enqueue(waiting_trainer{trainer, id});
+}
+
+/// Whether a network of trainer `t` waits at a rung.
+bool waits(const scheduler_state& st,
+           const scheduler_state::searched_trainer& t) {
+  return std::any_of(t.members.begin(), t.members.end(),
+                     [&](uint64_t id) { return st.search->waiting(id); });
+}
+
+/// Records the search's decisions and carries them out: stops go to the
+/// networks' trainers, held trainers none of whose networks waits any
+/// longer are queued again.
+void carry_out(scheduler_self* self, std::vector<search_decision> decided) {
+  auto& st = self->state;
+  for (auto& d : decided) {
+    st.decisions.push_back({now(self), d.network_id, d.epoch, d.rung,
+                            name_of(d.action), std::move(d.reason)});
+    if (d.action != search_action::stop)
+      continue;
+    if (auto t = st.trainer_of.find(d.network_id); t != st.trainer_of.end())
+      if (auto s = st.searched.find(t->second); s != st.searched.end())
+        s->second.stops.push_back(d.network_id);
+  }
+  for (auto& [id, t] : st.searched)
+    if (t.held && !waits(st, t)) {
+      t.held = false;
+      requeue(self, t.trainer, id);
+    }
+  if (st.decisions.size() >= record_batch)
+    flush(self);
+}
+
+/// Nothing trains and nothing is queued while some networks wait: the search
+/// decides what they do (promotions that cannot come become stops).
+void settle(scheduler_self* self) {
+  auto& st = self->state;
+  if (!st.search || st.stopped || st.arrived < st.start_after)
+    return;
+  while (st.stats.busy == 0 && st.policy->waiting() == 0) {
+    bool held = std::any_of(st.searched.begin(), st.searched.end(),
+                            [](const auto& t) { return t.second.held; });
+    if (!held)
+      return;
+    auto decided = st.search->idle();
+    if (decided.empty())
+      return;
+    carry_out(self, std::move(decided));
+    dispatch(self);
+  }
 }
 
 void dispatch(scheduler_self* self) {
@@ -95,15 +161,44 @@ void release(scheduler_self* self, uint32_t slot,
   auto& last = st.steps[progress.network_id];
   st.stats.steps_done += progress.steps_done - last;
   last = progress.steps_done;
+  if (st.search) {
+    // A network that ended in this quantum no longer counts at a rung.
+    const auto& done = progress.done;
+    std::vector<search_decision> decided;
+    for (const auto& e : progress.epochs) {
+      if (std::find(done.begin(), done.end(), e.network_id) != done.end())
+        continue;
+      for (auto& d :
+           st.search->report(e.network_id, e.epoch, st.search->score(e)))
+        decided.push_back(std::move(d));
+    }
+    for (auto id : done)
+      for (auto& d : st.search->done(id))
+        decided.push_back(std::move(d));
+    // A trainer that is finished has no network left, whatever the report
+    // lists (a group that failed as a whole lists none).
+    if (auto t = st.searched.find(progress.network_id);
+        progress.finished && t != st.searched.end())
+      for (auto id : t->second.members)
+        for (auto& d : st.search->done(id))
+          decided.push_back(std::move(d));
+    carry_out(self, std::move(decided));
+  }
   if (progress.finished) {
     st.policy->forget(progress.network_id);
+    st.searched.erase(progress.network_id);
     self->demonitor(sender);
   } else {
     st.policy->report(progress);
-    st.policy->enqueue(waiting_trainer{caf::actor_cast<caf::actor>(sender),
-                                       progress.network_id});
+    auto trainer = caf::actor_cast<caf::actor>(sender);
+    auto t = st.searched.find(progress.network_id);
+    if (t != st.searched.end() && waits(st, t->second))
+      t->second.held = true;
+    else
+      requeue(self, trainer, progress.network_id);
   }
   dispatch(self);
+  settle(self);
 }
 
 /// Adds a slot under the next id; watches its executor when it lives on
@@ -125,8 +220,10 @@ scheduler_actor::behavior_type
 scheduler(scheduler_actor::stateful_pointer<scheduler_state> self,
           std::vector<slot_grant> slots,
           std::shared_ptr<scheduling_policy> policy, aggregator_actor recorder,
-          size_t start_after) {
+          size_t start_after, search_settings search) {
   auto& st = self->state;
+  if (search.kind != search_kind::none)
+    st.search.emplace(std::move(search));
   for (auto& s : slots)
     add_slot(self, std::move(s));
   st.policy = std::move(policy);
@@ -148,7 +245,20 @@ scheduler(scheduler_actor::stateful_pointer<scheduler_state> self,
         free_slot(self, i, 0);
       }
     }
+    // Its networks are gone: they hold no rung of the search back.
+    for (auto t = st.searched.begin(); t != st.searched.end(); ++t) {
+      if (t->second.trainer.address() != dm.source)
+        continue;
+      std::vector<search_decision> decided;
+      for (auto id : t->second.members)
+        for (auto& d : st.search->done(id))
+          decided.push_back(std::move(d));
+      st.searched.erase(t);
+      carry_out(self, std::move(decided));
+      break;
+    }
     dispatch(self);
+    settle(self);
   });
   return {
       [=](acquire_atom, const trainer_info& info) {
@@ -156,9 +266,21 @@ scheduler(scheduler_actor::stateful_pointer<scheduler_state> self,
         if (!trainer)
           return;
         self->monitor(trainer);
-        ++self->state.arrived;
-        self->state.policy->add(info);
-        self->state.policy->enqueue(waiting_trainer{trainer, info.network_id});
+        auto& st = self->state;
+        ++st.arrived;
+        st.policy->add(info);
+        if (st.search) {
+          auto& t = st.searched[info.network_id];
+          t.trainer = trainer;
+          t.members = info.members;
+          for (size_t k = 0; k < info.members.size(); ++k) {
+            st.trainer_of[info.members[k]] = info.network_id;
+            st.search->add(info.members[k], k < info.member_epochs.size()
+                                                ? info.member_epochs[k]
+                                                : 0);
+          }
+        }
+        st.policy->enqueue(waiting_trainer{trainer, info.network_id});
         dispatch(self);
       },
       [=](release_atom, uint32_t slot, const progress_report& progress) {

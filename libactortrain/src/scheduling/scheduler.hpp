@@ -2,7 +2,9 @@
 
 #include <chrono>
 #include <deque>
+#include <map>
 #include <memory>
+#include <optional>
 #include <unordered_map>
 #include <vector>
 
@@ -13,6 +15,7 @@
 #include "protocol/interfaces.hpp"
 #include "protocol/slot.hpp"
 #include "scheduling/scheduling_policy.hpp"
+#include "scheduling/search_rule.hpp"
 
 namespace actortrain {
 
@@ -50,6 +53,24 @@ struct scheduler_state {
   size_t arrived = 0;
   /// Set by (stop_atom): slots are no longer granted.
   bool stopped = false;
+  // -- The adaptive search (scheduler.search) --------------------------------
+  /// Decides from the epochs trainers report; none without a search.
+  std::optional<search_rule> search;
+  /// A trainer the search covers: its networks, the stops it has not been
+  /// sent yet, and whether it is held back (a network of it waits at a rung:
+  /// it is not queued and holds no slot).
+  struct searched_trainer {
+    caf::actor trainer;
+    std::vector<uint64_t> members;
+    std::vector<uint64_t> stops;
+    bool held = false;
+  };
+  /// By the trainer's id (its first network's).
+  std::map<uint64_t, searched_trainer> searched;
+  /// Each network's trainer id.
+  std::unordered_map<uint64_t, uint64_t> trainer_of;
+  /// Decisions not yet sent to the recorder.
+  std::vector<decision_record> decisions;
   static inline const char* name = "actortrain.scheduler";
 };
 
@@ -65,10 +86,19 @@ struct scheduler_state {
 /// more slots than exist. (status_atom) -> scheduler_status.
 /// (add_slots_atom, std::vector<slot_grant>) adds slots (a worker joined); a
 /// slot whose executor goes down (its worker was lost) is never granted again.
+///
+/// With an adaptive search (`search.kind` not none) the scheduler feeds every
+/// epoch reported to its search_rule and carries out the decisions: a
+/// network stopped is sent to its trainer, (search_stop_atom,
+/// std::vector<uint64_t>), before the trainer's next grant (it then
+/// finishes at once); a trainer whose network waits at a rung is held back,
+/// holding no slot, until the search promotes or stops it; when nothing
+/// trains and nothing is queued while some wait, the search is told it is
+/// idle. Every decision goes to `recorder` as a decision_record.
 scheduler_actor::behavior_type
 scheduler(scheduler_actor::stateful_pointer<scheduler_state> self,
           std::vector<slot_grant> slots,
           std::shared_ptr<scheduling_policy> policy, aggregator_actor recorder,
-          size_t start_after);
+          size_t start_after, search_settings search);
 
 } // namespace actortrain

@@ -24,7 +24,9 @@ void scheduling_policy::report(const progress_report& progress) {
 void scheduling_policy::enqueue(waiting_trainer w) {
   auto i = networks_.find(w.network_id);
   if (i == networks_.end()) {
-    add(trainer_info{w.network_id, 0, 1, 0});
+    trainer_info info;
+    info.network_id = w.network_id;
+    add(info);
     i = networks_.find(w.network_id);
   }
   const auto& n = i->second;

@@ -30,6 +30,8 @@ std::string to_string(stop_reason x) {
     return "target";
   case stop_reason::early_stopping:
     return "early_stopping";
+  case stop_reason::search:
+    return "search";
   }
   return "unknown";
 }
@@ -37,7 +39,7 @@ std::string to_string(stop_reason x) {
 std::optional<stop_reason> parse_stop_reason(const std::string& text) {
   for (auto x :
        {stop_reason::none, stop_reason::epochs, stop_reason::max_seconds,
-        stop_reason::target, stop_reason::early_stopping})
+        stop_reason::target, stop_reason::early_stopping, stop_reason::search})
     if (to_string(x) == text)
       return x;
   return std::nullopt;

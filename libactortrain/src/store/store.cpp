@@ -145,6 +145,14 @@ CREATE TABLE IF NOT EXISTS ensemble_curve (
   loss REAL,
   PRIMARY KEY (group_id, members)
 );
+CREATE TABLE IF NOT EXISTS decisions (
+  time REAL NOT NULL,
+  network_id INTEGER NOT NULL REFERENCES networks(id),
+  epoch INTEGER NOT NULL,
+  rung INTEGER NOT NULL,
+  action TEXT NOT NULL,
+  reason TEXT NOT NULL
+);
 )sql";
 
 /// Weights kept in the store pass through the write-ahead log: once folded
@@ -1086,6 +1094,50 @@ caf::expected<std::vector<grant_record>> results_store::grants() const {
     r.end = st.real(3);
     r.steps = st.integer(4);
     result.push_back(r);
+  }
+  return result;
+}
+
+caf::error
+results_store::add_decisions(const std::vector<decision_record>& records) {
+  return transaction([&]() -> caf::error {
+    statement st{db_, "INSERT INTO decisions (time, network_id, epoch, rung, "
+                      "action, reason) VALUES (?, ?, ?, ?, ?, ?)"};
+    for (const auto& r : records) {
+      st.bind(r.time, r.network_id, r.epoch, r.rung, r.action, r.reason);
+      if (st.step() != SQLITE_DONE)
+        return storage_error(db_, path_,
+                             "cannot record the search's decisions");
+      st.reset();
+    }
+    return {};
+  });
+}
+
+caf::expected<std::vector<decision_record>> results_store::decisions() const {
+  std::vector<decision_record> result;
+  {
+    // A store written before the search existed has no decisions table.
+    statement t{db_, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND "
+                     "name = 'decisions'"};
+    if (!t)
+      return storage_error(db_, path_, "cannot read the search's decisions");
+    if (t.step() != SQLITE_ROW)
+      return result;
+  }
+  statement st{db_, "SELECT time, network_id, epoch, rung, action, reason "
+                    "FROM decisions ORDER BY rowid"};
+  if (!st)
+    return storage_error(db_, path_, "cannot read the search's decisions");
+  while (st.step() == SQLITE_ROW) {
+    decision_record r;
+    r.time = st.real(0);
+    r.network_id = static_cast<uint64_t>(st.integer(1));
+    r.epoch = st.integer(2);
+    r.rung = st.integer(3);
+    r.action = st.text(4);
+    r.reason = st.text(5);
+    result.push_back(std::move(r));
   }
   return result;
 }

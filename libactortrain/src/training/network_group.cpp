@@ -50,9 +50,12 @@ trainer_info network_group::info() const {
   // The built-in model's multiply-adds per step: the estimator's guess
   // until the group has run.
   result.cost_hint = front.cost_hint();
-  for (const auto& m : members_)
+  for (const auto& m : members_) {
     result.priority =
         std::max(result.priority, m->spec().config.train.priority);
+    result.members.push_back(m->spec().id);
+    result.member_epochs.push_back(m->spec().config.train.epochs);
+  }
   return result;
 }
 
@@ -105,7 +108,14 @@ quantum_report network_group::run_quantum(const slot_info& slot,
       continue;
     active.push_back(i);
     marks[i] = m.begin_quantum();
+    m.evaluate_for_search(limits.search);
     m.guarded(outs[i], [&] { m.prepare(slot); });
+    // The search stopped it: it finishes where it is, with its weights.
+    const auto& stop = limits.search.stop;
+    if (m.ready() &&
+        std::find(stop.begin(), stop.end(), m.spec().id) != stop.end())
+      m.guarded(outs[i],
+                [&] { m.conclude(limits, stop_reason::search, outs[i]); });
   }
   // Members at the same step of equally long epochs (so their batches have
   // the same size at every step) form a cohort that can step together.
@@ -325,6 +335,10 @@ network_group::progress(const std::vector<quantum_outcome>& outs) const {
     seconds += m->train_seconds();
   }
   for (const auto& o : outs) {
+    for (const auto& e : o.epochs)
+      p.epochs.push_back(e);
+    if (o.progress.finished)
+      p.done.push_back(o.progress.network_id);
     p.quantum_steps += o.progress.quantum_steps;
     p.quantum_seconds += o.progress.quantum_seconds;
     p.epoch = std::max(p.epoch, o.progress.epoch);

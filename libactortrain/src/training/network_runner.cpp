@@ -324,6 +324,9 @@ int64_t network_runner::quantum_target(const quantum_limits& limits) const {
   auto target = limits.steps > 0
                     ? st_.step + limits.steps
                     : (epoch_at_start + limits.epochs) * steps_per_epoch_;
+  // The search decides at epoch ends: a quantum never runs past one.
+  if (limits.search.epoch_boundaries)
+    target = std::min(target, (epoch_at_start + 1) * steps_per_epoch_);
   return std::min(target, steps_total());
 }
 
@@ -386,7 +389,7 @@ stop_reason network_runner::end_epoch(int64_t epoch, quantum_outcome& out) {
   m.seconds = st_.epoch_seconds;
   bool targets = train.target_accuracy > 0 || train.target_loss > 0;
   bool has_validation = validation_.defined();
-  if (has_validation && (targets || train.patience > 0)) {
+  if (has_validation && (targets || train.patience > 0 || search_validation_)) {
     auto ev = evaluate(data_->train_x.index_select(0, validation_),
                        data_->train_y.index_select(0, validation_), false);
     m.validation_loss = ev.loss;
@@ -396,7 +399,7 @@ stop_reason network_runner::end_epoch(int64_t epoch, quantum_outcome& out) {
   // may stop the network (so its final metrics are those of that epoch).
   bool last = epoch == train.epochs;
   bool periodic = train.eval_every > 0 && epoch % train.eval_every == 0;
-  bool may_stop = targets || train.patience > 0;
+  bool may_stop = targets || train.patience > 0 || search_test_;
   if (last || periodic || may_stop) {
     auto ev = evaluate(data_->test_x, data_->test_y, true);
     m.test_loss = ev.loss;

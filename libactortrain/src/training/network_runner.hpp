@@ -33,6 +33,8 @@ struct quantum_limits {
   /// Set when the run is stopping: every quantum then ends with a
   /// checkpoint, whatever the interval.
   std::shared_ptr<const std::atomic<bool>> stopping;
+  /// What an adaptive search asks of this quantum.
+  quantum_search search;
 };
 
 /// Trains one network quantum by quantum: owns its learner, its position in
@@ -110,6 +112,12 @@ public:
   /// Whether the network has a learner to step (prepared, not failed).
   bool ready() const noexcept {
     return learner_ != nullptr;
+  }
+  /// Which split the adaptive search compares by (evaluated every epoch
+  /// from now on).
+  void evaluate_for_search(const quantum_search& search) noexcept {
+    search_validation_ = search.validation && validation_.defined();
+    search_test_ = search.test;
   }
   /// The step at which a quantum starting now ends.
   int64_t quantum_target(const quantum_limits& limits) const;
@@ -205,6 +213,10 @@ private:
   torch::Tensor shard_;
   /// Indices (into the training set) of the validation split, if any.
   torch::Tensor validation_;
+  /// The adaptive search's metric is on the validation split, or the test
+  /// set: evaluate it every epoch.
+  bool search_validation_ = false;
+  bool search_test_ = false;
   learner_factory make_learner_;
   std::shared_ptr<const script_model> script_;
   std::unique_ptr<learner> learner_;

@@ -1,0 +1,160 @@
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "actortrain/choices.hpp"
+#include "actortrain/results.hpp"
+
+namespace actortrain {
+
+struct experiment;
+
+/// What an adaptive search is set to do (scheduler.search and its keys).
+struct search_settings {
+  search_kind kind = search_kind::none;
+  asha_mode mode = asha_mode::stopping;
+  bool deterministic = false;
+  int64_t grace_epochs = 1;
+  int64_t reduction_factor = 3;
+  /// Resolved: at least 1.
+  int64_t brackets = 1;
+  int64_t min_samples = 3;
+  /// The metric (resolved, never "auto"), its name for reasons, and
+  /// whether lower values are better.
+  search_metric source = search_metric::validation_accuracy;
+  std::string metric = "validation_accuracy";
+  bool minimize = false;
+};
+
+/// The search an experiment asks for, its metric resolved ("auto") and its
+/// brackets counted.
+search_settings search_settings_of(const experiment& exp);
+
+/// The metric "auto" stands for in `exp`.
+search_metric resolved_metric(const experiment& exp);
+
+/// What the search decided for one network.
+enum class search_action : uint8_t {
+  /// It goes on training (it passed a rung).
+  go_on,
+  /// It stops now: it finishes with its current weights.
+  stop,
+  /// It waits at a rung, holding no slot.
+  wait,
+  /// It was waiting and goes on.
+  promote,
+};
+
+/// "continue", "stop", "wait", "promote".
+const char* name_of(search_action x);
+
+struct search_decision {
+  uint64_t network_id = 0;
+  /// The epoch the network had reached.
+  int64_t epoch = 0;
+  /// The rung (in epochs) the decision is about; the median rule's is the
+  /// epoch.
+  int64_t rung = 0;
+  search_action action = search_action::go_on;
+  std::string reason;
+};
+
+/// The rules of an adaptive search, as a pure function of the metrics
+/// reported: ASHA (stopping and promotion), HyperBand as ASHA over brackets,
+/// and the median stopping rule; with `deterministic`, decisions wait for a
+/// barrier (every network that reaches a rung has reported there) and are
+/// taken in network-id order, so they depend on the metrics alone, never on
+/// the order reports arrive in. No actor, no clock: the scheduler feeds it
+/// and carries out what it returns.
+///
+/// Scores: the metric, negated when lower is better, so higher is better.
+class search_rule {
+public:
+  explicit search_rule(search_settings settings);
+
+  /// A network the search covers, with its budget in epochs. Every network
+  /// is added before any reports.
+  void add(uint64_t id, int64_t epochs);
+
+  /// A network's score after `epoch` epochs (reported for every epoch, in
+  /// order). Returns the decisions this makes, for it and for others.
+  std::vector<search_decision> report(uint64_t id, int64_t epoch, double score);
+
+  /// The network finished or failed: it no longer holds a barrier back.
+  std::vector<search_decision> done(uint64_t id);
+
+  /// Nothing trains and nothing is queued while some networks wait: no
+  /// promotion can come, so each rung keeps the top max(1, n/eta) of all
+  /// that reached it and stops the other waiting networks (deterministic
+  /// mode: resolves the barriers with whoever reached them).
+  std::vector<search_decision> idle();
+
+  /// The score of an epoch's metrics: the metric, negated when lower is
+  /// better.
+  double score(const epoch_metrics& m) const noexcept;
+
+  const search_settings& settings() const noexcept {
+    return settings_;
+  }
+
+  /// Whether the network waits at a rung (holds no slot).
+  bool waiting(uint64_t id) const;
+  /// Whether the network was stopped by the search.
+  bool stopped(uint64_t id) const;
+  /// Whether networks may wait at all (promotion or deterministic mode):
+  /// then each network must have a trainer of its own.
+  bool pauses() const noexcept;
+
+  /// The network's rungs in epochs (ASHA, HyperBand) and its bracket.
+  std::vector<int64_t> rungs(uint64_t id) const;
+  int64_t bracket(uint64_t id) const;
+
+private:
+  struct network {
+    int64_t epochs = 0;
+    int64_t bracket = 0;
+    std::vector<int64_t> rungs;
+    bool alive = true;
+    bool stopped = false;
+    bool waiting = false;
+    int64_t waiting_at = 0;
+    int64_t epoch = 0;
+    double best = 0;
+    double sum = 0;
+  };
+  /// A rung of a bracket (the median rule: bracket 0, an epoch).
+  using rung_key = std::pair<int64_t, int64_t>;
+
+  bool median() const noexcept {
+    return settings_.kind == search_kind::median;
+  }
+  std::vector<int64_t> rungs_of(int64_t bracket, int64_t epochs) const;
+  /// Whether every live network that reaches `key` has reported there.
+  bool barrier_ready(const rung_key& key) const;
+  void resolve(const rung_key& key, std::vector<search_decision>& out);
+  void try_barriers(std::vector<search_decision>& out);
+  void promotions(std::vector<search_decision>& out);
+  void stop(uint64_t id, int64_t rung, std::string reason,
+            std::vector<search_decision>& out);
+  void go_on(uint64_t id, int64_t rung, search_action action,
+             std::string reason, std::vector<search_decision>& out);
+  /// The metric's value for a score, for reasons.
+  double value(double score) const noexcept {
+    return settings_.minimize ? -score : score;
+  }
+
+  search_settings settings_;
+  std::map<uint64_t, network> nets_;
+  /// Scores recorded at each rung (the median rule: running means).
+  std::map<rung_key, std::map<uint64_t, double>> recorded_;
+  std::map<rung_key, bool> resolved_;
+};
+
+/// numpy's linear percentile (0..100) of `xs` (not empty).
+double percentile(std::vector<double> xs, double p);
+
+} // namespace actortrain
