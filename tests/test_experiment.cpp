@@ -458,6 +458,14 @@ quantum_epochs = 2
 quantum_steps = 10
 quantum_seconds = 1.5
 policy = "priority"
+search = "hyperband"
+asha_mode = "promotion"
+metric = "test_loss"
+grace_epochs = 2
+reduction_factor = 4
+brackets = 2
+min_samples = 5
+deterministic = true
 [cluster]
 workers = ["127.0.0.1:4242"]
 local = false

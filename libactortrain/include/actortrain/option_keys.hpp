@@ -212,14 +212,16 @@ template <> struct section<scheduler_options> {
           .in(closed(1, max_count)),
       key("quantum_steps", &S::quantum_steps, running).in(closed(0, max_count)),
       key("quantum_seconds", &S::quantum_seconds, running).in(at_least(0)),
-      key("policy", &S::policy, running), key("search", &S::search, running),
-      key("asha_mode", &S::asha, running), key("metric", &S::metric, running),
-      key("grace_epochs", &S::grace_epochs, running).in(closed(1, max_count)),
-      key("reduction_factor", &S::reduction_factor, running)
+      key("policy", &S::policy, running),
+      // The search decides where networks stop: a resumed run keeps it.
+      key("search", &S::search, numbers), key("asha_mode", &S::asha, numbers),
+      key("metric", &S::metric, numbers),
+      key("grace_epochs", &S::grace_epochs, numbers).in(closed(1, max_count)),
+      key("reduction_factor", &S::reduction_factor, numbers)
           .in(closed(2, 1000)),
-      key("brackets", &S::brackets, running).in(closed(0, 64)),
-      key("min_samples", &S::min_samples, running).in(closed(1, max_count)),
-      key("deterministic", &S::deterministic, running));
+      key("brackets", &S::brackets, numbers).in(closed(0, 64)),
+      key("min_samples", &S::min_samples, numbers).in(closed(1, max_count)),
+      key("deterministic", &S::deterministic, numbers));
 };
 
 template <> struct section<cluster_options> {

@@ -265,6 +265,11 @@ void start(coordinator_actor* self) {
                   plan.stop,
                   {}};
   auto search = search_settings_of(plan.exp);
+  bool resumed = !plan.resumed_finished.empty() ||
+                 !plan.resumed_failed.empty() || !plan.snapshots.empty();
+  if (search.kind != search_kind::none && resumed)
+    event(self, "resumed: the search decides from here on, over the networks "
+                "still training (its earlier reports are not replayed)");
   if (search.kind != search_kind::none) {
     auto& q = tcfg.quantum.search;
     q.validation = search.source == search_metric::validation_accuracy ||

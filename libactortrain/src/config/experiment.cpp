@@ -15,7 +15,7 @@
 
 #include "actortrain/error.hpp"
 #include "actortrain/network_spec.hpp"
-#include "scheduling/search_rule.hpp"
+#include "config/resolved_metric.hpp"
 
 namespace actortrain {
 
@@ -176,6 +176,19 @@ caf::error validate_data(const data_options& d) {
                    "classes");
   return {};
 }
+
+} // namespace
+
+search_metric resolved_metric(const experiment& exp) {
+  auto m = exp.scheduler.metric;
+  if (m != search_metric::automatic)
+    return m;
+  return exp.data.task == task_kind::classification
+             ? search_metric::validation_accuracy
+             : search_metric::validation_loss;
+}
+
+namespace {
 
 /// The adaptive search's keys against each other and the configurations.
 caf::error validate_search(const experiment& exp) {
@@ -878,6 +891,21 @@ template <class Section> void add_numbers(std::string& text, const Section& x) {
   });
 }
 
+/// The same for the keys that differ from their defaults: sections whose
+/// keys came to change numbers later (the adaptive search, which decides
+/// where networks stop) leave the fingerprints of runs that use none as
+/// they were.
+template <class Section>
+void add_changed_numbers(std::string& text, const Section& x) {
+  const Section defaults{};
+  keys::for_each_row<Section>([&](const auto& row) {
+    if (row.changes == keys::effect::numbers &&
+        !(x.*(row.member) == defaults.*(row.member)))
+      text += fmt::format("{}.{}={}|", keys::section<Section>::name, row.name,
+                          canonical(x.*(row.member)));
+  });
+}
+
 } // namespace
 
 std::string fingerprint(const experiment& exp) {
@@ -890,6 +918,7 @@ std::string fingerprint(const experiment& exp) {
     add_numbers(text, c.optimizer);
     add_numbers(text, c.train);
   }
+  add_changed_numbers(text, exp.scheduler);
   uint64_t h = 14695981039346656037ull;
   for (unsigned char ch : text) {
     h ^= ch;

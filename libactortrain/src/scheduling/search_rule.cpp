@@ -6,17 +6,9 @@
 #include <fmt/format.h>
 
 #include "actortrain/experiment.hpp"
+#include "config/resolved_metric.hpp"
 
 namespace actortrain {
-
-search_metric resolved_metric(const experiment& exp) {
-  auto m = exp.scheduler.metric;
-  if (m != search_metric::automatic)
-    return m;
-  return exp.data.task == task_kind::classification
-             ? search_metric::validation_accuracy
-             : search_metric::validation_loss;
-}
 
 search_settings search_settings_of(const experiment& exp) {
   const auto& s = exp.scheduler;

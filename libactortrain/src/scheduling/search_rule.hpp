@@ -34,9 +34,6 @@ struct search_settings {
 /// brackets counted.
 search_settings search_settings_of(const experiment& exp);
 
-/// The metric "auto" stands for in `exp`.
-search_metric resolved_metric(const experiment& exp);
-
 /// What the search decided for one network.
 enum class search_action : uint8_t {
   /// It goes on training (it passed a rung).
