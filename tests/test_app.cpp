@@ -566,6 +566,56 @@ samples = 4
   REQUIRE(j["networks"].size() == 8);
 }
 
+TEST_CASE("PBT from TOML resamples from the search space, and results show "
+          "each network's lineage") {
+  temp_dir dir;
+  write_text(dir / "exp.toml", R"(name = "pbt"
+[data]
+format = "synthetic"
+samples = 512
+test_samples = 128
+features = 8
+classes = 3
+[train]
+epochs = 4
+validation_fraction = 0.2
+[search]
+samples = 8
+"optimizer.lr" = { loguniform = [1e-4, 0.5] }
+[scheduler]
+slots = 2
+search = "pbt"
+deterministic = true
+interval_epochs = 2
+resample_probability = 1
+)");
+  auto res =
+      run_app(fmt::format("run {} --output {}", dir / "exp.toml", dir / "out"));
+  REQUIRE_MESSAGE(res.exit_code == 0, res.output);
+  CHECK(res.output.find("8 networks: 8 finished") != std::string::npos);
+  auto table = run_app(fmt::format("results {}", dir / "out"));
+  REQUIRE_MESSAGE(table.exit_code == 0, table.output);
+  CHECK_MESSAGE(table.output.find("PBT lineage") != std::string::npos,
+                table.output);
+  auto j = results_json(dir / "out");
+  int64_t exploits = 0;
+  for (const auto& d : j["decisions"]) {
+    if (d["action"] != "exploit")
+      continue;
+    ++exploits;
+    // Every copy drew its rate again from [1e-4, 0.5].
+    auto text = d["new_hyperparameters"].get<std::string>();
+    auto lr = std::stod(text.substr(text.find('=') + 1));
+    CHECK(lr >= 1e-4);
+    CHECK(lr <= 0.5);
+    CHECK(d["donor"].is_number());
+  }
+  // ceil(8 x 0.25) = 2 at epoch 2.
+  CHECK(exploits == 2);
+  REQUIRE(j.contains("lineages"));
+  CHECK(j["lineages"].size() == 2);
+}
+
 TEST_CASE("ASHA over a random search space, from TOML: results show the "
           "decisions") {
   temp_dir dir;

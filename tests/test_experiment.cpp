@@ -466,6 +466,11 @@ reduction_factor = 4
 brackets = 2
 min_samples = 5
 deterministic = true
+interval_epochs = 3
+quantile = 0.3
+resample_probability = 0.5
+perturb_down = 0.7
+perturb_up = 1.3
 [cluster]
 workers = ["127.0.0.1:4242"]
 local = false

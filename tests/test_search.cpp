@@ -309,3 +309,140 @@ TEST_CASE("bad search settings are named before anything trains") {
     expect_error(exp, "scheduler.reduction_factor");
   }
 }
+
+namespace {
+
+/// The learning rate in "optimizer.lr=0.001".
+double lr_in(const std::string& text) {
+  auto eq = text.find('=');
+  REQUIRE(eq != std::string::npos);
+  return std::stod(text.substr(eq + 1));
+}
+
+} // namespace
+
+TEST_CASE("deterministic PBT copies the best networks into the worst, the "
+          "same on 1 and 3 slots") {
+  temp_dir dir;
+  auto exp = nine_learning_rates(4);
+  exp.scheduler.search = search_kind::pbt;
+  exp.scheduler.deterministic = true;
+  exp.scheduler.interval_epochs = 2;
+  std::vector<searched_run> runs;
+  for (int64_t slots : {1, 3}) {
+    exp.scheduler.slots = slots;
+    runs.push_back(run_search(dir / fmt::format("slots-{}", slots), exp));
+  }
+  CHECK(decided(runs[0].decisions) == decided(runs[1].decisions));
+  for (const auto& r : runs) {
+    // At epoch 2 the bottom ceil(9 x 0.25) = 3 copy one of the top 3.
+    std::map<uint64_t, double> accuracy_at_2;
+    for (const auto& [id, es] : r.epochs)
+      accuracy_at_2[id] = es.at(1).validation_accuracy;
+    std::vector<double> ranked;
+    for (const auto& [id, a] : accuracy_at_2)
+      ranked.push_back(a);
+    std::sort(ranked.rbegin(), ranked.rend());
+    int exploits = 0;
+    for (const auto& d : r.decisions) {
+      CHECK(d.action != "refused");
+      if (d.action != "exploit")
+        continue;
+      ++exploits;
+      CAPTURE(d.reason);
+      CHECK(d.rung == 2);
+      REQUIRE(d.donor >= 0);
+      auto donor = static_cast<uint64_t>(d.donor);
+      CHECK(accuracy_at_2[donor] >= ranked[2]);
+      CHECK(accuracy_at_2[d.network_id] <= ranked[6]);
+      // Explore: the donor's rate times 0.8 or 1.2 (no [search] range). The
+      // labels hold the rates to 3 digits.
+      auto own_lr = lr_in(network(r.result, d.network_id).group_label);
+      CHECK(lr_in(d.old_hyperparameters) ==
+            doctest::Approx(own_lr).epsilon(1e-2));
+      auto donor_lr = lr_in(network(r.result, donor).group_label);
+      auto lr = lr_in(d.new_hyperparameters);
+      bool perturbed = lr == doctest::Approx(donor_lr * 0.8).epsilon(1e-2) ||
+                       lr == doctest::Approx(donor_lr * 1.2).epsilon(1e-2);
+      CHECK(perturbed);
+    }
+    CHECK(exploits == 3);
+    // PBT stops nobody: every network trains its whole budget.
+    for (const auto& n : r.result.networks) {
+      CHECK(n.status == network_status::finished);
+      CHECK(n.epochs == 4);
+    }
+  }
+  for (const auto& n : runs[0].result.networks) {
+    CAPTURE(n.name);
+    CHECK(n.test_loss == network(runs[1].result, n.id).test_loss);
+  }
+}
+
+TEST_CASE("asynchronous PBT trains every network to its budget and records "
+          "each copy") {
+  temp_dir dir;
+  auto exp = nine_learning_rates(6);
+  exp.scheduler.search = search_kind::pbt;
+  exp.scheduler.interval_epochs = 2;
+  auto r = run_search(dir / "out", exp);
+  int exploits = 0;
+  std::map<uint64_t, int64_t> open;
+  for (const auto& d : r.decisions) {
+    if (d.action == "exploit") {
+      ++exploits;
+      CHECK(d.donor >= 0);
+      CHECK(d.donor != static_cast<int64_t>(d.network_id));
+      CHECK(d.new_hyperparameters.find("optimizer.lr=") == 0);
+    }
+    // A refusal names the exploit it answers.
+    if (d.action == "refused") {
+      bool answered = std::any_of(r.decisions.begin(), r.decisions.end(),
+                                  [&](const decision_record& e) {
+                                    return e.action == "exploit" &&
+                                           e.network_id == d.network_id &&
+                                           e.rung == d.rung;
+                                  });
+      CHECK(answered);
+    }
+  }
+  CHECK(exploits > 0);
+  for (const auto& n : r.result.networks) {
+    CAPTURE(n.name);
+    CHECK(n.status == network_status::finished);
+    CHECK(n.epochs == 6);
+  }
+}
+
+TEST_CASE("bad PBT settings are named before anything trains") {
+  temp_dir dir;
+  auto exp = nine_learning_rates(4);
+  exp.scheduler.search = search_kind::pbt;
+  run_options opts;
+  opts.output_dir = dir / "out";
+  auto expect_error = [&](const experiment& e, const std::string& text) {
+    auto result = run(e, opts);
+    REQUIRE_FALSE(result);
+    auto msg = to_string_pretty(result.error());
+    CHECK_MESSAGE(msg.find(text) != std::string::npos, msg);
+    CHECK_FALSE(fs::exists(dir / "out/results.db"));
+  };
+  SUBCASE("an interval as long as the budget") {
+    exp.scheduler.interval_epochs = 4;
+    expect_error(exp, "scheduler.interval_epochs: 4 is not below the longest "
+                      "train.epochs (4)");
+  }
+  SUBCASE("promotion") {
+    exp.scheduler.asha = asha_mode::promotion;
+    expect_error(exp, "scheduler.asha_mode: only 'asha' and 'hyperband'");
+  }
+  SUBCASE("networks of different models cannot copy each other") {
+    exp.variants[3].model.hidden = {32};
+    expect_error(exp, "every configuration must share the model and "
+                      "optimizer.kind: model.hidden differs");
+  }
+  SUBCASE("a quantile above one half") {
+    exp.scheduler.quantile = 0.6;
+    expect_error(exp, "scheduler.quantile");
+  }
+}

@@ -226,3 +226,116 @@ TEST_CASE("ASHA promotion when nothing else is left: the best at the highest "
   CHECK_FALSE(rule.waiting(2));
   CHECK(rule.idle().empty());
 }
+
+namespace {
+
+search_settings pbt(bool deterministic) {
+  search_settings s;
+  s.kind = search_kind::pbt;
+  s.deterministic = deterministic;
+  s.interval_epochs = 2;
+  s.quantile = 0.25;
+  s.resample_probability = 0;
+  s.seed = 7;
+  s.metric = "validation_accuracy";
+  return s;
+}
+
+} // namespace
+
+TEST_CASE("deterministic PBT: at each interval the bottom quantile copies "
+          "the top quantile, the same in any report order") {
+  std::vector<std::vector<search_decision>> runs;
+  for (auto order : {std::vector<uint64_t>{0, 1, 2, 3, 4, 5, 6, 7},
+                     std::vector<uint64_t>{7, 3, 5, 1, 0, 6, 2, 4}}) {
+    search_rule rule{pbt(true)};
+    for (uint64_t id = 0; id < 8; ++id)
+      rule.add(id, 6, 0.01 * static_cast<double>(id + 1));
+    std::vector<search_decision> all;
+    // Epoch 1 is not an interval: nothing is decided.
+    for (auto id : order)
+      CHECK(rule.report(id, 1, 0).empty());
+    for (size_t k = 0; k < order.size(); ++k) {
+      auto ds = rule.report(order[k], 2, static_cast<double>(order[k]));
+      // Only the last report completes the barrier.
+      if (k + 1 < order.size()) {
+        REQUIRE(ds.size() == 1);
+        CHECK(ds[0].action == search_action::wait);
+        continue;
+      }
+      for (auto& d : ds)
+        if (d.action != search_action::wait)
+          all.push_back(d);
+    }
+    runs.push_back(all);
+    // Scores are the ids: 0 and 1 (bottom ceil(8 x 0.25) = 2) copy 6 or 7.
+    REQUIRE(all.size() == 8);
+    for (const auto& d : all) {
+      CAPTURE(d.network_id);
+      CHECK(d.rung == 2);
+      if (d.network_id < 2) {
+        CHECK(d.action == search_action::exploit);
+        CHECK((d.donor == 6 || d.donor == 7));
+        CHECK(d.version == 2);
+        CHECK(d.donor_lr == doctest::Approx(0.01 * (d.donor + 1)));
+        bool perturbed = d.new_lr == doctest::Approx(d.donor_lr * 0.8) ||
+                         d.new_lr == doctest::Approx(d.donor_lr * 1.2);
+        CHECK(perturbed);
+        // It holds no slot until the copy is made or refused.
+        CHECK(rule.waiting(d.network_id));
+      } else {
+        CHECK(d.action == search_action::promote);
+        CHECK_FALSE(rule.waiting(d.network_id));
+      }
+    }
+    // Made: the new rate holds; refused: the old one stays.
+    auto made = std::find_if(all.begin(), all.end(),
+                             [](const auto& d) { return d.network_id == 0; });
+    rule.exploited(0, true);
+    rule.exploited(1, false);
+    CHECK_FALSE(rule.waiting(0));
+    CHECK_FALSE(rule.waiting(1));
+    CHECK(rule.learning_rate(0) == made->new_lr);
+    CHECK(rule.learning_rate(1) == doctest::Approx(0.02));
+  }
+  REQUIRE(runs[0].size() == runs[1].size());
+  for (size_t i = 0; i < runs[0].size(); ++i) {
+    CHECK(runs[0][i].network_id == runs[1][i].network_id);
+    CHECK(runs[0][i].donor == runs[1][i].donor);
+    CHECK(runs[0][i].new_lr == runs[1][i].new_lr);
+  }
+}
+
+TEST_CASE("asynchronous PBT compares with every network's latest interval "
+          "and resamples from the space") {
+  auto s = pbt(false);
+  s.resample_probability = 1;
+  s.lr_log = true;
+  s.lr_lo = 1e-4;
+  s.lr_hi = 1e-1;
+  search_rule rule{s};
+  for (uint64_t id = 0; id < 4; ++id)
+    rule.add(id, 8, 0.01);
+  // Alone, or one of two (ceil(2 x 0.25) = 1 at each end): the first goes
+  // on; the second is ranked against it.
+  auto first = rule.report(3, 2, 0.9);
+  REQUIRE(first.size() == 1);
+  CHECK(first[0].action == search_action::go_on);
+  auto second = rule.report(0, 2, 0.1);
+  REQUIRE(second.size() == 1);
+  CHECK(second[0].action == search_action::exploit);
+  CHECK(second[0].donor == 3);
+  CHECK(second[0].new_lr >= 1e-4);
+  CHECK(second[0].new_lr <= 1e-1);
+  // The best of three goes on.
+  auto third = rule.report(1, 2, 0.95);
+  REQUIRE(third.size() == 1);
+  CHECK(third[0].action == search_action::go_on);
+  // A network past its last interval is not compared; nor between
+  // intervals.
+  CHECK(rule.report(3, 3, 0.9).empty());
+  CHECK(rule.pauses());
+  // Idle with a copy in flight decides nothing: the copy ends by itself.
+  CHECK(rule.idle().empty());
+  CHECK(rule.waiting(0));
+}

@@ -30,6 +30,24 @@ std::map<uint64_t, std::string> names_of(const run_result& r) {
   return result;
 }
 
+/// PBT's exploits that were made, per recipient, in order: (decision,
+/// refused later).
+std::map<uint64_t, std::vector<const decision_record*>>
+lineages(const std::vector<decision_record>& decisions) {
+  std::map<uint64_t, std::vector<const decision_record*>> result;
+  for (const auto& d : decisions) {
+    auto& line = result[d.network_id];
+    if (d.action == "exploit")
+      line.push_back(&d);
+    else if (d.action == "refused" && !line.empty() &&
+             line.back()->rung == d.rung)
+      line.pop_back();
+  }
+  for (auto i = result.begin(); i != result.end();)
+    i = i->second.empty() ? result.erase(i) : std::next(i);
+  return result;
+}
+
 } // namespace
 
 std::string format_decisions(const run_result& r,
@@ -56,6 +74,19 @@ std::string format_decisions(const run_result& r,
     out +=
         fmt::format("{:>9.3f}  {:<9} {:>5} {:>5} {:<8} {}\n", d.time,
                     names[d.network_id], d.epoch, d.rung, d.action, d.reason);
+  auto lines = lineages(decisions);
+  if (!lines.empty()) {
+    out += "\nPBT lineage (each copy: epoch, donor, hyperparameters after):\n";
+    for (const auto& [id, line] : lines) {
+      out += fmt::format("{:<9}", names[id]);
+      for (const auto* d : line)
+        out += fmt::format(
+            " <- epoch {} {} ({})", d->rung,
+            d->donor >= 0 ? names[static_cast<uint64_t>(d->donor)] : "?",
+            d->new_hyperparameters);
+      out += "\n";
+    }
+  }
   return out;
 }
 
@@ -180,8 +211,23 @@ std::string format_json(const run_result& r,
                     {"epoch", d.epoch},
                     {"rung", d.rung},
                     {"action", d.action},
-                    {"reason", d.reason}});
+                    {"reason", d.reason},
+                    {"donor", d.donor >= 0 ? nlohmann::json(d.donor)
+                                           : nlohmann::json(nullptr)},
+                    {"old_hyperparameters", d.old_hyperparameters},
+                    {"new_hyperparameters", d.new_hyperparameters}});
     j["decisions"] = ds;
+    auto ls = nlohmann::json::object();
+    for (const auto& [id, line] : lineages(decisions)) {
+      auto copies = nlohmann::json::array();
+      for (const auto* d : line)
+        copies.push_back({{"epoch", d->rung},
+                          {"donor", d->donor},
+                          {"hyperparameters", d->new_hyperparameters}});
+      ls[names[id]] = copies;
+    }
+    if (!ls.empty())
+      j["lineages"] = ls;
   }
   return j.dump(2) + "\n";
 }

@@ -58,7 +58,7 @@ enum class policy_kind : uint8_t {
 
 /// scheduler.search: whether progress drives the search, and how
 /// (docs/scheduling.md, "Adaptive search").
-enum class search_kind : uint8_t { none, asha, hyperband, median };
+enum class search_kind : uint8_t { none, asha, hyperband, median, pbt };
 
 /// scheduler.asha_mode: what ASHA and HyperBand do with a network below a
 /// rung's cut: stop it at once, or let networks wait at the rung (holding no
@@ -103,8 +103,8 @@ ACTORTRAIN_CHOICES(activation_kind, "activation", "relu", "tanh", "sigmoid",
 ACTORTRAIN_CHOICES(optimizer_kind, "optimizer", "sgd", "adam", "adamw");
 ACTORTRAIN_CHOICES(policy_kind, "policy", "fifo", "round_robin",
                    "shortest_remaining", "longest_remaining", "priority");
-ACTORTRAIN_CHOICES(search_kind, "search", "none", "asha", "hyperband",
-                   "median");
+ACTORTRAIN_CHOICES(search_kind, "search", "none", "asha", "hyperband", "median",
+                   "pbt");
 ACTORTRAIN_CHOICES(asha_mode, "ASHA mode", "stopping", "promotion");
 ACTORTRAIN_CHOICES(search_metric, "metric", "auto", "validation_accuracy",
                    "validation_loss", "test_accuracy", "test_loss",

@@ -23,6 +23,17 @@ struct network_config {
   std::string label;
 };
 
+/// A numeric range of the [search] table, kept for searches that draw a
+/// value again during training (PBT's resample of optimizer.lr).
+struct search_range {
+  /// The dotted key, e.g. "optimizer.lr".
+  std::string key;
+  /// Drawn log-uniformly (loguniform) instead of uniformly.
+  bool log = false;
+  double lo = 0;
+  double hi = 0;
+};
+
 /// A whole experiment: data, one or more network configurations, scheduling.
 struct experiment {
   std::string name = "experiment";
@@ -32,6 +43,8 @@ struct experiment {
   /// The sweep points; each contributes `train.networks` networks.
   std::vector<network_config> variants;
   scheduler_options scheduler;
+  /// The uniform and log-uniform ranges of [search] (empty without one).
+  std::vector<search_range> search_space;
   cluster_options cluster;
   output_options output;
   /// The TOML text this experiment was read from ("" when built in C++).
@@ -89,10 +102,15 @@ typename Inspector::result_type inspect(Inspector& f, network_config& x) {
 }
 
 template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, search_range& x) {
+  return f(caf::meta::type_name("search_range"), x.key, x.log, x.lo, x.hi);
+}
+
+template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, experiment& x) {
   return f(caf::meta::type_name("experiment"), x.name, x.data, x.base,
-           x.variants, x.scheduler, x.cluster, x.output, x.source_text,
-           x.source_path);
+           x.variants, x.scheduler, x.search_space, x.cluster, x.output,
+           x.source_text, x.source_path);
 }
 
 } // namespace actortrain

@@ -221,7 +221,14 @@ template <> struct section<scheduler_options> {
           .in(closed(2, 1000)),
       key("brackets", &S::brackets, numbers).in(closed(0, 64)),
       key("min_samples", &S::min_samples, numbers).in(closed(1, max_count)),
-      key("deterministic", &S::deterministic, numbers));
+      key("deterministic", &S::deterministic, numbers),
+      key("interval_epochs", &S::interval_epochs, numbers)
+          .in(closed(1, max_count)),
+      key("quantile", &S::quantile, numbers).in(open_closed(0, 0.5)),
+      key("resample_probability", &S::resample_probability, numbers)
+          .in(closed(0, 1)),
+      key("perturb_down", &S::perturb_down, numbers).in(above(0)),
+      key("perturb_up", &S::perturb_up, numbers).in(above(0)));
 };
 
 template <> struct section<cluster_options> {

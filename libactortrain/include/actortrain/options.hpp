@@ -161,6 +161,18 @@ struct scheduler_options {
   /// Decide only at rung (median: epoch) barriers, in network-id order: the
   /// same decisions on any slot count or node.
   bool deterministic = false;
+  // -- Population Based Training (search = "pbt") -----------------------------
+  /// Every this many epochs a network is compared with the population.
+  int64_t interval_epochs = 2;
+  /// The bottom `quantile` of the population copies the weights and
+  /// optimizer state of a network of the top `quantile` (exploit) ...
+  double quantile = 0.25;
+  /// ... and then takes the donor's learning rate drawn again from the
+  /// [search] space's optimizer.lr with this probability, or multiplied by
+  /// `perturb_down` or `perturb_up` (explore).
+  double resample_probability = 0.25;
+  double perturb_down = 0.8;
+  double perturb_up = 1.2;
 };
 
 /// Where the run trains besides this process: worker nodes started with

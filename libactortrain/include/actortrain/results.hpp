@@ -56,8 +56,11 @@ typename Inspector::result_type inspect(Inspector& f, grant_record& x) {
 
 /// One decision of the adaptive search (scheduler.search): seconds since the
 /// scheduler started, the network, the epoch it had reached, the rung (in
-/// epochs) decided on, what was decided ("continue", "stop", "wait",
-/// "promote") and why.
+/// epochs; PBT: the interval epoch) decided on, what was decided
+/// ("continue", "stop", "wait", "promote", "exploit", "refused": an exploit
+/// that could not copy its donor) and why. An exploit names its donor (-1
+/// otherwise) and the hyperparameters it changed, before and after
+/// ("optimizer.lr=0.001").
 struct decision_record {
   double time = 0;
   uint64_t network_id = 0;
@@ -65,12 +68,16 @@ struct decision_record {
   int64_t rung = 0;
   std::string action;
   std::string reason;
+  int64_t donor = -1;
+  std::string old_hyperparameters;
+  std::string new_hyperparameters;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, decision_record& x) {
   return f(caf::meta::type_name("decision_record"), x.time, x.network_id,
-           x.epoch, x.rung, x.action, x.reason);
+           x.epoch, x.rung, x.action, x.reason, x.donor, x.old_hyperparameters,
+           x.new_hyperparameters);
 }
 
 /// Final state of a network.

@@ -277,6 +277,8 @@ void start(coordinator_actor* self) {
     q.test = search.source == search_metric::test_accuracy ||
              search.source == search_metric::test_loss;
     q.epoch_boundaries = true;
+    if (search.kind == search_kind::pbt)
+      q.keep_every = search.interval_epochs;
   }
   tcfg.cluster = !plan.exp.cluster.workers.empty();
   auto groups = make_groups(

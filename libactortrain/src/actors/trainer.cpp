@@ -41,6 +41,16 @@ void conclude(trainer_actor* self, uint32_t slot, quantum_report& report) {
       stops.erase(
           std::remove(stops.begin(), stops.end(), out.progress.network_id),
           stops.end());
+  // The quantum made the copies it was given; what it kept, donors serve.
+  self->state.transplants.clear();
+  for (auto& out : report.networks) {
+    if (out.kept_state.empty())
+      continue;
+    auto& versions = self->state.kept[out.progress.network_id];
+    versions[out.kept_epoch] = std::move(out.kept_state);
+    while (versions.size() > 2)
+      versions.erase(versions.begin());
+  }
   for (auto& out : report.networks)
     deliver(cfg, self, out);
   // Unless finished, the scheduler queues us for the next quantum. The
@@ -144,6 +154,7 @@ void run_local(trainer_actor* self, const slot_grant& grant) {
   auto slot = grant.slot;
   auto limits = st.config.quantum;
   limits.search.stop = st.search_stops;
+  limits.search.transplants = st.transplants;
   auto cluster = st.config.cluster;
   // Cluster runs: models trained elsewhere since are stale here.
   bool adopt = cluster && !(st.live && st.live->node == self->node());
@@ -197,6 +208,7 @@ void run_remote(trainer_actor* self, const slot_grant& grant) {
   q.stopping = limits.stopping && limits.stopping->load();
   q.search = limits.search;
   q.search.stop = st.search_stops;
+  q.search.transplants = st.transplants;
   auto id = ++st.quanta;
   st.in_flight = trainer_state::remote_quantum_in_flight{id, executor, slot};
   // A worker that dies never answers: its executor going down ends the
@@ -246,6 +258,48 @@ caf::behavior trainer(trainer_actor* self, std::shared_ptr<network_group> group,
   });
   self->send(st.config.scheduler, acquire_atom_v, st.group->info());
   return {
+      [=](exploit_atom, uint64_t recipient, uint64_t donor, int64_t version,
+          double lr_factor, const caf::actor& donor_trainer) {
+        // PBT: copy the donor's state of `version` from its trainer; the
+        // next quantum loads it. The scheduler holds this trainer back
+        // until it hears how the copy went.
+        auto scheduler = self->state.config.scheduler;
+        self->request(donor_trainer, std::chrono::seconds{60}, exploit_atom_v,
+                      donor, version)
+            .then(
+                [=](std::vector<char>& bytes) {
+                  self->state.transplants.push_back(
+                      {recipient, std::move(bytes), lr_factor});
+                  self->send(scheduler, exploited_atom_v, recipient,
+                             std::string{});
+                },
+                [=](caf::error& err) {
+                  auto why = err.category() == caf::atom("actortrain")
+                                 ? to_string_pretty(err)
+                                 : fmt::format("network {}'s trainer is gone "
+                                               "(it finished): {}",
+                                               donor, to_string_pretty(err));
+                  self->send(scheduler, exploited_atom_v, recipient, why);
+                });
+      },
+      [=](exploit_atom, uint64_t donor,
+          int64_t version) -> caf::result<std::vector<char>> {
+        const auto& kept = self->state.kept;
+        auto n = kept.find(donor);
+        if (n == kept.end() || n->second.empty())
+          return make_error(errc::invalid_data,
+                            fmt::format("network {} has no state to copy: it "
+                                        "has not reported an interval epoch",
+                                        donor));
+        auto v = n->second.find(version);
+        if (v == n->second.end())
+          return make_error(errc::invalid_data,
+                            fmt::format("network {} no longer holds its state "
+                                        "of epoch {} (it holds epoch {})",
+                                        donor, version,
+                                        n->second.rbegin()->first));
+        return v->second;
+      },
       [=](search_stop_atom, const std::vector<uint64_t>& ids) {
         auto& stops = self->state.search_stops;
         stops.insert(stops.end(), ids.begin(), ids.end());

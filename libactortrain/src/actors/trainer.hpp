@@ -1,5 +1,6 @@
 #pragma once
 
+#include <map>
 #include <memory>
 #include <optional>
 #include <unordered_map>
@@ -54,6 +55,12 @@ struct trainer_state {
   /// Networks the adaptive search stopped: the next quantum finishes them
   /// (kept until a report shows them done, so a lost quantum loses none).
   std::vector<uint64_t> search_stops;
+  /// PBT: each network's learner states at its latest interval epochs (the
+  /// two newest: a donor that trains on still answers a copy decided just
+  /// before), and the copies to make in the next quantum (kept until a
+  /// quantum reports back, so a lost quantum loses none).
+  std::map<uint64_t, std::map<int64_t, std::vector<char>>> kept;
+  std::vector<state_transplant> transplants;
   /// Each network's latest progress, for the group's progress report.
   std::unordered_map<uint64_t, progress_report> latest;
   /// The quantum running on a worker node, if any: its number, executor and

@@ -190,6 +190,37 @@ search_metric resolved_metric(const experiment& exp) {
 
 namespace {
 
+/// The first model key on which two configurations differ ("" when none).
+std::string model_difference(const model_options& a, const model_options& b) {
+  std::string key;
+  keys::for_each_row<model_options>([&](const auto& row) {
+    if (key.empty() && !(a.*(row.member) == b.*(row.member)))
+      key = fmt::format("model.{}", row.name);
+  });
+  return key;
+}
+
+/// PBT copies weights and optimizer state between any two networks: they
+/// must all have the same model and optimizer kind.
+caf::error validate_pbt_population(const experiment& exp) {
+  auto cfgs = exp.configs();
+  const auto& first = cfgs.front();
+  for (const auto& cfg : cfgs) {
+    auto key = model_difference(first.model, cfg.model);
+    if (key.empty() && first.optimizer.kind != cfg.optimizer.kind)
+      key = "optimizer.kind";
+    if (!key.empty())
+      return invalid(fmt::format(
+          "scheduler.search = 'pbt' copies weights and optimizer state "
+          "between networks, so every configuration must share the model "
+          "and optimizer.kind: {} differs between '{}' and '{}' (search or "
+          "sweep over optimizer.lr, optimizer.weight_decay, train.* keys "
+          "instead, or use asha)",
+          key, first.label.empty() ? "the base" : first.label, cfg.label));
+  }
+  return {};
+}
+
 /// The adaptive search's keys against each other and the configurations.
 caf::error validate_search(const experiment& exp) {
   const auto& s = exp.scheduler;
@@ -230,6 +261,18 @@ caf::error validate_search(const experiment& exp) {
                             : fmt::format(" (sweep point {})", cfg.label),
           metric == search_metric::validation_accuracy ? "test_accuracy"
                                                        : "test_loss"));
+  }
+  if (s.search == search_kind::pbt) {
+    if (s.asha == asha_mode::promotion)
+      return invalid("scheduler.asha_mode: only 'asha' and 'hyperband' take "
+                     "it (scheduler.search = 'pbt' exploits and explores, "
+                     "it never promotes)");
+    if (s.interval_epochs >= longest)
+      return invalid(fmt::format("scheduler.interval_epochs: {} is not below "
+                                 "the longest train.epochs ({}): PBT would "
+                                 "never compare the networks",
+                                 s.interval_epochs, longest));
+    return validate_pbt_population(exp);
   }
   if (s.grace_epochs >= longest)
     return invalid(fmt::format("scheduler.grace_epochs: {} is not below the "
@@ -712,7 +755,8 @@ caf::error read_grid(reader& r, const toml::table& root,
 /// the point and the sample (so the same file draws the same values).
 caf::error read_search(reader& r, const toml::table& root,
                        const std::string& origin, uint64_t seed,
-                       std::vector<point>& points) {
+                       std::vector<point>& points,
+                       std::vector<search_range>& ranges) {
   auto* search = r.table(root, "search");
   if (search == nullptr)
     return r.error();
@@ -759,6 +803,9 @@ caf::error read_search(reader& r, const toml::table& root,
                                "networks",
                                origin, points.size(), samples,
                                bound_text(total), keys::max_networks));
+  for (const auto& d : space)
+    if (d.kind == distribution::uniform || d.kind == distribution::loguniform)
+      ranges.push_back({d.key, d.kind == distribution::loguniform, d.lo, d.hi});
   std::vector<point> drawn;
   auto stream = derive_seed(seed, 0x5EA2C4ull);
   for (size_t g = 0; g < points.size(); ++g)
@@ -785,7 +832,8 @@ caf::error read_variants(reader& r, const toml::table& root,
   std::vector<point> points;
   if (auto err = read_grid(r, root, origin, points))
     return err;
-  if (auto err = read_search(r, root, origin, exp.base.train.seed, points))
+  if (auto err = read_search(r, root, origin, exp.base.train.seed, points,
+                             exp.search_space))
     return err;
   if (points.size() == 1 && points.front().keys.empty())
     return {};
@@ -919,6 +967,11 @@ std::string fingerprint(const experiment& exp) {
     add_numbers(text, c.train);
   }
   add_changed_numbers(text, exp.scheduler);
+  // PBT draws learning rates again from the space during training.
+  if (exp.scheduler.search == search_kind::pbt)
+    for (const auto& range : exp.search_space)
+      text += fmt::format("search.{}={}:{}:{}|", range.key,
+                          range.log ? "log" : "linear", range.lo, range.hi);
   uint64_t h = 14695981039346656037ull;
   for (unsigned char ch : text) {
     h ^= ch;

@@ -44,6 +44,22 @@ typename Inspector::result_type inspect(Inspector& f, progress_report& x) {
            x.quantum_seconds, x.finished, x.epochs, x.done);
 }
 
+/// PBT's exploit, carried out before a quantum trains: a donor's learner
+/// state (weights and optimizer state, as its learner saves them) replaces
+/// the network's own, then its learning rate is multiplied by `lr_factor`.
+/// The network keeps its own position, data order and metrics.
+struct state_transplant {
+  uint64_t network_id = 0;
+  std::vector<char> learner;
+  double lr_factor = 1;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, state_transplant& x) {
+  return f(caf::meta::type_name("state_transplant"), x.network_id, x.learner,
+           x.lr_factor);
+}
+
 /// What an adaptive search (scheduler.search) asks of a quantum.
 struct quantum_search {
   /// Evaluate the validation split, or the test set, after every epoch:
@@ -55,12 +71,18 @@ struct quantum_search {
   bool epoch_boundaries = false;
   /// Networks the search stopped: they finish before training any further.
   std::vector<uint64_t> stop;
+  /// PBT: a quantum ending at an epoch that is a multiple of this (0: never)
+  /// hands the network's learner state back (quantum_outcome::kept_state),
+  /// the version other networks may copy.
+  int64_t keep_every = 0;
+  /// PBT: the copies to make before training.
+  std::vector<state_transplant> transplants;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, quantum_search& x) {
   return f(caf::meta::type_name("quantum_search"), x.validation, x.test,
-           x.epoch_boundaries, x.stop);
+           x.epoch_boundaries, x.stop, x.keep_every, x.transplants);
 }
 
 /// What a trainer tells the scheduler when it first asks for a slot.
@@ -76,12 +98,14 @@ struct trainer_info {
   /// budget in epochs: what an adaptive search covers.
   std::vector<uint64_t> members;
   std::vector<int64_t> member_epochs;
+  /// Each one's learning rate (what PBT perturbs).
+  std::vector<double> member_lrs;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, trainer_info& x) {
   return f(caf::meta::type_name("trainer_info"), x.network_id, x.steps_total,
-           x.cost_hint, x.priority, x.members, x.member_epochs);
+           x.cost_hint, x.priority, x.members, x.member_epochs, x.member_lrs);
 }
 
 /// What one quantum of training produced: the progress for the scheduler,
@@ -97,12 +121,17 @@ struct quantum_outcome {
   /// after `checkpoint_step` steps.
   std::vector<char> checkpoint;
   int64_t checkpoint_step = -1;
+  /// PBT: the learner state at the end of epoch `kept_epoch` (empty: none
+  /// this quantum; see quantum_search::keep_every).
+  std::vector<char> kept_state;
+  int64_t kept_epoch = 0;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, quantum_outcome& x) {
   return f(caf::meta::type_name("quantum_outcome"), x.progress, x.epochs,
-           x.outcome, x.failures, x.checkpoint, x.checkpoint_step);
+           x.outcome, x.failures, x.checkpoint, x.checkpoint_step, x.kept_state,
+           x.kept_epoch);
 }
 
 /// Everything a network's training needs to continue on another node, taken

@@ -86,6 +86,14 @@ CAF_ADD_ATOM(actortrain, actortrain, search_stop_atom, "search_cut")
 // scheduler -> aggregator: (std::vector<decision_record>) the search's
 // decisions, to store.
 CAF_ADD_ATOM(actortrain, actortrain, decisions_atom, "decisions")
+// scheduler -> trainer: (recipient, donor, version, lr factor, the donor's
+// trainer) PBT's exploit: copy the donor's state of that epoch; trainer ->
+// donor's trainer: (donor, version) -> its learner state (std::vector<char>)
+// or an error when it holds no state of that epoch.
+CAF_ADD_ATOM(actortrain, actortrain, exploit_atom, "exploit")
+// trainer -> scheduler: (recipient, reason) the exploit was made ("") or
+// refused (why); the network trains on either way.
+CAF_ADD_ATOM(actortrain, actortrain, exploited_atom, "exploited")
 
 CAF_END_TYPE_ID_BLOCK(actortrain)
 

@@ -5,6 +5,8 @@
 #include <caf/event_based_actor.hpp>
 #include <caf/send.hpp>
 
+#include <fmt/format.h>
+
 #include "protocol/slot.hpp"
 #include "protocol/type_ids.hpp"
 
@@ -55,25 +57,98 @@ bool waits(const scheduler_state& st,
                      [&](uint64_t id) { return st.search->waiting(id); });
 }
 
+/// "optimizer.lr=0.001".
+std::string lr_text(double lr) {
+  return fmt::format("optimizer.lr={:.6g}", lr);
+}
+
+/// Queues the held trainers none of whose networks waits any longer.
+void unhold(scheduler_self* self) {
+  auto& st = self->state;
+  for (auto& [id, t] : st.searched)
+    if (t.held && !waits(st, t)) {
+      t.held = false;
+      requeue(self, t.trainer, id);
+    }
+}
+
+/// The trainer actor of network `id`, null when it is gone.
+caf::actor trainer_of(const scheduler_state& st, uint64_t id) {
+  auto t = st.trainer_of.find(id);
+  if (t == st.trainer_of.end())
+    return {};
+  auto s = st.searched.find(t->second);
+  return s == st.searched.end() ? caf::actor{} : s->second.trainer;
+}
+
+/// PBT: an exploit was made (`why` empty) or refused: recorded, and the
+/// recipient trains on.
+void exploit_done(scheduler_self* self, uint64_t recipient,
+                  const std::string& why) {
+  auto& st = self->state;
+  auto i = st.exploiting.find(recipient);
+  if (i == st.exploiting.end())
+    return;
+  auto d = std::move(i->second);
+  st.exploiting.erase(i);
+  st.search->exploited(recipient, why.empty());
+  if (!why.empty())
+    st.decisions.push_back({now(self), recipient, d.epoch, d.rung, "refused",
+                            fmt::format("the copy of network {} at epoch {} "
+                                        "was refused: {}; it trains on with "
+                                        "its own state",
+                                        d.donor, d.version, why),
+                            static_cast<int64_t>(d.donor), lr_text(d.old_lr),
+                            lr_text(d.old_lr)});
+}
+
+/// PBT: asks the recipient's trainer to copy the donor's state.
+void start_exploit(scheduler_self* self, search_decision d) {
+  auto& st = self->state;
+  auto recipient = trainer_of(st, d.network_id);
+  auto donor = trainer_of(st, d.donor);
+  auto id = d.network_id;
+  auto factor = d.donor_lr > 0 ? d.new_lr / d.donor_lr : 1.0;
+  st.exploiting[id] = d;
+  if (!recipient || !donor) {
+    exploit_done(self, id,
+                 !donor ? fmt::format("network {} finished", d.donor)
+                        : "its trainer is gone");
+    return;
+  }
+  caf::anon_send(recipient, exploit_atom_v, id, d.donor, d.version, factor,
+                 donor);
+}
+
 /// Records the search's decisions and carries them out: stops go to the
-/// networks' trainers, held trainers none of whose networks waits any
-/// longer are queued again.
+/// networks' trainers, exploits start, held trainers none of whose networks
+/// waits any longer are queued again.
 void carry_out(scheduler_self* self, std::vector<search_decision> decided) {
   auto& st = self->state;
   for (auto& d : decided) {
-    st.decisions.push_back({now(self), d.network_id, d.epoch, d.rung,
-                            name_of(d.action), std::move(d.reason)});
+    decision_record r;
+    r.time = now(self);
+    r.network_id = d.network_id;
+    r.epoch = d.epoch;
+    r.rung = d.rung;
+    r.action = name_of(d.action);
+    r.reason = d.reason;
+    if (d.action == search_action::exploit) {
+      r.donor = static_cast<int64_t>(d.donor);
+      r.old_hyperparameters = lr_text(d.old_lr);
+      r.new_hyperparameters = lr_text(d.new_lr);
+      st.decisions.push_back(std::move(r));
+      start_exploit(self, std::move(d));
+      continue;
+    }
+    st.decisions.push_back(std::move(r));
     if (d.action != search_action::stop)
       continue;
     if (auto t = st.trainer_of.find(d.network_id); t != st.trainer_of.end())
       if (auto s = st.searched.find(t->second); s != st.searched.end())
         s->second.stops.push_back(d.network_id);
   }
-  for (auto& [id, t] : st.searched)
-    if (t.held && !waits(st, t)) {
-      t.held = false;
-      requeue(self, t.trainer, id);
-    }
+  unhold(self);
   if (st.decisions.size() >= record_batch)
     flush(self);
 }
@@ -275,9 +350,10 @@ scheduler(scheduler_actor::stateful_pointer<scheduler_state> self,
           t.members = info.members;
           for (size_t k = 0; k < info.members.size(); ++k) {
             st.trainer_of[info.members[k]] = info.network_id;
-            st.search->add(info.members[k], k < info.member_epochs.size()
-                                                ? info.member_epochs[k]
-                                                : 0);
+            st.search->add(info.members[k],
+                           k < info.member_epochs.size() ? info.member_epochs[k]
+                                                         : 0,
+                           k < info.member_lrs.size() ? info.member_lrs[k] : 0);
           }
         }
         st.policy->enqueue(waiting_trainer{trainer, info.network_id});
@@ -301,6 +377,15 @@ scheduler(scheduler_actor::stateful_pointer<scheduler_state> self,
         for (auto& s : slots)
           add_slot(self, std::move(s));
         dispatch(self);
+      },
+      [=](exploited_atom, uint64_t recipient, const std::string& why) {
+        auto& st = self->state;
+        if (!st.search)
+          return;
+        exploit_done(self, recipient, why);
+        unhold(self);
+        dispatch(self);
+        settle(self);
       },
       [=](schedule_atom) { flush(self); },
       [=](stop_atom) { self->state.stopped = true; },

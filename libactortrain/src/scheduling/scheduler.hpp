@@ -69,6 +69,9 @@ struct scheduler_state {
   std::map<uint64_t, searched_trainer> searched;
   /// Each network's trainer id.
   std::unordered_map<uint64_t, uint64_t> trainer_of;
+  /// PBT: exploits sent to their recipients' trainers, by recipient, until
+  /// they answer (exploited_atom).
+  std::map<uint64_t, search_decision> exploiting;
   /// Decisions not yet sent to the recorder.
   std::vector<decision_record> decisions;
   static inline const char* name = "actortrain.scheduler";
@@ -94,7 +97,11 @@ struct scheduler_state {
 /// finishes at once); a trainer whose network waits at a rung is held back,
 /// holding no slot, until the search promotes or stops it; when nothing
 /// trains and nothing is queued while some wait, the search is told it is
-/// idle. Every decision goes to `recorder` as a decision_record.
+/// idle. Every decision goes to `recorder` as a decision_record. PBT's
+/// exploit goes to the recipient's trainer, (exploit_atom, recipient,
+/// donor, version, lr factor, the donor's trainer); the trainer copies the
+/// donor's state from the donor's trainer and answers (exploited_atom,
+/// recipient, reason: "" when made), and only then is it queued again.
 scheduler_actor::behavior_type
 scheduler(scheduler_actor::stateful_pointer<scheduler_state> self,
           std::vector<slot_grant> slots,

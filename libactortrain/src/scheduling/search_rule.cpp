@@ -40,8 +40,20 @@ search_settings search_settings_of(const experiment& exp) {
       ++r.brackets;
     }
   }
-  if (s.search == search_kind::median)
+  if (s.search == search_kind::median || s.search == search_kind::pbt)
     r.brackets = 1;
+  r.interval_epochs = s.interval_epochs;
+  r.quantile = s.quantile;
+  r.resample_probability = s.resample_probability;
+  r.perturb_down = s.perturb_down;
+  r.perturb_up = s.perturb_up;
+  r.seed = exp.base.train.seed;
+  for (const auto& range : exp.search_space)
+    if (range.key == "optimizer.lr") {
+      r.lr_log = range.log;
+      r.lr_lo = range.lo;
+      r.lr_hi = range.hi;
+    }
   return r;
 }
 
@@ -55,6 +67,8 @@ const char* name_of(search_action x) {
     return "wait";
   case search_action::promote:
     return "promote";
+  case search_action::exploit:
+    return "exploit";
   }
   return "?";
 }
@@ -86,9 +100,10 @@ std::vector<int64_t> search_rule::rungs_of(int64_t bracket,
   return result;
 }
 
-void search_rule::add(uint64_t id, int64_t epochs) {
+void search_rule::add(uint64_t id, int64_t epochs, double lr) {
   network n;
   n.epochs = epochs;
+  n.lr = lr;
   n.bracket =
       static_cast<int64_t>(id % static_cast<uint64_t>(settings_.brackets));
   n.rungs = rungs_of(n.bracket, epochs);
@@ -113,8 +128,104 @@ double search_rule::score(const epoch_metrics& m) const noexcept {
 }
 
 bool search_rule::pauses() const noexcept {
-  return settings_.deterministic ||
+  return settings_.deterministic || pbt() ||
          (!median() && settings_.mode == asha_mode::promotion);
+}
+
+void search_rule::exploited(uint64_t id, bool ok) {
+  auto i = nets_.find(id);
+  if (i == nets_.end())
+    return;
+  i->second.waiting = false;
+  if (ok)
+    i->second.lr = i->second.pending_lr;
+}
+
+double search_rule::learning_rate(uint64_t id) const {
+  auto i = nets_.find(id);
+  return i == nets_.end() ? 0 : i->second.lr;
+}
+
+namespace {
+
+/// splitmix64: the search's generator, a pure function of its input.
+uint64_t mix(uint64_t x) {
+  x += 0x9E3779B97F4A7C15ull;
+  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+  return x ^ (x >> 31);
+}
+
+double unit(uint64_t bits) {
+  return static_cast<double>(bits >> 11) * 0x1.0p-53;
+}
+
+/// Best first, ties by network id.
+void rank(std::vector<std::pair<double, uint64_t>>& xs) {
+  std::sort(xs.begin(), xs.end(), [](const auto& a, const auto& b) {
+    return a.first != b.first ? a.first > b.first : a.second < b.second;
+  });
+}
+
+} // namespace
+
+void search_rule::exploit_or_go_on(
+    uint64_t id, int64_t epoch,
+    std::vector<std::pair<double, uint64_t>> population, search_action keep,
+    std::vector<search_decision>& out) {
+  const auto& s = settings_;
+  rank(population);
+  auto total = population.size();
+  // As Ray's PBT: ceil(n x quantile) networks at each end, at most half.
+  auto count = std::min(
+      total / 2,
+      static_cast<size_t>(std::ceil(static_cast<double>(total) * s.quantile)));
+  size_t at = 0;
+  while (at < total && population[at].second != id)
+    ++at;
+  auto& n = nets_.at(id);
+  auto place = fmt::format("ranked {} of {} at epoch {} ({} {:.4g})", at + 1,
+                           total, epoch, s.metric, value(n.last_score));
+  if (count == 0 || at < total - count) {
+    go_on(id, epoch, keep,
+          fmt::format("{}; the bottom {} exploit the top {}", place, count,
+                      count),
+          out);
+    return;
+  }
+  auto bits =
+      mix(mix(mix(s.seed ^ 0x5EA2C4B7ull) ^ static_cast<uint64_t>(epoch)) ^ id);
+  auto pick = static_cast<size_t>(bits % count);
+  auto donor = population[pick].second;
+  const auto& d = nets_.at(donor);
+  double new_lr = 0;
+  std::string how;
+  if (s.lr_hi > 0 && unit(mix(bits ^ 1)) < s.resample_probability) {
+    auto u = unit(mix(bits ^ 2));
+    new_lr = s.lr_log ? std::exp(std::log(s.lr_lo) +
+                                 (std::log(s.lr_hi) - std::log(s.lr_lo)) * u)
+                      : s.lr_lo + (s.lr_hi - s.lr_lo) * u;
+    how = fmt::format("drawn again from [{:.4g}, {:.4g}]", s.lr_lo, s.lr_hi);
+  } else {
+    auto factor = (mix(bits ^ 3) & 1) != 0 ? s.perturb_up : s.perturb_down;
+    new_lr = d.interval_lr * factor;
+    how = fmt::format("{:.4g} x the donor's {:.4g}", factor, d.interval_lr);
+  }
+  n.waiting = true;
+  n.waiting_at = epoch;
+  n.pending_lr = new_lr;
+  search_decision x{
+      id, n.epoch, epoch, search_action::exploit,
+      fmt::format("{}: copies network {} (ranked {}, {} {:.4g}) at epoch "
+                  "{}; learning rate {:.4g} ({}) instead of {:.4g}",
+                  place, donor, pick + 1, s.metric, value(d.last_score),
+                  d.last_interval, new_lr, how, n.lr)};
+  x.donor = donor;
+  x.version = d.last_interval;
+  x.old_lr = n.lr;
+  x.donor_lr = d.interval_lr;
+  x.new_lr = new_lr;
+  out.push_back(std::move(x));
 }
 
 bool search_rule::waiting(uint64_t id) const {
@@ -166,6 +277,31 @@ std::vector<search_decision> search_rule::report(uint64_t id, int64_t epoch,
   n.sum += score;
   n.epoch = epoch;
   const auto& s = settings_;
+  if (pbt()) {
+    if (epoch % s.interval_epochs != 0 || epoch >= n.epochs)
+      return out;
+    n.last_interval = epoch;
+    n.last_score = score;
+    n.interval_lr = n.lr;
+    recorded_[{0, epoch}][id] = score;
+    if (s.deterministic) {
+      n.waiting = true;
+      n.waiting_at = epoch;
+      out.push_back({id, epoch, epoch, search_action::wait,
+                     fmt::format("reached interval epoch {} with {} {:.4g}",
+                                 epoch, s.metric, value(score))});
+      try_barriers(out);
+      return out;
+    }
+    // Asynchronous: against every live network's latest interval score.
+    std::vector<std::pair<double, uint64_t>> population;
+    for (const auto& [other, m] : nets_)
+      if (m.alive && m.last_interval > 0)
+        population.emplace_back(m.last_score, other);
+    exploit_or_go_on(id, epoch, std::move(population), search_action::go_on,
+                     out);
+    return out;
+  }
   if (median()) {
     if (epoch < s.grace_epochs)
       return out;
@@ -261,9 +397,10 @@ bool search_rule::barrier_ready(const rung_key& key) const {
     if (!n.alive)
       continue;
     bool reaches = median() ? n.epochs >= key.second
+                   : pbt()  ? n.epochs > key.second
                             : n.bracket == key.first &&
-                                  std::find(n.rungs.begin(), n.rungs.end(),
-                                            key.second) != n.rungs.end();
+                                 std::find(n.rungs.begin(), n.rungs.end(),
+                                           key.second) != n.rungs.end();
     if (reaches && rec->second.count(id) == 0)
       return false;
   }
@@ -277,7 +414,18 @@ void search_rule::resolve(const rung_key& key,
   auto rung = key.second;
   const auto& s = settings_;
   std::vector<search_decision> decided;
-  if (median()) {
+  if (pbt()) {
+    // Every network at the barrier against the barrier's scores, in
+    // network-id order.
+    std::vector<std::pair<double, uint64_t>> population;
+    for (const auto& [id, score] : rec)
+      population.emplace_back(score, id);
+    for (const auto& [id, score] : rec) {
+      auto& n = nets_.at(id);
+      if (n.alive && n.waiting && n.waiting_at == rung)
+        exploit_or_go_on(id, rung, population, search_action::promote, decided);
+    }
+  } else if (median()) {
     for (const auto& [id, mean] : rec) {
       auto& n = nets_.at(id);
       if (!n.alive || !n.waiting || n.waiting_at != rung)
@@ -378,6 +526,9 @@ std::vector<search_decision> search_rule::idle() {
         resolve(key, out);
     return out;
   }
+  // PBT waits only for copies in flight: they end by themselves.
+  if (pbt())
+    return out;
   // No promotion can come any more: each rung decides as synchronous
   // successive halving would, over everyone who reached it. The top
   // max(1, n/eta) go on (so the best at the highest rung trains its full

@@ -28,6 +28,20 @@ struct search_settings {
   search_metric source = search_metric::validation_accuracy;
   std::string metric = "validation_accuracy";
   bool minimize = false;
+  // -- PBT (kind pbt) -------------------------------------------------------
+  int64_t interval_epochs = 2;
+  double quantile = 0.25;
+  double resample_probability = 0.25;
+  double perturb_down = 0.8;
+  double perturb_up = 1.2;
+  /// Seeds the search's own generator (train.seed): donors and learning
+  /// rates are a function of it, the epoch and the network.
+  uint64_t seed = 0;
+  /// optimizer.lr's range in [search], for resampling (hi 0: none, PBT
+  /// only perturbs).
+  bool lr_log = false;
+  double lr_lo = 0;
+  double lr_hi = 0;
 };
 
 /// The search an experiment asks for, its metric resolved ("auto") and its
@@ -44,9 +58,13 @@ enum class search_action : uint8_t {
   wait,
   /// It was waiting and goes on.
   promote,
+  /// PBT: it copies a better network's weights and optimizer state and
+  /// trains on with a changed learning rate; it waits (holding no slot)
+  /// until the copy is made (search_rule::exploited).
+  exploit,
 };
 
-/// "continue", "stop", "wait", "promote".
+/// "continue", "stop", "wait", "promote", "exploit".
 const char* name_of(search_action x);
 
 struct search_decision {
@@ -58,6 +76,13 @@ struct search_decision {
   int64_t rung = 0;
   search_action action = search_action::go_on;
   std::string reason;
+  // -- An exploit: the donor, the epoch of its state to copy, the learning
+  // rates before (the recipient's, the donor's) and after.
+  uint64_t donor = 0;
+  int64_t version = 0;
+  double old_lr = 0;
+  double donor_lr = 0;
+  double new_lr = 0;
 };
 
 /// The rules of an adaptive search, as a pure function of the metrics
@@ -73,9 +98,18 @@ class search_rule {
 public:
   explicit search_rule(search_settings settings);
 
-  /// A network the search covers, with its budget in epochs. Every network
-  /// is added before any reports.
-  void add(uint64_t id, int64_t epochs);
+  /// A network the search covers, with its budget in epochs and its
+  /// learning rate (what PBT perturbs). Every network is added before any
+  /// reports.
+  void add(uint64_t id, int64_t epochs, double lr = 0);
+
+  /// PBT: the exploit decided for `id` was carried out (`ok`: the donor's
+  /// state was copied, the new learning rate holds) or refused (the network
+  /// keeps its own state and rate); either way it trains on.
+  void exploited(uint64_t id, bool ok);
+
+  /// A network's current learning rate as the search knows it.
+  double learning_rate(uint64_t id) const;
 
   /// A network's score after `epoch` epochs (reported for every epoch, in
   /// order). Returns the decisions this makes, for it and for others.
@@ -122,6 +156,14 @@ private:
     int64_t epoch = 0;
     double best = 0;
     double sum = 0;
+    double lr = 0;
+    double pending_lr = 0;
+    /// Its learning rate when it reached `last_interval`: the rate its
+    /// state of that epoch trains with.
+    double interval_lr = 0;
+    /// PBT: its latest interval epoch and score there (0: none yet).
+    int64_t last_interval = 0;
+    double last_score = 0;
   };
   /// A rung of a bracket (the median rule: bracket 0, an epoch).
   using rung_key = std::pair<int64_t, int64_t>;
@@ -129,6 +171,14 @@ private:
   bool median() const noexcept {
     return settings_.kind == search_kind::median;
   }
+  bool pbt() const noexcept {
+    return settings_.kind == search_kind::pbt;
+  }
+  /// PBT: compares `id` at `epoch` with `population` (score, id): in the
+  /// bottom quantile it exploits one of the top quantile, else it goes on.
+  void exploit_or_go_on(uint64_t id, int64_t epoch,
+                        std::vector<std::pair<double, uint64_t>> population,
+                        search_action keep, std::vector<search_decision>& out);
   std::vector<int64_t> rungs_of(int64_t bracket, int64_t epochs) const;
   /// Whether every live network that reaches `key` has reported there.
   bool barrier_ready(const rung_key& key) const;

@@ -151,9 +151,26 @@ CREATE TABLE IF NOT EXISTS decisions (
   epoch INTEGER NOT NULL,
   rung INTEGER NOT NULL,
   action TEXT NOT NULL,
-  reason TEXT NOT NULL
+  reason TEXT NOT NULL,
+  donor INTEGER,
+  old_hyperparameters TEXT,
+  new_hyperparameters TEXT
 );
 )sql";
+
+/// Whether `table` of `db` has `column` (stores written before PBT have
+/// decisions without donors).
+bool has_column(sqlite3* db, const char* table, const char* column) {
+  auto sql = fmt::format("SELECT 1 FROM pragma_table_info('{}') WHERE name "
+                         "= '{}'",
+                         table, column);
+  sqlite3_stmt* st = nullptr;
+  if (sqlite3_prepare_v2(db, sql.c_str(), -1, &st, nullptr) != SQLITE_OK)
+    return false;
+  bool found = sqlite3_step(st) == SQLITE_ROW;
+  sqlite3_finalize(st);
+  return found;
+}
 
 /// Weights kept in the store pass through the write-ahead log: once folded
 /// back into the database, a log that grew beyond this is cut back.
@@ -441,6 +458,12 @@ results_store::open(const std::string& path, bool writable) {
     if (auto err = store->exec(std::string{"PRAGMA journal_mode=WAL; "} +
                                files_table_sql + journal_limit_sql))
       return err;
+    if (!has_column(db, "decisions", "donor"))
+      if (auto err = store->exec(
+              "ALTER TABLE decisions ADD COLUMN donor INTEGER; ALTER TABLE "
+              "decisions ADD COLUMN old_hyperparameters TEXT; ALTER TABLE "
+              "decisions ADD COLUMN new_hyperparameters TEXT;"))
+        return err;
     store->writer_ = true;
   }
   return store;
@@ -1102,9 +1125,12 @@ caf::error
 results_store::add_decisions(const std::vector<decision_record>& records) {
   return transaction([&]() -> caf::error {
     statement st{db_, "INSERT INTO decisions (time, network_id, epoch, rung, "
-                      "action, reason) VALUES (?, ?, ?, ?, ?, ?)"};
+                      "action, reason, donor, old_hyperparameters, "
+                      "new_hyperparameters) VALUES (?, ?, ?, ?, ?, ?, ?, ?, "
+                      "?)"};
     for (const auto& r : records) {
-      st.bind(r.time, r.network_id, r.epoch, r.rung, r.action, r.reason);
+      st.bind(r.time, r.network_id, r.epoch, r.rung, r.action, r.reason,
+              r.donor, r.old_hyperparameters, r.new_hyperparameters);
       if (st.step() != SQLITE_DONE)
         return storage_error(db_, path_,
                              "cannot record the search's decisions");
@@ -1125,8 +1151,14 @@ caf::expected<std::vector<decision_record>> results_store::decisions() const {
     if (t.step() != SQLITE_ROW)
       return result;
   }
-  statement st{db_, "SELECT time, network_id, epoch, rung, action, reason "
-                    "FROM decisions ORDER BY rowid"};
+  bool exploits = has_column(db_, "decisions", "donor");
+  statement st{db_, exploits ? "SELECT time, network_id, epoch, rung, action, "
+                               "reason, coalesce(donor, -1), "
+                               "coalesce(old_hyperparameters, ''), "
+                               "coalesce(new_hyperparameters, '') FROM "
+                               "decisions ORDER BY rowid"
+                             : "SELECT time, network_id, epoch, rung, action, "
+                               "reason FROM decisions ORDER BY rowid"};
   if (!st)
     return storage_error(db_, path_, "cannot read the search's decisions");
   while (st.step() == SQLITE_ROW) {
@@ -1137,6 +1169,11 @@ caf::expected<std::vector<decision_record>> results_store::decisions() const {
     r.rung = st.integer(3);
     r.action = st.text(4);
     r.reason = st.text(5);
+    if (exploits) {
+      r.donor = st.integer(6);
+      r.old_hyperparameters = st.text(7);
+      r.new_hyperparameters = st.text(8);
+    }
     result.push_back(std::move(r));
   }
   return result;

@@ -55,6 +55,7 @@ trainer_info network_group::info() const {
         std::max(result.priority, m->spec().config.train.priority);
     result.members.push_back(m->spec().id);
     result.member_epochs.push_back(m->spec().config.train.epochs);
+    result.member_lrs.push_back(m->spec().config.optimizer.lr);
   }
   return result;
 }
@@ -102,6 +103,14 @@ quantum_report network_group::run_quantum(const slot_info& slot,
   std::vector<quantum_outcome> outs(n);
   std::vector<network_runner::quantum_mark> marks(n);
   std::vector<size_t> active;
+  // A PBT copy loads into a network's own learner: a fused member is
+  // unstacked first (the next cohort stacks it again).
+  for (auto i : fused_members_)
+    for (const auto& t : limits.search.transplants)
+      if (t.network_id == members_[i]->spec().id) {
+        unstack(outs);
+        break;
+      }
   for (size_t i = 0; i < n; ++i) {
     auto& m = *members_[i];
     if (m.done())
@@ -109,6 +118,9 @@ quantum_report network_group::run_quantum(const slot_info& slot,
     active.push_back(i);
     marks[i] = m.begin_quantum();
     m.evaluate_for_search(limits.search);
+    for (const auto& t : limits.search.transplants)
+      if (t.network_id == m.spec().id)
+        m.transplant(t.learner, t.lr_factor);
     m.guarded(outs[i], [&] { m.prepare(slot); });
     // The search stopped it: it finishes where it is, with its weights.
     const auto& stop = limits.search.stop;
@@ -133,6 +145,19 @@ quantum_report network_group::run_quantum(const slot_info& slot,
   for (auto i : active)
     if (!fused_path_[i])
       run_alone(i, limits, outs);
+  // PBT: the versions other networks may copy, taken at interval epochs.
+  if (auto every = limits.search.keep_every; every > 0)
+    for (auto i : active) {
+      auto& m = *members_[i];
+      if (!m.done() && m.ready())
+        m.guarded(outs[i], [&] {
+          auto epoch = m.completed_epochs();
+          if (epoch > 0 && epoch % every == 0 && m.at_epoch_end()) {
+            outs[i].kept_state = m.learner_bytes();
+            outs[i].kept_epoch = epoch;
+          }
+        });
+    }
   quantum_report report;
   if (export_states) {
     unstack(outs);

@@ -115,6 +115,34 @@ void network_runner::conclude(const quantum_limits& limits, stop_reason reason,
 }
 
 void network_runner::prepare(const slot_info& slot) {
+  build_and_restore(slot);
+  // PBT's copy comes after any restore: it replaces the learner's state,
+  // whatever that was.
+  if (!transplant_)
+    return;
+  auto t = std::move(*transplant_);
+  transplant_.reset();
+  torch::serialize::InputArchive archive;
+  archive.load_from(t.learner.data(), t.learner.size());
+  learner_->load(archive);
+  if (t.lr_factor != 1)
+    learner_->scale_learning_rate(t.lr_factor);
+}
+
+void network_runner::transplant(std::vector<char> learner, double lr_factor) {
+  transplant_ = pending_transplant{std::move(learner), lr_factor};
+}
+
+std::vector<char> network_runner::learner_bytes() {
+  torch::serialize::OutputArchive archive;
+  learner_->save(archive);
+  std::ostringstream os;
+  archive.save_to(os);
+  auto str = os.str();
+  return std::vector<char>(str.begin(), str.end());
+}
+
+void network_runner::build_and_restore(const slot_info& slot) {
   bool rebuilt = !learner_;
   if (rebuilt) {
     device_ = torch::Device{slot.device};

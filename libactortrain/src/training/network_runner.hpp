@@ -132,6 +132,22 @@ public:
   void conclude(const quantum_limits& limits, stop_reason reason,
                 quantum_outcome& out);
 
+  /// PBT's exploit: before the next step, the learner loads `learner`
+  /// (another network's learner_bytes) and multiplies its learning rate by
+  /// `lr_factor`; this network's position, data order and metrics stay.
+  void transplant(std::vector<char> learner, double lr_factor);
+  /// The learner's state alone (weights, optimizer state), as `save`
+  /// writes it (ready() must hold).
+  std::vector<char> learner_bytes();
+  /// Epochs completed so far, and whether the network stands at the end of
+  /// one.
+  int64_t completed_epochs() const noexcept {
+    return st_.step / steps_per_epoch_;
+  }
+  bool at_epoch_end() const noexcept {
+    return st_.step % steps_per_epoch_ == 0;
+  }
+
   /// The learner the steps go through (ready() must hold).
   learner& current_learner() noexcept {
     return *learner_;
@@ -170,6 +186,8 @@ public:
   double cost_hint() const;
 
 private:
+  /// prepare() but the transplant: builds the learner, restores a snapshot.
+  void build_and_restore(const slot_info& slot);
   /// Retries or fails the network for the exception `e`.
   void on_exception(quantum_outcome& out, std::exception_ptr e);
 
@@ -237,6 +255,12 @@ private:
     bool live = false;
   };
   std::optional<pending_restore> pending_;
+  /// A transplant (PBT) to make once the learner is ready.
+  struct pending_transplant {
+    std::vector<char> learner;
+    double lr_factor = 1;
+  };
+  std::optional<pending_transplant> transplant_;
   int64_t last_snapshot_step_ = 0;
   bool done_ = false;
   int64_t retries_ = 0;
