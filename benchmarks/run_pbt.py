@@ -7,7 +7,10 @@ slots, once as they were drawn and once with `scheduler.search = "pbt"`
 rate resampled from the same range or perturbed by 0.8 / 1.2).
 
 Both train every network for its whole budget, so they cost the same
-slot-seconds; PBT spends them on copies of the better networks. Reports,
+slot-seconds; PBT spends them on copies of the better networks. The random
+run's best is the best fixed-learning-rate member of the population; the
+extra slot-seconds of the PBT run over the random one are the cost of its
+copies (exploit overhead). Reports,
 from each run's results.db: slot-seconds, the slots' busy fraction, the best
 and the median final test accuracy, the copies made and refused.
 
@@ -86,7 +89,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--build", default="build")
     ap.add_argument("--epochs", type=int, default=12)
-    ap.add_argument("--samples", type=int, default=16)
+    ap.add_argument("--samples", type=int, default=8)
     ap.add_argument("--deterministic", action="store_true")
     args = ap.parse_args()
     app = os.path.join(args.build, "apps/actortrain/actortrain")
@@ -102,6 +105,8 @@ def main():
               f"{100 * r['share']:>5.1f}% {r['best']:>9.4f} "
               f"{r['median']:>11.4f} {r['exploits']:>7} {r['refused']:>8}")
     rnd, pbt = runs["random"], runs["pbt"]
+    print(f"exploit overhead (pbt slot-seconds over random): "
+          f"{100 * (pbt['busy'] / rnd['busy'] - 1):+.1f}%")
     print(f"slot-seconds pbt / random: {pbt['busy'] / rnd['busy']:.2f}x; "
           f"best accuracy pbt - random: {pbt['best'] - rnd['best']:+.4f}; "
           f"median: {pbt['median'] - rnd['median']:+.4f}")
