@@ -72,7 +72,7 @@ def run(app, folder, mode, args):
     with sqlite3.connect(os.path.join(out, "results.db")) as db:
         grants = db.execute("SELECT slot, start, end FROM grants").fetchall()
         finals = [row[0] for row in db.execute(
-            "SELECT test_accuracy FROM networks WHERE test_accuracy IS NOT "
+            "SELECT test_accuracy FROM final_metrics WHERE test_accuracy IS NOT "
             "NULL")]
         actions = dict(db.execute(
             "SELECT action, count(*) FROM decisions GROUP BY action"))
