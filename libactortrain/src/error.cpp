@@ -22,6 +22,12 @@ std::string to_string(errc x) {
     return "run_aborted";
   case errc::cluster_failed:
     return "cluster_failed";
+  case errc::timed_out:
+    return "timed_out";
+  case errc::session_closed:
+    return "session_closed";
+  case errc::invalid_handle:
+    return "invalid_handle";
   }
   return "unknown";
 }

@@ -9,5 +9,6 @@
 #include "actortrain/network_spec.hpp"
 #include "actortrain/results.hpp"
 #include "actortrain/run.hpp"
+#include "actortrain/session.hpp"
 #include "actortrain/store.hpp"
 #include "actortrain/version.hpp"

@@ -28,6 +28,12 @@ enum class errc : uint8_t {
   run_aborted,
   /// A worker node could not be reached, refused to join, or was lost.
   cluster_failed,
+  /// A wait on a live session's networks ran out of time.
+  timed_out,
+  /// A live session is closed (or stopped), or a handle belongs to no
+  /// session or to another one.
+  session_closed,
+  invalid_handle,
 };
 
 /// Returns the name of `x`, e.g. "invalid_experiment".

@@ -29,6 +29,11 @@ uint64_t derive_seed(uint64_t root_seed, uint64_t network_id);
 
 /// Expands an experiment into its networks: `train.networks` for every
 /// configuration, in configuration order.
-std::vector<network_spec> expand(const experiment& exp);
+///
+/// Ids start at `first_id` and groups at `first_group` (a live session's
+/// later submissions continue its run's numbering); a network's seed
+/// derives from its id either way.
+std::vector<network_spec> expand(const experiment& exp, uint64_t first_id = 0,
+                                 int64_t first_group = 0);
 
 } // namespace actortrain

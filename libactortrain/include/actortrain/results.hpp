@@ -80,8 +80,10 @@ typename Inspector::result_type inspect(Inspector& f, decision_record& x) {
            x.new_hyperparameters);
 }
 
-/// Final state of a network.
-enum class network_status : uint8_t { pending, finished, failed };
+/// Final state of a network. `cancelled`: a live session's user cancelled
+/// it (session.hpp); it keeps the epochs it trained, but no weights, and
+/// joins no ensemble.
+enum class network_status : uint8_t { pending, finished, failed, cancelled };
 
 std::string to_string(network_status x);
 

@@ -204,6 +204,20 @@ public:
   /// one query (a status display of 10^4 networks).
   caf::expected<std::vector<epoch_metrics>> latest_epochs() const;
 
+  /// The epochs recorded after `cursor` (0: from the first), at most
+  /// `limit`, in the order they were recorded (so each network's in epoch
+  /// order); `cursor` moves past them. A live reader calls it again and gets
+  /// each epoch once (an epoch recorded again after a resume comes again).
+  caf::expected<std::vector<epoch_metrics>> epochs_after(int64_t& cursor,
+                                                         size_t limit) const;
+
+  /// Records networks submitted to a live session: their configurations
+  /// become groups `first_group`, `first_group + 1`, ... and the run counts
+  /// them, in one transaction.
+  caf::error add_networks(const std::vector<network_config>& configs,
+                          int64_t first_group,
+                          const std::vector<network_spec>& specs);
+
   const std::string& path() const noexcept {
     return path_;
   }

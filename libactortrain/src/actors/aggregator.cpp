@@ -19,6 +19,7 @@
 #include "actortrain/run.hpp"
 #include "protocol/slot.hpp"
 #include "protocol/type_ids.hpp"
+#include "setup/run_context.hpp"
 #include "store/atomic_files.hpp"
 #include "store/network_files.hpp"
 
@@ -76,8 +77,43 @@ void flush_epochs(aggregator_self* self) {
   auto& pending = self->state.pending_epochs;
   if (pending.empty())
     return;
-  note(self, self->state.config.store->add_epochs(pending));
+  auto err = self->state.config.store->add_epochs(pending);
+  if (!err && self->state.config.on_epochs)
+    self->state.config.on_epochs(pending);
+  note(self, std::move(err));
   pending.clear();
+}
+
+/// Whether every network the run knows of has an outcome.
+bool all_done(const aggregator_state& st) {
+  return st.finished + st.failed + st.cancelled ==
+         static_cast<int64_t>(st.config.specs.size());
+}
+
+/// A network's result as the store now holds it, from its outcome.
+network_result result_of(const aggregator_config& cfg, const network_outcome& o,
+                         const std::string& weights_path) {
+  const auto& spec = cfg.specs.at(o.network_id);
+  network_result r;
+  r.id = o.network_id;
+  r.name = spec.name;
+  r.group = spec.group;
+  r.group_label = cfg.group_labels.at(static_cast<size_t>(spec.group));
+  r.seed = spec.seed;
+  r.status = o.status;
+  r.error = o.error;
+  r.stop_reason = o.stop_reason;
+  r.epochs = o.epochs;
+  r.steps = o.steps;
+  r.train_loss = o.train_loss;
+  r.test_loss = o.test_loss;
+  r.test_accuracy = o.test_accuracy;
+  r.seconds_per_step = o.seconds_per_step;
+  r.train_seconds = o.train_seconds;
+  r.weights_path = weights_path;
+  r.weights_in_store = o.status == network_status::finished &&
+                       cfg.layout == output_layout::database;
+  return r;
 }
 
 /// What one flush stores: each pending checkpoint's bytes (same index),
@@ -190,8 +226,10 @@ std::vector<bool> record_outcomes(aggregator_self* self,
                                   std::vector<network_outcome>& outcomes,
                                   const flush_plan& plan,
                                   std::vector<caf::error>& errors,
-                                  std::vector<std::string>& stale) {
+                                  std::vector<std::string>& stale,
+                                  std::vector<std::string>& weights_paths) {
   std::vector<bool> recorded(outcomes.size(), true);
+  weights_paths.assign(outcomes.size(), std::string{});
   const auto& store = self->state.config.store;
   for (size_t i = 0; i < outcomes.size(); ++i) {
     auto& o = outcomes[i];
@@ -211,6 +249,7 @@ std::vector<bool> record_outcomes(aggregator_self* self,
         kept.emplace_back(file_kind::predictions, &f->predictions);
     }
     auto weights_path = kept.empty() ? "" : plan.path_of(*kept.front().second);
+    weights_paths[i] = weights_path;
     note(self, store->add_outcome(o, weights_path));
     for (const auto& [kind, piece] : kept)
       note(self, store->add_file(o.network_id, kind, plan.path_of(*piece),
@@ -238,9 +277,11 @@ void flush_files(aggregator_self* self) {
   auto errors = write_files_atomically(plan.files);
   std::vector<std::string> stale;
   std::vector<bool> recorded(outcomes.size(), false);
+  std::vector<std::string> weights_paths;
   auto batch_error = cfg.store->batch([&]() -> caf::error {
     record_checkpoints(self, checkpoints, plan, errors, stale);
-    recorded = record_outcomes(self, outcomes, plan, errors, stale);
+    recorded =
+        record_outcomes(self, outcomes, plan, errors, stale, weights_paths);
     return {};
   });
   // Only the two latest checkpoints of a network are kept; when the batch
@@ -260,11 +301,15 @@ void flush_files(aggregator_self* self) {
       ++st.finished;
       st.finished_ids.push_back(o.network_id);
       keep_if_best(self, final_metrics_of(o.network_id, o));
+    } else if (o.status == network_status::cancelled) {
+      ++st.cancelled;
     } else {
       ++st.failed;
     }
+    if (cfg.on_outcome)
+      cfg.on_outcome(result_of(cfg, o, weights_paths[i]));
   }
-  if (st.finished + st.failed == static_cast<int64_t>(cfg.specs.size()))
+  if (all_done(st))
     // The coordinator is dynamically typed: reached with anon_send.
     caf::anon_send(cfg.listener, all_done_atom_v);
 }
@@ -302,7 +347,7 @@ aggregator(aggregator_actor::stateful_pointer<aggregator_state> self,
           keep_if_best(self, final_metrics_of(n.id, n));
         }
   st.failed = st.config.resumed_failed;
-  if (st.finished + st.failed == static_cast<int64_t>(st.config.specs.size()))
+  if (all_done(st))
     caf::anon_send(st.config.listener, all_done_atom_v);
   return {
       [=](failure_atom, uint64_t id, int64_t step, const std::string& why) {
@@ -314,7 +359,20 @@ aggregator(aggregator_actor::stateful_pointer<aggregator_state> self,
         self->state.pending_checkpoints.push_back({id, step, std::move(bytes)});
         schedule_flush(self);
       },
-      [=](flush_atom) { flush_files(self); },
+      [=](flush_atom) {
+        self->state.epochs_flush_scheduled = false;
+        flush_files(self);
+      },
+      [=](submit_atom, const submission& sub) -> caf::result<int64_t> {
+        auto& cfg = self->state.config;
+        if (auto err = cfg.store->add_networks(sub.configs, sub.first_group,
+                                               sub.specs))
+          return err;
+        for (const auto& c : sub.configs)
+          cfg.group_labels.push_back(c.label.empty() ? "all" : c.label);
+        cfg.specs.insert(cfg.specs.end(), sub.specs.begin(), sub.specs.end());
+        return static_cast<int64_t>(sub.specs.size());
+      },
       [=](schedule_atom, const std::vector<grant_record>& records) {
         note(self, self->state.config.store->add_grants(records));
       },
@@ -323,10 +381,16 @@ aggregator(aggregator_actor::stateful_pointer<aggregator_state> self,
       },
       [=](epoch_atom, const epoch_metrics& m) {
         auto& pending = self->state.pending_epochs;
-        self->state.latest[m.network_id] = m;
+        auto& st = self->state;
+        st.latest[m.network_id] = m;
         pending.push_back(m);
-        if (pending.size() >= epoch_batch)
+        if (pending.size() >= epoch_batch) {
           flush_epochs(self);
+        } else if (st.config.on_epochs && !st.epochs_flush_scheduled) {
+          // A live session's readers see an epoch within the latency.
+          st.epochs_flush_scheduled = true;
+          self->delayed_send(self, st.config.live_latency, flush_atom_v);
+        }
       },
       [=](outcome_atom, network_outcome& o) {
         self->state.pending_outcomes.push_back(std::move(o));

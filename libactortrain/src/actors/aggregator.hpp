@@ -1,6 +1,7 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <string>
 #include <unordered_map>
@@ -32,6 +33,12 @@ struct aggregator_config {
   /// Resuming: networks that finished (or failed) in an earlier attempt.
   std::vector<uint64_t> resumed_finished;
   int64_t resumed_failed = 0;
+  /// A live session's: called on the aggregator's thread with each batch
+  /// of epochs once it is stored (at most `live_latency` after it came),
+  /// and with each network's result once its outcome is stored.
+  std::function<void(const std::vector<epoch_metrics>&)> on_epochs;
+  std::function<void(const network_result&)> on_outcome;
+  std::chrono::milliseconds live_latency{100};
 };
 
 struct aggregator_state {
@@ -46,6 +53,9 @@ struct aggregator_state {
   static constexpr size_t best_kept = 10;
   int64_t finished = 0;
   int64_t failed = 0;
+  int64_t cancelled = 0;
+  /// A flush of the epochs is due within the live latency.
+  bool epochs_flush_scheduled = false;
   /// Epoch metrics not yet written: they go to the store in batches, and
   /// always before an outcome, so a network's row never precedes its epochs.
   std::vector<epoch_metrics> pending_epochs;
@@ -74,7 +84,8 @@ struct aggregator_state {
 /// (schedule_atom, std::vector<grant_record>), (decisions_atom,
 /// std::vector<decision_record>) (the adaptive search's), (status_atom, ids) ->
 /// (finished, failed, the latest epoch of the networks `ids`, the best finished
-/// so far) and (finish_atom, interrupted) -> run_result.
+/// so far), (submit_atom, submission) -> networks recorded (a live session's
+/// networks join the run) and (finish_atom, interrupted) -> run_result.
 aggregator_actor::behavior_type
 aggregator(aggregator_actor::stateful_pointer<aggregator_state> self,
            aggregator_config config);

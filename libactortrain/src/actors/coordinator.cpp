@@ -18,6 +18,7 @@
 #include "protocol/slot.hpp"
 #include "protocol/type_ids.hpp"
 #include "scheduling/scheduler.hpp"
+#include "setup/run_context.hpp"
 
 namespace actortrain {
 
@@ -126,14 +127,18 @@ void finish(coordinator_actor* self) {
             if (interrupted) {
               auto done = result.count(network_status::finished) +
                           result.count(network_status::failed);
+              auto how =
+                  self->state.plan->live
+                      ? std::string{"the session was stopped"}
+                      : fmt::format("the others were checkpointed. Run the "
+                                    "same experiment with --output {} to "
+                                    "resume",
+                                    self->state.plan->output_dir);
               self->state.promise.deliver(make_error(
                   errc::run_aborted,
                   fmt::format("stopped: {} of {} networks are done and "
-                              "stored; the others were checkpointed. Run "
-                              "the same experiment with --output {} to "
-                              "resume",
-                              done, result.networks.size(),
-                              self->state.plan->output_dir)));
+                              "stored; {}",
+                              done, result.networks.size(), how)));
             } else {
               self->state.promise.deliver(std::move(result));
             }
@@ -152,20 +157,22 @@ constexpr double fused_group_bytes = 1024.0 * 1024 * 1024;
 /// fused with others of its shape where `train.fuse` allows (with
 /// `one_per_trainer`, one network each).
 std::vector<std::shared_ptr<network_group>>
-make_groups(run_plan& plan, int64_t slots, bool one_per_trainer) {
+make_groups(run_plan& plan, const std::vector<network_spec>& specs,
+            std::vector<torch::Tensor>& shards, int64_t slots,
+            bool one_per_trainer) {
   std::unordered_set<uint64_t> done(plan.resumed_finished.begin(),
                                     plan.resumed_finished.end());
   done.insert(plan.resumed_failed.begin(), plan.resumed_failed.end());
   std::vector<size_t> todo;
   std::vector<fusion_candidate> candidates;
-  for (size_t i = 0; i < plan.specs.size(); ++i) {
-    if (done.count(plan.specs[i].id) > 0)
+  for (size_t i = 0; i < specs.size(); ++i) {
+    if (done.count(specs[i].id) > 0)
       continue;
     todo.push_back(i);
-    const auto& c = plan.specs[i].config;
-    auto n = plan.shards[i].size(0);
+    const auto& c = specs[i].config;
+    auto n = shards[i].size(0);
     auto f =
-        fusion_profile(plan.specs[i], *plan.data,
+        fusion_profile(specs[i], *plan.data,
                        n - validation_samples(n, c.train.validation_fraction),
                        static_cast<bool>(plan.make_learner));
     // A search that lets networks wait holds back a whole trainer while one
@@ -182,10 +189,9 @@ make_groups(run_plan& plan, int64_t slots, bool one_per_trainer) {
     for (auto j : indices) {
       auto i = todo[j];
       auto runner = std::make_unique<network_runner>(
-          plan.specs[i], plan.data, plan.shards[i], plan.make_learner,
-          script_for(plan.scripts, plan.specs[i].config));
-      if (auto s = plan.snapshots.find(plan.specs[i].id);
-          s != plan.snapshots.end())
+          specs[i], plan.data, shards[i], plan.make_learner,
+          script_for(plan.scripts, specs[i].config));
+      if (auto s = plan.snapshots.find(specs[i].id); s != plan.snapshots.end())
         runner->resume_from(std::move(s->second));
       members.push_back(std::move(runner));
     }
@@ -212,6 +218,23 @@ void watch_worker(coordinator_actor* self, const std::string& address,
                   const worker_node_actor& node) {
   self->state.worker_nodes[node.address()] = address;
   self->monitor(node);
+}
+
+/// One trainer per group; trainers are not linked: one failing must not
+/// take the run down.
+void spawn_trainers(coordinator_actor* self,
+                    std::vector<std::shared_ptr<network_group>> groups) {
+  auto& st = self->state;
+  for (auto& group : groups) {
+    st.steps_total += group->steps_total();
+    auto members = group->unfinished();
+    st.group_members[group->id()] = members;
+    auto t = self->spawn(trainer, std::move(group), st.trainer_defaults);
+    if (st.plan->live)
+      for (auto id : members)
+        st.trainer_of[id] = t;
+    st.trainers.push_back(std::move(t));
+  }
 }
 
 void start(coordinator_actor* self) {
@@ -256,6 +279,8 @@ void start(coordinator_actor* self) {
   acfg.listener = self;
   acfg.resumed_finished = plan.resumed_finished;
   acfg.resumed_failed = static_cast<int64_t>(plan.resumed_failed.size());
+  acfg.on_epochs = plan.on_epochs;
+  acfg.on_outcome = plan.on_outcome;
   st.aggregator = sys.spawn<caf::detached>(aggregator, std::move(acfg));
   self->link_to(st.aggregator);
   trainer_config tcfg;
@@ -281,26 +306,54 @@ void start(coordinator_actor* self) {
       q.keep_every = search.interval_epochs;
   }
   tcfg.cluster = !plan.exp.cluster.workers.empty();
-  auto groups = make_groups(
-      plan, std::max<int64_t>(1, static_cast<int64_t>(slots.size())),
-      search.kind != search_kind::none && search_rule{search}.pauses());
+  st.slot_count = std::max<int64_t>(1, static_cast<int64_t>(slots.size()));
+  st.one_per_trainer =
+      search.kind != search_kind::none && search_rule{search}.pauses();
+  auto groups = make_groups(plan, plan.specs, plan.shards, st.slot_count,
+                            st.one_per_trainer);
   st.scheduler = self->spawn<caf::linked>(
       scheduler, std::move(slots),
       std::shared_ptr<scheduling_policy>{make_policy(sched.policy)},
       st.aggregator, groups.size(), search);
   tcfg.scheduler = st.scheduler;
   tcfg.aggregator = st.aggregator;
-  for (auto& group : groups) {
-    st.steps_total += group->steps_total();
-    st.group_members[group->id()] = group->unfinished();
-    // Trainers are not linked: one failing must not take the run down.
-    st.trainers.push_back(self->spawn(trainer, std::move(group), tcfg));
-  }
+  st.trainer_defaults = tcfg;
+  spawn_trainers(self, std::move(groups));
   // The runners now own their shards and snapshots.
   plan.shards.clear();
   plan.snapshots.clear();
   if (plan.on_progress || plan.stop)
     self->send(self, tick_atom_v);
+}
+
+/// Ends the run once every network is done: the scheduler hands over the
+/// rest of the schedule before the aggregator closes the store.
+void close_run(coordinator_actor* self) {
+  auto& st = self->state;
+  if (st.closing)
+    return;
+  // Every network is done: a stop that came too late changes nothing.
+  st.closing = true;
+  st.stopping = false;
+  report_progress(self, [=] {
+    self->request(self->state.scheduler, caf::infinite, schedule_atom_v)
+        .then([=] { finish(self); });
+  });
+}
+
+/// Starts the trainers of submitted networks (the aggregator has recorded
+/// them) and answers with their ids.
+std::vector<uint64_t> add_submission(coordinator_actor* self, submission& sub) {
+  auto& st = self->state;
+  auto& plan = *st.plan;
+  std::vector<uint64_t> ids;
+  for (const auto& spec : sub.specs)
+    ids.push_back(spec.id);
+  plan.scripts.insert(sub.scripts.begin(), sub.scripts.end());
+  plan.specs.insert(plan.specs.end(), sub.specs.begin(), sub.specs.end());
+  spawn_trainers(self, make_groups(plan, sub.specs, sub.shards, st.slot_count,
+                                   st.one_per_trainer));
+  return ids;
 }
 
 } // namespace
@@ -345,8 +398,65 @@ caf::behavior coordinator(coordinator_actor* self,
           return rp;
         }
         st.started = std::chrono::steady_clock::now();
+        if (st.plan->live) {
+          // The run's result goes to whoever closes it.
+          start(self);
+          rp.deliver(true);
+          return rp;
+        }
         st.promise = rp;
         start(self);
+        return rp;
+      },
+      [=](submit_atom, submission& sub) {
+        auto& st = self->state;
+        auto rp = self->make_response_promise();
+        if (!st.plan->live || !st.scheduler || st.close_requested ||
+            st.stopping || st.closing) {
+          rp.deliver(make_error(errc::run_aborted,
+                                "the session is closed (or closing): no "
+                                "more networks can be submitted"));
+          return rp;
+        }
+        ++st.submitting;
+        auto held = std::make_shared<submission>(std::move(sub));
+        self->request(st.aggregator, caf::infinite, submit_atom_v, *held)
+            .then(
+                [=](int64_t) mutable {
+                  --self->state.submitting;
+                  self->state.idle = false;
+                  rp.deliver(add_submission(self, *held));
+                },
+                [=](caf::error& err) mutable {
+                  --self->state.submitting;
+                  rp.deliver(std::move(err));
+                  if (self->state.close_requested && self->state.idle &&
+                      self->state.submitting == 0)
+                    close_run(self);
+                });
+        return rp;
+      },
+      [=](cancel_atom, uint64_t id) {
+        auto& st = self->state;
+        auto it = st.trainer_of.find(id);
+        if (it == st.trainer_of.end())
+          return false;
+        self->send(it->second, cancel_atom_v, std::vector<uint64_t>{id});
+        return true;
+      },
+      [=](close_atom) {
+        auto& st = self->state;
+        auto rp = self->make_response_promise();
+        if (!st.plan->live || st.close_requested) {
+          rp.deliver(
+              make_error(errc::run_aborted, "the session is already closed"));
+          return rp;
+        }
+        st.close_requested = true;
+        st.promise = rp;
+        // A stopping run closes once its quanta in flight ended (tick).
+        if (st.idle && st.submitting == 0 && !st.stopping)
+          close_run(self);
         return rp;
       },
       [=](stop_atom, const caf::error& why) {
@@ -372,7 +482,9 @@ caf::behavior coordinator(coordinator_actor* self,
               .then([=](const scheduler_status& s) {
                 if (self->state.closing)
                   return;
-                if (s.busy > 0) {
+                // A live session's run ends when it is closed.
+                if (s.busy > 0 ||
+                    (self->state.plan->live && !self->state.close_requested)) {
                   self->delayed_send(self, std::chrono::milliseconds{50},
                                      tick_atom_v);
                   return;
@@ -392,17 +504,13 @@ caf::behavior coordinator(coordinator_actor* self,
       },
       [=](all_done_atom) {
         auto& st = self->state;
-        if (st.closing)
-          return;
-        // Every network is done: a stop that came too late changes nothing.
-        st.closing = true;
-        st.stopping = false;
-        report_progress(self, [=] {
-          // The scheduler hands over the rest of the schedule before the
-          // aggregator closes the store.
-          self->request(self->state.scheduler, caf::infinite, schedule_atom_v)
-              .then([=] { finish(self); });
-        });
+        if (st.plan->live) {
+          // A live session waits for more until it is closed.
+          st.idle = true;
+          if (!st.close_requested || st.submitting > 0)
+            return;
+        }
+        close_run(self);
       },
   };
 }

@@ -14,6 +14,7 @@
 #include <caf/stateful_actor.hpp>
 
 #include "actors/aggregator.hpp"
+#include "actors/trainer.hpp"
 #include "actortrain/run.hpp"
 #include "cluster/worker_link.hpp"
 #include "protocol/cluster_messages.hpp"
@@ -52,6 +53,13 @@ struct run_plan {
   run_setup setup;
   bool tls = false;
   std::function<void(const std::string&)> on_event;
+  /// A live session's run (session.hpp): it starts with the networks it
+  /// has (none, for a new session), takes more by (submit_atom,
+  /// submission), and ends once closed (close_atom) and every network is
+  /// done. The aggregator reports to these as it stores.
+  bool live = false;
+  std::function<void(const std::vector<epoch_metrics>&)> on_epochs;
+  std::function<void(const network_result&)> on_outcome;
 };
 
 struct coordinator_state {
@@ -72,12 +80,28 @@ struct coordinator_state {
   int64_t steps_total = 0;
   /// The networks of each trainer, by the id it holds slots under.
   std::unordered_map<uint64_t, std::vector<uint64_t>> group_members;
+  /// What each trainer is started with, and the slots there were then
+  /// (the fusion plan sizes groups by them).
+  trainer_config trainer_defaults;
+  int64_t slot_count = 1;
+  bool one_per_trainer = false;
+  /// Live sessions: each network's trainer, submissions the aggregator has
+  /// not recorded yet, whether every network known is done, and whether
+  /// the session asked to close.
+  std::unordered_map<uint64_t, caf::actor> trainer_of;
+  int64_t submitting = 0;
+  bool idle = false;
+  bool close_requested = false;
   static inline const char* name = "actortrain.coordinator";
 };
 
 /// Wires a run: spawns the slot executors, the scheduler, the aggregator and
 /// one trainer per network, drives the progress display, and answers
-/// (run_atom) with the run_result once the aggregator has every outcome.
+/// (run_atom) with the run_result once the aggregator has every outcome. A
+/// live session's run answers (run_atom) once started; (submit_atom,
+/// submission) -> the new networks' ids once recorded and training;
+/// (cancel_atom, id) -> whether its trainer was told; (close_atom) -> the
+/// run_result once every network is done.
 caf::behavior coordinator(caf::stateful_actor<coordinator_state>* self,
                           std::shared_ptr<run_plan> plan);
 

@@ -31,16 +31,71 @@ void deliver(const trainer_config& cfg, caf::event_based_actor* self,
                std::move(out.checkpoint));
 }
 
+bool contains(const std::vector<uint64_t>& xs, uint64_t x) {
+  return std::find(xs.begin(), xs.end(), x) != xs.end();
+}
+
+void erase(std::vector<uint64_t>& xs, uint64_t x) {
+  xs.erase(std::remove(xs.begin(), xs.end(), x), xs.end());
+}
+
+/// A cancelled network's outcome: where it got to, without weights.
+network_outcome cancelled(uint64_t id, const progress_report* latest) {
+  network_outcome o;
+  o.network_id = id;
+  o.status = network_status::cancelled;
+  o.error = "cancelled";
+  if (latest) {
+    o.epochs = latest->epoch;
+    o.steps = latest->steps_done;
+    o.seconds_per_step = latest->seconds_per_step;
+  }
+  return o;
+}
+
+/// The group's networks not done yet.
+std::vector<uint64_t> unfinished_of(trainer_actor* self) {
+  auto& st = self->state;
+  return st.config.cluster ? st.unfinished : st.group->unfinished();
+}
+
+/// Every network of the group left is cancelled: they end now, the slot
+/// (if held) goes back as done, and the trainer quits.
+bool end_if_all_cancelled(trainer_actor* self, std::optional<uint32_t> slot) {
+  auto& st = self->state;
+  auto left = unfinished_of(self);
+  if (left.empty() || !std::all_of(left.begin(), left.end(), [&](auto id) {
+        return contains(st.cancels, id);
+      }))
+    return false;
+  if (slot) {
+    progress_report p;
+    p.network_id = st.group->id();
+    p.finished = true;
+    self->send(st.config.scheduler, release_atom_v, *slot, p);
+  }
+  // Without a slot the trainer is only queued: quitting takes it out of
+  // the scheduler's queue.
+  for (auto id : left) {
+    auto it = st.latest.find(id);
+    self->send(st.config.aggregator, outcome_atom_v,
+               cancelled(id, it == st.latest.end() ? nullptr : &it->second));
+  }
+  self->quit();
+  return true;
+}
+
 /// Hands a quantum's results on: metrics and checkpoints to the aggregator,
 /// the slot back to the scheduler, then the outcomes.
 void conclude(trainer_actor* self, uint32_t slot, quantum_report& report) {
   auto& cfg = self->state.config;
   auto& stops = self->state.search_stops;
-  for (const auto& out : report.networks)
+  self->state.busy = false;
+  for (const auto& out : report.networks) {
+    self->state.latest[out.progress.network_id] = out.progress;
     if (out.progress.finished)
-      stops.erase(
-          std::remove(stops.begin(), stops.end(), out.progress.network_id),
-          stops.end());
+      erase(stops, out.progress.network_id);
+  }
   // The quantum made the copies it was given; what it kept, donors serve.
   self->state.transplants.clear();
   for (auto& out : report.networks) {
@@ -53,15 +108,31 @@ void conclude(trainer_actor* self, uint32_t slot, quantum_report& report) {
   }
   for (auto& out : report.networks)
     deliver(cfg, self, out);
-  // Unless finished, the scheduler queues us for the next quantum. The
-  // release goes before the outcomes: the last outcome ends the run, and
-  // with it the schedule.
+  // A network cancelled while this quantum ran (or stopped by it): its
+  // outcome says cancelled, whatever the quantum made of it.
+  for (auto& out : report.networks) {
+    auto id = out.progress.network_id;
+    if (out.progress.finished && contains(self->state.cancels, id)) {
+      out.outcome = cancelled(id, &out.progress);
+      erase(self->state.cancels, id);
+    }
+  }
+  if (!report.progress.finished) {
+    for (auto& out : report.networks)
+      if (out.progress.finished)
+        self->send(cfg.aggregator, outcome_atom_v, std::move(out.outcome));
+    if (end_if_all_cancelled(self, slot))
+      return;
+    self->send(cfg.scheduler, release_atom_v, slot, report.progress);
+    return;
+  }
+  // The release goes before the outcomes: the last outcome ends the run,
+  // and with it the schedule.
   self->send(cfg.scheduler, release_atom_v, slot, report.progress);
   for (auto& out : report.networks)
     if (out.progress.finished)
       self->send(cfg.aggregator, outcome_atom_v, std::move(out.outcome));
-  if (report.progress.finished)
-    self->quit();
+  self->quit();
 }
 
 /// Ends the networks in `ids` as failed with `reason`, gives the slot back
@@ -69,6 +140,7 @@ void conclude(trainer_actor* self, uint32_t slot, quantum_report& report) {
 void fail_all(trainer_actor* self, uint32_t slot,
               const std::vector<uint64_t>& ids, const std::string& reason) {
   auto& cfg = self->state.config;
+  self->state.busy = false;
   progress_report p;
   p.network_id = self->state.group->id();
   p.finished = true;
@@ -130,6 +202,7 @@ void book(trainer_actor* self, const slot_executor_actor& executor,
 void lose_quantum(trainer_actor* self, uint32_t slot, const std::string& reason,
                   bool slot_lost) {
   auto& st = self->state;
+  st.busy = false;
   if (st.in_flight && st.in_flight->executor)
     self->demonitor(st.in_flight->executor.address());
   st.in_flight.reset();
@@ -144,12 +217,15 @@ void lose_quantum(trainer_actor* self, uint32_t slot, const std::string& reason,
                          reason));
     return;
   }
+  if (end_if_all_cancelled(self, slot))
+    return;
   auto p = group_progress(self, progress_report{});
   self->send(st.config.scheduler, release_atom_v, slot, p, slot_lost);
 }
 
 void run_local(trainer_actor* self, const slot_grant& grant) {
   auto& st = self->state;
+  st.busy = true;
   auto group = st.group;
   auto slot = grant.slot;
   auto limits = st.config.quantum;
@@ -190,6 +266,7 @@ void run_local(trainer_actor* self, const slot_grant& grant) {
 
 void run_remote(trainer_actor* self, const slot_grant& grant) {
   auto& st = self->state;
+  st.busy = true;
   auto executor = grant.executor;
   auto slot = grant.slot.id;
   const auto& limits = st.config.quantum;
@@ -299,6 +376,18 @@ caf::behavior trainer(trainer_actor* self, std::shared_ptr<network_group> group,
                                         donor, version,
                                         n->second.rbegin()->first));
         return v->second;
+      },
+      [=](cancel_atom, const std::vector<uint64_t>& ids) {
+        auto& st = self->state;
+        auto left = unfinished_of(self);
+        for (auto id : ids)
+          if (contains(left, id) && !contains(st.cancels, id)) {
+            st.cancels.push_back(id);
+            // The next quantum ends it at once.
+            st.search_stops.push_back(id);
+          }
+        if (!st.busy)
+          end_if_all_cancelled(self, std::nullopt);
       },
       [=](search_stop_atom, const std::vector<uint64_t>& ids) {
         auto& stops = self->state.search_stops;

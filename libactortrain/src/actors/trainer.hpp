@@ -55,6 +55,12 @@ struct trainer_state {
   /// Networks the adaptive search stopped: the next quantum finishes them
   /// (kept until a report shows them done, so a lost quantum loses none).
   std::vector<uint64_t> search_stops;
+  /// Networks a live session cancelled: they end at the next quantum
+  /// boundary (a quantum stops them at once, like the search's), recorded
+  /// as cancelled.
+  std::vector<uint64_t> cancels;
+  /// A quantum of the group is running (the trainer holds a slot).
+  bool busy = false;
   /// PBT: each network's learner states at its latest interval epochs (the
   /// two newest: a donor that trains on still answers a copy decided just
   /// before), and the copies to make in the next quantum (kept until a

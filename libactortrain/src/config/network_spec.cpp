@@ -13,17 +13,18 @@ uint64_t derive_seed(uint64_t root_seed, uint64_t network_id) {
   return z ^ (z >> 31);
 }
 
-std::vector<network_spec> expand(const experiment& exp) {
+std::vector<network_spec> expand(const experiment& exp, uint64_t first_id,
+                                 int64_t first_group) {
   std::vector<network_spec> result;
   auto configs = exp.configs();
-  uint64_t id = 0;
+  uint64_t id = first_id;
   for (size_t group = 0; group < configs.size(); ++group) {
     const auto& cfg = configs[group];
     for (int64_t i = 0; i < cfg.train.networks; ++i, ++id) {
       network_spec spec;
       spec.id = id;
       spec.name = fmt::format("net-{:04}", id);
-      spec.group = static_cast<int64_t>(group);
+      spec.group = first_group + static_cast<int64_t>(group);
       spec.index_in_group = i;
       spec.seed = derive_seed(cfg.train.seed, id);
       spec.config = cfg;

@@ -28,6 +28,7 @@ using aggregator_actor = caf::typed_actor<
     caf::reacts_to<flush_atom>,
     caf::replies_to<status_atom,
                     std::vector<uint64_t>>::with<aggregator_status>,
+    caf::replies_to<submit_atom, submission>::with<int64_t>,
     caf::replies_to<finish_atom, bool>::with<run_result>>;
 
 /// The scheduler: trainers acquire and release slots, the coordinator adds

@@ -95,14 +95,28 @@ CAF_ADD_ATOM(actortrain, actortrain, exploit_atom, "exploit")
 // refused (why); the network trains on either way.
 CAF_ADD_ATOM(actortrain, actortrain, exploited_atom, "exploited")
 
+// session -> coordinator -> aggregator: (submission) networks join a live
+// session's run; the coordinator answers with their ids once the aggregator
+// recorded them and their trainers started.
+CAF_ADD_ATOM(actortrain, actortrain, submit_atom, "submit")
+// session -> coordinator -> trainer: (network ids) end them at their next
+// quantum boundary, recorded as cancelled.
+CAF_ADD_ATOM(actortrain, actortrain, cancel_atom, "cancel")
+// session -> coordinator: () end the run once every network submitted is
+// done, then answer with its run_result.
+CAF_ADD_ATOM(actortrain, actortrain, close_atom, "close")
+
 CAF_END_TYPE_ID_BLOCK(actortrain)
 
 // Messages that only ever travel inside one process: a closure to run on a
-// slot's thread, and the run's result handed to the caller.
+// slot's thread, the run's result handed to the caller, and networks
+// submitted to a live session (with their data shards).
 namespace actortrain {
 struct quantum_job;
 struct run_result;
+struct submission;
 } // namespace actortrain
 
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(actortrain::quantum_job)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(actortrain::run_result)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(actortrain::submission)

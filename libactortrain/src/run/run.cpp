@@ -31,6 +31,7 @@
 #include "cluster/worker_link.hpp"
 #include "protocol/slot.hpp"
 #include "protocol/type_ids.hpp"
+#include "run/run_folder.hpp"
 #include "setup/run_context.hpp"
 
 namespace fs = std::filesystem;
@@ -38,27 +39,6 @@ namespace fs = std::filesystem;
 namespace actortrain {
 
 namespace {
-
-std::string default_output_dir(const std::string& name) {
-  auto t = std::time(nullptr);
-  std::tm tm{};
-  localtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof(buf), "%Y%m%d-%H%M%S", &tm);
-  return fmt::format("runs/{}-{}", name, buf);
-}
-
-/// A results store that holds no run (a crash before its first commits,
-/// or a truncated file) holds nothing to resume: it is removed, so the run
-/// starts afresh instead of failing for ever.
-void discard_empty_store(const std::string& db_path) {
-  std::error_code ec;
-  if (fs::exists(db_path, ec) && results_store::holds_no_run(db_path)) {
-    fs::remove(db_path + "-wal", ec);
-    fs::remove(db_path + "-shm", ec);
-    fs::remove(db_path, ec);
-  }
-}
 
 /// Removes checkpoint files the store does not know: written just before a
 /// crash and never recorded, or no longer needed and not yet removed when
@@ -180,21 +160,6 @@ caf::error prepare_resume(const experiment& exp, run_plan& plan,
 
 namespace {
 
-/// See run_options::tune_allocator.
-void tune_allocator() {
-#ifdef __GLIBC__
-  static std::once_flag once;
-  std::call_once(once, [] {
-    mallopt(M_MMAP_THRESHOLD, 32 * 1024 * 1024);
-    mallopt(M_TRIM_THRESHOLD, 256 * 1024 * 1024);
-  });
-#endif
-}
-
-} // namespace
-
-namespace {
-
 /// Asks every worker of `exp` to join, all at once. A worker that refuses
 /// (different data, busy) is an error; one that cannot be reached or does
 /// not answer is tried again during the run, unless no slot would be left at
@@ -252,60 +217,6 @@ experiment for_workers(experiment exp) {
 } // namespace
 
 namespace {
-
-/// Holds the output folder's lock while the run uses it: one run per folder
-/// at a time, since a second process resuming the same folder would
-/// interleave writes. Closing the file releases it, even after SIGKILL.
-class folder_lock {
-public:
-  explicit folder_lock(int fd) : fd_(fd) {}
-  folder_lock(const folder_lock&) = delete;
-  folder_lock& operator=(const folder_lock&) = delete;
-  ~folder_lock() {
-    ::close(fd_);
-  }
-
-private:
-  int fd_;
-};
-
-/// Creates the output folder (and its weights and checkpoints folders when
-/// the run keeps files there), and takes its lock.
-caf::error lock_output_folder(const std::string& dir, output_layout layout,
-                              std::optional<folder_lock>& lock) {
-  std::error_code ec;
-  fs::create_directories(fs::path{dir}, ec);
-  if (!ec && layout == output_layout::files) {
-    fs::create_directories(fs::path{dir} / "weights", ec);
-    if (!ec)
-      fs::create_directories(fs::path{dir} / "checkpoints", ec);
-  }
-  if (ec)
-    return make_error(errc::io_failed,
-                      fmt::format("{}: cannot create the output folder: {}",
-                                  dir, ec.message()));
-  auto lock_path = (fs::path{dir} / ".lock").string();
-  int fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-  if (fd < 0)
-    return make_error(errc::io_failed,
-                      fmt::format("{}: cannot write in the output folder "
-                                  "({}); a run needs a writable folder",
-                                  dir, std::strerror(errno)));
-  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
-    ::close(fd);
-    return make_error(
-        errc::io_failed,
-        fmt::format("{} is in use by another actortrain run", dir));
-  }
-  lock.emplace(fd);
-  // A crash while a file was written leaves its temporary copy: the write
-  // never happened, and the lock says no other run is writing now.
-  for (const char* sub : {"weights", "checkpoints"})
-    for (const auto& e : fs::directory_iterator{fs::path{dir} / sub, ec})
-      if (e.path().extension() == ".tmp")
-        fs::remove(e.path(), ec);
-  return {};
-}
 
 /// Opens the folder's results store to resume the run it holds, or creates
 /// it and records a new run.

@@ -111,6 +111,39 @@ make_run_context(const experiment& exp, learner_factory make_learner) {
   return ctx;
 }
 
+caf::expected<submission>
+prepare_submission(const experiment& session, const dataset& data,
+                   std::vector<network_config> configs, uint64_t first_id,
+                   int64_t first_group, bool builtin) {
+  if (configs.empty())
+    return make_error(errc::invalid_experiment,
+                      "nothing to submit: no configuration given");
+  auto exp = session;
+  exp.base = configs.front();
+  exp.variants.clear();
+  if (configs.size() > 1)
+    exp.variants = configs;
+  if (auto err = exp.validate())
+    return err;
+  if (auto err = check_fit(exp, data, builtin))
+    return err;
+  submission sub;
+  sub.first_group = first_group;
+  sub.specs = expand(exp, first_id, first_group);
+  auto shards = make_shards(exp, sub.specs, data);
+  if (!shards)
+    return shards.error();
+  sub.shards = std::move(*shards);
+  if (builtin) {
+    auto scripts = load_script_models(exp, data);
+    if (!scripts)
+      return scripts.error();
+    sub.scripts = std::move(*scripts);
+  }
+  sub.configs = std::move(configs);
+  return sub;
+}
+
 std::string content_hash(const dataset& data) {
   // CRC-32 of each tensor's bytes and of its shape: fast (zlib) and enough
   // to tell two copies of a dataset apart.

@@ -35,6 +35,26 @@ struct run_context {
 caf::expected<std::shared_ptr<run_context>>
 make_run_context(const experiment& exp, learner_factory make_learner);
 
+/// Networks submitted to a live session's run: their configurations
+/// (groups `first_group`, ...), their specs (ids continue the run's) and
+/// shards, and the TorchScript modules they need.
+struct submission {
+  std::vector<network_config> configs;
+  int64_t first_group = 0;
+  std::vector<network_spec> specs;
+  std::vector<torch::Tensor> shards;
+  script_models scripts;
+};
+
+/// Checks `configs` as configurations of `session` (its data, scheduler
+/// and output) over `data`, and expands them from network `first_id` and
+/// group `first_group` on: the networks get the ids, names, seeds and shards
+/// a batch run of the same configurations in that order would give them.
+caf::expected<submission>
+prepare_submission(const experiment& session, const dataset& data,
+                   std::vector<network_config> configs, uint64_t first_id,
+                   int64_t first_group, bool builtin);
+
 /// A hash of a dataset's contents (every tensor's bytes and shape), to check
 /// that two nodes train on the same data.
 std::string content_hash(const dataset& data);

@@ -14,6 +14,8 @@ std::string to_string(network_status x) {
     return "finished";
   case network_status::failed:
     return "failed";
+  case network_status::cancelled:
+    return "cancelled";
   }
   return "unknown";
 }

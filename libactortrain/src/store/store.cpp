@@ -519,7 +519,10 @@ caf::error results_store::begin_run(const experiment& exp,
       if (st.step() != SQLITE_DONE)
         return storage_error(db_, path_, "cannot record the run");
     }
-    auto configs = exp.configs();
+    // A live session's run starts with no networks: its configurations
+    // come with them (add_networks).
+    auto configs =
+        specs.empty() ? std::vector<network_config>{} : exp.configs();
     statement groups{db_, "INSERT INTO groups (id, label, config) VALUES (?, "
                           "?, ?)"};
     for (size_t g = 0; g < configs.size(); ++g) {
@@ -862,7 +865,7 @@ caf::error read_run_row(sqlite3* db_, const std::string& path_,
 
 std::optional<network_status> parse_network_status(const std::string& text) {
   for (auto x : {network_status::pending, network_status::finished,
-                 network_status::failed})
+                 network_status::failed, network_status::cancelled})
     if (text == to_string(x))
       return x;
   return std::nullopt;
@@ -1246,6 +1249,55 @@ caf::expected<std::vector<epoch_metrics>> results_store::latest_epochs() const {
                          "ORDER BY e.network_id",
                          epoch_columns);
   return read_epochs_of_all(db_, path_, sql);
+}
+
+caf::expected<std::vector<epoch_metrics>>
+results_store::epochs_after(int64_t& cursor, size_t limit) const {
+  auto sql = fmt::format("SELECT {}, network_id, rowid FROM epoch_metrics "
+                         "WHERE rowid > ? ORDER BY rowid LIMIT ?",
+                         epoch_columns);
+  statement st{db_, sql.c_str()};
+  if (!st)
+    return storage_error(db_, path_, "cannot read epoch metrics");
+  st.bind(cursor, static_cast<int64_t>(limit));
+  std::vector<epoch_metrics> result;
+  while (st.step() == SQLITE_ROW) {
+    result.push_back(read_epoch(st, static_cast<uint64_t>(st.integer(8))));
+    cursor = st.integer(9);
+  }
+  return result;
+}
+
+caf::error
+results_store::add_networks(const std::vector<network_config>& configs,
+                            int64_t first_group,
+                            const std::vector<network_spec>& specs) {
+  return transaction([&]() -> caf::error {
+    statement groups{db_, "INSERT INTO groups (id, label, config) VALUES (?, "
+                          "?, ?)"};
+    for (size_t g = 0; g < configs.size(); ++g) {
+      groups.bind(first_group + static_cast<int64_t>(g), configs[g].label,
+                  config_json(configs[g]).dump());
+      if (groups.step() != SQLITE_DONE)
+        return storage_error(db_, path_, "cannot record a configuration");
+      groups.reset();
+    }
+    statement st{db_, "INSERT INTO networks (id, name, group_id, "
+                      "index_in_group, seed, status) VALUES (?, ?, ?, ?, ?, "
+                      "'pending')"};
+    for (const auto& spec : specs) {
+      st.bind(static_cast<int64_t>(spec.id), spec.name, spec.group,
+              spec.index_in_group, spec.seed);
+      if (st.step() != SQLITE_DONE)
+        return storage_error(db_, path_, "cannot record a network");
+      st.reset();
+    }
+    statement count{db_, "UPDATE run SET networks = networks + ?"};
+    count.bind(static_cast<int64_t>(specs.size()));
+    if (count.step() != SQLITE_DONE)
+      return storage_error(db_, path_, "cannot count the networks");
+    return {};
+  });
 }
 
 } // namespace actortrain
