@@ -28,7 +28,8 @@ caf::behavior empty_trainer(caf::event_based_actor* self, scheduler_actor sched,
                             uint64_t id, int64_t quanta,
                             std::shared_ptr<std::atomic<int64_t>> done) {
   auto left = std::make_shared<int64_t>(quanta);
-  self->send(sched, acquire_atom_v, trainer_info{id, quanta, 1, 0, {}, {}, {}});
+  self->send(sched, acquire_atom_v,
+             trainer_info{id, quanta, 1, 0, {}, {}, {}, {}});
   return {
       [=](grant_atom, const slot_grant& g) {
         progress_report p;

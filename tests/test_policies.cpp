@@ -276,7 +276,7 @@ TEST_CASE("early stopping without a validation split is refused") {
 
 TEST_CASE("the estimator fits a growing cost per step") {
   remaining_time_estimator est;
-  est.add(trainer_info{7, 100, 1, 0, {}, {}, {}});
+  est.add(trainer_info{7, 100, 1, 0, {}, {}, {}, {}});
   // Quanta of 10 steps whose cost per step grows: t(s) = 1 + 0.1 s.
   for (int64_t q = 1; q <= 3; ++q) {
     progress_report p;
@@ -292,7 +292,7 @@ TEST_CASE("the estimator fits a growing cost per step") {
   CHECK(est.remaining(7) == doctest::Approx(70 + 0.05 * (100 * 100 - 30 * 30)));
   // A constant cost is extrapolated as such; a falling one is not.
   remaining_time_estimator flat;
-  flat.add(trainer_info{1, 10, 1, 0, {}, {}, {}});
+  flat.add(trainer_info{1, 10, 1, 0, {}, {}, {}, {}});
   progress_report p;
   p.network_id = 1;
   p.steps_total = 10;
@@ -305,8 +305,8 @@ TEST_CASE("the estimator fits a growing cost per step") {
 
 TEST_CASE("networks that have not run are guessed from their cost hint") {
   remaining_time_estimator est;
-  est.add(trainer_info{0, 10, 2, 0, {}, {}, {}});
-  est.add(trainer_info{1, 10, 6, 0, {}, {}, {}});
+  est.add(trainer_info{0, 10, 2, 0, {}, {}, {}, {}});
+  est.add(trainer_info{1, 10, 6, 0, {}, {}, {}, {}});
   CHECK(est.remaining(1) == 0); // nothing known yet
   progress_report p;
   p.network_id = 0;

@@ -3,6 +3,7 @@
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <csignal>
 #include <cstdlib>
 #include <fcntl.h>
@@ -23,6 +24,7 @@
 #include "actortrain/error.hpp"
 #include "actortrain/learner.hpp"
 #include "actortrain/run.hpp"
+#include "actortrain/session.hpp"
 #include "actortrain/store.hpp"
 #include "scripted_models.hpp"
 #include "store/atomic_files.hpp"
@@ -57,10 +59,11 @@ slots = 2
 policy = "round_robin"
 )";
 
-/// Starts the app in the background, with `env` added to its environment;
-/// returns its pid.
-pid_t start_app(
-    const std::vector<std::string>& args, const std::string& log,
+/// Starts `program` in the background, with `env` added to its
+/// environment; returns its pid.
+pid_t start_program(
+    std::string program, const std::vector<std::string>& args,
+    const std::string& log,
     const std::vector<std::pair<std::string, std::string>>& env = {}) {
   auto pid = fork();
   if (pid == 0) {
@@ -70,8 +73,7 @@ pid_t start_app(
     dup2(fd, 1);
     dup2(fd, 2);
     std::vector<char*> argv;
-    auto app = test::app();
-    argv.push_back(app.data());
+    argv.push_back(program.data());
     std::vector<std::string> copy = args;
     for (auto& a : copy)
       argv.push_back(a.data());
@@ -80,6 +82,13 @@ pid_t start_app(
     _exit(127);
   }
   return pid;
+}
+
+/// Starts the app in the background; see start_program.
+pid_t start_app(
+    const std::vector<std::string>& args, const std::string& log,
+    const std::vector<std::pair<std::string, std::string>>& env = {}) {
+  return start_program(test::app(), args, log, env);
 }
 
 int wait_exit(pid_t pid) {
@@ -950,4 +959,85 @@ TEST_CASE("a full disk stops the run with a clear error, and after space is "
     check_storage_failure_recovers(out, cmd, expected);
   else
     FAIL("cannot grow the tmpfs");
+}
+
+TEST_CASE("a live session killed with SIGKILL and reopened resumes what was "
+          "submitted, to bit-identical weights") {
+  temp_dir dir;
+  // Two configurations, each submitted on its own by the child process.
+  auto toml = std::string{resumable_toml} +
+              "[sweep]\n\"optimizer.lr\" = [0.003, 0.001]\n";
+  auto replace = [&](const std::string& from, const std::string& to) {
+    auto pos = toml.find(from);
+    REQUIRE(pos != std::string::npos);
+    toml.replace(pos, from.size(), to);
+  };
+  replace("networks = 6", "networks = 3");
+  // Unfused, and each network to its end before the next starts: a wide
+  // window in which some networks are done and others are not.
+  replace("seed = 5", "seed = 5\nfuse = \"off\"");
+  replace("policy = \"round_robin\"", "policy = \"fifo\"");
+  test::write_text(dir / "exp.toml", toml);
+  auto expected = reference(dir);
+  REQUIRE(expected.size() == 6);
+  auto out = dir / "out";
+  auto pid = start_program(ACTORTRAIN_SESSION_CHILD, {dir / "exp.toml", out},
+                           dir / "child.log");
+  // Killed once a network is done and others are on their way.
+  bool finished_one = false;
+  for (int i = 0; i < 6000 && !finished_one; ++i) {
+    finished_one = count_in_store(out, "SELECT count(*) FROM networks WHERE "
+                                       "status = 'finished'") > 0;
+    if (!finished_one)
+      std::this_thread::sleep_for(5ms);
+  }
+  REQUIRE(finished_one);
+  ::kill(pid, SIGKILL);
+  REQUIRE(wait_exit(pid) == 128 + SIGKILL);
+  auto before = stored_result(out);
+  REQUIRE(before.networks.size() == 6);
+  auto done_before = before.count(network_status::finished);
+  INFO("finished before the kill: ", done_before);
+  REQUIRE(done_before < 6);
+
+  auto exp = load_experiment(dir / "exp.toml");
+  REQUIRE(static_cast<bool>(exp));
+  session_options opts;
+  opts.output_dir = out;
+  auto s = session::open(*exp, opts);
+  REQUIRE_MESSAGE(static_cast<bool>(s), to_string_pretty(s.error()));
+  auto handles = (*s)->networks();
+  REQUIRE(handles.size() == 6);
+  size_t done_at_open = 0;
+  for (const auto& h : handles)
+    done_at_open += h.done() ? 1 : 0;
+  // Networks finished before the kill are not trained again.
+  CHECK(done_at_open >= static_cast<size_t>(done_before));
+  auto results = wait_all(handles);
+  REQUIRE_MESSAGE(static_cast<bool>(results),
+                  to_string_pretty(results.error()));
+  for (const auto& r : *results)
+    CHECK(r.status == network_status::finished);
+  // New submissions continue the ids.
+  auto more = (*s)->submit(exp->configs().front());
+  REQUIRE(static_cast<bool>(more));
+  REQUIRE(more->size() == 3);
+  CHECK(more->front().id() == 6);
+  auto closed = (*s)->close();
+  REQUIRE_MESSAGE(static_cast<bool>(closed), to_string_pretty(closed.error()));
+  CHECK(closed->networks.size() == 9);
+  CHECK(closed->status == "finished");
+  CHECK(closed->resumes == 1);
+  auto got = test::stored_weights(out);
+  for (const auto& [name, bytes] : expected)
+    CHECK_MESSAGE(got[name] == bytes, name, " differs after reopening");
+  // The reopened networks' grants: none for those finished before.
+  for (const auto& n : before.networks)
+    if (n.status == network_status::finished) {
+      auto r =
+          std::find_if(closed->networks.begin(), closed->networks.end(),
+                       [&](const network_result& x) { return x.id == n.id; });
+      REQUIRE(r != closed->networks.end());
+      CHECK(r->train_seconds == n.train_seconds);
+    }
 }

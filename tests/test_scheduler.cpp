@@ -53,7 +53,8 @@ caf::behavior fake_trainer(caf::event_based_actor* self, scheduler_actor sched,
                            uint64_t id, int quanta,
                            std::shared_ptr<observations> obs) {
   auto left = std::make_shared<int>(quanta);
-  self->send(sched, acquire_atom_v, trainer_info{id, quanta, 1, 0, {}, {}, {}});
+  self->send(sched, acquire_atom_v,
+             trainer_info{id, quanta, 1, 0, {}, {}, {}, {}});
   return {
       [=](grant_atom, const slot_grant& g) {
         {
@@ -157,14 +158,14 @@ TEST_CASE("a trainer that dies holding a slot gives it back") {
   caf::scoped_actor self{sys};
   // A trainer that takes the slot and then never releases it.
   auto holder = sys.spawn([=](caf::event_based_actor* a) -> caf::behavior {
-    a->send(sched, acquire_atom_v, trainer_info{0, 1, 1, 0, {}, {}, {}});
+    a->send(sched, acquire_atom_v, trainer_info{0, 1, 1, 0, {}, {}, {}, {}});
     return {[](grant_atom, const slot_grant&) {
     }};
   });
   for (int i = 0; i < 500 && status_of(self, sched).busy == 0; ++i)
     std::this_thread::sleep_for(2ms);
   REQUIRE(status_of(self, sched).busy == 1);
-  self->send(sched, acquire_atom_v, trainer_info{1, 1, 1, 0, {}, {}, {}});
+  self->send(sched, acquire_atom_v, trainer_info{1, 1, 1, 0, {}, {}, {}, {}});
   bool granted = false;
   self->receive([&](grant_atom, const slot_grant&) { granted = true; },
                 caf::after(200ms) >> [] {});
@@ -185,7 +186,7 @@ TEST_CASE("a release from an actor that does not hold the slot is ignored") {
   scheduler_fixture fx{sys, 1};
   auto& sched = fx.sched;
   caf::scoped_actor self{sys};
-  self->send(sched, acquire_atom_v, trainer_info{0, 1, 1, 0, {}, {}, {}});
+  self->send(sched, acquire_atom_v, trainer_info{0, 1, 1, 0, {}, {}, {}, {}});
   self->receive([](grant_atom, const slot_grant&) {});
   caf::scoped_actor other{sys};
   other->send(sched, release_atom_v, uint32_t{0}, progress_report{});

@@ -8,6 +8,7 @@
 #include <thread>
 
 #include <doctest/doctest.h>
+#include <fmt/format.h>
 
 #include "actortrain/error.hpp"
 #include "actortrain/session.hpp"
@@ -108,8 +109,10 @@ TEST_CASE("session: futures resolve with the results of a batch run, "
     CHECK(test::stored_weights(dir / "live") ==
           test::stored_weights(dir / "batch"));
     CHECK(stored->ensembles.size() == batch->ensembles.size());
-    for (size_t i = 0; i < stored->ensembles.size(); ++i)
+    for (size_t i = 0; i < stored->ensembles.size(); ++i) {
       CHECK(stored->ensembles[i].accuracy == batch->ensembles[i].accuracy);
+      CHECK(stored->ensembles[i].label == batch->ensembles[i].label);
+    }
     CHECK(stored->status == "finished");
   }
 }
@@ -382,16 +385,20 @@ TEST_CASE("session: what it cannot open is refused before anything starts") {
     run_options ro;
     ro.output_dir = dir / "done";
     REQUIRE(static_cast<bool>(run(exp, ro)));
+    // A folder of another setup (other data) is refused.
+    auto other = exp;
+    other.data.data_seed += 1;
     session_options opts;
     opts.output_dir = dir / "done";
-    auto s = session::open(exp, opts);
+    auto s = session::open(other, opts);
     REQUIRE_FALSE(static_cast<bool>(s));
-    CHECK(to_string_pretty(s.error()).find("holds a run already") !=
+    CHECK(to_string_pretty(s.error()).find("another setup") !=
           std::string::npos);
     // The run there is untouched.
     auto r = read_results(dir / "done");
     REQUIRE(static_cast<bool>(r));
     CHECK(r->count(network_status::finished) == 2);
+    CHECK(r->resumes == 0);
   }
   {
     // One session per folder at a time.
@@ -429,9 +436,133 @@ TEST_CASE("session: stop ends it with the finished networks kept") {
   auto r = slow->front().wait();
   REQUIRE_FALSE(static_cast<bool>(r));
   CHECK(is(r.error(), errc::session_closed));
+  CHECK(is(slow->front().set_priority(1), errc::session_closed));
   CHECK(first->front().status() == network_status::finished);
   auto stored = read_results(dir / "live");
   REQUIRE(static_cast<bool>(stored));
   CHECK(stored->count(network_status::finished) == 1);
   CHECK(stored->status == "interrupted");
+  auto stopped_at = stored->networks[1].epochs;
+
+  // Reopened: the finished network keeps its result, the stopped one
+  // continues from its checkpoint; cancelled, it stays cancelled.
+  auto again = open_session(exp, dir / "live");
+  auto handles = again->networks();
+  REQUIRE(handles.size() == 3);
+  CHECK(handles[0].status() == network_status::finished);
+  CHECK(handles[0].wait()->test_loss == stored->networks[0].test_loss);
+  CHECK_FALSE(handles[1].done());
+  while (handles[1].latest().epoch <= stopped_at)
+    std::this_thread::sleep_for(5ms);
+  CHECK_FALSE(static_cast<bool>(handles[1].cancel()));
+  CHECK_FALSE(static_cast<bool>(handles[2].cancel()));
+  auto cancelled = handles[1].wait();
+  REQUIRE(static_cast<bool>(cancelled));
+  CHECK(cancelled->status == network_status::cancelled);
+  CHECK(cancelled->epochs > stopped_at);
+  REQUIRE(static_cast<bool>(again->close()));
+  again.reset();
+  auto third = open_session(exp, dir / "live");
+  auto last = third->networks();
+  REQUIRE(last.size() == 3);
+  CHECK(last[1].status() == network_status::cancelled);
+  CHECK(last[2].status() == network_status::cancelled);
+  auto closed_third = third->close();
+  REQUIRE(static_cast<bool>(closed_third));
+  CHECK(closed_third->resumes == 2);
+  CHECK(closed_third->count(network_status::cancelled) == 2);
+}
+
+TEST_CASE("session: a closed session's folder reopens with its results, and "
+          "takes more networks") {
+  auto exp = two_configs(2, 2, train_options::fuse_auto);
+  test::temp_dir dir;
+  std::vector<network_result> first_results;
+  {
+    auto s = open_session(exp, dir / "live");
+    auto handles = s->submit(exp);
+    REQUIRE(static_cast<bool>(handles));
+    auto closed = s->close();
+    REQUIRE(static_cast<bool>(closed));
+    first_results = closed->networks;
+  }
+  auto s = open_session(exp, dir / "live");
+  auto known = s->networks();
+  REQUIRE(known.size() == 4);
+  for (size_t i = 0; i < known.size(); ++i) {
+    REQUIRE(known[i].done());
+    auto r = known[i].wait();
+    REQUIRE(static_cast<bool>(r));
+    check_same(*r, first_results[i]);
+    CHECK(r->group_label == first_results[i].group_label);
+  }
+  auto cfg = exp.base;
+  cfg.label = "more";
+  auto more = s->submit(cfg);
+  REQUIRE(static_cast<bool>(more));
+  CHECK(ids_of(*more) == std::vector<uint64_t>{4, 5});
+  auto closed = s->close();
+  REQUIRE(static_cast<bool>(closed));
+  REQUIRE(closed->networks.size() == 6);
+  CHECK(closed->networks[4].group_label == "more");
+  CHECK(closed->networks[0].group_label == "fast");
+  for (size_t i = 0; i < 4; ++i)
+    check_same(closed->networks[i], first_results[i]);
+  // One ensemble per configuration and one of all, labelled as submitted.
+  std::set<std::string> labels;
+  for (const auto& e : closed->ensembles)
+    labels.insert(e.label);
+  CHECK(labels.count("fast") == 1);
+  CHECK(labels.count("slow") == 1);
+  CHECK(labels.count("more") == 1);
+}
+
+TEST_CASE("session: a live network's priority changes its place in the "
+          "queue") {
+  auto exp = test::tiny_experiment(1, 4);
+  exp.scheduler.slots = 1;
+  exp.scheduler.quantum_steps = 8;
+  exp.scheduler.policy = policy_kind::priority;
+  exp.base.train.fuse = train_options::fuse_off;
+  test::temp_dir dir;
+  auto s = open_session(exp, dir / "live");
+  std::vector<network_handle> all;
+  for (int i = 0; i < 3; ++i) {
+    auto cfg = exp.base;
+    cfg.label = fmt::format("n{}", i);
+    // The first one long, so the others wait while it trains.
+    if (i == 0)
+      cfg.train.epochs = 400;
+    auto h = s->submit(cfg);
+    REQUIRE(static_cast<bool>(h));
+    all.push_back(h->front());
+  }
+  // Equal priorities run in id order, each to its end (0, 1, 2); raised,
+  // the last one goes next, at network 0's next quantum boundary.
+  REQUIRE_FALSE(all[0].done());
+  REQUIRE_FALSE(static_cast<bool>(all[2].set_priority(10)));
+  REQUIRE(static_cast<bool>(wait_all(all)));
+  CHECK(static_cast<bool>(all[0].set_priority(1)) == false); // done: no-op
+  auto closed = s->close();
+  REQUIRE(static_cast<bool>(closed));
+  CHECK_FALSE(is(all[1].set_priority(1), errc::session_closed)); // done
+  network_handle none;
+  CHECK(is(none.set_priority(1), errc::invalid_handle));
+  auto store = results_store::open((dir / "live") + "/results.db");
+  REQUIRE(static_cast<bool>(store));
+  auto grants = (*store)->grants();
+  REQUIRE(static_cast<bool>(grants));
+  std::map<uint64_t, std::pair<double, double>> span;
+  for (const auto& g : *grants) {
+    auto [it, fresh] =
+        span.emplace(g.network_id, std::make_pair(g.start, g.end));
+    if (!fresh) {
+      it->second.first = std::min(it->second.first, g.start);
+      it->second.second = std::max(it->second.second, g.end);
+    }
+  }
+  REQUIRE(span.size() == 3);
+  // Network 2 ended before network 1 began, and while network 0 trained.
+  CHECK(span[2].second <= span[1].first);
+  CHECK(span[2].second < span[0].second);
 }

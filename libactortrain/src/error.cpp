@@ -37,7 +37,8 @@ caf::error make_error(errc code, std::string message) {
 }
 
 bool is(const caf::error& err, errc code) {
-  return err.category() == caf::atom("actortrain") &&
+  // An empty error has no category to ask (CAF 0.17 dereferences it).
+  return err && err.category() == caf::atom("actortrain") &&
          err.code() == static_cast<uint8_t>(code);
 }
 

@@ -88,6 +88,14 @@ public:
   /// the session is closed, or the handle belongs to none.
   caf::error cancel() const;
 
+  /// Gives the network a new `train.priority` for the "priority" policy
+  /// (higher runs first): from its next wait for a slot on (a fused group
+  /// runs at its highest member's). It lasts for this session; a reopened
+  /// session starts from the configuration's. A network that is done is
+  /// left as it is. Errors: the session is closed, or the handle belongs
+  /// to none.
+  caf::error set_priority(double priority) const;
+
   bool valid() const noexcept {
     return static_cast<bool>(core_);
   }
@@ -159,9 +167,12 @@ private:
 class session {
 public:
   /// Loads `setup`'s data and starts the runtime; `setup`'s
-  /// configurations are not trained (submit them). Errors name what is
-  /// wrong: the experiment, the data, a folder that holds a run already
-  /// (sessions do not resume yet), an adaptive search or worker nodes
+  /// configurations are not trained (submit them). A folder that holds a
+  /// session's run (crashed, stopped or closed) is reopened: its networks
+  /// not done continue from their checkpoints with the results they would
+  /// have had (networks() gives their handles) and later submissions
+  /// continue its ids. Errors name what is wrong: the experiment, the
+  /// data, a folder of another setup, an adaptive search or worker nodes
   /// (neither is available in a session yet).
   static caf::expected<std::unique_ptr<session>>
   open(const experiment& setup, session_options opts = {});
@@ -181,9 +192,22 @@ public:
   /// the session's own data, scheduler and output settings apply.
   caf::expected<std::vector<network_handle>> submit(const experiment& exp);
 
+  /// A handle of every network the session knows, by id: those submitted
+  /// since it was opened and, in a reopened folder, those submitted before.
+  std::vector<network_handle> networks() const;
+
   /// Cancels `h` (see network_handle::cancel); a handle from another
   /// session is refused.
   caf::error cancel(const network_handle& h);
+
+  /// The ensemble of `members` as it stands: the mean of their predicted
+  /// probabilities on the setup's test set, summed in id order from the
+  /// predictions stored (as a run's ensembles are), so it is a function of
+  /// the members alone. Members not finished (pending, failed, cancelled)
+  /// are left out; `networks` counts those in. Errors: a handle of another
+  /// session or of none, or stored predictions that cannot be read.
+  caf::expected<ensemble_result>
+  ensemble(const std::vector<network_handle>& members) const;
 
   /// The epochs of every network, from the first (see metrics_stream).
   caf::expected<metrics_stream> metrics() const;

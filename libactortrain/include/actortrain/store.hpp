@@ -32,6 +32,12 @@ std::string to_string(file_kind x);
 /// The kind named `text` ("weights", "predictions"), if any.
 std::optional<file_kind> parse_file_kind(const std::string& text);
 
+/// One configuration of a run as its store recorded it.
+struct stored_configuration {
+  int64_t group = 0;
+  network_config config;
+};
+
 /// The durable results of a run: one SQLite database (WAL) per run folder.
 /// Only the aggregator writes to it while a run is in progress.
 class results_store {
@@ -210,6 +216,11 @@ public:
   /// each epoch once (an epoch recorded again after a resume comes again).
   caf::expected<std::vector<epoch_metrics>> epochs_after(int64_t& cursor,
                                                          size_t limit) const;
+
+  /// Every configuration (group) of the run, by group id, as recorded:
+  /// what a reopened session rebuilds its networks from. A configuration
+  /// that cannot be read back is an error naming its group and key.
+  caf::expected<std::vector<stored_configuration>> configurations() const;
 
   /// Records networks submitted to a live session: their configurations
   /// become groups `first_group`, `first_group + 1`, ... and the run counts

@@ -347,6 +347,7 @@ aggregator(aggregator_actor::stateful_pointer<aggregator_state> self,
           keep_if_best(self, final_metrics_of(n.id, n));
         }
   st.failed = st.config.resumed_failed;
+  st.cancelled = st.config.resumed_cancelled;
   if (all_done(st))
     caf::anon_send(st.config.listener, all_done_atom_v);
   return {

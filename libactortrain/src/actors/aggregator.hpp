@@ -33,6 +33,7 @@ struct aggregator_config {
   /// Resuming: networks that finished (or failed) in an earlier attempt.
   std::vector<uint64_t> resumed_finished;
   int64_t resumed_failed = 0;
+  int64_t resumed_cancelled = 0;
   /// A live session's: called on the aggregator's thread with each batch
   /// of epochs once it is stored (at most `live_latency` after it came),
   /// and with each network's result once its outcome is stored.

@@ -163,6 +163,7 @@ make_groups(run_plan& plan, const std::vector<network_spec>& specs,
   std::unordered_set<uint64_t> done(plan.resumed_finished.begin(),
                                     plan.resumed_finished.end());
   done.insert(plan.resumed_failed.begin(), plan.resumed_failed.end());
+  done.insert(plan.resumed_cancelled.begin(), plan.resumed_cancelled.end());
   std::vector<size_t> todo;
   std::vector<fusion_candidate> candidates;
   for (size_t i = 0; i < specs.size(); ++i) {
@@ -272,13 +273,16 @@ void start(coordinator_actor* self) {
   acfg.store = plan.store;
   acfg.data = plan.data;
   acfg.specs = plan.specs;
-  for (const auto& cfg : plan.exp.configs())
-    acfg.group_labels.push_back(cfg.label.empty() ? "all" : cfg.label);
+  acfg.group_labels = plan.group_labels;
+  if (!plan.live)
+    for (const auto& cfg : plan.exp.configs())
+      acfg.group_labels.push_back(cfg.label.empty() ? "all" : cfg.label);
   acfg.output_dir = plan.output_dir;
   acfg.layout = plan.exp.output.layout;
   acfg.listener = self;
   acfg.resumed_finished = plan.resumed_finished;
   acfg.resumed_failed = static_cast<int64_t>(plan.resumed_failed.size());
+  acfg.resumed_cancelled = static_cast<int64_t>(plan.resumed_cancelled.size());
   acfg.on_epochs = plan.on_epochs;
   acfg.on_outcome = plan.on_outcome;
   st.aggregator = sys.spawn<caf::detached>(aggregator, std::move(acfg));
@@ -443,6 +447,12 @@ caf::behavior coordinator(coordinator_actor* self,
           return false;
         self->send(it->second, cancel_atom_v, std::vector<uint64_t>{id});
         return true;
+      },
+      [=](priority_atom, uint64_t id, double priority) -> caf::result<bool> {
+        auto& st = self->state;
+        if (st.trainer_of.count(id) == 0 || !st.scheduler)
+          return false;
+        return self->delegate(st.scheduler, priority_atom_v, id, priority);
       },
       [=](close_atom) {
         auto& st = self->state;

@@ -44,6 +44,8 @@ struct run_plan {
   /// and the snapshots the others continue from.
   std::vector<uint64_t> resumed_finished;
   std::vector<uint64_t> resumed_failed;
+  /// A reopened session's networks cancelled before.
+  std::vector<uint64_t> resumed_cancelled;
   std::unordered_map<uint64_t, std::vector<char>> snapshots;
   /// Cluster runs: workers that joined before the start, those that could
   /// not be reached yet (tried again every second), what workers are told
@@ -60,6 +62,9 @@ struct run_plan {
   bool live = false;
   std::function<void(const std::vector<epoch_metrics>&)> on_epochs;
   std::function<void(const network_result&)> on_outcome;
+  /// Each configuration's label, by group id ("all" for an unlabelled
+  /// one); empty: the labels of `exp`'s configurations (a batch run).
+  std::vector<std::string> group_labels;
 };
 
 struct coordinator_state {
@@ -100,8 +105,9 @@ struct coordinator_state {
 /// (run_atom) with the run_result once the aggregator has every outcome. A
 /// live session's run answers (run_atom) once started; (submit_atom,
 /// submission) -> the new networks' ids once recorded and training;
-/// (cancel_atom, id) -> whether its trainer was told; (close_atom) -> the
-/// run_result once every network is done.
+/// (cancel_atom, id) -> whether its trainer was told; (priority_atom, id,
+/// priority) -> whether the scheduler ranks it by that priority from now on;
+/// (close_atom) -> the run_result once every network is done.
 caf::behavior coordinator(caf::stateful_actor<coordinator_state>* self,
                           std::shared_ptr<run_plan> plan);
 

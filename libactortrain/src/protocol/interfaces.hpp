@@ -40,6 +40,7 @@ using scheduler_actor = caf::typed_actor<
     caf::reacts_to<add_slots_atom, std::vector<slot_grant>>,
     caf::reacts_to<exploited_atom, uint64_t, std::string>,
     caf::reacts_to<schedule_atom>, caf::reacts_to<stop_atom>,
+    caf::replies_to<priority_atom, uint64_t, double>::with<bool>,
     caf::replies_to<status_atom>::with<scheduler_status>>;
 
 /// A slot's executor, on the slot's own thread. A local slot runs

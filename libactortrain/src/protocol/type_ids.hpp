@@ -105,6 +105,10 @@ CAF_ADD_ATOM(actortrain, actortrain, cancel_atom, "cancel")
 // session -> coordinator: () end the run once every network submitted is
 // done, then answer with its run_result.
 CAF_ADD_ATOM(actortrain, actortrain, close_atom, "close")
+// session -> coordinator -> scheduler: (network id, priority) -> bool: the
+// "priority" policy ranks its trainer by it from now on (false: the network
+// is not known or done).
+CAF_ADD_ATOM(actortrain, actortrain, priority_atom, "priority")
 
 CAF_END_TYPE_ID_BLOCK(actortrain)
 

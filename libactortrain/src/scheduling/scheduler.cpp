@@ -1,6 +1,7 @@
 #include "scheduling/scheduler.hpp"
 
 #include <algorithm>
+#include <limits>
 
 #include <caf/event_based_actor.hpp>
 #include <caf/send.hpp>
@@ -27,6 +28,14 @@ double now(scheduler_self* self) {
 }
 
 void dispatch(scheduler_self* self);
+
+/// A trainer's priority: the highest of its networks'.
+double group_priority(const scheduler_state& st, uint64_t trainer_id) {
+  double p = -std::numeric_limits<double>::infinity();
+  for (auto id : st.members_of.at(trainer_id))
+    p = std::max(p, st.priority_of.at(id).second);
+  return p;
+}
 
 void flush(scheduler_self* self) {
   auto& st = self->state;
@@ -343,7 +352,24 @@ scheduler(scheduler_actor::stateful_pointer<scheduler_state> self,
         self->monitor(trainer);
         auto& st = self->state;
         ++st.arrived;
-        st.policy->add(info);
+        auto adjusted = info;
+        for (size_t k = 0; k < info.members.size(); ++k) {
+          auto p = k < info.member_priorities.size() ? info.member_priorities[k]
+                                                     : info.priority;
+          if (auto e = st.early_priorities.find(info.members[k]);
+              e != st.early_priorities.end()) {
+            p = e->second;
+            st.early_priorities.erase(e);
+          } else if (auto known = st.priority_of.find(info.members[k]);
+                     known != st.priority_of.end()) {
+            p = known->second.second; // set while it trained before
+          }
+          st.priority_of[info.members[k]] = {info.network_id, p};
+        }
+        st.members_of[info.network_id] = info.members;
+        if (!st.members_of[info.network_id].empty())
+          adjusted.priority = group_priority(st, info.network_id);
+        st.policy->add(adjusted);
         if (st.search) {
           auto& t = st.searched[info.network_id];
           t.trainer = trainer;
@@ -386,6 +412,19 @@ scheduler(scheduler_actor::stateful_pointer<scheduler_state> self,
         unhold(self);
         dispatch(self);
         settle(self);
+      },
+      [=](priority_atom, uint64_t network, double priority) {
+        auto& st = self->state;
+        auto it = st.priority_of.find(network);
+        if (it == st.priority_of.end()) {
+          // Its trainer has not asked yet: the priority applies when it does.
+          st.early_priorities[network] = priority;
+          return true;
+        }
+        it->second.second = priority;
+        st.policy->set_priority(it->second.first,
+                                group_priority(st, it->second.first));
+        return true;
       },
       [=](schedule_atom) { flush(self); },
       [=](stop_atom) { self->state.stopped = true; },

@@ -72,6 +72,11 @@ struct scheduler_state {
   /// PBT: exploits sent to their recipients' trainers, by recipient, until
   /// they answer (exploited_atom).
   std::map<uint64_t, search_decision> exploiting;
+  /// Each network's trainer and priority, and priorities set before its
+  /// trainer asked for a slot (priority_atom).
+  std::unordered_map<uint64_t, std::pair<uint64_t, double>> priority_of;
+  std::unordered_map<uint64_t, std::vector<uint64_t>> members_of;
+  std::unordered_map<uint64_t, double> early_priorities;
   /// Decisions not yet sent to the recorder.
   std::vector<decision_record> decisions;
   static inline const char* name = "actortrain.scheduler";

@@ -39,6 +39,31 @@ void scheduling_policy::enqueue(waiting_trainer w) {
   (n.started ? started_ : fresh_).emplace(r, std::move(w));
 }
 
+void scheduling_policy::set_priority(uint64_t network_id, double priority) {
+  auto i = networks_.find(network_id);
+  if (i == networks_.end())
+    return;
+  i->second.priority = priority;
+  for (auto& [addr, where] : where_) {
+    auto& [started, r] = where;
+    if (std::get<1>(r) != network_id)
+      continue;
+    auto& q = started ? started_ : fresh_;
+    auto node = q.extract(r);
+    if (node.empty())
+      return;
+    // The same place in the join order: only the key changes, so a policy
+    // that ignores priorities keeps its order.
+    auto seq = std::get<2>(r);
+    auto estimate = started ? estimator_.remaining(network_id)
+                            : estimator_.cost_guess(network_id);
+    r = rank{key(i->second, estimate, seq), network_id, seq};
+    node.key() = r;
+    q.insert(std::move(node));
+    return;
+  }
+}
+
 scheduling_policy::rank
 scheduling_policy::fresh_rank(const queue::value_type& entry) const {
   auto id = entry.second.network_id;

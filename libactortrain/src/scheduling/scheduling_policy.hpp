@@ -45,6 +45,9 @@ public:
   void enqueue(waiting_trainer w);
   /// Removes and returns the trainer to grant next, if any.
   std::optional<waiting_trainer> next();
+  /// Gives network `network_id` (a trainer's id) a new priority; a waiting
+  /// trainer is ranked again at its place in the order it joined.
+  void set_priority(uint64_t network_id, double priority);
   /// Forgets a trainer that went away while waiting.
   void remove(const caf::actor_addr& trainer);
   size_t waiting() const;

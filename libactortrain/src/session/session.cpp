@@ -1,7 +1,11 @@
 #include "actortrain/session.hpp"
 
+#include <algorithm>
 #include <atomic>
+#include <cmath>
 #include <filesystem>
+#include <map>
+#include <set>
 
 #include <caf/actor_system.hpp>
 #include <caf/actor_system_config.hpp>
@@ -10,11 +14,13 @@
 #include <fmt/format.h>
 
 #include "actors/coordinator.hpp"
+#include "actors/ensembles.hpp"
 #include "actortrain/error.hpp"
 #include "actortrain/store.hpp"
 #include "cluster/system_config.hpp"
 #include "protocol/slot.hpp"
 #include "protocol/type_ids.hpp"
+#include "run/resume_plan.hpp"
 #include "run/run_folder.hpp"
 #include "scheduling/search_rule.hpp"
 #include "session/session_core.hpp"
@@ -230,6 +236,27 @@ caf::error network_handle::cancel() const {
   return {};
 }
 
+caf::error network_handle::set_priority(double priority) const {
+  if (!core_)
+    return no_session();
+  if (!std::isfinite(priority))
+    return make_error(
+        errc::invalid_experiment,
+        fmt::format("set_priority: {} is not a finite number", priority));
+  caf::actor coordinator;
+  {
+    std::lock_guard<std::mutex> g{core_->mx};
+    if (core_->entries.at(id_).result)
+      return {};
+    if (core_->ended || !core_->coordinator)
+      return make_error(errc::session_closed,
+                        "the session is closed: no priority can be changed");
+    coordinator = core_->coordinator;
+  }
+  caf::anon_send(coordinator, priority_atom_v, id_, priority);
+  return {};
+}
+
 caf::expected<size_t> wait_any(const std::vector<network_handle>& handles,
                                std::chrono::milliseconds timeout) {
   if (handles.empty())
@@ -359,26 +386,115 @@ caf::error check_session_setup(const experiment& setup) {
   return {};
 }
 
-/// Creates the session's store in its folder: a folder that holds a run
-/// already is refused (sessions do not resume yet).
-caf::expected<std::shared_ptr<results_store>>
-create_store(const experiment& setup, const dataset& data,
-             const std::string& dir) {
-  auto db_path = (fs::path{dir} / results_store::file_name).string();
-  discard_empty_store(db_path);
-  if (fs::exists(db_path))
-    return make_error(errc::io_failed,
-                      fmt::format("{} holds a run already: a session starts "
-                                  "in a new folder (reopening a session's "
-                                  "folder is not supported yet)",
-                                  dir));
+/// Creates the session's store in a new folder.
+caf::error create_store(const experiment& setup, const dataset& data,
+                        const std::string& db_path, run_plan& plan) {
   auto store = results_store::create(db_path);
   if (!store)
     return store.error();
-  std::shared_ptr<results_store> shared = std::move(*store);
-  if (auto err = shared->begin_run(setup, {}, data.task, fingerprint(setup)))
+  plan.store = std::move(*store);
+  return plan.store->begin_run(setup, {}, data.task, fingerprint(setup));
+}
+
+/// Reopens the run an earlier session (or batch run) left in `db_path`,
+/// crashed, stopped or closed: its networks are rebuilt from the stored
+/// configurations with the ids, seeds and shards they had, and the ones not
+/// done continue from their checkpoints as in a batch resume. Their stored
+/// results go to `prior`; new submissions continue at `next_id` and
+/// `next_group`.
+caf::error reopen_store(const experiment& setup, const dataset& data,
+                        bool builtin, const std::string& db_path,
+                        run_plan& plan, std::vector<network_result>& prior,
+                        uint64_t& next_id, int64_t& next_group) {
+  auto store = results_store::open(db_path, true);
+  if (!store)
+    return store.error();
+  auto hash = (*store)->experiment_hash();
+  if (!hash)
+    return hash.error();
+  auto mine = fingerprint(setup);
+  if (*hash != mine)
+    return make_error(errc::invalid_experiment,
+                      fmt::format("{} holds a run of another setup "
+                                  "(fingerprint {}, this one is {}): a "
+                                  "session reopens its folder with the setup "
+                                  "it was opened with (the same data and "
+                                  "base configuration); use another folder",
+                                  plan.output_dir, *hash, mine));
+  auto read = (*store)->read();
+  if (!read)
+    return read.error();
+  auto configs = (*store)->configurations();
+  if (!configs)
+    return configs.error();
+  std::map<int64_t, std::vector<const network_result*>> by_group;
+  for (const auto& n : read->networks)
+    by_group[n.group].push_back(&n);
+  for (const auto& c : *configs) {
+    if (c.group != static_cast<int64_t>(plan.group_labels.size()))
+      return make_error(errc::storage_failed,
+                        fmt::format("{}: configuration {} is missing, so its "
+                                    "networks cannot be rebuilt",
+                                    db_path, plan.group_labels.size()));
+    plan.group_labels.push_back(c.config.label.empty() ? "all"
+                                                       : c.config.label);
+    const auto& members = by_group[c.group];
+    if (members.empty())
+      continue;
+    auto sub = prepare_submission(setup, data, {c.config}, members.front()->id,
+                                  c.group, builtin);
+    if (!sub)
+      return make_error(errc::invalid_experiment,
+                        fmt::format("{}: configuration {} ('{}') cannot be "
+                                    "trained any more: {}",
+                                    db_path, c.group, plan.group_labels.back(),
+                                    to_string_pretty(sub.error())));
+    for (size_t i = 0; i < sub->specs.size(); ++i)
+      if (i >= members.size() || sub->specs[i].id != members[i]->id ||
+          sub->specs[i].seed != members[i]->seed)
+        return make_error(errc::storage_failed,
+                          fmt::format("{}: the networks of configuration {} "
+                                      "are not the ones it expands into "
+                                      "(network {}): the store was changed",
+                                      db_path, c.group, sub->specs[i].name));
+    plan.specs.insert(plan.specs.end(), sub->specs.begin(), sub->specs.end());
+    plan.shards.insert(plan.shards.end(), sub->shards.begin(),
+                       sub->shards.end());
+    plan.scripts.insert(sub->scripts.begin(), sub->scripts.end());
+  }
+  if (plan.specs.size() != read->networks.size())
+    return make_error(errc::storage_failed,
+                      fmt::format("{}: {} networks are recorded but their "
+                                  "configurations expand into {}",
+                                  db_path, read->networks.size(),
+                                  plan.specs.size()));
+  if (auto err = plan_resume(**store, read->networks, plan))
     return err;
-  return shared;
+  plan.store = std::move(*store);
+  prior = std::move(read->networks);
+  next_group = static_cast<int64_t>(configs->size());
+  next_id = prior.empty() ? 0 : prior.back().id + 1;
+  for (const auto& n : prior)
+    next_id = std::max(next_id, n.id + 1);
+  return {};
+}
+
+/// The networks a reopened session already knows, as entries of its core:
+/// those done keep their stored result.
+void add_reopened(detail::session_core& core, const run_plan& plan,
+                  const std::vector<network_result>& prior) {
+  std::set<uint64_t> done;
+  for (const auto* ids :
+       {&plan.resumed_finished, &plan.resumed_failed, &plan.resumed_cancelled})
+    done.insert(ids->begin(), ids->end());
+  std::lock_guard<std::mutex> g{core.mx};
+  for (const auto& n : prior) {
+    auto& e = core.entries[n.id];
+    e.name = n.name;
+    e.latest.network_id = n.id;
+    if (done.count(n.id) > 0)
+      e.result = n;
+  }
 }
 
 } // namespace
@@ -403,14 +519,20 @@ caf::expected<std::unique_ptr<session>> session::open(const experiment& setup,
   if (auto err =
           lock_output_folder(p->output_dir, setup.output.layout, p->lock))
     return err;
-  auto store = create_store(setup, *p->data, p->output_dir);
-  if (!store)
-    return store.error();
   auto plan = std::make_shared<run_plan>();
   plan->exp = setup;
   plan->data = p->data;
-  plan->store = *store;
   plan->output_dir = p->output_dir;
+  auto db_path = (fs::path{p->output_dir} / results_store::file_name).string();
+  discard_empty_store(db_path);
+  std::vector<network_result> prior;
+  if (fs::exists(db_path)) {
+    if (auto err = reopen_store(setup, *p->data, !opts.make_learner, db_path,
+                                *plan, prior, p->next_id, p->next_group))
+      return err;
+  } else if (auto err = create_store(setup, *p->data, db_path, *plan)) {
+    return err;
+  }
   plan->make_learner = opts.make_learner;
   plan->on_progress = opts.on_progress;
   plan->progress_interval_seconds = opts.progress_interval_seconds;
@@ -418,7 +540,8 @@ caf::expected<std::unique_ptr<session>> session::open(const experiment& setup,
   plan->stop = p->stop;
   plan->live = true;
   auto core = p->core;
-  core->db_path = (*store)->path();
+  core->db_path = plan->store->path();
+  add_reopened(*core, *plan, prior);
   plan->on_epochs = [core](const auto& epochs) {
     core->on_epochs(epochs);
   };
@@ -506,6 +629,20 @@ session::submit_configs(std::vector<network_config> configs) {
   return handles;
 }
 
+std::vector<network_handle> session::networks() const {
+  std::vector<uint64_t> ids;
+  {
+    std::lock_guard<std::mutex> g{impl_->core->mx};
+    for (const auto& [id, e] : impl_->core->entries)
+      ids.push_back(id);
+  }
+  std::sort(ids.begin(), ids.end());
+  std::vector<network_handle> result;
+  for (auto id : ids)
+    result.push_back(network_handle{impl_->core, id});
+  return result;
+}
+
 caf::error session::cancel(const network_handle& h) {
   if (!h.valid())
     return no_session();
@@ -513,6 +650,47 @@ caf::error session::cancel(const network_handle& h) {
     return make_error(errc::invalid_handle,
                       fmt::format("{} belongs to another session", h.name()));
   return h.cancel();
+}
+
+caf::expected<ensemble_result>
+session::ensemble(const std::vector<network_handle>& members) const {
+  std::vector<uint64_t> finished;
+  std::vector<network_spec> specs;
+  {
+    std::lock_guard<std::mutex> g{impl_->core->mx};
+    for (const auto& h : members) {
+      if (!h.valid())
+        return no_session();
+      if (h.core_ != impl_->core)
+        return make_error(errc::invalid_handle,
+                          fmt::format("ensemble: {} belongs to another "
+                                      "session",
+                                      h.name()));
+      const auto& e = impl_->core->entries.at(h.id());
+      if (!e.result || e.result->status != network_status::finished)
+        continue;
+      finished.push_back(h.id());
+      if (specs.size() <= h.id())
+        specs.resize(h.id() + 1);
+      specs[h.id()].id = h.id();
+      specs[h.id()].name = e.name;
+    }
+  }
+  ensemble_result result;
+  result.label = "all";
+  if (finished.empty())
+    return result;
+  auto store = results_store::open(impl_->core->db_path);
+  if (!store)
+    return store.error();
+  // One group: the overall ensemble only.
+  auto eval =
+      evaluate_ensembles(*impl_->data, specs, {"all"}, finished, **store);
+  if (!eval.missing.empty())
+    return make_error(errc::storage_failed, eval.missing.front());
+  if (eval.ensembles.empty())
+    return result;
+  return eval.ensembles.back();
 }
 
 caf::expected<metrics_stream> session::metrics() const {

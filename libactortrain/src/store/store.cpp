@@ -10,6 +10,7 @@
 #include <functional>
 #include <iterator>
 #include <optional>
+#include <stdexcept>
 
 #include <caf/config.hpp>
 #include <fmt/format.h>
@@ -325,6 +326,56 @@ nlohmann::json config_json(const network_config& c) {
           {"train", section_json(c.train)}};
 }
 
+/// The inverse of section_json: every key of a section from `j`. Keys
+/// missing from `j` (a store written before the key existed) keep their
+/// defaults; a value of the wrong type or an unknown choice is an error
+/// naming the key.
+template <class Section>
+std::string section_from_json(const nlohmann::json& j, Section& x,
+                              const char* section_name) {
+  std::string problem;
+  keys::for_each_row<Section>([&](const auto& row) {
+    if (!problem.empty() || !j.contains(row.name))
+      return;
+    auto& v = x.*(row.member);
+    using T = std::decay_t<decltype(v)>;
+    try {
+      if constexpr (is_choice<T>::value) {
+        auto parsed =
+            parse_choice<T>(j.at(row.name).template get<std::string>());
+        if (!parsed)
+          throw std::invalid_argument("unknown value");
+        v = *parsed;
+      } else {
+        v = j.at(row.name).template get<T>();
+      }
+    } catch (const std::exception&) {
+      problem = fmt::format("{}.{} = {}", section_name, row.name,
+                            j.at(row.name).dump());
+    }
+  });
+  return problem;
+}
+
+/// A configuration as config_json wrote it; "" in `problem` when it reads.
+network_config config_of_json(const std::string& text, std::string& problem) {
+  network_config c;
+  auto j = nlohmann::json::parse(text, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) {
+    problem = "not a JSON object";
+    return c;
+  }
+  problem = section_from_json(j.value("model", nlohmann::json::object()),
+                              c.model, "model");
+  if (problem.empty())
+    problem = section_from_json(j.value("optimizer", nlohmann::json::object()),
+                                c.optimizer, "optimizer");
+  if (problem.empty())
+    problem = section_from_json(j.value("train", nlohmann::json::object()),
+                                c.train, "train");
+  return c;
+}
+
 } // namespace
 
 results_store::results_store(sqlite3* db, std::string path)
@@ -500,6 +551,38 @@ caf::error results_store::batch(const std::function<caf::error()>& body) {
   return transaction(body);
 }
 
+namespace {
+
+/// Records configurations as groups `first_group`, ... and their networks
+/// as pending.
+caf::error insert_networks(sqlite3* db, const std::string& path,
+                           const std::vector<network_config>& configs,
+                           int64_t first_group,
+                           const std::vector<network_spec>& specs) {
+  statement groups{db, "INSERT INTO groups (id, label, config) VALUES (?, "
+                       "?, ?)"};
+  for (size_t g = 0; g < configs.size(); ++g) {
+    groups.bind(first_group + static_cast<int64_t>(g), configs[g].label,
+                config_json(configs[g]).dump());
+    if (groups.step() != SQLITE_DONE)
+      return storage_error(db, path, "cannot record a configuration");
+    groups.reset();
+  }
+  statement st{db, "INSERT INTO networks (id, name, group_id, "
+                   "index_in_group, seed, status) VALUES (?, ?, ?, ?, ?, "
+                   "'pending')"};
+  for (const auto& spec : specs) {
+    st.bind(static_cast<int64_t>(spec.id), spec.name, spec.group,
+            spec.index_in_group, spec.seed);
+    if (st.step() != SQLITE_DONE)
+      return storage_error(db, path, "cannot record a network");
+    st.reset();
+  }
+  return {};
+}
+
+} // namespace
+
 caf::error results_store::begin_run(const experiment& exp,
                                     const std::vector<network_spec>& specs,
                                     task_kind task, const std::string& hash) {
@@ -521,28 +604,9 @@ caf::error results_store::begin_run(const experiment& exp,
     }
     // A live session's run starts with no networks: its configurations
     // come with them (add_networks).
-    auto configs =
-        specs.empty() ? std::vector<network_config>{} : exp.configs();
-    statement groups{db_, "INSERT INTO groups (id, label, config) VALUES (?, "
-                          "?, ?)"};
-    for (size_t g = 0; g < configs.size(); ++g) {
-      groups.bind(static_cast<int64_t>(g), configs[g].label,
-                  config_json(configs[g]).dump());
-      if (groups.step() != SQLITE_DONE)
-        return storage_error(db_, path_, "cannot record a configuration");
-      groups.reset();
-    }
-    statement st{db_, "INSERT INTO networks (id, name, group_id, "
-                      "index_in_group, seed, status) VALUES (?, ?, ?, ?, ?, "
-                      "'pending')"};
-    for (const auto& spec : specs) {
-      st.bind(static_cast<int64_t>(spec.id), spec.name, spec.group,
-              spec.index_in_group, spec.seed);
-      if (st.step() != SQLITE_DONE)
-        return storage_error(db_, path_, "cannot record a network");
-      st.reset();
-    }
-    return {};
+    if (specs.empty())
+      return {};
+    return insert_networks(db_, path_, exp.configs(), 0, specs);
   });
 }
 
@@ -1143,6 +1207,28 @@ results_store::add_decisions(const std::vector<decision_record>& records) {
   });
 }
 
+caf::expected<std::vector<stored_configuration>>
+results_store::configurations() const {
+  std::vector<stored_configuration> result;
+  statement st{db_, "SELECT id, label, config FROM groups ORDER BY id"};
+  if (!st)
+    return storage_error(db_, path_, "cannot read the configurations");
+  while (st.step() == SQLITE_ROW) {
+    stored_configuration c;
+    c.group = st.integer(0);
+    std::string problem;
+    c.config = config_of_json(st.text(2), problem);
+    if (!problem.empty())
+      return make_error(errc::storage_failed,
+                        fmt::format("{}: configuration {} cannot be read "
+                                    "back ({})",
+                                    path_, c.group, problem));
+    c.config.label = st.text(1);
+    result.push_back(std::move(c));
+  }
+  return result;
+}
+
 caf::expected<std::vector<decision_record>> results_store::decisions() const {
   std::vector<decision_record> result;
   {
@@ -1273,25 +1359,8 @@ results_store::add_networks(const std::vector<network_config>& configs,
                             int64_t first_group,
                             const std::vector<network_spec>& specs) {
   return transaction([&]() -> caf::error {
-    statement groups{db_, "INSERT INTO groups (id, label, config) VALUES (?, "
-                          "?, ?)"};
-    for (size_t g = 0; g < configs.size(); ++g) {
-      groups.bind(first_group + static_cast<int64_t>(g), configs[g].label,
-                  config_json(configs[g]).dump());
-      if (groups.step() != SQLITE_DONE)
-        return storage_error(db_, path_, "cannot record a configuration");
-      groups.reset();
-    }
-    statement st{db_, "INSERT INTO networks (id, name, group_id, "
-                      "index_in_group, seed, status) VALUES (?, ?, ?, ?, ?, "
-                      "'pending')"};
-    for (const auto& spec : specs) {
-      st.bind(static_cast<int64_t>(spec.id), spec.name, spec.group,
-              spec.index_in_group, spec.seed);
-      if (st.step() != SQLITE_DONE)
-        return storage_error(db_, path_, "cannot record a network");
-      st.reset();
-    }
+    if (auto err = insert_networks(db_, path_, configs, first_group, specs))
+      return err;
     statement count{db_, "UPDATE run SET networks = networks + ?"};
     count.bind(static_cast<int64_t>(specs.size()));
     if (count.step() != SQLITE_DONE)

@@ -56,6 +56,7 @@ trainer_info network_group::info() const {
     result.members.push_back(m->spec().id);
     result.member_epochs.push_back(m->spec().config.train.epochs);
     result.member_lrs.push_back(m->spec().config.optimizer.lr);
+    result.member_priorities.push_back(m->spec().config.train.priority);
   }
   return result;
 }
