@@ -392,7 +392,7 @@ TEST_CASE("session: what it cannot open is refused before anything starts") {
     opts.output_dir = dir / "done";
     auto s = session::open(other, opts);
     REQUIRE_FALSE(static_cast<bool>(s));
-    CHECK(to_string_pretty(s.error()).find("another setup") !=
+    CHECK(to_string_pretty(s.error()).find("different experiment") !=
           std::string::npos);
     // The run there is untouched.
     auto r = read_results(dir / "done");

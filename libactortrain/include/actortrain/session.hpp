@@ -1,5 +1,6 @@
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -44,6 +45,17 @@ struct session_options {
   size_t progress_rows = 10;
   /// As run_options::tune_allocator.
   bool tune_allocator = true;
+  /// Train the setup's own networks (its configurations, sweep and search
+  /// space), as a batch run does: they are known from the start
+  /// (networks() gives their handles), a folder holding them resumes,
+  /// an adaptive search and worker nodes may be used, and submit() is
+  /// refused. actortrain::run is such a session, opened and closed.
+  bool train_setup = false;
+  /// As run_options::stop; empty: the session's own (see stop()).
+  std::shared_ptr<std::atomic<bool>> stop;
+  /// As run_options::tls and run_options::on_event (worker nodes).
+  tls_options tls;
+  std::function<void(const std::string&)> on_event;
 };
 
 /// One network submitted to a session: its identity, live state and

@@ -127,13 +127,16 @@ void finish(coordinator_actor* self) {
             if (interrupted) {
               auto done = result.count(network_status::finished) +
                           result.count(network_status::failed);
+              const auto& plan = *self->state.plan;
               auto how =
-                  self->state.plan->live
-                      ? std::string{"the session was stopped"}
-                      : fmt::format("the others were checkpointed. Run the "
+                  plan.fixed_population
+                      ? fmt::format("the others were checkpointed. Run the "
                                     "same experiment with --output {} to "
                                     "resume",
-                                    self->state.plan->output_dir);
+                                    plan.output_dir)
+                      : fmt::format("the others were checkpointed; open a "
+                                    "session on {} again to resume them",
+                                    plan.output_dir);
               self->state.promise.deliver(make_error(
                   errc::run_aborted,
                   fmt::format("stopped: {} of {} networks are done and "
@@ -231,9 +234,8 @@ void spawn_trainers(coordinator_actor* self,
     auto members = group->unfinished();
     st.group_members[group->id()] = members;
     auto t = self->spawn(trainer, std::move(group), st.trainer_defaults);
-    if (st.plan->live)
-      for (auto id : members)
-        st.trainer_of[id] = t;
+    for (auto id : members)
+      st.trainer_of[id] = t;
     st.trainers.push_back(std::move(t));
   }
 }
@@ -274,9 +276,6 @@ void start(coordinator_actor* self) {
   acfg.data = plan.data;
   acfg.specs = plan.specs;
   acfg.group_labels = plan.group_labels;
-  if (!plan.live)
-    for (const auto& cfg : plan.exp.configs())
-      acfg.group_labels.push_back(cfg.label.empty() ? "all" : cfg.label);
   acfg.output_dir = plan.output_dir;
   acfg.layout = plan.exp.output.layout;
   acfg.listener = self;
@@ -402,21 +401,21 @@ caf::behavior coordinator(coordinator_actor* self,
           return rp;
         }
         st.started = std::chrono::steady_clock::now();
-        if (st.plan->live) {
-          // The run's result goes to whoever closes it.
-          start(self);
-          rp.deliver(true);
-          return rp;
-        }
-        st.promise = rp;
+        // The run's result goes to whoever closes it.
         start(self);
+        rp.deliver(true);
         return rp;
       },
       [=](submit_atom, submission& sub) {
         auto& st = self->state;
         auto rp = self->make_response_promise();
-        if (!st.plan->live || !st.scheduler || st.close_requested ||
-            st.stopping || st.closing) {
+        if (st.plan->fixed_population) {
+          rp.deliver(make_error(errc::invalid_experiment,
+                                "this run trains its experiment's networks "
+                                "only: it takes no submissions"));
+          return rp;
+        }
+        if (!st.scheduler || st.close_requested || st.stopping || st.closing) {
           rp.deliver(make_error(errc::run_aborted,
                                 "the session is closed (or closing): no "
                                 "more networks can be submitted"));
@@ -457,7 +456,7 @@ caf::behavior coordinator(coordinator_actor* self,
       [=](close_atom) {
         auto& st = self->state;
         auto rp = self->make_response_promise();
-        if (!st.plan->live || st.close_requested) {
+        if (st.close_requested) {
           rp.deliver(
               make_error(errc::run_aborted, "the session is already closed"));
           return rp;
@@ -493,8 +492,7 @@ caf::behavior coordinator(coordinator_actor* self,
                 if (self->state.closing)
                   return;
                 // A live session's run ends when it is closed.
-                if (s.busy > 0 ||
-                    (self->state.plan->live && !self->state.close_requested)) {
+                if (s.busy > 0 || !self->state.close_requested) {
                   self->delayed_send(self, std::chrono::milliseconds{50},
                                      tick_atom_v);
                   return;
@@ -514,12 +512,10 @@ caf::behavior coordinator(coordinator_actor* self,
       },
       [=](all_done_atom) {
         auto& st = self->state;
-        if (st.plan->live) {
-          // A live session waits for more until it is closed.
-          st.idle = true;
-          if (!st.close_requested || st.submitting > 0)
-            return;
-        }
+        // A session waits for more until it is closed.
+        st.idle = true;
+        if (!st.close_requested || st.submitting > 0)
+          return;
         close_run(self);
       },
   };

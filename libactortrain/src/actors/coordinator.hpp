@@ -55,15 +55,15 @@ struct run_plan {
   run_setup setup;
   bool tls = false;
   std::function<void(const std::string&)> on_event;
-  /// A live session's run (session.hpp): it starts with the networks it
-  /// has (none, for a new session), takes more by (submit_atom,
-  /// submission), and ends once closed (close_atom) and every network is
-  /// done. The aggregator reports to these as it stores.
-  bool live = false;
+  /// Every run is a session's (session.hpp): it starts with the networks
+  /// it has, takes more by (submit_atom, submission) unless its population
+  /// is fixed (the setup's: a batch run), and ends once closed (close_atom)
+  /// and every network is done. The aggregator reports to these as it
+  /// stores.
+  bool fixed_population = false;
   std::function<void(const std::vector<epoch_metrics>&)> on_epochs;
   std::function<void(const network_result&)> on_outcome;
-  /// Each configuration's label, by group id ("all" for an unlabelled
-  /// one); empty: the labels of `exp`'s configurations (a batch run).
+  /// Each configuration's label, by group id ("all" for an unlabelled one).
   std::vector<std::string> group_labels;
 };
 
@@ -100,11 +100,10 @@ struct coordinator_state {
   static inline const char* name = "actortrain.coordinator";
 };
 
-/// Wires a run: spawns the slot executors, the scheduler, the aggregator and
-/// one trainer per network, drives the progress display, and answers
-/// (run_atom) with the run_result once the aggregator has every outcome. A
-/// live session's run answers (run_atom) once started; (submit_atom,
-/// submission) -> the new networks' ids once recorded and training;
+/// Wires a session's run: spawns the slot executors, the scheduler, the
+/// aggregator and one trainer per network, drives the progress display, and
+/// answers (run_atom) once started; (submit_atom, submission) -> the new
+/// networks' ids once recorded and training;
 /// (cancel_atom, id) -> whether its trainer was told; (priority_atom, id,
 /// priority) -> whether the scheduler ranks it by that priority from now on;
 /// (close_atom) -> the run_result once every network is done.

@@ -20,10 +20,10 @@
 #include "cluster/system_config.hpp"
 #include "protocol/slot.hpp"
 #include "protocol/type_ids.hpp"
-#include "run/resume_plan.hpp"
 #include "run/run_folder.hpp"
 #include "scheduling/search_rule.hpp"
 #include "session/session_core.hpp"
+#include "session/session_setup.hpp"
 #include "setup/run_context.hpp"
 
 namespace fs = std::filesystem;
@@ -370,131 +370,55 @@ struct session::impl {
 
 namespace {
 
-/// What a session cannot do yet, said before anything starts.
-caf::error check_session_setup(const experiment& setup) {
+/// What a session cannot do, said before anything starts: an adaptive
+/// search or worker nodes need the whole population up front (the setup's,
+/// session_options::train_setup).
+caf::error check_session_setup(const experiment& setup,
+                               const session_options& opts) {
+  if (opts.train_setup) {
+    if (!setup.cluster.workers.empty() && opts.make_learner)
+      return make_error(errc::invalid_experiment,
+                        "cluster.workers: runs with a custom learner cannot "
+                        "use actortrain worker processes (they train the "
+                        "built-in learners); build a worker with "
+                        "actortrain::run_worker and the same learner "
+                        "factory");
+    return opts.tls.validate();
+  }
   if (search_settings_of(setup).kind != search_kind::none)
     return make_error(errc::invalid_experiment,
-                      "scheduler.search: a session runs no adaptive search "
-                      "(its decisions need the whole population up front); "
+                      "scheduler.search: a session that takes submissions "
+                      "runs no adaptive search (its decisions need the whole "
+                      "population up front: open it with train_setup); "
                       "submit networks and decide from their results "
                       "instead (docs/session.md)");
   if (!setup.cluster.workers.empty() || !setup.cluster.local)
     return make_error(errc::invalid_experiment,
-                      "cluster: a session trains on this machine's slots "
-                      "only (worker nodes are not available in a session "
-                      "yet); remove cluster.workers and cluster.local");
+                      "cluster: a session that takes submissions trains on "
+                      "this machine's slots only (worker nodes derive their "
+                      "networks from the setup: open it with train_setup); "
+                      "remove cluster.workers and cluster.local");
   return {};
 }
 
-/// Creates the session's store in a new folder.
-caf::error create_store(const experiment& setup, const dataset& data,
-                        const std::string& db_path, run_plan& plan) {
-  auto store = results_store::create(db_path);
-  if (!store)
-    return store.error();
-  plan.store = std::move(*store);
-  return plan.store->begin_run(setup, {}, data.task, fingerprint(setup));
-}
-
-/// Reopens the run an earlier session (or batch run) left in `db_path`,
-/// crashed, stopped or closed: its networks are rebuilt from the stored
-/// configurations with the ids, seeds and shards they had, and the ones not
-/// done continue from their checkpoints as in a batch resume. Their stored
-/// results go to `prior`; new submissions continue at `next_id` and
-/// `next_group`.
-caf::error reopen_store(const experiment& setup, const dataset& data,
-                        bool builtin, const std::string& db_path,
-                        run_plan& plan, std::vector<network_result>& prior,
-                        uint64_t& next_id, int64_t& next_group) {
-  auto store = results_store::open(db_path, true);
-  if (!store)
-    return store.error();
-  auto hash = (*store)->experiment_hash();
-  if (!hash)
-    return hash.error();
-  auto mine = fingerprint(setup);
-  if (*hash != mine)
-    return make_error(errc::invalid_experiment,
-                      fmt::format("{} holds a run of another setup "
-                                  "(fingerprint {}, this one is {}): a "
-                                  "session reopens its folder with the setup "
-                                  "it was opened with (the same data and "
-                                  "base configuration); use another folder",
-                                  plan.output_dir, *hash, mine));
-  auto read = (*store)->read();
-  if (!read)
-    return read.error();
-  auto configs = (*store)->configurations();
-  if (!configs)
-    return configs.error();
-  std::map<int64_t, std::vector<const network_result*>> by_group;
-  for (const auto& n : read->networks)
-    by_group[n.group].push_back(&n);
-  for (const auto& c : *configs) {
-    if (c.group != static_cast<int64_t>(plan.group_labels.size()))
-      return make_error(errc::storage_failed,
-                        fmt::format("{}: configuration {} is missing, so its "
-                                    "networks cannot be rebuilt",
-                                    db_path, plan.group_labels.size()));
-    plan.group_labels.push_back(c.config.label.empty() ? "all"
-                                                       : c.config.label);
-    const auto& members = by_group[c.group];
-    if (members.empty())
-      continue;
-    auto sub = prepare_submission(setup, data, {c.config}, members.front()->id,
-                                  c.group, builtin);
-    if (!sub)
-      return make_error(errc::invalid_experiment,
-                        fmt::format("{}: configuration {} ('{}') cannot be "
-                                    "trained any more: {}",
-                                    db_path, c.group, plan.group_labels.back(),
-                                    to_string_pretty(sub.error())));
-    for (size_t i = 0; i < sub->specs.size(); ++i)
-      if (i >= members.size() || sub->specs[i].id != members[i]->id ||
-          sub->specs[i].seed != members[i]->seed)
-        return make_error(errc::storage_failed,
-                          fmt::format("{}: the networks of configuration {} "
-                                      "are not the ones it expands into "
-                                      "(network {}): the store was changed",
-                                      db_path, c.group, sub->specs[i].name));
-    plan.specs.insert(plan.specs.end(), sub->specs.begin(), sub->specs.end());
-    plan.shards.insert(plan.shards.end(), sub->shards.begin(),
-                       sub->shards.end());
-    plan.scripts.insert(sub->scripts.begin(), sub->scripts.end());
-  }
-  if (plan.specs.size() != read->networks.size())
-    return make_error(errc::storage_failed,
-                      fmt::format("{}: {} networks are recorded but their "
-                                  "configurations expand into {}",
-                                  db_path, read->networks.size(),
-                                  plan.specs.size()));
-  if (auto err = plan_resume(**store, read->networks, plan))
-    return err;
-  plan.store = std::move(*store);
-  prior = std::move(read->networks);
-  next_group = static_cast<int64_t>(configs->size());
-  next_id = prior.empty() ? 0 : prior.back().id + 1;
-  for (const auto& n : prior)
-    next_id = std::max(next_id, n.id + 1);
-  return {};
-}
-
-/// The networks a reopened session already knows, as entries of its core:
-/// those done keep their stored result.
-void add_reopened(detail::session_core& core, const run_plan& plan,
-                  const std::vector<network_result>& prior) {
+/// The networks the session knows from the start, as entries of its core:
+/// the setup's (train_setup) or those stored before; those done keep their
+/// stored result.
+void add_known(detail::session_core& core, const run_plan& plan,
+               const std::vector<network_result>& prior) {
   std::set<uint64_t> done;
   for (const auto* ids :
        {&plan.resumed_finished, &plan.resumed_failed, &plan.resumed_cancelled})
     done.insert(ids->begin(), ids->end());
   std::lock_guard<std::mutex> g{core.mx};
-  for (const auto& n : prior) {
-    auto& e = core.entries[n.id];
-    e.name = n.name;
-    e.latest.network_id = n.id;
-    if (done.count(n.id) > 0)
-      e.result = n;
+  for (const auto& spec : plan.specs) {
+    auto& e = core.entries[spec.id];
+    e.name = spec.name;
+    e.latest.network_id = spec.id;
   }
+  for (const auto& n : prior)
+    if (done.count(n.id) > 0)
+      core.entries[n.id].result = n;
 }
 
 } // namespace
@@ -503,7 +427,7 @@ session::session(std::unique_ptr<impl> p) : impl_(std::move(p)) {}
 
 caf::expected<std::unique_ptr<session>> session::open(const experiment& setup,
                                                       session_options opts) {
-  if (auto err = check_session_setup(setup))
+  if (auto err = check_session_setup(setup, opts))
     return err;
   if (opts.tune_allocator)
     tune_allocator();
@@ -513,44 +437,64 @@ caf::expected<std::unique_ptr<session>> session::open(const experiment& setup,
   auto p = std::make_unique<impl>();
   p->setup = setup;
   p->data = (*ctx)->data;
-  ctx->reset();
-  p->output_dir = opts.output_dir.empty() ? default_output_dir(setup.name)
-                                          : opts.output_dir;
-  if (auto err =
-          lock_output_folder(p->output_dir, setup.output.layout, p->lock))
-    return err;
+  if (opts.stop)
+    p->stop = opts.stop;
   auto plan = std::make_shared<run_plan>();
   plan->exp = setup;
   plan->data = p->data;
-  plan->output_dir = p->output_dir;
-  auto db_path = (fs::path{p->output_dir} / results_store::file_name).string();
-  discard_empty_store(db_path);
-  std::vector<network_result> prior;
-  if (fs::exists(db_path)) {
-    if (auto err = reopen_store(setup, *p->data, !opts.make_learner, db_path,
-                                *plan, prior, p->next_id, p->next_group))
-      return err;
-  } else if (auto err = create_store(setup, *p->data, db_path, *plan)) {
-    return err;
+  plan->scripts = (*ctx)->scripts;
+  plan->on_event = opts.on_event;
+  plan->fixed_population = opts.train_setup;
+  if (opts.train_setup) {
+    plan->specs = (*ctx)->specs;
+    plan->shards = std::move((*ctx)->shards);
+    for (const auto& cfg : setup.configs())
+      plan->group_labels.push_back(cfg.label.empty() ? "all" : cfg.label);
   }
+  ctx->reset();
+  bool cluster = !setup.cluster.workers.empty();
+  configure_system(p->config, cluster, opts.tls);
+  p->system = std::make_unique<caf::actor_system>(p->config);
+  // The coordinator exists before the workers join: they serve it, and let
+  // go of the run when it goes down.
+  p->coordinator = p->system->spawn(actortrain::coordinator, plan);
+  struct coordinator_guard {
+    caf::actor& coord;
+    bool armed = true;
+    ~coordinator_guard() {
+      if (armed)
+        caf::anon_send_exit(coord, caf::exit_reason::user_shutdown);
+    }
+  } guard{p->coordinator};
+  if (cluster)
+    if (auto err = join_cluster(*p->system, *plan, p->coordinator,
+                                opts.tls.enabled(), p->stop))
+      return err;
+  p->output_dir = opts.output_dir.empty() ? default_output_dir(setup.name)
+                                          : opts.output_dir;
+  plan->output_dir = p->output_dir;
+  if (auto err =
+          lock_output_folder(p->output_dir, setup.output.layout, p->lock))
+    return err;
+  auto opened = open_run_store(setup, !opts.make_learner, *plan);
+  if (!opened)
+    return opened.error();
+  p->next_id = opened->next_id;
+  p->next_group = opened->next_group;
   plan->make_learner = opts.make_learner;
   plan->on_progress = opts.on_progress;
   plan->progress_interval_seconds = opts.progress_interval_seconds;
   plan->progress_rows = opts.progress_rows;
   plan->stop = p->stop;
-  plan->live = true;
   auto core = p->core;
   core->db_path = plan->store->path();
-  add_reopened(*core, *plan, prior);
+  add_known(*core, *plan, opened->prior);
   plan->on_epochs = [core](const auto& epochs) {
     core->on_epochs(epochs);
   };
   plan->on_outcome = [core](const auto& r) {
     core->on_outcome(r);
   };
-  configure_system(p->config, false, tls_options{});
-  p->system = std::make_unique<caf::actor_system>(p->config);
-  p->coordinator = p->system->spawn(actortrain::coordinator, plan);
   core->coordinator = p->coordinator;
   caf::error failed;
   {
@@ -559,10 +503,9 @@ caf::expected<std::unique_ptr<session>> session::open(const experiment& setup,
         .receive([](bool) {},
                  [&](caf::error& err) { failed = std::move(err); });
   }
-  if (failed) {
-    caf::anon_send_exit(p->coordinator, caf::exit_reason::user_shutdown);
+  if (failed)
     return failed;
-  }
+  guard.armed = false;
   p->opts = std::move(opts);
   return std::unique_ptr<session>{new session(std::move(p))};
 }
@@ -592,6 +535,11 @@ session::submit_configs(std::vector<network_config> configs) {
     return make_error(errc::session_closed,
                       "the session is closed: no more networks can be "
                       "submitted");
+  if (p.opts.train_setup)
+    return make_error(errc::invalid_experiment,
+                      "this session trains its setup's networks only "
+                      "(session_options::train_setup): submit to a session "
+                      "opened without it");
   for (size_t i = 0; i < configs.size(); ++i)
     if (configs[i].label.empty() && configs.size() == 1)
       configs[i].label =

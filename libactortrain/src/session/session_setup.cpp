@@ -1,0 +1,234 @@
+#include "session/session_setup.hpp"
+
+#include <algorithm>
+#include <filesystem>
+#include <map>
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include "actors/coordinator.hpp"
+#include "actortrain/error.hpp"
+#include "actortrain/store.hpp"
+#include "cluster/worker_link.hpp"
+#include "run/resume_plan.hpp"
+#include "run/run_folder.hpp"
+#include "setup/run_context.hpp"
+
+namespace fs = std::filesystem;
+
+namespace actortrain {
+
+namespace {
+
+/// The experiment as workers get it: paths absolute, as they are resolved
+/// here.
+std::string absolute_path(const std::string& path) {
+  return fs::absolute(path).lexically_normal().string();
+}
+
+experiment for_workers(experiment exp) {
+  for (auto* p : {&exp.data.train, &exp.data.train_labels, &exp.data.test,
+                  &exp.data.test_labels})
+    if (!p->empty())
+      *p = absolute_path(*p);
+  if (!exp.base.model.path.empty())
+    exp.base.model.path = absolute_path(exp.base.model.path);
+  for (auto& cfg : exp.variants)
+    if (!cfg.model.path.empty())
+      cfg.model.path = absolute_path(cfg.model.path);
+  return exp;
+}
+
+/// The setup's fingerprint and, when it has TorchScript models, their
+/// files' content hashes: a module edited between a crash and the resume
+/// changes what the networks compute as surely as an edited key.
+std::string run_fingerprint(const experiment& exp,
+                            const script_models& scripts) {
+  auto result = fingerprint(exp);
+  for (const auto& [path, model] : scripts)
+    result += "+" + model->hash;
+  return result;
+}
+
+/// Opens the store in `db_path` to write, refusing one of another setup.
+caf::expected<std::unique_ptr<results_store>>
+open_same_setup(const experiment& setup, const run_plan& plan,
+                const std::string& db_path) {
+  auto store = results_store::open(db_path, true);
+  if (!store)
+    return store.error();
+  auto hash = (*store)->experiment_hash();
+  if (!hash)
+    return hash.error();
+  auto mine = run_fingerprint(setup, plan.scripts);
+  if (*hash != mine)
+    return make_error(
+        errc::invalid_experiment,
+        fmt::format("{} holds a run of a different experiment (fingerprint "
+                    "{}, this one is {}): its data, model (or a "
+                    "TorchScript module's file), optimizer or training "
+                    "settings changed, so resuming would mix "
+                    "results; use another --output folder",
+                    plan.output_dir, *hash, mine));
+  return store;
+}
+
+/// A fixed population resumed: the stored networks must be the setup's.
+caf::error resume_setup(const std::vector<network_result>& prior,
+                        const run_plan& plan) {
+  bool same = prior.size() == plan.specs.size();
+  for (size_t i = 0; same && i < prior.size(); ++i)
+    same = prior[i].id == plan.specs[i].id &&
+           prior[i].seed == plan.specs[i].seed &&
+           prior[i].group == plan.specs[i].group;
+  if (!same)
+    return make_error(errc::invalid_experiment,
+                      fmt::format("{} holds a run of a different "
+                                  "experiment: its {} networks are not the "
+                                  "{} this one expands into; use another "
+                                  "--output folder",
+                                  plan.output_dir, prior.size(),
+                                  plan.specs.size()));
+  return {};
+}
+
+/// A live session reopened: every configuration's networks rebuilt from
+/// the stored configurations, with the ids, seeds and shards they had.
+caf::error rebuild_networks(const experiment& setup, bool builtin,
+                            const results_store& store,
+                            const std::vector<network_result>& prior,
+                            run_plan& plan, int64_t& groups) {
+  auto configs = store.configurations();
+  if (!configs)
+    return configs.error();
+  std::map<int64_t, std::vector<const network_result*>> by_group;
+  for (const auto& n : prior)
+    by_group[n.group].push_back(&n);
+  for (const auto& c : *configs) {
+    if (c.group != static_cast<int64_t>(plan.group_labels.size()))
+      return make_error(errc::storage_failed,
+                        fmt::format("{}: configuration {} is missing, so its "
+                                    "networks cannot be rebuilt",
+                                    store.path(), plan.group_labels.size()));
+    plan.group_labels.push_back(c.config.label.empty() ? "all"
+                                                       : c.config.label);
+    const auto& members = by_group[c.group];
+    if (members.empty())
+      continue;
+    auto sub = prepare_submission(setup, *plan.data, {c.config},
+                                  members.front()->id, c.group, builtin);
+    if (!sub)
+      return make_error(errc::invalid_experiment,
+                        fmt::format("{}: configuration {} ('{}') cannot be "
+                                    "trained any more: {}",
+                                    store.path(), c.group,
+                                    plan.group_labels.back(),
+                                    to_string_pretty(sub.error())));
+    for (size_t i = 0; i < sub->specs.size(); ++i)
+      if (i >= members.size() || sub->specs[i].id != members[i]->id ||
+          sub->specs[i].seed != members[i]->seed)
+        return make_error(errc::storage_failed,
+                          fmt::format("{}: the networks of configuration {} "
+                                      "are not the ones it expands into "
+                                      "(network {}): the store was changed",
+                                      store.path(), c.group,
+                                      sub->specs[i].name));
+    plan.specs.insert(plan.specs.end(), sub->specs.begin(), sub->specs.end());
+    plan.shards.insert(plan.shards.end(), sub->shards.begin(),
+                       sub->shards.end());
+    plan.scripts.insert(sub->scripts.begin(), sub->scripts.end());
+  }
+  if (plan.specs.size() != prior.size())
+    return make_error(errc::storage_failed,
+                      fmt::format("{}: {} networks are recorded but their "
+                                  "configurations expand into {}",
+                                  store.path(), prior.size(),
+                                  plan.specs.size()));
+  groups = static_cast<int64_t>(configs->size());
+  return {};
+}
+
+} // namespace
+
+caf::error join_cluster(caf::actor_system& sys, run_plan& plan,
+                        const caf::actor& coordinator, bool tls,
+                        const std::shared_ptr<std::atomic<bool>>& stop) {
+  plan.setup.exp = for_workers(plan.exp);
+  plan.setup.data_hash = content_hash(*plan.data);
+  for (const auto& [path, model] : plan.scripts)
+    plan.setup.model_hashes.emplace(absolute_path(path), model->hash);
+  plan.setup.coordinator = coordinator;
+  plan.tls = tls;
+  bool stopped = false;
+  auto results = join_workers(sys, plan.exp.cluster.workers, plan.setup, tls,
+                              stop, stopped);
+  if (stopped)
+    return make_error(errc::run_aborted,
+                      "stopped while the workers were joining; nothing was "
+                      "trained");
+  std::vector<std::string> unreachable_reasons;
+  for (auto& r : results) {
+    if (r.joined) {
+      plan.workers.push_back(std::move(*r.joined));
+      continue;
+    }
+    if (r.refused)
+      return r.joined.error();
+    unreachable_reasons.push_back(to_string_pretty(r.joined.error()));
+    plan.unreachable_workers.push_back(r.address);
+    if (plan.on_event)
+      plan.on_event(fmt::format("{}; trying again every second",
+                                unreachable_reasons.back()));
+  }
+  if (!plan.exp.cluster.local && plan.workers.empty())
+    return make_error(errc::cluster_failed,
+                      fmt::format("no slot to train on: cluster.local is "
+                                  "false and no worker could be reached ({})",
+                                  fmt::join(unreachable_reasons, "; ")));
+  return {};
+}
+
+caf::expected<opened_store> open_run_store(const experiment& setup,
+                                           bool builtin, run_plan& plan) {
+  opened_store out;
+  auto db_path =
+      (fs::path{plan.output_dir} / results_store::file_name).string();
+  discard_empty_store(db_path);
+  if (!fs::exists(db_path)) {
+    auto store = results_store::create(db_path);
+    if (!store)
+      return store.error();
+    plan.store = std::move(*store);
+    if (auto err = plan.store->begin_run(
+            setup,
+            plan.fixed_population ? plan.specs : std::vector<network_spec>{},
+            plan.data->task, run_fingerprint(setup, plan.scripts)))
+      return err;
+    return out;
+  }
+  auto store = open_same_setup(setup, plan, db_path);
+  if (!store)
+    return store.error();
+  auto prior = (*store)->read();
+  if (!prior)
+    return prior.error();
+  if (plan.fixed_population) {
+    if (auto err = resume_setup(prior->networks, plan))
+      return err;
+    out.next_group = static_cast<int64_t>(plan.group_labels.size());
+  } else if (auto err =
+                 rebuild_networks(setup, builtin, **store, prior->networks,
+                                  plan, out.next_group)) {
+    return err;
+  }
+  if (auto err = plan_resume(**store, prior->networks, plan))
+    return err;
+  plan.store = std::move(*store);
+  out.prior = std::move(prior->networks);
+  for (const auto& n : out.prior)
+    out.next_id = std::max(out.next_id, n.id + 1);
+  return out;
+}
+
+} // namespace actortrain
