@@ -7,6 +7,8 @@
 #include <set>
 #include <thread>
 
+#include <caf/event_based_actor.hpp>
+#include <caf/scoped_actor.hpp>
 #include <doctest/doctest.h>
 #include <fmt/format.h>
 
@@ -565,4 +567,92 @@ TEST_CASE("session: a live network's priority changes its place in the "
   // Network 2 ended before network 1 began, and while network 0 trained.
   CHECK(span[2].second <= span[1].first);
   CHECK(span[2].second < span[0].second);
+}
+
+TEST_CASE("session: an actor of the program's drives it by typed messages, "
+          "never blocking") {
+  auto exp = test::tiny_experiment(2, 3);
+  test::temp_dir dir;
+  auto s = open_session(exp, dir / "live");
+  {
+    auto api = s->actor();
+    caf::scoped_actor self{s->system()};
+    std::vector<uint64_t> ids;
+    self->request(api, caf::infinite, submit_atom_v, exp.base)
+        .receive([&](std::vector<uint64_t>& got) { ids = std::move(got); },
+                 [&](caf::error& err) { FAIL(to_string_pretty(err)); });
+    REQUIRE(ids == std::vector<uint64_t>{0, 1});
+    // An event-based actor asks for both results and passes them on as they
+    // come.
+    auto sink = caf::actor{self};
+    s->system().spawn([api, ids, sink](caf::event_based_actor* me) {
+      for (auto id : ids)
+        me->request(api, caf::infinite, wait_atom_v, id)
+            .then([me, sink](network_result& r) { me->send(sink, r); });
+    });
+    std::map<uint64_t, network_result> got;
+    for (int i = 0; i < 2; ++i)
+      self->receive([&](network_result& r) { got[r.id] = r; },
+                    caf::after(std::chrono::seconds(120)) >>
+                        [&] { FAIL("no result within 120 s"); });
+    REQUIRE(got.size() == 2);
+    for (auto id : ids) {
+      auto h = s->handle(id);
+      REQUIRE(static_cast<bool>(h));
+      auto r = h->wait();
+      REQUIRE(static_cast<bool>(r));
+      check_same(got[id], *r);
+      CHECK(got[id].status == network_status::finished);
+    }
+    // Done networks: nothing to cancel or reprioritise.
+    self->request(api, caf::infinite, cancel_atom_v, ids[0])
+        .receive([&](bool told) { CHECK_FALSE(told); },
+                 [&](caf::error& err) { FAIL(to_string_pretty(err)); });
+    self->request(api, caf::infinite, priority_atom_v, ids[1], 3.0)
+        .receive([&](bool told) { CHECK_FALSE(told); },
+                 [&](caf::error& err) { FAIL(to_string_pretty(err)); });
+    // A live one can be cancelled by message.
+    auto long_cfg = exp.base;
+    long_cfg.train.networks = 1;
+    long_cfg.train.epochs = 100000;
+    std::vector<uint64_t> long_ids;
+    self->request(api, caf::infinite, submit_atom_v, long_cfg)
+        .receive([&](std::vector<uint64_t>& got_ids) { long_ids = got_ids; },
+                 [&](caf::error& err) { FAIL(to_string_pretty(err)); });
+    REQUIRE(long_ids.size() == 1);
+    self->request(api, caf::infinite, cancel_atom_v, long_ids[0])
+        .receive([&](bool told) { CHECK(told); },
+                 [&](caf::error& err) { FAIL(to_string_pretty(err)); });
+    self->request(api, caf::infinite, wait_atom_v, long_ids[0])
+        .receive(
+            [&](network_result& r) {
+              CHECK(r.status == network_status::cancelled);
+            },
+            [&](caf::error& err) { FAIL(to_string_pretty(err)); });
+    // Errors come back as errors: an unknown id, a bad configuration.
+    std::string unknown_wait;
+    self->request(api, caf::infinite, wait_atom_v, uint64_t{99})
+        .receive(
+            [&](network_result&) { FAIL("a result for network 99"); },
+            [&](caf::error& err) { unknown_wait = to_string_pretty(err); });
+    CHECK(unknown_wait.find("network 99") != std::string::npos);
+    std::string unknown_cancel;
+    self->request(api, caf::infinite, cancel_atom_v, uint64_t{99})
+        .receive(
+            [&](bool) { FAIL("network 99 cancelled"); },
+            [&](caf::error& err) { unknown_cancel = to_string_pretty(err); });
+    CHECK(unknown_cancel.find("network 99") != std::string::npos);
+    auto bad = exp.base;
+    bad.train.batch_size = 0;
+    std::string refused;
+    self->request(api, caf::infinite, submit_atom_v, bad)
+        .receive([&](std::vector<uint64_t>&) { FAIL("a bad config taken"); },
+                 [&](caf::error& err) { refused = to_string_pretty(err); });
+    CHECK(refused.find("batch_size") != std::string::npos);
+  }
+  // Every actor of the session's system has ended (close() waits for
+  // them), the scoped one above included.
+  auto closed = s->close();
+  REQUIRE(static_cast<bool>(closed));
+  CHECK(closed->networks.size() == 3);
 }

@@ -8,6 +8,7 @@
 
 #include <caf/event_based_actor.hpp>
 
+#include "actortrain/session_actor.hpp"
 #include "protocol/interfaces.hpp"
 #include "protocol/type_ids.hpp"
 
@@ -19,12 +20,15 @@ namespace actortrain {
 
 void talk(caf::event_based_actor* self, const scheduler_actor& scheduler,
           const aggregator_actor& aggregator,
-          const slot_executor_actor& executor, const worker_node_actor& node) {
+          const slot_executor_actor& executor, const worker_node_actor& node,
+          const session_actor& session) {
   self->send(scheduler, acquire_atom_v, trainer_info{});
   self->send(aggregator, flush_atom_v);
   self->send(executor, forget_atom_v, uint64_t{1});
   self->request(node, caf::infinite, join_atom_v, run_setup{})
       .then([](std::vector<slot_grant>&) {});
+  self->request(session, caf::infinite, wait_atom_v, uint64_t{3})
+      .then([](network_result&) {});
 #if TYPED_PROTOCOL_CASE == 1
   // The scheduler's acquire takes a trainer_info.
   self->send(scheduler, acquire_atom_v, std::string{"net-0001"});
@@ -38,6 +42,13 @@ void talk(caf::event_based_actor* self, const scheduler_actor& scheduler,
   // A worker node answers a join with its slots, not a count.
   self->request(node, caf::infinite, join_atom_v, run_setup{})
       .then([](int64_t) {});
+#elif TYPED_PROTOCOL_CASE == 6
+  // A session cancels a network by its id, not by its name.
+  self->send(session, cancel_atom_v, std::string{"net-0003"});
+#elif TYPED_PROTOCOL_CASE == 7
+  // A session answers a wait with the network's result, not its status.
+  self->request(session, caf::infinite, wait_atom_v, uint64_t{3})
+      .then([](network_status) {});
 #endif
 }
 

@@ -17,6 +17,7 @@
 #include "actortrain/learner_fwd.hpp"
 #include "actortrain/results.hpp"
 #include "actortrain/run.hpp"
+#include "actortrain/session_actor.hpp"
 
 namespace caf {
 class actor_system;
@@ -208,6 +209,10 @@ public:
   /// since it was opened and, in a reopened folder, those submitted before.
   std::vector<network_handle> networks() const;
 
+  /// The handle of network `id` (as the metrics stream names it);
+  /// errc::invalid_handle when the session does not know it.
+  caf::expected<network_handle> handle(uint64_t id) const;
+
   /// Cancels `h` (see network_handle::cancel); a handle from another
   /// session is refused.
   caf::error cancel(const network_handle& h);
@@ -226,6 +231,8 @@ public:
 
   /// Waits until every network submitted is done, evaluates the ensembles,
   /// closes the store and returns the run's results. Later submits fail.
+  /// The session's actor system ends here: it waits for every actor in it,
+  /// so actors of the program's (and scoped actors) must end first.
   caf::expected<run_result> close();
 
   /// Stops now: quanta in flight end with a checkpoint, waiting networks
@@ -237,9 +244,14 @@ public:
   /// The results folder.
   const std::string& output_dir() const noexcept;
 
-  /// For CAF-native code: the session's actor system and its coordinator,
-  /// which answers (submit_atom, ...), (cancel_atom, id) and (close_atom)
-  /// as documented in docs/session.md.
+  /// For CAF-native code: the session's typed interface
+  /// (session_actor.hpp), answered on a thread of its own, so an actor of
+  /// the program's submits, waits, cancels and reprioritises by message
+  /// without blocking; it stops answering once the session is closed.
+  session_actor actor() const;
+
+  /// The session's actor system (spawn your actors in it) and its
+  /// coordinator (dynamically typed; docs/session.md has its messages).
   caf::actor_system& system();
   caf::actor coordinator() const;
 

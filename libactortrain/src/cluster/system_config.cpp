@@ -35,6 +35,7 @@ caf::error tls_options::validate() const {
 void configure_system(caf::actor_system_config& cfg, bool network,
                       const tls_options& tls) {
   cfg.add_message_types<caf::id_block::actortrain>();
+  cfg.add_message_types<caf::id_block::actortrain_session>();
   cfg.add_error_category(
       caf::atom("actortrain"),
       [](uint8_t code, caf::atom_value cat, const caf::message& ctx) {

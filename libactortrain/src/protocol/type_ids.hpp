@@ -5,6 +5,7 @@
 #include <caf/allowed_unsafe_message_type.hpp>
 #include <caf/type_id.hpp>
 
+#include "actortrain/session_actor.hpp"
 #include "protocol/cluster_messages.hpp"
 #include "protocol/messages.hpp"
 
@@ -33,7 +34,6 @@ CAF_ADD_TYPE_ID(actortrain, (actortrain::run_setup))
 CAF_ADD_TYPE_ID(actortrain, (actortrain::remote_quantum))
 CAF_ADD_TYPE_ID(actortrain, (std::vector<actortrain::slot_grant>))
 CAF_ADD_TYPE_ID(actortrain, (actortrain::aggregator_status))
-CAF_ADD_TYPE_ID(actortrain, (std::vector<uint64_t>))
 CAF_ADD_TYPE_ID(actortrain, (actortrain::decision_record))
 CAF_ADD_TYPE_ID(actortrain, (std::vector<actortrain::decision_record>))
 
@@ -95,20 +95,12 @@ CAF_ADD_ATOM(actortrain, actortrain, exploit_atom, "exploit")
 // refused (why); the network trains on either way.
 CAF_ADD_ATOM(actortrain, actortrain, exploited_atom, "exploited")
 
-// session -> coordinator -> aggregator: (submission) networks join a live
-// session's run; the coordinator answers with their ids once the aggregator
-// recorded them and their trainers started.
-CAF_ADD_ATOM(actortrain, actortrain, submit_atom, "submit")
-// session -> coordinator -> trainer: (network ids) end them at their next
-// quantum boundary, recorded as cancelled.
-CAF_ADD_ATOM(actortrain, actortrain, cancel_atom, "cancel")
-// session -> coordinator: () end the run once every network submitted is
-// done, then answer with its run_result.
-CAF_ADD_ATOM(actortrain, actortrain, close_atom, "close")
-// session -> coordinator -> scheduler: (network id, priority) -> bool: the
-// "priority" policy ranks its trainer by it from now on (false: the network
-// is not known or done).
-CAF_ADD_ATOM(actortrain, actortrain, priority_atom, "priority")
+// The session's atoms (submit_atom, cancel_atom, priority_atom, close_atom,
+// wait_atom) are public: actortrain/session_actor.hpp. Inside, the session
+// sends the coordinator (submit_atom, submission) -> the new ids once the
+// aggregator recorded them and their trainers started; (cancel_atom, id)
+// and (priority_atom, id, priority), passed on to the trainer and the
+// scheduler; (close_atom) -> the run_result.
 
 CAF_END_TYPE_ID_BLOCK(actortrain)
 

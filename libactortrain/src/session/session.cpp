@@ -6,11 +6,15 @@
 #include <filesystem>
 #include <map>
 #include <set>
+#include <unordered_map>
 
+#include <caf/actor_cast.hpp>
 #include <caf/actor_system.hpp>
 #include <caf/actor_system_config.hpp>
 #include <caf/scoped_actor.hpp>
 #include <caf/send.hpp>
+#include <caf/stateful_actor.hpp>
+#include <caf/typed_response_promise.hpp>
 #include <fmt/format.h>
 
 #include "actors/coordinator.hpp"
@@ -356,6 +360,8 @@ struct session::impl {
   caf::actor_system_config config;
   std::unique_ptr<caf::actor_system> system;
   caf::actor coordinator;
+  /// Answers session_actor for CAF-native code.
+  caf::actor gateway;
   std::shared_ptr<detail::session_core> core =
       std::make_shared<detail::session_core>();
   std::shared_ptr<std::atomic<bool>> stop =
@@ -424,6 +430,86 @@ void add_known(detail::session_core& core, const run_plan& plan,
 } // namespace
 
 session::session(std::unique_ptr<impl> p) : impl_(std::move(p)) {}
+
+namespace {
+
+struct gateway_state {
+  /// Requests waiting for a network's result, by id.
+  std::unordered_map<uint64_t,
+                     std::vector<caf::typed_response_promise<network_result>>>
+      waiting;
+  static inline const char* name = "actortrain.session";
+};
+
+/// The session's typed interface (session_actor), through the same calls
+/// its handles make. Detached: a submission checks and shards its data on
+/// this thread, never on the threads the control actors share.
+caf::behavior session_gateway(caf::stateful_actor<gateway_state>* self,
+                              session* owner) {
+  return {
+      [=](submit_atom,
+          network_config& cfg) -> caf::result<std::vector<uint64_t>> {
+        auto handles = owner->submit(std::move(cfg));
+        if (!handles)
+          return handles.error();
+        std::vector<uint64_t> ids;
+        for (const auto& h : *handles)
+          ids.push_back(h.id());
+        return ids;
+      },
+      [=](wait_atom, uint64_t id) -> caf::result<network_result> {
+        auto h = owner->handle(id);
+        if (!h)
+          return h.error();
+        auto rp = self->make_response_promise<network_result>();
+        self->state.waiting[id].push_back(rp);
+        // Told on the session's own thread; a gateway gone by then is not.
+        auto me = self->address();
+        h->then([me, id](const caf::expected<network_result>&) {
+          if (auto gateway = caf::actor_cast<caf::actor>(me))
+            caf::anon_send(gateway, wait_atom_v, id, true);
+        });
+        return rp;
+      },
+      [=](wait_atom, uint64_t id, bool) {
+        auto it = self->state.waiting.find(id);
+        if (it == self->state.waiting.end())
+          return;
+        auto r = owner->handle(id)->wait_for(std::chrono::milliseconds{0});
+        for (auto& rp : it->second) {
+          if (r && *r)
+            rp.deliver(**r);
+          else
+            rp.deliver(r ? r->error()
+                         : make_error(errc::session_closed,
+                                      "the session ended first"));
+        }
+        self->state.waiting.erase(it);
+      },
+      [=](cancel_atom, uint64_t id) -> caf::result<bool> {
+        auto h = owner->handle(id);
+        if (!h)
+          return h.error();
+        if (h->done())
+          return false;
+        if (auto err = h->cancel())
+          return err;
+        return true;
+      },
+      [=](priority_atom, uint64_t id, double priority) -> caf::result<bool> {
+        auto h = owner->handle(id);
+        if (!h)
+          return h.error();
+        if (h->done())
+          return false;
+        if (auto err = h->set_priority(priority))
+          return err;
+        return true;
+      },
+  };
+}
+
+} // namespace
 
 caf::expected<std::unique_ptr<session>> session::open(const experiment& setup,
                                                       session_options opts) {
@@ -507,7 +593,10 @@ caf::expected<std::unique_ptr<session>> session::open(const experiment& setup,
     return failed;
   guard.armed = false;
   p->opts = std::move(opts);
-  return std::unique_ptr<session>{new session(std::move(p))};
+  std::unique_ptr<session> s{new session(std::move(p))};
+  s->impl_->gateway =
+      s->impl_->system->spawn<caf::detached>(session_gateway, s.get());
+  return s;
 }
 
 session::~session() {
@@ -575,6 +664,20 @@ session::submit_configs(std::vector<network_config> configs) {
   p.next_id += n_specs;
   p.next_group += n_groups;
   return handles;
+}
+
+caf::expected<network_handle> session::handle(uint64_t id) const {
+  std::lock_guard<std::mutex> g{impl_->core->mx};
+  if (impl_->core->entries.count(id) == 0)
+    return make_error(errc::invalid_handle,
+                      fmt::format("network {} was not submitted to this "
+                                  "session",
+                                  id));
+  return network_handle{impl_->core, id};
+}
+
+session_actor session::actor() const {
+  return caf::actor_cast<session_actor>(impl_->gateway);
 }
 
 std::vector<network_handle> session::networks() const {
@@ -675,7 +778,10 @@ caf::expected<run_result> session::close() {
     std::lock_guard<std::mutex> g{p.core->mx};
     p.core->coordinator = nullptr;
   }
-  // The coordinator shut its actors down; the system ends with them.
+  // The coordinator shut its actors down; the system ends with them and
+  // the gateway.
+  caf::anon_send_exit(p.gateway, caf::exit_reason::user_shutdown);
+  p.gateway = nullptr;
   p.coordinator = nullptr;
   p.system.reset();
   p.lock.reset();
