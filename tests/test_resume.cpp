@@ -1041,3 +1041,40 @@ TEST_CASE("a live session killed with SIGKILL and reopened resumes what was "
       CHECK(r->train_seconds == n.train_seconds);
     }
 }
+
+TEST_CASE("actortrain continue DIR --epochs N trains a finished run on to the "
+          "bits of one longer run") {
+  temp_dir dir;
+  auto toml = std::string{resumable_toml};
+  auto pos = toml.find("epochs = 8");
+  REQUIRE(pos != std::string::npos);
+  test::write_text(dir / "exp.toml", toml);
+  auto expected = reference(dir); // 8 epochs in one run
+  auto short_toml = toml;
+  short_toml.replace(pos, 10, "epochs = 3");
+  test::write_text(dir / "short.toml", short_toml);
+  auto out = dir / "out";
+  auto first = test::run_process(fmt::format(
+      "{} run {} --output {} --quiet", test::app(), dir / "short.toml", out));
+  REQUIRE_MESSAGE(first.exit_code == 0, first.output);
+  auto more = test::run_process(
+      fmt::format("{} continue {} --epochs 8 --quiet", test::app(), out));
+  REQUIRE_MESSAGE(more.exit_code == 0, more.output);
+  CHECK(more.output.find("6 finished networks continue") != std::string::npos);
+  check_finished_as(out, expected, "continuing");
+  for (const auto& n : stored_result(out).networks)
+    CHECK(n.epochs == 8);
+  // Fewer epochs, no --epochs, no run there: each named.
+  auto down = test::run_process(
+      fmt::format("{} continue {} --epochs 2 --quiet", test::app(), out));
+  CHECK(down.exit_code == 3);
+  CHECK(down.output.find("went down from 8 to 2") != std::string::npos);
+  auto no_epochs =
+      test::run_process(fmt::format("{} continue {}", test::app(), out));
+  CHECK(no_epochs.exit_code == 2);
+  CHECK(no_epochs.output.find("--epochs N") != std::string::npos);
+  auto nothing = test::run_process(
+      fmt::format("{} continue {} --epochs 9", test::app(), dir / "nowhere"));
+  CHECK(nothing.exit_code == 4);
+  CHECK(nothing.output.find("no results store here") != std::string::npos);
+}

@@ -429,3 +429,92 @@ TEST_CASE("an output folder that holds a run is never overwritten") {
   REQUIRE(read);
   CHECK(read->count(network_status::finished) == 2);
 }
+
+TEST_CASE("a finished run continues to a larger train.epochs with the bits of "
+          "one longer run") {
+  for (auto fuse : {train_options::fuse_off, train_options::fuse_auto}) {
+    CAPTURE(fuse);
+    temp_dir dir;
+    auto exp = test::tiny_experiment(3, 2);
+    exp.base.train.fuse = fuse;
+    auto longer = exp;
+    longer.base.train.epochs = 4;
+    run_options ro;
+    ro.output_dir = dir / "reference";
+    auto reference = run_ok(longer, ro);
+    ro.output_dir = dir / "out";
+    run_ok(exp, ro);
+    std::vector<std::string> events;
+    ro.on_event = [&](const std::string& line) {
+      events.push_back(line);
+    };
+    auto continued = run_ok(longer, ro);
+    CHECK(continued.count(network_status::finished) == 3);
+    for (const auto& n : continued.networks)
+      CHECK(n.epochs == 4);
+    CHECK(test::stored_weights(dir / "out") ==
+          test::stored_weights(dir / "reference"));
+    auto store = results_store::open((dir / "out") + "/results.db");
+    auto ref_store = results_store::open((dir / "reference") + "/results.db");
+    REQUIRE(store);
+    REQUIRE(ref_store);
+    for (uint64_t id = 0; id < 3; ++id) {
+      auto got = (*store)->epochs(id);
+      auto want = (*ref_store)->epochs(id);
+      REQUIRE(static_cast<bool>(got));
+      REQUIRE(static_cast<bool>(want));
+      REQUIRE(got->size() == 4);
+      REQUIRE(want->size() == 4);
+      for (size_t e = 0; e < 4; ++e) {
+        CHECK((*got)[e].epoch == static_cast<int64_t>(e + 1));
+        CHECK((*got)[e].train_loss == (*want)[e].train_loss);
+        CHECK((*got)[e].test_accuracy == (*want)[e].test_accuracy);
+      }
+    }
+    CHECK(continued.overall_ensemble()->accuracy ==
+          reference.overall_ensemble()->accuracy);
+    auto recorded = (*store)->continuations();
+    REQUIRE(static_cast<bool>(recorded));
+    REQUIRE(recorded->size() == 1);
+    CHECK(recorded->front().find("'all' 2 -> 4") != std::string::npos);
+    REQUIRE(events.size() == 1);
+    CHECK(events.front().find("3 finished networks continue") !=
+          std::string::npos);
+    // Again with the same budget: nothing to continue, nothing retrained.
+    auto again = run_ok(longer, ro);
+    CHECK(again.count(network_status::finished) == 3);
+    CHECK(test::stored_weights(dir / "out") ==
+          test::stored_weights(dir / "reference"));
+  }
+}
+
+TEST_CASE("a finished run refuses any other change, naming the keys") {
+  temp_dir dir;
+  auto exp = test::tiny_experiment(2, 2);
+  run_options ro;
+  ro.output_dir = dir / "out";
+  run_ok(exp, ro);
+  auto changed = exp;
+  changed.base.train.epochs = 4;
+  changed.base.optimizer.lr = 0.05;
+  changed.base.model.hidden = {8};
+  auto refused = run(changed, ro);
+  REQUIRE_FALSE(refused);
+  auto message = to_string_pretty(refused.error());
+  CHECK(message.find("holds a run of a different experiment") !=
+        std::string::npos);
+  CHECK(message.find("optimizer.lr 0.1 -> 0.05") != std::string::npos);
+  CHECK(message.find("model.hidden [16] -> [8]") != std::string::npos);
+  auto smaller = exp;
+  smaller.base.train.epochs = 1;
+  auto down = run(smaller, ro);
+  REQUIRE_FALSE(down);
+  CHECK(to_string_pretty(down.error()).find("went down from 2 to 1") !=
+        std::string::npos);
+  // The stored run is as it was.
+  auto read = read_results(dir / "out");
+  REQUIRE(read);
+  CHECK(read->count(network_status::finished) == 2);
+  for (const auto& n : read->networks)
+    CHECK(n.epochs == 2);
+}

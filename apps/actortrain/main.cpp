@@ -60,6 +60,9 @@ extern "C" void on_signal(int) {
 constexpr const char* usage = R"(usage:
   actortrain run EXPERIMENT.toml [--output DIR] [--slots N] [--quiet]
                  [--workers HOST:PORT,...] [--no-local] [TLS]
+  actortrain continue DIR --epochs N [--slots N] [--quiet]
+                 (a finished run trained on to N epochs: its networks go
+                  on from their final states)
   actortrain worker [--port P] [--bind ADDR] [--slots K] [--once]
                     [--verbose] [TLS]
   actortrain results DIR [--format table|json|csv]
@@ -128,56 +131,80 @@ std::vector<std::string> split_list(const std::string& text) {
   return result;
 }
 
-int cmd_run(const std::vector<std::string>& args) {
-  std::string path;
+/// What `run` and `continue` take on their command line.
+struct run_args {
+  std::string target;
   actortrain::run_options opts;
   int64_t slots = -1;
+  int64_t epochs = -1;
   bool quiet = false;
   std::vector<std::string> workers;
   bool no_local = false;
+};
+
+/// Parses `run`'s options (and, for `continue`, --epochs); nothing and a
+/// usage error printed when they are wrong.
+std::optional<run_args> parse_run_args(const std::vector<std::string>& args,
+                                       bool epochs_option) {
+  run_args r;
+  auto count = [&](const std::string& name, const std::string& text,
+                   int64_t& out) {
+    try {
+      size_t used = 0;
+      out = std::stoll(text, &used);
+      if (used != text.size())
+        throw std::invalid_argument(text);
+    } catch (const std::exception&) {
+      fail_usage(fmt::format("{}: '{}' is not a number", name, text));
+      return false;
+    }
+    if (out < 1) {
+      fail_usage(fmt::format("{} must be >= 1", name));
+      return false;
+    }
+    return true;
+  };
   for (size_t i = 0; i < args.size(); ++i) {
     const auto& a = args[i];
-    if ((a == "--output" || a == "-o") && i + 1 < args.size())
-      opts.output_dir = args[++i];
+    if ((a == "--output" || a == "-o") && i + 1 < args.size() && !epochs_option)
+      r.opts.output_dir = args[++i];
     else if (a == "--slots" && i + 1 < args.size()) {
-      try {
-        slots = std::stoll(args[++i]);
-      } catch (const std::exception&) {
-        return fail_usage(
-            fmt::format("--slots: '{}' is not a number", args[i]));
-      }
-      if (slots < 1)
-        return fail_usage("--slots must be >= 1");
+      if (!count("--slots", args[++i], r.slots))
+        return std::nullopt;
+    } else if (a == "--epochs" && i + 1 < args.size() && epochs_option) {
+      if (!count("--epochs", args[++i], r.epochs))
+        return std::nullopt;
     } else if (a == "--quiet" || a == "-q")
-      quiet = true;
+      r.quiet = true;
     else if (a == "--workers" && i + 1 < args.size())
-      workers = split_list(args[++i]);
+      r.workers = split_list(args[++i]);
     else if (a == "--no-local")
-      no_local = true;
-    else if (tls_option(args, i, opts.tls))
+      r.no_local = true;
+    else if (tls_option(args, i, r.opts.tls))
       continue;
-    else if (!a.empty() && a[0] == '-')
-      return fail_usage(fmt::format("unknown option '{}'", a));
-    else if (path.empty())
-      path = a;
-    else
-      return fail_usage(fmt::format("unexpected argument '{}'", a));
+    else if (!a.empty() && a[0] == '-') {
+      fail_usage(fmt::format("unknown option '{}'", a));
+      return std::nullopt;
+    } else if (r.target.empty())
+      r.target = a;
+    else {
+      fail_usage(fmt::format("unexpected argument '{}'", a));
+      return std::nullopt;
+    }
   }
-  if (path.empty())
-    return fail_usage("run: missing EXPERIMENT.toml");
-  auto exp = actortrain::load_experiment(path);
-  if (!exp) {
-    fmt::print(stderr, "actortrain: {}\n",
-               actortrain::to_string_pretty(exp.error()));
-    return exit_for(exp.error());
-  }
-  if (slots > 0)
-    exp->scheduler.slots = slots;
-  if (!workers.empty())
-    exp->cluster.workers = workers;
-  if (no_local)
-    exp->cluster.local = false;
-  if (auto err = exp->validate()) {
+  return r;
+}
+
+/// Trains `exp` as `r` says: the progress display, the report, the summary.
+int train(actortrain::experiment& exp, run_args& r) {
+  auto& opts = r.opts;
+  if (r.slots > 0)
+    exp.scheduler.slots = r.slots;
+  if (!r.workers.empty())
+    exp.cluster.workers = r.workers;
+  if (r.no_local)
+    exp.cluster.local = false;
+  if (auto err = exp.validate()) {
     fmt::print(stderr, "actortrain: {}\n", actortrain::to_string_pretty(err));
     return exit_for(err);
   }
@@ -189,19 +216,20 @@ int cmd_run(const std::vector<std::string>& args) {
   // DIR/report.html is rewritten every minute while the run trains, and at
   // its end.
   actortrain::app::report_refresher refresher{std::chrono::seconds{60}};
+  bool quiet = r.quiet;
   opts.on_progress = [&](const actortrain::run_status& s) {
     refresher.set_dir(s.output_dir);
     if (!quiet)
       display.update(s);
   };
   if (!quiet)
-    fmt::print(stderr, "actortrain: running '{}': {} networks\n", exp->name,
-               exp->total_networks());
+    fmt::print(stderr, "actortrain: running '{}': {} networks\n", exp.name,
+               exp.total_networks());
   stop_flag = std::make_shared<std::atomic<bool>>(false);
   opts.stop = stop_flag;
   std::signal(SIGINT, on_signal);
   std::signal(SIGTERM, on_signal);
-  auto result = actortrain::run(*exp, std::move(opts));
+  auto result = actortrain::run(exp, std::move(opts));
   display.close();
   refresher.stop();
   // The report of what is stored, also for a run that stopped or failed
@@ -225,6 +253,75 @@ int cmd_run(const std::vector<std::string>& args) {
     fmt::print("report: {}\n", report);
   return result->count(actortrain::network_status::failed) > 0 ? networks_failed
                                                                : ok;
+}
+
+int cmd_run(const std::vector<std::string>& args) {
+  auto r = parse_run_args(args, false);
+  if (!r)
+    return usage_error;
+  if (r->target.empty())
+    return fail_usage("run: missing EXPERIMENT.toml");
+  auto exp = actortrain::load_experiment(r->target);
+  if (!exp) {
+    fmt::print(stderr, "actortrain: {}\n",
+               actortrain::to_string_pretty(exp.error()));
+    return exit_for(exp.error());
+  }
+  return train(*exp, *r);
+}
+
+/// `continue DIR --epochs N`: the experiment DIR holds, read back from its
+/// store, with every configuration's train.epochs set to N, trained on in
+/// DIR: its finished networks go on from their final states.
+int cmd_continue(const std::vector<std::string>& args) {
+  auto r = parse_run_args(args, true);
+  if (!r)
+    return usage_error;
+  if (r->target.empty())
+    return fail_usage("continue: missing DIR");
+  if (r->epochs < 1)
+    return fail_usage("continue: say how far: --epochs N");
+  auto db =
+      std::filesystem::path{r->target} / actortrain::results_store::file_name;
+  if (!std::filesystem::exists(db)) {
+    fmt::print(stderr, "actortrain: {}: no results store here (expected {})\n",
+               r->target, db.string());
+    return runtime_error;
+  }
+  auto store = actortrain::results_store::open(db.string());
+  if (!store) {
+    fmt::print(stderr, "actortrain: {}\n",
+               actortrain::to_string_pretty(store.error()));
+    return exit_for(store.error());
+  }
+  auto prov = (*store)->provenance();
+  store->reset();
+  if (!prov) {
+    fmt::print(stderr, "actortrain: {}\n",
+               actortrain::to_string_pretty(prov.error()));
+    return exit_for(prov.error());
+  }
+  if (prov->experiment.empty()) {
+    fmt::print(stderr,
+               "actortrain: {} was not run from an experiment file: run "
+               "your program again on it with the larger train.epochs\n",
+               r->target);
+    return invalid_input;
+  }
+  auto exp =
+      actortrain::parse_experiment(prov->experiment, prov->experiment_path);
+  if (!exp) {
+    fmt::print(stderr, "actortrain: {}\n",
+               actortrain::to_string_pretty(exp.error()));
+    return exit_for(exp.error());
+  }
+  exp->source_text = prov->experiment;
+  exp->source_path = prov->experiment_path;
+  exp->base.train.epochs = r->epochs;
+  for (auto& v : exp->variants)
+    v.train.epochs = r->epochs;
+  r->opts.output_dir = r->target;
+  return train(*exp, *r);
 }
 
 int cmd_worker(const std::vector<std::string>& args) {
@@ -544,6 +641,8 @@ int main(int argc, char** argv) {
   args.erase(args.begin());
   if (cmd == "run")
     return cmd_run(args);
+  if (cmd == "continue")
+    return cmd_continue(args);
   if (cmd == "worker")
     return cmd_worker(args);
   if (cmd == "results")

@@ -85,6 +85,15 @@ public:
   /// Marks a stopped or crashed run as running again.
   caf::error mark_resumed();
 
+  /// A finished run continues to a larger budget: its fingerprint becomes
+  /// `new_hash`, its configurations `configs`, and the change is recorded
+  /// with `description`.
+  caf::error record_continuation(const std::string& new_hash,
+                                 const std::string& description,
+                                 const std::vector<network_config>& configs);
+  /// Each continuation recorded, "AT: DESCRIPTION", oldest first.
+  caf::expected<std::vector<std::string>> continuations() const;
+
   /// Records a new run; `hash` is what experiment_hash() returns (empty:
   /// fingerprint(exp)).
   caf::error begin_run(const experiment& exp,
@@ -137,8 +146,10 @@ public:
   std::string folder() const;
 
   /// Forgets that a network finished (its files, final and epoch metrics),
-  /// so that it is trained again: its files were lost or damaged.
-  caf::error reopen_network(uint64_t network_id);
+  /// so that it is trained again: its files were lost or damaged. With
+  /// `keep_history` its epochs stay: it continues from its final state to
+  /// a larger budget.
+  caf::error reopen_network(uint64_t network_id, bool keep_history = false);
   /// Records a failure of a network (retried or final).
   caf::error add_error(uint64_t network_id, int64_t steps,
                        const std::string& message);
@@ -172,8 +183,11 @@ public:
     int64_t bytes = 0;
   };
 
-  /// Forgets a network's checkpoints (it is done); returns their paths.
-  caf::expected<std::vector<std::string>> drop_checkpoints(uint64_t network_id);
+  /// Forgets a network's checkpoints (it is done) but the one at
+  /// `keep_step` (its final state, which a larger budget continues from);
+  /// returns the paths of those forgotten.
+  caf::expected<std::vector<std::string>>
+  drop_checkpoints(uint64_t network_id, int64_t keep_step = -1);
 
   /// The recorded checkpoints of a network, newest first.
   caf::expected<std::vector<checkpoint_entry>>

@@ -254,7 +254,10 @@ std::vector<bool> record_outcomes(aggregator_self* self,
     for (const auto& [kind, piece] : kept)
       note(self, store->add_file(o.network_id, kind, plan.path_of(*piece),
                                  *piece->bytes));
-    if (auto old = store->drop_checkpoints(o.network_id))
+    // A finished network keeps its final state: a larger train.epochs
+    // continues from it.
+    auto keep = o.status == network_status::finished ? o.steps : -1;
+    if (auto old = store->drop_checkpoints(o.network_id, keep))
       stale.insert(stale.end(), old->begin(), old->end());
   }
   return recorded;

@@ -1,6 +1,7 @@
 #include "run/resume_plan.hpp"
 
 #include <filesystem>
+#include <map>
 #include <set>
 
 #include <fmt/format.h>
@@ -59,9 +60,38 @@ std::string damaged_files(const results_store& store, const network_result& n) {
 } // namespace
 
 caf::error plan_resume(results_store& store,
-                       const std::vector<network_result>& prior,
-                       run_plan& plan) {
+                       const std::vector<network_result>& prior, run_plan& plan,
+                       const std::set<uint64_t>& extend) {
+  // Every final state a continuation needs is read before anything
+  // changes: a missing one refuses the whole continuation.
+  std::map<uint64_t, std::vector<char>> final_states;
   for (const auto& n : prior) {
+    if (n.status != network_status::finished || extend.count(n.id) == 0)
+      continue;
+    auto entries = store.checkpoints(n.id);
+    if (!entries)
+      return entries.error();
+    for (const auto& c : *entries)
+      if (c.step == n.steps)
+        if (auto bytes = store.checkpoint_bytes(n.id, c))
+          final_states[n.id] = std::move(*bytes);
+    if (final_states.count(n.id) == 0)
+      return make_error(errc::invalid_experiment,
+                        fmt::format("{}: {} kept no intact final state (it "
+                                    "finished before final states were "
+                                    "kept, or its learner cannot "
+                                    "checkpoint), so it cannot continue to a "
+                                    "larger train.epochs; use another "
+                                    "--output folder",
+                                    plan.output_dir, n.name));
+  }
+  for (const auto& n : prior) {
+    if (auto s = final_states.find(n.id); s != final_states.end()) {
+      if (auto err = store.reopen_network(n.id, true))
+        return err;
+      plan.snapshots.emplace(n.id, std::move(s->second));
+      continue;
+    }
     if (n.status == network_status::finished) {
       auto damage = damaged_files(store, n);
       if (damage.empty()) {

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <set>
 #include <string>
 #include <vector>
 
@@ -21,8 +22,10 @@ struct run_plan;
 /// (its result depends only on its spec and seed); every other one
 /// continues from its newest intact checkpoint, or from the start. Removes
 /// checkpoint files the store does not know and marks the run resumed.
+/// Finished networks in `extend` continue to their larger budget from the
+/// final state they kept, with the epochs they trained kept too.
 caf::error plan_resume(results_store& store,
-                       const std::vector<network_result>& prior,
-                       run_plan& plan);
+                       const std::vector<network_result>& prior, run_plan& plan,
+                       const std::set<uint64_t>& extend = {});
 
 } // namespace actortrain

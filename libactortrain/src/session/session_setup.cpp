@@ -3,12 +3,17 @@
 #include <algorithm>
 #include <filesystem>
 #include <map>
+#include <optional>
+#include <set>
+#include <string_view>
+#include <type_traits>
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
 #include "actors/coordinator.hpp"
 #include "actortrain/error.hpp"
+#include "actortrain/option_keys.hpp"
 #include "actortrain/store.hpp"
 #include "cluster/worker_link.hpp"
 #include "run/resume_plan.hpp"
@@ -51,27 +56,119 @@ std::string run_fingerprint(const experiment& exp,
   return result;
 }
 
-/// Opens the store in `db_path` to write, refusing one of another setup.
-caf::expected<std::unique_ptr<results_store>>
-open_same_setup(const experiment& setup, const run_plan& plan,
-                const std::string& db_path) {
-  auto store = results_store::open(db_path, true);
-  if (!store)
-    return store.error();
-  auto hash = (*store)->experiment_hash();
-  if (!hash)
-    return hash.error();
+caf::error different_experiment(const run_plan& plan, const std::string& hash,
+                                const std::string& mine,
+                                const std::string& what) {
+  return make_error(
+      errc::invalid_experiment,
+      fmt::format("{} holds a run of a different experiment (fingerprint "
+                  "{}, this one is {}): {} changed, so resuming would mix "
+                  "results; use another --output folder",
+                  plan.output_dir, hash, mine, what));
+}
+
+/// A value of an experiment key as the TOML file writes it.
+template <class T> std::string key_value(const T& v) {
+  if constexpr (is_choice<T>::value)
+    return fmt::format("\"{}\"", name_of(v));
+  else if constexpr (std::is_same_v<T, std::string>)
+    return fmt::format("\"{}\"", v);
+  else if constexpr (std::is_same_v<T, bool>)
+    return v ? "true" : "false";
+  else if constexpr (std::is_arithmetic_v<T>)
+    return fmt::format("{}", v);
+  else
+    return fmt::format("[{}]", fmt::join(v, ", "));
+}
+
+/// The keys that change numbers and differ between `a` and `b` (the budget
+/// aside), "section.key old -> new".
+template <class Section>
+void changed_keys(const Section& a, const Section& b,
+                  std::vector<std::string>& out) {
+  keys::for_each_row<Section>([&](const auto& row) {
+    if (row.changes != keys::numbers)
+      return;
+    if constexpr (std::is_same_v<Section, train_options>)
+      if (std::string_view{row.name} == "epochs")
+        return;
+    const auto& x = a.*(row.member);
+    const auto& y = b.*(row.member);
+    if (!(x == y))
+      out.push_back(fmt::format("{}.{} {} -> {}", keys::section<Section>::name,
+                                row.name, key_value(x), key_value(y)));
+  });
+}
+
+/// What a continuation of a finished run changes.
+struct continuation {
+  std::set<uint64_t> extend;
+  std::string description;
+};
+
+/// A run of the setup whose only change of numbers is a larger
+/// train.epochs continues: its finished networks go on from their final
+/// states. Any other change is refused, naming the keys that changed.
+caf::expected<continuation>
+plan_continuation(const experiment& setup, const run_plan& plan,
+                  const results_store& store, const std::string& hash,
+                  const std::vector<network_result>& prior) {
   auto mine = run_fingerprint(setup, plan.scripts);
-  if (*hash != mine)
-    return make_error(
-        errc::invalid_experiment,
-        fmt::format("{} holds a run of a different experiment (fingerprint "
-                    "{}, this one is {}): its data, model (or a "
-                    "TorchScript module's file), optimizer or training "
-                    "settings changed, so resuming would mix "
-                    "results; use another --output folder",
-                    plan.output_dir, *hash, mine));
-  return store;
+  auto stored = store.configurations();
+  if (!stored)
+    return stored.error();
+  auto configs = setup.configs();
+  if (stored->size() != configs.size())
+    return different_experiment(
+        plan, hash, mine,
+        fmt::format("its number of configurations ({} -> {})", stored->size(),
+                    configs.size()));
+  // The setup with the stored budgets: the same fingerprint means only
+  // budgets changed.
+  auto with_old = setup;
+  std::vector<network_config*> with_old_configs;
+  if (with_old.variants.empty())
+    with_old_configs.push_back(&with_old.base);
+  for (auto& v : with_old.variants)
+    with_old_configs.push_back(&v);
+  std::vector<std::string> changes;
+  std::vector<std::string> budgets;
+  for (size_t i = 0; i < configs.size(); ++i) {
+    const auto& before = (*stored)[i].config;
+    with_old_configs[i]->train.epochs = before.train.epochs;
+    changed_keys(before.model, configs[i].model, changes);
+    changed_keys(before.optimizer, configs[i].optimizer, changes);
+    changed_keys(before.train, configs[i].train, changes);
+    auto label = configs[i].label.empty() ? "all" : configs[i].label;
+    if (configs[i].train.epochs < before.train.epochs)
+      return make_error(
+          errc::invalid_experiment,
+          fmt::format("{}: train.epochs of configuration '{}' went down from "
+                      "{} to {}: a run continues only to a larger budget; "
+                      "use another --output folder",
+                      plan.output_dir, label, before.train.epochs,
+                      configs[i].train.epochs));
+    if (configs[i].train.epochs > before.train.epochs)
+      budgets.push_back(fmt::format("'{}' {} -> {}", label, before.train.epochs,
+                                    configs[i].train.epochs));
+  }
+  if (run_fingerprint(with_old, plan.scripts) != hash || budgets.empty())
+    return different_experiment(
+        plan, hash, mine,
+        changes.empty() ? std::string{"its data, search, a TorchScript "
+                                      "module's file or a scheduler setting "
+                                      "that changes numbers"}
+                        : fmt::format("{}", fmt::join(changes, ", ")));
+  continuation out;
+  for (const auto& n : prior)
+    if (n.status == network_status::finished &&
+        n.stop_reason == stop_reason::epochs &&
+        plan.specs.at(n.id).config.train.epochs > n.epochs)
+      out.extend.insert(n.id);
+  out.description =
+      fmt::format("train.epochs {}: {} finished networks continue",
+                  fmt::join(budgets, ", "), out.extend.size());
+  return out;
 }
 
 /// A fixed population resumed: the stored networks must be the setup's.
@@ -207,12 +304,26 @@ caf::expected<opened_store> open_run_store(const experiment& setup,
       return err;
     return out;
   }
-  auto store = open_same_setup(setup, plan, db_path);
+  auto store = results_store::open(db_path, true);
   if (!store)
     return store.error();
+  auto hash = (*store)->experiment_hash();
+  if (!hash)
+    return hash.error();
   auto prior = (*store)->read();
   if (!prior)
     return prior.error();
+  auto mine = run_fingerprint(setup, plan.scripts);
+  std::optional<continuation> continued;
+  if (*hash != mine) {
+    if (!plan.fixed_population)
+      return different_experiment(plan, *hash, mine,
+                                  "the setup's data or base configuration");
+    auto c = plan_continuation(setup, plan, **store, *hash, prior->networks);
+    if (!c)
+      return c.error();
+    continued = std::move(*c);
+  }
   if (plan.fixed_population) {
     if (auto err = resume_setup(prior->networks, plan))
       return err;
@@ -222,8 +333,18 @@ caf::expected<opened_store> open_run_store(const experiment& setup,
                                   plan, out.next_group)) {
     return err;
   }
-  if (auto err = plan_resume(**store, prior->networks, plan))
+  if (auto err =
+          plan_resume(**store, prior->networks, plan,
+                      continued ? continued->extend : std::set<uint64_t>{}))
     return err;
+  if (continued) {
+    if (auto err = (*store)->record_continuation(mine, continued->description,
+                                                 setup.configs()))
+      return err;
+    if (plan.on_event)
+      plan.on_event(fmt::format("continuing {}: {}", plan.output_dir,
+                                continued->description));
+  }
   plan.store = std::move(*store);
   out.prior = std::move(prior->networks);
   for (const auto& n : out.prior)

@@ -157,6 +157,12 @@ CREATE TABLE IF NOT EXISTS decisions (
   old_hyperparameters TEXT,
   new_hyperparameters TEXT
 );
+CREATE TABLE IF NOT EXISTS continuations (
+  at TEXT NOT NULL,
+  from_hash TEXT NOT NULL,
+  to_hash TEXT NOT NULL,
+  description TEXT NOT NULL
+);
 )sql";
 
 /// Whether `table` of `db` has `column` (stores written before PBT have
@@ -793,15 +799,20 @@ results_store::file_bytes(uint64_t network_id, file_kind kind) const {
   return checked(st.blob(0), entry->bytes, entry->crc32, where);
 }
 
-caf::error results_store::reopen_network(uint64_t network_id) {
+caf::error results_store::reopen_network(uint64_t network_id,
+                                         bool keep_history) {
   return transaction([&]() -> caf::error {
-    for (const char* sql :
-         {"DELETE FROM files WHERE network_id = ?",
-          "DELETE FROM stored_files WHERE network_id = ?",
-          "DELETE FROM final_metrics WHERE network_id = ?",
-          "DELETE FROM epoch_metrics WHERE network_id = ?",
-          "UPDATE networks SET status = 'pending', stop_reason = NULL, "
-          "epochs = 0, steps = 0, weights = NULL WHERE id = ?"}) {
+    std::vector<const char*> sqls{
+        "DELETE FROM files WHERE network_id = ?",
+        "DELETE FROM stored_files WHERE network_id = ?",
+        "DELETE FROM final_metrics WHERE network_id = ?",
+        "UPDATE networks SET status = 'pending', stop_reason = NULL, "
+        "weights = NULL WHERE id = ?"};
+    if (!keep_history) {
+      sqls.push_back("DELETE FROM epoch_metrics WHERE network_id = ?");
+      sqls.push_back("UPDATE networks SET epochs = 0, steps = 0 WHERE id = ?");
+    }
+    for (const char* sql : sqls) {
       statement st{db_, sql};
       st.bind(network_id);
       if (st.step() != SQLITE_DONE)
@@ -884,6 +895,47 @@ caf::expected<std::string> results_store::experiment_hash() const {
   if (!st || st.step() != SQLITE_ROW)
     return storage_error(db_, path_, "holds no run");
   return st.text(0);
+}
+
+caf::error
+results_store::record_continuation(const std::string& new_hash,
+                                   const std::string& description,
+                                   const std::vector<network_config>& configs) {
+  return transaction([&]() -> caf::error {
+    statement group{db_, "UPDATE groups SET config = ? WHERE id = ?"};
+    for (size_t g = 0; g < configs.size(); ++g) {
+      group.bind(config_json(configs[g]).dump(), static_cast<int64_t>(g));
+      if (group.step() != SQLITE_DONE)
+        return storage_error(db_, path_, "cannot record a continuation");
+      group.reset();
+    }
+    statement ins{db_, "INSERT INTO continuations (at, from_hash, to_hash, "
+                       "description) SELECT ?, experiment_hash, ?, ? FROM run "
+                       "WHERE id = 1"};
+    ins.bind(now_iso(), new_hash, description);
+    if (ins.step() != SQLITE_DONE)
+      return storage_error(db_, path_, "cannot record a continuation");
+    statement up{db_, "UPDATE run SET experiment_hash = ? WHERE id = 1"};
+    up.bind(new_hash);
+    if (up.step() != SQLITE_DONE)
+      return storage_error(db_, path_, "cannot record a continuation");
+    return {};
+  });
+}
+
+caf::expected<std::vector<std::string>> results_store::continuations() const {
+  std::vector<std::string> result;
+  statement t{db_, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND "
+                   "name = 'continuations'"};
+  if (!t || t.step() != SQLITE_ROW)
+    return result;
+  statement st{db_, "SELECT at, description FROM continuations ORDER BY "
+                    "rowid"};
+  if (!st)
+    return storage_error(db_, path_, "cannot read the continuations");
+  while (st.step() == SQLITE_ROW)
+    result.push_back(fmt::format("{}: {}", st.text(0), st.text(1)));
+  return result;
 }
 
 caf::error results_store::mark_resumed() {
@@ -1103,20 +1155,22 @@ results_store::add_checkpoint(uint64_t network_id, int64_t step,
 }
 
 caf::expected<std::vector<std::string>>
-results_store::drop_checkpoints(uint64_t network_id) {
+results_store::drop_checkpoints(uint64_t network_id, int64_t keep_step) {
   auto entries = checkpoints(network_id);
   if (!entries)
     return entries.error();
-  for (const char* sql : {"DELETE FROM stored_checkpoints WHERE network_id = ?",
-                          "DELETE FROM checkpoints WHERE network_id = ?"}) {
+  for (const char* sql : {"DELETE FROM stored_checkpoints WHERE network_id = ? "
+                          "AND step != ?",
+                          "DELETE FROM checkpoints WHERE network_id = ? AND "
+                          "step != ?"}) {
     statement st{db_, sql};
-    st.bind(network_id);
+    st.bind(network_id, keep_step);
     if (st.step() != SQLITE_DONE)
       return storage_error(db_, path_, "cannot forget checkpoints");
   }
   std::vector<std::string> paths;
   for (auto& e : *entries)
-    if (!e.path.empty())
+    if (!e.path.empty() && e.step != keep_step)
       paths.push_back(std::move(e.path));
   return paths;
 }

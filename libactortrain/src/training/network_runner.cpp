@@ -532,6 +532,13 @@ void network_runner::finish(quantum_outcome& out, stop_reason reason) {
   o.test_predictions.assign(p.data_ptr<float>(),
                             p.data_ptr<float>() + p.numel());
   o.weights = encode_weights(learner_->state());
+  // Its final state (weights, optimizer, data position), kept so that a
+  // larger train.epochs continues from here instead of training again.
+  if (reason == stop_reason::epochs && learner_->can_checkpoint() &&
+      st_.step > last_snapshot_step_) {
+    out.checkpoint = snapshot();
+    out.checkpoint_step = st_.step;
+  }
   learner_.reset();
 }
 
