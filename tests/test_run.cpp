@@ -517,4 +517,25 @@ TEST_CASE("a finished run refuses any other change, naming the keys") {
   CHECK(read->count(network_status::finished) == 2);
   for (const auto& n : read->networks)
     CHECK(n.epochs == 2);
+
+  // A run that kept no final states cannot continue, and says why.
+  auto lean = exp;
+  lean.output.final_state = false;
+  run_options lean_opts;
+  lean_opts.output_dir = dir / "lean";
+  run_ok(lean, lean_opts);
+  auto store = results_store::open((dir / "lean") + "/results.db");
+  REQUIRE(store);
+  for (uint64_t id = 0; id < 2; ++id) {
+    auto kept = (*store)->checkpoints(id);
+    REQUIRE(static_cast<bool>(kept));
+    CHECK(kept->empty());
+  }
+  store->reset();
+  auto lean_longer = lean;
+  lean_longer.base.train.epochs = 4;
+  auto no_state = run(lean_longer, lean_opts);
+  REQUIRE_FALSE(no_state);
+  CHECK(to_string_pretty(no_state.error()).find("kept no intact final state") !=
+        std::string::npos);
 }

@@ -245,7 +245,8 @@ template <> struct section<output_options> {
   static constexpr const char* type_name = "output_options";
   // A resumed run may change it: each stored file records where it lies.
   static constexpr auto rows =
-      std::make_tuple(key("layout", &S::layout, running));
+      std::make_tuple(key("layout", &S::layout, running),
+                      key("final_state", &S::final_state, running));
 };
 
 /// Calls f(row) for each row of Section's table, in order.

@@ -191,6 +191,10 @@ struct output_options {
   /// files however many networks ran; "files": one file each under
   /// `weights/` and `checkpoints/`. Either is loadable from C++ and Python.
   output_layout layout = output_layout::database;
+  /// Keep each network that finished its budget's final state (weights,
+  /// optimizer state, data position), so that a larger train.epochs
+  /// continues from it; about three times the weights' bytes with Adam.
+  bool final_state = true;
 };
 
 } // namespace actortrain

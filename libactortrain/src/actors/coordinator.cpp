@@ -309,6 +309,7 @@ void start(coordinator_actor* self) {
       q.keep_every = search.interval_epochs;
   }
   tcfg.cluster = !plan.exp.cluster.workers.empty();
+  tcfg.keep_final_state = plan.exp.output.final_state;
   st.slot_count = std::max<int64_t>(1, static_cast<int64_t>(slots.size()));
   st.one_per_trainer =
       search.kind != search_kind::none && search_rule{search}.pauses();

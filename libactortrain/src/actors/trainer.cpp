@@ -26,7 +26,8 @@ void deliver(const trainer_config& cfg, caf::event_based_actor* self,
   for (auto& reason : out.failures)
     self->send(cfg.aggregator, failure_atom_v, id, out.progress.steps_done,
                std::move(reason));
-  if (!out.checkpoint.empty())
+  bool final = out.progress.finished;
+  if (!out.checkpoint.empty() && (!final || cfg.keep_final_state))
     self->send(cfg.aggregator, checkpoint_atom_v, id, out.checkpoint_step,
                std::move(out.checkpoint));
 }

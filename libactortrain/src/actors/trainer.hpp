@@ -35,6 +35,9 @@ struct trainer_config {
   /// again and again is not the group's fault, but a group whose quanta
   /// bring down every worker they run on must end.
   int64_t max_lost_links = 10;
+  /// Whether a network that finished its budget sends its final state to
+  /// the aggregator (output.final_state).
+  bool keep_final_state = true;
 };
 
 struct trainer_state {
