@@ -782,20 +782,30 @@ void crash_storm(std::string toml, bool files) {
     auto rel = fs::relative(e.path(), out).string();
     // report.html: rewritten at the end of every run (a .tmp a kill left is
     // renamed over by the next write).
+    // A finished network's final state: its one checkpoint, at its last
+    // step (16 epochs of 128 steps).
     bool known = rel == ".lock" || rel == "report.html" ||
                  rel.rfind("results.db", 0) == 0 ||
                  (rel.rfind("weights/net-", 0) == 0 &&
                   (e.path().extension() == ".pt" ||
-                   e.path().extension() == ".predictions"));
+                   e.path().extension() == ".predictions")) ||
+                 (rel.rfind("checkpoints/net-", 0) == 0 &&
+                  rel.find("step2048") != std::string::npos);
     if (!known)
       stray.push_back(rel);
   }
   CHECK_MESSAGE(stray.empty(), fmt::format("{}", fmt::join(stray, ", ")));
-  // Finished networks keep no checkpoint, in the folder or the store.
-  CHECK(count_in_store(out, "SELECT count(*) FROM checkpoints") == 0);
-  CHECK(count_in_store(out, "SELECT count(*) FROM stored_checkpoints") == 0);
+  // Finished networks keep one checkpoint each, their final state (what a
+  // larger train.epochs continues from), in the folder or the store.
+  CHECK(count_in_store(out, "SELECT count(*) FROM checkpoints") == 6);
+  CHECK(count_in_store(out, "SELECT count(*) FROM checkpoints WHERE step = "
+                            "(SELECT steps FROM networks WHERE id = "
+                            "network_id)") == 6);
+  CHECK(count_in_store(out, "SELECT count(*) FROM stored_checkpoints") ==
+        (files ? 0 : 6));
   if (files)
-    CHECK(fs::is_empty(out + "/checkpoints"));
+    CHECK(std::distance(fs::directory_iterator{out + "/checkpoints"},
+                        fs::directory_iterator{}) == 6);
   else // nothing but the store, its lock and the report
     CHECK_FALSE(fs::exists(out + "/weights"));
 }
