@@ -3,6 +3,7 @@
 // a time, and stop once the ensemble's accuracy on the held-out set has not
 // improved by `--min-gain` for `--patience` rounds (or `--max` members).
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -84,14 +85,24 @@ int main(int argc, char** argv) {
   auto members = session.networks();
   if (auto done = atr::wait_all(members); !done)
     return fail(done.error());
-  double best = -1;
+  double best = -1; // the accuracy the last real improvement reached
+  double best_seen = -1;
   int stale = 0;
-  while (static_cast<int>(members.size()) < o.max_members && stale < o.patience) {
+  if (!members.empty()) {
+    auto e = session.ensemble(members);
+    if (!e)
+      return fail(e.error());
+    best = best_seen = e->accuracy;
+    std::printf("%2lld members from before: ensemble accuracy %.4f\n",
+                static_cast<long long>(e->networks), e->accuracy);
+  }
+  while (static_cast<int>(members.size()) < o.max_members &&
+         stale < o.patience) {
     auto round = setup.base;
     round.label = "bagging";
-    round.train.networks = std::min<int64_t>(
-        setup.scheduler.slots,
-        o.max_members - static_cast<int64_t>(members.size()));
+    round.train.networks =
+        std::min<int64_t>(setup.scheduler.slots,
+                          o.max_members - static_cast<int64_t>(members.size()));
     auto added = session.submit(round);
     if (!added)
       return fail(added.error());
@@ -103,6 +114,7 @@ int main(int argc, char** argv) {
       return fail(e.error());
     std::printf("%2lld members: ensemble accuracy %.4f\n",
                 static_cast<long long>(e->networks), e->accuracy);
+    best_seen = std::max(best_seen, e->accuracy);
     if (e->accuracy > best + o.min_gain) {
       best = e->accuracy;
       stale = 0;
@@ -114,7 +126,7 @@ int main(int argc, char** argv) {
   if (!result)
     return fail(result.error());
   std::printf("stopped at %zu members (best ensemble accuracy %.4f)\n",
-              members.size(), best);
+              members.size(), best_seen);
   std::printf("results: %s\n", result->database_path.c_str());
   return 0;
 }
