@@ -33,30 +33,18 @@ namespace detail {
 struct session_core;
 } // namespace detail
 
-/// How to open a session.
-struct session_options {
-  /// Folder for the results store and weights; must be new or empty.
-  /// Empty: "runs/<experiment name>-<YYYYmmdd-HHMMSS>".
-  std::string output_dir;
-  /// Builds each network's learner; empty: the built-in learners.
-  learner_factory make_learner;
-  /// As run_options::on_progress, from an actor thread.
-  std::function<void(const run_status&)> on_progress;
-  double progress_interval_seconds = 0.5;
-  size_t progress_rows = 10;
-  /// As run_options::tune_allocator.
-  bool tune_allocator = true;
+/// How to open a session: as a run (output folder, learner factory,
+/// progress, stop flag, worker TLS and events; an output folder holding a
+/// session's run is reopened), and whether it trains its setup's own
+/// networks.
+struct session_options : run_options {
   /// Train the setup's own networks (its configurations, sweep and search
   /// space), as a batch run does: they are known from the start
   /// (networks() gives their handles), a folder holding them resumes,
   /// an adaptive search and worker nodes may be used, and submit() is
-  /// refused. actortrain::run is such a session, opened and closed.
+  /// refused. actortrain::run is such a session, opened and closed. An
+  /// empty `stop` is the session's own (see stop()).
   bool train_setup = false;
-  /// As run_options::stop; empty: the session's own (see stop()).
-  std::shared_ptr<std::atomic<bool>> stop;
-  /// As run_options::tls and run_options::on_event (worker nodes).
-  tls_options tls;
-  std::function<void(const std::string&)> on_event;
 };
 
 /// One network submitted to a session: its identity, live state and
@@ -120,6 +108,9 @@ private:
            std::chrono::milliseconds timeout);
   network_handle(std::shared_ptr<detail::session_core> core, uint64_t id)
       : core_(std::move(core)), id_(id) {}
+  /// The coordinator to tell about this network: none when it is done;
+  /// an error naming `what` when the session is closed.
+  caf::expected<caf::actor> coordinator_unless_done(const char* what) const;
   std::shared_ptr<detail::session_core> core_;
   uint64_t id_ = 0;
 };

@@ -16,16 +16,8 @@ caf::expected<run_result> run(const experiment& exp, run_options opts) {
   // One path: a batch run is a session that trains its setup's networks,
   // opened and closed.
   session_options so;
-  so.output_dir = std::move(opts.output_dir);
-  so.make_learner = std::move(opts.make_learner);
-  so.on_progress = std::move(opts.on_progress);
-  so.progress_interval_seconds = opts.progress_interval_seconds;
-  so.progress_rows = opts.progress_rows;
-  so.tune_allocator = opts.tune_allocator;
+  static_cast<run_options&>(so) = std::move(opts);
   so.train_setup = true;
-  so.stop = std::move(opts.stop);
-  so.tls = std::move(opts.tls);
-  so.on_event = std::move(opts.on_event);
   auto s = session::open(exp, std::move(so));
   if (!s)
     return s.error();

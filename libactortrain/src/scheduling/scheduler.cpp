@@ -367,7 +367,7 @@ scheduler(scheduler_actor::stateful_pointer<scheduler_state> self,
           st.priority_of[info.members[k]] = {info.network_id, p};
         }
         st.members_of[info.network_id] = info.members;
-        if (!st.members_of[info.network_id].empty())
+        if (!info.members.empty())
           adjusted.priority = group_priority(st, info.network_id);
         st.policy->add(adjusted);
         if (st.search) {

@@ -36,6 +36,16 @@ namespace actortrain {
 
 // -- the core ---------------------------------------------------------------
 
+namespace {
+
+caf::error not_submitted(uint64_t id) {
+  return make_error(
+      errc::invalid_handle,
+      fmt::format("network {} was not submitted to this session", id));
+}
+
+} // namespace
+
 namespace detail {
 
 session_core::session_core() : dispatcher([this] { dispatch(); }) {}
@@ -125,10 +135,7 @@ void session_core::end(caf::error why) {
 caf::expected<network_result> session_core::result_locked(uint64_t id) const {
   auto it = entries.find(id);
   if (it == entries.end())
-    return make_error(errc::invalid_handle,
-                      fmt::format("network {} was not submitted to this "
-                                  "session",
-                                  id));
+    return not_submitted(id);
   if (it->second.result)
     return *it->second.result;
   return make_error(errc::session_closed,
@@ -227,16 +234,25 @@ void network_handle::then(
   core_->entries.at(id_).waiting.push_back(std::move(f));
 }
 
-caf::error network_handle::cancel() const {
+caf::expected<caf::actor>
+network_handle::coordinator_unless_done(const char* what) const {
   if (!core_)
     return no_session();
   std::lock_guard<std::mutex> g{core_->mx};
   if (core_->entries.at(id_).result)
-    return {};
+    return caf::actor{};
   if (core_->ended || !core_->coordinator)
     return make_error(errc::session_closed,
-                      "the session is closed: nothing can be cancelled");
-  caf::anon_send(core_->coordinator, cancel_atom_v, id_);
+                      fmt::format("the session is closed: {}", what));
+  return core_->coordinator;
+}
+
+caf::error network_handle::cancel() const {
+  auto coordinator = coordinator_unless_done("nothing can be cancelled");
+  if (!coordinator)
+    return coordinator.error();
+  if (*coordinator)
+    caf::anon_send(*coordinator, cancel_atom_v, id_);
   return {};
 }
 
@@ -247,17 +263,11 @@ caf::error network_handle::set_priority(double priority) const {
     return make_error(
         errc::invalid_experiment,
         fmt::format("set_priority: {} is not a finite number", priority));
-  caf::actor coordinator;
-  {
-    std::lock_guard<std::mutex> g{core_->mx};
-    if (core_->entries.at(id_).result)
-      return {};
-    if (core_->ended || !core_->coordinator)
-      return make_error(errc::session_closed,
-                        "the session is closed: no priority can be changed");
-    coordinator = core_->coordinator;
-  }
-  caf::anon_send(coordinator, priority_atom_v, id_, priority);
+  auto coordinator = coordinator_unless_done("no priority can be changed");
+  if (!coordinator)
+    return coordinator.error();
+  if (*coordinator)
+    caf::anon_send(*coordinator, priority_atom_v, id_, priority);
   return {};
 }
 
@@ -441,6 +451,20 @@ struct gateway_state {
   static inline const char* name = "actortrain.session";
 };
 
+/// Does `f` to network `id` of `owner` unless it is done: true when done
+/// now, false when it was done already.
+template <class F>
+caf::result<bool> unless_done(session* owner, uint64_t id, F f) {
+  auto h = owner->handle(id);
+  if (!h)
+    return h.error();
+  if (h->done())
+    return false;
+  if (auto err = f(*h))
+    return err;
+  return true;
+}
+
 /// The session's typed interface (session_actor), through the same calls
 /// its handles make. Detached: a submission checks and shards its data on
 /// this thread, never on the threads the control actors share.
@@ -486,25 +510,14 @@ caf::behavior session_gateway(caf::stateful_actor<gateway_state>* self,
         }
         self->state.waiting.erase(it);
       },
-      [=](cancel_atom, uint64_t id) -> caf::result<bool> {
-        auto h = owner->handle(id);
-        if (!h)
-          return h.error();
-        if (h->done())
-          return false;
-        if (auto err = h->cancel())
-          return err;
-        return true;
+      [=](cancel_atom, uint64_t id) {
+        return unless_done(owner, id,
+                           [](const network_handle& h) { return h.cancel(); });
       },
-      [=](priority_atom, uint64_t id, double priority) -> caf::result<bool> {
-        auto h = owner->handle(id);
-        if (!h)
-          return h.error();
-        if (h->done())
-          return false;
-        if (auto err = h->set_priority(priority))
-          return err;
-        return true;
+      [=](priority_atom, uint64_t id, double priority) {
+        return unless_done(owner, id, [priority](const network_handle& h) {
+          return h.set_priority(priority);
+        });
       },
   };
 }
@@ -669,10 +682,7 @@ session::submit_configs(std::vector<network_config> configs) {
 caf::expected<network_handle> session::handle(uint64_t id) const {
   std::lock_guard<std::mutex> g{impl_->core->mx};
   if (impl_->core->entries.count(id) == 0)
-    return make_error(errc::invalid_handle,
-                      fmt::format("network {} was not submitted to this "
-                                  "session",
-                                  id));
+    return not_submitted(id);
   return network_handle{impl_->core, id};
 }
 

@@ -109,11 +109,12 @@ struct continuation {
 /// A run of the setup whose only change of numbers is a larger
 /// train.epochs continues: its finished networks go on from their final
 /// states. Any other change is refused, naming the keys that changed.
+/// `hash` is the stored fingerprint, `mine` the setup's.
 caf::expected<continuation>
 plan_continuation(const experiment& setup, const run_plan& plan,
                   const results_store& store, const std::string& hash,
+                  const std::string& mine,
                   const std::vector<network_result>& prior) {
-  auto mine = run_fingerprint(setup, plan.scripts);
   auto stored = store.configurations();
   if (!stored)
     return stored.error();
@@ -319,7 +320,8 @@ caf::expected<opened_store> open_run_store(const experiment& setup,
     if (!plan.fixed_population)
       return different_experiment(plan, *hash, mine,
                                   "the setup's data or base configuration");
-    auto c = plan_continuation(setup, plan, **store, *hash, prior->networks);
+    auto c =
+        plan_continuation(setup, plan, **store, *hash, mine, prior->networks);
     if (!c)
       return c.error();
     continued = std::move(*c);

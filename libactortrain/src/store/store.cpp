@@ -337,8 +337,7 @@ nlohmann::json config_json(const network_config& c) {
 /// defaults; a value of the wrong type or an unknown choice is an error
 /// naming the key.
 template <class Section>
-std::string section_from_json(const nlohmann::json& j, Section& x,
-                              const char* section_name) {
+std::string section_from_json(const nlohmann::json& j, Section& x) {
   std::string problem;
   keys::for_each_row<Section>([&](const auto& row) {
     if (!problem.empty() || !j.contains(row.name))
@@ -356,8 +355,8 @@ std::string section_from_json(const nlohmann::json& j, Section& x,
         v = j.at(row.name).template get<T>();
       }
     } catch (const std::exception&) {
-      problem = fmt::format("{}.{} = {}", section_name, row.name,
-                            j.at(row.name).dump());
+      problem = fmt::format("{}.{} = {}", keys::section<Section>::name,
+                            row.name, j.at(row.name).dump());
     }
   });
   return problem;
@@ -371,14 +370,13 @@ network_config config_of_json(const std::string& text, std::string& problem) {
     problem = "not a JSON object";
     return c;
   }
-  problem = section_from_json(j.value("model", nlohmann::json::object()),
-                              c.model, "model");
-  if (problem.empty())
-    problem = section_from_json(j.value("optimizer", nlohmann::json::object()),
-                                c.optimizer, "optimizer");
-  if (problem.empty())
-    problem = section_from_json(j.value("train", nlohmann::json::object()),
-                                c.train, "train");
+  auto section = [&](const char* name, auto& x) {
+    if (problem.empty())
+      problem = section_from_json(j.value(name, nlohmann::json::object()), x);
+  };
+  section("model", c.model);
+  section("optimizer", c.optimizer);
+  section("train", c.train);
   return c;
 }
 
