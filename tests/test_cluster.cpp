@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <mutex>
 #include <thread>
 
 #include <caf/actor_system.hpp>
@@ -20,6 +21,8 @@
 #include "actortrain/dataset.hpp"
 #include "actortrain/error.hpp"
 #include "actortrain/run.hpp"
+#include "actortrain/session.hpp"
+#include "cluster/for_workers.hpp"
 #include "cluster/system_config.hpp"
 #include "cluster/worker_link.hpp"
 #include "protocol/slot.hpp"
@@ -379,6 +382,217 @@ TEST_CASE("TorchScript networks with dropout train on two workers with the "
                                      "from the coordinator's",
                                      dir / "mlp.pt")) != std::string::npos,
                 msg);
+}
+
+namespace {
+
+/// What a session reported (worker joins, losses), safe to read while it
+/// runs.
+struct event_log {
+  std::mutex mx;
+  std::string text;
+  std::function<void(const std::string&)> sink() {
+    return [this](const std::string& line) {
+      std::lock_guard<std::mutex> g{mx};
+      text += line + "\n";
+    };
+  }
+  bool wait_for(const std::string& what, double seconds) {
+    auto until = std::chrono::steady_clock::now() +
+                 std::chrono::duration<double>(seconds);
+    while (std::chrono::steady_clock::now() < until) {
+      {
+        std::lock_guard<std::mutex> g{mx};
+        if (text.find(what) != std::string::npos)
+          return true;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds{50});
+    }
+    return false;
+  }
+  std::string read() {
+    std::lock_guard<std::mutex> g{mx};
+    return text;
+  }
+};
+
+/// Two configurations of 6 networks each: "a" fused, "b" unfused (so that
+/// its networks spread over every slot).
+experiment two_submissions(const temp_dir& dir) {
+  auto loaded = load_experiment(write_experiment(dir, 3, 1));
+  REQUIRE(static_cast<bool>(loaded));
+  auto exp = *loaded;
+  auto a = exp.base;
+  a.label = "a";
+  a.train.networks = 6;
+  auto b = a;
+  b.label = "b";
+  b.optimizer.lr = 0.02;
+  b.train.fuse = train_options::fuse_off;
+  exp.variants = {a, b};
+  return exp;
+}
+
+} // namespace
+
+TEST_CASE("a session trains submitted networks on worker processes, one "
+          "joining late and one after a reopen, with the results of one "
+          "process") {
+  temp_dir dir;
+  auto exp = two_submissions(dir);
+  run_options ro;
+  ro.output_dir = dir / "local";
+  exp.scheduler.slots = 3;
+  auto batch = run(exp, ro);
+  REQUIRE_MESSAGE(static_cast<bool>(batch), to_string_pretty(batch.error()));
+
+  worker_process w1{"--slots 1 --verbose", dir / "w1.log"};
+  auto port = test::free_port();
+  auto late_address = fmt::format("127.0.0.1:{}", port);
+  auto setup = exp;
+  setup.variants.clear();
+  setup.cluster.workers = {w1.address(), late_address};
+  setup.cluster.local = false;
+  event_log events;
+  session_options opts;
+  opts.output_dir = dir / "live";
+  opts.on_event = events.sink();
+  {
+    auto s = session::open(setup, opts);
+    REQUIRE_MESSAGE(static_cast<bool>(s), to_string_pretty(s.error()));
+    CHECK(events.read().find("trying again every second") != std::string::npos);
+    auto first = (*s)->submit(exp.variants[0]);
+    REQUIRE_MESSAGE(static_cast<bool>(first), to_string_pretty(first.error()));
+    // The late worker starts now: it is told the first submission when it
+    // joins, before it gets work.
+    background_process late{
+        fmt::format("{} worker --port {} --slots 1 --verbose", app(), port),
+        dir / "late.log"};
+    REQUIRE_MESSAGE(
+        events.wait_for(fmt::format("worker {} joined", late_address), 60),
+        events.read());
+    auto second = (*s)->submit(exp.variants[1]);
+    REQUIRE_MESSAGE(static_cast<bool>(second),
+                    to_string_pretty(second.error()));
+    auto closed = (*s)->close();
+    REQUIRE_MESSAGE(static_cast<bool>(closed),
+                    to_string_pretty(closed.error()));
+    REQUIRE(closed->networks.size() == 12);
+    for (size_t i = 0; i < 12; ++i) {
+      CAPTURE(i);
+      CHECK(closed->networks[i].status == network_status::finished);
+      CHECK(closed->networks[i].test_accuracy ==
+            batch->networks[i].test_accuracy);
+      CHECK(closed->networks[i].group_label == batch->networks[i].group_label);
+    }
+    INFO(late.output());
+    CHECK(late.output().find("took 1 submitted configuration") !=
+          std::string::npos);
+    CHECK(late.output().find("quantum of group") != std::string::npos);
+  }
+  CHECK(w1.process().output().find("took 1 submitted configuration") !=
+        std::string::npos);
+  CHECK(w1.process().output().find("quantum of group") != std::string::npos);
+  check_same_weights(dir / "live", dir / "local");
+
+  // Reopened with one worker: it is told both stored submissions before
+  // the new one.
+  setup.cluster.workers = {w1.address()};
+  auto s = session::open(setup, opts);
+  REQUIRE_MESSAGE(static_cast<bool>(s), to_string_pretty(s.error()));
+  auto more = exp.variants[1];
+  more.label = "more";
+  more.train.networks = 2;
+  auto handles = (*s)->submit(more);
+  REQUIRE(static_cast<bool>(handles));
+  auto results = wait_all(*handles);
+  REQUIRE(static_cast<bool>(results));
+  for (const auto& r : *results)
+    CHECK(r.status == network_status::finished);
+  REQUIRE(static_cast<bool>((*s)->close()));
+  CHECK(w1.process().output().find("took 2 submitted configurations: 12 "
+                                   "networks known") != std::string::npos);
+  CHECK(w1.process().output().find("took 1 submitted configuration: 14 "
+                                   "networks known") != std::string::npos);
+}
+
+TEST_CASE("a worker refuses submitted networks it cannot train, naming "
+          "why, and keeps what it has") {
+  temp_dir dir;
+  test::write_scripted_mlp(dir / "mlp.pt", {{16, 32, 4}});
+  auto loaded = load_experiment(write_experiment(dir, 1, 1, 512));
+  REQUIRE(static_cast<bool>(loaded));
+  auto ctx = make_run_context(*loaded, {});
+  REQUIRE(static_cast<bool>(ctx));
+  worker_process w{"--slots 1", dir / "w.log"};
+  caf::actor_system_config cfg;
+  configure_system(cfg, true, {});
+  caf::actor_system sys{cfg};
+  caf::scoped_actor self{sys};
+  run_setup setup;
+  setup.exp = for_workers(*loaded);
+  setup.data_hash = content_hash(*(*ctx)->data);
+  setup.setup_networks = false;
+  setup.coordinator = sys.spawn([] {
+    return caf::behavior{[](int) {
+    }};
+  });
+  auto joined = join_worker(sys, w.address(), setup, false);
+  REQUIRE_MESSAGE(static_cast<bool>(joined.joined),
+                  to_string_pretty(joined.joined.error()));
+  auto node = joined.joined->node;
+  auto tell = [&](std::vector<worker_submission> subs) {
+    caf::expected<uint64_t> result{caf::error{}};
+    self->request(node, std::chrono::seconds{30}, submit_atom_v, subs)
+        .receive([&](uint64_t n) { result = n; },
+                 [&](caf::error& err) { result = err; });
+    return result;
+  };
+  auto mlp = loaded->base;
+  mlp.train.networks = 3;
+  auto scripted = mlp;
+  scripted.model.kind = model_kind::torchscript;
+  scripted.model.path = dir / "mlp.pt";
+  scripted.model.hidden.clear();
+  worker_submission good;
+  good.configs = {mlp};
+  good.first_id = 0;
+  auto known = tell({good});
+  REQUIRE_MESSAGE(static_cast<bool>(known), to_string_pretty(known.error()));
+  CHECK(*known == 3);
+  // A module whose content differs from the coordinator's.
+  worker_submission other_module;
+  other_module.configs = {scripted};
+  other_module.first_id = 3;
+  other_module.first_group = 1;
+  other_module.model_hashes[dir / "mlp.pt"] = "00000000-0";
+  auto refused = tell({other_module});
+  REQUIRE_FALSE(static_cast<bool>(refused));
+  CHECK_MESSAGE(to_string_pretty(refused.error())
+                        .find(fmt::format("the TorchScript module {} here "
+                                          "differs from the coordinator's",
+                                          dir / "mlp.pt")) != std::string::npos,
+                to_string_pretty(refused.error()));
+  // A configuration that does not fit the worker's data.
+  auto wide = mlp;
+  wide.model.input = 99;
+  worker_submission bad;
+  bad.configs = {wide};
+  bad.first_id = 3;
+  bad.first_group = 1;
+  refused = tell({bad});
+  REQUIRE_FALSE(static_cast<bool>(refused));
+  CHECK_MESSAGE(to_string_pretty(refused.error()).find("model.input = 99") !=
+                    std::string::npos,
+                to_string_pretty(refused.error()));
+  // Nothing of the refused ones was added; the same ids may come again.
+  worker_submission again = good;
+  again.first_id = 3;
+  again.first_group = 1;
+  known = tell({again});
+  REQUIRE(static_cast<bool>(known));
+  CHECK(*known == 6);
+  caf::anon_send_exit(setup.coordinator, caf::exit_reason::user_shutdown);
 }
 
 TEST_CASE("a worker listening beyond loopback without TLS warns of the "

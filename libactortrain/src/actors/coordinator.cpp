@@ -1,5 +1,6 @@
 #include "actors/coordinator.hpp"
 
+#include <algorithm>
 #include <thread>
 #include <unordered_set>
 
@@ -14,6 +15,7 @@
 #include "actors/trainer.hpp"
 #include "actortrain/error.hpp"
 #include "actortrain/learner.hpp"
+#include "cluster/for_workers.hpp"
 #include "fusion/grouping.hpp"
 #include "protocol/slot.hpp"
 #include "protocol/type_ids.hpp"
@@ -220,8 +222,104 @@ void link_worker(coordinator_actor* self, const std::string& address) {
 /// Watches a worker that joined: losing it reconnects.
 void watch_worker(coordinator_actor* self, const std::string& address,
                   const worker_node_actor& node) {
-  self->state.worker_nodes[node.address()] = address;
+  self->state.worker_nodes[node.address()] = {address, node};
   self->monitor(node);
+}
+
+/// Whether a worker's answer refuses (its own error: asking again will not
+/// help) rather than tells that it could not answer (it went away: its down
+/// message reconnects it).
+bool refused(const caf::error& err) {
+  return err.category() == caf::atom("actortrain");
+}
+
+/// A worker joined during the run: once it knows the session's submissions
+/// its slots take work. One that cannot train them is left out.
+void add_worker(coordinator_actor* self, const std::string& address,
+                worker_node_actor node, std::vector<slot_grant> slots) {
+  auto& st = self->state;
+  watch_worker(self, address, node);
+  auto take_slots = [=](std::vector<slot_grant>& slots) {
+    event(self,
+          fmt::format("worker {} joined with {} slots", address, slots.size()));
+    self->send(self->state.scheduler, add_slots_atom_v, std::move(slots));
+  };
+  if (st.plan->worker_submissions.empty()) {
+    take_slots(slots);
+    return;
+  }
+  self->request(node, join_timeout, submit_atom_v, st.plan->worker_submissions)
+      .then(
+          [=](uint64_t) mutable {
+            if (!self->state.closing)
+              take_slots(slots);
+          },
+          [=](caf::error& err) {
+            event(self, fmt::format("worker {} cannot train the submitted "
+                                    "networks ({}); going on without it",
+                                    address, to_string_pretty(err)));
+            if (refused(err)) {
+              self->demonitor(node.address());
+              self->state.worker_nodes.erase(node.address());
+            }
+          });
+}
+
+/// Tells every worker node the networks of a submission before they can be
+/// granted there, then calls `done` with no error, or with the first
+/// refusal (which names the worker). A worker that went away is not waited
+/// for: it hears of the submission when it joins again.
+void share_submission(coordinator_actor* self, const submission& sub,
+                      std::function<void(caf::error)> done) {
+  auto& st = self->state;
+  if (st.plan->exp.cluster.workers.empty()) {
+    done({});
+    return;
+  }
+  auto ws = for_workers(sub);
+  auto first_id = ws.first_id;
+  // Known before anyone is asked: a worker joining meanwhile is told too.
+  st.plan->worker_submissions.push_back(ws);
+  struct pending {
+    size_t left;
+    caf::error refusal;
+    std::function<void(caf::error)> done;
+  };
+  auto p = std::make_shared<pending>(
+      pending{st.worker_nodes.size(), caf::error{}, std::move(done)});
+  auto finish = [=] {
+    if (--p->left > 0)
+      return;
+    if (p->refusal) {
+      auto& subs = self->state.plan->worker_submissions;
+      subs.erase(std::remove_if(subs.begin(), subs.end(),
+                                [&](const worker_submission& w) {
+                                  return w.first_id == first_id;
+                                }),
+                 subs.end());
+    }
+    p->done(std::move(p->refusal));
+  };
+  if (p->left == 0) {
+    ++p->left;
+    finish();
+    return;
+  }
+  std::vector<worker_submission> one{std::move(ws)};
+  for (const auto& [addr, w] : st.worker_nodes) {
+    auto address = w.address;
+    self->request(w.node, join_timeout, submit_atom_v, one)
+        .then([=](uint64_t) { finish(); },
+              [=](caf::error& err) {
+                if (refused(err) && !p->refusal)
+                  p->refusal = make_error(
+                      errc::cluster_failed,
+                      fmt::format("worker {} cannot train these networks: "
+                                  "{}",
+                                  address, to_string_pretty(err)));
+                finish();
+              });
+  }
 }
 
 /// One trainer per group; trainers are not linked: one failing must not
@@ -370,7 +468,7 @@ caf::behavior coordinator(coordinator_actor* self,
     auto i = st.worker_nodes.find(dm.source);
     if (i == st.worker_nodes.end())
       return;
-    auto address = i->second;
+    auto address = i->second.address;
     st.worker_nodes.erase(i);
     if (st.closing)
       return;
@@ -385,10 +483,7 @@ caf::behavior coordinator(coordinator_actor* self,
         auto& st = self->state;
         if (st.closing || !st.scheduler)
           return;
-        event(self, fmt::format("worker {} joined with {} slots", address,
-                                slots.size()));
-        watch_worker(self, address, node);
-        self->send(st.scheduler, add_slots_atom_v, std::move(slots));
+        add_worker(self, address, std::move(node), std::move(slots));
       },
       [=](joined_atom, const std::string&, const caf::error& err, bool) {
         event(self,
@@ -424,20 +519,28 @@ caf::behavior coordinator(coordinator_actor* self,
         }
         ++st.submitting;
         auto held = std::make_shared<submission>(std::move(sub));
-        self->request(st.aggregator, caf::infinite, submit_atom_v, *held)
-            .then(
-                [=](int64_t) mutable {
-                  --self->state.submitting;
-                  self->state.idle = false;
-                  rp.deliver(add_submission(self, *held));
-                },
-                [=](caf::error& err) mutable {
-                  --self->state.submitting;
-                  rp.deliver(std::move(err));
-                  if (self->state.close_requested && self->state.idle &&
-                      self->state.submitting == 0)
-                    close_run(self);
-                });
+        auto failed = [=](caf::error err) mutable {
+          --self->state.submitting;
+          rp.deliver(std::move(err));
+          if (self->state.close_requested && self->state.idle &&
+              self->state.submitting == 0)
+            close_run(self);
+        };
+        share_submission(self, *held, [=](caf::error refusal) mutable {
+          if (refusal) {
+            failed(std::move(refusal));
+            return;
+          }
+          self->request(self->state.aggregator, caf::infinite, submit_atom_v,
+                        *held)
+              .then(
+                  [=](int64_t) mutable {
+                    --self->state.submitting;
+                    self->state.idle = false;
+                    rp.deliver(add_submission(self, *held));
+                  },
+                  [=](caf::error& err) mutable { failed(std::move(err)); });
+        });
         return rp;
       },
       [=](cancel_atom, uint64_t id) {

@@ -53,6 +53,10 @@ struct run_plan {
   std::vector<joined_worker> workers;
   std::vector<std::string> unreachable_workers;
   run_setup setup;
+  /// A session's submissions as its worker nodes get them (sessions with
+  /// cluster.workers only): each worker is told all of them when it joins,
+  /// and every worker each new one before its networks can be granted.
+  std::vector<worker_submission> worker_submissions;
   bool tls = false;
   std::function<void(const std::string&)> on_event;
   /// Every run is a session's (session.hpp): it starts with the networks
@@ -75,7 +79,11 @@ struct coordinator_state {
   std::vector<caf::actor> trainers;
   /// Worker nodes that joined, by their node actor, and the links still
   /// trying to reach workers.
-  std::unordered_map<caf::actor_addr, std::string> worker_nodes;
+  struct worker_node_entry {
+    std::string address;
+    worker_node_actor node;
+  };
+  std::unordered_map<caf::actor_addr, worker_node_entry> worker_nodes;
   std::vector<caf::actor> links;
   bool stopping = false;
   /// The store is being closed; later ticks do nothing.

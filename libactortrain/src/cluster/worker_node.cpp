@@ -81,26 +81,14 @@ worker_node(worker_node_actor::stateful_pointer<worker_node_state> self,
                           "coordinator",
                           describe_data(setup.exp.data), hash,
                           setup.data_hash));
-        for (const auto& [path, model] : (*ctx)->scripts) {
-          auto theirs = setup.model_hashes.find(path);
-          if (theirs == setup.model_hashes.end() ||
-              theirs->second != model->hash)
-            return make_error(
-                errc::invalid_data,
-                fmt::format("the TorchScript module {} here differs from the "
-                            "coordinator's: content hash {} on this worker, "
-                            "{} on the coordinator",
-                            path, model->hash,
-                            theirs == setup.model_hashes.end()
-                                ? "none"
-                                : theirs->second));
-        }
+        if (auto err = check_model_hashes((*ctx)->scripts, setup.model_hashes))
+          return err;
         auto n =
             st.opts.slots > 0
                 ? st.opts.slots
                 : std::max<int64_t>(1, std::thread::hardware_concurrency());
-        st.run = std::make_shared<worker_run>(*ctx, st.opts.verbose,
-                                              st.opts.on_event);
+        st.run = std::make_shared<worker_run>(
+            *ctx, setup.setup_networks, st.opts.verbose, st.opts.on_event);
         std::vector<slot_grant> slots;
         for (int64_t i = 0; i < n; ++i) {
           slot_info info;
@@ -114,8 +102,26 @@ worker_node(worker_node_actor::stateful_pointer<worker_node_state> self,
         st.coordinator = setup.coordinator.address();
         self->monitor(setup.coordinator);
         log(self, fmt::format("joined run '{}' ({} networks) with {} slots",
-                              setup.exp.name, (*ctx)->specs.size(), n));
+                              setup.exp.name, st.run->networks(), n));
         return slots;
+      },
+      [=](submit_atom,
+          const std::vector<worker_submission>& subs) -> caf::result<uint64_t> {
+        auto& st = self->state;
+        if (!st.run)
+          return make_error(errc::cluster_failed,
+                            "networks submitted to a worker that serves no "
+                            "run");
+        auto known = st.run->add(subs);
+        if (!known)
+          return known.error();
+        size_t added = 0;
+        for (const auto& s : subs)
+          added += s.configs.size();
+        log(self, fmt::format("took {} submitted configuration{}: {} networks "
+                              "known",
+                              added, added == 1 ? "" : "s", *known));
+        return *known;
       },
   };
 }

@@ -8,11 +8,62 @@
 
 namespace actortrain {
 
-worker_run::worker_run(std::shared_ptr<const run_context> ctx, bool verbose,
+caf::error
+check_model_hashes(const script_models& mine,
+                   const std::map<std::string, std::string>& theirs) {
+  for (const auto& [path, model] : mine) {
+    auto i = theirs.find(path);
+    if (i == theirs.end() || i->second != model->hash)
+      return make_error(
+          errc::invalid_data,
+          fmt::format("the TorchScript module {} here differs from the "
+                      "coordinator's: content hash {} on this worker, {} on "
+                      "the coordinator",
+                      path, model->hash,
+                      i == theirs.end() ? "none" : i->second));
+  }
+  return {};
+}
+
+worker_run::worker_run(std::shared_ptr<const run_context> ctx,
+                       bool setup_networks, bool verbose,
                        std::function<void(const std::string&)> log)
     : ctx_(std::move(ctx)), verbose_(verbose), log_(std::move(log)) {
+  if (!setup_networks)
+    return;
   for (size_t i = 0; i < ctx_->specs.size(); ++i)
-    spec_index_.emplace(ctx_->specs[i].id, i);
+    networks_.emplace(
+        ctx_->specs[i].id,
+        network_source{ctx_->specs[i], ctx_->shards[i],
+                       script_for(ctx_->scripts, ctx_->specs[i].config)});
+}
+
+caf::expected<uint64_t>
+worker_run::add(const std::vector<worker_submission>& subs) {
+  std::vector<network_source> added;
+  for (const auto& s : subs) {
+    // Expanding and sharding takes a while: not under the lock the slots
+    // take for every quantum.
+    auto sub = prepare_submission(ctx_->exp, *ctx_->data, s.configs, s.first_id,
+                                  s.first_group, !ctx_->make_learner);
+    if (!sub)
+      return make_error(errc::invalid_experiment,
+                        fmt::format("cannot train the networks submitted "
+                                    "from id {} here: {}",
+                                    s.first_id, to_string_pretty(sub.error())));
+    if (auto err = check_model_hashes(sub->scripts, s.model_hashes))
+      return err;
+    for (size_t i = 0; i < sub->specs.size(); ++i)
+      added.push_back(
+          network_source{sub->specs[i], sub->shards[i],
+                         script_for(sub->scripts, sub->specs[i].config)});
+  }
+  std::lock_guard<std::mutex> guard{mutex_};
+  for (auto& n : added) {
+    auto id = n.spec.id;
+    networks_.insert_or_assign(id, std::move(n));
+  }
+  return networks_.size();
 }
 
 caf::expected<std::shared_ptr<network_group>>
@@ -38,19 +89,25 @@ worker_run::checkout(remote_quantum& q) {
                         fmt::format("a state for network {}, which the "
                                     "quantum does not train",
                                     s.network_id));
-  std::vector<std::unique_ptr<network_runner>> members;
-  for (auto id : q.members) {
-    auto i = spec_index_.find(id);
-    if (i == spec_index_.end())
-      return make_error(errc::cluster_failed,
-                        fmt::format("network {} is not part of this run", id));
-    members.push_back(std::make_unique<network_runner>(
-        ctx_->specs[i->second], ctx_->data, ctx_->shards[i->second],
-        ctx_->make_learner,
-        script_for(ctx_->scripts, ctx_->specs[i->second].config)));
+  std::vector<network_source> sources;
+  {
+    std::lock_guard<std::mutex> guard{mutex_};
+    for (auto id : q.members) {
+      auto i = networks_.find(id);
+      if (i == networks_.end())
+        return make_error(
+            errc::cluster_failed,
+            fmt::format("network {} is not part of this run", id));
+      sources.push_back(i->second);
+    }
   }
-  if (members.empty())
+  if (sources.empty())
     return make_error(errc::cluster_failed, "a quantum without networks");
+  // Building the models takes a while: not under the lock.
+  std::vector<std::unique_ptr<network_runner>> members;
+  for (const auto& n : sources)
+    members.push_back(std::make_unique<network_runner>(
+        n.spec, ctx_->data, n.shard, ctx_->make_learner, n.script));
   auto group = std::make_shared<network_group>(std::move(members));
   group->adopt(q.members, std::move(q.states));
   std::lock_guard<std::mutex> guard{mutex_};
@@ -61,6 +118,11 @@ worker_run::checkout(remote_quantum& q) {
 void worker_run::forget(uint64_t group_id) {
   std::lock_guard<std::mutex> guard{mutex_};
   groups_.erase(group_id);
+}
+
+size_t worker_run::networks() const {
+  std::lock_guard<std::mutex> guard{mutex_};
+  return networks_.size();
 }
 
 void worker_run::log(const std::string& line) const {

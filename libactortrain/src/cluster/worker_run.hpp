@@ -1,10 +1,12 @@
 #pragma once
 
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <unordered_map>
+#include <vector>
 
 #include <caf/expected.hpp>
 
@@ -14,14 +16,29 @@
 
 namespace actortrain {
 
+/// Checks a worker's TorchScript modules against the coordinator's content
+/// hashes (by absolute path): an error names the first module that differs.
+caf::error check_model_hashes(const script_models& mine,
+                              const std::map<std::string, std::string>& theirs);
+
 /// A worker's share of one run: the run's context, derived from the
-/// coordinator's experiment, and the groups of networks whose last quantum
-/// ran here, kept live so that their next quantum here needs no state from
-/// the coordinator. Shared by the worker's slot executors.
+/// coordinator's experiment, the networks it may be asked to train (the
+/// experiment's own, and those submitted to a live session later), and the
+/// groups of networks whose last quantum ran here, kept live so that their
+/// next quantum here needs no state from the coordinator. Shared by the
+/// worker's slot executors.
 class worker_run {
 public:
-  worker_run(std::shared_ptr<const run_context> ctx, bool verbose,
-             std::function<void(const std::string&)> log);
+  /// With `setup_networks` false, only networks added later are the run's.
+  worker_run(std::shared_ptr<const run_context> ctx, bool setup_networks,
+             bool verbose, std::function<void(const std::string&)> log);
+
+  /// Expands networks submitted to the session this worker serves, as the
+  /// coordinator did (same ids, seeds and shards), and adds them. A network
+  /// id known already is replaced: a submission the coordinator gave up may
+  /// be followed by another with its ids. Answers how many networks the run
+  /// has here; an error (nothing added) names what cannot be trained here.
+  caf::expected<uint64_t> add(const std::vector<worker_submission>& subs);
 
   /// The group to run `q` on: the one kept here when `q.cached`, otherwise
   /// one built from `q.states`. An error when a cached group is not here.
@@ -34,6 +51,9 @@ public:
     return *ctx_;
   }
 
+  /// How many networks the run has here.
+  size_t networks() const;
+
   bool verbose() const {
     return verbose_;
   }
@@ -41,11 +61,18 @@ public:
   void log(const std::string& line) const;
 
 private:
+  /// What a network is built from.
+  struct network_source {
+    network_spec spec;
+    torch::Tensor shard;
+    std::shared_ptr<const script_model> script;
+  };
+
   std::shared_ptr<const run_context> ctx_;
-  std::unordered_map<uint64_t, size_t> spec_index_;
   bool verbose_;
   std::function<void(const std::string&)> log_;
-  std::mutex mutex_;
+  mutable std::mutex mutex_;
+  std::unordered_map<uint64_t, network_source> networks_;
   std::unordered_map<uint64_t, std::shared_ptr<network_group>> groups_;
 };
 

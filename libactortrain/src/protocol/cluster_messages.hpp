@@ -26,12 +26,34 @@ struct run_setup {
   std::map<std::string, std::string> model_hashes;
   /// The worker stops the run's work when this actor goes down.
   caf::actor coordinator;
+  /// Whether the experiment's own networks are the run's (a batch run, a
+  /// session with train_setup); else only networks submitted later are,
+  /// and the experiment gives their data and defaults.
+  bool setup_networks = true;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, run_setup& x) {
   return f(caf::meta::type_name("run_setup"), x.exp, x.data_hash,
-           x.model_hashes, x.coordinator);
+           x.model_hashes, x.coordinator, x.setup_networks);
+}
+
+/// Networks submitted to a live session, as a worker gets them: it expands
+/// the configurations itself (paths absolute) from `first_id` and
+/// `first_group` on, over its own copy of the data, into the networks, seeds
+/// and shards the coordinator has. A worker's modules must match the
+/// coordinator's content hashes (by absolute path).
+struct worker_submission {
+  std::vector<network_config> configs;
+  uint64_t first_id = 0;
+  int64_t first_group = 0;
+  std::map<std::string, std::string> model_hashes;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, worker_submission& x) {
+  return f(caf::meta::type_name("worker_submission"), x.configs, x.first_id,
+           x.first_group, x.model_hashes);
 }
 
 /// One quantum of a group of networks, to run on a worker's slot.

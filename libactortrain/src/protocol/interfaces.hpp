@@ -54,8 +54,13 @@ using slot_executor_actor = caf::typed_actor<
     caf::reacts_to<forget_atom, uint64_t>>;
 
 /// The actor a worker publishes: a coordinator's link asks it to join a run
-/// and gets the worker's slots.
+/// and gets the worker's slots; a session's coordinator then tells it the
+/// networks submitted (all so far when it joins, each new submission before
+/// its networks can be granted there) and gets how many networks the worker
+/// knows.
 using worker_node_actor = caf::typed_actor<
-    caf::replies_to<join_atom, run_setup>::with<std::vector<slot_grant>>>;
+    caf::replies_to<join_atom, run_setup>::with<std::vector<slot_grant>>,
+    caf::replies_to<submit_atom,
+                    std::vector<worker_submission>>::with<uint64_t>>;
 
 } // namespace actortrain

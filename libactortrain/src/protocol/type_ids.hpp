@@ -32,6 +32,8 @@ CAF_ADD_TYPE_ID(actortrain, (actortrain::grant_record))
 CAF_ADD_TYPE_ID(actortrain, (std::vector<actortrain::grant_record>))
 CAF_ADD_TYPE_ID(actortrain, (actortrain::run_setup))
 CAF_ADD_TYPE_ID(actortrain, (actortrain::remote_quantum))
+CAF_ADD_TYPE_ID(actortrain, (actortrain::worker_submission))
+CAF_ADD_TYPE_ID(actortrain, (std::vector<actortrain::worker_submission>))
 CAF_ADD_TYPE_ID(actortrain, (std::vector<actortrain::slot_grant>))
 CAF_ADD_TYPE_ID(actortrain, (actortrain::aggregator_status))
 CAF_ADD_TYPE_ID(actortrain, (actortrain::decision_record))
@@ -71,7 +73,8 @@ CAF_ADD_ATOM(actortrain, actortrain, finish_atom, "finish")
 CAF_ADD_ATOM(actortrain, actortrain, run_atom, "run")
 // coordinator -> itself: refresh the progress display.
 CAF_ADD_ATOM(actortrain, actortrain, tick_atom, "tick")
-// worker link -> worker node: (run_setup) -> the worker's slots.
+// worker link -> worker node: (run_setup) -> the worker's slots. The
+// session's coordinator -> worker node: (submit_atom, worker submissions).
 CAF_ADD_ATOM(actortrain, actortrain, join_atom, "join")
 // worker link -> coordinator or run(): (address, node, slots) a worker
 // joined, or (address, error, refused) it refused or could not be reached.

@@ -387,34 +387,26 @@ struct session::impl {
 namespace {
 
 /// What a session cannot do, said before anything starts: an adaptive
-/// search or worker nodes need the whole population up front (the setup's,
-/// session_options::train_setup).
+/// search needs the whole population up front (the setup's,
+/// session_options::train_setup), and worker processes train the built-in
+/// learners only.
 caf::error check_session_setup(const experiment& setup,
                                const session_options& opts) {
-  if (opts.train_setup) {
-    if (!setup.cluster.workers.empty() && opts.make_learner)
-      return make_error(errc::invalid_experiment,
-                        "cluster.workers: runs with a custom learner cannot "
-                        "use actortrain worker processes (they train the "
-                        "built-in learners); build a worker with "
-                        "actortrain::run_worker and the same learner "
-                        "factory");
-    return opts.tls.validate();
-  }
-  if (search_settings_of(setup).kind != search_kind::none)
+  if (!setup.cluster.workers.empty() && opts.make_learner)
+    return make_error(errc::invalid_experiment,
+                      "cluster.workers: runs with a custom learner cannot "
+                      "use actortrain worker processes (they train the "
+                      "built-in learners); build a worker with "
+                      "actortrain::run_worker and the same learner "
+                      "factory");
+  if (!opts.train_setup && search_settings_of(setup).kind != search_kind::none)
     return make_error(errc::invalid_experiment,
                       "scheduler.search: a session that takes submissions "
                       "runs no adaptive search (its decisions need the whole "
                       "population up front: open it with train_setup); "
                       "submit networks and decide from their results "
                       "instead (docs/session.md)");
-  if (!setup.cluster.workers.empty() || !setup.cluster.local)
-    return make_error(errc::invalid_experiment,
-                      "cluster: a session that takes submissions trains on "
-                      "this machine's slots only (worker nodes derive their "
-                      "networks from the setup: open it with train_setup); "
-                      "remove cluster.workers and cluster.local");
-  return {};
+  return opts.tls.validate();
 }
 
 /// The networks the session knows from the start, as entries of its core:
@@ -578,6 +570,8 @@ caf::expected<std::unique_ptr<session>> session::open(const experiment& setup,
   auto opened = open_run_store(setup, !opts.make_learner, *plan);
   if (!opened)
     return opened.error();
+  if (auto err = share_submissions(*p->system, *plan))
+    return err;
   p->next_id = opened->next_id;
   p->next_group = opened->next_group;
   plan->make_learner = opts.make_learner;

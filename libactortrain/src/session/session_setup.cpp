@@ -8,6 +8,7 @@
 #include <string_view>
 #include <type_traits>
 
+#include <caf/scoped_actor.hpp>
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
@@ -15,7 +16,9 @@
 #include "actortrain/error.hpp"
 #include "actortrain/option_keys.hpp"
 #include "actortrain/store.hpp"
+#include "cluster/for_workers.hpp"
 #include "cluster/worker_link.hpp"
+#include "protocol/type_ids.hpp"
 #include "run/resume_plan.hpp"
 #include "run/run_folder.hpp"
 #include "setup/run_context.hpp"
@@ -25,25 +28,6 @@ namespace fs = std::filesystem;
 namespace actortrain {
 
 namespace {
-
-/// The experiment as workers get it: paths absolute, as they are resolved
-/// here.
-std::string absolute_path(const std::string& path) {
-  return fs::absolute(path).lexically_normal().string();
-}
-
-experiment for_workers(experiment exp) {
-  for (auto* p : {&exp.data.train, &exp.data.train_labels, &exp.data.test,
-                  &exp.data.test_labels})
-    if (!p->empty())
-      *p = absolute_path(*p);
-  if (!exp.base.model.path.empty())
-    exp.base.model.path = absolute_path(exp.base.model.path);
-  for (auto& cfg : exp.variants)
-    if (!cfg.model.path.empty())
-      cfg.model.path = absolute_path(cfg.model.path);
-  return exp;
-}
 
 /// The setup's fingerprint and, when it has TorchScript models, their
 /// files' content hashes: a module edited between a crash and the resume
@@ -236,6 +220,8 @@ caf::error rebuild_networks(const experiment& setup, bool builtin,
     plan.shards.insert(plan.shards.end(), sub->shards.begin(),
                        sub->shards.end());
     plan.scripts.insert(sub->scripts.begin(), sub->scripts.end());
+    if (!setup.cluster.workers.empty())
+      plan.worker_submissions.push_back(for_workers(*sub));
   }
   if (plan.specs.size() != prior.size())
     return make_error(errc::storage_failed,
@@ -254,8 +240,8 @@ caf::error join_cluster(caf::actor_system& sys, run_plan& plan,
                         const std::shared_ptr<std::atomic<bool>>& stop) {
   plan.setup.exp = for_workers(plan.exp);
   plan.setup.data_hash = content_hash(*plan.data);
-  for (const auto& [path, model] : plan.scripts)
-    plan.setup.model_hashes.emplace(absolute_path(path), model->hash);
+  plan.setup.model_hashes = model_hashes(plan.scripts);
+  plan.setup.setup_networks = plan.fixed_population;
   plan.setup.coordinator = coordinator;
   plan.tls = tls;
   bool stopped = false;
@@ -284,6 +270,39 @@ caf::error join_cluster(caf::actor_system& sys, run_plan& plan,
                       fmt::format("no slot to train on: cluster.local is "
                                   "false and no worker could be reached ({})",
                                   fmt::join(unreachable_reasons, "; ")));
+  return {};
+}
+
+caf::error share_submissions(caf::actor_system& sys, run_plan& plan) {
+  if (plan.worker_submissions.empty())
+    return {};
+  caf::scoped_actor self{sys};
+  std::vector<joined_worker> ready;
+  for (auto& w : plan.workers) {
+    caf::error failed;
+    self->request(w.node, join_timeout, submit_atom_v, plan.worker_submissions)
+        .receive([](uint64_t) {}, [&](caf::error& err) { failed = err; });
+    if (!failed) {
+      ready.push_back(std::move(w));
+      continue;
+    }
+    if (failed.category() == caf::atom("actortrain"))
+      return make_error(errc::cluster_failed,
+                        fmt::format("worker {} cannot train the networks "
+                                    "submitted before: {}",
+                                    w.address, to_string_pretty(failed)));
+    if (plan.on_event)
+      plan.on_event(fmt::format("worker {} did not take the networks "
+                                "submitted before ({}); trying again every "
+                                "second",
+                                w.address, to_string_pretty(failed)));
+    plan.unreachable_workers.push_back(w.address);
+  }
+  plan.workers = std::move(ready);
+  if (!plan.exp.cluster.local && plan.workers.empty())
+    return make_error(errc::cluster_failed,
+                      "no slot to train on: cluster.local is false and no "
+                      "worker took the networks submitted before");
   return {};
 }
 

@@ -34,6 +34,12 @@ caf::error join_cluster(caf::actor_system& sys, run_plan& plan,
                         const caf::actor& coordinator, bool tls,
                         const std::shared_ptr<std::atomic<bool>>& stop);
 
+/// Tells the workers that joined every network submitted to the session
+/// before (a reopened session's, `plan.worker_submissions`). A worker that
+/// cannot train them is an error naming it; one that does not answer is
+/// tried again during the run (and told them when it joins).
+caf::error share_submissions(caf::actor_system& sys, run_plan& plan);
+
 /// What opening a session's folder found.
 struct opened_store {
   /// The networks stored before (a reopened or resumed folder).
