@@ -51,10 +51,11 @@ caf::behavior empty_trainer(caf::event_based_actor* self, scheduler_actor sched,
 double measure(caf::actor_system& sys, policy_kind policy, int64_t trainers,
                int64_t quanta, int64_t slots) {
   std::vector<slot_grant> grants(static_cast<size_t>(slots));
-  auto sched = sys.spawn(
-      scheduler, grants,
-      std::shared_ptr<scheduling_policy>{make_policy(policy)},
-      aggregator_actor{}, static_cast<size_t>(trainers), search_settings{});
+  auto sched =
+      sys.spawn(scheduler, grants,
+                std::shared_ptr<scheduling_policy>{make_policy(policy)},
+                aggregator_actor{}, static_cast<size_t>(trainers),
+                search_settings{}, search_history{});
   auto done = std::make_shared<std::atomic<int64_t>>(0);
   auto t0 = std::chrono::steady_clock::now();
   for (int64_t i = 0; i < trainers; ++i)

@@ -287,6 +287,90 @@ TEST_CASE("a TorchScript run (with dropout) killed with SIGKILL resumes to "
   interrupt_and_resume(SIGKILL, false, false, 0, 3, "database", toml);
 }
 
+namespace {
+
+/// Deterministic ASHA with promotion over nine learning rates: 9 networks
+/// wait at rung 1, 3 go on to rung 3, 1 trains its 9 epochs.
+constexpr const char* asha_toml = R"(name = "asha-resume"
+[data]
+format = "synthetic"
+samples = 16384
+test_samples = 256
+features = 16
+classes = 4
+partition = "bootstrap"
+[model]
+hidden = [128, 64]
+[optimizer]
+kind = "adam"
+lr = 0.003
+[train]
+networks = 1
+epochs = 9
+batch_size = 32
+seed = 5
+validation_fraction = 0.25
+[scheduler]
+slots = 2
+search = "asha"
+asha_mode = "promotion"
+deterministic = true
+[sweep]
+"optimizer.lr" = [0.03, 0.01, 0.003, 0.001, 0.0003, 0.0001, 3e-5, 1e-5, 3e-6]
+)";
+
+/// "network epoch rung action" of every decision, sorted: what the search
+/// decided, whatever the order the records were written in.
+std::vector<std::string> decisions_in(const std::string& out) {
+  auto store = results_store::open(out + "/results.db");
+  REQUIRE(static_cast<bool>(store));
+  auto ds = (*store)->decisions();
+  REQUIRE(static_cast<bool>(ds));
+  std::vector<std::string> result;
+  for (const auto& d : *ds)
+    result.push_back(
+        fmt::format("{} {} {} {}", d.network_id, d.epoch, d.rung, d.action));
+  std::sort(result.begin(), result.end());
+  return result;
+}
+
+} // namespace
+
+TEST_CASE("deterministic ASHA killed with SIGKILL resumes with the decisions "
+          "and weights of an uninterrupted run") {
+  temp_dir dir;
+  test::write_text(dir / "exp.toml", asha_toml);
+  auto expected = reference(dir);
+  auto expected_decisions = decisions_in(dir / "reference");
+  REQUIRE(expected_decisions.size() >= 9 + 3 + 3 + 1);
+  auto out = dir / "out";
+  for (int kill_after : {11, 16}) {
+    CAPTURE(kill_after);
+    // Killed past rung 1's barrier (11 epochs stored), then again past
+    // rung 3's: the second resume replays a resumed run's store.
+    auto pid = start_app({"run", dir / "exp.toml", "--output", out, "--quiet"},
+                         dir / fmt::format("run-{}.log", kill_after));
+    for (int i = 0; i < 12000; ++i) {
+      if (count_in_store(out, "SELECT count(*) FROM epoch_metrics") >=
+          kill_after)
+        break;
+      std::this_thread::sleep_for(5ms);
+    }
+    ::kill(pid, SIGKILL);
+    REQUIRE(wait_exit(pid) == 128 + SIGKILL);
+  }
+  auto again = test::run_process(
+      fmt::format("{} run {} --output {}", test::app(), dir / "exp.toml", out));
+  REQUIRE_MESSAGE(again.exit_code == 0, again.output);
+  CHECK(again.output.find("the search replays the epochs of") !=
+        std::string::npos);
+  auto got = test::stored_weights(out);
+  REQUIRE(got.size() == expected.size());
+  for (auto& [name, bytes] : expected)
+    CHECK_MESSAGE(got[name] == bytes, name, " differs after resuming");
+  CHECK(decisions_in(out) == expected_decisions);
+}
+
 TEST_CASE("a run stopped with SIGINT resumes to bit-identical weights") {
   interrupt_and_resume(SIGINT, false);
 }

@@ -98,7 +98,7 @@ struct scheduler_fixture {
     sched = sys.spawn(
         scheduler, slots,
         std::shared_ptr<scheduling_policy>{make_policy(policy_kind::fifo)},
-        aggregator_actor{}, size_t{0}, search_settings{});
+        aggregator_actor{}, size_t{0}, search_settings{}, search_history{});
   }
 
   ~scheduler_fixture() {

@@ -393,9 +393,14 @@ void start(coordinator_actor* self) {
   auto search = search_settings_of(plan.exp);
   bool resumed = !plan.resumed_finished.empty() ||
                  !plan.resumed_failed.empty() || !plan.snapshots.empty();
-  if (search.kind != search_kind::none && resumed)
-    event(self, "resumed: the search decides from here on, over the networks "
-                "still training (its earlier reports are not replayed)");
+  if (search.kind == search_kind::pbt && resumed)
+    event(self, "resumed: PBT decides from here on, over the networks still "
+                "training (the states its exploits copied were in memory)");
+  else if (search.kind != search_kind::none && resumed)
+    event(self, fmt::format("resumed: the search replays the epochs of {} "
+                            "networks reported before and decides on from "
+                            "where it was",
+                            plan.searched_before.networks.size()));
   if (search.kind != search_kind::none) {
     auto& q = tcfg.quantum.search;
     q.validation = search.source == search_metric::validation_accuracy ||
@@ -416,7 +421,7 @@ void start(coordinator_actor* self) {
   st.scheduler = self->spawn<caf::linked>(
       scheduler, std::move(slots),
       std::shared_ptr<scheduling_policy>{make_policy(sched.policy)},
-      st.aggregator, groups.size(), search);
+      st.aggregator, groups.size(), search, std::move(plan.searched_before));
   tcfg.scheduler = st.scheduler;
   tcfg.aggregator = st.aggregator;
   st.trainer_defaults = tcfg;

@@ -19,6 +19,7 @@
 #include "cluster/worker_link.hpp"
 #include "protocol/cluster_messages.hpp"
 #include "protocol/interfaces.hpp"
+#include "scheduling/search_rule.hpp"
 #include "training/network_runner.hpp"
 
 namespace actortrain {
@@ -47,6 +48,8 @@ struct run_plan {
   /// A reopened session's networks cancelled before.
   std::vector<uint64_t> resumed_cancelled;
   std::unordered_map<uint64_t, std::vector<char>> snapshots;
+  /// What the adaptive search had seen before, for it to replay.
+  search_history searched_before;
   /// Cluster runs: workers that joined before the start, those that could
   /// not be reached yet (tried again every second), what workers are told
   /// when they join, whether links use TLS, and where events are reported.

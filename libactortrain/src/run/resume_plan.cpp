@@ -57,6 +57,56 @@ std::string damaged_files(const results_store& store, const network_result& n) {
   return fmt::format("{}", fmt::join(problems, "; "));
 }
 
+/// What the run's adaptive search had seen, for it to replay
+/// (scheduler.hpp): every epoch of a network that is done, and those up to
+/// its snapshot of one that continues. PBT is not replayed: the states its
+/// exploits copy lived in the trainers and are gone.
+caf::error search_history_of(const results_store& store,
+                             const std::vector<network_result>& prior,
+                             const std::map<uint64_t, int64_t>& resumed_step,
+                             run_plan& plan) {
+  auto kind = search_settings_of(plan.exp).kind;
+  if (kind == search_kind::none || kind == search_kind::pbt)
+    return {};
+  auto epochs = store.all_epochs();
+  if (!epochs)
+    return epochs.error();
+  auto decisions = store.decisions();
+  if (!decisions)
+    return decisions.error();
+  std::map<uint64_t, std::map<int64_t, epoch_metrics>> by_network;
+  for (auto& e : *epochs)
+    by_network[e.network_id][e.epoch] = e;
+  std::map<uint64_t, const network_spec*> specs;
+  for (const auto& spec : plan.specs)
+    specs[spec.id] = &spec;
+  std::set<uint64_t> done;
+  for (const auto* ids :
+       {&plan.resumed_finished, &plan.resumed_failed, &plan.resumed_cancelled})
+    done.insert(ids->begin(), ids->end());
+  auto& h = plan.searched_before;
+  for (const auto& n : prior) {
+    auto spec = specs.find(n.id);
+    if (spec == specs.end())
+      continue;
+    search_history::network r;
+    r.id = n.id;
+    r.epochs = spec->second->config.train.epochs;
+    r.lr = spec->second->config.optimizer.lr;
+    auto step = resumed_step.find(n.id);
+    r.done = done.count(n.id) > 0;
+    if (!r.done && step == resumed_step.end())
+      continue; // it starts again from its first step
+    for (const auto& [epoch, e] : by_network[n.id])
+      if (r.done || e.steps <= step->second)
+        r.reported.push_back(e);
+    h.networks.push_back(std::move(r));
+  }
+  for (const auto& d : *decisions)
+    h.recorded.insert({d.network_id, d.rung, d.action});
+  return {};
+}
+
 } // namespace
 
 caf::error plan_resume(results_store& store,
@@ -85,11 +135,15 @@ caf::error plan_resume(results_store& store,
                                     "--output folder",
                                     plan.output_dir, n.name));
   }
+  // Where each network continues: the step of its snapshot (none: from
+  // the start).
+  std::map<uint64_t, int64_t> resumed_step;
   for (const auto& n : prior) {
     if (auto s = final_states.find(n.id); s != final_states.end()) {
       if (auto err = store.reopen_network(n.id, true))
         return err;
       plan.snapshots.emplace(n.id, std::move(s->second));
+      resumed_step[n.id] = n.steps;
       continue;
     }
     if (n.status == network_status::finished) {
@@ -123,10 +177,13 @@ caf::error plan_resume(results_store& store,
     for (const auto& c : *entries) {
       if (auto bytes = store.checkpoint_bytes(n.id, c)) {
         plan.snapshots.emplace(n.id, std::move(*bytes));
+        resumed_step[n.id] = c.step;
         break;
       }
     }
   }
+  if (auto err = search_history_of(store, prior, resumed_step, plan))
+    return err;
   if (auto err = remove_orphan_checkpoints(store, prior, plan.output_dir))
     return err;
   return store.mark_resumed();

@@ -135,6 +135,16 @@ void start_exploit(scheduler_self* self, search_decision d) {
 void carry_out(scheduler_self* self, std::vector<search_decision> decided) {
   auto& st = self->state;
   for (auto& d : decided) {
+    // Taken before an interruption and stored: carried out, not recorded
+    // again.
+    if (st.history.recorded.count({d.network_id, d.rung, name_of(d.action)}) >
+        0) {
+      if (d.action == search_action::stop)
+        if (auto t = st.trainer_of.find(d.network_id); t != st.trainer_of.end())
+          if (auto s = st.searched.find(t->second); s != st.searched.end())
+            s->second.stops.push_back(d.network_id);
+      continue;
+    }
     decision_record r;
     r.time = now(self);
     r.network_id = d.network_id;
@@ -158,8 +168,13 @@ void carry_out(scheduler_self* self, std::vector<search_decision> decided) {
         s->second.stops.push_back(d.network_id);
   }
   unhold(self);
-  if (st.decisions.size() >= record_batch)
+  // Decisions are data: stored within a quarter of a second, so that a
+  // crash loses few (a resumed deterministic search takes them again).
+  if (st.decisions.size() >= record_batch ||
+      (!st.decisions.empty() && now(self) - st.decisions_sent >= 0.25)) {
+    st.decisions_sent = now(self);
     flush(self);
+  }
 }
 
 /// Nothing trains and nothing is queued while some networks wait: the search
@@ -181,10 +196,68 @@ void settle(scheduler_self* self) {
   }
 }
 
+/// A resumed run: the search replays what it had seen (every trainer has
+/// asked, so every network it covers is known), then trainers whose
+/// networks wait are held and stops are sent before any grant.
+void replay(scheduler_self* self) {
+  auto& st = self->state;
+  st.replayed = true;
+  if (!st.search || st.history.networks.empty())
+    return;
+  auto& rule = *st.search;
+  std::map<std::pair<int64_t, uint64_t>, double> reports;
+  for (const auto& n : st.history.networks) {
+    if (n.done)
+      rule.add(n.id, n.epochs, n.lr);
+    else if (!n.reported.empty())
+      st.resumed_at[n.id] = n.reported.back().epoch;
+    for (const auto& e : n.reported)
+      reports[{e.epoch, n.id}] = rule.score(e);
+  }
+  std::vector<search_decision> decided;
+  auto take = [&](std::vector<search_decision> ds) {
+    for (auto& d : ds)
+      decided.push_back(std::move(d));
+  };
+  for (const auto& [key, score] : reports)
+    take(rule.report(key.second, key.first, score));
+  for (const auto& n : st.history.networks)
+    if (n.done)
+      take(rule.done(n.id));
+  // A decision about an epoch a network has passed happened already: it is
+  // only recorded (unless stored).
+  std::vector<search_decision> now_due;
+  for (auto& d : decided) {
+    auto at = st.resumed_at.find(d.network_id);
+    bool past = at == st.resumed_at.end() || d.rung < at->second;
+    if (!past) {
+      now_due.push_back(std::move(d));
+      continue;
+    }
+    if (st.history.recorded.insert({d.network_id, d.rung, name_of(d.action)})
+            .second)
+      st.decisions.push_back({now(self), d.network_id, d.epoch, d.rung,
+                              name_of(d.action), d.reason, -1, "", ""});
+  }
+  carry_out(self, std::move(now_due));
+  for (auto& [id, t] : st.searched) {
+    if (waits(st, t)) {
+      t.held = true;
+      st.policy->remove(t.trainer.address());
+    }
+    if (!t.stops.empty()) {
+      caf::anon_send(t.trainer, search_stop_atom_v, std::move(t.stops));
+      t.stops.clear();
+    }
+  }
+}
+
 void dispatch(scheduler_self* self) {
   auto& st = self->state;
   if (st.arrived < st.start_after || st.stopped)
     return;
+  if (!st.replayed)
+    replay(self);
   while (!st.free.empty()) {
     auto w = st.policy->next();
     if (!w)
@@ -304,10 +377,11 @@ scheduler_actor::behavior_type
 scheduler(scheduler_actor::stateful_pointer<scheduler_state> self,
           std::vector<slot_grant> slots,
           std::shared_ptr<scheduling_policy> policy, aggregator_actor recorder,
-          size_t start_after, search_settings search) {
+          size_t start_after, search_settings search, search_history history) {
   auto& st = self->state;
   if (search.kind != search_kind::none)
     st.search.emplace(std::move(search));
+  st.history = std::move(history);
   for (auto& s : slots)
     add_slot(self, std::move(s));
   st.policy = std::move(policy);

@@ -77,8 +77,15 @@ struct scheduler_state {
   std::unordered_map<uint64_t, std::pair<uint64_t, double>> priority_of;
   std::unordered_map<uint64_t, std::vector<uint64_t>> members_of;
   std::unordered_map<uint64_t, double> early_priorities;
-  /// Decisions not yet sent to the recorder.
+  /// Decisions not yet sent to the recorder, and when some were last sent.
   std::vector<decision_record> decisions;
+  double decisions_sent = 0;
+  /// A resumed run's: what the search had seen (replayed when the first
+  /// grant is due, once every trainer has asked), and where each network
+  /// continues from (its last replayed epoch).
+  search_history history;
+  bool replayed = false;
+  std::unordered_map<uint64_t, int64_t> resumed_at;
   static inline const char* name = "actortrain.scheduler";
 };
 
@@ -107,10 +114,18 @@ struct scheduler_state {
 /// donor, version, lr factor, the donor's trainer); the trainer copies the
 /// donor's state from the donor's trainer and answers (exploited_atom,
 /// recipient, reason: "" when made), and only then is it queued again.
+///
+/// A resumed run's search starts from `history`: before the first grant it
+/// replays the epochs reported before (epoch by epoch, in network-id
+/// order), so its rungs, barriers and waiting networks are what they were;
+/// a decision the replay makes about a network where it continues is carried
+/// out, one about an earlier epoch only recorded, and no decision the store
+/// holds is recorded again. In deterministic mode the decisions are then an
+/// uninterrupted run's.
 scheduler_actor::behavior_type
 scheduler(scheduler_actor::stateful_pointer<scheduler_state> self,
           std::vector<slot_grant> slots,
           std::shared_ptr<scheduling_policy> policy, aggregator_actor recorder,
-          size_t start_after, search_settings search);
+          size_t start_after, search_settings search, search_history history);
 
 } // namespace actortrain

@@ -2,7 +2,9 @@
 
 #include <cstdint>
 #include <map>
+#include <set>
 #include <string>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -83,6 +85,26 @@ struct search_decision {
   double old_lr = 0;
   double donor_lr = 0;
   double new_lr = 0;
+};
+
+/// What a resumed run's search had seen before the interruption, so that
+/// it replays it instead of starting over: each network's epochs up to the
+/// state it continues from (every epoch of one that is done), and the
+/// decisions the store holds, which are not recorded twice.
+struct search_history {
+  struct network {
+    uint64_t id = 0;
+    /// Its budget in epochs and learning rate (as search_rule::add takes).
+    int64_t epochs = 0;
+    double lr = 0;
+    /// Finished, failed or cancelled: it trains no more.
+    bool done = false;
+    /// The epochs to replay, in order; the last one is where it continues.
+    std::vector<epoch_metrics> reported;
+  };
+  std::vector<network> networks;
+  /// (network, rung, action) of every stored decision.
+  std::set<std::tuple<uint64_t, int64_t, std::string>> recorded;
 };
 
 /// The rules of an adaptive search, as a pure function of the metrics
