@@ -4,7 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
-scripts/build.sh
+# The app only: the tests, examples and benchmarks are the test command's.
+scripts/build.sh actortrain_app
 out="runs/fashion-ensemble-$(date +%Y%m%d-%H%M%S)"
 rc=0
 build/apps/actortrain/actortrain run examples/fashion_ensemble/experiment.toml \

@@ -23,6 +23,7 @@
 
 using namespace actortrain;
 using actortrain::test::app;
+using actortrain::test::run_app;
 using actortrain::test::run_process;
 using actortrain::test::temp_dir;
 using actortrain::test::write_text;
@@ -59,10 +60,6 @@ nlohmann::json results_json(const std::string& dir) {
       run_process(fmt::format("{} results {} --format json", app(), dir));
   REQUIRE_MESSAGE(res.exit_code == 0, res.output);
   return nlohmann::json::parse(res.output);
-}
-
-test::process_result run_app(const std::string& args) {
-  return run_process(fmt::format("{} {}", app(), args));
 }
 
 } // namespace

@@ -34,6 +34,7 @@
 using namespace actortrain;
 using actortrain::test::app;
 using actortrain::test::background_process;
+using actortrain::test::run_app;
 using actortrain::test::run_process;
 using actortrain::test::temp_dir;
 using actortrain::test::worker_process;
@@ -112,10 +113,6 @@ std::string refusal(const std::string& address, run_setup setup) {
   REQUIRE_FALSE(result.joined);
   CHECK(result.refused);
   return to_string_pretty(result.joined.error());
-}
-
-test::process_result run_app(const std::string& args) {
-  return run_process(fmt::format("timeout 300 {} {}", app(), args));
 }
 
 } // namespace

@@ -32,6 +32,7 @@
 
 using namespace actortrain;
 using namespace std::chrono_literals;
+using actortrain::test::file_bytes;
 using actortrain::test::temp_dir;
 namespace fs = std::filesystem;
 
@@ -595,15 +596,6 @@ TEST_CASE("files written together: each whole, one failing names its path") {
   for (auto& e : fs::directory_iterator(dir.path()))
     CHECK(e.path().extension() != ".tmp");
 }
-
-namespace {
-
-std::vector<char> file_bytes(const std::string& path) {
-  std::ifstream in{path, std::ios::binary};
-  return {std::istreambuf_iterator<char>{in}, {}};
-}
-
-} // namespace
 
 namespace {
 

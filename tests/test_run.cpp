@@ -17,15 +17,11 @@
 #include <sqlite3.h>
 
 using namespace actortrain;
+using actortrain::test::file_bytes;
 using actortrain::test::temp_dir;
 namespace fs = std::filesystem;
 
 namespace {
-
-std::vector<char> file_bytes(const std::string& path) {
-  std::ifstream in{path, std::ios::binary};
-  return {std::istreambuf_iterator<char>{in}, {}};
-}
 
 run_result run_ok(const experiment& exp, run_options opts) {
   auto result = run(exp, std::move(opts));

@@ -67,6 +67,11 @@ void write_text(const std::string& path, const std::string& text) {
   out << text;
 }
 
+std::vector<char> file_bytes(const std::string& path) {
+  std::ifstream in{path, std::ios::binary};
+  return {std::istreambuf_iterator<char>{in}, {}};
+}
+
 experiment tiny_experiment(int64_t networks, int64_t epochs) {
   experiment exp;
   exp.name = "tiny";
@@ -84,6 +89,10 @@ experiment tiny_experiment(int64_t networks, int64_t epochs) {
   exp.base.train.seed = 11;
   exp.scheduler.slots = 2;
   return exp;
+}
+
+process_result run_app(const std::string& args) {
+  return run_process(fmt::format("timeout 600 {} {}", app(), args));
 }
 
 process_result run_process(const std::string& command) {

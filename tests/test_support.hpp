@@ -41,6 +41,9 @@ void write_idx(const std::string& path, const torch::Tensor& t,
 /// Writes `text` to `path`.
 void write_text(const std::string& path, const std::string& text);
 
+/// The bytes of the file at `path` (none when it cannot be read).
+std::vector<char> file_bytes(const std::string& path);
+
 /// A small, fast synthetic classification experiment.
 experiment tiny_experiment(int64_t networks = 4, int64_t epochs = 2);
 
@@ -52,6 +55,10 @@ struct process_result {
 
 /// Runs `command` through the shell, capturing stdout and stderr.
 process_result run_process(const std::string& command);
+
+/// Runs the app with `args` (a shell command line's rest), for at most 10
+/// minutes.
+process_result run_app(const std::string& args);
 
 /// A process running in the background, its stdout and stderr going to a
 /// file; killed (SIGKILL) and reaped when destroyed, so tests leave no
