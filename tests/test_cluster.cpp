@@ -18,6 +18,7 @@
 #include <caf/send.hpp>
 #include <fmt/format.h>
 
+#include "actortrain/cluster.hpp"
 #include "actortrain/dataset.hpp"
 #include "actortrain/error.hpp"
 #include "actortrain/run.hpp"
@@ -270,6 +271,46 @@ TEST_CASE("cluster input errors name the worker and what is wrong") {
   CHECK(res.output.find(fmt::format("cannot connect to worker {}", address)) !=
         std::string::npos);
   CHECK(res.output.find("no slot to train on") != std::string::npos);
+}
+
+TEST_CASE("a workers file names one worker a line; a malformed line is "
+          "named") {
+  temp_dir dir;
+  write_text(dir / "ok.txt", "# the cluster\n127.0.0.1:4242\n\n  node7:80 \n");
+  auto ok = read_workers_file(dir / "ok.txt");
+  REQUIRE_MESSAGE(static_cast<bool>(ok), to_string_pretty(ok.error()));
+  CHECK(*ok == std::vector<std::string>{"127.0.0.1:4242", "node7:80"});
+  write_text(dir / "bad.txt", "127.0.0.1:4242\n# next\nnode7\n");
+  auto bad = read_workers_file(dir / "bad.txt");
+  REQUIRE_FALSE(static_cast<bool>(bad));
+  CHECK(to_string_pretty(bad.error())
+            .find(fmt::format("{}:3: 'node7' is not host:port",
+                              dir / "bad.txt")) != std::string::npos);
+  write_text(dir / "empty.txt", "# nobody yet\n\n");
+  auto empty = read_workers_file(dir / "empty.txt");
+  REQUIRE_FALSE(static_cast<bool>(empty));
+  CHECK(to_string_pretty(empty.error()).find("names no worker") !=
+        std::string::npos);
+  auto missing = read_workers_file(dir / "missing.txt");
+  REQUIRE_FALSE(static_cast<bool>(missing));
+  CHECK(to_string_pretty(missing.error()).find(dir / "missing.txt") !=
+        std::string::npos);
+
+  // Through the app: the bad file stops the run before it starts; a good
+  // one trains on the worker it names.
+  auto exp = write_experiment(dir, 1, 1, 1024, 16);
+  auto res = run_app(fmt::format("run {} --output {} --workers-file {}", exp,
+                                 dir / "refused", dir / "bad.txt"));
+  CHECK(res.exit_code == 2);
+  CHECK(res.output.find(":3: 'node7' is not host:port") != std::string::npos);
+  CHECK_FALSE(fs::exists(dir / "refused"));
+  worker_process w{"--slots 1 --verbose", dir / "w.log"};
+  write_text(dir / "workers.txt", w.address() + "\n");
+  res = run_app(fmt::format("run {} --output {} --workers-file {} --no-local "
+                            "--quiet",
+                            exp, dir / "out", dir / "workers.txt"));
+  REQUIRE_MESSAGE(res.exit_code == 0, res.output);
+  CHECK(w.process().output().find("quantum of group") != std::string::npos);
 }
 
 TEST_CASE("a port where another program listens: the run names it, trains "

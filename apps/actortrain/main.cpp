@@ -59,7 +59,8 @@ extern "C" void on_signal(int) {
 
 constexpr const char* usage = R"(usage:
   actortrain run EXPERIMENT.toml [--output DIR] [--slots N] [--quiet]
-                 [--workers HOST:PORT,...] [--no-local] [TLS]
+                 [--workers HOST:PORT,... | --workers-file FILE]
+                 [--no-local] [TLS]
   actortrain continue DIR --epochs N [--slots N] [--quiet]
                  (a finished run trained on to N epochs: its networks go
                   on from their final states)
@@ -178,7 +179,15 @@ std::optional<run_args> parse_run_args(const std::vector<std::string>& args,
       r.quiet = true;
     else if (a == "--workers" && i + 1 < args.size())
       r.workers = split_list(args[++i]);
-    else if (a == "--no-local")
+    else if (a == "--workers-file" && i + 1 < args.size()) {
+      auto workers = actortrain::read_workers_file(args[++i]);
+      if (!workers) {
+        fmt::print(stderr, "actortrain: --workers-file: {}\n",
+                   actortrain::to_string_pretty(workers.error()));
+        return std::nullopt;
+      }
+      r.workers = std::move(*workers);
+    } else if (a == "--no-local")
       r.no_local = true;
     else if (tls_option(args, i, r.opts.tls))
       continue;

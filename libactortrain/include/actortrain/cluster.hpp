@@ -5,8 +5,10 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include <caf/error.hpp>
+#include <caf/expected.hpp>
 
 #include "actortrain/learner_fwd.hpp"
 
@@ -62,5 +64,12 @@ struct worker_options {
 /// coordinator's content hash and offers its slots; quanta of the run's
 /// networks then run here. Returns an error when it cannot listen.
 caf::error run_worker(worker_options opts);
+
+/// The workers a file names (`actortrain run --workers-file FILE`): one
+/// "host:port" a line; blank lines and lines starting with '#' are skipped,
+/// spaces around an address ignored. An error names the file and the line
+/// that is not host:port, or says the file names no worker.
+caf::expected<std::vector<std::string>>
+read_workers_file(const std::string& path);
 
 } // namespace actortrain
