@@ -273,8 +273,8 @@ TEST_CASE("cluster input errors name the worker and what is wrong") {
   CHECK(res.output.find("no slot to train on") != std::string::npos);
 }
 
-TEST_CASE("a workers file names one worker a line; a malformed line is "
-          "named") {
+TEST_CASE("a workers file names one worker a line, and a malformed line "
+          "is named") {
   temp_dir dir;
   write_text(dir / "ok.txt", "# the cluster\n127.0.0.1:4242\n\n  node7:80 \n");
   auto ok = read_workers_file(dir / "ok.txt");
