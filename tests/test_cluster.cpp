@@ -138,6 +138,48 @@ TEST_CASE("two worker processes train a run with the results of one process") {
   CHECK(w1.process().running());
 }
 
+TEST_CASE("two coordinators share one worker at once, each with the "
+          "results of its own process") {
+  temp_dir dir;
+  // Two experiments that differ in their seed and size: a quantum of one
+  // trained with the other's networks would change the weights. The first
+  // is long enough (seconds on one slot) for the second to join meanwhile.
+  auto second_text = [&] {
+    auto bytes = test::file_bytes(write_experiment(dir, 3, 1));
+    return std::string(bytes.begin(), bytes.end());
+  }();
+  auto first = write_experiment(dir, 3, 1, 65536, 512, "all");
+  auto text = second_text;
+  text.replace(text.find("seed = 11"), 9, "seed = 12");
+  text.replace(text.find("name = \"cluster\""), 16, "name = \"other\"");
+  fs::create_directories(dir / "other");
+  std::string second = dir / "other/exp.toml";
+  write_text(second, text);
+  worker_process w{"--slots 1 --verbose", dir / "w.log"};
+  background_process a{fmt::format("{} run {} --output {} --workers {} "
+                                   "--no-local --quiet",
+                                   app(), first, dir / "a", w.address()),
+                       dir / "a.log"};
+  REQUIRE_MESSAGE(w.process().wait_for("joined run 'cluster'", 60),
+                  w.process().output());
+  background_process b{fmt::format("{} run {} --output {} --workers {} "
+                                   "--no-local --quiet",
+                                   app(), second, dir / "b", w.address()),
+                       dir / "b.log"};
+  CHECK(a.stop(0, 240) == 0);
+  CHECK(b.stop(0, 240) == 0);
+  INFO(w.process().output());
+  CHECK(w.process().output().find("(2 runs served at once)") !=
+        std::string::npos);
+  check_same_weights(dir / "a", local_reference(dir, first));
+  std::string reference_b = dir / "other/local";
+  auto res = run_process(fmt::format("{} run {} --output {} --quiet --slots 3",
+                                     app(), second, reference_b));
+  REQUIRE_MESSAGE(res.exit_code == 0, res.output);
+  check_same_weights(dir / "b", reference_b);
+  CHECK(w.process().wait_for("waiting for a coordinator", 20));
+}
+
 TEST_CASE("a worker killed mid-run: its networks finish elsewhere, results "
           "unchanged") {
   temp_dir dir;
@@ -581,7 +623,8 @@ TEST_CASE("a worker refuses submitted networks it cannot train, naming "
   auto node = joined.joined->node;
   auto tell = [&](std::vector<worker_submission> subs) {
     caf::expected<uint64_t> result{caf::error{}};
-    self->request(node, std::chrono::seconds{30}, submit_atom_v, subs)
+    self->request(node, std::chrono::seconds{30}, submit_atom_v,
+                  setup.coordinator, subs)
         .receive([&](uint64_t n) { result = n; },
                  [&](caf::error& err) { result = err; });
     return result;

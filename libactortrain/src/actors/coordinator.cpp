@@ -248,7 +248,8 @@ void add_worker(coordinator_actor* self, const std::string& address,
     take_slots(slots);
     return;
   }
-  self->request(node, join_timeout, submit_atom_v, st.plan->worker_submissions)
+  self->request(node, join_timeout, submit_atom_v,
+                caf::actor_cast<caf::actor>(self), st.plan->worker_submissions)
       .then(
           [=](uint64_t) mutable {
             if (!self->state.closing)
@@ -308,7 +309,8 @@ void share_submission(coordinator_actor* self, const submission& sub,
   std::vector<worker_submission> one{std::move(ws)};
   for (const auto& [addr, w] : st.worker_nodes) {
     auto address = w.address;
-    self->request(w.node, join_timeout, submit_atom_v, one)
+    self->request(w.node, join_timeout, submit_atom_v,
+                  caf::actor_cast<caf::actor>(self), one)
         .then([=](uint64_t) { finish(); },
               [=](caf::error& err) {
                 if (refused(err) && !p->refusal)

@@ -31,14 +31,15 @@ std::string describe_data(const data_options& d) {
   return d.test.empty() ? d.train : fmt::format("{} and {}", d.train, d.test);
 }
 
-/// Stops the executors of the current run and forgets it.
-void end_run(node_actor* self) {
+/// Stops the executors of the run `coordinator` is served and forgets it.
+void end_run(node_actor* self, const caf::actor_addr& coordinator) {
   auto& st = self->state;
-  for (auto& e : st.executors)
+  auto i = st.runs.find(coordinator);
+  if (i == st.runs.end())
+    return;
+  for (auto& e : i->second.executors)
     self->send_exit(e, caf::exit_reason::user_shutdown);
-  st.executors.clear();
-  st.run.reset();
-  st.coordinator = nullptr;
+  st.runs.erase(i);
 }
 
 } // namespace
@@ -49,22 +50,24 @@ worker_node(worker_node_actor::stateful_pointer<worker_node_state> self,
   self->state.opts = std::move(opts);
   self->set_down_handler([=](caf::down_msg& dm) {
     auto& st = self->state;
-    if (dm.source != st.coordinator)
+    if (st.runs.count(dm.source) == 0)
       return;
     log(self, "coordinator left: its work here stopped");
-    end_run(self);
+    end_run(self, dm.source);
+    if (!st.runs.empty())
+      return;
     if (st.opts.exit_when_orphaned)
       self->quit();
     else
       log(self, "waiting for a coordinator");
   });
-  self->attach_functor([=] { end_run(self); });
+  self->attach_functor([=] {
+    while (!self->state.runs.empty())
+      end_run(self, self->state.runs.begin()->first);
+  });
   return {
       [=](join_atom, run_setup& setup) -> caf::result<std::vector<slot_grant>> {
         auto& st = self->state;
-        if (st.run)
-          return make_error(errc::cluster_failed,
-                            "busy with another coordinator's run");
         if (!setup.coordinator)
           return make_error(errc::cluster_failed, "no coordinator to serve");
         auto ctx = make_run_context(setup.exp, st.opts.make_learner);
@@ -87,7 +90,12 @@ worker_node(worker_node_actor::stateful_pointer<worker_node_state> self,
             st.opts.slots > 0
                 ? st.opts.slots
                 : std::max<int64_t>(1, std::thread::hardware_concurrency());
-        st.run = std::make_shared<worker_run>(
+        // A coordinator that joins again (its link lost sight of this node)
+        // starts over: its earlier executors stop.
+        auto coordinator = setup.coordinator.address();
+        end_run(self, coordinator);
+        auto& served = st.runs[coordinator];
+        served.run = std::make_shared<worker_run>(
             *ctx, setup.setup_networks, st.opts.verbose, st.opts.on_event);
         std::vector<slot_grant> slots;
         for (int64_t i = 0; i < n; ++i) {
@@ -95,24 +103,29 @@ worker_node(worker_node_actor::stateful_pointer<worker_node_state> self,
           info.id = static_cast<uint32_t>(i);
           info.device = "cpu";
           info.threads = setup.exp.scheduler.threads_per_slot;
-          auto exec = self->spawn<caf::detached>(remote_executor, info, st.run);
-          st.executors.push_back(exec);
+          auto exec =
+              self->spawn<caf::detached>(remote_executor, info, served.run);
+          served.executors.push_back(exec);
           slots.push_back(slot_grant{info, exec});
         }
-        st.coordinator = setup.coordinator.address();
         self->monitor(setup.coordinator);
-        log(self, fmt::format("joined run '{}' ({} networks) with {} slots",
-                              setup.exp.name, st.run->networks(), n));
+        log(self, fmt::format("joined run '{}' ({} networks) with {} slots{}",
+                              setup.exp.name, served.run->networks(), n,
+                              st.runs.size() > 1
+                                  ? fmt::format(" ({} runs served at once)",
+                                                st.runs.size())
+                                  : ""));
         return slots;
       },
-      [=](submit_atom,
+      [=](submit_atom, const caf::actor& coordinator,
           const std::vector<worker_submission>& subs) -> caf::result<uint64_t> {
         auto& st = self->state;
-        if (!st.run)
+        auto served = st.runs.find(coordinator.address());
+        if (served == st.runs.end())
           return make_error(errc::cluster_failed,
-                            "networks submitted to a worker that serves no "
-                            "run");
-        auto known = st.run->add(subs);
+                            "networks submitted for a run this worker does "
+                            "not serve");
+        auto known = served->second.run->add(subs);
         if (!known)
           return known.error();
         size_t added = 0;

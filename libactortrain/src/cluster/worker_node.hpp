@@ -1,5 +1,6 @@
 #pragma once
 
+#include <map>
 #include <memory>
 #include <vector>
 
@@ -14,19 +15,27 @@ class worker_run;
 
 struct worker_node_state {
   worker_options opts;
-  /// The run being served (null while waiting for a coordinator).
-  std::shared_ptr<worker_run> run;
-  caf::actor_addr coordinator;
-  std::vector<slot_executor_actor> executors;
+  /// A run being served: its networks and this node's slots for it.
+  struct served_run {
+    std::shared_ptr<worker_run> run;
+    std::vector<slot_executor_actor> executors;
+  };
+  /// Every run served, by its coordinator (none while waiting for one).
+  std::map<caf::actor_addr, served_run> runs;
   static inline const char* name = "actortrain.worker_node";
 };
 
 /// The actor a worker publishes. (join_atom, run_setup) ->
 /// std::vector<slot_grant>: loads the run's data, checks it against the
-/// coordinator's content hash and spawns one executor per slot. When the
-/// coordinator goes down, the executors stop and the node waits for the next
-/// run (or quits with `exit_when_orphaned`). Spawn it detached: a join
-/// loads data.
+/// coordinator's content hash and spawns one executor per slot for that
+/// run. It serves every coordinator that joins it, at once: each run gets
+/// its own `opts.slots` executors and its own networks, so the runs share
+/// the cores and a run's quanta only ever reach its own executors (and
+/// networks). (submit_atom, coordinator, submissions) adds networks
+/// submitted to that coordinator's session. When a coordinator goes down,
+/// its run's executors stop; with no run left the node waits for the next
+/// coordinator (or quits with `exit_when_orphaned`). Spawn it detached: a
+/// join loads data.
 worker_node_actor::behavior_type
 worker_node(worker_node_actor::stateful_pointer<worker_node_state> self,
             worker_options opts);

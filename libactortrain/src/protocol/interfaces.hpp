@@ -56,11 +56,12 @@ using slot_executor_actor = caf::typed_actor<
 /// The actor a worker publishes: a coordinator's link asks it to join a run
 /// and gets the worker's slots; a session's coordinator then tells it the
 /// networks submitted (all so far when it joins, each new submission before
-/// its networks can be granted there) and gets how many networks the worker
-/// knows.
+/// its networks can be granted there), naming itself (a worker serves
+/// several coordinators at once), and gets how many networks the worker
+/// knows for it.
 using worker_node_actor = caf::typed_actor<
     caf::replies_to<join_atom, run_setup>::with<std::vector<slot_grant>>,
-    caf::replies_to<submit_atom,
+    caf::replies_to<submit_atom, caf::actor,
                     std::vector<worker_submission>>::with<uint64_t>>;
 
 } // namespace actortrain

@@ -280,7 +280,8 @@ caf::error share_submissions(caf::actor_system& sys, run_plan& plan) {
   std::vector<joined_worker> ready;
   for (auto& w : plan.workers) {
     caf::error failed;
-    self->request(w.node, join_timeout, submit_atom_v, plan.worker_submissions)
+    self->request(w.node, join_timeout, submit_atom_v, plan.setup.coordinator,
+                  plan.worker_submissions)
         .receive([](uint64_t) {}, [&](caf::error& err) { failed = err; });
     if (!failed) {
       ready.push_back(std::move(w));
