@@ -148,7 +148,7 @@ TEST_CASE("two coordinators share one worker at once, each with the "
     auto bytes = test::file_bytes(write_experiment(dir, 3, 1));
     return std::string(bytes.begin(), bytes.end());
   }();
-  auto first = write_experiment(dir, 3, 1, 65536, 512, "all");
+  auto first = write_experiment(dir, 3, 1, 32768, 256, "all");
   auto text = second_text;
   text.replace(text.find("seed = 11"), 9, "seed = 12");
   text.replace(text.find("name = \"cluster\""), 16, "name = \"other\"");
