@@ -144,12 +144,8 @@ TEST_CASE("two coordinators share one worker at once, each with the "
   // Two experiments that differ in their seed and size: a quantum of one
   // trained with the other's networks would change the weights. The first
   // is long enough (seconds on one slot) for the second to join meanwhile.
-  auto second_text = [&] {
-    auto bytes = test::file_bytes(write_experiment(dir, 3, 1));
-    return std::string(bytes.begin(), bytes.end());
-  }();
   auto first = write_experiment(dir, 3, 1, 32768, 256, "all");
-  auto text = second_text;
+  auto text = fmt::format(cluster_toml, 4096, "stratified", 64, 3, 1);
   text.replace(text.find("seed = 11"), 9, "seed = 12");
   text.replace(text.find("name = \"cluster\""), 16, "name = \"other\"");
   fs::create_directories(dir / "other");

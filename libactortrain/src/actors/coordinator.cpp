@@ -226,13 +226,6 @@ void watch_worker(coordinator_actor* self, const std::string& address,
   self->monitor(node);
 }
 
-/// Whether a worker's answer refuses (its own error: asking again will not
-/// help) rather than tells that it could not answer (it went away: its down
-/// message reconnects it).
-bool refused(const caf::error& err) {
-  return err.category() == caf::atom("actortrain");
-}
-
 /// A worker joined during the run: once it knows the session's submissions
 /// its slots take work. One that cannot train them is left out.
 void add_worker(coordinator_actor* self, const std::string& address,
@@ -259,7 +252,7 @@ void add_worker(coordinator_actor* self, const std::string& address,
             event(self, fmt::format("worker {} cannot train the submitted "
                                     "networks ({}); going on without it",
                                     address, to_string_pretty(err)));
-            if (refused(err)) {
+            if (refused_by_worker(err)) {
               self->demonitor(node.address());
               self->state.worker_nodes.erase(node.address());
             }
@@ -281,6 +274,10 @@ void share_submission(coordinator_actor* self, const submission& sub,
   auto first_id = ws.first_id;
   // Known before anyone is asked: a worker joining meanwhile is told too.
   st.plan->worker_submissions.push_back(ws);
+  if (st.worker_nodes.empty()) {
+    done({});
+    return;
+  }
   struct pending {
     size_t left;
     caf::error refusal;
@@ -301,11 +298,6 @@ void share_submission(coordinator_actor* self, const submission& sub,
     }
     p->done(std::move(p->refusal));
   };
-  if (p->left == 0) {
-    ++p->left;
-    finish();
-    return;
-  }
   std::vector<worker_submission> one{std::move(ws)};
   for (const auto& [addr, w] : st.worker_nodes) {
     auto address = w.address;
@@ -313,7 +305,7 @@ void share_submission(coordinator_actor* self, const submission& sub,
                   caf::actor_cast<caf::actor>(self), one)
         .then([=](uint64_t) { finish(); },
               [=](caf::error& err) {
-                if (refused(err) && !p->refusal)
+                if (refused_by_worker(err) && !p->refusal)
                   p->refusal = make_error(
                       errc::cluster_failed,
                       fmt::format("worker {} cannot train these networks: "

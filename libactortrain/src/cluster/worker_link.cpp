@@ -18,6 +18,10 @@
 
 namespace actortrain {
 
+bool refused_by_worker(const caf::error& err) {
+  return err && err.category() == caf::atom("actortrain");
+}
+
 namespace {
 
 using link_actor = caf::stateful_actor<worker_link_state>;
@@ -56,9 +60,7 @@ void ask_to_join(link_actor* self, worker_node_actor node) {
           [=](caf::error& err) {
             if (attempt != self->state.attempt)
               return;
-            // The worker's own errors are refusals; a timeout or a lost
-            // connection may pass.
-            bool refused = err.category() == caf::atom("actortrain");
+            bool refused = refused_by_worker(err);
             attempt_failed(self,
                            make_error(errc::cluster_failed,
                                       fmt::format("worker {} refused to join: "

@@ -32,6 +32,10 @@ constexpr auto handshake_timeout = std::chrono::seconds{10};
 /// How long a worker may take to answer a join: it loads its data first.
 constexpr auto join_timeout = std::chrono::seconds{30};
 
+/// Whether a worker's error answer is its own refusal (asking again will
+/// not help) rather than a timeout or a lost connection (which may pass).
+bool refused_by_worker(const caf::error& err);
+
 /// What one attempt to join a worker came to. `refused`: the worker answered
 /// (wrong data, busy, not host:port) and asking again will not help; else it
 /// could not be reached or did not answer, and a later attempt may succeed.

@@ -129,38 +129,37 @@ void start_exploit(scheduler_self* self, search_decision d) {
                  donor);
 }
 
+/// A decision as the store keeps it.
+decision_record record_of(scheduler_self* self, const search_decision& d) {
+  decision_record r;
+  r.time = now(self);
+  r.network_id = d.network_id;
+  r.epoch = d.epoch;
+  r.rung = d.rung;
+  r.action = name_of(d.action);
+  r.reason = d.reason;
+  if (d.action == search_action::exploit) {
+    r.donor = static_cast<int64_t>(d.donor);
+    r.old_hyperparameters = lr_text(d.old_lr);
+    r.new_hyperparameters = lr_text(d.new_lr);
+  }
+  return r;
+}
+
 /// Records the search's decisions and carries them out: stops go to the
 /// networks' trainers, exploits start, held trainers none of whose networks
-/// waits any longer are queued again.
+/// waits any longer are queued again. A decision stored before an
+/// interruption is carried out, not recorded again.
 void carry_out(scheduler_self* self, std::vector<search_decision> decided) {
   auto& st = self->state;
   for (auto& d : decided) {
-    // Taken before an interruption and stored: carried out, not recorded
-    // again.
-    if (st.history.recorded.count({d.network_id, d.rung, name_of(d.action)}) >
-        0) {
-      if (d.action == search_action::stop)
-        if (auto t = st.trainer_of.find(d.network_id); t != st.trainer_of.end())
-          if (auto s = st.searched.find(t->second); s != st.searched.end())
-            s->second.stops.push_back(d.network_id);
-      continue;
-    }
-    decision_record r;
-    r.time = now(self);
-    r.network_id = d.network_id;
-    r.epoch = d.epoch;
-    r.rung = d.rung;
-    r.action = name_of(d.action);
-    r.reason = d.reason;
+    if (st.history.recorded.count({d.network_id, d.rung, name_of(d.action)}) ==
+        0)
+      st.decisions.push_back(record_of(self, d));
     if (d.action == search_action::exploit) {
-      r.donor = static_cast<int64_t>(d.donor);
-      r.old_hyperparameters = lr_text(d.old_lr);
-      r.new_hyperparameters = lr_text(d.new_lr);
-      st.decisions.push_back(std::move(r));
       start_exploit(self, std::move(d));
       continue;
     }
-    st.decisions.push_back(std::move(r));
     if (d.action != search_action::stop)
       continue;
     if (auto t = st.trainer_of.find(d.network_id); t != st.trainer_of.end())
@@ -236,8 +235,7 @@ void replay(scheduler_self* self) {
     }
     if (st.history.recorded.insert({d.network_id, d.rung, name_of(d.action)})
             .second)
-      st.decisions.push_back({now(self), d.network_id, d.epoch, d.rung,
-                              name_of(d.action), d.reason, -1, "", ""});
+      st.decisions.push_back(record_of(self, d));
   }
   carry_out(self, std::move(now_due));
   for (auto& [id, t] : st.searched) {

@@ -287,7 +287,7 @@ caf::error share_submissions(caf::actor_system& sys, run_plan& plan) {
       ready.push_back(std::move(w));
       continue;
     }
-    if (failed.category() == caf::atom("actortrain"))
+    if (refused_by_worker(failed))
       return make_error(errc::cluster_failed,
                         fmt::format("worker {} cannot train the networks "
                                     "submitted before: {}",
