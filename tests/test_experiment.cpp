@@ -451,6 +451,7 @@ max_retries = 3
 retry_lr_factor = 0.5
 checkpoint_every = 2
 fuse = 4
+replicas = 2
 [scheduler]
 slots = 3
 threads_per_slot = 2

@@ -23,6 +23,8 @@
 #include "training/network_group.hpp"
 
 using namespace actortrain;
+using actortrain::test::max_relative_error;
+using actortrain::test::relative_error;
 using actortrain::test::temp_dir;
 
 namespace {
@@ -58,24 +60,6 @@ std::unique_ptr<builtin_learner> make_learner(const network_spec& spec,
   auto gen = at::make_generator<at::CPUGeneratorImpl>(spec.seed);
   learner_context ctx{spec, data, torch::kCPU, gen};
   return std::make_unique<builtin_learner>(ctx);
-}
-
-/// Largest difference relative to the reference's largest magnitude.
-double relative_error(const torch::Tensor& a, const torch::Tensor& ref) {
-  auto scale = std::max(1e-12, ref.abs().max().item<double>());
-  return (a - ref).abs().max().item<double>() / scale;
-}
-
-double max_relative_error(
-    const std::vector<std::pair<std::string, torch::Tensor>>& a,
-    const std::vector<std::pair<std::string, torch::Tensor>>& ref) {
-  REQUIRE(a.size() == ref.size());
-  double worst = 0;
-  for (size_t i = 0; i < a.size(); ++i) {
-    CHECK(a[i].first == ref[i].first);
-    worst = std::max(worst, relative_error(a[i].second, ref[i].second));
-  }
-  return worst;
 }
 
 network_config config_for(const std::string& model,

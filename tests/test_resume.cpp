@@ -280,6 +280,15 @@ TEST_CASE("a fused run killed on 1 slot resumes on 3 to bit-identical "
   interrupt_and_resume(SIGKILL, false, false, 1, 3);
 }
 
+TEST_CASE("a run of replicated networks killed on 2 slots resumes on 3 to "
+          "bit-identical weights") {
+  // Each network on 2 slots at a time (synchronous replicas): their
+  // checkpoints are the network's own, whichever slots held the replicas.
+  std::string toml = resumable_toml;
+  toml.replace(toml.find("seed = 5"), 8, "seed = 5\nreplicas = 2");
+  interrupt_and_resume(SIGKILL, false, false, 2, 3, "database", toml);
+}
+
 TEST_CASE("a TorchScript run (with dropout) killed with SIGKILL resumes to "
           "bit-identical weights") {
   std::string toml = resumable_toml;

@@ -1,6 +1,7 @@
 #include <doctest/doctest.h>
 
 #include <atomic>
+#include <map>
 #include <mutex>
 #include <set>
 #include <thread>
@@ -9,6 +10,7 @@
 #include <caf/actor_system_config.hpp>
 #include <caf/scoped_actor.hpp>
 #include <caf/spawn_options.hpp>
+#include <fmt/format.h>
 
 #include "actors/slot_executor.hpp"
 #include "protocol/slot.hpp"
@@ -228,4 +230,207 @@ TEST_CASE("the scheduler answers while every slot computes") {
   // Collect the two job replies before shutting down.
   for (int i = 0; i < 2; ++i)
     self->receive([](quantum_report&) {}, caf::after(5s) >> [] {});
+}
+
+namespace {
+
+/// A fake trainer in virtual time: needs `slots` slots at once for each of
+/// its `quanta` quanta, each `cost` virtual seconds long.
+struct virtual_trainer {
+  std::unique_ptr<caf::scoped_actor> self;
+  uint64_t id = 0;
+  int64_t slots = 1;
+  int quanta = 0;
+  double cost = 0;
+  int done = 0;
+  std::vector<uint32_t> held;
+};
+
+/// What the virtual-time schedule showed.
+struct gang_observations {
+  int64_t quanta = 0;
+  int64_t gang_quanta = 0;
+  int64_t overlaps = 0;
+  int64_t wrong_sizes = 0;
+  int64_t empty_grants = 0;
+  double longest_idle = 0;
+  double makespan = 0;
+};
+
+/// Runs `trainers` on `slots` slots under `policy`, in virtual time: the
+/// test plays every trainer, ends the earliest quantum, lets the scheduler
+/// answer, takes the grants it made, and so on until nothing runs. A slot's
+/// idle time is measured from its release to its next grant while every
+/// trainer not running waits.
+gang_observations run_virtual(caf::actor_system& sys, int slots,
+                              std::vector<virtual_trainer>& trainers,
+                              policy_kind policy) {
+  std::vector<slot_grant> grants;
+  for (int i = 0; i < slots; ++i) {
+    slot_info info;
+    info.id = static_cast<uint32_t>(i);
+    grants.push_back(
+        slot_grant{info, sys.spawn<caf::detached>(slot_executor, info)});
+  }
+  auto sched = sys.spawn(
+      scheduler, grants,
+      std::shared_ptr<scheduling_policy>{make_policy(policy)},
+      aggregator_actor{}, trainers.size(), search_settings{}, search_history{});
+  gang_observations obs;
+  std::vector<double> free_since(static_cast<size_t>(slots), 0);
+  std::vector<int> holder(static_cast<size_t>(slots), -1);
+  // (end time, trainer index) of every quantum running.
+  std::multimap<std::pair<double, size_t>, bool> running;
+  double now = 0;
+  auto take = [&](size_t t, std::vector<uint32_t> ids) {
+    auto& tr = trainers[t];
+    if (ids.empty()) {
+      ++obs.empty_grants;
+      tr.done = tr.quanta; // it fails: it never runs
+      return;
+    }
+    if (static_cast<int64_t>(ids.size()) != tr.slots)
+      ++obs.wrong_sizes;
+    for (auto s : ids) {
+      if (holder[s] >= 0)
+        ++obs.overlaps;
+      holder[s] = static_cast<int>(t);
+      obs.longest_idle = std::max(obs.longest_idle, now - free_since[s]);
+    }
+    ++obs.quanta;
+    if (ids.size() > 1)
+      ++obs.gang_quanta;
+    tr.held = std::move(ids);
+    running.emplace(std::make_pair(now + tr.cost, t), true);
+  };
+  // Everything the scheduler sent before answering `asker` is in the
+  // mailboxes: collect the grants.
+  auto settle = [&](caf::scoped_actor& asker) {
+    asker->request(sched, 5s, status_atom_v)
+        .receive([](const scheduler_status&) {},
+                 [](caf::error& err) { FAIL(caf::to_string(err)); });
+    for (size_t t = 0; t < trainers.size(); ++t) {
+      bool more = true;
+      while (more)
+        (*trainers[t].self)
+            ->receive(
+                [&](grant_atom, const slot_grant& g) { take(t, {g.slot.id}); },
+                [&](grant_atom, const std::vector<slot_grant>& gs) {
+                  std::vector<uint32_t> ids;
+                  for (const auto& g : gs)
+                    ids.push_back(g.slot.id);
+                  take(t, ids);
+                },
+                caf::after(0ms) >> [&] { more = false; });
+    }
+  };
+  for (auto& tr : trainers) {
+    tr.self = std::make_unique<caf::scoped_actor>(sys);
+    trainer_info info;
+    info.network_id = tr.id;
+    info.steps_total = tr.quanta;
+    info.slots = tr.slots;
+    (*tr.self)->send(sched, acquire_atom_v, info);
+  }
+  settle(*trainers.front().self);
+  while (!running.empty()) {
+    auto [key, unused] = *running.begin();
+    (void)unused;
+    running.erase(running.begin());
+    now = key.first;
+    auto& tr = trainers[key.second];
+    progress_report p;
+    p.network_id = tr.id;
+    p.steps_total = tr.quanta;
+    p.steps_done = ++tr.done;
+    p.quantum_steps = 1;
+    p.quantum_seconds = tr.cost;
+    p.finished = tr.done == tr.quanta;
+    for (auto s : tr.held) {
+      holder[s] = -1;
+      free_since[s] = now;
+    }
+    if (tr.held.size() == 1)
+      (*tr.self)->send(sched, release_atom_v, tr.held.front(), p);
+    else
+      (*tr.self)->send(sched, release_atom_v, tr.held, p);
+    tr.held.clear();
+    settle(*tr.self);
+  }
+  obs.makespan = now;
+  caf::scoped_actor self{sys};
+  for (auto& g : grants)
+    self->send_exit(g.executor, caf::exit_reason::user_shutdown);
+  self->send_exit(sched, caf::exit_reason::user_shutdown);
+  return obs;
+}
+
+} // namespace
+
+TEST_CASE("replicated networks get their slots together, never deadlock and "
+          "never keep a slot idle beyond a quantum") {
+  caf::actor_system sys{system_fixture::config()};
+  for (auto policy : {policy_kind::fifo, policy_kind::round_robin,
+                      policy_kind::shortest_remaining}) {
+    auto policy_name = std::string{name_of(policy)};
+    CAPTURE(policy_name);
+    // Two replicated networks (3 and 2 slots) and five single ones with
+    // quanta of different lengths compete for 4 slots.
+    std::vector<virtual_trainer> trainers;
+    auto add = [&](int64_t slots, int quanta, double cost) {
+      virtual_trainer t;
+      t.id = trainers.size();
+      t.slots = slots;
+      t.quanta = quanta;
+      t.cost = cost;
+      trainers.push_back(std::move(t));
+    };
+    add(3, 4, 2.0);
+    add(1, 6, 1.0);
+    add(2, 5, 1.5);
+    add(1, 3, 3.0);
+    add(1, 8, 0.5);
+    add(1, 4, 2.5);
+    add(1, 5, 1.0);
+    auto obs = run_virtual(sys, 4, trainers, policy);
+    int64_t expected = 0;
+    int64_t expected_gangs = 0;
+    for (const auto& t : trainers) {
+      expected += t.quanta;
+      expected_gangs += t.slots > 1 ? t.quanta : 0;
+      CHECK(t.done == t.quanta); // nobody deadlocked
+    }
+    CHECK(obs.quanta == expected);
+    CHECK(obs.gang_quanta == expected_gangs);
+    CHECK(obs.overlaps == 0);
+    CHECK(obs.wrong_sizes == 0);
+    CHECK(obs.empty_grants == 0);
+    // A freed slot waits at most for the longest quantum (3.0) running.
+    CHECK(obs.longest_idle <= 3.0);
+    // Work conserving enough: the makespan is within twice the lower bound.
+    double work = 0;
+    for (const auto& t : trainers)
+      work += static_cast<double>(t.slots) * t.quanta * t.cost;
+    MESSAGE(fmt::format("{}: makespan {} for {} slot-seconds of work on 4 "
+                        "slots, longest idle {}",
+                        policy_name, obs.makespan, work, obs.longest_idle));
+    CHECK(obs.makespan <= 2 * work / 4);
+  }
+}
+
+TEST_CASE("a network that needs more slots than the run has gets an empty "
+          "grant and the others go on") {
+  caf::actor_system sys{system_fixture::config()};
+  std::vector<virtual_trainer> trainers(3);
+  for (size_t i = 0; i < trainers.size(); ++i) {
+    trainers[i].id = i;
+    trainers[i].quanta = 2;
+    trainers[i].cost = 1;
+  }
+  trainers[1].slots = 3;
+  auto obs = run_virtual(sys, 2, trainers, policy_kind::fifo);
+  CHECK(obs.empty_grants == 1);
+  CHECK(obs.quanta == 4);
+  CHECK(trainers[0].done == 2);
+  CHECK(trainers[2].done == 2);
 }

@@ -1,5 +1,9 @@
 #include "test_support.hpp"
 
+#include <doctest/doctest.h>
+
+#include <algorithm>
+
 #include <array>
 #include <chrono>
 #include <csignal>
@@ -89,6 +93,40 @@ experiment tiny_experiment(int64_t networks, int64_t epochs) {
   exp.base.train.seed = 11;
   exp.scheduler.slots = 2;
   return exp;
+}
+
+double relative_error(const torch::Tensor& a, const torch::Tensor& ref) {
+  auto scale = std::max(1e-12, ref.abs().max().item<double>());
+  return (a - ref).abs().max().item<double>() / scale;
+}
+
+double max_relative_error(
+    const std::vector<std::pair<std::string, torch::Tensor>>& a,
+    const std::vector<std::pair<std::string, torch::Tensor>>& ref) {
+  REQUIRE(a.size() == ref.size());
+  double worst = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    CHECK(a[i].first == ref[i].first);
+    worst = std::max(worst, relative_error(a[i].second, ref[i].second));
+  }
+  return worst;
+}
+
+run_result run_ok(const experiment& exp, const std::string& out) {
+  run_options opts;
+  opts.output_dir = out;
+  auto result = run(exp, opts);
+  REQUIRE_MESSAGE(static_cast<bool>(result), to_string_pretty(result.error()));
+  return std::move(*result);
+}
+
+std::map<std::string, std::vector<std::pair<std::string, torch::Tensor>>>
+decoded_weights(const std::string& out) {
+  std::map<std::string, std::vector<std::pair<std::string, torch::Tensor>>>
+      result;
+  for (auto& [name, bytes] : stored_weights(out))
+    result[name] = decode_weights(bytes);
+  return result;
 }
 
 process_result run_app(const std::string& args) {

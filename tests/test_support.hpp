@@ -13,6 +13,7 @@
 
 #include "actortrain/experiment.hpp"
 #include "actortrain/learner.hpp"
+#include "actortrain/run.hpp"
 
 namespace actortrain::test {
 
@@ -135,6 +136,23 @@ private:
 /// ("net-0000.pt"), read through its results store wherever the run kept
 /// them (output.layout); a damaged one fails the test.
 std::map<std::string, std::vector<char>> stored_weights(const std::string& out);
+
+/// The largest difference of `a` from `ref`, relative to `ref`'s largest
+/// magnitude.
+double relative_error(const torch::Tensor& a, const torch::Tensor& ref);
+
+/// relative_error over named tensors (weights), the worst one; the names
+/// must match.
+double max_relative_error(
+    const std::vector<std::pair<std::string, torch::Tensor>>& a,
+    const std::vector<std::pair<std::string, torch::Tensor>>& ref);
+
+/// Runs `exp` into the folder `out`; fails the test when it does not run.
+run_result run_ok(const experiment& exp, const std::string& out);
+
+/// stored_weights, decoded: each network's named tensors by file name.
+std::map<std::string, std::vector<std::pair<std::string, torch::Tensor>>>
+decoded_weights(const std::string& out);
 
 /// The actortrain app's path.
 std::string app();

@@ -25,14 +25,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-run_result run_ok(const experiment& exp, const std::string& out) {
-  run_options opts;
-  opts.output_dir = out;
-  auto result = run(exp, opts);
-  REQUIRE_MESSAGE(result, to_string_pretty(result.error()));
-  return std::move(*result);
-}
-
 /// tiny_experiment (8 features, 3 classes, MLP 8-16-3, unfused) with a
 /// scripted module of that shape in its place.
 experiment scripted(const std::string& path, int64_t networks = 4) {
@@ -41,21 +33,6 @@ experiment scripted(const std::string& path, int64_t networks = 4) {
   exp.base.model.kind = model_kind::torchscript;
   exp.base.model.path = path;
   return exp;
-}
-
-/// Each network's weights (decoded) by file name.
-std::map<std::string, std::vector<std::pair<std::string, torch::Tensor>>>
-weights_of(const std::string& out) {
-  std::map<std::string, std::vector<std::pair<std::string, torch::Tensor>>>
-      result;
-  for (auto& [name, bytes] : test::stored_weights(out))
-    result[name] = decode_weights(bytes);
-  return result;
-}
-
-double max_relative_difference(const torch::Tensor& a, const torch::Tensor& b) {
-  auto scale = std::max(1e-12, b.abs().max().item<double>());
-  return (a - b).abs().max().item<double>() / scale;
 }
 
 /// A network's learner state right after it is built from `exp`'s spec
@@ -106,12 +83,12 @@ TEST_CASE("a TorchScript MLP trains to the built-in MLP's weights from the "
   auto script = builtin;
   script.base.model.kind = model_kind::torchscript;
   script.base.model.path = dir / "mlp.pt";
-  auto a = run_ok(builtin, dir / "builtin");
-  auto b = run_ok(script, dir / "script");
+  auto a = test::run_ok(builtin, dir / "builtin");
+  auto b = test::run_ok(script, dir / "script");
   REQUIRE(a.networks.size() == 4);
   REQUIRE(b.networks.size() == 4);
-  auto wa = weights_of(dir / "builtin");
-  auto wb = weights_of(dir / "script");
+  auto wa = test::decoded_weights(dir / "builtin");
+  auto wb = test::decoded_weights(dir / "script");
   REQUIRE(wa.size() == 4);
   REQUIRE(wb.size() == 4);
   double worst = 0;
@@ -123,7 +100,7 @@ TEST_CASE("a TorchScript MLP trains to the built-in MLP's weights from the "
     for (size_t i = 0; i < tensors.size(); ++i) {
       REQUIRE(other[i].second.sizes() == tensors[i].second.sizes());
       worst = std::max(
-          worst, max_relative_difference(other[i].second, tensors[i].second));
+          worst, test::relative_error(other[i].second, tensors[i].second));
     }
     CHECK(other[0].first == "fc0.weight");
   }
@@ -183,11 +160,11 @@ TEST_CASE("a TorchScript model with dropout gives the same weights on 1 and 3 "
   test::write_scripted_mlp(dir / "drop.pt", {{8, 32, 3}, 0.3});
   auto exp = scripted(dir / "drop.pt", 6);
   exp.scheduler.slots = 1;
-  run_ok(exp, dir / "one");
+  test::run_ok(exp, dir / "one");
   exp.scheduler.slots = 3;
   exp.scheduler.quantum_steps = 3;
   exp.scheduler.policy = policy_kind::round_robin;
-  run_ok(exp, dir / "three");
+  test::run_ok(exp, dir / "three");
   auto a = test::stored_weights(dir / "one");
   auto b = test::stored_weights(dir / "three");
   REQUIRE(a.size() == 6);
@@ -401,9 +378,9 @@ TEST_CASE("resuming after the TorchScript module's file changed is refused") {
   temp_dir dir;
   test::write_scripted_mlp(dir / "m.pt", {{8, 16, 3}});
   auto exp = scripted(dir / "m.pt", 2);
-  run_ok(exp, dir / "out");
+  test::run_ok(exp, dir / "out");
   // The same file again: the finished run is kept as it is.
-  run_ok(exp, dir / "out");
+  test::run_ok(exp, dir / "out");
   // Another module of the same shape: the checkpoints would load, and mix.
   test::write_scripted_mlp(dir / "m.pt", {{8, 16, 3}, 0.5});
   run_options opts;
@@ -444,9 +421,9 @@ epochs = 1
   // Relative to the experiment file, in every sweep point.
   CHECK(exp->variants[0].model.path == dir / "narrow.pt");
   CHECK(exp->variants[3].model.path == dir / "wide.pt");
-  auto result = run_ok(*exp, dir / "out");
+  auto result = test::run_ok(*exp, dir / "out");
   CHECK(result.count(network_status::finished) == 8);
-  auto weights = weights_of(dir / "out");
+  auto weights = test::decoded_weights(dir / "out");
   REQUIRE(weights.size() == 8);
   for (const auto& n : result.networks) {
     INFO(n.name);

@@ -197,7 +197,10 @@ template <> struct section<train_options> {
       // resumed run keeps the fusion it started with.
       key("fuse", &S::fuse, numbers)
           .in(closed(1, static_cast<double>(max_networks)))
-          .or_words(fuse_words));
+          .or_words(fuse_words),
+      // The sum of R partial gradients rounds differently from one full
+      // batch's (docs/replicas.md).
+      key("replicas", &S::replicas, numbers).in(closed(1, max_slots)));
 };
 
 template <> struct section<scheduler_options> {

@@ -122,6 +122,11 @@ struct train_options {
   int64_t fuse = fuse_auto;
   static constexpr int64_t fuse_auto = 0;
   static constexpr int64_t fuse_off = 1;
+  /// Synchronous data parallelism: each network trains on this many slots
+  /// at once, each replica computing the gradient of its part of the
+  /// `batch_size` batch (which must divide evenly); the gradients are
+  /// averaged in replica order and one update applied. 1: one slot.
+  int64_t replicas = 1;
 };
 
 /// How compute is shared.

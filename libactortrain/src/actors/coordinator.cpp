@@ -337,11 +337,7 @@ void start(coordinator_actor* self) {
   auto& plan = *st.plan;
   auto& sys = self->system();
   const auto& sched = plan.exp.scheduler;
-  auto n_slots =
-      !plan.exp.cluster.local ? 0
-      : sched.slots > 0
-          ? sched.slots
-          : std::max<int64_t>(1, std::thread::hardware_concurrency());
+  auto n_slots = local_slots(plan.exp);
   std::vector<slot_grant> slots;
   for (int64_t i = 0; i < n_slots; ++i) {
     slot_info info;

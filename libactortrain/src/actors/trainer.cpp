@@ -9,6 +9,7 @@
 #include "actortrain/error.hpp"
 #include "protocol/slot.hpp"
 #include "protocol/type_ids.hpp"
+#include "training/replica_team.hpp"
 
 namespace actortrain {
 
@@ -60,9 +61,23 @@ std::vector<uint64_t> unfinished_of(trainer_actor* self) {
   return st.config.cluster ? st.unfinished : st.group->unfinished();
 }
 
-/// Every network of the group left is cancelled: they end now, the slot
-/// (if held) goes back as done, and the trainer quits.
-bool end_if_all_cancelled(trainer_actor* self, std::optional<uint32_t> slot) {
+/// The slots a quantum held: one, or a replicated network's, granted
+/// together.
+using slot_ids = std::vector<uint32_t>;
+
+/// Gives the scheduler `slots` back with `progress`.
+void give_back(trainer_actor* self, const slot_ids& slots,
+               const progress_report& progress) {
+  auto& sched = self->state.config.scheduler;
+  if (slots.size() == 1)
+    self->send(sched, release_atom_v, slots.front(), progress);
+  else
+    self->send(sched, release_atom_v, slots, progress);
+}
+
+/// Every network of the group left is cancelled: they end now, the slots
+/// (if held) go back as done, and the trainer quits.
+bool end_if_all_cancelled(trainer_actor* self, std::optional<slot_ids> slot) {
   auto& st = self->state;
   auto left = unfinished_of(self);
   if (left.empty() || !std::all_of(left.begin(), left.end(), [&](auto id) {
@@ -73,7 +88,7 @@ bool end_if_all_cancelled(trainer_actor* self, std::optional<uint32_t> slot) {
     progress_report p;
     p.network_id = st.group->id();
     p.finished = true;
-    self->send(st.config.scheduler, release_atom_v, *slot, p);
+    give_back(self, *slot, p);
   }
   // Without a slot the trainer is only queued: quitting takes it out of
   // the scheduler's queue.
@@ -88,7 +103,8 @@ bool end_if_all_cancelled(trainer_actor* self, std::optional<uint32_t> slot) {
 
 /// Hands a quantum's results on: metrics and checkpoints to the aggregator,
 /// the slot back to the scheduler, then the outcomes.
-void conclude(trainer_actor* self, uint32_t slot, quantum_report& report) {
+void conclude(trainer_actor* self, const slot_ids& slot,
+              quantum_report& report) {
   auto& cfg = self->state.config;
   auto& stops = self->state.search_stops;
   self->state.busy = false;
@@ -124,12 +140,12 @@ void conclude(trainer_actor* self, uint32_t slot, quantum_report& report) {
         self->send(cfg.aggregator, outcome_atom_v, std::move(out.outcome));
     if (end_if_all_cancelled(self, slot))
       return;
-    self->send(cfg.scheduler, release_atom_v, slot, report.progress);
+    give_back(self, slot, report.progress);
     return;
   }
   // The release goes before the outcomes: the last outcome ends the run,
   // and with it the schedule.
-  self->send(cfg.scheduler, release_atom_v, slot, report.progress);
+  give_back(self, slot, report.progress);
   for (auto& out : report.networks)
     if (out.progress.finished)
       self->send(cfg.aggregator, outcome_atom_v, std::move(out.outcome));
@@ -138,14 +154,15 @@ void conclude(trainer_actor* self, uint32_t slot, quantum_report& report) {
 
 /// Ends the networks in `ids` as failed with `reason`, gives the slot back
 /// and quits.
-void fail_all(trainer_actor* self, uint32_t slot,
+void fail_all(trainer_actor* self, const slot_ids& slot,
               const std::vector<uint64_t>& ids, const std::string& reason) {
   auto& cfg = self->state.config;
   self->state.busy = false;
   progress_report p;
   p.network_id = self->state.group->id();
   p.finished = true;
-  self->send(cfg.scheduler, release_atom_v, slot, p);
+  if (!slot.empty())
+    give_back(self, slot, p);
   for (auto net : ids) {
     network_outcome o;
     o.network_id = net;
@@ -211,24 +228,28 @@ void lose_quantum(trainer_actor* self, uint32_t slot, const std::string& reason,
   auto& lost = slot_lost ? st.lost_links : st.lost_quanta;
   auto most = slot_lost ? st.config.max_lost_links : st.config.max_lost_quanta;
   if (++lost > most) {
-    fail_all(self, slot, st.unfinished,
+    fail_all(self, {slot}, st.unfinished,
              fmt::format("{} quanta in a row {} on worker nodes, the last "
                          "one: {}",
                          lost, slot_lost ? "lost with their worker" : "failed",
                          reason));
     return;
   }
-  if (end_if_all_cancelled(self, slot))
+  if (end_if_all_cancelled(self, slot_ids{slot}))
     return;
   auto p = group_progress(self, progress_report{});
   self->send(st.config.scheduler, release_atom_v, slot, p, slot_lost);
 }
 
-void run_local(trainer_actor* self, const slot_grant& grant) {
+/// Runs a quantum on this process's slots: one, or the R slots of a
+/// replicated network granted together. Their executors each get a job: the
+/// first slot's runs the group's quantum, the others serve as its replicas'
+/// threads (replica_team) until it ends.
+void run_local(trainer_actor* self, const std::vector<slot_grant>& grants) {
   auto& st = self->state;
   st.busy = true;
   auto group = st.group;
-  auto slot = grant.slot;
+  auto slot = grants.front().slot;
   auto limits = st.config.quantum;
   limits.search.stop = st.search_stops;
   limits.search.transplants = st.transplants;
@@ -239,30 +260,73 @@ void run_local(trainer_actor* self, const slot_grant& grant) {
     self->send(st.live->executor, forget_atom_v, group->id());
   auto unfinished = st.unfinished;
   auto states = adopt ? st.states : std::vector<runner_state>{};
-  // Networks not done before this quantum: if the slot fails, these fail
+  // Networks not done before this quantum: if a slot fails, these fail
   // with it.
   auto pending = cluster ? st.unfinished : group->unfinished();
-  quantum_job job{
-      [group, slot, limits, cluster, adopt, unfinished, states]() mutable {
-        if (adopt)
-          group->adopt(unfinished, std::move(states));
-        return group->run_quantum(slot, limits, cluster);
-      }};
-  auto executor = grant.executor;
-  self->request(executor, caf::infinite, quantum_atom_v, job)
-      .then(
-          [=](quantum_report& report) {
-            if (self->state.config.cluster)
-              book(self, executor, report);
-            conclude(self, slot.id, report);
-          },
-          [=](caf::error& err) {
-            // The slot's executor went away mid-quantum: the networks fail
-            // with the reason; the slot goes back to the scheduler.
-            fail_all(self, slot.id, pending,
-                     fmt::format("slot {} failed: {}", slot.id,
-                                 to_string_pretty(err)));
-          });
+  slot_ids ids;
+  for (const auto& g : grants)
+    ids.push_back(g.slot.id);
+  std::shared_ptr<replica_team> team;
+  if (grants.size() > 1)
+    team = std::make_shared<replica_team>(grants.size());
+  quantum_job job{[group, slot, limits, cluster, adopt, unfinished, states,
+                   team]() mutable {
+    // The helpers wait for the leader: they are released whatever happens.
+    struct release_helpers {
+      replica_team* team;
+      ~release_helpers() {
+        if (team)
+          team->finish();
+      }
+    } guard{team.get()};
+    if (adopt)
+      group->adopt(unfinished, std::move(states));
+    return group->run_quantum(slot, limits, cluster, team.get());
+  }};
+  // The quantum ends when every executor answered; the leader's report is
+  // the quantum's.
+  struct replies {
+    size_t left;
+    quantum_report report;
+    std::string error;
+  };
+  auto got = std::make_shared<replies>(replies{grants.size(), {}, {}});
+  auto answered = [=] {
+    if (--got->left > 0)
+      return;
+    if (!got->error.empty()) {
+      fail_all(self, ids, pending, got->error);
+      return;
+    }
+    if (self->state.config.cluster)
+      book(self, grants.front().executor, got->report);
+    conclude(self, ids, got->report);
+  };
+  for (size_t r = 0; r < grants.size(); ++r) {
+    auto executor = grants[r].executor;
+    auto sid = grants[r].slot.id;
+    quantum_job serve{[team, r] {
+      team->serve(r);
+      return quantum_report{};
+    }};
+    self->request(executor, caf::infinite, quantum_atom_v, r == 0 ? job : serve)
+        .then(
+            [=](quantum_report& report) {
+              if (r == 0)
+                got->report = std::move(report);
+              answered();
+            },
+            [=](caf::error& err) {
+              // The slot's executor went away mid-quantum: the networks fail
+              // with the reason; the slots go back to the scheduler.
+              if (got->error.empty())
+                got->error = fmt::format("slot {} failed: {}", sid,
+                                         to_string_pretty(err));
+              if (team)
+                team->finish();
+              answered();
+            });
+  }
 }
 
 void run_remote(trainer_actor* self, const slot_grant& grant) {
@@ -301,7 +365,7 @@ void run_remote(trainer_actor* self, const slot_grant& grant) {
             st.in_flight.reset();
             self->demonitor(executor.address());
             book(self, executor, report);
-            conclude(self, slot, report);
+            conclude(self, {slot}, report);
           },
           [=](caf::error& err) {
             const auto& flight = self->state.in_flight;
@@ -394,6 +458,19 @@ caf::behavior trainer(trainer_actor* self, std::shared_ptr<network_group> group,
         auto& stops = self->state.search_stops;
         stops.insert(stops.end(), ids.begin(), ids.end());
       },
+      [=](grant_atom, const std::vector<slot_grant>& grants) {
+        // A replicated network's slots, granted together; none when the run
+        // has too few left for it.
+        auto& st = self->state;
+        if (grants.empty()) {
+          fail_all(self, {}, unfinished_of(self),
+                   fmt::format("train.replicas = {} needs that many slots "
+                               "at once and the run has fewer left",
+                               st.group->slots_needed()));
+          return;
+        }
+        run_local(self, grants);
+      },
       [=](grant_atom, const slot_grant& grant) {
         auto& st = self->state;
         if (st.config.cluster && grant.executor.node() != self->node()) {
@@ -406,7 +483,7 @@ caf::behavior trainer(trainer_actor* self, std::shared_ptr<network_group> group,
           }
           run_remote(self, grant);
         } else {
-          run_local(self, grant);
+          run_local(self, {grant});
         }
       },
   };

@@ -145,6 +145,13 @@ caf::error validate_config(const network_config& cfg) {
                                    "(model.kind = 'torchscript') takes it, "
                                    "this one is '{}'{}",
                                    key, name_of(m.kind), where));
+  if (auto r = cfg.train.replicas; r > 1) {
+    if (cfg.train.batch_size % r != 0)
+      return invalid(fmt::format(
+          "train.batch_size = {} does not divide over train.replicas = {}: "
+          "each replica computes an equal part of the global batch{}",
+          cfg.train.batch_size, r, where));
+  }
   if (cfg.train.patience > 0 && cfg.train.validation_fraction <= 0)
     return invalid("train.patience: early stopping needs a validation split; "
                    "set train.validation_fraction (e.g. 0.1)" +

@@ -17,8 +17,10 @@ fusion_candidate fusion_profile(const network_spec& spec, const dataset& data,
   fusion_candidate f;
   const auto& c = spec.config;
   f.fuse = c.train.fuse;
-  // A TorchScript module is opaque: there is no plan to stack.
-  if (custom_learner || c.model.kind == model_kind::torchscript)
+  // A TorchScript module is opaque: there is no plan to stack. A
+  // replicated network spreads over slots instead of stacking on one.
+  if (custom_learner || c.model.kind == model_kind::torchscript ||
+      c.train.replicas > 1)
     return f;
   f.signature = fmt::format(
       "{}|{}|{}|{}|{}|{}|{}|{}", name_of(c.model.kind),

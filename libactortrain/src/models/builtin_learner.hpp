@@ -48,9 +48,10 @@ public:
   /// The current learning rate (the configured one, scaled by retries).
   double learning_rate() const;
 
-private:
+  /// The mean loss of outputs `out` for targets `y`.
   torch::Tensor loss_of(const torch::Tensor& out, const torch::Tensor& y) const;
 
+private:
   model_plan plan_;
   torch::nn::Sequential net_;
   task_kind task_;

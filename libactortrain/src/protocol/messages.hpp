@@ -102,13 +102,15 @@ struct trainer_info {
   std::vector<double> member_lrs;
   /// Each one's train.priority (the trainer's is their maximum).
   std::vector<double> member_priorities;
+  /// Slots a quantum needs at once (train.replicas): granted together.
+  int64_t slots = 1;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, trainer_info& x) {
   return f(caf::meta::type_name("trainer_info"), x.network_id, x.steps_total,
            x.cost_hint, x.priority, x.members, x.member_epochs, x.member_lrs,
-           x.member_priorities);
+           x.member_priorities, x.slots);
 }
 
 /// What one quantum of training produced: the progress for the scheduler,

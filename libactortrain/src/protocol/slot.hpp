@@ -62,12 +62,17 @@ struct scheduler_status {
   int64_t steps_done = 0;
   /// The slots held now, by slot id.
   std::vector<slot_holder> holders;
+  /// Grants of several slots at once (replicated networks), and the longest
+  /// a free slot waited, in seconds, while such a grant gathered its slots.
+  int64_t gang_grants = 0;
+  double longest_gang_wait = 0;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, scheduler_status& x) {
   return f(caf::meta::type_name("scheduler_status"), x.slots, x.busy, x.waiting,
-           x.grants, x.peak_busy, x.steps_done, x.holders);
+           x.grants, x.peak_busy, x.steps_done, x.holders, x.gang_grants,
+           x.longest_gang_wait);
 }
 
 } // namespace actortrain

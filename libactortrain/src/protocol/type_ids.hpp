@@ -35,16 +35,20 @@ CAF_ADD_TYPE_ID(actortrain, (actortrain::remote_quantum))
 CAF_ADD_TYPE_ID(actortrain, (actortrain::worker_submission))
 CAF_ADD_TYPE_ID(actortrain, (std::vector<actortrain::worker_submission>))
 CAF_ADD_TYPE_ID(actortrain, (std::vector<actortrain::slot_grant>))
+CAF_ADD_TYPE_ID(actortrain, (std::vector<uint32_t>))
 CAF_ADD_TYPE_ID(actortrain, (actortrain::aggregator_status))
 CAF_ADD_TYPE_ID(actortrain, (actortrain::decision_record))
 CAF_ADD_TYPE_ID(actortrain, (std::vector<actortrain::decision_record>))
 
 // trainer -> scheduler: a trainer (trainer_info) waits for its first slot.
 CAF_ADD_ATOM(actortrain, actortrain, acquire_atom, "acquire")
-// scheduler -> trainer: a slot is yours for one quantum.
+// scheduler -> trainer: a slot is yours for one quantum; (std::vector<
+// slot_grant>) these slots are, together (a replicated network's; empty:
+// never, too few slots are left).
 CAF_ADD_ATOM(actortrain, actortrain, grant_atom, "grant")
-// trainer -> scheduler: the slot is free again, with the progress made;
-// unless finished, the trainer waits for its next grant.
+// trainer -> scheduler: the slot (or the std::vector<uint32_t> of slots
+// granted together) is free again, with the progress made; unless
+// finished, the trainer waits for its next grant.
 CAF_ADD_ATOM(actortrain, actortrain, release_atom, "release")
 // scheduler -> aggregator: a batch of grant_records (the schedule);
 // coordinator -> scheduler: send what is buffered now.

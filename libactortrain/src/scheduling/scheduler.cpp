@@ -250,22 +250,81 @@ void replay(scheduler_self* self) {
   }
 }
 
+/// Marks `slot` held by `w`.
+void hold(scheduler_self* self, uint32_t slot, const waiting_trainer& w) {
+  auto& st = self->state;
+  st.slots[slot].held = {w.trainer.address(), w.network_id, now(self)};
+  ++st.stats.grants;
+  ++st.stats.busy;
+  st.stats.peak_busy = std::max(st.stats.peak_busy, st.stats.busy);
+}
+
+/// Grants `w` the `need` slots it needs at once, when enough of this
+/// process's slots are free; false when it must wait. A trainer that needs
+/// more than this process has left gets an empty grant (it fails).
+bool grant_together(scheduler_self* self, const waiting_trainer& w,
+                    int64_t need) {
+  auto& st = self->state;
+  int64_t alive = 0;
+  std::vector<uint32_t> free;
+  for (uint32_t i = 0; i < st.slots.size(); ++i) {
+    if (!st.slots[i].local || st.slots[i].dead)
+      continue;
+    ++alive;
+    if (!st.slots[i].held.trainer &&
+        std::find(st.free.begin(), st.free.end(), i) != st.free.end())
+      free.push_back(i);
+  }
+  std::vector<slot_grant> grants;
+  if (alive >= need) {
+    if (static_cast<int64_t>(free.size()) < need)
+      return false;
+    // The lowest ids: the same slots for the same state, whatever order
+    // they were freed in.
+    free.resize(static_cast<size_t>(need));
+    auto t = now(self);
+    for (auto i : free) {
+      auto waited = t - std::max(st.slots[i].free_since, st.gang_since);
+      st.stats.longest_gang_wait =
+          std::max(st.stats.longest_gang_wait, std::max(0.0, waited));
+      st.free.erase(std::remove(st.free.begin(), st.free.end(), i),
+                    st.free.end());
+      hold(self, i, w);
+      grants.push_back(st.slots[i].grant);
+    }
+    ++st.stats.gang_grants;
+  }
+  caf::anon_send(w.trainer, grant_atom_v, std::move(grants));
+  return true;
+}
+
 void dispatch(scheduler_self* self) {
   auto& st = self->state;
   if (st.arrived < st.start_after || st.stopped)
     return;
   if (!st.replayed)
     replay(self);
-  while (!st.free.empty()) {
+  for (;;) {
+    if (st.gang) {
+      auto need = st.slots_needed[st.gang->network_id];
+      if (!grant_together(self, *st.gang, need))
+        return;
+      st.gang.reset();
+      continue;
+    }
+    if (st.free.empty())
+      return;
     auto w = st.policy->next();
     if (!w)
       return;
+    if (auto need = st.slots_needed[w->network_id]; need > 1) {
+      st.gang_since = now(self);
+      st.gang = std::move(w);
+      continue;
+    }
     auto slot = st.free.front();
     st.free.pop_front();
-    st.slots[slot].held = {w->trainer.address(), w->network_id, now(self)};
-    ++st.stats.grants;
-    ++st.stats.busy;
-    st.stats.peak_busy = std::max(st.stats.peak_busy, st.stats.busy);
+    hold(self, slot, *w);
     // Trainers are dynamically typed: a typed actor reaches them with
     // anon_send (a trainer does not need to know the sender).
     caf::anon_send(w->trainer, grant_atom_v, st.slots[slot].grant);
@@ -278,6 +337,7 @@ void free_slot(scheduler_self* self, uint32_t slot, int64_t steps) {
   auto& h = st.slots[slot].held;
   st.pending.push_back({h.network_id, slot, h.since, now(self), steps});
   h = {};
+  st.slots[slot].free_since = now(self);
   if (!st.slots[slot].dead)
     st.free.push_back(slot);
   --st.stats.busy;
@@ -303,16 +363,21 @@ bool lose_slots(scheduler_self* self, const caf::actor_addr& source) {
   return found;
 }
 
-/// A trainer gives `slot` back with the progress it made.
-void release(scheduler_self* self, uint32_t slot,
+/// A trainer gives `slots` (one, or the ones granted together) back with
+/// the progress it made.
+void release(scheduler_self* self, const std::vector<uint32_t>& slots,
              const progress_report& progress) {
   auto& st = self->state;
   auto sender = caf::actor_cast<caf::actor_addr>(self->current_sender());
   // Only the holder can release a slot; stale or forged releases would
   // otherwise let the scheduler over-grant.
-  if (slot >= st.slots.size() || st.slots[slot].held.trainer != sender)
+  if (slots.empty())
     return;
-  free_slot(self, slot, progress.quantum_steps);
+  for (auto slot : slots)
+    if (slot >= st.slots.size() || st.slots[slot].held.trainer != sender)
+      return;
+  for (auto slot : slots)
+    free_slot(self, slot, progress.quantum_steps);
   auto& last = st.steps[progress.network_id];
   st.stats.steps_done += progress.steps_done - last;
   last = progress.steps_done;
@@ -362,9 +427,10 @@ void add_slot(scheduler_self* self, slot_grant grant) {
   auto& st = self->state;
   auto i = static_cast<uint32_t>(st.slots.size());
   grant.slot.id = i;
-  if (grant.executor && grant.executor->node() != self->node())
+  bool local = !grant.executor || grant.executor->node() == self->node();
+  if (!local)
     self->monitor(grant.executor);
-  st.slots.push_back({std::move(grant), {}, false});
+  st.slots.push_back({std::move(grant), {}, false, now(self), local});
   st.free.push_back(i);
   ++st.stats.slots;
 }
@@ -389,9 +455,14 @@ scheduler(scheduler_actor::stateful_pointer<scheduler_state> self,
   // A trainer that dies (crash, kill) gives its slot back and leaves the queue.
   self->set_down_handler([=](caf::down_msg& dm) {
     auto& st = self->state;
-    if (lose_slots(self, dm.source))
+    if (lose_slots(self, dm.source)) {
+      // A gang waiting for slots that are gone now gets its empty grant.
+      dispatch(self);
       return;
+    }
     st.policy->remove(dm.source);
+    if (st.gang && st.gang->trainer.address() == dm.source)
+      st.gang.reset();
     // A trainer that died before asking must not hold back the start gate.
     if (st.arrived < st.start_after)
       --st.start_after;
@@ -439,6 +510,7 @@ scheduler(scheduler_actor::stateful_pointer<scheduler_state> self,
           st.priority_of[info.members[k]] = {info.network_id, p};
         }
         st.members_of[info.network_id] = info.members;
+        st.slots_needed[info.network_id] = std::max<int64_t>(1, info.slots);
         if (!info.members.empty())
           adjusted.priority = group_priority(st, info.network_id);
         st.policy->add(adjusted);
@@ -458,8 +530,10 @@ scheduler(scheduler_actor::stateful_pointer<scheduler_state> self,
         dispatch(self);
       },
       [=](release_atom, uint32_t slot, const progress_report& progress) {
-        release(self, slot, progress);
+        release(self, {slot}, progress);
       },
+      [=](release_atom, const std::vector<uint32_t>& slots,
+          const progress_report& progress) { release(self, slots, progress); },
       [=](release_atom, uint32_t slot, const progress_report& progress,
           bool slot_lost) {
         // The trainer saw the slot's worker go before this scheduler did:
@@ -469,7 +543,7 @@ scheduler(scheduler_actor::stateful_pointer<scheduler_state> self,
             st.slots[slot].held.trainer ==
                 caf::actor_cast<caf::actor_addr>(self->current_sender()))
           lose_slots(self, st.slots[slot].grant.executor.address());
-        release(self, slot, progress);
+        release(self, {slot}, progress);
       },
       [=](add_slots_atom, std::vector<slot_grant>& slots) {
         for (auto& s : slots)
@@ -503,7 +577,8 @@ scheduler(scheduler_actor::stateful_pointer<scheduler_state> self,
       [=](status_atom) {
         auto& st = self->state;
         auto s = st.stats;
-        s.waiting = static_cast<int64_t>(st.policy->waiting());
+        s.waiting =
+            static_cast<int64_t>(st.policy->waiting()) + (st.gang ? 1 : 0);
         for (const auto& slot : st.slots)
           if (slot.held.trainer)
             s.holders.push_back({slot.grant.slot.id, slot.grant.slot.device,

@@ -33,6 +33,10 @@ struct scheduler_state {
     slot_grant grant;
     holder held;
     bool dead = false;
+    /// When it was last freed (or added).
+    double free_since = 0;
+    /// Whether its executor runs in this process (replicas only go there).
+    bool local = true;
   };
 
   /// Indexed by slot id.
@@ -53,6 +57,13 @@ struct scheduler_state {
   size_t arrived = 0;
   /// Set by (stop_atom): slots are no longer granted.
   bool stopped = false;
+  /// Slots each trainer needs at once (trainer_info::slots), by trainer id.
+  std::unordered_map<uint64_t, int64_t> slots_needed;
+  /// A trainer that needs several slots at once, first in line, and since
+  /// when: nothing else is granted until enough slots are free (each busy
+  /// slot frees within a quantum, so a freed slot waits at most that long).
+  std::optional<waiting_trainer> gang;
+  double gang_since = 0;
   // -- The adaptive search (scheduler.search) --------------------------------
   /// Decides from the epochs trainers report; none without a search.
   std::optional<search_rule> search;
@@ -101,6 +112,16 @@ struct scheduler_state {
 /// more slots than exist. (status_atom) -> scheduler_status.
 /// (add_slots_atom, std::vector<slot_grant>) adds slots (a worker joined); a
 /// slot whose executor goes down (its worker was lost) is never granted again.
+///
+/// A trainer that needs R > 1 slots at once (a replicated network,
+/// trainer_info::slots) gets them together, (grant_atom,
+/// std::vector<slot_grant>) of R slots of this process, and gives them back
+/// together, (release_atom, std::vector<uint32_t>, progress_report). When
+/// the policy picks it and fewer are free, it is first in line: slots that
+/// free up wait for it (at most one quantum, the longest one running) and
+/// nothing else is granted meanwhile, so groups never deadlock by holding
+/// parts of what they need. A trainer that needs more slots than this
+/// process still has gets an empty grant.
 ///
 /// With an adaptive search (`search.kind` not none) the scheduler feeds every
 /// epoch reported to its search_rule and carries out the decisions: a

@@ -525,6 +525,9 @@ caf::expected<std::unique_ptr<session>> session::open(const experiment& setup,
   auto ctx = make_run_context(setup, opts.make_learner);
   if (!ctx)
     return ctx.error();
+  if (opts.train_setup)
+    if (auto err = check_replica_slots(setup, setup.configs()))
+      return err;
   auto p = std::make_unique<impl>();
   p->setup = setup;
   p->data = (*ctx)->data;
@@ -640,6 +643,8 @@ session::submit_configs(std::vector<network_config> configs) {
     if (configs[i].label.empty() && configs.size() == 1)
       configs[i].label =
           fmt::format("submission-{}", p.next_group + static_cast<int64_t>(i));
+  if (auto err = check_replica_slots(p.setup, configs))
+    return err;
   auto sub = prepare_submission(p.setup, *p.data, std::move(configs), p.next_id,
                                 p.next_group, !p.opts.make_learner);
   if (!sub)

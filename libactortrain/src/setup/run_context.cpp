@@ -1,7 +1,9 @@
 #include "setup/run_context.hpp"
 
+#include <algorithm>
 #include <limits>
 #include <map>
+#include <thread>
 
 #include <fmt/format.h>
 #include <zlib.h>
@@ -27,6 +29,19 @@ caf::error check_fit(const experiment& exp, const dataset& data, bool builtin) {
     if (builtin && m.kind != model_kind::torchscript)
       if (auto err = check_builtin_model(m, data))
         return err;
+    auto replicas = cfg.train.replicas;
+    if (replicas > 1 && !builtin)
+      return make_error(errc::invalid_experiment,
+                        fmt::format("train.replicas = {}: replicas need a "
+                                    "built-in model; a learner of your own "
+                                    "trains on one slot",
+                                    replicas));
+    if (replicas > 1 && m.kind == model_kind::torchscript)
+      return make_error(errc::invalid_experiment,
+                        fmt::format("train.replicas = {}: replicas need a "
+                                    "built-in model (mlp or cnn); a "
+                                    "TorchScript module trains on one slot",
+                                    replicas));
   }
   return {};
 }
@@ -83,6 +98,30 @@ make_shards(const experiment& exp, const std::vector<network_spec>& specs,
 }
 
 } // namespace
+
+int64_t local_slots(const experiment& exp) {
+  if (!exp.cluster.local)
+    return 0;
+  if (exp.scheduler.slots > 0)
+    return exp.scheduler.slots;
+  return std::max<int64_t>(1, std::thread::hardware_concurrency());
+}
+
+caf::error check_replica_slots(const experiment& run,
+                               const std::vector<network_config>& configs) {
+  auto slots = local_slots(run);
+  for (const auto& cfg : configs)
+    if (auto r = cfg.train.replicas; r > 1 && r > slots)
+      return make_error(
+          errc::invalid_experiment,
+          fmt::format("train.replicas = {} needs {} slots at once in this "
+                      "process, and the run has {} ({}); replicas do not "
+                      "span worker nodes yet",
+                      r, r, slots,
+                      run.cluster.local ? "scheduler.slots"
+                                        : "cluster.local = false"));
+  return {};
+}
 
 caf::expected<std::shared_ptr<run_context>>
 make_run_context(const experiment& exp, learner_factory make_learner) {

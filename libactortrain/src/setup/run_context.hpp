@@ -30,6 +30,16 @@ struct run_context {
   script_models scripts;
 };
 
+/// The slots of the run's own process: `scheduler.slots`, one per hardware
+/// thread when 0, none with `cluster.local = false`.
+int64_t local_slots(const experiment& exp);
+
+/// Checks that every configuration's replicas fit the run's own slots (a
+/// replicated network holds all its slots at once, in this process). Only
+/// the process that schedules checks: a worker's slots are its own.
+caf::error check_replica_slots(const experiment& run,
+                               const std::vector<network_config>& configs);
+
 /// Validates `exp`, loads its data, checks that its models fit it, and
 /// expands it. Errors name the key, file or value that is wrong.
 caf::expected<std::shared_ptr<run_context>>

@@ -4,14 +4,18 @@
 #include <chrono>
 #include <cmath>
 #include <map>
+#include <stdexcept>
 #include <tuple>
 
 #include <ATen/CPUGeneratorImpl.h>
+#include <fmt/format.h>
 
 #include "fusion/fused_member.hpp"
 #include "fusion/fused_model.hpp"
 #include "fusion/grouping.hpp"
 #include "models/builtin_learner.hpp"
+#include "training/data_parallel.hpp"
+#include "training/replica_team.hpp"
 
 namespace actortrain {
 
@@ -58,6 +62,7 @@ trainer_info network_group::info() const {
     result.member_lrs.push_back(m->spec().config.optimizer.lr);
     result.member_priorities.push_back(m->spec().config.train.priority);
   }
+  result.slots = slots_needed();
   return result;
 }
 
@@ -97,9 +102,15 @@ void network_group::adopt(const std::vector<uint64_t>& unfinished,
   }
 }
 
+int64_t network_group::slots_needed() const {
+  return members_.size() == 1 ? members_.front()->spec().config.train.replicas
+                              : 1;
+}
+
 quantum_report network_group::run_quantum(const slot_info& slot,
                                           const quantum_limits& limits,
-                                          bool export_states) {
+                                          bool export_states,
+                                          replica_team* team) {
   auto n = members_.size();
   std::vector<quantum_outcome> outs(n);
   std::vector<network_runner::quantum_mark> marks(n);
@@ -143,9 +154,14 @@ quantum_report network_group::run_quantum(const slot_info& slot,
     if (!run_fused(cohort, limits, outs))
       for (auto i : cohort)
         run_alone(i, limits, outs);
-  for (auto i : active)
-    if (!fused_path_[i])
+  for (auto i : active) {
+    if (fused_path_[i])
+      continue;
+    if (members_[i]->spec().config.train.replicas > 1)
+      run_replicated(i, limits, outs, team);
+    else
       run_alone(i, limits, outs);
+  }
   // PBT: the versions other networks may copy, taken at interval epochs.
   if (auto every = limits.search.keep_every; every > 0)
     for (auto i : active) {
@@ -261,6 +277,36 @@ void network_group::run_alone(size_t i, const quantum_limits& limits,
     // A learner may say how long its step took (tests script it).
     auto scripted = l.last_step_seconds();
     seconds = scripted >= 0 ? scripted : seconds_since(t0);
+    return std::vector<double>{loss};
+  };
+  train_cohort({i}, limits, step, outs);
+}
+
+void network_group::run_replicated(size_t i, const quantum_limits& limits,
+                                   std::vector<quantum_outcome>& outs,
+                                   replica_team* team) {
+  auto& m = *members_[i];
+  if (!m.ready())
+    return;
+  auto replicas = static_cast<size_t>(m.spec().config.train.replicas);
+  auto* net = dynamic_cast<builtin_learner*>(&m.current_learner());
+  if (team == nullptr || team->size() != replicas || net == nullptr) {
+    m.guarded(outs[i], [&] {
+      throw std::runtime_error(fmt::format(
+          "train.replicas = {} needs {} slots granted together{}", replicas,
+          replicas, net == nullptr ? " and a built-in model" : ""));
+    });
+    return;
+  }
+  if (!parallel_ || parallel_->replicas() != replicas)
+    parallel_ = std::make_unique<data_parallel_step>(replicas);
+  auto step = [&](const std::vector<torch::Tensor>& batches, double& seconds) {
+    auto t0 = clock_type::now();
+    // The learner may have been rebuilt (a retry, a resume): look it up.
+    auto& learner = dynamic_cast<builtin_learner&>(m.current_learner());
+    auto loss =
+        (*parallel_)(learner, m.data(), batches.front(), m.device(), *team);
+    seconds = seconds_since(t0);
     return std::vector<double>{loss};
   };
   train_cohort({i}, limits, step, outs);

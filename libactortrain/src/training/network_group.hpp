@@ -8,7 +8,9 @@
 
 namespace actortrain {
 
+class data_parallel_step;
 class fused_model;
+class replica_team;
 
 /// The networks one trainer owns: one, or a group of same-shape networks,
 /// and the one step loop that trains them (see train_cohort).
@@ -32,10 +34,17 @@ public:
 
   /// Trains one quantum of every member that is not done. With
   /// `export_states`, the report carries each unfinished member's
-  /// runner_state, so the next quantum can run on another node.
+  /// runner_state, so the next quantum can run on another node. A
+  /// replicated network (a group of one with train.replicas = R > 1) steps
+  /// across `team`, the threads of the R slots granted together.
   quantum_report run_quantum(const slot_info& slot,
                              const quantum_limits& limits,
-                             bool export_states = false);
+                             bool export_states = false,
+                             replica_team* team = nullptr);
+
+  /// How many slots a quantum of the group needs at once: train.replicas
+  /// of a replicated network, else 1.
+  int64_t slots_needed() const;
 
   /// The state of member `network_id` (see network_runner::export_state).
   runner_state export_state(uint64_t network_id);
@@ -79,6 +88,11 @@ private:
   /// Steps member i through its own learner.
   void run_alone(size_t i, const quantum_limits& limits,
                  std::vector<quantum_outcome>& outs);
+  /// Steps member i, a replicated network, across `team`'s threads (it
+  /// fails when the team does not have one thread per replica: a replicated
+  /// network never silently trains on one slot).
+  void run_replicated(size_t i, const quantum_limits& limits,
+                      std::vector<quantum_outcome>& outs, replica_team* team);
   /// Steps `cohort` through one fused model; false when its members cannot
   /// be fused after all (they then train alone).
   bool run_fused(const std::vector<size_t>& cohort,
@@ -95,6 +109,8 @@ private:
   /// Per member: whether it steps through a fused model.
   std::vector<bool> fused_path_;
   std::shared_ptr<fused_model> fused_;
+  /// The replicas' models of a replicated network, kept between quanta.
+  std::unique_ptr<data_parallel_step> parallel_;
   /// Indices into members_ of the fused model's members, in its order.
   std::vector<size_t> fused_members_;
 };
