@@ -5,8 +5,12 @@ in one invocation:
 
   - actortrain on 1 slot (train.replicas = 1),
   - actortrain on 2 slots with 2 synchronous replicas (train.replicas = 2),
+  - the same with asynchronous replicas (train.sync = "async", staleness 4:
+    each replica pushes the gradient of a whole batch of 64),
   - Python PyTorch DistributedDataParallel, gloo backend, 2 processes on
     127.0.0.1, each computing half of the same global batch,
+  - a straggler: both replica kinds again with replica 1 made 2x slower
+    (ACTORTRAIN_SLOW_REPLICA=1:2),
   - the machine's limit beside them: a float32 GEMM on 1 and on 2 threads.
 
 Every slot and process has one intra-op thread. Reports optimizer steps per
@@ -55,7 +59,7 @@ seed = 3
 max_seconds = {seconds}
 eval_every = 0
 replicas = {replicas}
-fuse = "off"
+{sync}fuse = "off"
 [scheduler]
 slots = {replicas}
 threads_per_slot = 1
@@ -96,15 +100,20 @@ def cnn():
         nn.Linear(128, 10))
 
 
-def actortrain(app, folder, replicas, seconds):
-    mode = f"replicas-{replicas}"
+def actortrain(app, folder, replicas, seconds, sync="allreduce", slow=None):
+    mode = f"replicas-{replicas}-{sync}-{'slow' if slow else 'even'}"
     toml = os.path.join(folder, f"{mode}.toml")
     with open(toml, "w") as f:
-        f.write(EXPERIMENT.format(mode=mode, data=FASHION, batch=BATCH,
-                                  seconds=seconds, replicas=replicas))
+        f.write(EXPERIMENT.format(
+            mode=mode, data=FASHION, batch=BATCH, seconds=seconds,
+            replicas=replicas,
+            sync="" if replicas == 1 else f'sync = "{sync}"\n'))
     out = os.path.join(folder, mode)
+    env = dict(os.environ)
+    if slow:
+        env["ACTORTRAIN_SLOW_REPLICA"] = slow
     res = subprocess.run([app, "run", toml, "--output", out, "--quiet"],
-                         capture_output=True, text=True)
+                         capture_output=True, text=True, env=env)
     if res.returncode != 0:
         sys.exit(f"{mode} failed: {res.stdout}{res.stderr}")
     with sqlite3.connect(os.path.join(out, "results.db")) as db:
@@ -187,15 +196,20 @@ def gemm_gflops(threads, n=1024, seconds=3.0):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--build", default="build")
-    ap.add_argument("--seconds", type=float, default=60)
+    ap.add_argument("--seconds", type=float, default=30)
     args = ap.parse_args()
     app = os.path.join(args.build, "apps/actortrain/actortrain")
     rows = {}
     with tempfile.TemporaryDirectory() as folder:
-        for r in (1, 2):
-            steps, train_s, acc = actortrain(app, folder, r, args.seconds)
-            rows[f"actortrain R={r}"] = (steps, train_s, acc)
+        rows["actortrain R=1"] = actortrain(app, folder, 1, args.seconds)
+        rows["actortrain R=2"] = actortrain(app, folder, 2, args.seconds)
+        rows["actortrain R=2 async"] = actortrain(app, folder, 2, args.seconds,
+                                                  "async")
         rows["DDP gloo 2 procs"] = ddp(folder, args.seconds)
+        rows["R=2 slow1"] = actortrain(app, folder, 2, args.seconds,
+                                       slow="1:2")
+        rows["R=2 async slow1"] = actortrain(app, folder, 2, args.seconds,
+                                             "async", "1:2")
     g1, g2 = gemm_gflops(1), gemm_gflops(2)
     print(f"CNN [32, 64] + 128, Fashion-MNIST, global batch {BATCH}, "
           f"{args.seconds:.0f} s of training each, 1 thread per slot/process")
@@ -205,9 +219,13 @@ def main():
         print(f"{name:<20} {steps:>7} {secs:>8.1f} {steps / secs:>8.2f} "
               f"{acc:>9.4f}")
     rate = {k: v[0] / v[1] for k, v in rows.items()}
-    print(f"R=2 / R=1 steps/s: {rate['actortrain R=2'] / rate['actortrain R=1']:.2f}x"
-          f"   R=2 / DDP steps/s: "
-          f"{rate['actortrain R=2'] / rate['DDP gloo 2 procs']:.2f}x")
+    print(f"R=2 / R=1 steps/s: "
+          f"{rate['actortrain R=2'] / rate['actortrain R=1']:.2f}x   "
+          f"R=2 / DDP: {rate['actortrain R=2'] / rate['DDP gloo 2 procs']:.2f}x"
+          f"   async / sync: "
+          f"{rate['actortrain R=2 async'] / rate['actortrain R=2']:.2f}x   "
+          f"with replica 1 2x slower, async / sync: "
+          f"{rate['R=2 async slow1'] / rate['R=2 slow1']:.2f}x")
     print(f"machine: float32 GEMM 1024^3 {g1:.1f} GFLOP/s on 1 thread, "
           f"{g2:.1f} on 2 ({g2 / g1:.2f}x)")
 

@@ -452,6 +452,8 @@ retry_lr_factor = 0.5
 checkpoint_every = 2
 fuse = 4
 replicas = 2
+sync = "async"
+staleness = 2
 [scheduler]
 slots = 3
 threads_per_slot = 2

@@ -6,6 +6,9 @@
 #include <doctest/doctest.h>
 
 #include <filesystem>
+#include <map>
+
+#include <ATen/CPUGeneratorImpl.h>
 
 #include <fmt/format.h>
 
@@ -13,8 +16,11 @@
 #include "actortrain/learner.hpp"
 #include "actortrain/run.hpp"
 #include "actortrain/session.hpp"
+#include "actortrain/store.hpp"
+#include "models/builtin_learner.hpp"
 #include "test_support.hpp"
 #include "training/data_parallel.hpp"
+#include "training/parameter_server.hpp"
 
 using namespace actortrain;
 using actortrain::test::max_relative_error;
@@ -131,6 +137,11 @@ TEST_CASE("bad replica settings are refused before anything trains") {
     CHECK(refusal(exp).find("train.batch_size = 31 does not divide over "
                             "train.replicas = 2") != std::string::npos);
   }
+  SUBCASE("asynchronous settings for a network on one slot") {
+    exp.base.train.sync = sync_kind::async;
+    CHECK(refusal(exp).find("train.sync: only replicated networks") !=
+          std::string::npos);
+  }
   SUBCASE("more replicas than the run has slots") {
     exp.base.train.replicas = 4;
     CHECK(refusal(exp).find("train.replicas = 4 needs 4 slots at once") !=
@@ -180,4 +191,117 @@ TEST_CASE("a session refuses a submission with more replicas than slots") {
   auto result = (*s)->close();
   REQUIRE_MESSAGE(static_cast<bool>(result), to_string_pretty(result.error()));
   CHECK(result->count(network_status::finished) == 1);
+}
+
+namespace {
+
+/// A built-in MLP 8-16-3 learner and its data, for the parameter server.
+struct served_network {
+  served_network() {
+    auto exp = test::tiny_experiment(1, 1);
+    data = load_dataset(exp.data).value();
+    spec.id = 7;
+    spec.seed = 99;
+    spec.config = exp.base;
+    auto gen = at::make_generator<at::CPUGeneratorImpl>(spec.seed);
+    learner_context ctx{spec, *data, torch::kCPU, gen};
+    master = std::make_unique<builtin_learner>(ctx);
+  }
+
+  /// Replica r computes the gradient of samples [at, at + 16) in its copy.
+  void compute(parameter_server& ps, size_t r, int64_t at) {
+    auto x = data->train_x.slice(0, at, at + 16);
+    auto y = data->train_y.slice(0, at, at + 16);
+    master->loss_of(ps.forward(r, x), y).backward();
+  }
+
+  std::shared_ptr<const dataset> data;
+  network_spec spec;
+  std::unique_ptr<builtin_learner> master;
+};
+
+} // namespace
+
+TEST_CASE("the parameter server refuses a gradient staler than its bound, "
+          "and applies a step once") {
+  served_network n;
+  parameter_server ps{2, 1};
+  ps.attach(*n.master, torch::kCPU);
+  using verdict = parameter_server::verdict;
+  // Replica 1 is slow: it pulls version 0 and computes while replica 0
+  // pushes three updates.
+  auto slow = ps.pull(1);
+  CHECK(slow == 0);
+  n.compute(ps, 1, 0);
+  for (int64_t step = 0; step < 3; ++step) {
+    auto v = ps.pull(0);
+    n.compute(ps, 0, 16 * (step + 1));
+    CHECK(ps.push(0, step, v) == verdict::applied);
+  }
+  CHECK(ps.version() == 3);
+  // Three updates old, with a bound of 1: refused, nothing changes.
+  auto before = n.master->state().front().second.clone();
+  CHECK(ps.push(1, 3, slow) == verdict::stale);
+  CHECK(ps.version() == 3);
+  CHECK(torch::equal(before, n.master->state().front().second));
+  // Computed again from fresh weights: applied.
+  auto fresh = ps.pull(1);
+  n.compute(ps, 1, 0);
+  CHECK(ps.push(1, 3, fresh) == verdict::applied);
+  CHECK(ps.version() == 4);
+  // The same step pushed again (its reply was lost): not applied twice.
+  auto applied = n.master->state().front().second.clone();
+  CHECK(ps.push(1, 3, fresh) == verdict::duplicate);
+  CHECK(ps.version() == 4);
+  CHECK(torch::equal(applied, n.master->state().front().second));
+  // One update old is within the bound.
+  auto v = ps.pull(0);
+  auto w = ps.pull(1);
+  n.compute(ps, 0, 64);
+  n.compute(ps, 1, 80);
+  CHECK(ps.push(0, 4, v) == verdict::applied);
+  CHECK(ps.push(1, 5, w) == verdict::applied);
+  auto counts = ps.take_counts(7);
+  REQUIRE(counts.size() == 3);
+  CHECK(counts[0].staleness == 0);
+  CHECK(counts[0].applied == 5);
+  CHECK(counts[1].staleness == 1);
+  CHECK(counts[1].applied == 1);
+  CHECK(counts[2].staleness == 3);
+  CHECK(counts[2].refused == 1);
+  CHECK(ps.take_counts(7).empty());
+}
+
+TEST_CASE("asynchronous replicas train, never apply a gradient staler than "
+          "the bound and record their staleness") {
+  temp_dir dir;
+  for (int64_t s : {0, 2}) {
+    auto exp = replicated(3, optimizer_kind::adam);
+    exp.base.train.sync = sync_kind::async;
+    exp.base.train.staleness = s;
+    exp.base.train.batch_size = 16; // any size: each replica a whole batch
+    auto out = dir / fmt::format("s{}", s);
+    auto result = test::run_ok(exp, out);
+    CHECK(result.count(network_status::finished) == 2);
+    auto store = results_store::open(out + "/results.db");
+    REQUIRE(static_cast<bool>(store));
+    auto counts = (*store)->staleness();
+    REQUIRE(static_cast<bool>(counts));
+    std::map<uint64_t, int64_t> applied;
+    for (const auto& c : *counts) {
+      CAPTURE(c.staleness);
+      if (c.staleness > s)
+        CHECK(c.applied == 0);
+      else
+        CHECK(c.refused == 0);
+      applied[c.network_id] += c.applied;
+    }
+    for (const auto& net : result.networks) {
+      // Every booked step is one applied push.
+      CHECK(applied[net.id] == net.steps);
+      CHECK(net.steps == 3 * 16); // 3 epochs of 256 / 16 steps
+      // It learned: better than chance (3 classes).
+      CHECK(net.test_accuracy > 0.4);
+    }
+  }
 }

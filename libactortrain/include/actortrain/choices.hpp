@@ -56,6 +56,11 @@ enum class policy_kind : uint8_t {
   priority,
 };
 
+/// train.sync: how replicas (train.replicas > 1) combine their gradients:
+/// averaged every step (synchronous, deterministic), or pushed to a
+/// parameter server as they come (asynchronous, bounded staleness).
+enum class sync_kind : uint8_t { allreduce, async };
+
 /// scheduler.search: whether progress drives the search, and how
 /// (docs/scheduling.md, "Adaptive search").
 enum class search_kind : uint8_t { none, asha, hyperband, median, pbt };
@@ -101,6 +106,7 @@ ACTORTRAIN_CHOICES(loss_kind, "loss", "auto", "cross_entropy", "mse");
 ACTORTRAIN_CHOICES(activation_kind, "activation", "relu", "tanh", "sigmoid",
                    "gelu");
 ACTORTRAIN_CHOICES(optimizer_kind, "optimizer", "sgd", "adam", "adamw");
+ACTORTRAIN_CHOICES(sync_kind, "replica synchronisation", "allreduce", "async");
 ACTORTRAIN_CHOICES(policy_kind, "policy", "fifo", "round_robin",
                    "shortest_remaining", "longest_remaining", "priority");
 ACTORTRAIN_CHOICES(search_kind, "search", "none", "asha", "hyperband", "median",

@@ -200,7 +200,9 @@ template <> struct section<train_options> {
           .or_words(fuse_words),
       // The sum of R partial gradients rounds differently from one full
       // batch's (docs/replicas.md).
-      key("replicas", &S::replicas, numbers).in(closed(1, max_slots)));
+      key("replicas", &S::replicas, numbers).in(closed(1, max_slots)),
+      key("sync", &S::sync, numbers),
+      key("staleness", &S::staleness, numbers).in(closed(0, max_count)));
 };
 
 template <> struct section<scheduler_options> {

@@ -127,6 +127,12 @@ struct train_options {
   /// `batch_size` batch (which must divide evenly); the gradients are
   /// averaged in replica order and one update applied. 1: one slot.
   int64_t replicas = 1;
+  /// How replicas combine their gradients: "allreduce" (as above) or
+  /// "async": a parameter server applies each replica's gradient of a whole
+  /// `batch_size` batch as it arrives, refusing one computed from weights
+  /// more than `staleness` updates old (it is computed again).
+  sync_kind sync = sync_kind::allreduce;
+  int64_t staleness = 4;
 };
 
 /// How compute is shared.

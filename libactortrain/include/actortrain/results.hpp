@@ -40,6 +40,22 @@ typename Inspector::result_type inspect(Inspector& f, epoch_metrics& x) {
 
 /// One grant of a slot, as recorded in the schedule: seconds since the
 /// scheduler started.
+/// Asynchronous replicas (train.sync = "async"): a network's gradient
+/// pushes that were `staleness` updates old when they reached its parameter
+/// server, applied and refused (older than train.staleness: computed again).
+struct staleness_count {
+  uint64_t network_id = 0;
+  int64_t staleness = 0;
+  int64_t applied = 0;
+  int64_t refused = 0;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, staleness_count& x) {
+  return f(caf::meta::type_name("staleness_count"), x.network_id, x.staleness,
+           x.applied, x.refused);
+}
+
 struct grant_record {
   uint64_t network_id = 0;
   uint32_t slot = 0;

@@ -154,6 +154,14 @@ public:
   caf::error add_error(uint64_t network_id, int64_t steps,
                        const std::string& message);
 
+  /// Adds asynchronous replicas' pushes by staleness to the network's
+  /// counts (a resumed network's add up).
+  caf::error add_staleness(const std::vector<staleness_count>& counts);
+
+  /// Every network's pushes by staleness (asynchronous replicas), by
+  /// network id, then staleness; none for a run without them.
+  caf::expected<std::vector<staleness_count>> staleness() const;
+
   /// A recorded failure: retried, or the network's last.
   struct error_entry {
     uint64_t network_id = 0;

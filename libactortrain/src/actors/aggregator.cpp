@@ -358,6 +358,9 @@ aggregator(aggregator_actor::stateful_pointer<aggregator_state> self,
         flush_epochs(self);
         note(self, self->state.config.store->add_error(id, step, why));
       },
+      [=](staleness_atom, const std::vector<staleness_count>& counts) {
+        note(self, self->state.config.store->add_staleness(counts));
+      },
       [=](checkpoint_atom, uint64_t id, int64_t step,
           std::vector<char>& bytes) {
         self->state.pending_checkpoints.push_back({id, step, std::move(bytes)});

@@ -27,6 +27,8 @@ void deliver(const trainer_config& cfg, caf::event_based_actor* self,
   for (auto& reason : out.failures)
     self->send(cfg.aggregator, failure_atom_v, id, out.progress.steps_done,
                std::move(reason));
+  if (!out.staleness.empty())
+    self->send(cfg.aggregator, staleness_atom_v, std::move(out.staleness));
   bool final = out.progress.finished;
   if (!out.checkpoint.empty() && (!final || cfg.keep_final_state))
     self->send(cfg.aggregator, checkpoint_atom_v, id, out.checkpoint_step,

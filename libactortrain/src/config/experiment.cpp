@@ -145,8 +145,17 @@ caf::error validate_config(const network_config& cfg) {
                                    "(model.kind = 'torchscript') takes it, "
                                    "this one is '{}'{}",
                                    key, name_of(m.kind), where));
+  if (cfg.train.replicas == 1)
+    for (auto [key, set] :
+         {std::pair{"sync", cfg.train.sync != sync_kind::allreduce},
+          std::pair{"staleness",
+                    cfg.train.staleness != train_options{}.staleness}})
+      if (set)
+        return invalid(fmt::format("train.{}: only replicated networks "
+                                   "(train.replicas > 1) take it{}",
+                                   key, where));
   if (auto r = cfg.train.replicas; r > 1) {
-    if (cfg.train.batch_size % r != 0)
+    if (cfg.train.sync == sync_kind::allreduce && cfg.train.batch_size % r != 0)
       return invalid(fmt::format(
           "train.batch_size = {} does not divide over train.replicas = {}: "
           "each replica computes an equal part of the global batch{}",

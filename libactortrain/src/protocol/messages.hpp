@@ -126,6 +126,8 @@ struct quantum_outcome {
   /// after `checkpoint_step` steps.
   std::vector<char> checkpoint;
   int64_t checkpoint_step = -1;
+  /// Asynchronous replicas: this quantum's pushes by staleness.
+  std::vector<staleness_count> staleness;
   /// PBT: the learner state at the end of epoch `kept_epoch` (empty: none
   /// this quantum; see quantum_search::keep_every).
   std::vector<char> kept_state;
@@ -136,7 +138,7 @@ template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, quantum_outcome& x) {
   return f(caf::meta::type_name("quantum_outcome"), x.progress, x.epochs,
            x.outcome, x.failures, x.checkpoint, x.checkpoint_step, x.kept_state,
-           x.kept_epoch);
+           x.kept_epoch, x.staleness);
 }
 
 /// Everything a network's training needs to continue on another node, taken

@@ -36,6 +36,8 @@ CAF_ADD_TYPE_ID(actortrain, (actortrain::worker_submission))
 CAF_ADD_TYPE_ID(actortrain, (std::vector<actortrain::worker_submission>))
 CAF_ADD_TYPE_ID(actortrain, (std::vector<actortrain::slot_grant>))
 CAF_ADD_TYPE_ID(actortrain, (std::vector<uint32_t>))
+CAF_ADD_TYPE_ID(actortrain, (actortrain::staleness_count))
+CAF_ADD_TYPE_ID(actortrain, (std::vector<actortrain::staleness_count>))
 CAF_ADD_TYPE_ID(actortrain, (actortrain::aggregator_status))
 CAF_ADD_TYPE_ID(actortrain, (actortrain::decision_record))
 CAF_ADD_TYPE_ID(actortrain, (std::vector<actortrain::decision_record>))
@@ -63,6 +65,9 @@ CAF_ADD_ATOM(actortrain, actortrain, epoch_atom, "epoch")
 CAF_ADD_ATOM(actortrain, actortrain, failure_atom, "failure")
 // trainer -> aggregator: (network, step, snapshot bytes) to store.
 CAF_ADD_ATOM(actortrain, actortrain, checkpoint_atom, "checkpoint")
+// trainer -> aggregator: (std::vector<staleness_count>) asynchronous
+// replicas' pushes of a quantum, by staleness, to add to the store's.
+CAF_ADD_ATOM(actortrain, actortrain, staleness_atom, "staleness")
 // trainer -> aggregator: the outcome of one network.
 CAF_ADD_ATOM(actortrain, actortrain, outcome_atom, "outcome")
 // aggregator -> itself: write the checkpoints and outcomes received so far.

@@ -157,6 +157,13 @@ CREATE TABLE IF NOT EXISTS decisions (
   old_hyperparameters TEXT,
   new_hyperparameters TEXT
 );
+CREATE TABLE IF NOT EXISTS staleness (
+  network_id INTEGER NOT NULL REFERENCES networks(id),
+  staleness INTEGER NOT NULL,
+  applied INTEGER NOT NULL,
+  refused INTEGER NOT NULL,
+  PRIMARY KEY (network_id, staleness)
+);
 CREATE TABLE IF NOT EXISTS continuations (
   at TEXT NOT NULL,
   from_hash TEXT NOT NULL,
@@ -1105,6 +1112,44 @@ caf::error results_store::add_error(uint64_t network_id, int64_t steps,
   if (st.step() != SQLITE_DONE)
     return storage_error(db_, path_, "cannot record an error");
   return {};
+}
+
+caf::error
+results_store::add_staleness(const std::vector<staleness_count>& counts) {
+  return transaction([&]() -> caf::error {
+    statement st{db_, "INSERT INTO staleness (network_id, staleness, applied, "
+                      "refused) VALUES (?, ?, ?, ?) ON CONFLICT (network_id, "
+                      "staleness) DO UPDATE SET applied = applied + "
+                      "excluded.applied, refused = refused + excluded.refused"};
+    for (const auto& c : counts) {
+      st.reset();
+      st.bind(c.network_id, c.staleness, c.applied, c.refused);
+      if (st.step() != SQLITE_DONE)
+        return storage_error(db_, path_, "cannot record staleness counts");
+    }
+    return {};
+  });
+}
+
+caf::expected<std::vector<staleness_count>> results_store::staleness() const {
+  std::vector<staleness_count> result;
+  {
+    // A store written before asynchronous replicas has no such table.
+    statement t{db_, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND "
+                     "name = 'staleness'"};
+    if (!t)
+      return storage_error(db_, path_, "cannot read staleness counts");
+    if (t.step() != SQLITE_ROW)
+      return result;
+  }
+  statement st{db_, "SELECT network_id, staleness, applied, refused FROM "
+                    "staleness ORDER BY network_id, staleness"};
+  if (!st)
+    return storage_error(db_, path_, "cannot read staleness counts");
+  while (st.step() == SQLITE_ROW)
+    result.push_back({static_cast<uint64_t>(st.integer(0)), st.integer(1),
+                      st.integer(2), st.integer(3)});
+  return result;
 }
 
 caf::expected<std::vector<std::string>>

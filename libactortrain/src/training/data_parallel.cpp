@@ -1,11 +1,13 @@
 #include "training/data_parallel.hpp"
 
+#include <chrono>
 #include <stdexcept>
 
 #include <torch/torch.h>
 
 #include "models/builtin_learner.hpp"
 #include "training/replica_team.hpp"
+#include "training/straggler.hpp"
 
 namespace actortrain {
 
@@ -53,7 +55,9 @@ double data_parallel_step::operator()(builtin_learner& net, const dataset& data,
   std::vector<double> losses(replicas_, 0);
   net.net()->train();
   net.optimizer().zero_grad();
+  const auto& slow = straggler::from_environment();
   team.run_all([&](size_t r) {
+    auto started = std::chrono::steady_clock::now();
     auto& model = r == 0 ? net.net() : copies_[r - 1]->net;
     if (r > 0) {
       // The network's weights, read while replica 0 computes with them (a
@@ -77,6 +81,7 @@ double data_parallel_step::operator()(builtin_learner& net, const dataset& data,
     auto loss = net.loss_of(model->forward(x), y);
     (loss * share).backward();
     losses[r] = loss.item<double>() * share;
+    slow.pace(r, started);
   });
   {
     // Replica order, so the sum rounds the same way every time.

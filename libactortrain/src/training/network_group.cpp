@@ -3,7 +3,9 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <exception>
 #include <map>
+#include <mutex>
 #include <stdexcept>
 #include <tuple>
 
@@ -15,7 +17,9 @@
 #include "fusion/grouping.hpp"
 #include "models/builtin_learner.hpp"
 #include "training/data_parallel.hpp"
+#include "training/parameter_server.hpp"
 #include "training/replica_team.hpp"
+#include "training/straggler.hpp"
 
 namespace actortrain {
 
@@ -298,6 +302,10 @@ void network_group::run_replicated(size_t i, const quantum_limits& limits,
     });
     return;
   }
+  if (m.spec().config.train.sync == sync_kind::async) {
+    run_async(i, limits, outs, *team);
+    return;
+  }
   if (!parallel_ || parallel_->replicas() != replicas)
     parallel_ = std::make_unique<data_parallel_step>(replicas);
   auto step = [&](const std::vector<torch::Tensor>& batches, double& seconds) {
@@ -310,6 +318,107 @@ void network_group::run_replicated(size_t i, const quantum_limits& limits,
     return std::vector<double>{loss};
   };
   train_cohort({i}, limits, step, outs);
+}
+
+void network_group::run_async(size_t i, const quantum_limits& limits,
+                              std::vector<quantum_outcome>& outs,
+                              replica_team& team) {
+  auto& m = *members_[i];
+  auto& out = outs[i];
+  const auto& train = m.spec().config.train;
+  if (!server_)
+    server_ = std::make_unique<parameter_server>(team.size(), train.staleness);
+  auto& server = *server_;
+  server.forget_steps();
+  auto target = m.quantum_target(limits);
+  // Everything below `mx` is the server's and the runner's bookkeeping;
+  // the replicas' passes run outside it.
+  std::mutex mx;
+  int64_t issued = m.step();
+  bool stop = false;
+  auto reason = stop_reason::none;
+  double quantum_seconds = 0;
+  auto last = clock_type::now();
+  bool threw = false;
+  m.guarded(out, [&] {
+    // A failure is the runner's to retry (guarded): no conclusion here.
+    struct mark_failure {
+      bool& threw;
+      ~mark_failure() {
+        if (std::uncaught_exceptions() > 0)
+          threw = true;
+      }
+    } marker{threw};
+    server.attach(dynamic_cast<builtin_learner&>(m.current_learner()),
+                  m.device());
+    auto& master = dynamic_cast<builtin_learner&>(m.current_learner());
+    const auto& data = m.data();
+    const auto& slow = straggler::from_environment();
+    team.run_all([&](size_t r) {
+      for (;;) {
+        int64_t step = 0;
+        torch::Tensor batch;
+        int64_t version = 0;
+        {
+          std::lock_guard<std::mutex> lock{mx};
+          if (stop || issued >= target ||
+              (limits.seconds > 0 && quantum_seconds >= limits.seconds))
+            return;
+          auto why = m.before_step_at(issued, batch);
+          if (why != stop_reason::none) {
+            stop = true;
+            reason = why;
+            return;
+          }
+          step = issued++;
+          version = server.pull(r);
+        }
+        auto x = data.train_x.index_select(0, batch).to(m.device());
+        auto y = data.train_y.index_select(0, batch).to(m.device());
+        for (;;) {
+          auto started = clock_type::now();
+          auto loss = master.loss_of(server.forward(r, x), y);
+          loss.backward();
+          auto value = loss.item<double>();
+          slow.pace(r, started);
+          std::lock_guard<std::mutex> lock{mx};
+          // A step in flight when the network stopped is dropped: the next
+          // quantum hands out the steps after the booked ones again.
+          if (stop)
+            return;
+          auto verdict = server.push(r, step, version);
+          if (verdict == parameter_server::verdict::stale) {
+            version = server.pull(r);
+            continue;
+          }
+          if (verdict == parameter_server::verdict::duplicate)
+            break;
+          // One update's share of the time: the wall time since the last.
+          auto now = clock_type::now();
+          auto seconds = std::chrono::duration<double>(now - last).count();
+          last = now;
+          quantum_seconds += seconds;
+          try {
+            auto why = m.after_step(value, seconds, out);
+            if (why != stop_reason::none) {
+              stop = true;
+              reason = why;
+            }
+          } catch (...) {
+            stop = true;
+            throw;
+          }
+          break;
+        }
+      }
+    });
+  });
+  out.staleness = server.take_counts(m.spec().id);
+  if (threw || m.done() || !m.ready())
+    return;
+  if (reason == stop_reason::none && m.step() == m.steps_total())
+    reason = stop_reason::epochs;
+  m.guarded(out, [&] { m.conclude(limits, reason, out); });
 }
 
 bool network_group::run_fused(const std::vector<size_t>& cohort,

@@ -10,6 +10,7 @@ namespace actortrain {
 
 class data_parallel_step;
 class fused_model;
+class parameter_server;
 class replica_team;
 
 /// The networks one trainer owns: one, or a group of same-shape networks,
@@ -93,6 +94,11 @@ private:
   /// network never silently trains on one slot).
   void run_replicated(size_t i, const quantum_limits& limits,
                       std::vector<quantum_outcome>& outs, replica_team* team);
+  /// Steps member i, a replicated network with train.sync = "async",
+  /// through its parameter server: every thread of `team` trains its
+  /// replica on batches of its own until the quantum ends.
+  void run_async(size_t i, const quantum_limits& limits,
+                 std::vector<quantum_outcome>& outs, replica_team& team);
   /// Steps `cohort` through one fused model; false when its members cannot
   /// be fused after all (they then train alone).
   bool run_fused(const std::vector<size_t>& cohort,
@@ -111,6 +117,7 @@ private:
   std::shared_ptr<fused_model> fused_;
   /// The replicas' models of a replicated network, kept between quanta.
   std::unique_ptr<data_parallel_step> parallel_;
+  std::unique_ptr<parameter_server> server_;
   /// Indices into members_ of the fused model's members, in its order.
   std::vector<size_t> fused_members_;
 };

@@ -359,23 +359,28 @@ int64_t network_runner::quantum_target(const quantum_limits& limits) const {
 }
 
 stop_reason network_runner::before_step(torch::Tensor& batch) {
+  if (st_.step % steps_per_epoch_ == 0) {
+    st_.epoch_loss_sum = 0;
+    st_.epoch_seconds = 0;
+  }
+  return before_step_at(st_.step, batch);
+}
+
+stop_reason network_runner::before_step_at(int64_t step, torch::Tensor& batch) {
   const auto& train = spec_.config.train;
   if (train.max_seconds > 0 && st_.train_seconds >= train.max_seconds)
     return stop_reason::max_seconds;
   auto bs = train.batch_size;
   auto n = shard_.size(0);
-  auto epoch = st_.step / steps_per_epoch_;
-  auto pos = st_.step % steps_per_epoch_;
-  if (pos == 0 || !order_.defined()) {
+  auto epoch = step / steps_per_epoch_;
+  auto pos = step % steps_per_epoch_;
+  if (!order_.defined() || order_epoch_ != epoch) {
     // Each epoch's order depends only on the network's seed and the epoch,
     // not on where quanta begin or end.
     auto gen = at::make_generator<at::CPUGeneratorImpl>(
         derive_seed(spec_.seed ^ 0xDA7A0DE5ull, static_cast<uint64_t>(epoch)));
     order_ = shard_.index_select(0, torch::randperm(n, gen, torch::kInt64));
-    if (pos == 0) {
-      st_.epoch_loss_sum = 0;
-      st_.epoch_seconds = 0;
-    }
+    order_epoch_ = epoch;
   }
   batch = order_.slice(0, pos * bs, std::min(n, (pos + 1) * bs));
   return stop_reason::none;
@@ -393,9 +398,15 @@ stop_reason network_runner::after_step(double loss, double seconds,
                                       loss, epoch + 1, st_.step)};
   st_.last_loss = loss;
   st_.epoch_loss_sum += loss;
-  if (st_.step % steps_per_epoch_ == 0)
-    if (auto reason = end_epoch(epoch + 1, out); reason != stop_reason::none)
+  if (st_.step % steps_per_epoch_ == 0) {
+    auto reason = end_epoch(epoch + 1, out);
+    // Asynchronous replicas may book steps of the next epoch before the
+    // next before_step: its sums start now.
+    st_.epoch_loss_sum = 0;
+    st_.epoch_seconds = 0;
+    if (reason != stop_reason::none)
       return reason;
+  }
   if (st_.step == steps_total())
     return stop_reason::epochs;
   return stop_reason::none;

@@ -123,6 +123,9 @@ public:
   int64_t quantum_target(const quantum_limits& limits) const;
   /// The indices of the next batch; or why the network stops before it.
   stop_reason before_step(torch::Tensor& batch);
+  /// The indices of step `step`'s batch (asynchronous replicas hand out
+  /// steps ahead of the ones booked); or why the network stops before it.
+  stop_reason before_step_at(int64_t step, torch::Tensor& batch);
   /// Books a step that had mean loss `loss` and took `seconds`; ends the
   /// epoch when it is the last of one. Returns why the network stops ("" to
   /// go on); throws on a non-finite loss.
@@ -241,8 +244,10 @@ private:
   torch::Device device_ = torch::kCPU;
   int64_t steps_per_epoch_ = 0;
   training_state st_;
-  /// The current epoch's sample order (a function of seed and epoch).
+  /// The sample order of epoch `order_epoch_` (a function of seed and
+  /// epoch).
   torch::Tensor order_;
+  int64_t order_epoch_ = -1;
   torch::Tensor last_predictions_;
   /// The step at which `last_predictions_` were taken.
   int64_t predictions_step_ = -1;

@@ -1,0 +1,88 @@
+#include "training/parameter_server.hpp"
+
+#include <stdexcept>
+
+#include <torch/torch.h>
+
+#include "models/builtin_learner.hpp"
+
+namespace actortrain {
+
+struct parameter_server::replica {
+  torch::nn::Sequential net;
+  std::vector<torch::Tensor> params;
+};
+
+parameter_server::parameter_server(size_t replicas, int64_t staleness)
+    : staleness_(staleness), copies_(replicas) {}
+
+parameter_server::~parameter_server() = default;
+
+void parameter_server::attach(builtin_learner& master, torch::Device device) {
+  master_ = &master;
+  for (auto& c : copies_) {
+    if (c)
+      continue;
+    c = std::make_unique<replica>();
+    c->net = build_builtin_model(master.plan());
+    c->net->to(device);
+    c->net->train();
+    c->params = c->net->parameters();
+  }
+}
+
+torch::Tensor parameter_server::forward(size_t r, const torch::Tensor& x) {
+  return copies_.at(r)->net->forward(x);
+}
+
+int64_t parameter_server::pull(size_t r) {
+  if (master_ == nullptr)
+    throw std::logic_error("a parameter server needs its master weights");
+  torch::NoGradGuard no_grad;
+  auto theirs = master_->net()->parameters();
+  auto& mine = copies_.at(r)->params;
+  for (size_t k = 0; k < mine.size(); ++k) {
+    mine[k].copy_(theirs[k]);
+    mine[k].mutable_grad() = torch::Tensor{};
+  }
+  return version_;
+}
+
+parameter_server::verdict parameter_server::push(size_t r, int64_t step,
+                                                 int64_t version) {
+  if (applied_steps_.count(step) > 0)
+    return verdict::duplicate;
+  auto age = version_ - version;
+  if (age > staleness_) {
+    ++counts_[age].second;
+    return verdict::stale;
+  }
+  {
+    torch::NoGradGuard no_grad;
+    auto params = master_->net()->parameters();
+    const auto& mine = copies_.at(r)->params;
+    for (size_t k = 0; k < params.size(); ++k) {
+      const auto& g = mine[k].grad();
+      if (g.defined())
+        params[k].mutable_grad() = g.clone();
+      else
+        params[k].mutable_grad() = torch::Tensor{};
+    }
+  }
+  master_->optimizer().step();
+  ++version_;
+  applied_steps_.insert(step);
+  ++counts_[age].first;
+  return verdict::applied;
+}
+
+std::vector<staleness_count>
+parameter_server::take_counts(uint64_t network_id) {
+  std::vector<staleness_count> result;
+  for (const auto& [age, n] : counts_)
+    result.push_back({network_id, age, n.first, n.second});
+  counts_.clear();
+  return result;
+}
+
+} // namespace actortrain
