@@ -1,5 +1,7 @@
 #include <doctest/doctest.h>
 
+#include <sstream>
+
 #include <ATen/CPUGeneratorImpl.h>
 
 #include "actortrain/error.hpp"
@@ -161,4 +163,34 @@ TEST_CASE("the model plan is the model: shapes, parameters and multiply-adds "
   CHECK(small->macs() == 18);
   // Input 4, hidden 3 (linear and activation), output 2.
   CHECK(small->activations() == 4 + 3 + 3 + 2);
+}
+
+TEST_CASE("a learner's saved state carries its learning rate") {
+  // LibTorch's optimizer archive keeps the state but not the options: a
+  // checkpoint of a network whose rate a retry or a PBT copy changed must
+  // still resume at that rate.
+  auto data = small_data();
+  network_spec spec;
+  spec.seed = 3;
+  spec.config.optimizer.kind = optimizer_kind::adam;
+  spec.config.optimizer.lr = 0.01;
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(spec.seed);
+  learner_context ctx{spec, *data, torch::kCPU, gen};
+  auto a = make_builtin_learner(ctx);
+  a->train_step(data->train_x.slice(0, 0, 16), data->train_y.slice(0, 0, 16));
+  a->scale_learning_rate(0.25);
+  torch::serialize::OutputArchive out;
+  a->save(out);
+  std::ostringstream bytes;
+  out.save_to(bytes);
+  auto b = make_builtin_learner(ctx);
+  torch::serialize::InputArchive in;
+  std::istringstream from{bytes.str()};
+  in.load_from(from);
+  b->load(in);
+  // Both step alike from here: the same weights, moments and rate.
+  auto x = data->train_x.slice(0, 16, 48);
+  auto y = data->train_y.slice(0, 16, 48);
+  CHECK(a->train_step(x, y) == b->train_step(x, y));
+  CHECK(same(a->state(), b->state()));
 }

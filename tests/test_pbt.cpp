@@ -15,6 +15,7 @@
 #include "actors/trainer.hpp"
 #include "actortrain/error.hpp"
 #include "actortrain/learner.hpp"
+#include "models/builtin_learner.hpp"
 #include "protocol/type_ids.hpp"
 #include "scheduling/scheduler.hpp"
 #include "training/network_group.hpp"
@@ -108,6 +109,12 @@ TEST_CASE("a PBT copy takes the donor's weights and optimizer state bit for "
     CHECK(torch::equal(copied[i].second, donor_weights[i].second));
   }
   CHECK(recipient.runner->step() == step);
+  // Its learning rate is the donor's times the factor (LibTorch's optimizer
+  // archive does not carry it: the learner's does).
+  auto* b =
+      dynamic_cast<builtin_learner*>(&recipient.runner->current_learner());
+  REQUIRE(b != nullptr);
+  CHECK(b->learning_rate() == doctest::Approx(0.003 * 2.0).epsilon(1e-12));
   // The optimizer state is the donor's but for the learning rate: what the
   // recipient saves now differs from the donor's bytes.
   CHECK(recipient.runner->learner_bytes() != kept);

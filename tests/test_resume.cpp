@@ -381,6 +381,56 @@ TEST_CASE("deterministic ASHA killed with SIGKILL resumes with the decisions "
   CHECK(decisions_in(out) == expected_decisions);
 }
 
+TEST_CASE("deterministic PBT killed with SIGKILL resumes with the copies, "
+          "decisions and weights of an uninterrupted run") {
+  // Nine learning rates, 8 epochs, a copy round every 2: the bottom 3 copy
+  // one of the top 3 at epochs 2, 4 and 6. The donors' states at those
+  // epochs are in the store, so a copy due when the run died is made again.
+  std::string toml = asha_toml;
+  auto edit = [&](const std::string& from, const std::string& to) {
+    toml.replace(toml.find(from), from.size(), to);
+  };
+  edit("samples = 16384", "samples = 4096");
+  edit("epochs = 9", "epochs = 8");
+  edit("search = \"asha\"\nasha_mode = \"promotion\"",
+       "search = \"pbt\"\ninterval_epochs = 2");
+  temp_dir dir;
+  test::write_text(dir / "exp.toml", toml);
+  auto expected = reference(dir);
+  auto expected_decisions = decisions_in(dir / "reference");
+  REQUIRE(std::count_if(expected_decisions.begin(), expected_decisions.end(),
+                        [](const std::string& d) {
+                          return d.find("exploit") != std::string::npos;
+                        }) == 9);
+  auto out = dir / "out";
+  for (int kill_after : {20, 41}) {
+    CAPTURE(kill_after);
+    // Killed past the first copy round (18 epochs at 2), then past the
+    // second (36 at 4): the second resume replays a resumed run's store.
+    auto pid = start_app({"run", dir / "exp.toml", "--output", out, "--quiet"},
+                         dir / fmt::format("run-{}.log", kill_after));
+    for (int i = 0; i < 12000; ++i) {
+      if (count_in_store(out, "SELECT count(*) FROM epoch_metrics") >=
+          kill_after)
+        break;
+      std::this_thread::sleep_for(5ms);
+    }
+    ::kill(pid, SIGKILL);
+    REQUIRE(wait_exit(pid) == 128 + SIGKILL);
+  }
+  CHECK(count_in_store(out, "SELECT count(*) FROM kept_states") > 0);
+  auto again = test::run_process(
+      fmt::format("{} run {} --output {}", test::app(), dir / "exp.toml", out));
+  REQUIRE_MESSAGE(again.exit_code == 0, again.output);
+  CHECK(again.output.find("the search replays the epochs of") !=
+        std::string::npos);
+  auto got = test::stored_weights(out);
+  REQUIRE(got.size() == expected.size());
+  for (auto& [name, bytes] : expected)
+    CHECK_MESSAGE(got[name] == bytes, name, " differs after resuming");
+  CHECK(decisions_in(out) == expected_decisions);
+}
+
 TEST_CASE("a run stopped with SIGINT resumes to bit-identical weights") {
   interrupt_and_resume(SIGINT, false);
 }

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -153,6 +154,16 @@ public:
   /// Records a failure of a network (retried or final).
   caf::error add_error(uint64_t network_id, int64_t steps,
                        const std::string& message);
+
+  /// PBT: a network's learner state at interval epoch `epoch`, which other
+  /// networks may copy; the two newest of each network are kept, so that a
+  /// resumed run's exploits copy what an uninterrupted run's would.
+  caf::error add_kept_state(uint64_t network_id, int64_t epoch,
+                            const std::vector<char>& bytes);
+
+  /// Every network's kept states, by network id and epoch.
+  caf::expected<std::map<uint64_t, std::map<int64_t, std::vector<char>>>>
+  kept_states() const;
 
   /// Adds asynchronous replicas' pushes by staleness to the network's
   /// counts (a resumed network's add up).

@@ -358,6 +358,10 @@ aggregator(aggregator_actor::stateful_pointer<aggregator_state> self,
         flush_epochs(self);
         note(self, self->state.config.store->add_error(id, step, why));
       },
+      [=](kept_atom, uint64_t id, int64_t epoch,
+          const std::vector<char>& bytes) {
+        note(self, self->state.config.store->add_kept_state(id, epoch, bytes));
+      },
       [=](staleness_atom, const std::vector<staleness_count>& counts) {
         note(self, self->state.config.store->add_staleness(counts));
       },

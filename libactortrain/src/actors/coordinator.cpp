@@ -325,7 +325,14 @@ void spawn_trainers(coordinator_actor* self,
     st.steps_total += group->steps_total();
     auto members = group->unfinished();
     st.group_members[group->id()] = members;
-    auto t = self->spawn(trainer, std::move(group), st.trainer_defaults);
+    auto cfg = st.trainer_defaults;
+    for (auto id : members)
+      if (auto k = st.plan->kept_states.find(id);
+          k != st.plan->kept_states.end()) {
+        cfg.kept[id] = std::move(k->second);
+        st.plan->kept_states.erase(k);
+      }
+    auto t = self->spawn(trainer, std::move(group), std::move(cfg));
     for (auto id : members)
       st.trainer_of[id] = t;
     st.trainers.push_back(std::move(t));
@@ -383,10 +390,7 @@ void start(coordinator_actor* self) {
   auto search = search_settings_of(plan.exp);
   bool resumed = !plan.resumed_finished.empty() ||
                  !plan.resumed_failed.empty() || !plan.snapshots.empty();
-  if (search.kind == search_kind::pbt && resumed)
-    event(self, "resumed: PBT decides from here on, over the networks still "
-                "training (the states its exploits copied were in memory)");
-  else if (search.kind != search_kind::none && resumed)
+  if (search.kind != search_kind::none && resumed)
     event(self, fmt::format("resumed: the search replays the epochs of {} "
                             "networks reported before and decides on from "
                             "where it was",

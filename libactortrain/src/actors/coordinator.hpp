@@ -50,6 +50,9 @@ struct run_plan {
   std::unordered_map<uint64_t, std::vector<char>> snapshots;
   /// What the adaptive search had seen before, for it to replay.
   search_history searched_before;
+  /// PBT: the states networks kept at interval epochs before the run was
+  /// interrupted, by network and epoch.
+  std::map<uint64_t, std::map<int64_t, std::vector<char>>> kept_states;
   /// Cluster runs: workers that joined before the start, those that could
   /// not be reached yet (tried again every second), what workers are told
   /// when they join, whether links use TLS, and where events are reported.

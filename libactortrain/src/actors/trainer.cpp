@@ -120,6 +120,9 @@ void conclude(trainer_actor* self, const slot_ids& slot,
   for (auto& out : report.networks) {
     if (out.kept_state.empty())
       continue;
+    // Stored too: after a crash, the resumed run's donors serve it.
+    self->send(cfg.aggregator, kept_atom_v, out.progress.network_id,
+               out.kept_epoch, out.kept_state);
     auto& versions = self->state.kept[out.progress.network_id];
     versions[out.kept_epoch] = std::move(out.kept_state);
     while (versions.size() > 2)
@@ -387,6 +390,8 @@ caf::behavior trainer(trainer_actor* self, std::shared_ptr<network_group> group,
   auto& st = self->state;
   st.group = std::move(group);
   st.config = std::move(config);
+  st.kept = std::move(st.config.kept);
+  st.config.kept.clear();
   // The models start here, before any quantum.
   st.live = trainer_state::live_models{self->node(), {}};
   if (st.config.cluster)

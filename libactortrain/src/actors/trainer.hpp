@@ -38,6 +38,9 @@ struct trainer_config {
   /// Whether a network that finished its budget sends its final state to
   /// the aggregator (output.final_state).
   bool keep_final_state = true;
+  /// PBT: the states its networks kept before the run was interrupted, by
+  /// network and epoch (a resumed run's donors serve them).
+  std::map<uint64_t, std::map<int64_t, std::vector<char>>> kept;
 };
 
 struct trainer_state {

@@ -8,6 +8,15 @@
 
 namespace actortrain {
 
+/// LibTorch's optimizer archives hold the state but not the param groups'
+/// options: loading one keeps the learning rate the optimizer had. These
+/// write the learning rate beside them and restore it, so a checkpoint, a
+/// retry or a PBT copy continues with the rate it was saved with.
+void write_learning_rate(torch::serialize::OutputArchive& archive,
+                         torch::optim::Optimizer& optimizer);
+void read_learning_rate(torch::serialize::InputArchive& archive,
+                        torch::optim::Optimizer& optimizer);
+
 /// The built-in learner: an MLP or CNN (a Sequential of Conv2d / activation /
 /// MaxPool2d blocks, Flatten, Linear / activation layers), its optimizer, and
 /// cross-entropy (classification) or mean squared error (regression).

@@ -172,6 +172,23 @@ double builtin_learner::learning_rate() const {
   return optimizer_->param_groups().front().options().get_lr();
 }
 
+void write_learning_rate(torch::serialize::OutputArchive& archive,
+                         torch::optim::Optimizer& optimizer) {
+  archive.write(
+      "lr", torch::tensor(optimizer.param_groups().front().options().get_lr(),
+                          torch::kFloat64));
+}
+
+void read_learning_rate(torch::serialize::InputArchive& archive,
+                        torch::optim::Optimizer& optimizer) {
+  torch::Tensor lr;
+  // Snapshots written before the rate was kept restore none.
+  if (!archive.try_read("lr", lr))
+    return;
+  for (auto& group : optimizer.param_groups())
+    group.options().set_lr(lr.item<double>());
+}
+
 void builtin_learner::save(torch::serialize::OutputArchive& archive) {
   torch::serialize::OutputArchive model;
   torch::serialize::OutputArchive optimizer;
@@ -179,6 +196,7 @@ void builtin_learner::save(torch::serialize::OutputArchive& archive) {
   optimizer_->save(optimizer);
   archive.write("model", model);
   archive.write("optimizer", optimizer);
+  write_learning_rate(archive, *optimizer_);
 }
 
 void builtin_learner::load(torch::serialize::InputArchive& archive) {
@@ -188,6 +206,7 @@ void builtin_learner::load(torch::serialize::InputArchive& archive) {
   archive.read("optimizer", optimizer);
   net_->load(model);
   optimizer_->load(optimizer);
+  read_learning_rate(archive, *optimizer_);
 }
 
 torch::Tensor builtin_learner::loss_of(const torch::Tensor& out,

@@ -18,6 +18,7 @@
 
 #include "actortrain/error.hpp"
 #include "data/read_file.hpp"
+#include "models/builtin_learner.hpp"
 
 namespace actortrain {
 
@@ -223,6 +224,7 @@ public:
     optimizer_->save(optimizer);
     archive.write("model", model);
     archive.write("optimizer", optimizer);
+    write_learning_rate(archive, *optimizer_);
   }
 
   void load(torch::serialize::InputArchive& archive) override {
@@ -244,6 +246,7 @@ public:
     model.read("generator", state, /*is_buffer=*/true);
     generator_.set_state(state);
     optimizer_->load(optimizer);
+    read_learning_rate(archive, *optimizer_);
   }
 
   int64_t initialised() const noexcept {

@@ -22,6 +22,7 @@ using aggregator_actor = caf::typed_actor<
     caf::reacts_to<epoch_atom, epoch_metrics>,
     caf::reacts_to<failure_atom, uint64_t, int64_t, std::string>,
     caf::reacts_to<staleness_atom, std::vector<staleness_count>>,
+    caf::reacts_to<kept_atom, uint64_t, int64_t, std::vector<char>>,
     caf::reacts_to<checkpoint_atom, uint64_t, int64_t, std::vector<char>>,
     caf::reacts_to<outcome_atom, network_outcome>,
     caf::reacts_to<schedule_atom, std::vector<grant_record>>,

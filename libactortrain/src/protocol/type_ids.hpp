@@ -68,6 +68,9 @@ CAF_ADD_ATOM(actortrain, actortrain, checkpoint_atom, "checkpoint")
 // trainer -> aggregator: (std::vector<staleness_count>) asynchronous
 // replicas' pushes of a quantum, by staleness, to add to the store's.
 CAF_ADD_ATOM(actortrain, actortrain, staleness_atom, "staleness")
+// trainer -> aggregator: (network, epoch, learner bytes) PBT's kept state
+// of an interval epoch, to store (a resumed run's donors serve it).
+CAF_ADD_ATOM(actortrain, actortrain, kept_atom, "kept")
 // trainer -> aggregator: the outcome of one network.
 CAF_ADD_ATOM(actortrain, actortrain, outcome_atom, "outcome")
 // aggregator -> itself: write the checkpoints and outcomes received so far.

@@ -66,8 +66,14 @@ caf::error search_history_of(const results_store& store,
                              const std::map<uint64_t, int64_t>& resumed_step,
                              run_plan& plan) {
   auto kind = search_settings_of(plan.exp).kind;
-  if (kind == search_kind::none || kind == search_kind::pbt)
+  if (kind == search_kind::none)
     return {};
+  if (kind == search_kind::pbt) {
+    auto kept = store.kept_states();
+    if (!kept)
+      return kept.error();
+    plan.kept_states = std::move(*kept);
+  }
   auto epochs = store.all_epochs();
   if (!epochs)
     return epochs.error();

@@ -213,23 +213,33 @@ void replay(scheduler_self* self) {
     for (const auto& e : n.reported)
       reports[{e.epoch, n.id}] = rule.score(e);
   }
+  // A decision about an epoch a network has passed happened already: it is
+  // only recorded (unless stored).
+  auto past = [&](const search_decision& d) {
+    auto at = st.resumed_at.find(d.network_id);
+    return at == st.resumed_at.end() || d.rung < at->second;
+  };
   std::vector<search_decision> decided;
   auto take = [&](std::vector<search_decision> ds) {
-    for (auto& d : ds)
+    for (auto& d : ds) {
+      // PBT: an exploit made before (the network continues from a later
+      // state, which holds its outcome); the rule learns how it went, as
+      // it did then, before the next report.
+      if (d.action == search_action::exploit && past(d))
+        rule.exploited(
+            d.network_id,
+            st.history.recorded.count({d.network_id, d.rung, "refused"}) == 0);
       decided.push_back(std::move(d));
+    }
   };
   for (const auto& [key, score] : reports)
     take(rule.report(key.second, key.first, score));
   for (const auto& n : st.history.networks)
     if (n.done)
       take(rule.done(n.id));
-  // A decision about an epoch a network has passed happened already: it is
-  // only recorded (unless stored).
   std::vector<search_decision> now_due;
   for (auto& d : decided) {
-    auto at = st.resumed_at.find(d.network_id);
-    bool past = at == st.resumed_at.end() || d.rung < at->second;
-    if (!past) {
+    if (!past(d)) {
       now_due.push_back(std::move(d));
       continue;
     }

@@ -157,6 +157,12 @@ CREATE TABLE IF NOT EXISTS decisions (
   old_hyperparameters TEXT,
   new_hyperparameters TEXT
 );
+CREATE TABLE IF NOT EXISTS kept_states (
+  network_id INTEGER NOT NULL REFERENCES networks(id),
+  epoch INTEGER NOT NULL,
+  data BLOB NOT NULL,
+  PRIMARY KEY (network_id, epoch)
+);
 CREATE TABLE IF NOT EXISTS staleness (
   network_id INTEGER NOT NULL REFERENCES networks(id),
   staleness INTEGER NOT NULL,
@@ -1112,6 +1118,44 @@ caf::error results_store::add_error(uint64_t network_id, int64_t steps,
   if (st.step() != SQLITE_DONE)
     return storage_error(db_, path_, "cannot record an error");
   return {};
+}
+
+caf::error results_store::add_kept_state(uint64_t network_id, int64_t epoch,
+                                         const std::vector<char>& bytes) {
+  return transaction([&]() -> caf::error {
+    statement ins{db_, "INSERT OR REPLACE INTO kept_states (network_id, epoch, "
+                       "data) VALUES (?, ?, ?)"};
+    ins.bind(network_id, epoch, bytes);
+    if (ins.step() != SQLITE_DONE)
+      return storage_error(db_, path_, "cannot keep a PBT state");
+    // The two newest, as the trainer keeps them.
+    statement old{db_, "DELETE FROM kept_states WHERE network_id = ? AND "
+                       "epoch NOT IN (SELECT epoch FROM kept_states WHERE "
+                       "network_id = ? ORDER BY epoch DESC LIMIT 2)"};
+    old.bind(network_id, network_id);
+    if (old.step() != SQLITE_DONE)
+      return storage_error(db_, path_, "cannot drop old PBT states");
+    return {};
+  });
+}
+
+caf::expected<std::map<uint64_t, std::map<int64_t, std::vector<char>>>>
+results_store::kept_states() const {
+  std::map<uint64_t, std::map<int64_t, std::vector<char>>> result;
+  {
+    statement t{db_, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND "
+                     "name = 'kept_states'"};
+    if (!t)
+      return storage_error(db_, path_, "cannot read PBT states");
+    if (t.step() != SQLITE_ROW)
+      return result;
+  }
+  statement st{db_, "SELECT network_id, epoch, data FROM kept_states"};
+  if (!st)
+    return storage_error(db_, path_, "cannot read PBT states");
+  while (st.step() == SQLITE_ROW)
+    result[static_cast<uint64_t>(st.integer(0))][st.integer(1)] = st.blob(2);
+  return result;
 }
 
 caf::error
