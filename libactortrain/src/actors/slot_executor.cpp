@@ -1,5 +1,6 @@
 #include "actors/slot_executor.hpp"
 
+#include <ATen/Context.h>
 #include <ATen/Parallel.h>
 
 #include "actortrain/error.hpp"
@@ -17,6 +18,12 @@ slot_executor_actor::behavior_type slot_executor(slot_executor_actor::pointer,
           // Intra-op threads are per calling thread (OpenMP), so each slot's
           // thread sets its own count once, on itself.
           at::set_num_threads(static_cast<int>(slot.threads));
+          // Denormal floats take a slow path through the FPU (steps became
+          // 7x slower once a network's Adam moments decayed into them:
+          // docs/benchmarks.md, PBT): this thread flushes them to zero, on
+          // every slot and every node alike, so results stay the same bits
+          // wherever a network trains.
+          at::globalContext().setFlushDenormal(true);
           *threads_set = true;
         }
         return job.run();

@@ -1,5 +1,6 @@
 #include "cluster/remote_executor.hpp"
 
+#include <ATen/Context.h>
 #include <ATen/Parallel.h>
 #include <fmt/format.h>
 
@@ -18,6 +19,12 @@ remote_executor(slot_executor_actor::pointer, slot_info slot,
       [=](quantum_atom, remote_quantum& q) -> caf::result<quantum_report> {
         if (!*threads_set) {
           at::set_num_threads(static_cast<int>(slot.threads));
+          // Denormal floats take a slow path through the FPU (steps became
+          // 7x slower once a network's Adam moments decayed into them:
+          // docs/benchmarks.md, PBT): this thread flushes them to zero, on
+          // every slot and every node alike, so results stay the same bits
+          // wherever a network trains.
+          at::globalContext().setFlushDenormal(true);
           *threads_set = true;
         }
         try {
