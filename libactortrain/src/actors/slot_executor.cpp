@@ -1,5 +1,7 @@
 #include "actors/slot_executor.hpp"
 
+#include <cstdlib>
+
 #include <ATen/Context.h>
 #include <ATen/Parallel.h>
 
@@ -22,8 +24,10 @@ slot_executor_actor::behavior_type slot_executor(slot_executor_actor::pointer,
           // 7x slower once a network's Adam moments decayed into them:
           // docs/benchmarks.md, PBT): this thread flushes them to zero, on
           // every slot and every node alike, so results stay the same bits
-          // wherever a network trains.
-          at::globalContext().setFlushDenormal(true);
+          // wherever a network trains. ACTORTRAIN_KEEP_DENORMALS=1 keeps
+          // IEEE denormals (for comparisons).
+          at::globalContext().setFlushDenormal(
+              std::getenv("ACTORTRAIN_KEEP_DENORMALS") == nullptr);
           *threads_set = true;
         }
         return job.run();

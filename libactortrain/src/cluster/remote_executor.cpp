@@ -1,5 +1,7 @@
 #include "cluster/remote_executor.hpp"
 
+#include <cstdlib>
+
 #include <ATen/Context.h>
 #include <ATen/Parallel.h>
 #include <fmt/format.h>
@@ -23,8 +25,10 @@ remote_executor(slot_executor_actor::pointer, slot_info slot,
           // 7x slower once a network's Adam moments decayed into them:
           // docs/benchmarks.md, PBT): this thread flushes them to zero, on
           // every slot and every node alike, so results stay the same bits
-          // wherever a network trains.
-          at::globalContext().setFlushDenormal(true);
+          // wherever a network trains. ACTORTRAIN_KEEP_DENORMALS=1 keeps
+          // IEEE denormals (for comparisons).
+          at::globalContext().setFlushDenormal(
+              std::getenv("ACTORTRAIN_KEEP_DENORMALS") == nullptr);
           *threads_set = true;
         }
         try {
