@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <iterator>
 #include <map>
 #include <mutex>
@@ -346,18 +347,26 @@ std::vector<std::string> decisions_in(const std::string& out) {
 
 } // namespace
 
-TEST_CASE("deterministic ASHA killed with SIGKILL resumes with the decisions "
-          "and weights of an uninterrupted run") {
+namespace {
+
+/// Runs the experiment `toml` uninterrupted, then killed with SIGKILL once
+/// `epochs` holds each count of stored epochs in turn (each kill resumes the
+/// run before), then to its end: the search must have replayed, and the
+/// weights and decisions must be the uninterrupted run's. `decisions_ok`
+/// checks the reference's decisions, `store_ok` the store before the last
+/// resume.
+void killed_search_resumes(
+    const std::string& toml, const std::vector<int>& epochs,
+    const std::function<void(const std::vector<std::string>&)>& decisions_ok,
+    const std::function<void(const std::string&)>& store_ok) {
   temp_dir dir;
-  test::write_text(dir / "exp.toml", asha_toml);
+  test::write_text(dir / "exp.toml", toml);
   auto expected = reference(dir);
   auto expected_decisions = decisions_in(dir / "reference");
-  REQUIRE(expected_decisions.size() >= 9 + 3 + 3 + 1);
+  decisions_ok(expected_decisions);
   auto out = dir / "out";
-  for (int kill_after : {11, 16}) {
+  for (int kill_after : epochs) {
     CAPTURE(kill_after);
-    // Killed past rung 1's barrier (11 epochs stored), then again past
-    // rung 3's: the second resume replays a resumed run's store.
     auto pid = start_app({"run", dir / "exp.toml", "--output", out, "--quiet"},
                          dir / fmt::format("run-{}.log", kill_after));
     for (int i = 0; i < 12000; ++i) {
@@ -369,6 +378,7 @@ TEST_CASE("deterministic ASHA killed with SIGKILL resumes with the decisions "
     ::kill(pid, SIGKILL);
     REQUIRE(wait_exit(pid) == 128 + SIGKILL);
   }
+  store_ok(out);
   auto again = test::run_process(
       fmt::format("{} run {} --output {}", test::app(), dir / "exp.toml", out));
   REQUIRE_MESSAGE(again.exit_code == 0, again.output);
@@ -379,6 +389,20 @@ TEST_CASE("deterministic ASHA killed with SIGKILL resumes with the decisions "
   for (auto& [name, bytes] : expected)
     CHECK_MESSAGE(got[name] == bytes, name, " differs after resuming");
   CHECK(decisions_in(out) == expected_decisions);
+}
+
+} // namespace
+
+TEST_CASE("deterministic ASHA killed with SIGKILL resumes with the decisions "
+          "and weights of an uninterrupted run") {
+  // Killed past rung 1's barrier (11 epochs stored), then again past rung
+  // 3's: the second resume replays a resumed run's store.
+  killed_search_resumes(
+      asha_toml, {11, 16},
+      [](const std::vector<std::string>& ds) {
+        REQUIRE(ds.size() >= 9 + 3 + 3 + 1);
+      },
+      [](const std::string&) {});
 }
 
 TEST_CASE("deterministic PBT killed with SIGKILL resumes with the copies, "
@@ -394,41 +418,18 @@ TEST_CASE("deterministic PBT killed with SIGKILL resumes with the copies, "
   edit("epochs = 9", "epochs = 8");
   edit("search = \"asha\"\nasha_mode = \"promotion\"",
        "search = \"pbt\"\ninterval_epochs = 2");
-  temp_dir dir;
-  test::write_text(dir / "exp.toml", toml);
-  auto expected = reference(dir);
-  auto expected_decisions = decisions_in(dir / "reference");
-  REQUIRE(std::count_if(expected_decisions.begin(), expected_decisions.end(),
-                        [](const std::string& d) {
-                          return d.find("exploit") != std::string::npos;
-                        }) == 9);
-  auto out = dir / "out";
-  for (int kill_after : {20, 41}) {
-    CAPTURE(kill_after);
-    // Killed past the first copy round (18 epochs at 2), then past the
-    // second (36 at 4): the second resume replays a resumed run's store.
-    auto pid = start_app({"run", dir / "exp.toml", "--output", out, "--quiet"},
-                         dir / fmt::format("run-{}.log", kill_after));
-    for (int i = 0; i < 12000; ++i) {
-      if (count_in_store(out, "SELECT count(*) FROM epoch_metrics") >=
-          kill_after)
-        break;
-      std::this_thread::sleep_for(5ms);
-    }
-    ::kill(pid, SIGKILL);
-    REQUIRE(wait_exit(pid) == 128 + SIGKILL);
-  }
-  CHECK(count_in_store(out, "SELECT count(*) FROM kept_states") > 0);
-  auto again = test::run_process(
-      fmt::format("{} run {} --output {}", test::app(), dir / "exp.toml", out));
-  REQUIRE_MESSAGE(again.exit_code == 0, again.output);
-  CHECK(again.output.find("the search replays the epochs of") !=
-        std::string::npos);
-  auto got = test::stored_weights(out);
-  REQUIRE(got.size() == expected.size());
-  for (auto& [name, bytes] : expected)
-    CHECK_MESSAGE(got[name] == bytes, name, " differs after resuming");
-  CHECK(decisions_in(out) == expected_decisions);
+  // Killed past the first copy round (18 epochs at 2), then past the
+  // second (36 at 4).
+  killed_search_resumes(
+      toml, {20, 41},
+      [](const std::vector<std::string>& ds) {
+        REQUIRE(std::count_if(ds.begin(), ds.end(), [](const std::string& d) {
+                  return d.find("exploit") != std::string::npos;
+                }) == 9);
+      },
+      [](const std::string& out) {
+        CHECK(count_in_store(out, "SELECT count(*) FROM kept_states") > 0);
+      });
 }
 
 TEST_CASE("a run stopped with SIGINT resumes to bit-identical weights") {

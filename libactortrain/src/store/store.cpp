@@ -192,6 +192,20 @@ bool has_column(sqlite3* db, const char* table, const char* column) {
   return found;
 }
 
+/// Whether `db` has `table` (stores written by earlier versions lack the
+/// newer ones: their readers answer with nothing).
+bool has_table(sqlite3* db, const char* table) {
+  auto sql = fmt::format("SELECT 1 FROM sqlite_master WHERE type = 'table' "
+                         "AND name = '{}'",
+                         table);
+  sqlite3_stmt* st = nullptr;
+  if (sqlite3_prepare_v2(db, sql.c_str(), -1, &st, nullptr) != SQLITE_OK)
+    return false;
+  bool found = sqlite3_step(st) == SQLITE_ROW;
+  sqlite3_finalize(st);
+  return found;
+}
+
 /// Weights kept in the store pass through the write-ahead log: once folded
 /// back into the database, a log that grew beyond this is cut back.
 constexpr const char* journal_limit_sql = "PRAGMA journal_size_limit=67108864;";
@@ -936,9 +950,7 @@ results_store::record_continuation(const std::string& new_hash,
 
 caf::expected<std::vector<std::string>> results_store::continuations() const {
   std::vector<std::string> result;
-  statement t{db_, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND "
-                   "name = 'continuations'"};
-  if (!t || t.step() != SQLITE_ROW)
+  if (!has_table(db_, "continuations"))
     return result;
   statement st{db_, "SELECT at, description FROM continuations ORDER BY "
                     "rowid"};
@@ -1142,14 +1154,8 @@ caf::error results_store::add_kept_state(uint64_t network_id, int64_t epoch,
 caf::expected<std::map<uint64_t, std::map<int64_t, std::vector<char>>>>
 results_store::kept_states() const {
   std::map<uint64_t, std::map<int64_t, std::vector<char>>> result;
-  {
-    statement t{db_, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND "
-                     "name = 'kept_states'"};
-    if (!t)
-      return storage_error(db_, path_, "cannot read PBT states");
-    if (t.step() != SQLITE_ROW)
-      return result;
-  }
+  if (!has_table(db_, "kept_states"))
+    return result;
   statement st{db_, "SELECT network_id, epoch, data FROM kept_states"};
   if (!st)
     return storage_error(db_, path_, "cannot read PBT states");
@@ -1177,15 +1183,8 @@ results_store::add_staleness(const std::vector<staleness_count>& counts) {
 
 caf::expected<std::vector<staleness_count>> results_store::staleness() const {
   std::vector<staleness_count> result;
-  {
-    // A store written before asynchronous replicas has no such table.
-    statement t{db_, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND "
-                     "name = 'staleness'"};
-    if (!t)
-      return storage_error(db_, path_, "cannot read staleness counts");
-    if (t.step() != SQLITE_ROW)
-      return result;
-  }
+  if (!has_table(db_, "staleness"))
+    return result;
   statement st{db_, "SELECT network_id, staleness, applied, refused FROM "
                     "staleness ORDER BY network_id, staleness"};
   if (!st)
@@ -1372,15 +1371,8 @@ results_store::configurations() const {
 
 caf::expected<std::vector<decision_record>> results_store::decisions() const {
   std::vector<decision_record> result;
-  {
-    // A store written before the search existed has no decisions table.
-    statement t{db_, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND "
-                     "name = 'decisions'"};
-    if (!t)
-      return storage_error(db_, path_, "cannot read the search's decisions");
-    if (t.step() != SQLITE_ROW)
-      return result;
-  }
+  if (!has_table(db_, "decisions"))
+    return result;
   bool exploits = has_column(db_, "decisions", "donor");
   statement st{db_, exploits ? "SELECT time, network_id, epoch, rung, action, "
                                "reason, coalesce(donor, -1), "
