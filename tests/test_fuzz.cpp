@@ -175,8 +175,8 @@ std::string names(const caf::error& err, const std::string& where) {
 
 TEST_CASE("fuzz: the experiment reader accepts or names what is wrong") {
   std::vector<std::string> corpus;
-  for (const char* example :
-       {"fashion_ensemble", "fashion_sweep", "digits_swarm", "iris_csv"})
+  for (const char* example : {"fashion_ensemble", "fashion_sweep",
+                              "digits_swarm", "iris_csv", "replicated_cnn"})
     corpus.push_back(file_text(fmt::format("{}/examples/{}/experiment.toml",
                                            ACTORTRAIN_SOURCE_DIR, example)));
   corpus.push_back(R"(name = "s"
