@@ -355,9 +355,14 @@ TEST_CASE("a port where another program listens: the run names it, trains "
           "on its own slots and answers SIGTERM") {
   temp_dir dir;
   auto exp = write_experiment(dir, 1, 1, 1024, 16);
+  // A short wait for the handshake (the default is 10 s).
+  {
+    std::ofstream more{exp, std::ios::app};
+    more << "[cluster]\nhandshake_seconds = 2\n";
+  }
   test::silent_listener other;
   auto said_why = fmt::format("worker {} accepted the connection but did not "
-                              "answer actortrain's handshake within",
+                              "answer actortrain's handshake within 2 s",
                               other.address());
   // With local slots the run goes on without it and does not wait for it
   // at the end (its link keeps trying during the run).

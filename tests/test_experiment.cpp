@@ -477,6 +477,7 @@ perturb_up = 1.3
 [cluster]
 workers = ["127.0.0.1:4242"]
 local = false
+handshake_seconds = 3
 )",
                               "every-key.toml");
   REQUIRE_MESSAGE(exp, to_string_pretty(exp.error()));

@@ -241,7 +241,9 @@ template <> struct section<cluster_options> {
   static constexpr const char* name = "cluster";
   static constexpr const char* type_name = "cluster_options";
   static constexpr auto rows = std::make_tuple(
-      key("workers", &S::workers, running), key("local", &S::local, running));
+      key("workers", &S::workers, running), key("local", &S::local, running),
+      key("handshake_seconds", &S::handshake_seconds, running)
+          .in(open_closed(0, 3600)));
 };
 
 template <> struct section<output_options> {

@@ -193,6 +193,10 @@ struct cluster_options {
   std::vector<std::string> workers;
   /// Whether this process offers its own `scheduler.slots` too.
   bool local = true;
+  /// How long a port that accepted the connection may take to answer the
+  /// handshake before it counts as another program (a worker answers at
+  /// once; a slow or far network may need longer).
+  double handshake_seconds = 10;
 };
 
 /// What a run leaves in its output folder (docs/durability.md).

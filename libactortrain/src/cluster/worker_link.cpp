@@ -92,8 +92,14 @@ void attempt(link_actor* self) {
   auto& sys = self->system();
   auto mm = st.tls ? sys.openssl_manager().actor_handle()
                    : sys.middleman().actor_handle();
-  self->request(mm, handshake_timeout, caf::connect_atom_v, where->host,
-                where->port)
+  // A worker answers CAF's handshake at once; another program (a web
+  // server, a listener that never reads) never does, and must not hang
+  // the run.
+  auto handshake = st.setup.exp.cluster.handshake_seconds;
+  self->request(mm,
+                std::chrono::duration_cast<caf::timespan>(
+                    std::chrono::duration<double>(handshake)),
+                caf::connect_atom_v, where->host, where->port)
       .then(
           [=](caf::node_id&, caf::strong_actor_ptr& ptr,
               std::set<std::string>& ifs) {
@@ -131,8 +137,9 @@ void attempt(link_actor* self) {
                     ? fmt::format("worker {} accepted the connection but did "
                                   "not answer actortrain's handshake within "
                                   "{} s{} (is another program listening "
-                                  "there?)",
-                                  st.address, handshake_timeout.count(),
+                                  "there? cluster.handshake_seconds)",
+                                  st.address,
+                                  st.setup.exp.cluster.handshake_seconds,
                                   st.tls ? " over TLS" : "")
                     : fmt::format("cannot connect to worker {}{}: {}",
                                   st.address, st.tls ? " over TLS" : "",

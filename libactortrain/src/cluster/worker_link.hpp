@@ -24,11 +24,6 @@ struct joined_worker {
   std::vector<slot_grant> slots;
 };
 
-/// How long a port that accepted the connection may take to answer CAF's
-/// handshake. A worker answers at once; another program (a web server, a
-/// listener that never reads) never does, and must not hang the run.
-constexpr auto handshake_timeout = std::chrono::seconds{10};
-
 /// How long a worker may take to answer a join: it loads its data first.
 constexpr auto join_timeout = std::chrono::seconds{30};
 
@@ -68,9 +63,9 @@ caf::behavior worker_link(caf::stateful_actor<worker_link_state>* self,
                           caf::actor listener, bool retry);
 
 /// Asks every worker of `addresses` to join at once and waits until each has
-/// answered or failed (at most handshake_timeout + join_timeout). When `stop`
-/// becomes true the wait ends early and `stopped` says so; the results of
-/// the workers that had not answered yet are then errors.
+/// answered or failed (at most cluster.handshake_seconds + join_timeout). When
+/// `stop` becomes true the wait ends early and `stopped` says so; the results
+/// of the workers that had not answered yet are then errors.
 std::vector<join_result>
 join_workers(caf::actor_system& sys, const std::vector<std::string>& addresses,
              const run_setup& setup, bool tls,
