@@ -310,11 +310,11 @@ void run_local(trainer_actor* self, const std::vector<slot_grant>& grants) {
   for (size_t r = 0; r < grants.size(); ++r) {
     auto executor = grants[r].executor;
     auto sid = grants[r].slot.id;
-    quantum_job serve{[team, r] {
+    auto work = r == 0 ? job : quantum_job{[team, r] {
       team->serve(r);
       return quantum_report{};
     }};
-    self->request(executor, caf::infinite, quantum_atom_v, r == 0 ? job : serve)
+    self->request(executor, caf::infinite, quantum_atom_v, std::move(work))
         .then(
             [=](quantum_report& report) {
               if (r == 0)

@@ -275,22 +275,19 @@ void hold(scheduler_self* self, uint32_t slot, const waiting_trainer& w) {
 bool grant_together(scheduler_self* self, const waiting_trainer& w,
                     int64_t need) {
   auto& st = self->state;
-  int64_t alive = 0;
+  auto alive = std::count_if(st.slots.begin(), st.slots.end(),
+                             [](const auto& s) { return s.local && !s.dead; });
   std::vector<uint32_t> free;
-  for (uint32_t i = 0; i < st.slots.size(); ++i) {
-    if (!st.slots[i].local || st.slots[i].dead)
-      continue;
-    ++alive;
-    if (!st.slots[i].held.trainer &&
-        std::find(st.free.begin(), st.free.end(), i) != st.free.end())
+  for (auto i : st.free)
+    if (st.slots[i].local)
       free.push_back(i);
-  }
   std::vector<slot_grant> grants;
   if (alive >= need) {
     if (static_cast<int64_t>(free.size()) < need)
       return false;
     // The lowest ids: the same slots for the same state, whatever order
     // they were freed in.
+    std::sort(free.begin(), free.end());
     free.resize(static_cast<size_t>(need));
     auto t = now(self);
     for (auto i : free) {

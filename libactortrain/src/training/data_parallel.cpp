@@ -6,16 +6,11 @@
 #include <torch/torch.h>
 
 #include "models/builtin_learner.hpp"
+#include "training/replica_model.hpp"
 #include "training/replica_team.hpp"
 #include "training/straggler.hpp"
 
 namespace actortrain {
-
-/// A copy of the network's model that computes one replica's gradients.
-struct data_parallel_step::replica {
-  torch::nn::Sequential net;
-  std::vector<torch::Tensor> params;
-};
 
 data_parallel_step::data_parallel_step(size_t replicas) : replicas_(replicas) {}
 
@@ -39,13 +34,8 @@ double data_parallel_step::operator()(builtin_learner& net, const dataset& data,
   auto leader_params = net.net()->parameters();
   if (copies_.size() + 1 != replicas_) {
     copies_.clear();
-    for (size_t r = 1; r < replicas_; ++r) {
-      auto c = std::make_unique<replica>();
-      c->net = build_builtin_model(net.plan());
-      c->net->to(device);
-      c->params = c->net->parameters();
-      copies_.push_back(std::move(c));
-    }
+    for (size_t r = 1; r < replicas_; ++r)
+      copies_.push_back(std::make_unique<replica_model>(net, device));
   }
   auto n = batch.size(0);
   auto sizes = part_sizes(n, replicas_);
@@ -58,18 +48,8 @@ double data_parallel_step::operator()(builtin_learner& net, const dataset& data,
   const auto& slow = straggler::from_environment();
   team.run_all([&](size_t r) {
     auto started = std::chrono::steady_clock::now();
-    auto& model = r == 0 ? net.net() : copies_[r - 1]->net;
-    if (r > 0) {
-      // The network's weights, read while replica 0 computes with them (a
-      // forward and backward pass only read them).
-      torch::NoGradGuard no_grad;
-      auto& mine = copies_[r - 1]->params;
-      for (size_t k = 0; k < mine.size(); ++k) {
-        mine[k].copy_(leader_params[k]);
-        mine[k].mutable_grad() = torch::Tensor{};
-      }
-      model->train();
-    }
+    if (r > 0)
+      copies_[r - 1]->take_weights(leader_params);
     if (sizes[r] == 0)
       return;
     auto part = batch.narrow(0, offsets[r], sizes[r]);
@@ -78,7 +58,8 @@ double data_parallel_step::operator()(builtin_learner& net, const dataset& data,
     // The part's share of the batch's mean loss, so the summed gradients
     // are the whole batch's.
     auto share = static_cast<double>(sizes[r]) / static_cast<double>(n);
-    auto loss = net.loss_of(model->forward(x), y);
+    auto out = r == 0 ? net.net()->forward(x) : copies_[r - 1]->forward(x);
+    auto loss = net.loss_of(out, y);
     (loss * share).backward();
     losses[r] = loss.item<double>() * share;
     slow.pace(r, started);
@@ -89,7 +70,7 @@ double data_parallel_step::operator()(builtin_learner& net, const dataset& data,
     for (size_t r = 1; r < replicas_; ++r) {
       if (sizes[r] == 0)
         continue;
-      const auto& theirs = copies_[r - 1]->params;
+      const auto& theirs = copies_[r - 1]->params();
       for (size_t k = 0; k < leader_params.size(); ++k) {
         auto& g = leader_params[k].mutable_grad();
         if (!g.defined())

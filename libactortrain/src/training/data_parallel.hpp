@@ -10,6 +10,7 @@
 namespace actortrain {
 
 class builtin_learner;
+class replica_model;
 class replica_team;
 
 /// Synchronous data parallelism for one built-in network (train.replicas):
@@ -42,10 +43,9 @@ public:
   static std::vector<int64_t> part_sizes(int64_t n, size_t replicas);
 
 private:
-  struct replica;
   size_t replicas_;
   /// Replicas 1 .. R-1 (replica 0 is the network's own model).
-  std::vector<std::unique_ptr<replica>> copies_;
+  std::vector<std::unique_ptr<replica_model>> copies_;
 };
 
 } // namespace actortrain

@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
-#include <exception>
 #include <map>
 #include <mutex>
 #include <stdexcept>
@@ -303,7 +302,7 @@ void network_group::run_replicated(size_t i, const quantum_limits& limits,
     return;
   }
   if (m.spec().config.train.sync == sync_kind::async) {
-    run_async(i, limits, outs, *team);
+    run_async(i, *net, limits, outs, *team);
     return;
   }
   if (!parallel_ || parallel_->replicas() != replicas)
@@ -320,7 +319,8 @@ void network_group::run_replicated(size_t i, const quantum_limits& limits,
   train_cohort({i}, limits, step, outs);
 }
 
-void network_group::run_async(size_t i, const quantum_limits& limits,
+void network_group::run_async(size_t i, builtin_learner& master,
+                              const quantum_limits& limits,
                               std::vector<quantum_outcome>& outs,
                               replica_team& team) {
   auto& m = *members_[i];
@@ -340,78 +340,74 @@ void network_group::run_async(size_t i, const quantum_limits& limits,
   double quantum_seconds = 0;
   auto last = clock_type::now();
   bool threw = false;
+  const auto& data = m.data();
   m.guarded(out, [&] {
-    // A failure is the runner's to retry (guarded): no conclusion here.
-    struct mark_failure {
-      bool& threw;
-      ~mark_failure() {
-        if (std::uncaught_exceptions() > 0)
-          threw = true;
-      }
-    } marker{threw};
-    server.attach(dynamic_cast<builtin_learner&>(m.current_learner()),
-                  m.device());
-    auto& master = dynamic_cast<builtin_learner&>(m.current_learner());
-    const auto& data = m.data();
+    server.attach(master, m.device());
     const auto& slow = straggler::from_environment();
-    team.run_all([&](size_t r) {
-      for (;;) {
-        int64_t step = 0;
-        torch::Tensor batch;
-        int64_t version = 0;
-        {
-          std::lock_guard<std::mutex> lock{mx};
-          if (stop || issued >= target ||
-              (limits.seconds > 0 && quantum_seconds >= limits.seconds))
-            return;
-          auto why = m.before_step_at(issued, batch);
-          if (why != stop_reason::none) {
-            stop = true;
-            reason = why;
-            return;
-          }
-          step = issued++;
-          version = server.pull(r);
-        }
-        auto x = data.train_x.index_select(0, batch).to(m.device());
-        auto y = data.train_y.index_select(0, batch).to(m.device());
+    // A failure is the runner's to retry (guarded): no conclusion here.
+    try {
+      team.run_all([&](size_t r) {
         for (;;) {
-          auto started = clock_type::now();
-          auto loss = master.loss_of(server.forward(r, x), y);
-          loss.backward();
-          auto value = loss.item<double>();
-          slow.pace(r, started);
-          std::lock_guard<std::mutex> lock{mx};
-          // A step in flight when the network stopped is dropped: the next
-          // quantum hands out the steps after the booked ones again.
-          if (stop)
-            return;
-          auto verdict = server.push(r, step, version);
-          if (verdict == parameter_server::verdict::stale) {
-            version = server.pull(r);
-            continue;
-          }
-          if (verdict == parameter_server::verdict::duplicate)
-            break;
-          // One update's share of the time: the wall time since the last.
-          auto now = clock_type::now();
-          auto seconds = std::chrono::duration<double>(now - last).count();
-          last = now;
-          quantum_seconds += seconds;
-          try {
-            auto why = m.after_step(value, seconds, out);
+          int64_t step = 0;
+          torch::Tensor batch;
+          int64_t version = 0;
+          {
+            std::lock_guard<std::mutex> lock{mx};
+            if (stop || issued >= target ||
+                (limits.seconds > 0 && quantum_seconds >= limits.seconds))
+              return;
+            auto why = m.before_step_at(issued, batch);
             if (why != stop_reason::none) {
               stop = true;
               reason = why;
+              return;
             }
-          } catch (...) {
-            stop = true;
-            throw;
+            step = issued++;
+            version = server.pull(r);
           }
-          break;
+          auto x = data.train_x.index_select(0, batch).to(m.device());
+          auto y = data.train_y.index_select(0, batch).to(m.device());
+          for (;;) {
+            auto started = clock_type::now();
+            auto loss = master.loss_of(server.forward(r, x), y);
+            loss.backward();
+            auto value = loss.item<double>();
+            slow.pace(r, started);
+            std::lock_guard<std::mutex> lock{mx};
+            // A step in flight when the network stopped is dropped: the next
+            // quantum hands out the steps after the booked ones again.
+            if (stop)
+              return;
+            auto verdict = server.push(r, step, version);
+            if (verdict == parameter_server::verdict::stale) {
+              version = server.pull(r);
+              continue;
+            }
+            if (verdict == parameter_server::verdict::duplicate)
+              break;
+            // One update's share of the time: the wall time since the last.
+            auto now = clock_type::now();
+            auto seconds = std::chrono::duration<double>(now - last).count();
+            last = now;
+            quantum_seconds += seconds;
+            try {
+              auto why = m.after_step(value, seconds, out);
+              if (why != stop_reason::none) {
+                stop = true;
+                reason = why;
+              }
+            } catch (...) {
+              stop = true;
+              throw;
+            }
+            break;
+          }
         }
-      }
-    });
+      });
+    } catch (...) {
+      threw = true;
+      throw;
+    }
   });
   out.staleness = server.take_counts(m.spec().id);
   if (threw || m.done() || !m.ready())

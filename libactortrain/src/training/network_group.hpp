@@ -8,6 +8,7 @@
 
 namespace actortrain {
 
+class builtin_learner;
 class data_parallel_step;
 class fused_model;
 class parameter_server;
@@ -97,7 +98,8 @@ private:
   /// Steps member i, a replicated network with train.sync = "async",
   /// through its parameter server: every thread of `team` trains its
   /// replica on batches of its own until the quantum ends.
-  void run_async(size_t i, const quantum_limits& limits,
+  void run_async(size_t i, builtin_learner& master,
+                 const quantum_limits& limits,
                  std::vector<quantum_outcome>& outs, replica_team& team);
   /// Steps `cohort` through one fused model; false when its members cannot
   /// be fused after all (they then train alone).

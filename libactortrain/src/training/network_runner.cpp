@@ -359,6 +359,8 @@ int64_t network_runner::quantum_target(const quantum_limits& limits) const {
 }
 
 stop_reason network_runner::before_step(torch::Tensor& batch) {
+  // after_step starts an epoch's sums; a snapshot written before it did
+  // (2026-12-06) holds the last epoch's at an epoch boundary.
   if (st_.step % steps_per_epoch_ == 0) {
     st_.epoch_loss_sum = 0;
     st_.epoch_seconds = 0;

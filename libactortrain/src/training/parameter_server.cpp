@@ -5,13 +5,9 @@
 #include <torch/torch.h>
 
 #include "models/builtin_learner.hpp"
+#include "training/replica_model.hpp"
 
 namespace actortrain {
-
-struct parameter_server::replica {
-  torch::nn::Sequential net;
-  std::vector<torch::Tensor> params;
-};
 
 parameter_server::parameter_server(size_t replicas, int64_t staleness)
     : staleness_(staleness), copies_(replicas) {}
@@ -20,31 +16,19 @@ parameter_server::~parameter_server() = default;
 
 void parameter_server::attach(builtin_learner& master, torch::Device device) {
   master_ = &master;
-  for (auto& c : copies_) {
-    if (c)
-      continue;
-    c = std::make_unique<replica>();
-    c->net = build_builtin_model(master.plan());
-    c->net->to(device);
-    c->net->train();
-    c->params = c->net->parameters();
-  }
+  for (auto& c : copies_)
+    if (!c)
+      c = std::make_unique<replica_model>(master, device);
 }
 
 torch::Tensor parameter_server::forward(size_t r, const torch::Tensor& x) {
-  return copies_.at(r)->net->forward(x);
+  return copies_.at(r)->forward(x);
 }
 
 int64_t parameter_server::pull(size_t r) {
   if (master_ == nullptr)
     throw std::logic_error("a parameter server needs its master weights");
-  torch::NoGradGuard no_grad;
-  auto theirs = master_->net()->parameters();
-  auto& mine = copies_.at(r)->params;
-  for (size_t k = 0; k < mine.size(); ++k) {
-    mine[k].copy_(theirs[k]);
-    mine[k].mutable_grad() = torch::Tensor{};
-  }
+  copies_.at(r)->take_weights(master_->net()->parameters());
   return version_;
 }
 
@@ -60,7 +44,7 @@ parameter_server::verdict parameter_server::push(size_t r, int64_t step,
   {
     torch::NoGradGuard no_grad;
     auto params = master_->net()->parameters();
-    const auto& mine = copies_.at(r)->params;
+    const auto& mine = copies_.at(r)->params();
     for (size_t k = 0; k < params.size(); ++k) {
       const auto& g = mine[k].grad();
       if (g.defined())

@@ -13,6 +13,7 @@
 namespace actortrain {
 
 class builtin_learner;
+class replica_model;
 
 /// Asynchronous data parallelism for one built-in network (train.sync =
 /// "async"): owns nothing but the version of the master weights, which stay
@@ -68,10 +69,9 @@ public:
   std::vector<staleness_count> take_counts(uint64_t network_id);
 
 private:
-  struct replica;
   int64_t staleness_;
   builtin_learner* master_ = nullptr;
-  std::vector<std::unique_ptr<replica>> copies_;
+  std::vector<std::unique_ptr<replica_model>> copies_;
   int64_t version_ = 0;
   std::set<int64_t> applied_steps_;
   /// Staleness -> (applied, refused).
