@@ -553,8 +553,8 @@ TEST_CASE("states exported after a quantum continue bit for bit in another "
     for (int q = 0; q < 100 && !unfinished.empty(); ++q) {
       auto group = make_group(specs, data, fuse);
       group.adopt(unfinished, std::move(states));
-      auto report = group.run_quantum(slot, limits, true);
-      states = std::move(report.states);
+      auto report = group.run_quantum(slot, limits);
+      states = group.export_states();
       unfinished = group.unfinished();
       REQUIRE(states.size() == unfinished.size());
       for (auto& out : report.networks) {

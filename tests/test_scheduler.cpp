@@ -95,7 +95,7 @@ struct scheduler_fixture {
       slot_info info;
       info.id = static_cast<uint32_t>(i);
       slots.push_back(
-          slot_grant{info, sys.spawn<caf::detached>(slot_executor, info)});
+          slot_grant{info, sys.spawn<caf::detached>(slot_executor, info), {}});
     }
     sched = sys.spawn(
         scheduler, slots,
@@ -270,7 +270,7 @@ gang_observations run_virtual(caf::actor_system& sys, int slots,
     slot_info info;
     info.id = static_cast<uint32_t>(i);
     grants.push_back(
-        slot_grant{info, sys.spawn<caf::detached>(slot_executor, info)});
+        slot_grant{info, sys.spawn<caf::detached>(slot_executor, info), {}});
   }
   auto sched = sys.spawn(
       scheduler, grants,

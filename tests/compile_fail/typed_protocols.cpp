@@ -20,11 +20,13 @@ namespace actortrain {
 
 void talk(caf::event_based_actor* self, const scheduler_actor& scheduler,
           const aggregator_actor& aggregator,
-          const slot_executor_actor& executor, const worker_node_actor& node,
-          const session_actor& session) {
+          const slot_executor_actor& executor, const state_keeper_actor& keeper,
+          const worker_node_actor& node, const session_actor& session) {
   self->send(scheduler, acquire_atom_v, trainer_info{});
   self->send(aggregator, flush_atom_v);
-  self->send(executor, forget_atom_v, uint64_t{1});
+  self->send(keeper, forget_atom_v, uint64_t{1});
+  self->request(executor, caf::infinite, quantum_atom_v, remote_quantum{})
+      .then([](quantum_report&) {});
   self->request(node, caf::infinite, join_atom_v, run_setup{})
       .then([](std::vector<slot_grant>&) {});
   self->request(session, caf::infinite, wait_atom_v, uint64_t{3})
@@ -53,15 +55,10 @@ void talk(caf::event_based_actor* self, const scheduler_actor& scheduler,
 }
 
 #if TYPED_PROTOCOL_CASE == 5
-// An executor that forgets to handle forget_atom is not a slot executor.
-slot_executor_actor::behavior_type incomplete_executor() {
+// A keeper that does not hand states over is not a state keeper.
+state_keeper_actor::behavior_type incomplete_keeper() {
   return {
-      [](quantum_atom, quantum_job&) -> caf::result<quantum_report> {
-        return caf::sec::unexpected_message;
-      },
-      [](quantum_atom, remote_quantum&) -> caf::result<quantum_report> {
-        return caf::sec::unexpected_message;
-      },
+      [](forget_atom, uint64_t) {},
   };
 }
 #endif

@@ -354,7 +354,7 @@ void start(coordinator_actor* self) {
     auto exec = sys.spawn<caf::detached>(slot_executor, info);
     self->link_to(exec);
     st.executors.push_back(exec);
-    slots.push_back(slot_grant{info, exec});
+    slots.push_back(slot_grant{info, exec, {}});
   }
   for (auto& w : plan.workers) {
     watch_worker(self, w.address, w.node);

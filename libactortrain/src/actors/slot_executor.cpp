@@ -37,9 +37,6 @@ slot_executor_actor::behavior_type slot_executor(slot_executor_actor::pointer,
                           "a local slot runs in-process jobs, not a "
                           "worker's networks");
       },
-      [](forget_atom, uint64_t) {
-        // A local slot caches nothing: the trainer holds its state.
-      },
   };
 }
 

@@ -1,6 +1,9 @@
 #include "actors/trainer.hpp"
 
 #include <algorithm>
+#include <chrono>
+#include <optional>
+#include <utility>
 
 #include <caf/atom.hpp>
 #include <caf/event_based_actor.hpp>
@@ -195,24 +198,112 @@ progress_report group_progress(trainer_actor* self,
   p.seconds_per_step =
       p.steps_done > 0 ? seconds / static_cast<double>(p.steps_done) : 0;
   p.finished = st.unfinished.empty();
+  p.state_bytes = 0;
+  for (const auto& [id, s] : st.fallback)
+    p.state_bytes += static_cast<int64_t>(s.last_good.size());
+  p.moved_bytes = std::exchange(st.moved_bytes, 0);
+  p.move_seconds = std::exchange(st.move_seconds, 0.0);
   return p;
 }
 
-/// Books a cluster quantum's report: the states to continue from, where
-/// the live models are now, and the group's progress.
-void book(trainer_actor* self, const slot_executor_actor& executor,
+/// Drops what a quantum delivers again after its group fell back to older
+/// states (the epochs and failures of steps trained before), and notes
+/// what it delivers now. Checkpoints never repeat: a fall back starts from
+/// the newest.
+void drop_replayed(trainer_actor* self, quantum_report& report) {
+  auto& delivered = self->state.delivered;
+  auto& epochs = report.progress.epochs;
+  epochs.erase(std::remove_if(epochs.begin(), epochs.end(),
+                              [&](const epoch_metrics& e) {
+                                return e.epoch <= delivered[e.network_id].epoch;
+                              }),
+               epochs.end());
+  for (auto& out : report.networks) {
+    auto& seen = delivered[out.progress.network_id];
+    auto& ms = out.epochs;
+    ms.erase(std::remove_if(
+                 ms.begin(), ms.end(),
+                 [&](const epoch_metrics& e) { return e.epoch <= seen.epoch; }),
+             ms.end());
+    if (out.progress.steps_done <= seen.replay_until) {
+      out.failures.clear();
+      out.staleness.clear();
+    }
+    for (const auto& e : ms)
+      seen.epoch = std::max(seen.epoch, e.epoch);
+  }
+}
+
+/// The node holding the group's live models was lost (or could not hand
+/// them over): the group goes on from the coordinator's copies, and what
+/// it trains again is not delivered twice.
+void fall_back(trainer_actor* self) {
+  auto& st = self->state;
+  if (st.live && st.live->keeper)
+    self->send(st.live->keeper, forget_atom_v, st.group->id());
+  st.live.reset();
+  for (auto id : st.unfinished) {
+    auto it = st.latest.find(id);
+    if (it != st.latest.end())
+      st.delivered[id].replay_until = it->second.steps_done;
+  }
+}
+
+/// The states the coordinator keeps: each unfinished network's latest
+/// checkpoint, or a fresh start.
+std::vector<runner_state> fallback_states(trainer_actor* self) {
+  auto& st = self->state;
+  std::vector<runner_state> states;
+  for (auto id : st.unfinished) {
+    auto it = st.fallback.find(id);
+    if (it != st.fallback.end()) {
+      states.push_back(it->second);
+    } else {
+      runner_state fresh;
+      fresh.network_id = id;
+      states.push_back(std::move(fresh));
+    }
+  }
+  return states;
+}
+
+/// Counts a move's bytes and time for the next progress report.
+void note_move(trainer_actor* self, const std::vector<runner_state>& states,
+               std::chrono::steady_clock::time_point since) {
+  auto& st = self->state;
+  for (const auto& s : states)
+    st.moved_bytes += static_cast<int64_t>(s.live.size() + s.last_good.size());
+  st.move_seconds +=
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - since)
+          .count();
+}
+
+/// Books a cluster quantum's report: where the live models are now, each
+/// network's newest checkpoint (the copy to fall back on) and the group's
+/// progress.
+void book(trainer_actor* self, const slot_grant& where,
           quantum_report& report) {
   auto& st = self->state;
-  st.states = std::move(report.states);
+  drop_replayed(self, report);
   for (const auto& out : report.networks) {
-    st.latest[out.progress.network_id] = out.progress;
-    if (out.progress.finished)
-      st.unfinished.erase(std::remove(st.unfinished.begin(),
-                                      st.unfinished.end(),
-                                      out.progress.network_id),
-                          st.unfinished.end());
+    auto id = out.progress.network_id;
+    st.latest[id] = out.progress;
+    if (out.progress.finished) {
+      st.unfinished.erase(
+          std::remove(st.unfinished.begin(), st.unfinished.end(), id),
+          st.unfinished.end());
+      st.fallback.erase(id);
+    } else if (!out.checkpoint.empty()) {
+      auto& s = st.fallback[id];
+      s.network_id = id;
+      s.live.clear();
+      s.last_good = out.checkpoint;
+      s.last_good_step = out.checkpoint_step;
+      s.retries = out.checkpoint_retries;
+      s.last_good_retries = out.checkpoint_retries;
+    }
   }
-  st.live = trainer_state::live_models{executor.node(), executor};
+  st.live = trainer_state::live_models{where.executor.node(), where.keeper};
   st.lost_quanta = 0;
   st.lost_links = 0;
   report.progress = group_progress(self, report.progress);
@@ -220,8 +311,8 @@ void book(trainer_actor* self, const slot_executor_actor& executor,
 
 /// A quantum on a worker node was lost (the node died, or the quantum
 /// failed there): the group goes back to the scheduler's queue and
-/// continues from the states of the quantum before, on any slot. With
-/// `slot_lost` (its worker is gone) the scheduler retires the slot.
+/// continues from its latest checkpoints, on any slot. With `slot_lost`
+/// (its worker is gone) the scheduler retires the slot.
 void lose_quantum(trainer_actor* self, uint32_t slot, const std::string& reason,
                   bool slot_lost) {
   auto& st = self->state;
@@ -229,7 +320,7 @@ void lose_quantum(trainer_actor* self, uint32_t slot, const std::string& reason,
   if (st.in_flight && st.in_flight->executor)
     self->demonitor(st.in_flight->executor.address());
   st.in_flight.reset();
-  st.live.reset();
+  fall_back(self);
   auto& lost = slot_lost ? st.lost_links : st.lost_quanta;
   auto most = slot_lost ? st.config.max_lost_links : st.config.max_lost_quanta;
   if (++lost > most) {
@@ -246,11 +337,17 @@ void lose_quantum(trainer_actor* self, uint32_t slot, const std::string& reason,
   self->send(st.config.scheduler, release_atom_v, slot, p, slot_lost);
 }
 
+/// The states a quantum continues from: none when the live models are where
+/// it runs.
+using moved_states = std::optional<std::vector<runner_state>>;
+
 /// Runs a quantum on this process's slots: one, or the R slots of a
 /// replicated network granted together. Their executors each get a job: the
 /// first slot's runs the group's quantum, the others serve as its replicas'
-/// threads (replica_team) until it ends.
-void run_local(trainer_actor* self, const std::vector<slot_grant>& grants) {
+/// threads (replica_team) until it ends. With `moved`, the group first
+/// takes those states (it trained elsewhere since).
+void run_local(trainer_actor* self, const std::vector<slot_grant>& grants,
+               moved_states moved) {
   auto& st = self->state;
   st.busy = true;
   auto group = st.group;
@@ -259,12 +356,9 @@ void run_local(trainer_actor* self, const std::vector<slot_grant>& grants) {
   limits.search.stop = st.search_stops;
   limits.search.transplants = st.transplants;
   auto cluster = st.config.cluster;
-  // Cluster runs: models trained elsewhere since are stale here.
-  bool adopt = cluster && !(st.live && st.live->node == self->node());
-  if (adopt && st.live && st.live->executor)
-    self->send(st.live->executor, forget_atom_v, group->id());
+  bool adopt = moved.has_value();
   auto unfinished = st.unfinished;
-  auto states = adopt ? st.states : std::vector<runner_state>{};
+  auto states = adopt ? std::move(*moved) : std::vector<runner_state>{};
   // Networks not done before this quantum: if a slot fails, these fail
   // with it.
   auto pending = cluster ? st.unfinished : group->unfinished();
@@ -274,20 +368,20 @@ void run_local(trainer_actor* self, const std::vector<slot_grant>& grants) {
   std::shared_ptr<replica_team> team;
   if (grants.size() > 1)
     team = std::make_shared<replica_team>(grants.size());
-  quantum_job job{[group, slot, limits, cluster, adopt, unfinished, states,
-                   team]() mutable {
-    // The helpers wait for the leader: they are released whatever happens.
-    struct release_helpers {
-      replica_team* team;
-      ~release_helpers() {
-        if (team)
-          team->finish();
-      }
-    } guard{team.get()};
-    if (adopt)
-      group->adopt(unfinished, std::move(states));
-    return group->run_quantum(slot, limits, cluster, team.get());
-  }};
+  quantum_job job{
+      [group, slot, limits, adopt, unfinished, states, team]() mutable {
+        // The helpers wait for the leader: they are released whatever happens.
+        struct release_helpers {
+          replica_team* team;
+          ~release_helpers() {
+            if (team)
+              team->finish();
+          }
+        } guard{team.get()};
+        if (adopt)
+          group->adopt(unfinished, std::move(states));
+        return group->run_quantum(slot, limits, team.get());
+      }};
   // The quantum ends when every executor answered; the leader's report is
   // the quantum's.
   struct replies {
@@ -304,7 +398,7 @@ void run_local(trainer_actor* self, const std::vector<slot_grant>& grants) {
       return;
     }
     if (self->state.config.cluster)
-      book(self, grants.front().executor, got->report);
+      book(self, grants.front(), got->report);
     conclude(self, ids, got->report);
   };
   for (size_t r = 0; r < grants.size(); ++r) {
@@ -334,7 +428,10 @@ void run_local(trainer_actor* self, const std::vector<slot_grant>& grants) {
   }
 }
 
-void run_remote(trainer_actor* self, const slot_grant& grant) {
+/// Runs a quantum on a worker's slot: on the live models kept there, or
+/// on `moved` states.
+void run_remote(trainer_actor* self, const slot_grant& grant,
+                moved_states moved) {
   auto& st = self->state;
   st.busy = true;
   auto executor = grant.executor;
@@ -343,12 +440,9 @@ void run_remote(trainer_actor* self, const slot_grant& grant) {
   remote_quantum q;
   q.group_id = st.group->id();
   q.members = st.unfinished;
-  q.cached = st.live && st.live->node == executor.node();
-  if (!q.cached) {
-    q.states = st.states;
-    if (st.live && st.live->executor && st.live->node != self->node())
-      self->send(st.live->executor, forget_atom_v, q.group_id);
-  }
+  q.cached = !moved;
+  if (moved)
+    q.states = std::move(*moved);
   q.steps = limits.steps;
   q.epochs = limits.epochs;
   q.seconds = limits.seconds;
@@ -369,7 +463,7 @@ void run_remote(trainer_actor* self, const slot_grant& grant) {
               return;
             st.in_flight.reset();
             self->demonitor(executor.address());
-            book(self, executor, report);
+            book(self, grant, report);
             conclude(self, {slot}, report);
           },
           [=](caf::error& err) {
@@ -381,6 +475,83 @@ void run_remote(trainer_actor* self, const slot_grant& grant) {
             bool answered = err.category() == caf::atom("actortrain");
             lose_quantum(self, slot, to_string_pretty(err), !answered);
           });
+}
+
+/// Runs a quantum on `grants`, on this process or a worker.
+void run_at(trainer_actor* self, const std::vector<slot_grant>& grants,
+            moved_states moved) {
+  if (grants.front().executor.node() == self->node())
+    run_local(self, grants, std::move(moved));
+  else
+    run_remote(self, grants.front(), std::move(moved));
+}
+
+/// Starts a quantum on `grants` once the group's state is where they are:
+/// the live models stay on the node of the last quantum, and move (from
+/// this process, or handed over by a worker's keeper) only when the slots
+/// are on another node. A group whose node was lost goes on from the
+/// coordinator's copies.
+void start(trainer_actor* self, std::vector<slot_grant> grants) {
+  auto& st = self->state;
+  if (!st.config.cluster) {
+    run_local(self, grants, std::nullopt);
+    return;
+  }
+  auto target = grants.front().executor.node();
+  if (st.live && st.live->node == target) {
+    run_at(self, grants, std::nullopt);
+    return;
+  }
+  auto since = std::chrono::steady_clock::now();
+  if (!st.live || (st.live->node != self->node() && !st.live->keeper)) {
+    fall_back(self);
+    run_at(self, grants, fallback_states(self));
+    return;
+  }
+  if (st.live->node == self->node()) {
+    std::vector<runner_state> states;
+    try {
+      states = st.group->export_states();
+    } catch (const std::exception& e) {
+      slot_ids ids;
+      for (const auto& g : grants)
+        ids.push_back(g.slot.id);
+      fail_all(self, ids, st.unfinished,
+               fmt::format("the networks' states could not be written to "
+                           "move them to another node: {}",
+                           e.what()));
+      return;
+    }
+    note_move(self, states, since);
+    run_at(self, grants, std::move(states));
+    return;
+  }
+  // The live models are on another worker: its keeper hands them over
+  // (and forgets them). The keeper is watched: a worker lost meanwhile
+  // ends the wait.
+  st.busy = true;
+  auto id = ++st.moves;
+  auto keeper = st.live->keeper;
+  st.moving = trainer_state::move_in_flight{id, keeper, grants};
+  self->monitor(keeper);
+  auto moved = [=](moved_states states) {
+    auto& st = self->state;
+    if (!st.moving || st.moving->id != id)
+      return;
+    self->demonitor(keeper.address());
+    st.moving.reset();
+    if (states) {
+      note_move(self, *states, since);
+      run_at(self, grants, std::move(states));
+    } else {
+      fall_back(self);
+      run_at(self, grants, fallback_states(self));
+    }
+  };
+  self->request(keeper, caf::infinite, export_atom_v, st.group->id())
+      .then(
+          [=](std::vector<runner_state>& states) { moved(std::move(states)); },
+          [=](caf::error&) { moved(std::nullopt); });
 }
 
 } // namespace
@@ -398,6 +569,15 @@ caf::behavior trainer(trainer_actor* self, std::shared_ptr<network_group> group,
     st.unfinished = st.group->unfinished();
   self->set_down_handler([=](caf::down_msg& dm) {
     auto& st = self->state;
+    if (st.moving && dm.source == st.moving->keeper.address()) {
+      // The worker holding the live models is gone: the coordinator's
+      // copies go where the group was granted.
+      auto grants = std::move(st.moving->grants);
+      st.moving.reset();
+      fall_back(self);
+      run_at(self, grants, fallback_states(self));
+      return;
+    }
     if (st.in_flight && st.in_flight->executor &&
         dm.source == st.in_flight->executor.address())
       lose_quantum(
@@ -476,23 +656,9 @@ caf::behavior trainer(trainer_actor* self, std::shared_ptr<network_group> group,
                                st.group->slots_needed()));
           return;
         }
-        run_local(self, grants);
+        start(self, grants);
       },
-      [=](grant_atom, const slot_grant& grant) {
-        auto& st = self->state;
-        if (st.config.cluster && grant.executor.node() != self->node()) {
-          if (st.states.empty() && !st.unfinished.empty()) {
-            // The states of networks that never left this node: exported
-            // here once, before their first quantum elsewhere. Without a
-            // live model this is cheap (no tensors are written).
-            for (auto net : st.unfinished)
-              st.states.push_back(st.group->export_state(net));
-          }
-          run_remote(self, grant);
-        } else {
-          run_local(self, {grant});
-        }
-      },
+      [=](grant_atom, const slot_grant& grant) { start(self, {grant}); },
   };
 }
 

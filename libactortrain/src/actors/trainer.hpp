@@ -13,6 +13,7 @@
 #include <caf/stateful_actor.hpp>
 
 #include "protocol/interfaces.hpp"
+#include "protocol/slot.hpp"
 #include "training/network_group.hpp"
 
 namespace actortrain {
@@ -22,9 +23,9 @@ struct trainer_config {
   scheduler_actor scheduler;
   aggregator_actor aggregator;
   quantum_limits quantum;
-  /// The run has worker nodes: quanta may run on other nodes, so every
-  /// quantum reports the networks' states (runner_state) and the group
-  /// continues from them wherever its next slot is.
+  /// The run has worker nodes: quanta may run on other nodes. A group's
+  /// live state stays on the node of its last quantum and travels only when
+  /// the group's next slot is on another node.
   bool cluster = false;
   /// Quanta in a row that a worker node answered with an error (a state did
   /// not restore, the quantum failed there) before the group's networks
@@ -47,17 +48,41 @@ struct trainer_state {
   std::shared_ptr<network_group> group;
   trainer_config config;
   // -- cluster runs ----------------------------------------------------------
-  /// The group's unfinished networks and the state each continues from.
+  /// The group's unfinished networks.
   std::vector<uint64_t> unfinished;
-  std::vector<runner_state> states;
   /// Where the group's live models are: the node its last quantum ran on
-  /// and that quantum's executor (null before any quantum). Empty when no
-  /// node holds them and `states` are all there is.
+  /// and, on a worker, the keeper that hands their states over. Empty when
+  /// that node was lost: the group goes on from `fallback`.
   struct live_models {
     caf::node_id node;
-    slot_executor_actor executor;
+    state_keeper_actor keeper;
   };
   std::optional<live_models> live;
+  /// The coordinator's copy of each network's state, for when the node
+  /// holding the live one is lost: its latest checkpoint (none: the
+  /// network starts over). At most the work since then is lost.
+  std::map<uint64_t, runner_state> fallback;
+  /// States asked of a worker's keeper for a move, and the slot granted
+  /// meanwhile (the keeper is watched: a lost worker ends the wait).
+  struct move_in_flight {
+    uint64_t id = 0;
+    state_keeper_actor keeper;
+    std::vector<slot_grant> grants;
+  };
+  std::optional<move_in_flight> moving;
+  uint64_t moves = 0;
+  /// What each network delivered so far (its newest epoch and checkpoint
+  /// step) and, after a fall back, the steps it had done: quanta that
+  /// train those steps again deliver nothing twice.
+  struct delivered_so_far {
+    int64_t epoch = 0;
+    int64_t checkpoint_step = -1;
+    int64_t replay_until = 0;
+  };
+  std::unordered_map<uint64_t, delivered_so_far> delivered;
+  /// The state moved before the quantum now running: bytes and seconds.
+  int64_t moved_bytes = 0;
+  double move_seconds = 0;
   /// Networks the adaptive search stopped: the next quantum finishes them
   /// (kept until a report shows them done, so a lost quantum loses none).
   std::vector<uint64_t> search_stops;
@@ -97,8 +122,9 @@ struct trainer_state {
 /// outcome to the aggregator and the group's progress to the scheduler
 /// (which queues it again until the report says finished). In a cluster
 /// run a slot may be on a worker node: the quantum then travels there as a
-/// remote_quantum, and a quantum lost with its worker is run again
-/// elsewhere from the states of the quantum before.
+/// remote_quantum, the live state stays there, and moves with the group
+/// only when its next slot is on another node; a quantum lost with its
+/// worker is run again elsewhere from the networks' latest checkpoints.
 caf::behavior trainer(caf::stateful_actor<trainer_state>* self,
                       std::shared_ptr<network_group> group,
                       trainer_config config);

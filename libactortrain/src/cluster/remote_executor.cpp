@@ -43,7 +43,7 @@ remote_executor(slot_executor_actor::pointer, slot_info slot,
           auto stopping = std::make_shared<std::atomic<bool>>(q.stopping);
           quantum_limits limits{q.steps, q.epochs, q.seconds, stopping,
                                 q.search};
-          auto report = (*group)->run_quantum(slot, limits, true);
+          auto report = (*group)->run_quantum(slot, limits);
           if (report.progress.finished)
             run->forget(q.group_id);
           if (run->verbose())
@@ -68,7 +68,6 @@ remote_executor(slot_executor_actor::pointer, slot_info slot,
                           "a worker's slot runs networks sent as values, not "
                           "in-process jobs");
       },
-      [=](forget_atom, uint64_t group_id) { run->forget(group_id); },
   };
 }
 

@@ -11,9 +11,10 @@ class worker_run;
 
 /// A worker's slot: runs quanta that a coordinator's trainers send as
 /// values. Spawned `detached`, like a local slot executor.
-/// Handles (quantum_atom, remote_quantum) -> quantum_report, with the state
-/// of every unfinished network, and (forget_atom, group id); refuses an
-/// in-process quantum_job, which cannot come from another process.
+/// Handles (quantum_atom, remote_quantum) -> quantum_report; the group's live
+/// state stays here (the run's state keeper hands it over when the group
+/// moves). Refuses an in-process quantum_job, which cannot come from
+/// another process.
 slot_executor_actor::behavior_type
 remote_executor(slot_executor_actor::pointer self, slot_info slot,
                 std::shared_ptr<worker_run> run);

@@ -9,6 +9,7 @@
 
 #include "actortrain/error.hpp"
 #include "cluster/remote_executor.hpp"
+#include "cluster/state_keeper.hpp"
 #include "cluster/worker_run.hpp"
 #include "protocol/slot.hpp"
 #include "protocol/type_ids.hpp"
@@ -39,6 +40,7 @@ void end_run(node_actor* self, const caf::actor_addr& coordinator) {
     return;
   for (auto& e : i->second.executors)
     self->send_exit(e, caf::exit_reason::user_shutdown);
+  self->send_exit(i->second.keeper, caf::exit_reason::user_shutdown);
   st.runs.erase(i);
 }
 
@@ -97,6 +99,8 @@ worker_node(worker_node_actor::stateful_pointer<worker_node_state> self,
         auto& served = st.runs[coordinator];
         served.run = std::make_shared<worker_run>(
             *ctx, setup.setup_networks, st.opts.verbose, st.opts.on_event);
+        // Exports write states with LibTorch: on a thread of its own.
+        served.keeper = self->spawn<caf::detached>(state_keeper, served.run);
         std::vector<slot_grant> slots;
         for (int64_t i = 0; i < n; ++i) {
           slot_info info;
@@ -106,7 +110,7 @@ worker_node(worker_node_actor::stateful_pointer<worker_node_state> self,
           auto exec =
               self->spawn<caf::detached>(remote_executor, info, served.run);
           served.executors.push_back(exec);
-          slots.push_back(slot_grant{info, exec});
+          slots.push_back(slot_grant{info, exec, served.keeper});
         }
         self->monitor(setup.coordinator);
         log(self, fmt::format("joined run '{}' ({} networks) with {} slots{}",

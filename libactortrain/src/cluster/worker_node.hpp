@@ -15,10 +15,12 @@ class worker_run;
 
 struct worker_node_state {
   worker_options opts;
-  /// A run being served: its networks and this node's slots for it.
+  /// A run being served: its networks, this node's slots for it and the
+  /// keeper of the groups it trains here.
   struct served_run {
     std::shared_ptr<worker_run> run;
     std::vector<slot_executor_actor> executors;
+    state_keeper_actor keeper;
   };
   /// Every run served, by its coordinator (none while waiting for one).
   std::map<caf::actor_addr, served_run> runs;

@@ -120,6 +120,31 @@ void worker_run::forget(uint64_t group_id) {
   groups_.erase(group_id);
 }
 
+caf::expected<std::vector<runner_state>>
+worker_run::export_group(uint64_t group_id) {
+  std::shared_ptr<network_group> group;
+  {
+    std::lock_guard<std::mutex> guard{mutex_};
+    auto i = groups_.find(group_id);
+    if (i == groups_.end())
+      return make_error(
+          errc::cluster_failed,
+          fmt::format("group {} is not kept on this worker", group_id));
+    group = std::move(i->second);
+    groups_.erase(i);
+  }
+  // The group's trainer is waiting for these states, so no quantum of the
+  // group runs meanwhile.
+  try {
+    return group->export_states();
+  } catch (const std::exception& e) {
+    return make_error(errc::cluster_failed,
+                      fmt::format("the states of group {} could not be "
+                                  "written: {}",
+                                  group_id, e.what()));
+  }
+}
+
 size_t worker_run::networks() const {
   std::lock_guard<std::mutex> guard{mutex_};
   return networks_.size();

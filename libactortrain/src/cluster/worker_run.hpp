@@ -47,6 +47,11 @@ public:
   /// Stops keeping a group (it finished, or moved to another node).
   void forget(uint64_t group_id);
 
+  /// The live states of a kept group's unfinished networks, which it then
+  /// stops keeping (the group moves to another node). An error when the
+  /// group is not kept here or a state cannot be written.
+  caf::expected<std::vector<runner_state>> export_group(uint64_t group_id);
+
   const run_context& context() const {
     return *ctx_;
   }

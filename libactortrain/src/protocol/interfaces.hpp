@@ -48,12 +48,19 @@ using scheduler_actor = caf::typed_actor<
 
 /// A slot's executor, on the slot's own thread. A local slot runs
 /// in-process jobs (quantum_job); a worker's slot runs networks sent as
-/// values (remote_quantum) and caches their live state until told to
-/// forget a group that moved. One interface for both, so a grant carries one
-/// handle type wherever the slot is; each kind refuses the other's quanta.
+/// values (remote_quantum), whose live state stays on the worker between
+/// quanta. One interface for both, so a grant carries one handle type
+/// wherever the slot is; each kind refuses the other's quanta.
 using slot_executor_actor = caf::typed_actor<
     caf::replies_to<quantum_atom, quantum_job>::with<quantum_report>,
-    caf::replies_to<quantum_atom, remote_quantum>::with<quantum_report>,
+    caf::replies_to<quantum_atom, remote_quantum>::with<quantum_report>>;
+
+/// A worker's keeper of one run's live groups (the states their last
+/// quanta there left): hands a group's states over when it moves to
+/// another node, and forgets a group. Not on a slot's thread, so it answers
+/// while every slot computes.
+using state_keeper_actor = caf::typed_actor<
+    caf::replies_to<export_atom, uint64_t>::with<std::vector<runner_state>>,
     caf::reacts_to<forget_atom, uint64_t>>;
 
 /// The actor a worker publishes: a coordinator's link asks it to join a run

@@ -35,13 +35,20 @@ struct progress_report {
   /// search decides from) and the networks of the group that are done now.
   std::vector<epoch_metrics> epochs;
   std::vector<uint64_t> done;
+  /// In a run with worker nodes: the size of the group's state (its
+  /// networks' latest checkpoints), what moving it to another node costs,
+  /// and the state moved before this quantum with how long that took.
+  int64_t state_bytes = 0;
+  int64_t moved_bytes = 0;
+  double move_seconds = 0;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, progress_report& x) {
   return f(caf::meta::type_name("progress_report"), x.network_id, x.steps_done,
            x.steps_total, x.epoch, x.loss, x.seconds_per_step, x.quantum_steps,
-           x.quantum_seconds, x.finished, x.epochs, x.done);
+           x.quantum_seconds, x.finished, x.epochs, x.done, x.state_bytes,
+           x.moved_bytes, x.move_seconds);
 }
 
 /// PBT's exploit, carried out before a quantum trains: a donor's learner
@@ -126,6 +133,9 @@ struct quantum_outcome {
   /// after `checkpoint_step` steps.
   std::vector<char> checkpoint;
   int64_t checkpoint_step = -1;
+  /// Retries done when the checkpoint was taken: a coordinator that keeps
+  /// the checkpoint as a network's state to fall back on restores them too.
+  int64_t checkpoint_retries = 0;
   /// Asynchronous replicas: this quantum's pushes by staleness.
   std::vector<staleness_count> staleness;
   /// PBT: the learner state at the end of epoch `kept_epoch` (empty: none
@@ -137,8 +147,8 @@ struct quantum_outcome {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, quantum_outcome& x) {
   return f(caf::meta::type_name("quantum_outcome"), x.progress, x.epochs,
-           x.outcome, x.failures, x.checkpoint, x.checkpoint_step, x.kept_state,
-           x.kept_epoch, x.staleness);
+           x.outcome, x.failures, x.checkpoint, x.checkpoint_step,
+           x.checkpoint_retries, x.kept_state, x.kept_epoch, x.staleness);
 }
 
 /// Everything a network's training needs to continue on another node, taken
@@ -170,15 +180,11 @@ typename Inspector::result_type inspect(Inspector& f, runner_state& x) {
 struct quantum_report {
   std::vector<quantum_outcome> networks;
   progress_report progress;
-  /// In a run with worker nodes: the state of every network of the group
-  /// that is not done, so the next quantum can run on any node.
-  std::vector<runner_state> states;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, quantum_report& x) {
-  return f(caf::meta::type_name("quantum_report"), x.networks, x.progress,
-           x.states);
+  return f(caf::meta::type_name("quantum_report"), x.networks, x.progress);
 }
 
 /// The aggregator's answer to `status`: networks with an outcome so far.

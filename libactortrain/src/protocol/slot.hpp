@@ -25,16 +25,18 @@ typename Inspector::result_type inspect(Inspector& f, slot_info& x) {
   return f(caf::meta::type_name("slot_info"), x.id, x.device, x.threads);
 }
 
-/// The scheduler's grant of a slot to a trainer: the slot and the actor that
-/// runs compute on it.
+/// The scheduler's grant of a slot to a trainer: the slot, the actor that
+/// runs compute on it and, on a worker node, the keeper of the live states
+/// the run's groups left there (null for this process's slots).
 struct slot_grant {
   slot_info slot;
   slot_executor_actor executor;
+  state_keeper_actor keeper;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, slot_grant& x) {
-  return f(caf::meta::type_name("slot_grant"), x.slot, x.executor);
+  return f(caf::meta::type_name("slot_grant"), x.slot, x.executor, x.keeper);
 }
 
 /// A snapshot of the scheduler, for progress displays and tests.
@@ -66,13 +68,18 @@ struct scheduler_status {
   /// a free slot waited, in seconds, while such a grant gathered its slots.
   int64_t gang_grants = 0;
   double longest_gang_wait = 0;
+  /// With slots on several nodes: grants that moved a group to another
+  /// node than its last quantum's (work stealing), and the bytes of state
+  /// the trainers reported moving.
+  int64_t moves = 0;
+  int64_t moved_bytes = 0;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, scheduler_status& x) {
   return f(caf::meta::type_name("scheduler_status"), x.slots, x.busy, x.waiting,
            x.grants, x.peak_busy, x.steps_done, x.holders, x.gang_grants,
-           x.longest_gang_wait);
+           x.longest_gang_wait, x.moves, x.moved_bytes);
 }
 
 } // namespace actortrain

@@ -41,6 +41,8 @@ CAF_ADD_TYPE_ID(actortrain, (std::vector<actortrain::staleness_count>))
 CAF_ADD_TYPE_ID(actortrain, (actortrain::aggregator_status))
 CAF_ADD_TYPE_ID(actortrain, (actortrain::decision_record))
 CAF_ADD_TYPE_ID(actortrain, (std::vector<actortrain::decision_record>))
+CAF_ADD_TYPE_ID(actortrain, (actortrain::runner_state))
+CAF_ADD_TYPE_ID(actortrain, (std::vector<actortrain::runner_state>))
 
 // trainer -> scheduler: a trainer (trainer_info) waits for its first slot.
 CAF_ADD_ATOM(actortrain, actortrain, acquire_atom, "acquire")
@@ -93,8 +95,13 @@ CAF_ADD_ATOM(actortrain, actortrain, join_atom, "join")
 CAF_ADD_ATOM(actortrain, actortrain, joined_atom, "joined")
 // coordinator -> scheduler: (std::vector<slot_grant>) more slots to grant.
 CAF_ADD_ATOM(actortrain, actortrain, add_slots_atom, "add_slots")
-// trainer -> worker's executor: drop the cached state of a group that moved.
+// trainer -> worker's state keeper: (group id) drop the live state of a
+// group that finished or moves on from the last copy the coordinator has.
 CAF_ADD_ATOM(actortrain, actortrain, forget_atom, "forget")
+// trainer -> worker's state keeper: (group id) -> the live states of the
+// group's unfinished networks (std::vector<runner_state>); the worker
+// forgets the group: it moves to another node.
+CAF_ADD_ATOM(actortrain, actortrain, export_atom, "export")
 // scheduler -> trainer: (std::vector<uint64_t>) the adaptive search stopped
 // these networks: they finish at the start of the next quantum.
 CAF_ADD_ATOM(actortrain, actortrain, search_stop_atom, "search_cut")

@@ -305,6 +305,60 @@ bool grant_together(scheduler_self* self, const waiting_trainer& w,
   return true;
 }
 
+/// The node a slot's executor runs on.
+caf::node_id node_of(const scheduler_state& st, uint32_t slot) {
+  const auto& e = st.slots[slot].grant.executor;
+  return e ? e->node() : caf::node_id{};
+}
+
+/// Whether moving trainer `id`'s state to another node pays: it costs at
+/// most a quarter of the work it has left.
+bool move_pays(const scheduler_state& st, uint64_t id) {
+  auto bytes = st.state_bytes.find(id);
+  double cost =
+      bytes == st.state_bytes.end()
+          ? 0
+          : 2 * st.seconds_per_byte * static_cast<double>(bytes->second);
+  return cost <= 0.25 * st.policy->remaining(id);
+}
+
+/// Grants one free slot by affinity (see scheduler()): false when no free
+/// slot has a taker now. A trainer that needs several slots at once
+/// becomes the gang instead.
+bool grant_by_affinity(scheduler_self* self) {
+  auto& st = self->state;
+  for (auto k = st.free.begin(); k != st.free.end(); ++k) {
+    auto slot = *k;
+    auto node = node_of(st, slot);
+    auto w = st.policy->next_if([&](const waiting_trainer& w) {
+      auto h = st.home.find(w.network_id);
+      return h == st.home.end() || h->second == node ||
+             st.slots_needed[w.network_id] > 1;
+    });
+    bool moves = false;
+    if (!w) {
+      w = st.policy->next_if([&](const waiting_trainer& w) {
+        return move_pays(st, w.network_id);
+      });
+      moves = w.has_value();
+    }
+    if (!w)
+      continue;
+    if (st.slots_needed[w->network_id] > 1) {
+      st.gang_since = now(self);
+      st.gang = std::move(w);
+      return true;
+    }
+    st.free.erase(k);
+    st.stats.moves += moves ? 1 : 0;
+    st.home[w->network_id] = node;
+    hold(self, slot, *w);
+    caf::anon_send(w->trainer, grant_atom_v, st.slots[slot].grant);
+    return true;
+  }
+  return false;
+}
+
 void dispatch(scheduler_self* self) {
   auto& st = self->state;
   if (st.arrived < st.start_after || st.stopped)
@@ -321,6 +375,11 @@ void dispatch(scheduler_self* self) {
     }
     if (st.free.empty())
       return;
+    if (st.several_nodes) {
+      if (!grant_by_affinity(self))
+        return;
+      continue;
+    }
     auto w = st.policy->next();
     if (!w)
       return;
@@ -388,6 +447,14 @@ void release(scheduler_self* self, const std::vector<uint32_t>& slots,
   auto& last = st.steps[progress.network_id];
   st.stats.steps_done += progress.steps_done - last;
   last = progress.steps_done;
+  if (st.several_nodes) {
+    st.state_bytes[progress.network_id] = progress.state_bytes;
+    st.stats.moved_bytes += progress.moved_bytes;
+    if (progress.moved_bytes > 0 && progress.move_seconds > 0)
+      st.seconds_per_byte = 0.75 * st.seconds_per_byte +
+                            0.25 * progress.move_seconds /
+                                static_cast<double>(progress.moved_bytes);
+  }
   if (st.search) {
     // A network that ended in this quantum no longer counts at a rung.
     const auto& done = progress.done;
@@ -412,6 +479,8 @@ void release(scheduler_self* self, const std::vector<uint32_t>& slots,
     carry_out(self, std::move(decided));
   }
   if (progress.finished) {
+    st.home.erase(progress.network_id);
+    st.state_bytes.erase(progress.network_id);
     st.policy->forget(progress.network_id);
     st.searched.erase(progress.network_id);
     self->demonitor(sender);
@@ -435,8 +504,10 @@ void add_slot(scheduler_self* self, slot_grant grant) {
   auto i = static_cast<uint32_t>(st.slots.size());
   grant.slot.id = i;
   bool local = !grant.executor || grant.executor->node() == self->node();
-  if (!local)
+  if (!local) {
     self->monitor(grant.executor);
+    st.several_nodes = true;
+  }
   st.slots.push_back({std::move(grant), {}, false, now(self), local});
   st.free.push_back(i);
   ++st.stats.slots;
@@ -550,6 +621,9 @@ scheduler(scheduler_actor::stateful_pointer<scheduler_state> self,
             st.slots[slot].held.trainer ==
                 caf::actor_cast<caf::actor_addr>(self->current_sender()))
           lose_slots(self, st.slots[slot].grant.executor.address());
+        // The quantum was lost: the group goes on from the coordinator's
+        // copies, which any node can take.
+        st.home.erase(progress.network_id);
         release(self, {slot}, progress);
       },
       [=](add_slots_atom, std::vector<slot_grant>& slots) {

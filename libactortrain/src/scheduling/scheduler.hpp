@@ -64,6 +64,15 @@ struct scheduler_state {
   /// slot frees within a quantum, so a freed slot waits at most that long).
   std::optional<waiting_trainer> gang;
   double gang_since = 0;
+  // -- Affinity, with slots on several nodes (worker nodes joined) ---------
+  bool several_nodes = false;
+  /// The node of each trainer's last grant, where its live state stays.
+  std::unordered_map<uint64_t, caf::node_id> home;
+  /// The size of each trainer's state, as it last reported.
+  std::unordered_map<uint64_t, int64_t> state_bytes;
+  /// What moving a byte of state costs, in seconds: from the moves trainers
+  /// report (a moving average), until then a guess of 100 MB/s.
+  double seconds_per_byte = 1e-8;
   // -- The adaptive search (scheduler.search) --------------------------------
   /// Decides from the epochs trainers report; none without a search.
   std::optional<search_rule> search;
@@ -112,6 +121,14 @@ struct scheduler_state {
 /// more slots than exist. (status_atom) -> scheduler_status.
 /// (add_slots_atom, std::vector<slot_grant>) adds slots (a worker joined); a
 /// slot whose executor goes down (its worker was lost) is never granted again.
+///
+/// With slots on several nodes (worker nodes joined), a free slot goes to
+/// the first waiting trainer, in the policy's order, whose state is on the
+/// slot's node (its last quantum ran there) or nowhere yet; only when there
+/// is none, and the slot would otherwise idle, to the first one whose move
+/// pays: moving its state (the size it reports, at the measured seconds per
+/// byte, twice: out of its node and into this one) costs at most a quarter
+/// of its estimated remaining work. Otherwise the slot waits.
 ///
 /// A trainer that needs R > 1 slots at once (a replicated network,
 /// trainer_info::slots) gets them together, (grant_atom,

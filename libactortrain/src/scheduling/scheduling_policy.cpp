@@ -72,24 +72,36 @@ scheduling_policy::fresh_rank(const queue::value_type& entry) const {
           std::get<2>(entry.first)};
 }
 
+waiting_trainer scheduling_policy::take(queue& q, queue::iterator i) {
+  auto w = std::move(i->second);
+  q.erase(i);
+  where_.erase(w.trainer.address());
+  return w;
+}
+
 std::optional<waiting_trainer> scheduling_policy::next() {
-  auto take = [this](queue& q, queue::iterator i) {
-    auto w = std::move(i->second);
-    q.erase(i);
-    where_.erase(w.trainer.address());
-    return w;
-  };
-  if (fresh_.empty() && started_.empty())
-    return std::nullopt;
-  if (fresh_.empty())
-    return take(started_, started_.begin());
-  if (started_.empty())
-    return take(fresh_, fresh_.begin());
-  // The best fresh network, keyed with today's estimate, against the best
-  // started one.
-  if (fresh_rank(*fresh_.begin()) < started_.begin()->first)
-    return take(fresh_, fresh_.begin());
-  return take(started_, started_.begin());
+  return next_if([](const waiting_trainer&) { return true; });
+}
+
+std::optional<waiting_trainer> scheduling_policy::next_if(
+    const std::function<bool(const waiting_trainer&)>& accept) {
+  // The two queues merged: the best fresh network, keyed with today's
+  // estimate, against the best started one.
+  auto f = fresh_.begin();
+  auto s = started_.begin();
+  while (f != fresh_.end() || s != started_.end()) {
+    bool fresh =
+        s == started_.end() || (f != fresh_.end() && fresh_rank(*f) < s->first);
+    auto& i = fresh ? f : s;
+    if (accept(i->second))
+      return take(fresh ? fresh_ : started_, i);
+    ++i;
+  }
+  return std::nullopt;
+}
+
+double scheduling_policy::remaining(uint64_t network_id) const {
+  return estimator_.remaining(network_id);
 }
 
 void scheduling_policy::remove(const caf::actor_addr& trainer) {

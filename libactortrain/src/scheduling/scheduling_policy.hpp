@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -45,6 +46,12 @@ public:
   void enqueue(waiting_trainer w);
   /// Removes and returns the trainer to grant next, if any.
   std::optional<waiting_trainer> next();
+  /// Removes and returns the first trainer, in the order next() would give
+  /// them, that `accept` takes; O(trainers passed over).
+  std::optional<waiting_trainer>
+  next_if(const std::function<bool(const waiting_trainer&)>& accept);
+  /// The estimated seconds of compute network `network_id` has left.
+  double remaining(uint64_t network_id) const;
   /// Gives network `network_id` (a trainer's id) a new priority; a waiting
   /// trainer is ranked again at its place in the order it joined.
   void set_priority(uint64_t network_id, double priority);
@@ -69,6 +76,7 @@ private:
   using queue = std::map<rank, waiting_trainer>;
 
   rank fresh_rank(const queue::value_type& entry) const;
+  waiting_trainer take(queue& q, queue::iterator i);
 
   remaining_time_estimator estimator_;
   std::unordered_map<uint64_t, network> networks_;

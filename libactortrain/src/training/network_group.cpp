@@ -77,13 +77,14 @@ std::vector<uint64_t> network_group::unfinished() const {
   return result;
 }
 
-runner_state network_group::export_state(uint64_t network_id) {
+std::vector<runner_state> network_group::export_states() {
+  std::vector<quantum_outcome> outs(members_.size());
+  unstack(outs);
+  std::vector<runner_state> states;
   for (auto& m : members_)
-    if (m->spec().id == network_id)
-      return m->export_state();
-  runner_state result;
-  result.network_id = network_id;
-  return result;
+    if (!m->done())
+      states.push_back(m->export_state());
+  return states;
 }
 
 void network_group::adopt(const std::vector<uint64_t>& unfinished,
@@ -112,7 +113,6 @@ int64_t network_group::slots_needed() const {
 
 quantum_report network_group::run_quantum(const slot_info& slot,
                                           const quantum_limits& limits,
-                                          bool export_states,
                                           replica_team* team) {
   auto n = members_.size();
   std::vector<quantum_outcome> outs(n);
@@ -179,14 +179,6 @@ quantum_report network_group::run_quantum(const slot_info& slot,
         });
     }
   quantum_report report;
-  if (export_states) {
-    unstack(outs);
-    for (auto i : active) {
-      auto& m = *members_[i];
-      if (!m.done())
-        m.guarded(outs[i], [&] { report.states.push_back(m.export_state()); });
-    }
-  }
   for (auto i : active) {
     members_[i]->end_quantum(marks[i], outs[i]);
     report.networks.push_back(std::move(outs[i]));

@@ -34,22 +34,22 @@ public:
                 bool fuse = true);
   ~network_group();
 
-  /// Trains one quantum of every member that is not done. With
-  /// `export_states`, the report carries each unfinished member's
-  /// runner_state, so the next quantum can run on another node. A
-  /// replicated network (a group of one with train.replicas = R > 1) steps
-  /// across `team`, the threads of the R slots granted together.
+  /// Trains one quantum of every member that is not done. A replicated
+  /// network (a group of one with train.replicas = R > 1) steps across
+  /// `team`, the threads of the R slots granted together.
   quantum_report run_quantum(const slot_info& slot,
                              const quantum_limits& limits,
-                             bool export_states = false,
                              replica_team* team = nullptr);
 
   /// How many slots a quantum of the group needs at once: train.replicas
   /// of a replicated network, else 1.
   int64_t slots_needed() const;
 
-  /// The state of member `network_id` (see network_runner::export_state).
-  runner_state export_state(uint64_t network_id);
+  /// The state of every unfinished member (see network_runner::export_state),
+  /// in the group's order, so that its next quantum can run on another node:
+  /// a fused group is unstacked first. Throws when a state cannot be
+  /// written.
+  std::vector<runner_state> export_states();
 
   /// Continues from the states another node reported: members not in
   /// `unfinished` are done, the others continue from their entry in `states`

@@ -111,6 +111,7 @@ void network_runner::conclude(const quantum_limits& limits, stop_reason reason,
       st_.step > last_snapshot_step_) {
     out.checkpoint = snapshot();
     out.checkpoint_step = st_.step;
+    out.checkpoint_retries = retries_;
   }
 }
 
@@ -551,6 +552,7 @@ void network_runner::finish(quantum_outcome& out, stop_reason reason) {
       st_.step > last_snapshot_step_) {
     out.checkpoint = snapshot();
     out.checkpoint_step = st_.step;
+    out.checkpoint_retries = retries_;
   }
   learner_.reset();
 }
