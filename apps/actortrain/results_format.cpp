@@ -90,6 +90,27 @@ std::string format_decisions(const run_result& r,
   return out;
 }
 
+namespace {
+
+std::string node_name(const node_usage& n) {
+  return n.node.empty() ? "this process" : n.node;
+}
+
+std::string format_nodes(const run_result& r) {
+  if (r.nodes.empty())
+    return {};
+  std::string out = "\nnodes (from the recorded schedule):\n";
+  out += fmt::format("{:<22} {:>5} {:>8} {:>6} {:>8} {:>14}\n", "node", "slots",
+                     "grants", "busy", "moves in", "state in (MB)");
+  for (const auto& n : r.nodes)
+    out += fmt::format("{:<22} {:>5} {:>8} {:>5.1f}% {:>8} {:>14.2f}\n",
+                       node_name(n), n.slots, n.grants, 100 * n.busy_fraction,
+                       n.moves_in, static_cast<double>(n.moved_bytes_in) / 1e6);
+  return out;
+}
+
+} // namespace
+
 std::string format_table(const run_result& r) {
   std::string out;
   auto resumed =
@@ -125,6 +146,7 @@ std::string format_table(const run_result& r) {
       out += fmt::format("{:>5} {:>8} {:>12.2f} {:>5.1f}%\n", u.slot, u.grants,
                          u.busy_seconds, 100 * u.busy_fraction);
   }
+  out += format_nodes(r);
   if (!r.ensembles.empty()) {
     out += "\nensembles (mean of predicted probabilities):\n";
     out += fmt::format("{:<40} {:>9} {:>10} {:>10}\n", "group", "networks",
@@ -195,6 +217,16 @@ std::string format_json(const run_result& r,
                      {"busy_seconds", u.busy_seconds},
                      {"busy_fraction", u.busy_fraction}});
   j["slots"] = slots;
+  auto nodes = nlohmann::json::array();
+  for (const auto& n : r.nodes)
+    nodes.push_back({{"node", node_name(n)},
+                     {"slots", n.slots},
+                     {"grants", n.grants},
+                     {"busy_seconds", n.busy_seconds},
+                     {"busy_fraction", n.busy_fraction},
+                     {"moves_in", n.moves_in},
+                     {"state_bytes_in", n.moved_bytes_in}});
+  j["nodes"] = nodes;
   if (auto* e = r.overall_ensemble())
     j["ensemble"] = {{"networks", e->networks},
                      {"accuracy", json_num(e->accuracy)},
@@ -257,6 +289,7 @@ std::string format_summary(const run_result& r) {
   for (const auto& n : r.networks)
     if (n.status == network_status::failed)
       out += fmt::format("failed: {}: {}\n", n.name, n.error);
+  out += format_nodes(r);
   out += fmt::format("results: {} (actortrain results {})\n", r.database_path,
                      r.output_dir);
   return out;

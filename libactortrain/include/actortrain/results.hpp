@@ -62,12 +62,18 @@ struct grant_record {
   double start = 0;
   double end = 0;
   int64_t steps = 0;
+  /// Where the slot is: "" in the coordinator's process, else the worker's
+  /// "host:port".
+  std::string node;
+  /// Bytes of state that moved to the slot's node for this quantum (the
+  /// group's last quantum ran on another node); 0 when it stayed.
+  int64_t moved_bytes = 0;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, grant_record& x) {
   return f(caf::meta::type_name("grant_record"), x.network_id, x.slot, x.start,
-           x.end, x.steps);
+           x.end, x.steps, x.node, x.moved_bytes);
 }
 
 /// One decision of the adaptive search (scheduler.search): seconds since the
@@ -209,6 +215,19 @@ struct slot_usage {
   double busy_fraction = 0;
 };
 
+/// One node of a run with worker nodes ("" is the coordinator's process),
+/// from the recorded schedule: its slots, how busy they were over the
+/// run's span, and the states that moved to it from other nodes.
+struct node_usage {
+  std::string node;
+  int64_t slots = 0;
+  int64_t grants = 0;
+  double busy_seconds = 0;
+  double busy_fraction = 0;
+  int64_t moves_in = 0;
+  int64_t moved_bytes_in = 0;
+};
+
 /// Everything a run produced.
 struct run_result {
   std::string name;
@@ -223,6 +242,8 @@ struct run_result {
   std::vector<network_result> networks;
   std::vector<ensemble_result> ensembles;
   std::vector<slot_usage> slots;
+  /// By node, in a run with worker nodes (empty otherwise).
+  std::vector<node_usage> nodes;
   double wall_seconds = 0;
 
   int64_t count(network_status status) const;

@@ -233,6 +233,8 @@ void add_worker(coordinator_actor* self, const std::string& address,
   auto& st = self->state;
   watch_worker(self, address, node);
   auto take_slots = [=](std::vector<slot_grant>& slots) {
+    for (auto& s : slots)
+      s.slot.node = address;
     event(self,
           fmt::format("worker {} joined with {} slots", address, slots.size()));
     self->send(self->state.scheduler, add_slots_atom_v, std::move(slots));
@@ -360,8 +362,10 @@ void start(coordinator_actor* self) {
     watch_worker(self, w.address, w.node);
     event(self, fmt::format("worker {} joined with {} slots", w.address,
                             w.slots.size()));
-    for (auto& s : w.slots)
+    for (auto& s : w.slots) {
+      s.slot.node = w.address;
       slots.push_back(std::move(s));
+    }
   }
   plan.workers.clear();
   for (auto& address : plan.unreachable_workers)

@@ -18,11 +18,15 @@ struct slot_info {
   /// A `torch::Device` string: "cpu", "cuda:0", ...
   std::string device = "cpu";
   int64_t threads = 1;
+  /// The worker it runs on as the coordinator names it ("host:port"); ""
+  /// in the coordinator's process.
+  std::string node;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, slot_info& x) {
-  return f(caf::meta::type_name("slot_info"), x.id, x.device, x.threads);
+  return f(caf::meta::type_name("slot_info"), x.id, x.device, x.threads,
+           x.node);
 }
 
 /// The scheduler's grant of a slot to a trainer: the slot, the actor that

@@ -397,11 +397,14 @@ void dispatch(scheduler_self* self) {
   }
 }
 
-/// Frees `slot` and records the grant that just ended.
-void free_slot(scheduler_self* self, uint32_t slot, int64_t steps) {
+/// Frees `slot` and records the grant that just ended (with the bytes of
+/// state that moved to the slot's node for it).
+void free_slot(scheduler_self* self, uint32_t slot, int64_t steps,
+               int64_t moved_bytes = 0) {
   auto& st = self->state;
   auto& h = st.slots[slot].held;
-  st.pending.push_back({h.network_id, slot, h.since, now(self), steps});
+  st.pending.push_back({h.network_id, slot, h.since, now(self), steps,
+                        st.slots[slot].grant.slot.node, moved_bytes});
   h = {};
   st.slots[slot].free_since = now(self);
   if (!st.slots[slot].dead)
@@ -443,7 +446,8 @@ void release(scheduler_self* self, const std::vector<uint32_t>& slots,
     if (slot >= st.slots.size() || st.slots[slot].held.trainer != sender)
       return;
   for (auto slot : slots)
-    free_slot(self, slot, progress.quantum_steps);
+    free_slot(self, slot, progress.quantum_steps,
+              slot == slots.front() ? progress.moved_bytes : 0);
   auto& last = st.steps[progress.network_id];
   st.stats.steps_done += progress.steps_done - last;
   last = progress.steps_done;

@@ -88,7 +88,9 @@ CREATE TABLE grants (
   slot INTEGER NOT NULL,
   start REAL NOT NULL,
   end REAL NOT NULL,
-  steps INTEGER NOT NULL
+  steps INTEGER NOT NULL,
+  node TEXT NOT NULL DEFAULT '',
+  moved_bytes INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE final_metrics (
   network_id INTEGER PRIMARY KEY REFERENCES networks(id),
@@ -540,6 +542,12 @@ results_store::open(const std::string& path, bool writable) {
     if (auto err = store->exec(std::string{"PRAGMA journal_mode=WAL; "} +
                                files_table_sql + journal_limit_sql))
       return err;
+    if (!has_column(db, "grants", "node"))
+      if (auto err = store->exec(
+              "ALTER TABLE grants ADD COLUMN node TEXT NOT NULL DEFAULT ''; "
+              "ALTER TABLE grants ADD COLUMN moved_bytes INTEGER NOT NULL "
+              "DEFAULT 0;"))
+        return err;
     if (!has_column(db, "decisions", "donor"))
       if (auto err = store->exec(
               "ALTER TABLE decisions ADD COLUMN donor INTEGER; ALTER TABLE "
@@ -1089,6 +1097,26 @@ caf::error read_slot_usage(sqlite3* db_, const std::string& path_,
   // on any slot.
   for (auto& u : result.slots)
     u.busy_fraction = last > first ? u.busy_seconds / (last - first) : 0;
+  // By node: a run with worker nodes only (every grant here names none).
+  statement nodes{db_, "SELECT node, count(DISTINCT slot), count(*), "
+                       "sum(end - start), sum(moved_bytes > 0), "
+                       "sum(moved_bytes) FROM grants GROUP BY node HAVING "
+                       "(SELECT count(*) FROM grants WHERE node != '') > 0 "
+                       "ORDER BY node"};
+  if (!nodes)
+    return storage_error(db_, path_, "cannot read the schedule");
+  while (nodes.step() == SQLITE_ROW) {
+    node_usage n;
+    n.node = nodes.text(0);
+    n.slots = nodes.integer(1);
+    n.grants = nodes.integer(2);
+    n.busy_seconds = nodes.real(3);
+    n.moves_in = nodes.integer(4);
+    n.moved_bytes_in = nodes.integer(5);
+    auto span = (last - first) * static_cast<double>(n.slots);
+    n.busy_fraction = span > 0 ? n.busy_seconds / span : 0;
+    result.nodes.push_back(std::move(n));
+  }
   return {};
 }
 
@@ -1298,10 +1326,10 @@ results_store::checkpoint_bytes(uint64_t network_id,
 caf::error results_store::add_grants(const std::vector<grant_record>& records) {
   return transaction([&]() -> caf::error {
     statement st{db_, "INSERT INTO grants (network_id, slot, start, end, "
-                      "steps) VALUES (?, ?, ?, ?, ?)"};
+                      "steps, node, moved_bytes) VALUES (?, ?, ?, ?, ?, ?, ?)"};
     for (const auto& r : records) {
       st.bind(r.network_id, static_cast<int64_t>(r.slot), r.start, r.end,
-              r.steps);
+              r.steps, r.node, r.moved_bytes);
       if (st.step() != SQLITE_DONE)
         return storage_error(db_, path_, "cannot record the schedule");
       st.reset();
@@ -1311,8 +1339,8 @@ caf::error results_store::add_grants(const std::vector<grant_record>& records) {
 }
 
 caf::expected<std::vector<grant_record>> results_store::grants() const {
-  statement st{db_, "SELECT network_id, slot, start, end, steps FROM grants "
-                    "ORDER BY start, rowid"};
+  statement st{db_, "SELECT network_id, slot, start, end, steps, node, "
+                    "moved_bytes FROM grants ORDER BY start, rowid"};
   if (!st)
     return storage_error(db_, path_, "cannot read the schedule");
   std::vector<grant_record> result;
@@ -1323,6 +1351,8 @@ caf::expected<std::vector<grant_record>> results_store::grants() const {
     r.start = st.real(2);
     r.end = st.real(3);
     r.steps = st.integer(4);
+    r.node = st.text(5);
+    r.moved_bytes = st.integer(6);
     result.push_back(r);
   }
   return result;

@@ -102,11 +102,13 @@ void network_runner::conclude(const quantum_limits& limits, stop_reason reason,
     finish(out, reason);
     return;
   }
-  // A checkpoint every `checkpoint_every` epochs, and at the end of every
-  // quantum while the run is stopping.
+  // A checkpoint every `checkpoint_every` epochs, at the end of every
+  // quantum while the run is stopping, and after a PBT copy: a worker lost
+  // later falls back to a checkpoint, which must not predate the copy.
   auto every = spec_.config.train.checkpoint_every * steps_per_epoch_;
   bool stopping = limits.stopping && limits.stopping->load();
-  bool due = every > 0 && st_.step - last_snapshot_step_ >= every;
+  bool due = (every > 0 && st_.step - last_snapshot_step_ >= every) ||
+             copied_since_snapshot_;
   if (learner_->can_checkpoint() && (due || stopping) &&
       st_.step > last_snapshot_step_) {
     out.checkpoint = snapshot();
@@ -123,6 +125,7 @@ void network_runner::prepare(const slot_info& slot) {
     return;
   auto t = std::move(*transplant_);
   transplant_.reset();
+  copied_since_snapshot_ = true;
   torch::serialize::InputArchive archive;
   archive.load_from(t.learner.data(), t.learner.size());
   learner_->load(archive);
@@ -240,6 +243,7 @@ void for_each_field(State& st, int64_t& retries, F&& f) {
 
 std::vector<char> network_runner::snapshot() {
   auto bytes = encode();
+  copied_since_snapshot_ = false;
   last_good_ = bytes;
   last_snapshot_step_ = st_.step;
   return bytes;

@@ -266,6 +266,8 @@ private:
     double lr_factor = 1;
   };
   std::optional<pending_transplant> transplant_;
+  /// A PBT copy was made since the last snapshot.
+  bool copied_since_snapshot_ = false;
   int64_t last_snapshot_step_ = 0;
   bool done_ = false;
   int64_t retries_ = 0;
