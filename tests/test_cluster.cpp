@@ -23,6 +23,7 @@
 #include "actortrain/error.hpp"
 #include "actortrain/run.hpp"
 #include "actortrain/session.hpp"
+#include "actortrain/store.hpp"
 #include "cluster/for_workers.hpp"
 #include "cluster/system_config.hpp"
 #include "cluster/worker_link.hpp"
@@ -195,6 +196,134 @@ TEST_CASE("a worker killed mid-run: its networks finish elsewhere, results "
         std::string::npos);
   CHECK(run.output().find(fmt::format("worker {} lost", w2.address())) !=
         std::string::npos);
+  check_same_weights(dir / "out", local_reference(dir, exp));
+}
+
+TEST_CASE("affinity: a network's quanta stay on its worker, a move is "
+          "counted in the store and only an idle slot steals") {
+  temp_dir dir;
+  // Unfused networks, a quantum an epoch, time-sliced: every network comes
+  // back to the queue after each quantum, so without affinity about half
+  // of its quanta would land on the other worker.
+  auto exp = write_experiment(dir, 6, 2);
+  auto bytes = test::file_bytes(exp);
+  std::string text(bytes.begin(), bytes.end());
+  text.replace(text.find("seed = 11"), 9,
+               "seed = 11\nfuse = \"off\"\ncheckpoint_every = 1");
+  text += "policy = \"round_robin\"\n";
+  write_text(exp, text);
+  worker_process w1{"--slots 1", dir / "w1.log"};
+  worker_process w2{"--slots 1", dir / "w2.log"};
+  auto res = run_app(fmt::format("run {} --output {} --workers {},{} "
+                                 "--no-local --quiet",
+                                 exp, dir / "out", w1.address(), w2.address()));
+  REQUIRE_MESSAGE(res.exit_code == 0, res.output);
+  auto store = results_store::open(dir / "out/results.db");
+  REQUIRE(static_cast<bool>(store));
+  auto grants = (*store)->grants();
+  REQUIRE(static_cast<bool>(grants));
+  CHECK(grants->size() == 12 * 6);
+  // Each network's quanta in order: a grant on another node than the one
+  // before moved the network's state there, and says how much.
+  std::map<uint64_t, std::string> last_node;
+  int64_t switches = 0;
+  int64_t recorded = 0;
+  for (const auto& g : *grants) {
+    CHECK((g.node == w1.address() || g.node == w2.address()));
+    auto last = last_node.find(g.network_id);
+    bool moved = last != last_node.end() && last->second != g.node;
+    switches += moved ? 1 : 0;
+    CHECK_MESSAGE((g.moved_bytes > 0) == moved, g.network_id);
+    recorded += g.moved_bytes > 0 ? 1 : 0;
+    last_node[g.network_id] = g.node;
+  }
+  CHECK(recorded == switches);
+  // 60 quanta follow a first one; only a worker that ran out of its own
+  // networks takes another's.
+  CHECK_MESSAGE(switches <= 8, switches);
+  auto r = read_results(dir / "out");
+  REQUIRE(static_cast<bool>(r));
+  REQUIRE(r->nodes.size() == 2);
+  CHECK(r->nodes[0].moves_in + r->nodes[1].moves_in == switches);
+  for (const auto& n : r->nodes)
+    CHECK(n.slots == 1);
+  CHECK(res.output.find("nodes (from the recorded schedule)") !=
+        std::string::npos);
+  check_same_weights(dir / "out", local_reference(dir, exp));
+}
+
+TEST_CASE("work stealing: a worker that joins late takes networks whose "
+          "state is on a slow one, results unchanged") {
+  temp_dir dir;
+  auto exp = write_experiment(dir, 6, 2, 16384);
+  auto bytes = test::file_bytes(exp);
+  std::string text(bytes.begin(), bytes.end());
+  text.replace(text.find("seed = 11"), 9, "seed = 11\nfuse = \"off\"");
+  text += "policy = \"round_robin\"\n";
+  write_text(exp, text);
+  // A worker 6x slower than it could be takes every network first (each
+  // network's state is then there); the second worker comes up later.
+  ::setenv("ACTORTRAIN_SLOW_WORKER", "6", 1);
+  worker_process slow{"--slots 1 --verbose", dir / "slow.log"};
+  ::unsetenv("ACTORTRAIN_SLOW_WORKER");
+  auto port = test::free_port();
+  auto late = fmt::format("127.0.0.1:{}", port);
+  background_process run{
+      fmt::format("{} run {} --output {} --workers {},{} --no-local --quiet",
+                  app(), exp, dir / "out", slow.address(), late),
+      dir / "run.log"};
+  REQUIRE_MESSAGE(slow.process().wait_for_count("quantum of group", 12, 120),
+                  run.output());
+  background_process fast{
+      fmt::format("{} worker --port {} --slots 1", app(), port),
+      dir / "fast.log"};
+  CHECK(run.stop(0, 240) == 0);
+  INFO(run.output());
+  auto r = read_results(dir / "out");
+  REQUIRE(static_cast<bool>(r));
+  REQUIRE(r->nodes.size() == 2);
+  const auto& f = r->nodes[0].node == late ? r->nodes[0] : r->nodes[1];
+  REQUIRE(f.node == late);
+  // It has no network of its own: everything it trains moved to it, and it
+  // does train (the slow worker's queue would otherwise wait).
+  CHECK(f.grants > 0);
+  CHECK(f.moves_in > 0);
+  CHECK(f.moved_bytes_in > 0);
+  check_same_weights(dir / "out", local_reference(dir, exp));
+}
+
+TEST_CASE("a worker killed between checkpoints: its networks go back to "
+          "their last checkpoint, results unchanged, each epoch once") {
+  temp_dir dir;
+  auto exp = write_experiment(dir, 6, 1);
+  auto bytes = test::file_bytes(exp);
+  std::string text(bytes.begin(), bytes.end());
+  text.replace(text.find("seed = 11"), 9, "seed = 11\ncheckpoint_every = 3");
+  write_text(exp, text);
+  worker_process w1{"--slots 1", dir / "w1.log"};
+  worker_process w2{"--slots 1 --verbose", dir / "w2.log"};
+  background_process run{
+      fmt::format("{} run {} --output {} --workers {},{} --no-local --quiet",
+                  app(), exp, dir / "out", w1.address(), w2.address()),
+      dir / "run.log"};
+  // Past the first checkpoints (epoch 3) of the groups there, before the
+  // next ones.
+  REQUIRE_MESSAGE(w2.process().wait_for_count("quantum of group", 5, 120),
+                  run.output());
+  w2.process().stop(SIGKILL, 10);
+  CHECK(run.stop(0, 240) == 0);
+  INFO(run.output());
+  CHECK(run.output().find("12 networks: 12 finished, 0 failed") !=
+        std::string::npos);
+  auto r = read_results(dir / "out");
+  REQUIRE(static_cast<bool>(r));
+  for (const auto& n : r->networks)
+    CHECK(n.epochs == 6);
+  auto store = results_store::open(dir / "out/results.db");
+  REQUIRE(static_cast<bool>(store));
+  auto errors = (*store)->errors();
+  REQUIRE(static_cast<bool>(errors));
+  CHECK(errors->empty());
   check_same_weights(dir / "out", local_reference(dir, exp));
 }
 

@@ -1,6 +1,9 @@
 #include "cluster/remote_executor.hpp"
 
+#include <chrono>
+#include <cstdio>
 #include <cstdlib>
+#include <thread>
 
 #include <ATen/Context.h>
 #include <ATen/Parallel.h>
@@ -12,6 +15,24 @@
 #include "protocol/type_ids.hpp"
 
 namespace actortrain {
+
+namespace {
+
+/// ACTORTRAIN_SLOW_WORKER=F (F >= 1): this worker's quanta take F times as
+/// long, as on a slower machine (for tests and benchmarks of work
+/// stealing); 1 when unset.
+double slowdown() {
+  static const double factor = [] {
+    const char* text = std::getenv("ACTORTRAIN_SLOW_WORKER");
+    double f = 1;
+    if (text == nullptr || std::sscanf(text, "%lf", &f) != 1 || f < 1)
+      return 1.0;
+    return f;
+  }();
+  return factor;
+}
+
+} // namespace
 
 slot_executor_actor::behavior_type
 remote_executor(slot_executor_actor::pointer, slot_info slot,
@@ -43,7 +64,11 @@ remote_executor(slot_executor_actor::pointer, slot_info slot,
           auto stopping = std::make_shared<std::atomic<bool>>(q.stopping);
           quantum_limits limits{q.steps, q.epochs, q.seconds, stopping,
                                 q.search};
+          auto started = std::chrono::steady_clock::now();
           auto report = (*group)->run_quantum(slot, limits);
+          if (auto f = slowdown(); f > 1)
+            std::this_thread::sleep_for(
+                (std::chrono::steady_clock::now() - started) * (f - 1));
           if (report.progress.finished)
             run->forget(q.group_id);
           if (run->verbose())
