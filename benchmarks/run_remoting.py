@@ -57,8 +57,11 @@ def timed_run(app, args):
 
 
 def quanta(out):
+    """Quanta run, quanta that moved a group's state to another node, and the
+    bytes of state moved."""
     with sqlite3.connect(os.path.join(out, "results.db")) as db:
-        return db.execute("SELECT COUNT(*) FROM grants").fetchone()[0]
+        return db.execute("SELECT COUNT(*), SUM(moved_bytes > 0), "
+                          "SUM(moved_bytes) FROM grants").fetchone()
 
 
 def main():
@@ -72,15 +75,16 @@ def main():
         workers = [start_worker(app, log) for _ in range(2)]
         addresses = ",".join(w[1] for w in workers)
         print("| workload | quanta | one process, 2 slots (s) | "
-              "2 workers, 1 slot each (s) | ratio | messaging per quantum (ms) |")
-        print("|---|---:|---:|---:|---:|---:|")
+              "2 workers, 1 slot each (s) | ratio | messaging per quantum (ms) "
+              "| moves | state moved per quantum (kB) |")
+        print("|---|---:|---:|---:|---:|---:|---:|---:|")
         try:
             for fuse in ("off", "auto"):
                 exp = os.path.join(tmp, f"{fuse}.toml")
                 with open(exp, "w") as f:
                     f.write(EXPERIMENT.format(fuse=fuse))
                 local, remote = [], []
-                n = 0
+                n, moves, moved = 0, 0, 0
                 for r in range(a.repeat):
                     out = os.path.join(tmp, f"{fuse}-local-{r}")
                     local.append(timed_run(app, [exp, "--output", out]))
@@ -88,13 +92,14 @@ def main():
                     remote.append(timed_run(app, [exp, "--output", out,
                                                   "--workers", addresses,
                                                   "--no-local"]))
-                    n = quanta(out)
+                    n, moves, moved = quanta(out)
                 lt, rt = statistics.median(local), statistics.median(remote)
                 # Two slots work at once: the extra wall time, spread over the
                 # quanta each slot ran, is what one quantum's round trip costs.
                 per_quantum = (rt - lt) * 2 / n * 1000
                 print(f"| 64 MLPs 32-64-10, fuse = \"{fuse}\" | {n} | {lt:.2f} | "
-                      f"{rt:.2f} | {rt / lt:.2f}x | {per_quantum:.2f} |")
+                      f"{rt:.2f} | {rt / lt:.2f}x | {per_quantum:.2f} | "
+                      f"{moves} | {(moved or 0) / n / 1e3:.2f} |")
         finally:
             for proc, _ in workers:
                 proc.kill()

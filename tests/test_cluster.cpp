@@ -210,7 +210,8 @@ TEST_CASE("affinity: a network's quanta stay on its worker, a move is "
   std::string text(bytes.begin(), bytes.end());
   text.replace(text.find("seed = 11"), 9,
                "seed = 11\nfuse = \"off\"\ncheckpoint_every = 1");
-  text += "policy = \"round_robin\"\n";
+  // Quanta as the scheduler sets them (none lengthened), to count them.
+  text += "policy = \"round_robin\"\n[cluster]\nhop_share = 0\n";
   write_text(exp, text);
   worker_process w1{"--slots 1", dir / "w1.log"};
   worker_process w2{"--slots 1", dir / "w2.log"};

@@ -478,6 +478,7 @@ perturb_up = 1.3
 workers = ["127.0.0.1:4242"]
 local = false
 handshake_seconds = 3
+hop_share = 0.1
 )",
                               "every-key.toml");
   REQUIRE_MESSAGE(exp, to_string_pretty(exp.error()));

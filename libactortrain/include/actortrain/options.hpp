@@ -197,6 +197,12 @@ struct cluster_options {
   /// handshake before it counts as another program (a worker answers at
   /// once; a slow or far network may need longer).
   double handshake_seconds = 10;
+  /// The largest share of a worker's quantum that its round trip to the
+  /// coordinator may take: a group's quanta on a worker are lengthened (in
+  /// whole multiples of the scheduler's quantum, at most 16 and about half
+  /// a second) until it does, as measured; 0 keeps them as the scheduler
+  /// sets them. Results do not depend on it.
+  double hop_share = 0.05;
 };
 
 /// What a run leaves in its output folder (docs/durability.md).

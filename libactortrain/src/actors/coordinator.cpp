@@ -410,6 +410,7 @@ void start(coordinator_actor* self) {
       q.keep_every = search.interval_epochs;
   }
   tcfg.cluster = !plan.exp.cluster.workers.empty();
+  tcfg.hop_share = plan.exp.cluster.hop_share;
   tcfg.keep_final_state = plan.exp.output.final_state;
   st.slot_count = std::max<int64_t>(1, static_cast<int64_t>(slots.size()));
   st.one_per_trainer =

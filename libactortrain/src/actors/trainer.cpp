@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <optional>
 #include <utility>
 
@@ -428,6 +429,27 @@ void run_local(trainer_actor* self, const std::vector<slot_grant>& grants,
   }
 }
 
+/// Learns from a quantum on a worker (`wall` seconds from sending it to its
+/// report, `slot` of them on the worker, spanning `stretch` scheduler
+/// quanta) how many scheduler quanta the next one on a worker spans: enough
+/// that the round trip takes at most cluster.hop_share of it, at most 16
+/// and about half a second.
+void note_hop(trainer_actor* self, double wall, double slot, int64_t stretch) {
+  auto& st = self->state;
+  auto share = st.config.hop_share;
+  if (share <= 0 || slot <= 0)
+    return;
+  auto average = [](double& x, double v) {
+    x = x == 0 ? v : 0.75 * x + 0.25 * v;
+  };
+  average(st.hop_seconds, std::max(0.0, wall - slot));
+  average(st.unit_seconds, slot / static_cast<double>(stretch));
+  auto want =
+      std::ceil(st.hop_seconds * (1 - share) / (share * st.unit_seconds));
+  auto most = std::clamp(std::floor(0.5 / st.unit_seconds), 1.0, 16.0);
+  st.stretch = static_cast<int64_t>(std::clamp(want, 1.0, most));
+}
+
 /// Runs a quantum on a worker's slot: on the live models kept there, or
 /// on `moved` states.
 void run_remote(trainer_actor* self, const slot_grant& grant,
@@ -443,9 +465,12 @@ void run_remote(trainer_actor* self, const slot_grant& grant,
   q.cached = !moved;
   if (moved)
     q.states = std::move(*moved);
-  q.steps = limits.steps;
-  q.epochs = limits.epochs;
-  q.seconds = limits.seconds;
+  // Lengthened so that the round trip is a small share of it (see
+  // note_hop); results do not depend on where quanta end.
+  auto stretch = st.stretch;
+  q.steps = limits.steps * stretch;
+  q.epochs = limits.epochs * stretch;
+  q.seconds = limits.seconds * static_cast<double>(stretch);
   q.stopping = limits.stopping && limits.stopping->load();
   q.search = limits.search;
   q.search.stop = st.search_stops;
@@ -455,6 +480,7 @@ void run_remote(trainer_actor* self, const slot_grant& grant,
   // A worker that dies never answers: its executor going down ends the
   // quantum (see the down handler).
   self->monitor(executor);
+  auto sent = std::chrono::steady_clock::now();
   self->request(executor, caf::infinite, quantum_atom_v, std::move(q))
       .then(
           [=](quantum_report& report) {
@@ -463,6 +489,11 @@ void run_remote(trainer_actor* self, const slot_grant& grant,
               return;
             st.in_flight.reset();
             self->demonitor(executor.address());
+            note_hop(self,
+                     std::chrono::duration<double>(
+                         std::chrono::steady_clock::now() - sent)
+                         .count(),
+                     report.slot_seconds, stretch);
             book(self, grant, report);
             conclude(self, {slot}, report);
           },

@@ -27,6 +27,9 @@ struct trainer_config {
   /// live state stays on the node of its last quantum and travels only when
   /// the group's next slot is on another node.
   bool cluster = false;
+  /// cluster.hop_share: quanta on workers are lengthened until their round
+  /// trip takes at most this share of them (0: never).
+  double hop_share = 0;
   /// Quanta in a row that a worker node answered with an error (a state did
   /// not restore, the quantum failed there) before the group's networks
   /// fail.
@@ -110,6 +113,12 @@ struct trainer_state {
   std::optional<remote_quantum_in_flight> in_flight;
   /// Quanta sent to worker nodes so far (numbers them).
   uint64_t quanta = 0;
+  /// Measured on workers: a round trip's seconds beyond the compute, and
+  /// the compute of one scheduler quantum (moving averages), and how many
+  /// scheduler quanta the next quantum on a worker spans.
+  double hop_seconds = 0;
+  double unit_seconds = 0;
+  int64_t stretch = 1;
   /// Quanta lost in a row: answered with an error, or with their worker.
   int64_t lost_quanta = 0;
   int64_t lost_links = 0;

@@ -69,6 +69,9 @@ remote_executor(slot_executor_actor::pointer, slot_info slot,
           if (auto f = slowdown(); f > 1)
             std::this_thread::sleep_for(
                 (std::chrono::steady_clock::now() - started) * (f - 1));
+          report.slot_seconds = std::chrono::duration<double>(
+                                    std::chrono::steady_clock::now() - started)
+                                    .count();
           if (report.progress.finished)
             run->forget(q.group_id);
           if (run->verbose())

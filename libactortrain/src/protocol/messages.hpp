@@ -180,11 +180,15 @@ typename Inspector::result_type inspect(Inspector& f, runner_state& x) {
 struct quantum_report {
   std::vector<quantum_outcome> networks;
   progress_report progress;
+  /// On a worker: the seconds the quantum took on its slot (training,
+  /// evaluation, checkpoints), so its trainer can tell the round trip apart.
+  double slot_seconds = 0;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, quantum_report& x) {
-  return f(caf::meta::type_name("quantum_report"), x.networks, x.progress);
+  return f(caf::meta::type_name("quantum_report"), x.networks, x.progress,
+           x.slot_seconds);
 }
 
 /// The aggregator's answer to `status`: networks with an outcome so far.

@@ -102,14 +102,12 @@ void network_runner::conclude(const quantum_limits& limits, stop_reason reason,
     finish(out, reason);
     return;
   }
-  // A checkpoint every `checkpoint_every` epochs, at the end of every
-  // quantum while the run is stopping, and after a PBT copy: a worker lost
-  // later falls back to a checkpoint, which must not predate the copy.
-  auto every = spec_.config.train.checkpoint_every * steps_per_epoch_;
+  // Besides the checkpoints at epoch ends (after_step): one at the end of
+  // every quantum while the run is stopping, and after a PBT copy (a worker
+  // lost later falls back to a checkpoint, which must not predate the
+  // copy).
   bool stopping = limits.stopping && limits.stopping->load();
-  bool due = (every > 0 && st_.step - last_snapshot_step_ >= every) ||
-             copied_since_snapshot_;
-  if (learner_->can_checkpoint() && (due || stopping) &&
+  if (learner_->can_checkpoint() && (copied_since_snapshot_ || stopping) &&
       st_.step > last_snapshot_step_) {
     out.checkpoint = snapshot();
     out.checkpoint_step = st_.step;
@@ -413,6 +411,16 @@ stop_reason network_runner::after_step(double loss, double seconds,
     st_.epoch_seconds = 0;
     if (reason != stop_reason::none)
       return reason;
+    // A checkpoint every `checkpoint_every` epochs, at the epoch's end
+    // whatever the quanta: where a retry goes back to (and a lost worker's
+    // networks fall back to) does not depend on how the run was sliced.
+    auto every = spec_.config.train.checkpoint_every;
+    if (every > 0 && (epoch + 1) % every == 0 && st_.step < steps_total() &&
+        learner_->can_checkpoint()) {
+      out.checkpoint = snapshot();
+      out.checkpoint_step = st_.step;
+      out.checkpoint_retries = retries_;
+    }
   }
   if (st_.step == steps_total())
     return stop_reason::epochs;
