@@ -24,6 +24,7 @@
 #include "actortrain/run.hpp"
 #include "actortrain/session.hpp"
 #include "actortrain/store.hpp"
+#include "cluster/data_shipment.hpp"
 #include "cluster/for_workers.hpp"
 #include "cluster/system_config.hpp"
 #include "cluster/worker_link.hpp"
@@ -552,6 +553,142 @@ TEST_CASE("a worker whose data differs from the coordinator's is refused") {
   CHECK_MESSAGE(msg.find(csv) != std::string::npos, msg);
   // Refused means nothing was set up: the worker still waits for a run.
   CHECK(w.process().output().find("joined run") == std::string::npos);
+}
+
+TEST_CASE("a worker with a data cache that lacks the run's data receives "
+          "it once, verified, and then serves it from the cache") {
+  temp_dir dir;
+  // The coordinator's data: a CSV file. The workers have another file at
+  // the same path by the time they join (as a machine with an older copy
+  // would).
+  auto csv = dir / "data.csv";
+  std::string rows;
+  for (int i = 0; i < 40; ++i)
+    rows += fmt::format("{},{},{}\n", i * 0.1, i % 7 * 0.5, i % 2);
+  write_text(csv, rows);
+  experiment exp;
+  exp.name = "csv";
+  exp.data.format = data_format::csv;
+  exp.data.train = csv;
+  auto ctx = make_run_context(exp, {});
+  REQUIRE_MESSAGE(ctx, to_string_pretty(ctx.error()));
+  run_setup setup;
+  setup.exp = exp;
+  setup.data_hash = content_hash(*(*ctx)->data);
+  auto shipment =
+      std::make_shared<data_shipment>((*ctx)->data, setup.data_hash);
+  rows[0] = '9';
+  write_text(csv, rows);
+  auto cache = dir / "cache";
+  caf::actor_system_config cfg;
+  configure_system(cfg, true, {});
+  caf::actor_system sys{cfg};
+  setup.coordinator = sys.spawn([] {
+    return caf::behavior{[](int) {
+    }};
+  });
+  {
+    worker_process w{fmt::format("--slots 1 --cache {}", cache), dir / "w.log"};
+    auto joined = join_worker(sys, w.address(), setup, false, shipment);
+    REQUIRE_MESSAGE(joined.joined, to_string_pretty(joined.joined.error()));
+    CHECK(w.process().wait_for("received data from a coordinator", 20));
+    CHECK(fs::exists(cache + "/" + setup.data_hash + ".dataset"));
+  }
+  {
+    // Another worker on this cache: no data is sent (none could be).
+    worker_process w{fmt::format("--slots 1 --cache {}", cache),
+                     dir / "w2.log"};
+    auto joined = join_worker(sys, w.address(), setup, false);
+    REQUIRE_MESSAGE(joined.joined, to_string_pretty(joined.joined.error()));
+    CHECK(w.process().wait_for("from the cache", 20));
+    CHECK(w.process().output().find("received data") == std::string::npos);
+  }
+  {
+    // A damaged cache file is sent again.
+    write_text(cache + "/" + setup.data_hash + ".dataset", "garbage");
+    worker_process w{fmt::format("--slots 1 --cache {}", cache),
+                     dir / "w3.log"};
+    auto joined = join_worker(sys, w.address(), setup, false, shipment);
+    REQUIRE_MESSAGE(joined.joined, to_string_pretty(joined.joined.error()));
+    CHECK(w.process().wait_for("received data from a coordinator", 20));
+  }
+  caf::anon_send_exit(setup.coordinator, caf::exit_reason::user_shutdown);
+  // Without a cache: refused, naming the difference and the way out.
+  worker_process plain{"--slots 1", dir / "plain.log"};
+  auto msg = refusal(plain.address(), setup);
+  CHECK_MESSAGE(msg.find("the data here differs") != std::string::npos, msg);
+  CHECK_MESSAGE(msg.find("--cache DIR") != std::string::npos, msg);
+}
+
+TEST_CASE("no shared file system: a worker started without the data files "
+          "trains a run with the results of one process") {
+  temp_dir dir;
+  fs::create_directories(dir / "data");
+  std::string train;
+  std::string test;
+  for (int i = 0; i < 1200; ++i)
+    (i < 960 ? train : test) += fmt::format(
+        "{},{},{},{},{}\n", (i * 37 % 101) * 0.01, (i * 11 % 13) * 0.1,
+        (i % 7) * 0.3, (i * 5 % 9) * 0.2, (i * 37 % 101 + i % 7 * 10) % 3);
+  write_text(dir / "data/train.csv", train);
+  write_text(dir / "data/test.csv", test);
+  auto exp = dir / "exp.toml";
+  write_text(exp, R"(name = "shipped"
+[data]
+format = "csv"
+train = "data/train.csv"
+test = "data/test.csv"
+[model]
+hidden = [32]
+[train]
+networks = 6
+epochs = 10
+batch_size = 32
+seed = 3
+[scheduler]
+slots = 1
+)");
+  auto reference = dir / "local";
+  auto res = run_process(fmt::format("{} run {} --output {} --quiet --slots 3",
+                                     app(), exp, reference));
+  REQUIRE_MESSAGE(res.exit_code == 0, res.output);
+  auto cache = dir / "cache";
+  for (int round = 0; round < 2; ++round) {
+    CAPTURE(round);
+    // A slow worker that has the files trains from the start; the other
+    // comes up later on a machine without them.
+    ::setenv("ACTORTRAIN_SLOW_WORKER", "20", 1);
+    worker_process slow{"--slots 1", dir / fmt::format("slow{}.log", round)};
+    ::unsetenv("ACTORTRAIN_SLOW_WORKER");
+    auto port = test::free_port();
+    auto address = fmt::format("127.0.0.1:{}", port);
+    auto out = dir / fmt::format("out{}", round);
+    background_process run{fmt::format("{} run {} --output {} --workers {},{} "
+                                       "--no-local",
+                                       app(), exp, out, slow.address(),
+                                       address),
+                           dir / fmt::format("run{}.log", round)};
+    // The coordinator has loaded its data; then the files go away.
+    REQUIRE(run.wait_for("trying again every second", 60));
+    fs::rename(dir / "data", dir / "elsewhere");
+    background_process worker{
+        fmt::format("{} worker --port {} --slots 1 --once --verbose --cache {}",
+                    app(), port, cache),
+        dir / fmt::format("w{}.log", round)};
+    CHECK(run.stop(0, 240) == 0);
+    INFO(run.output());
+    INFO(worker.output());
+    CHECK(worker.stop(0, 60) == 0);
+    // It trained; the first receives the data, the second finds it cached.
+    CHECK(worker.output().find("quantum of group") != std::string::npos);
+    CHECK((worker.output().find("received data from a coordinator") !=
+           std::string::npos) == (round == 0));
+    CHECK(worker.output().find("from the cache") != std::string::npos);
+    auto mine = test::stored_weights(out);
+    CHECK(mine.size() == 6);
+    CHECK(mine == test::stored_weights(reference));
+    fs::rename(dir / "elsewhere", dir / "data");
+  }
 }
 
 TEST_CASE("TorchScript networks with dropout train on two workers with the "

@@ -65,7 +65,9 @@ constexpr const char* usage = R"(usage:
                  (a finished run trained on to N epochs: its networks go
                   on from their final states)
   actortrain worker [--port P] [--bind ADDR] [--slots K] [--once]
-                    [--verbose] [TLS]
+                    [--cache DIR] [--verbose] [TLS]
+                    (--cache: data this worker lacks comes from the
+                     coordinator, once, and is kept in DIR)
   actortrain results DIR [--format table|json|csv]
   actortrain status DIR [--watch]
   actortrain report DIR [--output FILE]     (one HTML file; default
@@ -363,6 +365,8 @@ int cmd_worker(const std::vector<std::string>& args) {
       opts.bind = args[++i];
     else if (a == "--once")
       opts.exit_when_orphaned = true;
+    else if (a == "--cache" && i + 1 < args.size())
+      opts.cache_dir = args[++i];
     else if (a == "--verbose" || a == "-v")
       opts.verbose = true;
     else if (tls_option(args, i, opts.tls))

@@ -28,6 +28,8 @@ std::string to_string(errc x) {
     return "session_closed";
   case errc::invalid_handle:
     return "invalid_handle";
+  case errc::data_needed:
+    return "data_needed";
   }
   return "unknown";
 }

@@ -54,6 +54,12 @@ struct worker_options {
   /// and with `verbose` every quantum).
   std::function<void(const std::string&)> on_event;
   bool verbose = false;
+  /// A folder where data received from coordinators is kept (by content
+  /// hash): a run whose data this worker lacks (the files are not at the
+  /// coordinator's paths, or hold something else) gets it from the
+  /// coordinator once. Empty: such a run is refused, as without a shared
+  /// file system nothing else would train it.
+  std::string cache_dir;
   /// Set to true to stop the worker.
   std::shared_ptr<std::atomic<bool>> stop;
 };

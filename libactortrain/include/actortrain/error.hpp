@@ -34,6 +34,9 @@ enum class errc : uint8_t {
   /// session or to another one.
   session_closed,
   invalid_handle,
+  /// A worker started with a data cache lacks the run's data: the
+  /// coordinator sends it.
+  data_needed,
 };
 
 /// Returns the name of `x`, e.g. "invalid_experiment".

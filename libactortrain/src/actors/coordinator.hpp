@@ -16,6 +16,7 @@
 #include "actors/aggregator.hpp"
 #include "actors/trainer.hpp"
 #include "actortrain/run.hpp"
+#include "cluster/data_shipment.hpp"
 #include "cluster/worker_link.hpp"
 #include "protocol/cluster_messages.hpp"
 #include "protocol/interfaces.hpp"
@@ -59,6 +60,8 @@ struct run_plan {
   std::vector<joined_worker> workers;
   std::vector<std::string> unreachable_workers;
   run_setup setup;
+  /// The data, for workers that lack it (see worker_link).
+  std::shared_ptr<data_shipment> shipment;
   /// A session's submissions as its worker nodes get them (sessions with
   /// cluster.workers only): each worker is told all of them when it joins,
   /// and every worker each new one before its networks can be granted.

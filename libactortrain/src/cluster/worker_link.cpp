@@ -37,6 +37,44 @@ void attempt_failed(link_actor* self, caf::error err, bool refused) {
   self->delayed_send(self, std::chrono::seconds{1}, tick_atom_v);
 }
 
+void ask_to_join(link_actor* self, worker_node_actor node);
+
+/// Sends the worker the run's data from byte `offset` on, a chunk at a
+/// time (each acknowledged), then asks it to join again.
+void send_data(link_actor* self, worker_node_actor node, uint64_t offset) {
+  auto& st = self->state;
+  auto attempt = st.attempt;
+  auto bytes = st.shipment->bytes();
+  auto n =
+      std::min<uint64_t>(data_shipment::chunk_bytes, bytes->size() - offset);
+  std::vector<char> chunk(bytes->begin() + static_cast<std::ptrdiff_t>(offset),
+                          bytes->begin() +
+                              static_cast<std::ptrdiff_t>(offset + n));
+  bool last = offset + n == bytes->size();
+  self->request(node, join_timeout, data_atom_v, st.shipment->hash(), offset,
+                std::move(chunk), last)
+      .then(
+          [=](uint64_t) {
+            if (attempt != self->state.attempt)
+              return;
+            if (last)
+              ask_to_join(self, node);
+            else
+              send_data(self, node, offset + n);
+          },
+          [=](caf::error& err) {
+            if (attempt != self->state.attempt)
+              return;
+            attempt_failed(self,
+                           make_error(errc::cluster_failed,
+                                      fmt::format("worker {} could not take "
+                                                  "the run's data: {}",
+                                                  self->state.address,
+                                                  to_string_pretty(err))),
+                           refused_by_worker(err));
+          });
+}
+
 /// The node answered the connection: ask it to join. The middleman hands
 /// out its cached connection to a worker that just died until it has seen
 /// that worker go: a join sent there is never answered. Monitoring the node
@@ -58,9 +96,21 @@ void ask_to_join(link_actor* self, worker_node_actor node) {
             self->quit();
           },
           [=](caf::error& err) {
-            if (attempt != self->state.attempt)
+            auto& st = self->state;
+            if (attempt != st.attempt)
               return;
+            // It lacks the data and keeps what it is sent: once.
+            if (is(err, errc::data_needed) && st.shipment && !st.shipped) {
+              st.shipped = true;
+              send_data(self, node, 0);
+              return;
+            }
             bool refused = refused_by_worker(err);
+            if (is(err, errc::data_needed))
+              err = make_error(errc::data_needed,
+                               st.shipment ? "it did not take the run's data"
+                                           : "it lacks the run's data and "
+                                             "none can be sent");
             attempt_failed(self,
                            make_error(errc::cluster_failed,
                                       fmt::format("worker {} refused to join: "
@@ -74,6 +124,7 @@ void ask_to_join(link_actor* self, worker_node_actor node) {
 void attempt(link_actor* self) {
   auto& st = self->state;
   ++st.attempt;
+  st.shipped = false;
   if (st.asked) {
     self->demonitor(st.asked);
     st.asked = caf::actor_addr{};
@@ -152,8 +203,10 @@ void attempt(link_actor* self) {
 
 caf::behavior worker_link(caf::stateful_actor<worker_link_state>* self,
                           std::string address, run_setup setup, bool tls,
-                          caf::actor listener, bool retry) {
+                          caf::actor listener, bool retry,
+                          std::shared_ptr<data_shipment> shipment) {
   auto& st = self->state;
+  st.shipment = std::move(shipment);
   st.address = std::move(address);
   st.setup = std::move(setup);
   st.tls = tls;
@@ -183,7 +236,8 @@ caf::behavior worker_link(caf::stateful_actor<worker_link_state>* self,
 std::vector<join_result>
 join_workers(caf::actor_system& sys, const std::vector<std::string>& addresses,
              const run_setup& setup, bool tls,
-             const std::shared_ptr<std::atomic<bool>>& stop, bool& stopped) {
+             const std::shared_ptr<std::atomic<bool>>& stop, bool& stopped,
+             std::shared_ptr<data_shipment> shipment) {
   stopped = false;
   std::vector<join_result> results(addresses.size());
   caf::scoped_actor self{sys};
@@ -193,8 +247,9 @@ join_workers(caf::actor_system& sys, const std::vector<std::string>& addresses,
     results[i].joined = make_error(
         errc::run_aborted,
         fmt::format("stopped before worker {} answered", addresses[i]));
-    links.push_back(sys.spawn(worker_link, addresses[i], setup, tls,
-                              caf::actor{self}, false));
+    links.push_back(sys.spawn<caf::detached>(worker_link, addresses[i], setup,
+                                             tls, caf::actor{self}, false,
+                                             shipment));
   }
   // Two entries for one address answer in turn.
   std::unordered_set<size_t> answered;
@@ -232,10 +287,12 @@ join_workers(caf::actor_system& sys, const std::vector<std::string>& addresses,
 }
 
 join_result join_worker(caf::actor_system& sys, const std::string& address,
-                        const run_setup& setup, bool tls) {
+                        const run_setup& setup, bool tls,
+                        std::shared_ptr<data_shipment> shipment) {
   bool stopped = false;
-  return std::move(
-      join_workers(sys, {address}, setup, tls, nullptr, stopped).front());
+  return std::move(join_workers(sys, {address}, setup, tls, nullptr, stopped,
+                                std::move(shipment))
+                       .front());
 }
 
 } // namespace actortrain

@@ -12,6 +12,7 @@
 #include <caf/expected.hpp>
 #include <caf/stateful_actor.hpp>
 
+#include "cluster/data_shipment.hpp"
 #include "protocol/cluster_messages.hpp"
 #include "protocol/slot.hpp"
 
@@ -50,6 +51,10 @@ struct worker_link_state {
   uint64_t attempt = 0;
   /// The node asked to join in the current attempt (monitored).
   caf::actor_addr asked;
+  /// The run's data, for a worker that lacks it (null: none is sent), and
+  /// whether this attempt sent it already.
+  std::shared_ptr<data_shipment> shipment;
+  bool shipped = false;
 };
 
 /// Asks the worker at `address` ("host:port") to join the run `setup`
@@ -57,10 +62,13 @@ struct worker_link_state {
 /// (joined_atom, address, node, slots) or (joined_atom, address, error,
 /// refused). With `retry`, a worker that cannot be reached is tried again
 /// every second and only a join or a refusal is told. An exit message ends
-/// the link at once, even while it waits for an answer.
+/// the link at once, even while it waits for an answer. A worker that lacks
+/// the run's data (it has a data cache) gets `shipment` in chunks, then is
+/// asked again. Spawn it detached: the data is encoded on first need.
 caf::behavior worker_link(caf::stateful_actor<worker_link_state>* self,
                           std::string address, run_setup setup, bool tls,
-                          caf::actor listener, bool retry);
+                          caf::actor listener, bool retry,
+                          std::shared_ptr<data_shipment> shipment);
 
 /// Asks every worker of `addresses` to join at once and waits until each has
 /// answered or failed (at most cluster.handshake_seconds + join_timeout). When
@@ -69,10 +77,12 @@ caf::behavior worker_link(caf::stateful_actor<worker_link_state>* self,
 std::vector<join_result>
 join_workers(caf::actor_system& sys, const std::vector<std::string>& addresses,
              const run_setup& setup, bool tls,
-             const std::shared_ptr<std::atomic<bool>>& stop, bool& stopped);
+             const std::shared_ptr<std::atomic<bool>>& stop, bool& stopped,
+             std::shared_ptr<data_shipment> shipment = nullptr);
 
 /// join_workers for one worker, without a stop flag.
 join_result join_worker(caf::actor_system& sys, const std::string& address,
-                        const run_setup& setup, bool tls);
+                        const run_setup& setup, bool tls,
+                        std::shared_ptr<data_shipment> shipment = nullptr);
 
 } // namespace actortrain

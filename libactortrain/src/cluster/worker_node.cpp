@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 
 #include "actortrain/error.hpp"
+#include "cluster/data_cache.hpp"
 #include "cluster/remote_executor.hpp"
 #include "cluster/state_keeper.hpp"
 #include "cluster/worker_run.hpp"
@@ -44,12 +45,49 @@ void end_run(node_actor* self, const caf::actor_addr& coordinator) {
   st.runs.erase(i);
 }
 
+/// The run's data: the files at the coordinator's paths when they hold
+/// what the coordinator has (by content hash), else this worker's cached
+/// copy; without one, errc::data_needed asks the coordinator for it (with a
+/// cache) or the run is refused naming the difference.
+caf::expected<std::shared_ptr<const dataset>> data_for(node_actor* self,
+                                                       const run_setup& setup) {
+  auto& st = self->state;
+  const auto& hash = setup.data_hash;
+  std::string why;
+  auto loaded = load_dataset(setup.exp.data);
+  if (!loaded) {
+    why = to_string_pretty(loaded.error());
+  } else if (auto mine = content_hash(**loaded); mine != hash) {
+    why = fmt::format("the data here differs from the coordinator's: {} has "
+                      "content hash {} on this worker, {} on the coordinator",
+                      describe_data(setup.exp.data), mine, hash);
+  } else {
+    return std::move(*loaded);
+  }
+  // Synthetic data is made here, from its settings: nothing to receive.
+  if (!st.cache || setup.exp.data.format == data_format::synthetic)
+    return make_error(errc::invalid_data,
+                      st.cache ? why
+                               : why + " (a worker started with --cache DIR "
+                                       "receives the coordinator's data)");
+  if (auto cached = st.cache->find(hash)) {
+    log(self, fmt::format("data of run '{}' from the cache ({})",
+                          setup.exp.name, st.cache->dir()));
+    return cached;
+  }
+  log(self, fmt::format("asks the coordinator for the data of run '{}': {}",
+                        setup.exp.name, why));
+  return make_error(errc::data_needed, hash);
+}
+
 } // namespace
 
 worker_node_actor::behavior_type
 worker_node(worker_node_actor::stateful_pointer<worker_node_state> self,
             worker_options opts) {
   self->state.opts = std::move(opts);
+  if (!self->state.opts.cache_dir.empty())
+    self->state.cache.emplace(self->state.opts.cache_dir);
   self->set_down_handler([=](caf::down_msg& dm) {
     auto& st = self->state;
     if (st.runs.count(dm.source) == 0)
@@ -72,20 +110,14 @@ worker_node(worker_node_actor::stateful_pointer<worker_node_state> self,
         auto& st = self->state;
         if (!setup.coordinator)
           return make_error(errc::cluster_failed, "no coordinator to serve");
-        auto ctx = make_run_context(setup.exp, st.opts.make_learner);
+        auto data = data_for(self, setup);
+        if (!data)
+          return data.error();
+        auto ctx = make_run_context(setup.exp, st.opts.make_learner, *data);
         if (!ctx)
           return make_error(errc::invalid_data,
                             fmt::format("cannot prepare the run here: {}",
                                         to_string_pretty(ctx.error())));
-        auto hash = content_hash(*(*ctx)->data);
-        if (hash != setup.data_hash)
-          return make_error(
-              errc::invalid_data,
-              fmt::format("the data here differs from the coordinator's: {} "
-                          "has content hash {} on this worker, {} on the "
-                          "coordinator",
-                          describe_data(setup.exp.data), hash,
-                          setup.data_hash));
         if (auto err = check_model_hashes((*ctx)->scripts, setup.model_hashes))
           return err;
         auto n =
@@ -120,6 +152,23 @@ worker_node(worker_node_actor::stateful_pointer<worker_node_state> self,
                                                 st.runs.size())
                                   : ""));
         return slots;
+      },
+      [=](data_atom, const std::string& hash, uint64_t offset,
+          const std::vector<char>& chunk, bool last) -> caf::result<uint64_t> {
+        auto& st = self->state;
+        if (!st.cache)
+          return make_error(errc::cluster_failed,
+                            "this worker keeps no data (start it with "
+                            "--cache DIR)");
+        auto got = st.cache->receive(hash, offset, chunk, last);
+        if (!got)
+          return got.error();
+        if (last)
+          log(self, fmt::format("received data from a coordinator ({:.1f} "
+                                "MB, content hash {}), kept in {}",
+                                static_cast<double>(*got) / 1e6, hash,
+                                st.cache->dir()));
+        return *got;
       },
       [=](submit_atom, const caf::actor& coordinator,
           const std::vector<worker_submission>& subs) -> caf::result<uint64_t> {

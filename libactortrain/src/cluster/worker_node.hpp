@@ -2,11 +2,13 @@
 
 #include <map>
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include <caf/actor_addr.hpp>
 
 #include "actortrain/cluster.hpp"
+#include "cluster/data_cache.hpp"
 #include "protocol/interfaces.hpp"
 
 namespace actortrain {
@@ -24,6 +26,8 @@ struct worker_node_state {
   };
   /// Every run served, by its coordinator (none while waiting for one).
   std::map<caf::actor_addr, served_run> runs;
+  /// Data received from coordinators (`opts.cache_dir`), if kept.
+  std::optional<data_cache> cache;
   static inline const char* name = "actortrain.worker_node";
 };
 

@@ -68,9 +68,13 @@ using state_keeper_actor = caf::typed_actor<
 /// networks submitted (all so far when it joins, each new submission before
 /// its networks can be granted there), naming itself (a worker serves
 /// several coordinators at once), and gets how many networks the worker
-/// knows for it.
+/// knows for it. A worker with a data cache that lacks a run's data answers
+/// the join with errc::data_needed; the link sends the data in chunks and
+/// asks again.
 using worker_node_actor = caf::typed_actor<
     caf::replies_to<join_atom, run_setup>::with<std::vector<slot_grant>>,
+    caf::replies_to<data_atom, std::string, uint64_t, std::vector<char>,
+                    bool>::with<uint64_t>,
     caf::replies_to<submit_atom, caf::actor,
                     std::vector<worker_submission>>::with<uint64_t>>;
 

@@ -90,6 +90,11 @@ CAF_ADD_ATOM(actortrain, actortrain, tick_atom, "tick")
 // worker link -> worker node: (run_setup) -> the worker's slots. The
 // session's coordinator -> worker node: (submit_atom, worker submissions).
 CAF_ADD_ATOM(actortrain, actortrain, join_atom, "join")
+// worker link -> worker node: (content hash, offset, chunk, last) -> bytes
+// received so far: the run's data, for a worker with a data cache that
+// answered a join with errc::data_needed; the link then asks it to join
+// again.
+CAF_ADD_ATOM(actortrain, actortrain, data_atom, "data")
 // worker link -> coordinator or run(): (address, node, slots) a worker
 // joined, or (address, error, refused) it refused or could not be reached.
 CAF_ADD_ATOM(actortrain, actortrain, joined_atom, "joined")

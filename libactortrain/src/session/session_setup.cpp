@@ -240,13 +240,15 @@ caf::error join_cluster(caf::actor_system& sys, run_plan& plan,
                         const std::shared_ptr<std::atomic<bool>>& stop) {
   plan.setup.exp = for_workers(plan.exp);
   plan.setup.data_hash = content_hash(*plan.data);
+  plan.shipment =
+      std::make_shared<data_shipment>(plan.data, plan.setup.data_hash);
   plan.setup.model_hashes = model_hashes(plan.scripts);
   plan.setup.setup_networks = plan.fixed_population;
   plan.setup.coordinator = coordinator;
   plan.tls = tls;
   bool stopped = false;
   auto results = join_workers(sys, plan.exp.cluster.workers, plan.setup, tls,
-                              stop, stopped);
+                              stop, stopped, plan.shipment);
   if (stopped)
     return make_error(errc::run_aborted,
                       "stopped while the workers were joining; nothing was "

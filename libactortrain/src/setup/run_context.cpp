@@ -130,6 +130,15 @@ make_run_context(const experiment& exp, learner_factory make_learner) {
   auto data = load_dataset(exp.data);
   if (!data)
     return data.error();
+  return make_run_context(exp, std::move(make_learner), std::move(*data));
+}
+
+caf::expected<std::shared_ptr<run_context>>
+make_run_context(const experiment& exp, learner_factory make_learner,
+                 std::shared_ptr<const dataset> loaded) {
+  if (auto err = exp.validate())
+    return err;
+  caf::expected<std::shared_ptr<const dataset>> data{std::move(loaded)};
   if (auto err = check_fit(exp, **data, !make_learner))
     return err;
   auto ctx = std::make_shared<run_context>();

@@ -45,6 +45,12 @@ caf::error check_replica_slots(const experiment& run,
 caf::expected<std::shared_ptr<run_context>>
 make_run_context(const experiment& exp, learner_factory make_learner);
 
+/// make_run_context over `data` already loaded (a worker's copy received
+/// from its coordinator) instead of the files `exp` names.
+caf::expected<std::shared_ptr<run_context>>
+make_run_context(const experiment& exp, learner_factory make_learner,
+                 std::shared_ptr<const dataset> data);
+
 /// Networks submitted to a live session's run: their configurations
 /// (groups `first_group`, ...), their specs (ids continue the run's) and
 /// shards, and the TorchScript modules they need.
