@@ -297,10 +297,13 @@ TEST_CASE("work stealing: a worker that joins late takes networks whose "
 TEST_CASE("a worker killed between checkpoints: its networks go back to "
           "their last checkpoint, results unchanged, each epoch once") {
   temp_dir dir;
-  auto exp = write_experiment(dir, 6, 1);
+  auto exp = write_experiment(dir, 6, 1, 16384);
   auto bytes = test::file_bytes(exp);
   std::string text(bytes.begin(), bytes.end());
   text.replace(text.find("seed = 11"), 9, "seed = 11\ncheckpoint_every = 3");
+  // Quanta of one epoch (none lengthened), so the kill falls between the
+  // checkpoints of epochs 3 and 6.
+  text += "[cluster]\nhop_share = 0\n";
   write_text(exp, text);
   worker_process w1{"--slots 1", dir / "w1.log"};
   worker_process w2{"--slots 1 --verbose", dir / "w2.log"};
@@ -316,6 +319,8 @@ TEST_CASE("a worker killed between checkpoints: its networks go back to "
   CHECK(run.stop(0, 240) == 0);
   INFO(run.output());
   CHECK(run.output().find("12 networks: 12 finished, 0 failed") !=
+        std::string::npos);
+  CHECK(run.output().find(fmt::format("worker {} lost", w2.address())) !=
         std::string::npos);
   auto r = read_results(dir / "out");
   REQUIRE(static_cast<bool>(r));
