@@ -6,6 +6,7 @@
 #include <csignal>
 #include <filesystem>
 #include <fstream>
+#include <future>
 #include <iterator>
 #include <mutex>
 #include <thread>
@@ -21,6 +22,7 @@
 #include "actortrain/cluster.hpp"
 #include "actortrain/dataset.hpp"
 #include "actortrain/error.hpp"
+#include "actortrain/learner.hpp"
 #include "actortrain/run.hpp"
 #include "actortrain/session.hpp"
 #include "actortrain/store.hpp"
@@ -694,6 +696,59 @@ slots = 1
     CHECK(mine == test::stored_weights(reference));
     fs::rename(dir / "elsewhere", dir / "data");
   }
+}
+
+TEST_CASE("a custom learner trains on a worker program built with it, and "
+          "a worker of another learner kind refuses the run") {
+  temp_dir dir;
+  // A learner of the program's own (here the built-in one behind a
+  // factory): the coordinator and the worker program share it.
+  learner_factory mine = [](const learner_context& ctx) {
+    return make_builtin_learner(ctx);
+  };
+  auto exp = test::tiny_experiment(4, 3);
+  exp.name = "custom";
+  run_options local;
+  local.output_dir = dir / "local";
+  local.make_learner = mine;
+  REQUIRE(static_cast<bool>(run(exp, local)));
+  worker_options wopts;
+  wopts.slots = 1;
+  wopts.make_learner = mine;
+  std::promise<uint16_t> listening;
+  wopts.on_listening = [&](uint16_t port) {
+    listening.set_value(port);
+  };
+  wopts.stop = std::make_shared<std::atomic<bool>>(false);
+  std::thread worker{[&] {
+    run_worker(wopts);
+  }};
+  auto port = listening.get_future().get();
+  auto remote = exp;
+  remote.cluster.workers = {fmt::format("127.0.0.1:{}", port)};
+  remote.cluster.local = false;
+  run_options opts;
+  opts.output_dir = dir / "remote";
+  opts.make_learner = mine;
+  auto r = run(remote, opts);
+  wopts.stop->store(true);
+  worker.join();
+  REQUIRE_MESSAGE(r, to_string_pretty(r.error()));
+  CHECK(r->count(network_status::finished) == 4);
+  CHECK(test::stored_weights(dir / "remote") ==
+        test::stored_weights(dir / "local"));
+  // `actortrain worker` trains the built-in learners: it refuses.
+  worker_process plain{"--slots 1", dir / "plain.log"};
+  run_options custom;
+  custom.output_dir = dir / "refused";
+  custom.make_learner = mine;
+  auto refused = remote;
+  refused.cluster.workers = {plain.address()};
+  auto failed = run(refused, custom);
+  REQUIRE_FALSE(failed);
+  auto msg = to_string_pretty(failed.error());
+  CHECK_MESSAGE(
+      msg.find("the run trains a custom learner") != std::string::npos, msg);
 }
 
 TEST_CASE("TorchScript networks with dropout train on two workers with the "

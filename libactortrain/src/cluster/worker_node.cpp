@@ -110,6 +110,17 @@ worker_node(worker_node_actor::stateful_pointer<worker_node_state> self,
         auto& st = self->state;
         if (!setup.coordinator)
           return make_error(errc::cluster_failed, "no coordinator to serve");
+        // A learner of the wrong kind would train other networks than the
+        // coordinator's, silently.
+        if (setup.custom_learner != static_cast<bool>(st.opts.make_learner))
+          return make_error(
+              errc::invalid_experiment,
+              setup.custom_learner
+                  ? "the run trains a custom learner and this worker the "
+                    "built-in ones: run a worker program built with that "
+                    "learner (actortrain::run_worker with its make_learner)"
+                  : "this worker trains a custom learner and the run the "
+                    "built-in ones: use `actortrain worker`");
         auto data = data_for(self, setup);
         if (!data)
           return data.error();

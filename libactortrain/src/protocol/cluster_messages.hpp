@@ -30,12 +30,16 @@ struct run_setup {
   /// session with train_setup); else only networks submitted later are,
   /// and the experiment gives their data and defaults.
   bool setup_networks = true;
+  /// The run trains a custom learner (run_options::make_learner): only a
+  /// worker program built with one (run_worker with its make_learner) may
+  /// join, and one built with one joins only such runs.
+  bool custom_learner = false;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, run_setup& x) {
   return f(caf::meta::type_name("run_setup"), x.exp, x.data_hash,
-           x.model_hashes, x.coordinator, x.setup_networks);
+           x.model_hashes, x.coordinator, x.setup_networks, x.custom_learner);
 }
 
 /// Networks submitted to a live session, as a worker gets them: it expands

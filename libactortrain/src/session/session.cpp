@@ -388,17 +388,10 @@ namespace {
 
 /// What a session cannot do, said before anything starts: an adaptive
 /// search needs the whole population up front (the setup's,
-/// session_options::train_setup), and worker processes train the built-in
-/// learners only.
+/// session_options::train_setup). (A custom learner's workers must be built
+/// with it: a worker refuses a run whose learner kind is not its own.)
 caf::error check_session_setup(const experiment& setup,
                                const session_options& opts) {
-  if (!setup.cluster.workers.empty() && opts.make_learner)
-    return make_error(errc::invalid_experiment,
-                      "cluster.workers: runs with a custom learner cannot "
-                      "use actortrain worker processes (they train the "
-                      "built-in learners); build a worker with "
-                      "actortrain::run_worker and the same learner "
-                      "factory");
   if (!opts.train_setup && search_settings_of(setup).kind != search_kind::none)
     return make_error(errc::invalid_experiment,
                       "scheduler.search: a session that takes submissions "
@@ -537,6 +530,7 @@ caf::expected<std::unique_ptr<session>> session::open(const experiment& setup,
   plan->exp = setup;
   plan->data = p->data;
   plan->scripts = (*ctx)->scripts;
+  plan->make_learner = opts.make_learner;
   plan->on_event = opts.on_event;
   plan->fixed_population = opts.train_setup;
   if (opts.train_setup) {
@@ -577,7 +571,6 @@ caf::expected<std::unique_ptr<session>> session::open(const experiment& setup,
     return err;
   p->next_id = opened->next_id;
   p->next_group = opened->next_group;
-  plan->make_learner = opts.make_learner;
   plan->on_progress = opts.on_progress;
   plan->progress_interval_seconds = opts.progress_interval_seconds;
   plan->progress_rows = opts.progress_rows;
