@@ -28,6 +28,13 @@ def start_worker(bench, step_ms, log):
     return proc, m.group(1)
 
 
+def cpu_seconds(pid):
+    """User and system CPU seconds of a running process."""
+    with open(f"/proc/{pid}/stat") as f:
+        parts = f.read().rsplit(")", 1)[1].split()
+    return (int(parts[11]) + int(parts[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def fields(line):
     return dict(kv.split("=") for kv in line.split())
 
@@ -57,27 +64,32 @@ def main():
             path = os.path.join(tmp, "workers.txt")
             with open(path, "w") as f:
                 f.write("\n".join(w[1] for w in workers) + "\n")
+            before = sum(cpu_seconds(p.pid) for p, _ in workers)
             res = subprocess.run([bench, "run", "--workers-file", path,
                                   *common], capture_output=True, text=True)
             if res.returncode != 0:
                 sys.exit(res.stderr)
-            rows.append((f"{a.workers} workers, 1 slot each",
-                         fields(res.stdout)))
+            f = fields(res.stdout)
+            spent = sum(cpu_seconds(p.pid) for p, _ in workers) - before
+            f["workers_cpu_s"] = f"{spent:.2f}"
+            rows.append((f"{a.workers} workers, 1 slot each", f))
         finally:
             for proc, _ in workers:
                 proc.terminate()
             for proc, _ in workers:
                 proc.wait()
-    print(f"{a.networks} networks x {a.steps} steps of {a.step_ms} ms")
+    print(f"{a.networks} networks x {a.steps} steps of {a.step_ms} ms, "
+          f"{os.cpu_count()} cores")
     print("| setup | grants | makespan (s) | lower bound (s) | ratio | "
-          "grants/s | coordinator CPU (s) | CPU / wall | moves | "
-          "state moved (MB) |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+          "grants/s | coordinator CPU (s) | CPU / wall | workers' CPU (s) | "
+          "moves | state moved (MB) |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for name, f in rows:
         print(f"| {name} | {f['grants']} | {f['makespan_s']} | {f['bound_s']} "
               f"| {f['ratio']}x | {f['grants_per_s']} | "
               f"{f['coordinator_cpu_s']} | {f['coordinator_cpu_share']} | "
-              f"{f['moves']} | {int(f['moved_bytes']) / 1e6:.2f} |")
+              f"{f.get('workers_cpu_s', '-')} | {f['moves']} | "
+              f"{int(f['moved_bytes']) / 1e6:.2f} |")
 
 
 if __name__ == "__main__":
