@@ -691,6 +691,8 @@ slots = 1
     CHECK((worker.output().find("received data from a coordinator") !=
            std::string::npos) == (round == 0));
     CHECK(worker.output().find("from the cache") != std::string::npos);
+    CHECK((run.output().find("after receiving the run's data") !=
+           std::string::npos) == (round == 0));
     auto mine = test::stored_weights(out);
     CHECK(mine.size() == 6);
     CHECK(mine == test::stored_weights(reference));

@@ -219,6 +219,15 @@ void link_worker(coordinator_actor* self, const std::string& address) {
       caf::actor_cast<caf::actor>(self), true, plan.shipment));
 }
 
+/// ", after receiving the run's data (12.3 MB)" for a worker that was sent
+/// the data; empty otherwise.
+std::string data_note(uint64_t bytes) {
+  return bytes == 0 ? std::string{}
+                    : fmt::format(", after receiving the run's data ({:.1f} "
+                                  "MB)",
+                                  static_cast<double>(bytes) / 1e6);
+}
+
 /// Watches a worker that joined: losing it reconnects.
 void watch_worker(coordinator_actor* self, const std::string& address,
                   const worker_node_actor& node) {
@@ -229,14 +238,15 @@ void watch_worker(coordinator_actor* self, const std::string& address,
 /// A worker joined during the run: once it knows the session's submissions
 /// its slots take work. One that cannot train them is left out.
 void add_worker(coordinator_actor* self, const std::string& address,
-                worker_node_actor node, std::vector<slot_grant> slots) {
+                worker_node_actor node, std::vector<slot_grant> slots,
+                uint64_t data_bytes) {
   auto& st = self->state;
   watch_worker(self, address, node);
   auto take_slots = [=](std::vector<slot_grant>& slots) {
     for (auto& s : slots)
       s.slot.node = address;
-    event(self,
-          fmt::format("worker {} joined with {} slots", address, slots.size()));
+    event(self, fmt::format("worker {} joined with {} slots{}", address,
+                            slots.size(), data_note(data_bytes)));
     self->send(self->state.scheduler, add_slots_atom_v, std::move(slots));
   };
   if (st.plan->worker_submissions.empty()) {
@@ -360,8 +370,8 @@ void start(coordinator_actor* self) {
   }
   for (auto& w : plan.workers) {
     watch_worker(self, w.address, w.node);
-    event(self, fmt::format("worker {} joined with {} slots", w.address,
-                            w.slots.size()));
+    event(self, fmt::format("worker {} joined with {} slots{}", w.address,
+                            w.slots.size(), data_note(w.data_bytes)));
     for (auto& s : w.slots) {
       s.slot.node = w.address;
       slots.push_back(std::move(s));
@@ -483,11 +493,12 @@ caf::behavior coordinator(coordinator_actor* self,
   });
   return {
       [=](joined_atom, const std::string& address, worker_node_actor& node,
-          std::vector<slot_grant>& slots) {
+          std::vector<slot_grant>& slots, uint64_t data_bytes) {
         auto& st = self->state;
         if (st.closing || !st.scheduler)
           return;
-        add_worker(self, address, std::move(node), std::move(slots));
+        add_worker(self, address, std::move(node), std::move(slots),
+                   data_bytes);
       },
       [=](joined_atom, const std::string&, const caf::error& err, bool) {
         event(self,

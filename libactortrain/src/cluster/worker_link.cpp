@@ -57,6 +57,7 @@ void send_data(link_actor* self, worker_node_actor node, uint64_t offset) {
           [=](uint64_t) {
             if (attempt != self->state.attempt)
               return;
+            self->state.shipped_bytes = offset + n;
             if (last)
               ask_to_join(self, node);
             else
@@ -92,7 +93,7 @@ void ask_to_join(link_actor* self, worker_node_actor node) {
             if (attempt != st.attempt)
               return;
             self->send(st.listener, joined_atom_v, st.address, node,
-                       std::move(slots));
+                       std::move(slots), st.shipped_bytes);
             self->quit();
           },
           [=](caf::error& err) {
@@ -264,11 +265,11 @@ join_workers(caf::actor_system& sys, const std::vector<std::string>& addresses,
   while (answered.size() < addresses.size() && !stopped) {
     self->receive(
         [&](joined_atom, std::string& address, worker_node_actor& node,
-            std::vector<slot_grant>& slots) {
+            std::vector<slot_grant>& slots, uint64_t data_bytes) {
           auto i = slot_of(address);
           if (i < results.size())
-            results[i].joined =
-                joined_worker{address, std::move(node), std::move(slots)};
+            results[i].joined = joined_worker{address, std::move(node),
+                                              std::move(slots), data_bytes};
         },
         [&](joined_atom, std::string& address, caf::error& err, bool refused) {
           auto i = slot_of(address);

@@ -23,6 +23,8 @@ struct joined_worker {
   std::string address;
   worker_node_actor node;
   std::vector<slot_grant> slots;
+  /// Bytes of data sent to it before it joined (it lacked the run's data).
+  uint64_t data_bytes = 0;
 };
 
 /// How long a worker may take to answer a join: it loads its data first.
@@ -55,11 +57,13 @@ struct worker_link_state {
   /// whether this attempt sent it already.
   std::shared_ptr<data_shipment> shipment;
   bool shipped = false;
+  uint64_t shipped_bytes = 0;
 };
 
 /// Asks the worker at `address` ("host:port") to join the run `setup`
 /// describes, without blocking, and tells `listener` the outcome:
-/// (joined_atom, address, node, slots) or (joined_atom, address, error,
+/// (joined_atom, address, node, slots, data bytes sent) or (joined_atom,
+/// address, error,
 /// refused). With `retry`, a worker that cannot be reached is tried again
 /// every second and only a join or a refusal is told. An exit message ends
 /// the link at once, even while it waits for an answer. A worker that lacks
