@@ -693,6 +693,11 @@ slots = 1
     CHECK(worker.output().find("from the cache") != std::string::npos);
     CHECK((run.output().find("after receiving the run's data") !=
            std::string::npos) == (round == 0));
+    // Per node in the store: data sent to the late worker, once.
+    auto nodes = read_results(out);
+    REQUIRE(static_cast<bool>(nodes));
+    for (const auto& n : nodes->nodes)
+      CHECK((n.data_bytes_in > 0) == (n.node == address && round == 0));
     auto mine = test::stored_weights(out);
     CHECK(mine.size() == 6);
     CHECK(mine == test::stored_weights(reference));

@@ -226,6 +226,8 @@ struct node_usage {
   double busy_fraction = 0;
   int64_t moves_in = 0;
   int64_t moved_bytes_in = 0;
+  /// Bytes of the run's data sent to it (it lacked them).
+  int64_t data_bytes_in = 0;
 };
 
 /// Everything a run produced.

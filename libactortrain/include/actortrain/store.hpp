@@ -220,6 +220,9 @@ public:
   caf::error add_grants(const std::vector<grant_record>& records);
   /// Appends decisions of the adaptive search, in one transaction.
   caf::error add_decisions(const std::vector<decision_record>& records);
+  /// Records that `bytes` of the run's data were sent to worker `node`
+  /// (it lacked them; see docs/cluster.md).
+  caf::error add_data_sent(const std::string& node, uint64_t bytes);
   caf::error end_run(const std::string& status, double wall_seconds);
 
   /// Reads every network, ensemble and the run's metadata.

@@ -387,6 +387,9 @@ aggregator(aggregator_actor::stateful_pointer<aggregator_state> self,
       [=](schedule_atom, const std::vector<grant_record>& records) {
         note(self, self->state.config.store->add_grants(records));
       },
+      [=](data_atom, const std::string& node, uint64_t bytes) {
+        note(self, self->state.config.store->add_data_sent(node, bytes));
+      },
       [=](decisions_atom, const std::vector<decision_record>& records) {
         note(self, self->state.config.store->add_decisions(records));
       },

@@ -247,6 +247,8 @@ void add_worker(coordinator_actor* self, const std::string& address,
       s.slot.node = address;
     event(self, fmt::format("worker {} joined with {} slots{}", address,
                             slots.size(), data_note(data_bytes)));
+    if (data_bytes > 0)
+      self->send(self->state.aggregator, data_atom_v, address, data_bytes);
     self->send(self->state.scheduler, add_slots_atom_v, std::move(slots));
   };
   if (st.plan->worker_submissions.empty()) {
@@ -368,10 +370,15 @@ void start(coordinator_actor* self) {
     st.executors.push_back(exec);
     slots.push_back(slot_grant{info, exec, {}});
   }
+  // Data sent to workers before the run started: recorded once the store's
+  // aggregator exists.
+  std::vector<std::pair<std::string, uint64_t>> data_sent;
   for (auto& w : plan.workers) {
     watch_worker(self, w.address, w.node);
     event(self, fmt::format("worker {} joined with {} slots{}", w.address,
                             w.slots.size(), data_note(w.data_bytes)));
+    if (w.data_bytes > 0)
+      data_sent.emplace_back(w.address, w.data_bytes);
     for (auto& s : w.slots) {
       s.slot.node = w.address;
       slots.push_back(std::move(s));
@@ -394,6 +401,8 @@ void start(coordinator_actor* self) {
   acfg.on_epochs = plan.on_epochs;
   acfg.on_outcome = plan.on_outcome;
   st.aggregator = sys.spawn<caf::detached>(aggregator, std::move(acfg));
+  for (auto& [node, bytes] : data_sent)
+    self->send(st.aggregator, data_atom_v, node, bytes);
   self->link_to(st.aggregator);
   trainer_config tcfg;
   tcfg.quantum = {sched.quantum_steps,

@@ -26,6 +26,7 @@ using aggregator_actor = caf::typed_actor<
     caf::reacts_to<checkpoint_atom, uint64_t, int64_t, std::vector<char>>,
     caf::reacts_to<outcome_atom, network_outcome>,
     caf::reacts_to<schedule_atom, std::vector<grant_record>>,
+    caf::reacts_to<data_atom, std::string, uint64_t>,
     caf::reacts_to<decisions_atom, std::vector<decision_record>>,
     caf::reacts_to<flush_atom>,
     caf::replies_to<status_atom,

@@ -172,6 +172,10 @@ CREATE TABLE IF NOT EXISTS staleness (
   refused INTEGER NOT NULL,
   PRIMARY KEY (network_id, staleness)
 );
+CREATE TABLE IF NOT EXISTS data_sent (
+  node TEXT NOT NULL,
+  bytes INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS continuations (
   at TEXT NOT NULL,
   from_hash TEXT NOT NULL,
@@ -1098,11 +1102,15 @@ caf::error read_slot_usage(sqlite3* db_, const std::string& path_,
   for (auto& u : result.slots)
     u.busy_fraction = last > first ? u.busy_seconds / (last - first) : 0;
   // By node: a run with worker nodes only (every grant here names none).
-  statement nodes{db_, "SELECT node, count(DISTINCT slot), count(*), "
-                       "sum(end - start), sum(moved_bytes > 0), "
-                       "sum(moved_bytes) FROM grants GROUP BY node HAVING "
-                       "(SELECT count(*) FROM grants WHERE node != '') > 0 "
-                       "ORDER BY node"};
+  // Stores of earlier versions, read without writing, have no nodes.
+  if (!has_column(db_, "grants", "node") || !has_table(db_, "data_sent"))
+    return {};
+  statement nodes{db_, "SELECT g.node, count(DISTINCT g.slot), count(*), "
+                       "sum(g.end - g.start), sum(g.moved_bytes > 0), "
+                       "sum(g.moved_bytes), (SELECT coalesce(sum(d.bytes), "
+                       "0) FROM data_sent d WHERE d.node = g.node) FROM "
+                       "grants g GROUP BY g.node HAVING (SELECT count(*) "
+                       "FROM grants WHERE node != '') > 0 ORDER BY g.node"};
   if (!nodes)
     return storage_error(db_, path_, "cannot read the schedule");
   while (nodes.step() == SQLITE_ROW) {
@@ -1113,6 +1121,7 @@ caf::error read_slot_usage(sqlite3* db_, const std::string& path_,
     n.busy_seconds = nodes.real(3);
     n.moves_in = nodes.integer(4);
     n.moved_bytes_in = nodes.integer(5);
+    n.data_bytes_in = nodes.integer(6);
     auto span = (last - first) * static_cast<double>(n.slots);
     n.busy_fraction = span > 0 ? n.busy_seconds / span : 0;
     result.nodes.push_back(std::move(n));
@@ -1321,6 +1330,15 @@ results_store::checkpoint_bytes(uint64_t network_id,
     return make_error(errc::storage_failed,
                       fmt::format("{} is missing", where));
   return checked(st.blob(0), c.bytes, c.crc32, where);
+}
+
+caf::error results_store::add_data_sent(const std::string& node,
+                                        uint64_t bytes) {
+  statement st{db_, "INSERT INTO data_sent (node, bytes) VALUES (?, ?)"};
+  st.bind(node, bytes);
+  if (st.step() != SQLITE_DONE)
+    return storage_error(db_, path_, "cannot record the data sent");
+  return {};
 }
 
 caf::error results_store::add_grants(const std::vector<grant_record>& records) {
