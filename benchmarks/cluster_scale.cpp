@@ -21,6 +21,8 @@
 
 #include <actortrain/actortrain.hpp>
 #include <actortrain/learner.hpp>
+
+#include "spin_learner.hpp"
 #include <fmt/format.h>
 
 namespace fs = std::filesystem;
@@ -29,29 +31,10 @@ using namespace actortrain;
 namespace {
 
 /// Steps that sleep `seconds`: known cost, no CPU.
-class sleep_learner : public learner {
-public:
-  sleep_learner(const learner_context& ctx, double seconds)
-      : classes_(ctx.data.outputs()), seconds_(seconds) {}
-  double train_step(const torch::Tensor&, const torch::Tensor&) override {
-    std::this_thread::sleep_for(std::chrono::duration<double>(seconds_));
-    return 1.0;
-  }
-  torch::Tensor predict(const torch::Tensor& x) override {
-    return torch::zeros({x.size(0), classes_});
-  }
-  std::vector<std::pair<std::string, torch::Tensor>> state() override {
-    return {{"bias", torch::zeros({classes_})}};
-  }
-
-private:
-  int64_t classes_;
-  double seconds_;
-};
-
 learner_factory sleeper(double seconds) {
   return [seconds](const learner_context& ctx) {
-    return std::make_unique<sleep_learner>(ctx, seconds);
+    return std::make_unique<bench::spin_learner>(
+        ctx, [seconds](uint64_t, int64_t) { return seconds; }, true);
   };
 }
 

@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <functional>
+#include <thread>
 
 #include <actortrain/learner.hpp>
 
@@ -25,12 +26,18 @@ public:
   /// `cost(network id, step index)`: seconds the step takes.
   using cost_fn = std::function<double(uint64_t, int64_t)>;
 
-  spin_learner(const learner_context& ctx, cost_fn cost)
-      : id_(ctx.spec.id), classes_(ctx.data.outputs()), cost_(std::move(cost)) {
-  }
+  /// With `sleep`, a step sleeps instead of spinning: it costs no CPU, so
+  /// more slots than cores run at once (benchmarks of the runtime itself).
+  spin_learner(const learner_context& ctx, cost_fn cost, bool sleep = false)
+      : id_(ctx.spec.id), classes_(ctx.data.outputs()), cost_(std::move(cost)),
+        sleep_(sleep) {}
 
   double train_step(const torch::Tensor&, const torch::Tensor&) override {
-    spin_for(cost_(id_, steps_++));
+    auto seconds = cost_(id_, steps_++);
+    if (sleep_)
+      std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
+    else
+      spin_for(seconds);
     return 1.0;
   }
   torch::Tensor predict(const torch::Tensor& x) override {
@@ -44,6 +51,7 @@ private:
   uint64_t id_;
   int64_t classes_;
   cost_fn cost_;
+  bool sleep_;
   int64_t steps_ = 0;
 };
 

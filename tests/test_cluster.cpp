@@ -103,6 +103,68 @@ std::string local_reference(const temp_dir& dir, const std::string& exp) {
   return out;
 }
 
+/// Adds `train_keys` to the experiment's [train] table and `tail` at its end.
+void adjust_experiment(const std::string& exp, const std::string& train_keys,
+                       const std::string& tail = {}) {
+  auto bytes = test::file_bytes(exp);
+  std::string text(bytes.begin(), bytes.end());
+  text.replace(text.find("seed = 11"), 9, "seed = 11\n" + train_keys);
+  write_text(exp, text + tail);
+}
+
+/// Runs `exp` on two workers of one slot, kills the second after it ran
+/// `quanta` quanta, and checks that every network still finishes with the
+/// weights of one process. Returns the run's output.
+std::string run_with_a_worker_killed(const temp_dir& dir,
+                                     const std::string& exp, int quanta) {
+  worker_process w1{"--slots 1", dir / "w1.log"};
+  worker_process w2{"--slots 1 --verbose", dir / "w2.log"};
+  background_process run{
+      fmt::format("{} run {} --output {} --workers {},{} --no-local --quiet",
+                  app(), exp, dir / "out", w1.address(), w2.address()),
+      dir / "run.log"};
+  REQUIRE_MESSAGE(w2.process().wait_for_count("quantum of group", quanta, 120),
+                  run.output());
+  w2.process().stop(SIGKILL, 10);
+  CHECK(run.stop(0, 240) == 0);
+  INFO(run.output());
+  CHECK(run.output().find("12 networks: 12 finished, 0 failed") !=
+        std::string::npos);
+  CHECK(run.output().find(fmt::format("worker {} lost", w2.address())) !=
+        std::string::npos);
+  check_same_weights(dir / "out", local_reference(dir, exp));
+  return run.output();
+}
+
+/// A run's setup over a CSV file of the coordinator's, and its data; the
+/// file is then changed, as a worker with another copy would have it.
+struct changed_data {
+  std::string csv;
+  run_setup setup;
+  std::shared_ptr<const dataset> data;
+};
+
+changed_data coordinator_data_then_changed(const temp_dir& dir) {
+  changed_data r;
+  r.csv = dir / "data.csv";
+  std::string rows;
+  for (int i = 0; i < 40; ++i)
+    rows += fmt::format("{},{},{}\n", i * 0.1, i % 7 * 0.5, i % 2);
+  write_text(r.csv, rows);
+  experiment exp;
+  exp.name = "csv";
+  exp.data.format = data_format::csv;
+  exp.data.train = r.csv;
+  auto ctx = make_run_context(exp, {});
+  REQUIRE_MESSAGE(ctx, to_string_pretty(ctx.error()));
+  r.setup.exp = exp;
+  r.setup.data_hash = content_hash(*(*ctx)->data);
+  r.data = (*ctx)->data;
+  rows[0] = '9';
+  write_text(r.csv, rows);
+  return r;
+}
+
 /// Joins the worker at `address` for `setup` (from a coordinator that does
 /// nothing) and returns why it refused.
 std::string refusal(const std::string& address, run_setup setup) {
@@ -183,23 +245,7 @@ TEST_CASE("two coordinators share one worker at once, each with the "
 TEST_CASE("a worker killed mid-run: its networks finish elsewhere, results "
           "unchanged") {
   temp_dir dir;
-  auto exp = write_experiment(dir, 6, 1);
-  worker_process w1{"--slots 1", dir / "w1.log"};
-  worker_process w2{"--slots 1 --verbose", dir / "w2.log"};
-  background_process run{
-      fmt::format("{} run {} --output {} --workers {},{} --no-local --quiet",
-                  app(), exp, dir / "out", w1.address(), w2.address()),
-      dir / "run.log"};
-  REQUIRE_MESSAGE(w2.process().wait_for_count("quantum of group", 2, 120),
-                  run.output());
-  w2.process().stop(SIGKILL, 10);
-  CHECK(run.stop(0, 240) == 0);
-  INFO(run.output());
-  CHECK(run.output().find("12 networks: 12 finished, 0 failed") !=
-        std::string::npos);
-  CHECK(run.output().find(fmt::format("worker {} lost", w2.address())) !=
-        std::string::npos);
-  check_same_weights(dir / "out", local_reference(dir, exp));
+  run_with_a_worker_killed(dir, write_experiment(dir, 6, 1), 2);
 }
 
 TEST_CASE("affinity: a network's quanta stay on its worker, a move is "
@@ -209,13 +255,9 @@ TEST_CASE("affinity: a network's quanta stay on its worker, a move is "
   // back to the queue after each quantum, so without affinity about half
   // of its quanta would land on the other worker.
   auto exp = write_experiment(dir, 6, 2);
-  auto bytes = test::file_bytes(exp);
-  std::string text(bytes.begin(), bytes.end());
-  text.replace(text.find("seed = 11"), 9,
-               "seed = 11\nfuse = \"off\"\ncheckpoint_every = 1");
   // Quanta as the scheduler sets them (none lengthened), to count them.
-  text += "policy = \"round_robin\"\n[cluster]\nhop_share = 0\n";
-  write_text(exp, text);
+  adjust_experiment(exp, "fuse = \"off\"",
+                    "policy = \"round_robin\"\n[cluster]\nhop_share = 0\n");
   worker_process w1{"--slots 1", dir / "w1.log"};
   worker_process w2{"--slots 1", dir / "w2.log"};
   auto res = run_app(fmt::format("run {} --output {} --workers {},{} "
@@ -260,11 +302,7 @@ TEST_CASE("work stealing: a worker that joins late takes networks whose "
           "state is on a slow one, results unchanged") {
   temp_dir dir;
   auto exp = write_experiment(dir, 6, 2, 16384);
-  auto bytes = test::file_bytes(exp);
-  std::string text(bytes.begin(), bytes.end());
-  text.replace(text.find("seed = 11"), 9, "seed = 11\nfuse = \"off\"");
-  text += "policy = \"round_robin\"\n";
-  write_text(exp, text);
+  adjust_experiment(exp, "fuse = \"off\"", "policy = \"round_robin\"\n");
   // A worker 6x slower than it could be takes every network first (each
   // network's state is then there); the second worker comes up later.
   ::setenv("ACTORTRAIN_SLOW_WORKER", "6", 1);
@@ -300,30 +338,10 @@ TEST_CASE("a worker killed between checkpoints: its networks go back to "
           "their last checkpoint, results unchanged, each epoch once") {
   temp_dir dir;
   auto exp = write_experiment(dir, 6, 1, 16384);
-  auto bytes = test::file_bytes(exp);
-  std::string text(bytes.begin(), bytes.end());
-  text.replace(text.find("seed = 11"), 9, "seed = 11\ncheckpoint_every = 3");
-  // Quanta of one epoch (none lengthened), so the kill falls between the
-  // checkpoints of epochs 3 and 6.
-  text += "[cluster]\nhop_share = 0\n";
-  write_text(exp, text);
-  worker_process w1{"--slots 1", dir / "w1.log"};
-  worker_process w2{"--slots 1 --verbose", dir / "w2.log"};
-  background_process run{
-      fmt::format("{} run {} --output {} --workers {},{} --no-local --quiet",
-                  app(), exp, dir / "out", w1.address(), w2.address()),
-      dir / "run.log"};
-  // Past the first checkpoints (epoch 3) of the groups there, before the
-  // next ones.
-  REQUIRE_MESSAGE(w2.process().wait_for_count("quantum of group", 5, 120),
-                  run.output());
-  w2.process().stop(SIGKILL, 10);
-  CHECK(run.stop(0, 240) == 0);
-  INFO(run.output());
-  CHECK(run.output().find("12 networks: 12 finished, 0 failed") !=
-        std::string::npos);
-  CHECK(run.output().find(fmt::format("worker {} lost", w2.address())) !=
-        std::string::npos);
+  // Quanta of one epoch (none lengthened), so that the kill after 5 of
+  // them on the worker falls between the checkpoints of epochs 3 and 6.
+  adjust_experiment(exp, "checkpoint_every = 3", "[cluster]\nhop_share = 0\n");
+  run_with_a_worker_killed(dir, exp, 5);
   auto r = read_results(dir / "out");
   REQUIRE(static_cast<bool>(r));
   for (const auto& n : r->networks)
@@ -333,7 +351,6 @@ TEST_CASE("a worker killed between checkpoints: its networks go back to "
   auto errors = (*store)->errors();
   REQUIRE(static_cast<bool>(errors));
   CHECK(errors->empty());
-  check_same_weights(dir / "out", local_reference(dir, exp));
 }
 
 TEST_CASE("a worker that starts while a run is in progress gets work") {
@@ -534,22 +551,7 @@ TEST_CASE("a worker whose data differs from the coordinator's is refused") {
   worker_process w{"--slots 1", dir / "w.log"};
   // The coordinator's data: a CSV file. The worker has a different file at
   // the same path by the time it joins.
-  auto csv = dir / "data.csv";
-  std::string rows;
-  for (int i = 0; i < 40; ++i)
-    rows += fmt::format("{},{},{}\n", i * 0.1, i % 7 * 0.5, i % 2);
-  write_text(csv, rows);
-  experiment exp;
-  exp.name = "csv";
-  exp.data.format = data_format::csv;
-  exp.data.train = csv;
-  auto ctx = make_run_context(exp, {});
-  REQUIRE_MESSAGE(ctx, to_string_pretty(ctx.error()));
-  run_setup setup;
-  setup.exp = exp;
-  setup.data_hash = content_hash(*(*ctx)->data);
-  rows[0] = '9';
-  write_text(csv, rows);
+  auto [csv, setup, data] = coordinator_data_then_changed(dir);
   auto msg = refusal(w.address(), setup);
   CHECK_MESSAGE(msg.find(fmt::format("worker {} refused to join",
                                      w.address())) != std::string::npos,
@@ -568,24 +570,8 @@ TEST_CASE("a worker with a data cache that lacks the run's data receives "
   // The coordinator's data: a CSV file. The workers have another file at
   // the same path by the time they join (as a machine with an older copy
   // would).
-  auto csv = dir / "data.csv";
-  std::string rows;
-  for (int i = 0; i < 40; ++i)
-    rows += fmt::format("{},{},{}\n", i * 0.1, i % 7 * 0.5, i % 2);
-  write_text(csv, rows);
-  experiment exp;
-  exp.name = "csv";
-  exp.data.format = data_format::csv;
-  exp.data.train = csv;
-  auto ctx = make_run_context(exp, {});
-  REQUIRE_MESSAGE(ctx, to_string_pretty(ctx.error()));
-  run_setup setup;
-  setup.exp = exp;
-  setup.data_hash = content_hash(*(*ctx)->data);
-  auto shipment =
-      std::make_shared<data_shipment>((*ctx)->data, setup.data_hash);
-  rows[0] = '9';
-  write_text(csv, rows);
+  auto [csv, setup, data] = coordinator_data_then_changed(dir);
+  auto shipment = std::make_shared<data_shipment>(data, setup.data_hash);
   auto cache = dir / "cache";
   caf::actor_system_config cfg;
   configure_system(cfg, true, {});

@@ -244,9 +244,13 @@ void fall_back(trainer_actor* self) {
     self->send(st.live->keeper, forget_atom_v, st.group->id());
   st.live.reset();
   for (auto id : st.unfinished) {
+    // A quantum trained again may be lost too: what was delivered before
+    // stays delivered.
     auto it = st.latest.find(id);
-    if (it != st.latest.end())
-      st.delivered[id].replay_until = it->second.steps_done;
+    if (it != st.latest.end()) {
+      auto& until = st.delivered[id].replay_until;
+      until = std::max(until, it->second.steps_done);
+    }
   }
 }
 
