@@ -339,8 +339,9 @@ TEST_CASE("actortrain run redraws its live table in place on an 80-column "
   std::string toml = report_toml;
   toml.replace(toml.find("networks = 5"), 12, "networks = 8");
   toml.replace(toml.find("epochs = 3"), 10, "epochs = 40");
-  // Long enough (a few seconds) for many frames.
-  toml.replace(toml.find("samples = 512"), 13, "samples = 8192");
+  // Long enough (a few seconds, 1.3 s with 8192 samples on a quiet day:
+  // too few frames) for many frames.
+  toml.replace(toml.find("samples = 512"), 13, "samples = 24576");
   toml += "[sweep]\n\"optimizer.lr\" = [0.01, 0.003]\n";
   write_text(dir / "exp.toml", toml);
   write_text(dir / "live_view.py",
