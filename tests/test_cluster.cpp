@@ -665,14 +665,14 @@ slots = 1
     REQUIRE(run.wait_for("trying again every second", 60));
     fs::rename(dir / "data", dir / "elsewhere");
     background_process worker{
-        fmt::format("{} worker --port {} --slots 1 --verbose --cache {}", app(),
-                    port, cache),
+        fmt::format("{} worker --port {} --slots 1 --once --verbose --cache {}",
+                    app(), port, cache),
         dir / fmt::format("w{}.log", round)};
     CHECK(run.stop(0, 240) == 0);
     INFO(run.output());
-    // The worker lets go of the run (it is stopped with the test).
-    CHECK(worker.wait_for("waiting for a coordinator", 30));
     INFO(worker.output());
+    // With --once it exits when its coordinator leaves.
+    CHECK(worker.stop(0, 60) == 0);
     // It trained; the first receives the data, the second finds it cached.
     CHECK(worker.output().find("quantum of group") != std::string::npos);
     CHECK((worker.output().find("received data from a coordinator") !=

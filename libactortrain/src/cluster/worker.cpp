@@ -1,4 +1,5 @@
 #include <chrono>
+#include <thread>
 
 #include <caf/actor_system.hpp>
 #include <caf/after.hpp>
@@ -75,6 +76,13 @@ caf::error run_worker(worker_options opts) {
                         }
                       });
   }
+  // Stop listening, then give the middleman a moment to finish with the
+  // coordinator's connection before the actor system shuts down: without
+  // it, a worker whose coordinator had just left hung in the system's
+  // destructor in about 6% of exits (its run's detached actors never
+  // destroyed; 0 of 200 with the pause, docs/cluster.md).
+  sys.middleman().unpublish(node, *published);
+  std::this_thread::sleep_for(std::chrono::milliseconds{300});
   return {};
 }
 
