@@ -214,9 +214,9 @@ void event(coordinator_actor* self, const std::string& line) {
 /// Keeps trying to reach the worker at `address` until it joins or refuses.
 void link_worker(coordinator_actor* self, const std::string& address) {
   auto& plan = *self->state.plan;
-  self->state.links.push_back(self->spawn<caf::detached>(
-      worker_link, address, plan.setup, plan.tls,
-      caf::actor_cast<caf::actor>(self), true, plan.shipment));
+  self->state.links.push_back(
+      self->spawn(worker_link, address, plan.setup, plan.tls,
+                  caf::actor_cast<caf::actor>(self), true, plan.shipment));
 }
 
 /// ", after receiving the run's data (12.3 MB)" for a worker that was sent

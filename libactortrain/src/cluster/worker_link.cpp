@@ -248,9 +248,8 @@ join_workers(caf::actor_system& sys, const std::vector<std::string>& addresses,
     results[i].joined = make_error(
         errc::run_aborted,
         fmt::format("stopped before worker {} answered", addresses[i]));
-    links.push_back(sys.spawn<caf::detached>(worker_link, addresses[i], setup,
-                                             tls, caf::actor{self}, false,
-                                             shipment));
+    links.push_back(sys.spawn(worker_link, addresses[i], setup, tls,
+                              caf::actor{self}, false, shipment));
   }
   // Two entries for one address answer in turn.
   std::unordered_set<size_t> answered;

@@ -68,7 +68,9 @@ struct worker_link_state {
 /// every second and only a join or a refusal is told. An exit message ends
 /// the link at once, even while it waits for an answer. A worker that lacks
 /// the run's data (it has a data cache) gets `shipment` in chunks, then is
-/// asked again. Spawn it detached: the data is encoded on first need.
+/// asked again. Not detached: a detached link made its process hang at
+/// exit now and then (CAF's wait for detached threads); the data is encoded
+/// once, on the first link that needs it (a pause of its thread).
 caf::behavior worker_link(caf::stateful_actor<worker_link_state>* self,
                           std::string address, run_setup setup, bool tls,
                           caf::actor listener, bool retry,
