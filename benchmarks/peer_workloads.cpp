@@ -136,6 +136,9 @@ json hand_written(const json& w, int64_t threads) {
       torch::manual_seed(seed);
       auto shard = w["partition"] == "contiguous"
                        ? torch::arange(i * n_train / n, (i + 1) * n_train / n)
+                   : w["partition"] == "bootstrap"
+                       // n_train samples drawn with replacement, per network.
+                       ? torch::randint(n_train, {n_train}, torch::kInt64)
                        : torch::arange(n_train);
       // The same layers as actortrain's (one plan builds both); LibTorch's
       // default initialisation, as a hand-written loop would have.

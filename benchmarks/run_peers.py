@@ -28,6 +28,23 @@ SYSTEMS = [
 ]
 
 
+def same_kernels_env():
+    """The environment for every system: the OpenBLAS kernels actortrain's
+    programs select for this CPU (src/platform/openblas_preinit.cpp), so the
+    Python peers, which load the same OpenBLAS, multiply with them too."""
+    env = dict(os.environ)
+    if "OPENBLAS_CORETYPE" not in env:
+        with open("/proc/cpuinfo") as f:
+            flags = next((l.split() for l in f if l.startswith("flags")), [])
+        if all(x in flags for x in ("avx512f", "avx512cd", "avx512bw", "avx512dq",
+                                    "avx512vl")):
+            env["OPENBLAS_CORETYPE"] = "SkylakeX"
+    return env
+
+
+ENV = same_kernels_env()
+
+
 def command(system, workload, args):
     if system.startswith("python-"):
         return [sys.executable, os.path.join(HERE, "peers", "peers.py"),
@@ -41,7 +58,7 @@ def measure(system, workload, args):
     best = None
     for _ in range(args.repeat):
         out = subprocess.run(command(system, workload, args), check=True,
-                             capture_output=True, text=True).stdout
+                             capture_output=True, text=True, env=ENV).stdout
         result = json.loads(out.strip().splitlines()[-1])
         if best is None or result["seconds"] < best["seconds"]:
             best = result
@@ -59,7 +76,8 @@ def main():
     with open(os.path.join(HERE, "peers", "workloads.json")) as f:
         workloads = {k: v for k, v in json.load(f).items() if not k.startswith("_")}
     names = args.workloads or list(workloads)
-    print(f"threads per system: {args.threads}; best of {args.repeat} run(s)\n")
+    print(f"threads per system: {args.threads}; best of {args.repeat} run(s); "
+          f"OpenBLAS kernels: {ENV.get('OPENBLAS_CORETYPE', 'its own choice')}\n")
     for name in names:
         results = {}
         for system, _ in SYSTEMS:

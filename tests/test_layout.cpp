@@ -19,8 +19,9 @@ namespace {
 // Lowest first. A folder may include its own headers and those of folders
 // before it.
 const std::vector<std::string> layers = {
-    "config",     "data",  "models",  "protocol", "store", "fusion", "training",
-    "scheduling", "setup", "cluster", "actors",   "run",   "session"};
+    "platform", "config", "data",     "models",     "protocol",
+    "store",    "fusion", "training", "scheduling", "setup",
+    "cluster",  "actors", "run",      "session"};
 
 std::vector<std::string> includes_of(const fs::path& file) {
   std::ifstream in{file};

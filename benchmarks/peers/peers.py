@@ -81,6 +81,10 @@ def networks(workload, n_train):
         for i in range(n):
             if workload["partition"] == "contiguous":
                 shard = torch.arange(i * n_train // n, (i + 1) * n_train // n)
+            elif workload["partition"] == "bootstrap":
+                # n_train samples drawn with replacement, per network.
+                gen = torch.Generator().manual_seed(1000 + seed)
+                shard = torch.randint(0, n_train, (n_train,), generator=gen)
             else:
                 shard = torch.arange(n_train)
             result.append((arch, seed, shard))

@@ -100,6 +100,7 @@
       ['resumed', `${run.resumes} time(s)`],
       ['optimizer steps', String(run.steps)],
       ['actortrain / LibTorch / CAF', `${run.actortrain_version} / ${run.libtorch_version} / ${run.caf_version}`],
+      ['BLAS', run.blas || 'not recorded'],
       ['experiment fingerprint', run.experiment_hash],
       ['results', run.output_dir],
     ];

@@ -90,6 +90,7 @@ json run_summary(const report_inputs& in) {
           {"experiment_hash", p.experiment_hash},
           {"actortrain_version", p.actortrain_version},
           {"libtorch_version", p.libtorch_version},
+          {"blas", p.blas},
           {"caf_version", p.caf_version},
           {"started_at", p.started_at},
           {"finished_at", p.finished_at},

@@ -76,6 +76,10 @@ public:
     /// ISO 8601, UTC; `finished_at` is empty while the run is in progress.
     std::string started_at;
     std::string finished_at;
+    /// The BLAS that multiplied the matrices (e.g. "OpenBLAS 0.3.21
+    /// DYNAMIC_ARCH NO_AFFINITY SkylakeX MAX_THREADS=64"): other kernels
+    /// round differently. Empty for another BLAS or an older store.
+    std::string blas;
   };
 
   caf::expected<provenance_entry> provenance() const;
@@ -85,6 +89,10 @@ public:
 
   /// Marks a stopped or crashed run as running again.
   caf::error mark_resumed();
+
+  /// A run resumes on another BLAS than it ran with: provenance's `blas`
+  /// becomes "BEFORE; then NOW", so the mix is on record.
+  caf::error record_blas_change(const std::string& now);
 
   /// A finished run continues to a larger budget: its fingerprint becomes
   /// `new_hash`, its configurations `configs`, and the change is recorded

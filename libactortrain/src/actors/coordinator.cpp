@@ -17,6 +17,7 @@
 #include "actortrain/learner.hpp"
 #include "cluster/for_workers.hpp"
 #include "fusion/grouping.hpp"
+#include "platform/blas_kernels.hpp"
 #include "protocol/slot.hpp"
 #include "protocol/type_ids.hpp"
 #include "scheduling/scheduler.hpp"
@@ -235,6 +236,23 @@ void watch_worker(coordinator_actor* self, const std::string& address,
   self->monitor(node);
 }
 
+/// A worker whose BLAS differs from this process's: its networks round
+/// differently, so a network's bits would depend on where it trains.
+void warn_if_other_blas(coordinator_actor* self, const std::string& address,
+                        const std::vector<slot_grant>& slots) {
+  auto mine = blas_description();
+  for (const auto& s : slots)
+    if (!s.slot.blas.empty() && !mine.empty() && s.slot.blas != mine) {
+      event(self, fmt::format("warning: worker {} multiplies matrices with "
+                              "'{}', this process with '{}': networks that "
+                              "train there round differently, so results "
+                              "depend on where they train (OPENBLAS_CORETYPE "
+                              "picks OpenBLAS's kernels)",
+                              address, s.slot.blas, mine));
+      return;
+    }
+}
+
 /// A worker joined during the run: once it knows the session's submissions
 /// its slots take work. One that cannot train them is left out.
 void add_worker(coordinator_actor* self, const std::string& address,
@@ -247,6 +265,7 @@ void add_worker(coordinator_actor* self, const std::string& address,
       s.slot.node = address;
     event(self, fmt::format("worker {} joined with {} slots{}", address,
                             slots.size(), data_note(data_bytes)));
+    warn_if_other_blas(self, address, slots);
     if (data_bytes > 0)
       self->send(self->state.aggregator, data_atom_v, address, data_bytes);
     self->send(self->state.scheduler, add_slots_atom_v, std::move(slots));
@@ -365,6 +384,7 @@ void start(coordinator_actor* self) {
     info.id = static_cast<uint32_t>(i);
     info.device = "cpu";
     info.threads = sched.threads_per_slot;
+    info.blas = blas_description();
     auto exec = sys.spawn<caf::detached>(slot_executor, info);
     self->link_to(exec);
     st.executors.push_back(exec);
@@ -377,6 +397,7 @@ void start(coordinator_actor* self) {
     watch_worker(self, w.address, w.node);
     event(self, fmt::format("worker {} joined with {} slots{}", w.address,
                             w.slots.size(), data_note(w.data_bytes)));
+    warn_if_other_blas(self, w.address, w.slots);
     if (w.data_bytes > 0)
       data_sent.emplace_back(w.address, w.data_bytes);
     for (auto& s : w.slots) {

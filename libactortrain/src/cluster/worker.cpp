@@ -14,6 +14,7 @@
 #include "actortrain/error.hpp"
 #include "cluster/system_config.hpp"
 #include "cluster/worker_node.hpp"
+#include "platform/blas_kernels.hpp"
 #include "protocol/slot.hpp"
 #include "protocol/type_ids.hpp"
 
@@ -40,6 +41,7 @@ caf::error run_worker(worker_options opts) {
   auto on_listening = opts.on_listening;
   auto stop = opts.stop;
   auto on_event = opts.on_event;
+  warn_about_blas(on_event);
   auto node = sys.spawn<caf::detached>(worker_node, std::move(opts));
   // Reusing the address: a worker restarted after a crash gets its port
   // back at once, while the old connections still linger in TIME_WAIT.

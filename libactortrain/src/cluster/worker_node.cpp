@@ -12,6 +12,7 @@
 #include "cluster/remote_executor.hpp"
 #include "cluster/state_keeper.hpp"
 #include "cluster/worker_run.hpp"
+#include "platform/blas_kernels.hpp"
 #include "protocol/slot.hpp"
 #include "protocol/type_ids.hpp"
 
@@ -150,6 +151,7 @@ worker_node(worker_node_actor::stateful_pointer<worker_node_state> self,
           info.id = static_cast<uint32_t>(i);
           info.device = "cpu";
           info.threads = setup.exp.scheduler.threads_per_slot;
+          info.blas = blas_description();
           auto exec =
               self->spawn<caf::detached>(remote_executor, info, served.run);
           served.executors.push_back(exec);

@@ -21,12 +21,15 @@ struct slot_info {
   /// The worker it runs on as the coordinator names it ("host:port"); ""
   /// in the coordinator's process.
   std::string node;
+  /// The BLAS its process multiplies matrices with (blas_description()):
+  /// slots with different ones round differently.
+  std::string blas;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, slot_info& x) {
-  return f(caf::meta::type_name("slot_info"), x.id, x.device, x.threads,
-           x.node);
+  return f(caf::meta::type_name("slot_info"), x.id, x.device, x.threads, x.node,
+           x.blas);
 }
 
 /// The scheduler's grant of a slot to a trainer: the slot, the actor that

@@ -22,6 +22,7 @@
 #include "actortrain/error.hpp"
 #include "actortrain/store.hpp"
 #include "cluster/system_config.hpp"
+#include "platform/blas_kernels.hpp"
 #include "protocol/slot.hpp"
 #include "protocol/type_ids.hpp"
 #include "run/run_folder.hpp"
@@ -515,6 +516,7 @@ caf::expected<std::unique_ptr<session>> session::open(const experiment& setup,
     return err;
   if (opts.tune_allocator)
     tune_allocator();
+  warn_about_blas(opts.on_event);
   auto ctx = make_run_context(setup, opts.make_learner);
   if (!ctx)
     return ctx.error();

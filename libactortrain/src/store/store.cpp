@@ -21,6 +21,7 @@
 
 #include "actortrain/error.hpp"
 #include "actortrain/version.hpp"
+#include "platform/blas_kernels.hpp"
 #include "store/network_files.hpp"
 
 namespace actortrain {
@@ -38,6 +39,7 @@ CREATE TABLE run (
   actortrain_version TEXT NOT NULL,
   libtorch_version TEXT NOT NULL,
   caf_version TEXT NOT NULL,
+  blas TEXT NOT NULL DEFAULT '',
   networks INTEGER NOT NULL,
   resumes INTEGER NOT NULL DEFAULT 0,
   started_at TEXT NOT NULL,
@@ -552,6 +554,10 @@ results_store::open(const std::string& path, bool writable) {
               "ALTER TABLE grants ADD COLUMN moved_bytes INTEGER NOT NULL "
               "DEFAULT 0;"))
         return err;
+    if (!has_column(db, "run", "blas"))
+      if (auto err = store->exec(
+              "ALTER TABLE run ADD COLUMN blas TEXT NOT NULL DEFAULT '';"))
+        return err;
     if (!has_column(db, "decisions", "donor"))
       if (auto err = store->exec(
               "ALTER TABLE decisions ADD COLUMN donor INTEGER; ALTER TABLE "
@@ -634,14 +640,15 @@ caf::error results_store::begin_run(const experiment& exp,
       statement st{db_, "INSERT INTO run (id, name, experiment, "
                         "experiment_path, task, experiment_hash, "
                         "actortrain_version, libtorch_version, caf_version, "
-                        "networks, started_at, status) VALUES (1, ?, ?, ?, ?, "
-                        "?, ?, ?, ?, ?, ?, 'running')"};
+                        "blas, networks, started_at, status) VALUES (1, ?, ?, "
+                        "?, ?, ?, ?, ?, ?, ?, ?, ?, 'running')"};
       st.bind(exp.name, exp.source_text, exp.source_path, name_of(task),
               hash.empty() ? fingerprint(exp) : hash, std::string{version()},
               std::string{TORCH_VERSION},
               fmt::format("{}.{}.{}", CAF_MAJOR_VERSION, CAF_MINOR_VERSION,
                           CAF_PATCH_VERSION),
-              static_cast<int64_t>(specs.size()), now_iso());
+              blas_description(), static_cast<int64_t>(specs.size()),
+              now_iso());
       if (st.step() != SQLITE_DONE)
         return storage_error(db_, path_, "cannot record the run");
     }
@@ -917,14 +924,20 @@ results_store::errors() const {
 
 caf::expected<results_store::provenance_entry>
 results_store::provenance() const {
-  statement st{db_, "SELECT experiment, experiment_path, experiment_hash, "
-                    "actortrain_version, libtorch_version, caf_version, "
-                    "started_at, coalesce(finished_at, '') FROM run WHERE "
-                    "id = 1"};
+  // A store from before the BLAS was recorded, opened read-only, has no
+  // column for it.
+  auto blas = has_column(db_, "run", "blas") ? "blas" : "''";
+  auto sql = fmt::format("SELECT experiment, experiment_path, "
+                         "experiment_hash, actortrain_version, "
+                         "libtorch_version, caf_version, started_at, "
+                         "coalesce(finished_at, ''), {} FROM run WHERE id = 1",
+                         blas);
+  statement st{db_, sql.c_str()};
   if (!st || st.step() != SQLITE_ROW)
     return storage_error(db_, path_, "holds no run");
-  return provenance_entry{st.text(0), st.text(1), st.text(2), st.text(3),
-                          st.text(4), st.text(5), st.text(6), st.text(7)};
+  return provenance_entry{st.text(0), st.text(1), st.text(2),
+                          st.text(3), st.text(4), st.text(5),
+                          st.text(6), st.text(7), st.text(8)};
 }
 
 caf::expected<std::string> results_store::experiment_hash() const {
@@ -971,6 +984,15 @@ caf::expected<std::vector<std::string>> results_store::continuations() const {
   while (st.step() == SQLITE_ROW)
     result.push_back(fmt::format("{}: {}", st.text(0), st.text(1)));
   return result;
+}
+
+caf::error results_store::record_blas_change(const std::string& now) {
+  statement st{db_,
+               "UPDATE run SET blas = blas || '; then ' || ? WHERE id = 1"};
+  st.bind(now);
+  if (st.step() != SQLITE_DONE)
+    return storage_error(db_, path_, "cannot record the BLAS");
+  return {};
 }
 
 caf::error results_store::mark_resumed() {
