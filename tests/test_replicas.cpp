@@ -5,8 +5,13 @@
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
+#include <chrono>
+#include <csignal>
 #include <filesystem>
+#include <future>
 #include <map>
+#include <thread>
 
 #include <ATen/CPUGeneratorImpl.h>
 
@@ -122,6 +127,85 @@ TEST_CASE("a replicated network gets the same bits wherever its slots are") {
   REQUIRE(wa.size() == 4);
   CHECK(wa == wb);
   CHECK(a.networks.front().status == network_status::finished);
+}
+
+namespace {
+
+/// One network of 3 synchronous replicas beside two plain ones, long
+/// enough (10 epochs of 2,048 samples) that a worker can be killed mid-run.
+experiment replicated_across_nodes() {
+  auto exp = test::tiny_experiment(2, 10);
+  exp.data.samples = 2048;
+  exp.base.model.hidden = {64, 32};
+  exp.base.train.batch_size = 30;
+  exp.base.train.fuse = train_options::fuse_off;
+  auto solo = exp.base;
+  solo.label = "replicated";
+  solo.train.networks = 1;
+  solo.train.replicas = 3;
+  auto plain = exp.base;
+  plain.label = "plain";
+  exp.variants = {solo, plain};
+  exp.scheduler.slots = 3;
+  return exp;
+}
+
+/// How many of the replicated network's (id 0) grants were workers' slots.
+int64_t worker_grants_of_first(const std::string& out) {
+  auto store = results_store::open(out + "/" + results_store::file_name);
+  REQUIRE(static_cast<bool>(store));
+  auto grants = (*store)->grants();
+  REQUIRE(static_cast<bool>(grants));
+  return std::count_if(grants->begin(), grants->end(), [](const auto& g) {
+    return g.network_id == 0 && !g.node.empty();
+  });
+}
+
+} // namespace
+
+TEST_CASE("synchronous replicas on two worker processes: the bits of one "
+          "process") {
+  temp_dir dir;
+  auto exp = replicated_across_nodes();
+  auto here = test::run_ok(exp, dir / "here");
+  // One slot here (the leader's), one on each worker: the replicated
+  // network's other two parts are computed there, sent as values.
+  test::worker_process w1{"--slots 1", dir / "w1.log"};
+  test::worker_process w2{"--slots 1", dir / "w2.log"};
+  exp.scheduler.slots = 1;
+  exp.cluster.workers = {w1.address(), w2.address()};
+  auto spread = test::run_ok(exp, dir / "spread");
+  CHECK(spread.count(network_status::finished) == 3);
+  CHECK(worker_grants_of_first(dir / "spread") > 0);
+  auto a = test::stored_weights(dir / "here");
+  REQUIRE(a.size() == 3);
+  CHECK(a == test::stored_weights(dir / "spread"));
+}
+
+TEST_CASE("a worker killed under a synchronous replica: its part is computed "
+          "elsewhere, the result unchanged") {
+  temp_dir dir;
+  auto exp = replicated_across_nodes();
+  auto here = test::run_ok(exp, dir / "here");
+  test::worker_process w1{"--slots 1", dir / "w1.log"};
+  test::worker_process w2{"--slots 1 --verbose", dir / "w2.log"};
+  exp.scheduler.slots = 1;
+  exp.cluster.workers = {w1.address(), w2.address()};
+  // The killed worker is not tried again for long: the run goes on with
+  // the two slots left.
+  auto done = std::async(std::launch::async,
+                         [&] { return test::run_ok(exp, dir / "spread"); });
+  REQUIRE_MESSAGE(w2.process().wait_for("replica parts of network 0", 120),
+                  w2.process().output());
+  std::this_thread::sleep_for(std::chrono::milliseconds{200});
+  // Killed while the run still trains.
+  REQUIRE(done.wait_for(std::chrono::seconds{0}) != std::future_status::ready);
+  w2.process().stop(SIGKILL, 10);
+  auto spread = done.get();
+  CHECK(worker_grants_of_first(dir / "spread") > 0);
+  CHECK(spread.count(network_status::finished) == 3);
+  CHECK(test::stored_weights(dir / "here") ==
+        test::stored_weights(dir / "spread"));
 }
 
 TEST_CASE("bad replica settings are refused before anything trains") {

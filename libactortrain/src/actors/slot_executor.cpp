@@ -37,6 +37,11 @@ slot_executor_actor::behavior_type slot_executor(slot_executor_actor::pointer,
                           "a local slot runs in-process jobs, not a "
                           "worker's networks");
       },
+      [=](replica_atom, replica_work&) -> caf::result<replica_gradient> {
+        return make_error(errc::cluster_failed,
+                          "a local slot computes its replicas' parts in "
+                          "process, not sent as values");
+      },
   };
 }
 

@@ -11,8 +11,10 @@
 #include <fmt/format.h>
 
 #include "actortrain/error.hpp"
+#include "cluster/remote_replica.hpp"
 #include "protocol/slot.hpp"
 #include "protocol/type_ids.hpp"
+#include "training/remote_part.hpp"
 #include "training/replica_team.hpp"
 
 namespace actortrain {
@@ -370,9 +372,19 @@ void run_local(trainer_actor* self, const std::vector<slot_grant>& grants,
   slot_ids ids;
   for (const auto& g : grants)
     ids.push_back(g.slot.id);
+  // A synchronous replicated network's worker slots compute their parts
+  // there, sent from the leader's thread (they get no job).
+  std::vector<slot_grant> here;
+  std::vector<std::shared_ptr<remote_part>> remotes;
+  for (const auto& g : grants) {
+    if (g.executor.node() == self->node())
+      here.push_back(g);
+    else
+      remotes.push_back(make_remote_replica(self->system(), g.executor));
+  }
   std::shared_ptr<replica_team> team;
   if (grants.size() > 1)
-    team = std::make_shared<replica_team>(grants.size());
+    team = std::make_shared<replica_team>(here.size(), std::move(remotes));
   quantum_job job{
       [group, slot, limits, adopt, unfinished, states, team]() mutable {
         // The helpers wait for the leader: they are released whatever happens.
@@ -394,7 +406,7 @@ void run_local(trainer_actor* self, const std::vector<slot_grant>& grants,
     quantum_report report;
     std::string error;
   };
-  auto got = std::make_shared<replies>(replies{grants.size(), {}, {}});
+  auto got = std::make_shared<replies>(replies{here.size(), {}, {}});
   auto answered = [=] {
     if (--got->left > 0)
       return;
@@ -406,9 +418,9 @@ void run_local(trainer_actor* self, const std::vector<slot_grant>& grants,
       book(self, grants.front(), got->report);
     conclude(self, ids, got->report);
   };
-  for (size_t r = 0; r < grants.size(); ++r) {
-    auto executor = grants[r].executor;
-    auto sid = grants[r].slot.id;
+  for (size_t r = 0; r < here.size(); ++r) {
+    auto executor = here[r].executor;
+    auto sid = here[r].slot.id;
     auto work = r == 0 ? job : quantum_job{[team, r] {
       team->serve(r);
       return quantum_report{};

@@ -38,20 +38,23 @@ slot_executor_actor::behavior_type
 remote_executor(slot_executor_actor::pointer, slot_info slot,
                 std::shared_ptr<worker_run> run) {
   auto threads_set = std::make_shared<bool>(false);
+  auto prepare_thread = [=] {
+    if (*threads_set)
+      return;
+    at::set_num_threads(static_cast<int>(slot.threads));
+    // Denormal floats take a slow path through the FPU (steps became 7x
+    // slower once a network's Adam moments decayed into them:
+    // docs/benchmarks.md, PBT): this thread flushes them to zero, on every
+    // slot and every node alike, so results stay the same bits wherever a
+    // network trains. ACTORTRAIN_KEEP_DENORMALS=1 keeps IEEE denormals (for
+    // comparisons).
+    at::globalContext().setFlushDenormal(
+        std::getenv("ACTORTRAIN_KEEP_DENORMALS") == nullptr);
+    *threads_set = true;
+  };
   return {
       [=](quantum_atom, remote_quantum& q) -> caf::result<quantum_report> {
-        if (!*threads_set) {
-          at::set_num_threads(static_cast<int>(slot.threads));
-          // Denormal floats take a slow path through the FPU (steps became
-          // 7x slower once a network's Adam moments decayed into them:
-          // docs/benchmarks.md, PBT): this thread flushes them to zero, on
-          // every slot and every node alike, so results stay the same bits
-          // wherever a network trains. ACTORTRAIN_KEEP_DENORMALS=1 keeps
-          // IEEE denormals (for comparisons).
-          at::globalContext().setFlushDenormal(
-              std::getenv("ACTORTRAIN_KEEP_DENORMALS") == nullptr);
-          *threads_set = true;
-        }
+        prepare_thread();
         try {
           auto group = run->checkout(q);
           if (!group) {
@@ -86,6 +89,27 @@ remote_executor(slot_executor_actor::pointer, slot_info slot,
           // retries elsewhere, then fails the networks with this reason.
           run->log(
               fmt::format("slot {}: refused a quantum: {}", slot.id, e.what()));
+          return make_error(
+              errc::cluster_failed,
+              fmt::format("worker slot {}: {}", slot.id, e.what()));
+        }
+      },
+      [=](replica_atom, replica_work& w) -> caf::result<replica_gradient> {
+        prepare_thread();
+        try {
+          auto started = std::chrono::steady_clock::now();
+          auto result = run->replica_part(slot.id, w);
+          if (auto f = slowdown(); f > 1)
+            std::this_thread::sleep_for(
+                (std::chrono::steady_clock::now() - started) * (f - 1));
+          if (!result)
+            run->log(fmt::format("slot {}: refused a replica's part: {}",
+                                 slot.id, to_string_pretty(result.error())));
+          return result ? caf::result<replica_gradient>{std::move(*result)}
+                        : caf::result<replica_gradient>{result.error()};
+        } catch (const std::exception& e) {
+          run->log(fmt::format("slot {}: a replica's part failed: {}", slot.id,
+                               e.what()));
           return make_error(
               errc::cluster_failed,
               fmt::format("worker slot {}: {}", slot.id, e.what()));

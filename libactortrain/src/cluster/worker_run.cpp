@@ -5,6 +5,9 @@
 #include <fmt/format.h>
 
 #include "actortrain/error.hpp"
+#include "models/builtin_learner.hpp"
+#include "training/data_parallel.hpp"
+#include "training/replica_model.hpp"
 
 namespace actortrain {
 
@@ -153,6 +156,58 @@ size_t worker_run::networks() const {
 void worker_run::log(const std::string& line) const {
   if (log_)
     log_(line);
+}
+
+/// The network's own learner, for its plan and loss (its weights are never
+/// trained here), and the copy a replica's parts are computed in.
+struct worker_run::replica_host {
+  std::unique_ptr<builtin_learner> net;
+  std::unique_ptr<replica_model> copy;
+};
+
+caf::expected<replica_gradient>
+worker_run::replica_part(uint32_t slot, const replica_work& work) {
+  std::shared_ptr<replica_host> host;
+  {
+    std::lock_guard<std::mutex> guard{mutex_};
+    auto key = std::make_pair(slot, work.network_id);
+    auto i = replicas_.find(key);
+    if (i != replicas_.end()) {
+      host = i->second;
+    } else {
+      auto n = networks_.find(work.network_id);
+      if (n == networks_.end())
+        return make_error(
+            errc::cluster_failed,
+            fmt::format("network {} is not this run's here", work.network_id));
+      if (n->second.script || ctx_->make_learner)
+        return make_error(errc::cluster_failed,
+                          fmt::format("network {} has no built-in model: its "
+                                      "replicas train in the coordinator",
+                                      work.network_id));
+      // Its initial weights are overwritten by every part: any seed will do.
+      auto gen = at::make_generator<at::CPUGeneratorImpl>(0);
+      learner_context lc{n->second.spec, *ctx_->data, torch::kCPU, gen};
+      host = std::make_shared<replica_host>();
+      host->net = std::make_unique<builtin_learner>(lc);
+      host->copy = std::make_unique<replica_model>(*host->net, torch::kCPU);
+      replicas_.emplace(key, host);
+      if (verbose_)
+        log(fmt::format("slot {}: computing replica parts of network {}", slot,
+                        work.network_id));
+    }
+  }
+  auto& copy = *host->copy;
+  copy.take_weights(unflatten(work.weights, copy.params()));
+  auto part = torch::tensor(work.samples, torch::kInt64);
+  auto forward = [&](const torch::Tensor& x) {
+    return copy.forward(x);
+  };
+  replica_gradient result;
+  result.loss = replica_pass(forward, *host->net, *ctx_->data, part, work.batch,
+                             torch::kCPU);
+  result.gradient = flatten(copy.params(), true);
+  return result;
 }
 
 } // namespace actortrain

@@ -52,6 +52,14 @@ public:
   /// group is not kept here or a state cannot be written.
   caf::expected<std::vector<runner_state>> export_group(uint64_t group_id);
 
+  /// Replica part `work` of a synchronous replicated step whose leader is
+  /// the coordinator, on slot `slot`'s thread: the gradient of the part's
+  /// share of the batch's loss, in a copy of the network's model that this
+  /// slot keeps for the network. An error when the network is not the
+  /// run's here or not a built-in model.
+  caf::expected<replica_gradient> replica_part(uint32_t slot,
+                                               const replica_work& work);
+
   const run_context& context() const {
     return *ctx_;
   }
@@ -79,6 +87,10 @@ private:
   mutable std::mutex mutex_;
   std::unordered_map<uint64_t, network_source> networks_;
   std::unordered_map<uint64_t, std::shared_ptr<network_group>> groups_;
+  /// A slot's copy of a replicated network's model, by (slot, network).
+  struct replica_host;
+  std::map<std::pair<uint32_t, uint64_t>, std::shared_ptr<replica_host>>
+      replicas_;
 };
 
 } // namespace actortrain

@@ -85,4 +85,34 @@ typename Inspector::result_type inspect(Inspector& f, remote_quantum& x) {
            x.search);
 }
 
+/// One replica's part of a synchronous replicated step, computed on a
+/// worker's slot (replicas across nodes): the network's weights (every
+/// parameter in order, flattened), the part's samples (indices into the
+/// training set, which the worker holds too) and the whole batch's size.
+struct replica_work {
+  uint64_t network_id = 0;
+  std::vector<float> weights;
+  std::vector<int64_t> samples;
+  int64_t batch = 0;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, replica_work& x) {
+  return f(caf::meta::type_name("replica_work"), x.network_id, x.weights,
+           x.samples, x.batch);
+}
+
+/// What a replica's part gives back: the gradient of its share of the
+/// batch's mean loss (every parameter in order, flattened) and that share of
+/// the loss.
+struct replica_gradient {
+  std::vector<float> gradient;
+  double loss = 0;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, replica_gradient& x) {
+  return f(caf::meta::type_name("replica_gradient"), x.gradient, x.loss);
+}
+
 } // namespace actortrain

@@ -50,11 +50,14 @@ using scheduler_actor = caf::typed_actor<
 /// A slot's executor, on the slot's own thread. A local slot runs
 /// in-process jobs (quantum_job); a worker's slot runs networks sent as
 /// values (remote_quantum), whose live state stays on the worker between
-/// quanta. One interface for both, so a grant carries one handle type
-/// wherever the slot is; each kind refuses the other's quanta.
+/// quanta, and computes a replica's part of a synchronous replicated step
+/// whose leader runs in the coordinator (replica_work). One interface for
+/// both, so a grant carries one handle type wherever the slot is; each kind
+/// refuses the other's work.
 using slot_executor_actor = caf::typed_actor<
     caf::replies_to<quantum_atom, quantum_job>::with<quantum_report>,
-    caf::replies_to<quantum_atom, remote_quantum>::with<quantum_report>>;
+    caf::replies_to<quantum_atom, remote_quantum>::with<quantum_report>,
+    caf::replies_to<replica_atom, replica_work>::with<replica_gradient>>;
 
 /// A worker's keeper of one run's live groups (the states their last
 /// quanta there left): hands a group's states over when it moves to

@@ -111,13 +111,16 @@ struct trainer_info {
   std::vector<double> member_priorities;
   /// Slots a quantum needs at once (train.replicas): granted together.
   int64_t slots = 1;
+  /// Whether worker nodes' slots may serve as its replicas (synchronous
+  /// replicas; the first slot of a grant is always this process's).
+  bool spans_nodes = false;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, trainer_info& x) {
   return f(caf::meta::type_name("trainer_info"), x.network_id, x.steps_total,
            x.cost_hint, x.priority, x.members, x.member_epochs, x.member_lrs,
-           x.member_priorities, x.slots);
+           x.member_priorities, x.slots, x.spans_nodes);
 }
 
 /// What one quantum of training produced: the progress for the scheduler,

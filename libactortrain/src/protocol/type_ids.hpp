@@ -43,6 +43,8 @@ CAF_ADD_TYPE_ID(actortrain, (actortrain::decision_record))
 CAF_ADD_TYPE_ID(actortrain, (std::vector<actortrain::decision_record>))
 CAF_ADD_TYPE_ID(actortrain, (actortrain::runner_state))
 CAF_ADD_TYPE_ID(actortrain, (std::vector<actortrain::runner_state>))
+CAF_ADD_TYPE_ID(actortrain, (actortrain::replica_work))
+CAF_ADD_TYPE_ID(actortrain, (actortrain::replica_gradient))
 
 // trainer -> scheduler: a trainer (trainer_info) waits for its first slot.
 CAF_ADD_ATOM(actortrain, actortrain, acquire_atom, "acquire")
@@ -50,6 +52,9 @@ CAF_ADD_ATOM(actortrain, actortrain, acquire_atom, "acquire")
 // slot_grant>) these slots are, together (a replicated network's; empty:
 // never, too few slots are left).
 CAF_ADD_ATOM(actortrain, actortrain, grant_atom, "grant")
+// leader of a replicated step -> a worker's slot: (replica_work) compute
+// this replica's part -> replica_gradient.
+CAF_ADD_ATOM(actortrain, actortrain, replica_atom, "replica")
 // trainer -> scheduler: the slot (or the std::vector<uint32_t> of slots
 // granted together) is free again, with the progress made; unless
 // finished, the trainer waits for its next grant.

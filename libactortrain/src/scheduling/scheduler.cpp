@@ -269,28 +269,45 @@ void hold(scheduler_self* self, uint32_t slot, const waiting_trainer& w) {
   st.stats.peak_busy = std::max(st.stats.peak_busy, st.stats.busy);
 }
 
-/// Grants `w` the `need` slots it needs at once, when enough of this
-/// process's slots are free; false when it must wait. A trainer that needs
-/// more than this process has left gets an empty grant (it fails).
+/// Grants `w` the `need` slots it needs at once, when enough are free; false
+/// when it must wait. The first is always this process's (the leader runs
+/// the steps here), then this process's others, then, for synchronous
+/// replicas (`spans_nodes`), workers' slots, each kind by lowest id (the
+/// same slots for the same state, whatever order they were freed in). With
+/// fewer slots alive than replicas, synchronous replicas take what is alive
+/// (the leader computes the parts left over: the same bits). A trainer that
+/// cannot be served (no slot of this process, or too few for replicas that
+/// must all be here) gets an empty grant (it fails).
 bool grant_together(scheduler_self* self, const waiting_trainer& w,
                     int64_t need) {
   auto& st = self->state;
-  auto alive = std::count_if(st.slots.begin(), st.slots.end(),
-                             [](const auto& s) { return s.local && !s.dead; });
-  std::vector<uint32_t> free;
+  auto spans = st.spans_nodes.count(w.network_id) > 0;
+  auto usable = [&](const auto& s) {
+    return s.local || spans;
+  };
+  auto local_alive =
+      std::count_if(st.slots.begin(), st.slots.end(),
+                    [](const auto& s) { return s.local && !s.dead; });
+  auto alive =
+      std::count_if(st.slots.begin(), st.slots.end(),
+                    [&](const auto& s) { return usable(s) && !s.dead; });
+  std::vector<uint32_t> local;
+  std::vector<uint32_t> remote;
   for (auto i : st.free)
-    if (st.slots[i].local)
-      free.push_back(i);
+    if (usable(st.slots[i]))
+      (st.slots[i].local ? local : remote).push_back(i);
   std::vector<slot_grant> grants;
-  if (alive >= need) {
-    if (static_cast<int64_t>(free.size()) < need)
+  auto want = spans ? std::min<int64_t>(need, alive) : need;
+  if (local_alive > 0 && alive >= want) {
+    if (local.empty() ||
+        static_cast<int64_t>(local.size() + remote.size()) < want)
       return false;
-    // The lowest ids: the same slots for the same state, whatever order
-    // they were freed in.
-    std::sort(free.begin(), free.end());
-    free.resize(static_cast<size_t>(need));
+    std::sort(local.begin(), local.end());
+    std::sort(remote.begin(), remote.end());
+    local.insert(local.end(), remote.begin(), remote.end());
+    local.resize(static_cast<size_t>(want));
     auto t = now(self);
-    for (auto i : free) {
+    for (auto i : local) {
       auto waited = t - std::max(st.slots[i].free_since, st.gang_since);
       st.stats.longest_gang_wait =
           std::max(st.stats.longest_gang_wait, std::max(0.0, waited));
@@ -593,6 +610,8 @@ scheduler(scheduler_actor::stateful_pointer<scheduler_state> self,
         }
         st.members_of[info.network_id] = info.members;
         st.slots_needed[info.network_id] = std::max<int64_t>(1, info.slots);
+        if (info.spans_nodes)
+          st.spans_nodes.insert(info.network_id);
         if (!info.members.empty())
           adjusted.priority = group_priority(st, info.network_id);
         st.policy->add(adjusted);

@@ -6,6 +6,7 @@
 #include <memory>
 #include <optional>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include <caf/actor.hpp>
@@ -59,6 +60,8 @@ struct scheduler_state {
   bool stopped = false;
   /// Slots each trainer needs at once (trainer_info::slots), by trainer id.
   std::unordered_map<uint64_t, int64_t> slots_needed;
+  /// Trainers whose replicas may run on workers' slots too (synchronous).
+  std::unordered_set<uint64_t> spans_nodes;
   /// A trainer that needs several slots at once, first in line, and since
   /// when: nothing else is granted until enough slots are free (each busy
   /// slot frees within a quantum, so a freed slot waits at most that long).

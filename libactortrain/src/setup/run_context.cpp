@@ -109,17 +109,34 @@ int64_t local_slots(const experiment& exp) {
 
 caf::error check_replica_slots(const experiment& run,
                                const std::vector<network_config>& configs) {
-  auto slots = local_slots(run);
-  for (const auto& cfg : configs)
-    if (auto r = cfg.train.replicas; r > 1 && r > slots)
+  auto slots = run.cluster.local ? local_slots(run) : 0;
+  for (const auto& cfg : configs) {
+    auto r = cfg.train.replicas;
+    if (r <= 1 || r <= slots)
+      continue;
+    // The leader runs the steps in this process; synchronous replicas may
+    // have their other parts computed on workers' slots.
+    auto spans =
+        cfg.train.sync != sync_kind::async && !run.cluster.workers.empty();
+    if (slots > 0 && spans)
+      continue;
+    if (slots == 0)
       return make_error(
           errc::invalid_experiment,
-          fmt::format("train.replicas = {} needs {} slots at once in this "
-                      "process, and the run has {} ({}); replicas do not "
-                      "span worker nodes yet",
-                      r, r, slots,
-                      run.cluster.local ? "scheduler.slots"
-                                        : "cluster.local = false"));
+          fmt::format("train.replicas = {}: a replicated network's steps run "
+                      "in this process, and the run has no slot here "
+                      "(cluster.local = false)",
+                      r));
+    return make_error(
+        errc::invalid_experiment,
+        fmt::format("train.replicas = {} needs {} slots at once, and the run "
+                    "has {} here (scheduler.slots){}",
+                    r, r, slots,
+                    cfg.train.sync == sync_kind::async
+                        ? "; asynchronous replicas all train in this process"
+                        : "; synchronous replicas also use the slots of "
+                          "cluster.workers"));
+  }
   return {};
 }
 

@@ -1,5 +1,7 @@
 #pragma once
 
+#include <cstdint>
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -30,10 +32,13 @@ public:
     return replicas_;
   }
 
-  /// Trains `net` on the samples `batch` (indices into the training set)
-  /// across `team`, which has replicas() threads; returns the batch's mean
-  /// loss.
-  double operator()(builtin_learner& net, const dataset& data,
+  /// Trains `net` (network `id`) on the samples `batch` (indices into the
+  /// training set) across `team`: its threads compute parts 0, 1, ...; its
+  /// worker slots (team.remotes()) the next ones; parts beyond the slots
+  /// (more replicas than slots granted) go to the threads in turn. A worker
+  /// slot that is lost has its part computed here. Returns the batch's mean
+  /// loss; the bits do not depend on where a part was computed.
+  double operator()(uint64_t id, builtin_learner& net, const dataset& data,
                     const torch::Tensor& batch, torch::Device device,
                     replica_team& team);
 
@@ -43,9 +48,32 @@ public:
   static std::vector<int64_t> part_sizes(int64_t n, size_t replicas);
 
 private:
+  /// Part `r` computed in this process (replica 0 in `net`'s own model).
+  void compute_part(size_t r, builtin_learner& net, const dataset& data,
+                    const torch::Tensor& batch, torch::Device device);
+
   size_t replicas_;
+  std::vector<int64_t> sizes_;
+  std::vector<int64_t> offsets_;
+  std::vector<double> losses_;
+  std::vector<torch::Tensor> leader_params_;
   /// Replicas 1 .. R-1 (replica 0 is the network's own model).
   std::vector<std::unique_ptr<replica_model>> copies_;
 };
+
+/// One replica's pass over its part (`part`: sample indices) of a batch of
+/// `batch` samples: backpropagates the part's share of the batch's mean
+/// loss through `forward`'s model; returns that share of the loss. The same
+/// code wherever the part is computed, so its gradient has the same bits.
+double
+replica_pass(const std::function<torch::Tensor(const torch::Tensor&)>& forward,
+             const builtin_learner& net, const dataset& data,
+             const torch::Tensor& part, int64_t batch, torch::Device device);
+
+/// Every parameter's values (or gradients), flattened in order, and back.
+std::vector<float> flatten(const std::vector<torch::Tensor>& tensors,
+                           bool gradients);
+std::vector<torch::Tensor> unflatten(const std::vector<float>& flat,
+                                     const std::vector<torch::Tensor>& like);
 
 } // namespace actortrain

@@ -66,6 +66,9 @@ trainer_info network_group::info() const {
     result.member_priorities.push_back(m->spec().config.train.priority);
   }
   result.slots = slots_needed();
+  result.spans_nodes =
+      result.slots > 1 &&
+      members_.front()->spec().config.train.sync != sync_kind::async;
   return result;
 }
 
@@ -285,7 +288,14 @@ void network_group::run_replicated(size_t i, const quantum_limits& limits,
     return;
   auto replicas = static_cast<size_t>(m.spec().config.train.replicas);
   auto* net = dynamic_cast<builtin_learner*>(&m.current_learner());
-  if (team == nullptr || team->size() != replicas || net == nullptr) {
+  auto sync = m.spec().config.train.sync != sync_kind::async;
+  // Synchronous replicas take what was granted (a thread here at least, its
+  // parts on worker slots too); asynchronous ones a thread per replica here.
+  auto fits = team != nullptr &&
+              (sync ? team->size() >= 1 &&
+                          team->size() + team->remotes().size() <= replicas
+                    : team->size() == replicas && team->remotes().empty());
+  if (!fits || net == nullptr) {
     m.guarded(outs[i], [&] {
       throw std::runtime_error(fmt::format(
           "train.replicas = {} needs {} slots granted together{}", replicas,
@@ -303,8 +313,8 @@ void network_group::run_replicated(size_t i, const quantum_limits& limits,
     auto t0 = clock_type::now();
     // The learner may have been rebuilt (a retry, a resume): look it up.
     auto& learner = dynamic_cast<builtin_learner&>(m.current_learner());
-    auto loss =
-        (*parallel_)(learner, m.data(), batches.front(), m.device(), *team);
+    auto loss = (*parallel_)(m.spec().id, learner, m.data(), batches.front(),
+                             m.device(), *team);
     seconds = seconds_since(t0);
     return std::vector<double>{loss};
   };

@@ -1,9 +1,12 @@
 #include "training/replica_team.hpp"
 
+#include "training/remote_part.hpp"
+
 namespace actortrain {
 
-replica_team::replica_team(size_t replicas)
-    : replicas_(replicas), errors_(replicas) {}
+replica_team::replica_team(size_t replicas,
+                           std::vector<std::shared_ptr<remote_part>> remotes)
+    : replicas_(replicas), remotes_(std::move(remotes)), errors_(replicas) {}
 
 void replica_team::serve(size_t r) {
   uint64_t seen = 0;

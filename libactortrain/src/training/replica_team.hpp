@@ -4,10 +4,13 @@
 #include <cstddef>
 #include <exception>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <vector>
 
 namespace actortrain {
+
+class remote_part;
 
 /// The threads of one replicated network's quantum: the slots it was granted
 /// together. The leader's slot thread runs the step loop; each other slot's
@@ -16,11 +19,18 @@ namespace actortrain {
 class replica_team {
 public:
   /// A team of `replicas` threads: the leader (replica 0) and
-  /// `replicas - 1` helpers.
-  explicit replica_team(size_t replicas);
+  /// `replicas - 1` helpers, and `remotes`: worker slots granted with them,
+  /// whose replicas' parts are computed there (synchronous replicas only).
+  explicit replica_team(size_t replicas,
+                        std::vector<std::shared_ptr<remote_part>> remotes = {});
 
+  /// The threads in this process.
   size_t size() const noexcept {
     return replicas_;
+  }
+
+  const std::vector<std::shared_ptr<remote_part>>& remotes() const noexcept {
+    return remotes_;
   }
 
   /// Helper `r` (1 .. size() - 1), on its own slot's thread: runs what the
@@ -38,6 +48,7 @@ public:
 
 private:
   size_t replicas_;
+  std::vector<std::shared_ptr<remote_part>> remotes_;
   std::mutex mx_;
   std::condition_variable cv_;
   const std::function<void(size_t)>* task_ = nullptr;
