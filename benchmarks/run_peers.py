@@ -16,6 +16,8 @@ import os
 import subprocess
 import sys
 
+import blas_env
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 SYSTEMS = [
@@ -28,21 +30,8 @@ SYSTEMS = [
 ]
 
 
-def same_kernels_env():
-    """The environment for every system: the OpenBLAS kernels actortrain's
-    programs select for this CPU (src/platform/openblas_preinit.cpp), so the
-    Python peers, which load the same OpenBLAS, multiply with them too."""
-    env = dict(os.environ)
-    if "OPENBLAS_CORETYPE" not in env:
-        with open("/proc/cpuinfo") as f:
-            flags = next((l.split() for l in f if l.startswith("flags")), [])
-        if all(x in flags for x in ("avx512f", "avx512cd", "avx512bw", "avx512dq",
-                                    "avx512vl")):
-            env["OPENBLAS_CORETYPE"] = "SkylakeX"
-    return env
-
-
-ENV = same_kernels_env()
+# Every system multiplies with the kernels actortrain's programs select.
+ENV = blas_env.kernels_env()
 
 
 def command(system, workload, args):

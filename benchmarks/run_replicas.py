@@ -13,7 +13,12 @@ in one invocation:
     (ACTORTRAIN_SLOW_REPLICA=1:2),
   - the machine's limit beside them: a float32 GEMM on 1 and on 2 threads.
 
-Every slot and process has one intra-op thread. Reports optimizer steps per
+  - 2 synchronous replicas with replica 1 on an `actortrain worker` process
+    on 127.0.0.1 (1 slot here, 1 there): the cost of sending the weights
+    out and the gradient back every step.
+
+Every slot and process has one intra-op thread, and every system multiplies
+with the same OpenBLAS kernels (blas_env.py). Reports optimizer steps per
 second of training, their ratios, and the test accuracy after the time.
 Needs Debian's python3-torch (gloo included); run with /usr/bin/python3.
 
@@ -22,12 +27,14 @@ usage: run_replicas.py [--build DIR] [--seconds T]
 import argparse
 import gzip
 import os
+import re
 import sqlite3
 import subprocess
 import sys
 import tempfile
 import time
 
+import blas_env  # noqa: F401  (before torch: the same kernels as actortrain)
 import numpy as np
 import torch
 import torch.distributed as dist
@@ -61,7 +68,7 @@ eval_every = 0
 replicas = {replicas}
 {sync}fuse = "off"
 [scheduler]
-slots = {replicas}
+slots = {slots}
 threads_per_slot = 1
 """
 
@@ -100,20 +107,24 @@ def cnn():
         nn.Linear(128, 10))
 
 
-def actortrain(app, folder, replicas, seconds, sync="allreduce", slow=None):
-    mode = f"replicas-{replicas}-{sync}-{'slow' if slow else 'even'}"
+def actortrain(app, folder, replicas, seconds, sync="allreduce", slow=None,
+               worker=None):
+    mode = (f"replicas-{replicas}-{sync}-{'slow' if slow else 'even'}"
+            f"{'-worker' if worker else ''}")
     toml = os.path.join(folder, f"{mode}.toml")
     with open(toml, "w") as f:
         f.write(EXPERIMENT.format(
             mode=mode, data=FASHION, batch=BATCH, seconds=seconds,
-            replicas=replicas,
+            replicas=replicas, slots=1 if worker else replicas,
             sync="" if replicas == 1 else f'sync = "{sync}"\n'))
     out = os.path.join(folder, mode)
     env = dict(os.environ)
     if slow:
         env["ACTORTRAIN_SLOW_REPLICA"] = slow
-    res = subprocess.run([app, "run", toml, "--output", out, "--quiet"],
-                         capture_output=True, text=True, env=env)
+    cmd = [app, "run", toml, "--output", out, "--quiet"]
+    if worker:
+        cmd += ["--workers", worker]
+    res = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if res.returncode != 0:
         sys.exit(f"{mode} failed: {res.stdout}{res.stderr}")
     with sqlite3.connect(os.path.join(out, "results.db")) as db:
@@ -122,6 +133,28 @@ def actortrain(app, folder, replicas, seconds, sync="allreduce", slow=None):
             "SELECT test_accuracy, train_seconds FROM final_metrics"
         ).fetchone()
     return steps, train_s, acc
+
+
+def with_worker(app, folder, replicas, seconds):
+    """Synchronous replicas with one slot here and one on a worker process."""
+    log = open(os.path.join(folder, "worker.log"), "w+")
+    worker = subprocess.Popen([app, "worker", "--port", "0", "--slots", "1",
+                               "--bind", "127.0.0.1"], stdout=log,
+                              stderr=subprocess.STDOUT)
+    try:
+        for _ in range(600):
+            log.seek(0)
+            m = re.search(r"listening on [^:]+:([0-9]+)", log.read())
+            if m:
+                break
+            time.sleep(0.1)
+        else:
+            sys.exit("the worker did not start")
+        return actortrain(app, folder, replicas, seconds,
+                          worker=f"127.0.0.1:{m.group(1)}")
+    finally:
+        worker.terminate()
+        worker.wait()
 
 
 def ddp_worker(rank, world, store, seconds, results):
@@ -210,6 +243,7 @@ def main():
                                        slow="1:2")
         rows["R=2 async slow1"] = actortrain(app, folder, 2, args.seconds,
                                              "async", "1:2")
+        rows["R=2, 1 on a worker"] = with_worker(app, folder, 2, args.seconds)
     g1, g2 = gemm_gflops(1), gemm_gflops(2)
     print(f"CNN [32, 64] + 128, Fashion-MNIST, global batch {BATCH}, "
           f"{args.seconds:.0f} s of training each, 1 thread per slot/process")
@@ -225,7 +259,9 @@ def main():
           f"   async / sync: "
           f"{rate['actortrain R=2 async'] / rate['actortrain R=2']:.2f}x   "
           f"with replica 1 2x slower, async / sync: "
-          f"{rate['R=2 async slow1'] / rate['R=2 slow1']:.2f}x")
+          f"{rate['R=2 async slow1'] / rate['R=2 slow1']:.2f}x   "
+          f"replica 1 on a worker / both here: "
+          f"{rate['R=2, 1 on a worker'] / rate['actortrain R=2']:.2f}x")
     print(f"machine: float32 GEMM 1024^3 {g1:.1f} GFLOP/s on 1 thread, "
           f"{g2:.1f} on 2 ({g2 / g1:.2f}x)")
 

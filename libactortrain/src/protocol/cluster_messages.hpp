@@ -87,11 +87,13 @@ typename Inspector::result_type inspect(Inspector& f, remote_quantum& x) {
 
 /// One replica's part of a synchronous replicated step, computed on a
 /// worker's slot (replicas across nodes): the network's weights (every
-/// parameter in order, flattened), the part's samples (indices into the
-/// training set, which the worker holds too) and the whole batch's size.
+/// parameter in order, flattened: float32 in the host's byte order, as raw
+/// bytes, which CAF copies in one piece where it would convert floats one
+/// by one), the part's samples (indices into the training set, which the
+/// worker holds too) and the whole batch's size.
 struct replica_work {
   uint64_t network_id = 0;
-  std::vector<float> weights;
+  std::vector<char> weights;
   std::vector<int64_t> samples;
   int64_t batch = 0;
 };
@@ -103,10 +105,10 @@ typename Inspector::result_type inspect(Inspector& f, replica_work& x) {
 }
 
 /// What a replica's part gives back: the gradient of its share of the
-/// batch's mean loss (every parameter in order, flattened) and that share of
-/// the loss.
+/// batch's mean loss (every parameter in order, flattened, raw bytes as
+/// replica_work's weights) and that share of the loss.
 struct replica_gradient {
-  std::vector<float> gradient;
+  std::vector<char> gradient;
   double loss = 0;
 };
 

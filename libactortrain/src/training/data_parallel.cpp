@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstring>
 #include <stdexcept>
 
 #include <torch/torch.h>
@@ -41,32 +42,30 @@ replica_pass(const std::function<torch::Tensor(const torch::Tensor&)>& forward,
   return loss.item<double>() * share;
 }
 
-std::vector<float> flatten(const std::vector<torch::Tensor>& tensors,
-                           bool gradients) {
-  std::vector<float> flat;
+std::vector<char> flatten(const std::vector<torch::Tensor>& tensors,
+                          bool gradients) {
+  std::vector<char> flat;
   for (const auto& t : tensors) {
     auto v = gradients ? t.grad() : t.detach();
     if (!v.defined())
       v = torch::zeros_like(t);
     v = v.to(torch::kCPU, torch::kFloat32).contiguous();
-    flat.insert(flat.end(), v.data_ptr<float>(),
-                v.data_ptr<float>() + v.numel());
+    const auto* bytes = static_cast<const char*>(v.data_ptr());
+    flat.insert(flat.end(), bytes, bytes + v.nbytes());
   }
   return flat;
 }
 
-std::vector<torch::Tensor> unflatten(const std::vector<float>& flat,
+std::vector<torch::Tensor> unflatten(const std::vector<char>& flat,
                                      const std::vector<torch::Tensor>& like) {
   std::vector<torch::Tensor> result;
   size_t at = 0;
   for (const auto& t : like) {
-    auto n = static_cast<size_t>(t.numel());
+    auto v = torch::empty(t.sizes(), torch::kFloat32);
+    auto n = v.nbytes();
     if (at + n > flat.size())
       throw std::invalid_argument("a replica's values do not fit its model");
-    auto v = torch::empty(t.sizes(), torch::kFloat32);
-    std::copy(flat.begin() + static_cast<std::ptrdiff_t>(at),
-              flat.begin() + static_cast<std::ptrdiff_t>(at + n),
-              v.data_ptr<float>());
+    std::memcpy(v.data_ptr(), flat.data() + at, n);
     result.push_back(v.to(t.device(), t.scalar_type()));
     at += n;
   }

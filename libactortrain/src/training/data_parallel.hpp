@@ -70,10 +70,11 @@ replica_pass(const std::function<torch::Tensor(const torch::Tensor&)>& forward,
              const builtin_learner& net, const dataset& data,
              const torch::Tensor& part, int64_t batch, torch::Device device);
 
-/// Every parameter's values (or gradients), flattened in order, and back.
-std::vector<float> flatten(const std::vector<torch::Tensor>& tensors,
-                           bool gradients);
-std::vector<torch::Tensor> unflatten(const std::vector<float>& flat,
+/// Every parameter's values (or gradients) as float32 bytes, flattened in
+/// order, and back into tensors shaped `like`.
+std::vector<char> flatten(const std::vector<torch::Tensor>& tensors,
+                          bool gradients);
+std::vector<torch::Tensor> unflatten(const std::vector<char>& flat,
                                      const std::vector<torch::Tensor>& like);
 
 } // namespace actortrain
