@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 #include <torch/torch.h>
+#include <torch/version.h>
 
 #include "models/builtin_learner.hpp"
 
@@ -66,10 +67,20 @@ std::vector<layer> read_layers(const builtin_learner& l) {
   return result;
 }
 
+/// The key LibTorch's optimizers keep parameter `p`'s state under: its
+/// TensorImpl's address, as a string in LibTorch 1.x, as a pointer in 2.x.
+auto state_key(const torch::Tensor& p) {
+#if TORCH_VERSION_MAJOR >= 2
+  return static_cast<void*>(p.unsafeGetTensorImpl());
+#else
+  return c10::guts::to_string(p.unsafeGetTensorImpl());
+#endif
+}
+
 /// The optimizer state LibTorch keeps for parameter `p`, or null.
 torch::optim::OptimizerParamState* state_of(torch::optim::Optimizer& opt,
                                             const torch::Tensor& p) {
-  auto it = opt.state().find(c10::guts::to_string(p.unsafeGetTensorImpl()));
+  auto it = opt.state().find(state_key(p));
   return it == opt.state().end() ? nullptr : it->second.get();
 }
 
@@ -432,7 +443,7 @@ void fused_model::unstack(int64_t k, builtin_learner& target) const {
   for (size_t i = 0; i < names_.size(); ++i) {
     auto& p = ps[names_[i]];
     p.copy_(params_[i][k]);
-    auto key = c10::guts::to_string(p.unsafeGetTensorImpl());
+    auto key = state_key(p);
     if (steps_[ku] == 0)
       continue;
     // Only what LibTorch's own optimizer would hold after these steps.
