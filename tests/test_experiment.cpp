@@ -456,6 +456,8 @@ sync = "async"
 staleness = 2
 [scheduler]
 slots = 3
+devices = ["cpu"]
+streams_per_gpu = 3
 threads_per_slot = 2
 quantum_epochs = 2
 quantum_steps = 10

@@ -59,12 +59,14 @@ extern "C" void on_signal(int) {
 
 constexpr const char* usage = R"(usage:
   actortrain run EXPERIMENT.toml [--output DIR] [--slots N] [--quiet]
+                 [--devices auto|cpu,cuda,cuda:N,...]
                  [--workers HOST:PORT,... | --workers-file FILE]
                  [--no-local] [TLS]
   actortrain continue DIR --epochs N [--slots N] [--quiet]
                  (a finished run trained on to N epochs: its networks go
                   on from their final states)
   actortrain worker [--port P] [--bind ADDR] [--slots K] [--once]
+                    [--devices auto|cpu,cuda,cuda:N,...]
                     [--cache DIR] [--verbose] [TLS]
                     (--cache: data this worker lacks comes from the
                      coordinator, once, and is kept in DIR)
@@ -142,6 +144,7 @@ struct run_args {
   int64_t epochs = -1;
   bool quiet = false;
   std::vector<std::string> workers;
+  std::vector<std::string> devices;
   bool no_local = false;
 };
 
@@ -181,6 +184,8 @@ std::optional<run_args> parse_run_args(const std::vector<std::string>& args,
       r.quiet = true;
     else if (a == "--workers" && i + 1 < args.size())
       r.workers = split_list(args[++i]);
+    else if (a == "--devices" && i + 1 < args.size())
+      r.devices = split_list(args[++i]);
     else if (a == "--workers-file" && i + 1 < args.size()) {
       auto workers = actortrain::read_workers_file(args[++i]);
       if (!workers) {
@@ -211,6 +216,8 @@ int train(actortrain::experiment& exp, run_args& r) {
   auto& opts = r.opts;
   if (r.slots > 0)
     exp.scheduler.slots = r.slots;
+  if (!r.devices.empty())
+    exp.scheduler.devices = r.devices;
   if (!r.workers.empty())
     exp.cluster.workers = r.workers;
   if (r.no_local)
@@ -363,6 +370,8 @@ int cmd_worker(const std::vector<std::string>& args) {
         return usage_error;
     } else if (a == "--bind" && i + 1 < args.size())
       opts.bind = args[++i];
+    else if (a == "--devices" && i + 1 < args.size())
+      opts.devices = split_list(args[++i]);
     else if (a == "--once")
       opts.exit_when_orphaned = true;
     else if (a == "--cache" && i + 1 < args.size())

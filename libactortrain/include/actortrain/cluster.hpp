@@ -40,8 +40,11 @@ struct worker_options {
   uint16_t port = 0;
   /// Address to listen on; loopback unless told otherwise.
   std::string bind = "127.0.0.1";
-  /// Slots this node offers; 0: one per hardware thread.
+  /// CPU slots this node offers; 0: one per hardware thread.
   int64_t slots = 0;
+  /// This node's devices, as `scheduler.devices` (empty: "auto"); a GPU
+  /// offers the run's `scheduler.streams_per_gpu` slots.
+  std::vector<std::string> devices;
   tls_options tls;
   /// Exit when the coordinator goes away instead of waiting for the next.
   bool exit_when_orphaned = false;

@@ -139,6 +139,13 @@ struct train_options {
 struct scheduler_options {
   /// Number of CPU slots; 0 uses one per hardware thread.
   int64_t slots = 0;
+  /// Where this process's slots compute: "cpu", "cuda" (every visible
+  /// GPU), "cuda:N"; empty or "auto": every visible GPU when LibTorch has
+  /// CUDA, else the CPU. A CPU entry offers `slots` slots, a GPU
+  /// `streams_per_gpu` (each with a CUDA stream of its own).
+  std::vector<std::string> devices;
+  /// Slots (streams) each GPU offers.
+  int64_t streams_per_gpu = 2;
   /// Intra-op threads of LibTorch inside each slot.
   int64_t threads_per_slot = 1;
   /// Length of a quantum in epochs; ignored when `quantum_steps` > 0.

@@ -21,6 +21,7 @@
 #include "protocol/slot.hpp"
 #include "protocol/type_ids.hpp"
 #include "scheduling/scheduler.hpp"
+#include "setup/devices.hpp"
 #include "setup/run_context.hpp"
 
 namespace actortrain {
@@ -377,12 +378,17 @@ void start(coordinator_actor* self) {
   auto& plan = *st.plan;
   auto& sys = self->system();
   const auto& sched = plan.exp.scheduler;
-  auto n_slots = local_slots(plan.exp);
+  auto devices = local_slot_devices(plan.exp);
+  // Where this process computes, when chosen or not the CPU alone.
+  if (!sched.devices.empty() ||
+      std::any_of(devices.begin(), devices.end(),
+                  [](const std::string& d) { return d != "cpu"; }))
+    event(self, "this process: " + describe_slots(devices));
   std::vector<slot_grant> slots;
-  for (int64_t i = 0; i < n_slots; ++i) {
+  for (size_t i = 0; i < devices.size(); ++i) {
     slot_info info;
     info.id = static_cast<uint32_t>(i);
-    info.device = "cpu";
+    info.device = devices[i];
     info.threads = sched.threads_per_slot;
     info.blas = blas_description();
     auto exec = sys.spawn<caf::detached>(slot_executor, info);

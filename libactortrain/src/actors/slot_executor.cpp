@@ -1,6 +1,7 @@
 #include "actors/slot_executor.hpp"
 
 #include <cstdlib>
+#include <optional>
 
 #include <ATen/Context.h>
 #include <ATen/Parallel.h>
@@ -8,14 +9,19 @@
 #include "actortrain/error.hpp"
 #include "protocol/type_ids.hpp"
 #include "training/network_runner.hpp"
+#include "training/slot_stream.hpp"
 
 namespace actortrain {
 
 slot_executor_actor::behavior_type slot_executor(slot_executor_actor::pointer,
                                                  slot_info slot) {
   auto threads_set = std::make_shared<bool>(false);
+  auto stream = std::make_shared<std::optional<slot_stream>>();
   return {
       [=](quantum_atom, quantum_job& job) -> quantum_report {
+        if (!*stream)
+          stream->emplace(slot.device);
+        auto on_stream = (*stream)->enter();
         if (!*threads_set) {
           // Intra-op threads are per calling thread (OpenMP), so each slot's
           // thread sets its own count once, on itself.

@@ -3,6 +3,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <optional>
 #include <thread>
 
 #include <ATen/Context.h>
@@ -13,6 +14,7 @@
 #include "cluster/worker_run.hpp"
 #include "protocol/slot.hpp"
 #include "protocol/type_ids.hpp"
+#include "training/slot_stream.hpp"
 
 namespace actortrain {
 
@@ -38,6 +40,14 @@ slot_executor_actor::behavior_type
 remote_executor(slot_executor_actor::pointer, slot_info slot,
                 std::shared_ptr<worker_run> run) {
   auto threads_set = std::make_shared<bool>(false);
+  auto stream = std::make_shared<std::optional<slot_stream>>();
+  // The slot's device and stream, current on this thread while the work
+  // runs.
+  auto enter = [=] {
+    if (!*stream)
+      stream->emplace(slot.device);
+    return (*stream)->enter();
+  };
   auto prepare_thread = [=] {
     if (*threads_set)
       return;
@@ -55,6 +65,7 @@ remote_executor(slot_executor_actor::pointer, slot_info slot,
   return {
       [=](quantum_atom, remote_quantum& q) -> caf::result<quantum_report> {
         prepare_thread();
+        auto on_stream = enter();
         try {
           auto group = run->checkout(q);
           if (!group) {
@@ -96,6 +107,7 @@ remote_executor(slot_executor_actor::pointer, slot_info slot,
       },
       [=](replica_atom, replica_work& w) -> caf::result<replica_gradient> {
         prepare_thread();
+        auto on_stream = enter();
         try {
           auto started = std::chrono::steady_clock::now();
           auto result = run->replica_part(slot.id, w);

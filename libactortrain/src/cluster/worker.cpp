@@ -17,6 +17,7 @@
 #include "platform/blas_kernels.hpp"
 #include "protocol/slot.hpp"
 #include "protocol/type_ids.hpp"
+#include "setup/devices.hpp"
 
 namespace actortrain {
 
@@ -32,6 +33,9 @@ bool loopback(const std::string& bind) {
 caf::error run_worker(worker_options opts) {
   if (auto err = opts.tls.validate())
     return err;
+  // A device this node does not have is refused before it listens.
+  if (auto devices = slot_devices(opts.devices, opts.slots, 1); !devices)
+    return devices.error();
   caf::actor_system_config cfg;
   configure_system(cfg, true, opts.tls);
   caf::actor_system sys{cfg};

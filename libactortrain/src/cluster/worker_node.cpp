@@ -15,6 +15,7 @@
 #include "platform/blas_kernels.hpp"
 #include "protocol/slot.hpp"
 #include "protocol/type_ids.hpp"
+#include "setup/devices.hpp"
 
 namespace actortrain {
 
@@ -132,10 +133,12 @@ worker_node(worker_node_actor::stateful_pointer<worker_node_state> self,
                                         to_string_pretty(ctx.error())));
         if (auto err = check_model_hashes((*ctx)->scripts, setup.model_hashes))
           return err;
-        auto n =
-            st.opts.slots > 0
-                ? st.opts.slots
-                : std::max<int64_t>(1, std::thread::hardware_concurrency());
+        auto devices = slot_devices(st.opts.devices, st.opts.slots,
+                                    setup.exp.scheduler.streams_per_gpu);
+        if (!devices)
+          return make_error(errc::invalid_data,
+                            fmt::format("cannot prepare the run here: {}",
+                                        to_string_pretty(devices.error())));
         // A coordinator that joins again (its link lost sight of this node)
         // starts over: its earlier executors stop.
         auto coordinator = setup.coordinator.address();
@@ -146,10 +149,10 @@ worker_node(worker_node_actor::stateful_pointer<worker_node_state> self,
         // Exports write states with LibTorch: on a thread of its own.
         served.keeper = self->spawn<caf::detached>(state_keeper, served.run);
         std::vector<slot_grant> slots;
-        for (int64_t i = 0; i < n; ++i) {
+        for (size_t i = 0; i < devices->size(); ++i) {
           slot_info info;
           info.id = static_cast<uint32_t>(i);
-          info.device = "cpu";
+          info.device = (*devices)[i];
           info.threads = setup.exp.scheduler.threads_per_slot;
           info.blas = blas_description();
           auto exec =
@@ -158,12 +161,13 @@ worker_node(worker_node_actor::stateful_pointer<worker_node_state> self,
           slots.push_back(slot_grant{info, exec, served.keeper});
         }
         self->monitor(setup.coordinator);
-        log(self, fmt::format("joined run '{}' ({} networks) with {} slots{}",
-                              setup.exp.name, served.run->networks(), n,
-                              st.runs.size() > 1
-                                  ? fmt::format(" ({} runs served at once)",
-                                                st.runs.size())
-                                  : ""));
+        log(self,
+            fmt::format(
+                "joined run '{}' ({} networks) with {} slots{}", setup.exp.name,
+                served.run->networks(), devices->size(),
+                st.runs.size() > 1
+                    ? fmt::format(" ({} runs served at once)", st.runs.size())
+                    : ""));
         return slots;
       },
       [=](data_atom, const std::string& hash, uint64_t offset,

@@ -543,6 +543,13 @@ public:
                               ? "an array of strings"
                               : "an array of integers";
     auto* arr = n.as_array();
+    if constexpr (std::is_same_v<T, std::string>) {
+      // One string stands for a list of one ("auto", a single worker).
+      if (arr == nullptr && n.is_string()) {
+        out = {*n.value<std::string>()};
+        return;
+      }
+    }
     if (arr == nullptr) {
       fail(n, fmt::format("{} must be {}", key, what));
       return;

@@ -10,6 +10,7 @@
 
 #include "actortrain/error.hpp"
 #include "actortrain/learner.hpp"
+#include "setup/devices.hpp"
 
 namespace actortrain {
 
@@ -99,12 +100,18 @@ make_shards(const experiment& exp, const std::vector<network_spec>& specs,
 
 } // namespace
 
-int64_t local_slots(const experiment& exp) {
+std::vector<std::string> local_slot_devices(const experiment& exp) {
   if (!exp.cluster.local)
-    return 0;
-  if (exp.scheduler.slots > 0)
-    return exp.scheduler.slots;
-  return std::max<int64_t>(1, std::thread::hardware_concurrency());
+    return {};
+  const auto& s = exp.scheduler;
+  auto devices = slot_devices(s.devices, s.slots, s.streams_per_gpu);
+  // make_run_context refused a bad list before anything asks for slots.
+  return devices ? *devices
+                 : *slot_devices({"cpu"}, s.slots, s.streams_per_gpu);
+}
+
+int64_t local_slots(const experiment& exp) {
+  return static_cast<int64_t>(local_slot_devices(exp).size());
 }
 
 caf::error check_replica_slots(const experiment& run,
@@ -155,6 +162,12 @@ make_run_context(const experiment& exp, learner_factory make_learner,
                  std::shared_ptr<const dataset> loaded) {
   if (auto err = exp.validate())
     return err;
+  if (exp.cluster.local) {
+    const auto& s = exp.scheduler;
+    if (auto devices = slot_devices(s.devices, s.slots, s.streams_per_gpu);
+        !devices)
+      return devices.error();
+  }
   caf::expected<std::shared_ptr<const dataset>> data{std::move(loaded)};
   if (auto err = check_fit(exp, **data, !make_learner))
     return err;

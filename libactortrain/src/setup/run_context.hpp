@@ -30,8 +30,11 @@ struct run_context {
   script_models scripts;
 };
 
-/// The slots of the run's own process: `scheduler.slots`, one per hardware
-/// thread when 0, none with `cluster.local = false`.
+/// The device of each slot of the run's own process (scheduler.devices;
+/// see slot_devices), none with `cluster.local = false`.
+std::vector<std::string> local_slot_devices(const experiment& exp);
+
+/// How many slots the run's own process has.
 int64_t local_slots(const experiment& exp);
 
 /// Checks that every configuration's replicas fit the run's own slots (a

@@ -1,0 +1,148 @@
+// Devices of slots (scheduler.devices, --devices): parsing, the errors a
+// bad list gets before anything trains, and the device path on the CPU,
+// which runs through the same code as a GPU slot (its stream guard empty).
+// What needs a GPU is skipped at run time where LibTorch sees none.
+
+#include <doctest/doctest.h>
+
+#include <filesystem>
+
+#include <fmt/format.h>
+#include <torch/cuda.h>
+
+#include "actortrain/error.hpp"
+#include "actortrain/experiment.hpp"
+#include "actortrain/run.hpp"
+#include "setup/devices.hpp"
+#include "test_support.hpp"
+#include "training/slot_stream.hpp"
+
+using namespace actortrain;
+using actortrain::test::temp_dir;
+
+namespace {
+
+bool has_gpu() {
+  return torch::cuda::device_count() > 0;
+}
+
+std::string device_error(const std::vector<std::string>& devices) {
+  auto slots = slot_devices(devices, 2, 2);
+  REQUIRE_FALSE(static_cast<bool>(slots));
+  return to_string_pretty(slots.error());
+}
+
+bool mentions(const std::string& text, const std::string& part) {
+  return text.find(part) != std::string::npos;
+}
+
+} // namespace
+
+TEST_CASE("slot devices: the CPU's slots, every GPU's streams, and lists "
+          "that name no device refused") {
+  auto gpus = static_cast<int64_t>(torch::cuda::device_count());
+  auto automatic = slot_devices({}, 3, 2);
+  REQUIRE(static_cast<bool>(automatic));
+  if (gpus == 0) {
+    CHECK(*automatic == std::vector<std::string>(3, "cpu"));
+  } else {
+    CHECK(automatic->size() == static_cast<size_t>(2 * gpus));
+    CHECK(automatic->front() == "cuda:0");
+  }
+  CHECK(*slot_devices({"auto"}, 3, 2) == *automatic);
+  CHECK(*slot_devices({"cpu"}, 3, 2) == std::vector<std::string>(3, "cpu"));
+  CHECK(describe_slots(*slot_devices({"cpu"}, 3, 2)) == "3 slots: 3 on cpu");
+  CHECK(mentions(device_error({"tpu"}),
+                 "scheduler.devices: 'tpu' is not a device: expected"));
+  CHECK(mentions(device_error({"cuda:x"}), "'cuda:x' is not a device"));
+  CHECK(mentions(device_error({"cpu", "cpu"}), "'cpu' is named twice"));
+  CHECK(mentions(device_error({"auto", "cpu"}), "'auto' stands alone"));
+  CHECK(mentions(
+      device_error({fmt::format("cuda:{}", gpus + 7)}),
+      fmt::format("is not a GPU of this machine: LibTorch sees {}", gpus)));
+  if (gpus == 0) {
+    CHECK(mentions(device_error({"cuda"}), "LibTorch sees none here"));
+    return;
+  }
+  // With GPUs: a list may mix them with the CPU.
+  auto mixed = slot_devices({"cuda:0", "cpu"}, 1, 3);
+  REQUIRE(static_cast<bool>(mixed));
+  CHECK(*mixed ==
+        std::vector<std::string>{"cuda:0", "cuda:0", "cuda:0", "cpu"});
+}
+
+TEST_CASE("devices in an experiment file: a string or a list") {
+  for (const auto* text : {R"(devices = "auto")", R"(devices = ["cpu"])"}) {
+    auto exp = parse_experiment(fmt::format("name = \"d\"\n[data]\nformat = "
+                                            "\"synthetic\"\n[scheduler]\n{}\n"
+                                            "streams_per_gpu = 3\n",
+                                            text),
+                                "exp.toml");
+    REQUIRE_MESSAGE(static_cast<bool>(exp), to_string_pretty(exp.error()));
+    CHECK(exp->scheduler.devices.size() == 1);
+    CHECK(exp->scheduler.streams_per_gpu == 3);
+  }
+  auto bad = parse_experiment("name = \"d\"\n[data]\nformat = \"synthetic\"\n"
+                              "[scheduler]\nstreams_per_gpu = 0\n",
+                              "exp.toml");
+  REQUIRE_FALSE(static_cast<bool>(bad));
+  CHECK(mentions(to_string_pretty(bad.error()), "streams_per_gpu"));
+}
+
+TEST_CASE("a CPU slot's stream is none, a GPU slot's its own") {
+  slot_stream cpu{"cpu"};
+  CHECK_FALSE(cpu.on_gpu());
+  CHECK_FALSE(cpu.enter().has_value());
+  if (!has_gpu()) {
+    MESSAGE("no GPU: the GPU half is skipped");
+    return;
+  }
+  slot_stream gpu{"cuda:0"};
+  CHECK(gpu.on_gpu());
+  auto guard = gpu.enter();
+  CHECK(guard.has_value());
+}
+
+TEST_CASE("a run on devices = [\"cpu\"] trains the bits of the default, and "
+          "a device this machine lacks is refused before anything trains") {
+  temp_dir dir;
+  auto exp = test::tiny_experiment(3, 2);
+  auto plain = test::run_ok(exp, dir / "plain");
+  exp.scheduler.devices = {"cpu"};
+  auto cpu = test::run_ok(exp, dir / "cpu");
+  CHECK(cpu.count(network_status::finished) == 3);
+  CHECK(test::stored_weights(dir / "plain") ==
+        test::stored_weights(dir / "cpu"));
+  for (const auto* bad : {"tpu", "cuda:63"}) {
+    exp.scheduler.devices = {bad};
+    run_options opts;
+    opts.output_dir = dir / "bad";
+    auto r = run(exp, opts);
+    REQUIRE_FALSE(static_cast<bool>(r));
+    CHECK(mentions(to_string_pretty(r.error()),
+                   fmt::format("scheduler.devices: '{}'", bad)));
+    CHECK_FALSE(std::filesystem::exists(dir / "bad/results.db"));
+  }
+}
+
+TEST_CASE("the app and a worker take --devices, and name a bad one") {
+  temp_dir dir;
+  test::write_text(dir / "exp.toml",
+                   "name = \"d\"\n[data]\nformat = \"synthetic\"\nsamples = "
+                   "128\ntest_samples = 64\nfeatures = 4\nclasses = 2\n"
+                   "[train]\nnetworks = 2\nepochs = 1\n[scheduler]\nslots = "
+                   "2\n");
+  auto ok = test::run_app(fmt::format("run {} --output {} --devices cpu",
+                                      dir / "exp.toml", dir / "ok"));
+  CHECK_MESSAGE(ok.exit_code == 0, ok.output);
+  CHECK(mentions(ok.output, "this process: 2 slots: 2 on cpu"));
+  auto bad = test::run_app(fmt::format("run {} --output {} --devices cuda:63",
+                                       dir / "exp.toml", dir / "bad"));
+  CHECK(bad.exit_code != 0);
+  CHECK_MESSAGE(mentions(bad.output, "'cuda:63' is not a GPU of this machine"),
+                bad.output);
+  auto worker = test::run_app("worker --port 0 --devices tpu");
+  CHECK(worker.exit_code != 0);
+  CHECK_MESSAGE(mentions(worker.output, "'tpu' is not a device"),
+                worker.output);
+}
