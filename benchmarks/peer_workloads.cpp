@@ -13,6 +13,7 @@
 #include <fstream>
 #include <string>
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include <actortrain/actortrain.hpp>
 #include <actortrain/dataset.hpp>
