@@ -538,6 +538,10 @@ TEST_CASE("session: a live network's priority changes its place in the "
     auto h = s->submit(cfg);
     REQUIRE(static_cast<bool>(h));
     all.push_back(h->front());
+    // Network 0 holds the slot before the others arrive (their trainers'
+    // first requests could otherwise reach the scheduler before its own).
+    while (i == 0 && all[0].latest().epoch < 1)
+      std::this_thread::sleep_for(5ms);
   }
   // Equal priorities run in id order, each to its end (0, 1, 2); raised,
   // the last one goes next, at network 0's next quantum boundary.

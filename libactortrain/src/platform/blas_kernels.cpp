@@ -18,15 +18,6 @@ template <class F> F* openblas_function(const char* name) {
   return reinterpret_cast<F*>(dlsym(RTLD_DEFAULT, name));
 }
 
-bool has_avx2() {
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-  __builtin_cpu_init();
-  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-#else
-  return false;
-#endif
-}
-
 } // namespace
 
 std::string blas_description() {
@@ -41,17 +32,16 @@ std::string blas_kernels() {
 
 std::string blas_warning() {
   auto core = blas_kernels();
-  auto is_old = is_openblas_core_before_avx2(core.c_str());
-  if (core.empty() || !is_old || !has_avx2())
-    return {};
   const char* better = openblas_core_for_this_cpu();
+  if (core.empty() || better == nullptr ||
+      !is_openblas_core_before_avx2(core.c_str()))
+    return {};
   return fmt::format(
       "warning: OpenBLAS multiplies matrices with its '{}' kernels on a CPU "
       "with {}: training runs several times slower than it could; start the "
       "program with OPENBLAS_CORETYPE={} (programs built in actortrain's "
       "CMake tree or with add_subdirectory select the kernels themselves)",
-      core, better != nullptr ? "AVX-512" : "AVX2",
-      better != nullptr ? better : "Haswell");
+      core, std::string{better} == "SkylakeX" ? "AVX-512" : "AVX2", better);
 }
 
 void warn_about_blas(const std::function<void(const std::string&)>& on_event) {

@@ -7,12 +7,12 @@
 
 namespace actortrain {
 
-/// The OpenBLAS kernel family to ask for on this CPU where OpenBLAS's own
-/// detection may fall short: "SkylakeX" on a CPU with AVX-512 (F, CD, BW,
-/// DQ, VL), which OpenBLAS 0.3.21 (Debian 12) does not recognise in every
-/// model (Sapphire Rapids runs its SSE3 "Prescott" kernels, about 5x slower
-/// matrix products); null elsewhere, where OpenBLAS's choice stands.
-/// Safe before any constructor has run (it asks the CPU directly).
+/// The OpenBLAS kernel family to ask for where OpenBLAS's own detection
+/// fell back to one from before AVX2 (OpenBLAS 0.3.21, Debian 12, does on
+/// CPUs newer than it, Sapphire Rapids among them: its SSE3 "Prescott"
+/// kernels, about 5x slower matrix products): "SkylakeX" on a CPU with
+/// AVX-512 (F, CD, BW, DQ, VL), "Haswell" with AVX2 and FMA, null on older
+/// CPUs. Safe before any constructor has run (it asks the CPU directly).
 inline const char* openblas_core_for_this_cpu() noexcept {
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
   __builtin_cpu_init();
@@ -20,6 +20,8 @@ inline const char* openblas_core_for_this_cpu() noexcept {
       __builtin_cpu_supports("avx512bw") &&
       __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl"))
     return "SkylakeX";
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+    return "Haswell";
 #endif
   return nullptr;
 }

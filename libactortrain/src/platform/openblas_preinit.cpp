@@ -1,7 +1,8 @@
-// Linked into every executable that links actortrain in its CMake tree: where
-// OpenBLAS falls back to kernels from before AVX2 on a CPU with AVX-512
-// (0.3.21, Debian 12, on Sapphire Rapids: its SSE3 "Prescott" kernels,
-// about 5x slower matrix products), it gets the AVX-512 ones instead.
+// Linked into every executable that links actortrain in its CMake tree:
+// where OpenBLAS falls back to kernels from before AVX2 on a CPU that has
+// AVX2 or AVX-512 (0.3.21, Debian 12, on Sapphire Rapids: its SSE3
+// "Prescott" kernels, about 5x slower matrix products), it gets the CPU's
+// own (openblas_core_for_this_cpu) instead.
 //
 // OpenBLAS picks its kernels once, in its constructor, from
 // OPENBLAS_CORETYPE or its own detection; an executable's preinit functions
