@@ -231,6 +231,14 @@ TEST_CASE("bad replica settings are refused before anything trains") {
     CHECK(refusal(exp).find("train.replicas = 4 needs 4 slots at once") !=
           std::string::npos);
   }
+  SUBCASE("asynchronous replicas beyond this process's slots, workers or "
+          "not") {
+    exp.base.train.replicas = 4;
+    exp.base.train.sync = sync_kind::async;
+    exp.cluster.workers = {"127.0.0.1:1"};
+    CHECK(refusal(exp).find("asynchronous replicas all train in this "
+                            "process") != std::string::npos);
+  }
   SUBCASE("no slots of its own") {
     exp.base.train.replicas = 2;
     exp.cluster.local = false;
