@@ -150,14 +150,14 @@ experiment replicated_across_nodes() {
   return exp;
 }
 
-/// How many of the replicated network's (id 0) grants were workers' slots.
-int64_t worker_grants_of_first(const std::string& out) {
+/// How many of network `id`'s grants were workers' slots.
+int64_t worker_grants_of(const std::string& out, uint64_t id = 0) {
   auto store = results_store::open(out + "/" + results_store::file_name);
   REQUIRE(static_cast<bool>(store));
   auto grants = (*store)->grants();
   REQUIRE(static_cast<bool>(grants));
-  return std::count_if(grants->begin(), grants->end(), [](const auto& g) {
-    return g.network_id == 0 && !g.node.empty();
+  return std::count_if(grants->begin(), grants->end(), [&](const auto& g) {
+    return g.network_id == id && !g.node.empty();
   });
 }
 
@@ -176,10 +176,31 @@ TEST_CASE("synchronous replicas on two worker processes: the bits of one "
   exp.cluster.workers = {w1.address(), w2.address()};
   auto spread = test::run_ok(exp, dir / "spread");
   CHECK(spread.count(network_status::finished) == 3);
-  CHECK(worker_grants_of_first(dir / "spread") > 0);
+  CHECK(worker_grants_of(dir / "spread") > 0);
   auto a = test::stored_weights(dir / "here");
   REQUIRE(a.size() == 3);
   CHECK(a == test::stored_weights(dir / "spread"));
+}
+
+TEST_CASE("two replicated networks share a worker's slots: each leader "
+          "here, its other replica there while the other waits") {
+  temp_dir dir;
+  auto exp = replicated_across_nodes();
+  exp.variants.front().train.networks = 2;
+  exp.variants.front().train.replicas = 2;
+  exp.scheduler.slots = 4;
+  auto here = test::run_ok(exp, dir / "here");
+  // Two slots here, two on the worker: with both local slots taken by one
+  // network, the other would wait with the worker's slots idle.
+  test::worker_process w{"--slots 2", dir / "w.log"};
+  exp.scheduler.slots = 2;
+  exp.cluster.workers = {w.address()};
+  auto spread = test::run_ok(exp, dir / "spread");
+  CHECK(spread.count(network_status::finished) == 4);
+  CHECK(worker_grants_of(dir / "spread", 0) > 0);
+  CHECK(worker_grants_of(dir / "spread", 1) > 0);
+  CHECK(test::stored_weights(dir / "here") ==
+        test::stored_weights(dir / "spread"));
 }
 
 TEST_CASE("a worker killed under a synchronous replica: its part is computed "
@@ -202,7 +223,7 @@ TEST_CASE("a worker killed under a synchronous replica: its part is computed "
   REQUIRE(done.wait_for(std::chrono::seconds{0}) != std::future_status::ready);
   w2.process().stop(SIGKILL, 10);
   auto spread = done.get();
-  CHECK(worker_grants_of_first(dir / "spread") > 0);
+  CHECK(worker_grants_of(dir / "spread") > 0);
   CHECK(spread.count(network_status::finished) == 3);
   CHECK(test::stored_weights(dir / "here") ==
         test::stored_weights(dir / "spread"));

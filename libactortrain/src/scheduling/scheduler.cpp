@@ -271,9 +271,11 @@ void hold(scheduler_self* self, uint32_t slot, const waiting_trainer& w) {
 
 /// Grants `w` the `need` slots it needs at once, when enough are free; false
 /// when it must wait. The first is always this process's (the leader runs
-/// the steps here), then this process's others, then, for synchronous
+/// the steps here); then this process's others, then, for synchronous
 /// replicas (`spans_nodes`), workers' slots, each kind by lowest id (the
-/// same slots for the same state, whatever order they were freed in). With
+/// same slots for the same state, whatever order they were freed in). While
+/// other trainers wait, a spanning gang takes workers' slots before this
+/// process's, which the others' leaders need. With
 /// fewer slots alive than replicas, synchronous replicas take what is alive
 /// (the leader computes the parts left over: the same bits). A trainer that
 /// cannot be served (no slot of this process, or too few for replicas that
@@ -304,7 +306,10 @@ bool grant_together(scheduler_self* self, const waiting_trainer& w,
       return false;
     std::sort(local.begin(), local.end());
     std::sort(remote.begin(), remote.end());
-    local.insert(local.end(), remote.begin(), remote.end());
+    if (spans && st.policy->waiting() > 0)
+      local.insert(local.begin() + 1, remote.begin(), remote.end());
+    else
+      local.insert(local.end(), remote.begin(), remote.end());
     local.resize(static_cast<size_t>(want));
     auto t = now(self);
     for (auto i : local) {
