@@ -44,10 +44,6 @@ std::string recorded_blas(const std::string& out) {
   return prov->blas;
 }
 
-bool contains(const std::string& text, const std::string& part) {
-  return text.find(part) != std::string::npos;
-}
-
 /// Whether OpenBLAS runs this process and the CPU has kernels worth
 /// warning about (AVX2 and FMA).
 bool openblas_on_avx2() {

@@ -18,6 +18,7 @@
 #include "training/slot_stream.hpp"
 
 using namespace actortrain;
+using actortrain::test::contains;
 using actortrain::test::temp_dir;
 
 namespace {
@@ -30,10 +31,6 @@ std::string device_error(const std::vector<std::string>& devices) {
   auto slots = slot_devices(devices, 2, 2);
   REQUIRE_FALSE(static_cast<bool>(slots));
   return to_string_pretty(slots.error());
-}
-
-bool mentions(const std::string& text, const std::string& part) {
-  return text.find(part) != std::string::npos;
 }
 
 } // namespace
@@ -52,16 +49,16 @@ TEST_CASE("slot devices: the CPU's slots, every GPU's streams, and lists "
   CHECK(*slot_devices({"auto"}, 3, 2) == *automatic);
   CHECK(*slot_devices({"cpu"}, 3, 2) == std::vector<std::string>(3, "cpu"));
   CHECK(describe_slots(*slot_devices({"cpu"}, 3, 2)) == "3 slots: 3 on cpu");
-  CHECK(mentions(device_error({"tpu"}),
+  CHECK(contains(device_error({"tpu"}),
                  "scheduler.devices: 'tpu' is not a device: expected"));
-  CHECK(mentions(device_error({"cuda:x"}), "'cuda:x' is not a device"));
-  CHECK(mentions(device_error({"cpu", "cpu"}), "'cpu' is named twice"));
-  CHECK(mentions(device_error({"auto", "cpu"}), "'auto' stands alone"));
-  CHECK(mentions(
+  CHECK(contains(device_error({"cuda:x"}), "'cuda:x' is not a device"));
+  CHECK(contains(device_error({"cpu", "cpu"}), "'cpu' is named twice"));
+  CHECK(contains(device_error({"auto", "cpu"}), "'auto' stands alone"));
+  CHECK(contains(
       device_error({fmt::format("cuda:{}", gpus + 7)}),
       fmt::format("is not a GPU of this machine: LibTorch sees {}", gpus)));
   if (gpus == 0) {
-    CHECK(mentions(device_error({"cuda"}), "LibTorch sees none here"));
+    CHECK(contains(device_error({"cuda"}), "LibTorch sees none here"));
     return;
   }
   // With GPUs: a list may mix them with the CPU.
@@ -86,7 +83,7 @@ TEST_CASE("devices in an experiment file: a string or a list") {
                               "[scheduler]\nstreams_per_gpu = 0\n",
                               "exp.toml");
   REQUIRE_FALSE(static_cast<bool>(bad));
-  CHECK(mentions(to_string_pretty(bad.error()), "streams_per_gpu"));
+  CHECK(contains(to_string_pretty(bad.error()), "streams_per_gpu"));
 }
 
 TEST_CASE("a CPU slot's stream is none, a GPU slot's its own") {
@@ -119,7 +116,7 @@ TEST_CASE("a run on devices = [\"cpu\"] trains the bits of the default, and "
     opts.output_dir = dir / "bad";
     auto r = run(exp, opts);
     REQUIRE_FALSE(static_cast<bool>(r));
-    CHECK(mentions(to_string_pretty(r.error()),
+    CHECK(contains(to_string_pretty(r.error()),
                    fmt::format("scheduler.devices: '{}'", bad)));
     CHECK_FALSE(std::filesystem::exists(dir / "bad/results.db"));
   }
@@ -135,14 +132,14 @@ TEST_CASE("the app and a worker take --devices, and name a bad one") {
   auto ok = test::run_app(fmt::format("run {} --output {} --devices cpu",
                                       dir / "exp.toml", dir / "ok"));
   CHECK_MESSAGE(ok.exit_code == 0, ok.output);
-  CHECK(mentions(ok.output, "this process: 2 slots: 2 on cpu"));
+  CHECK(contains(ok.output, "this process: 2 slots: 2 on cpu"));
   auto bad = test::run_app(fmt::format("run {} --output {} --devices cuda:63",
                                        dir / "exp.toml", dir / "bad"));
   CHECK(bad.exit_code != 0);
-  CHECK_MESSAGE(mentions(bad.output, "'cuda:63' is not a GPU of this machine"),
+  CHECK_MESSAGE(contains(bad.output, "'cuda:63' is not a GPU of this machine"),
                 bad.output);
   auto worker = test::run_app("worker --port 0 --devices tpu");
   CHECK(worker.exit_code != 0);
-  CHECK_MESSAGE(mentions(worker.output, "'tpu' is not a device"),
+  CHECK_MESSAGE(contains(worker.output, "'tpu' is not a device"),
                 worker.output);
 }

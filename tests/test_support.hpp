@@ -45,6 +45,9 @@ void write_text(const std::string& path, const std::string& text);
 /// The bytes of the file at `path` (none when it cannot be read).
 std::vector<char> file_bytes(const std::string& path);
 
+/// Whether `text` contains `part`.
+bool contains(const std::string& text, const std::string& part);
+
 /// A small, fast synthetic classification experiment.
 experiment tiny_experiment(int64_t networks = 4, int64_t epochs = 2);
 

@@ -90,9 +90,11 @@ public:
   /// Marks a stopped or crashed run as running again.
   caf::error mark_resumed();
 
-  /// A run resumes on another BLAS than it ran with: provenance's `blas`
-  /// becomes "BEFORE; then NOW", so the mix is on record.
-  caf::error record_blas_change(const std::string& now);
+  /// A run resumes on the BLAS `now`: when it differs from the one it ran
+  /// with last, provenance's `blas` becomes "BEFORE; then NOW", so the mix is
+  /// on record. Answers BEFORE then, empty otherwise (or for a store that
+  /// recorded no BLAS).
+  caf::expected<std::string> record_blas(const std::string& now);
 
   /// A finished run continues to a larger budget: its fingerprint becomes
   /// `new_hash`, its configurations `configs`, and the change is recorded

@@ -385,12 +385,13 @@ void start(coordinator_actor* self) {
                   [](const std::string& d) { return d != "cpu"; }))
     event(self, "this process: " + describe_slots(devices));
   std::vector<slot_grant> slots;
+  auto blas = blas_description();
   for (size_t i = 0; i < devices.size(); ++i) {
     slot_info info;
     info.id = static_cast<uint32_t>(i);
     info.device = devices[i];
     info.threads = sched.threads_per_slot;
-    info.blas = blas_description();
+    info.blas = blas;
     auto exec = sys.spawn<caf::detached>(slot_executor, info);
     self->link_to(exec);
     st.executors.push_back(exec);

@@ -1,41 +1,20 @@
 #include "actors/slot_executor.hpp"
 
-#include <cstdlib>
-#include <optional>
-
-#include <ATen/Context.h>
-#include <ATen/Parallel.h>
+#include <memory>
 
 #include "actortrain/error.hpp"
 #include "protocol/type_ids.hpp"
 #include "training/network_runner.hpp"
-#include "training/slot_stream.hpp"
+#include "training/slot_thread.hpp"
 
 namespace actortrain {
 
 slot_executor_actor::behavior_type slot_executor(slot_executor_actor::pointer,
                                                  slot_info slot) {
-  auto threads_set = std::make_shared<bool>(false);
-  auto stream = std::make_shared<std::optional<slot_stream>>();
+  auto thread = std::make_shared<slot_thread>(slot.device, slot.threads);
   return {
       [=](quantum_atom, quantum_job& job) -> quantum_report {
-        if (!*stream)
-          stream->emplace(slot.device);
-        auto on_stream = (*stream)->enter();
-        if (!*threads_set) {
-          // Intra-op threads are per calling thread (OpenMP), so each slot's
-          // thread sets its own count once, on itself.
-          at::set_num_threads(static_cast<int>(slot.threads));
-          // Denormal floats take a slow path through the FPU (steps became
-          // 7x slower once a network's Adam moments decayed into them:
-          // docs/benchmarks.md, PBT): this thread flushes them to zero, on
-          // every slot and every node alike, so results stay the same bits
-          // wherever a network trains. ACTORTRAIN_KEEP_DENORMALS=1 keeps
-          // IEEE denormals (for comparisons).
-          at::globalContext().setFlushDenormal(
-              std::getenv("ACTORTRAIN_KEEP_DENORMALS") == nullptr);
-          *threads_set = true;
-        }
+        auto on_stream = thread->enter();
         return job.run();
       },
       [=](quantum_atom, remote_quantum&) -> caf::result<quantum_report> {

@@ -3,18 +3,16 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
-#include <optional>
+#include <memory>
 #include <thread>
 
-#include <ATen/Context.h>
-#include <ATen/Parallel.h>
 #include <fmt/format.h>
 
 #include "actortrain/error.hpp"
 #include "cluster/worker_run.hpp"
 #include "protocol/slot.hpp"
 #include "protocol/type_ids.hpp"
-#include "training/slot_stream.hpp"
+#include "training/slot_thread.hpp"
 
 namespace actortrain {
 
@@ -39,33 +37,10 @@ double slowdown() {
 slot_executor_actor::behavior_type
 remote_executor(slot_executor_actor::pointer, slot_info slot,
                 std::shared_ptr<worker_run> run) {
-  auto threads_set = std::make_shared<bool>(false);
-  auto stream = std::make_shared<std::optional<slot_stream>>();
-  // The slot's device and stream, current on this thread while the work
-  // runs.
-  auto enter = [=] {
-    if (!*stream)
-      stream->emplace(slot.device);
-    return (*stream)->enter();
-  };
-  auto prepare_thread = [=] {
-    if (*threads_set)
-      return;
-    at::set_num_threads(static_cast<int>(slot.threads));
-    // Denormal floats take a slow path through the FPU (steps became 7x
-    // slower once a network's Adam moments decayed into them:
-    // docs/benchmarks.md, PBT): this thread flushes them to zero, on every
-    // slot and every node alike, so results stay the same bits wherever a
-    // network trains. ACTORTRAIN_KEEP_DENORMALS=1 keeps IEEE denormals (for
-    // comparisons).
-    at::globalContext().setFlushDenormal(
-        std::getenv("ACTORTRAIN_KEEP_DENORMALS") == nullptr);
-    *threads_set = true;
-  };
+  auto thread = std::make_shared<slot_thread>(slot.device, slot.threads);
   return {
       [=](quantum_atom, remote_quantum& q) -> caf::result<quantum_report> {
-        prepare_thread();
-        auto on_stream = enter();
+        auto on_stream = thread->enter();
         try {
           auto group = run->checkout(q);
           if (!group) {
@@ -106,8 +81,7 @@ remote_executor(slot_executor_actor::pointer, slot_info slot,
         }
       },
       [=](replica_atom, replica_work& w) -> caf::result<replica_gradient> {
-        prepare_thread();
-        auto on_stream = enter();
+        auto on_stream = thread->enter();
         try {
           auto started = std::chrono::steady_clock::now();
           auto result = run->replica_part(slot.id, w);

@@ -149,12 +149,13 @@ worker_node(worker_node_actor::stateful_pointer<worker_node_state> self,
         // Exports write states with LibTorch: on a thread of its own.
         served.keeper = self->spawn<caf::detached>(state_keeper, served.run);
         std::vector<slot_grant> slots;
+        auto blas = blas_description();
         for (size_t i = 0; i < devices->size(); ++i) {
           slot_info info;
           info.id = static_cast<uint32_t>(i);
           info.device = (*devices)[i];
           info.threads = setup.exp.scheduler.threads_per_slot;
-          info.blas = blas_description();
+          info.blas = blas;
           auto exec =
               self->spawn<caf::detached>(remote_executor, info, served.run);
           served.executors.push_back(exec);

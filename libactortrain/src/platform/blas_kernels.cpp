@@ -1,24 +1,11 @@
 #include "platform/blas_kernels.hpp"
 
-#include <dlfcn.h>
-
 #include <cstdio>
 #include <mutex>
 
 #include <fmt/format.h>
 
 namespace actortrain {
-
-namespace {
-
-/// OpenBLAS's own query, found in whatever the process has loaded (LibTorch
-/// links the system BLAS; not linking OpenBLAS here keeps other BLASes
-/// possible).
-template <class F> F* openblas_function(const char* name) {
-  return reinterpret_cast<F*>(dlsym(RTLD_DEFAULT, name));
-}
-
-} // namespace
 
 std::string blas_description() {
   auto* config = openblas_function<char*()>("openblas_get_config");

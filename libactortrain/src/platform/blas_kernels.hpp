@@ -1,11 +1,19 @@
 #pragma once
 
+#include <dlfcn.h>
 #include <strings.h>
 
 #include <functional>
 #include <string>
 
 namespace actortrain {
+
+/// An OpenBLAS function found in whatever the process has loaded, or null:
+/// LibTorch links the system BLAS; not linking OpenBLAS here keeps other
+/// BLASes possible. Works before any constructor has run.
+template <class F> F* openblas_function(const char* name) {
+  return reinterpret_cast<F*>(dlsym(RTLD_DEFAULT, name));
+}
 
 /// The OpenBLAS kernel family to ask for where OpenBLAS's own detection
 /// fell back to one from before AVX2 (OpenBLAS 0.3.21, Debian 12, does on

@@ -13,18 +13,12 @@
 // constructor then keeps that selection. A value the user set stands, and a
 // BLAS that is not OpenBLAS is left alone.
 
-#include <dlfcn.h>
-
 #include <cstdlib>
 #include <cstring>
 
 #include "platform/blas_kernels.hpp"
 
 namespace {
-
-template <class F> F* openblas_function(const char* name) {
-  return reinterpret_cast<F*>(dlsym(RTLD_DEFAULT, name));
-}
 
 /// Whether `env` (the process's initial environment) sets `name`. The C
 /// library's getenv cannot tell yet: its environment starts with its own
@@ -43,9 +37,10 @@ void choose_openblas_kernels(int, char**, char** env) {
   const char* better = actortrain::openblas_core_for_this_cpu();
   if (better == nullptr)
     return;
-  auto* select = openblas_function<void()>("gotoblas_dynamic_init");
-  auto* forget = openblas_function<void()>("gotoblas_dynamic_quit");
-  auto* selected = openblas_function<char*()>("openblas_get_corename");
+  auto* select = actortrain::openblas_function<void()>("gotoblas_dynamic_init");
+  auto* forget = actortrain::openblas_function<void()>("gotoblas_dynamic_quit");
+  auto* selected =
+      actortrain::openblas_function<char*()>("openblas_get_corename");
   if (select == nullptr || forget == nullptr || selected == nullptr)
     return;
   select();

@@ -195,24 +195,16 @@ caf::error plan_resume(results_store& store,
     return err;
   // Other kernels round differently: the rest of the run is not an
   // uninterrupted run's bits, which the user should know and the store keep.
-  auto prov = store.provenance();
-  if (!prov)
-    return prov.error();
-  // The newest of "FIRST; then SECOND; then ...".
-  auto last = prov->blas.rfind("; then ");
-  auto before =
-      last == std::string::npos ? prov->blas : prov->blas.substr(last + 7);
   auto now = blas_description();
-  if (!before.empty() && !now.empty() && before != now) {
-    if (auto err = store.record_blas_change(now))
-      return err;
-    if (plan.on_event)
-      plan.on_event(fmt::format(
-          "warning: the run ran with the BLAS '{}' and resumes with '{}': "
-          "its networks round differently from here on than in an "
-          "uninterrupted run (OPENBLAS_CORETYPE picks OpenBLAS's kernels)",
-          before, now));
-  }
+  auto before = store.record_blas(now);
+  if (!before)
+    return before.error();
+  if (!before->empty() && plan.on_event)
+    plan.on_event(fmt::format(
+        "warning: the run ran with the BLAS '{}' and resumes with '{}': "
+        "its networks round differently from here on than in an "
+        "uninterrupted run (OPENBLAS_CORETYPE picks OpenBLAS's kernels)",
+        *before, now));
   return store.mark_resumed();
 }
 

@@ -11,6 +11,7 @@
 #include <iterator>
 #include <optional>
 #include <stdexcept>
+#include <string_view>
 
 #include <caf/config.hpp>
 #include <fmt/format.h>
@@ -986,13 +987,22 @@ caf::expected<std::vector<std::string>> results_store::continuations() const {
   return result;
 }
 
-caf::error results_store::record_blas_change(const std::string& now) {
-  statement st{db_,
-               "UPDATE run SET blas = blas || '; then ' || ? WHERE id = 1"};
-  st.bind(now);
+caf::expected<std::string> results_store::record_blas(const std::string& now) {
+  constexpr std::string_view then = "; then ";
+  auto prov = provenance();
+  if (!prov)
+    return prov.error();
+  auto last = prov->blas.rfind(then);
+  auto before = last == std::string::npos
+                    ? prov->blas
+                    : prov->blas.substr(last + then.size());
+  if (before.empty() || now.empty() || before == now)
+    return std::string{};
+  statement st{db_, "UPDATE run SET blas = blas || ? || ? WHERE id = 1"};
+  st.bind(std::string{then}, now);
   if (st.step() != SQLITE_DONE)
     return storage_error(db_, path_, "cannot record the BLAS");
-  return {};
+  return before;
 }
 
 caf::error results_store::mark_resumed() {
