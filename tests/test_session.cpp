@@ -414,7 +414,10 @@ TEST_CASE("session: what it cannot open is refused before anything starts") {
 }
 
 TEST_CASE("session: stop ends it with the finished networks kept") {
-  auto exp = test::tiny_experiment(2, 500);
+  // Far more epochs than the test lets run: the stop and the cancels below
+  // must reach a network still training however slowly this test's thread
+  // is scheduled (with 500 it finished first once under ctest -j2).
+  auto exp = test::tiny_experiment(2, 1'000'000);
   exp.scheduler.slots = 1;
   exp.scheduler.quantum_steps = 8;
   exp.base.train.fuse = train_options::fuse_off;
