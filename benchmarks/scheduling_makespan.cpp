@@ -170,6 +170,8 @@ int main(int argc, char** argv) {
   size_t n = argc > 1 ? std::stoul(argv[1]) : 1660;
   double total = argc > 2 ? std::stod(argv[2]) : 20.0;
   int64_t slots = argc > 3 ? std::stoll(argv[3]) : 2;
+  // Optional: the policies to run (comma-separated), e.g. to profile one.
+  std::string only = argc > 4 ? argv[4] : "";
   auto w = make_workload(n, total);
   double longest = 0;
   for (size_t i = 0; i < n; ++i)
@@ -181,10 +183,17 @@ int main(int argc, char** argv) {
   auto dir = fs::temp_directory_path() / "actortrain-bench-makespan";
   fs::remove_all(dir);
   std::vector<outcome> outcomes;
-  outcomes.push_back(run_static(w, slots, true));
-  outcomes.push_back(run_static(w, slots, false));
+  auto wanted = [&](const std::string& name) {
+    return only.empty() ||
+           ("," + only + ",").find("," + name + ",") != std::string::npos;
+  };
+  if (wanted("static")) {
+    outcomes.push_back(run_static(w, slots, true));
+    outcomes.push_back(run_static(w, slots, false));
+  }
   for (auto policy : all_choices<policy_kind>())
-    outcomes.push_back(run_policy(w, slots, policy, dir));
+    if (wanted(name_of(policy)))
+      outcomes.push_back(run_policy(w, slots, policy, dir));
   fs::remove_all(dir);
   fmt::print("| schedule | makespan (s) | makespan / lower bound | mean "
              "completion (s) | slots busy |\n|---|---|---|---|---|\n");

@@ -54,7 +54,7 @@ echo "build: exit $? in $(( $(date +%s) - start )) s" | tee -a "$out/summary.txt
 grep -E "error:" "$out/build.log" | head -20 >> "$out/summary.txt"
 
 log "device tests (GPU halves run here)"
-(cd "$work/build" && ctest -R "devices|stream|BLAS|kernels|fused model|replica" \
+(cd "$work/build" && ctest -R "devices|stream|BLAS|kernels|fused model|replica|memory|admission" \
   --output-on-failure --timeout 300) > "$out/tests.log" 2>&1
 echo "tests: exit $?" | tee -a "$out/summary.txt"
 tail -4 "$out/tests.log" >> "$out/summary.txt"

@@ -13,6 +13,7 @@
 #include "actortrain/error.hpp"
 #include "actortrain/experiment.hpp"
 #include "actortrain/run.hpp"
+#include "platform/device_memory.hpp"
 #include "setup/devices.hpp"
 #include "test_support.hpp"
 #include "training/slot_stream.hpp"
@@ -84,6 +85,29 @@ TEST_CASE("devices in an experiment file: a string or a list") {
                               "exp.toml");
   REQUIRE_FALSE(static_cast<bool>(bad));
   CHECK(contains(to_string_pretty(bad.error()), "streams_per_gpu"));
+  for (const auto* fraction : {"0", "1.5", "-0.1"}) {
+    CAPTURE(fraction);
+    auto refused = parse_experiment(
+        fmt::format("name = \"d\"\n[data]\nformat = \"synthetic\"\n"
+                    "[scheduler]\ngpu_memory_fraction = {}\n",
+                    fraction),
+        "exp.toml");
+    REQUIRE_FALSE(static_cast<bool>(refused));
+    CHECK(contains(to_string_pretty(refused.error()), "gpu_memory_fraction"));
+  }
+}
+
+TEST_CASE("a device's memory budget: a share of a GPU's, none on a CPU") {
+  CHECK(memory_budget("cpu", 0.9) == 0);
+  if (!has_gpu()) {
+    MESSAGE("no GPU: the GPU half is skipped");
+    return;
+  }
+  auto budget = memory_budget("cuda:0", 0.5);
+  auto total = device_memory_total("cuda:0");
+  REQUIRE(total.has_value());
+  CHECK(budget == static_cast<int64_t>(0.5 * static_cast<double>(*total)));
+  CHECK(budget > 0);
 }
 
 TEST_CASE("a CPU slot's stream is none, a GPU slot's its own") {

@@ -458,6 +458,7 @@ staleness = 2
 slots = 3
 devices = ["cpu"]
 streams_per_gpu = 3
+gpu_memory_fraction = 0.75
 threads_per_slot = 2
 quantum_epochs = 2
 quantum_steps = 10

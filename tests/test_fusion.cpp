@@ -621,3 +621,38 @@ threads_per_slot = 2
   REQUIRE(one.size() == 6);
   CHECK(one == three);
 }
+
+TEST_CASE("a fused group split after running out of memory steps in smaller "
+          "cohorts with the same bits") {
+  std::shared_ptr<const dataset> data = fusion_data(false, 96, 9);
+  std::vector<network_spec> specs;
+  for (uint64_t i = 0; i < 5; ++i) {
+    auto cfg = config_for("mlp", "adam");
+    cfg.train.epochs = 3;
+    specs.push_back(make_spec(i, cfg));
+  }
+  quantum_limits limits;
+  limits.steps = 5;
+  auto reference_group = make_group(specs, data, true);
+  auto reference = run_to_end(reference_group, limits);
+  // Split once before it runs (cohorts of 3 and 2), and twice more midway
+  // (2, 2, 1 then 1s): every member keeps its bits.
+  auto split_group = make_group(specs, data, true);
+  REQUIRE(split_group.split_fused());
+  slot_info slot;
+  slot.device = "cpu";
+  std::map<uint64_t, quantum_outcome> got;
+  for (int q = 0; q < 200; ++q) {
+    if (q == 2 || q == 4)
+      CHECK(split_group.split_fused());
+    auto report = split_group.run_quantum(slot, limits);
+    for (auto& out : report.networks)
+      if (out.progress.finished)
+        got[out.progress.network_id].outcome = out.outcome;
+    if (report.progress.finished)
+      break;
+  }
+  CHECK_FALSE(split_group.split_fused()); // every member steps alone now
+  REQUIRE(got.size() == specs.size());
+  CHECK(final_weights(got) == final_weights(reference));
+}

@@ -213,6 +213,8 @@ template <> struct section<scheduler_options> {
       key("slots", &S::slots, running).in(closed(0, max_slots)),
       key("devices", &S::devices, running),
       key("streams_per_gpu", &S::streams_per_gpu, running).in(closed(1, 64)),
+      key("gpu_memory_fraction", &S::gpu_memory_fraction, running)
+          .in(open_closed(0, 1)),
       key("threads_per_slot", &S::threads_per_slot, running)
           .in(closed(1, max_threads_per_slot)),
       key("quantum_epochs", &S::quantum_epochs, running)

@@ -146,6 +146,10 @@ struct scheduler_options {
   std::vector<std::string> devices;
   /// Slots (streams) each GPU offers.
   int64_t streams_per_gpu = 2;
+  /// The share of each GPU's memory the networks on it may use together:
+  /// a GPU slot is granted only while the estimates (then the measured
+  /// peaks) of the networks on its device fit in it.
+  double gpu_memory_fraction = 0.9;
   /// Intra-op threads of LibTorch inside each slot.
   int64_t threads_per_slot = 1;
   /// Length of a quantum in epochs; ignored when `quantum_steps` > 0.

@@ -392,6 +392,7 @@ void start(coordinator_actor* self) {
     info.device = devices[i];
     info.threads = sched.threads_per_slot;
     info.blas = blas;
+    info.memory_budget = memory_budget(info.device, sched.gpu_memory_fraction);
     auto exec = sys.spawn<caf::detached>(slot_executor, info);
     self->link_to(exec);
     st.executors.push_back(exec);

@@ -3,6 +3,7 @@
 #include <memory>
 
 #include "actortrain/error.hpp"
+#include "platform/device_memory.hpp"
 #include "protocol/type_ids.hpp"
 #include "training/network_runner.hpp"
 #include "training/slot_thread.hpp"
@@ -15,7 +16,10 @@ slot_executor_actor::behavior_type slot_executor(slot_executor_actor::pointer,
   return {
       [=](quantum_atom, quantum_job& job) -> quantum_report {
         auto on_stream = thread->enter();
-        return job.run();
+        device_memory_probe memory{slot.device};
+        auto report = job.run();
+        report.memory_peak = memory.peak();
+        return report;
       },
       [=](quantum_atom, remote_quantum&) -> caf::result<quantum_report> {
         return make_error(errc::cluster_failed,

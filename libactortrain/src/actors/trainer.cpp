@@ -109,6 +109,31 @@ bool end_if_all_cancelled(trainer_actor* self, std::optional<slot_ids> slot) {
   return true;
 }
 
+void fail_all(trainer_actor* self, const slot_ids& slot,
+              const std::vector<uint64_t>& ids, const std::string& reason);
+
+/// Out of device memory: the networks that ran out went back to their last
+/// snapshot, and the scheduler learns it (it gives the group a device to
+/// itself next). Alone on the device already, a fused group steps in
+/// smaller cohorts from now on; one that cannot be made smaller does not
+/// fit the device: the reason its networks fail (empty: they go on).
+std::string note_memory(trainer_actor* self, quantum_report& report) {
+  auto& st = self->state;
+  // What the slot measured (a GPU's); nothing on a CPU.
+  report.progress.memory_bytes = report.memory_peak;
+  report.progress.out_of_memory =
+      std::any_of(report.networks.begin(), report.networks.end(),
+                  [](const quantum_outcome& o) { return o.out_of_memory; });
+  if (!report.progress.out_of_memory || !st.alone || st.group->split_fused())
+    return {};
+  return fmt::format("out of memory on {} with the device to itself (the "
+                     "group's estimate was {:.1f} MB): it does not fit this "
+                     "device; a smaller batch_size, model or fuse group "
+                     "would",
+                     st.device,
+                     static_cast<double>(st.group->info().memory_bytes) / 1e6);
+}
+
 /// Hands a quantum's results on: metrics and checkpoints to the aggregator,
 /// the slot back to the scheduler, then the outcomes.
 void conclude(trainer_actor* self, const slot_ids& slot,
@@ -116,6 +141,7 @@ void conclude(trainer_actor* self, const slot_ids& slot,
   auto& cfg = self->state.config;
   auto& stops = self->state.search_stops;
   self->state.busy = false;
+  auto too_big = note_memory(self, report);
   for (const auto& out : report.networks) {
     self->state.latest[out.progress.network_id] = out.progress;
     if (out.progress.finished)
@@ -151,6 +177,10 @@ void conclude(trainer_actor* self, const slot_ids& slot,
         self->send(cfg.aggregator, outcome_atom_v, std::move(out.outcome));
     if (end_if_all_cancelled(self, slot))
       return;
+    if (!too_big.empty()) {
+      fail_all(self, slot, unfinished_of(self), too_big);
+      return;
+    }
     give_back(self, slot, report.progress);
     return;
   }
@@ -228,7 +258,7 @@ void drop_replayed(trainer_actor* self, quantum_report& report) {
                  ms.begin(), ms.end(),
                  [&](const epoch_metrics& e) { return e.epoch <= seen.epoch; }),
              ms.end());
-    if (out.progress.steps_done <= seen.replay_until) {
+    if (seen.replay_until > 0 && out.progress.steps_done <= seen.replay_until) {
       out.failures.clear();
       out.staleness.clear();
     }
@@ -416,6 +446,8 @@ void run_local(trainer_actor* self, const std::vector<slot_grant>& grants,
     }
     if (self->state.config.cluster)
       book(self, grants.front(), got->report);
+    else
+      drop_replayed(self, got->report);
     conclude(self, ids, got->report);
   };
   for (size_t r = 0; r < here.size(); ++r) {
@@ -540,6 +572,8 @@ void run_at(trainer_actor* self, const std::vector<slot_grant>& grants,
 /// coordinator's copies.
 void start(trainer_actor* self, std::vector<slot_grant> grants) {
   auto& st = self->state;
+  st.device = grants.front().slot.device;
+  st.alone = grants.front().alone;
   if (!st.config.cluster) {
     run_local(self, grants, std::nullopt);
     return;

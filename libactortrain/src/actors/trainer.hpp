@@ -95,6 +95,11 @@ struct trainer_state {
   std::vector<uint64_t> cancels;
   /// A quantum of the group is running (the trainer holds a slot).
   bool busy = false;
+  /// The device of the quantum's slot, and whether the group has it to
+  /// itself (slot_grant::alone): running out of memory alone, the group
+  /// cannot be helped by waiting.
+  std::string device;
+  bool alone = false;
   /// PBT: each network's learner states at its latest interval epochs (the
   /// two newest: a donor that trains on still answers a copy decided just
   /// before), and the copies to make in the next quantum (kept until a

@@ -10,6 +10,7 @@
 
 #include "actortrain/error.hpp"
 #include "cluster/worker_run.hpp"
+#include "platform/device_memory.hpp"
 #include "protocol/slot.hpp"
 #include "protocol/type_ids.hpp"
 #include "training/slot_thread.hpp"
@@ -54,7 +55,9 @@ remote_executor(slot_executor_actor::pointer, slot_info slot,
           quantum_limits limits{q.steps, q.epochs, q.seconds, stopping,
                                 q.search};
           auto started = std::chrono::steady_clock::now();
+          device_memory_probe memory{slot.device};
           auto report = (*group)->run_quantum(slot, limits);
+          report.memory_peak = memory.peak();
           if (auto f = slowdown(); f > 1)
             std::this_thread::sleep_for(
                 (std::chrono::steady_clock::now() - started) * (f - 1));

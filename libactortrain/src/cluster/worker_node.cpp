@@ -156,6 +156,8 @@ worker_node(worker_node_actor::stateful_pointer<worker_node_state> self,
           info.device = (*devices)[i];
           info.threads = setup.exp.scheduler.threads_per_slot;
           info.blas = blas;
+          info.memory_budget = memory_budget(
+              info.device, setup.exp.scheduler.gpu_memory_fraction);
           auto exec =
               self->spawn<caf::detached>(remote_executor, info, served.run);
           served.executors.push_back(exec);

@@ -41,6 +41,12 @@ struct progress_report {
   int64_t state_bytes = 0;
   int64_t moved_bytes = 0;
   double move_seconds = 0;
+  /// Device memory: the bytes the group needs on its slot's device as now
+  /// known (the peak measured on a GPU, doubled after running out; 0: no
+  /// news), and whether the quantum ran out of memory (nothing of it was
+  /// kept: the networks continue from their last snapshot).
+  int64_t memory_bytes = 0;
+  bool out_of_memory = false;
 };
 
 template <class Inspector>
@@ -48,7 +54,7 @@ typename Inspector::result_type inspect(Inspector& f, progress_report& x) {
   return f(caf::meta::type_name("progress_report"), x.network_id, x.steps_done,
            x.steps_total, x.epoch, x.loss, x.seconds_per_step, x.quantum_steps,
            x.quantum_seconds, x.finished, x.epochs, x.done, x.state_bytes,
-           x.moved_bytes, x.move_seconds);
+           x.moved_bytes, x.move_seconds, x.memory_bytes, x.out_of_memory);
 }
 
 /// PBT's exploit, carried out before a quantum trains: a donor's learner
@@ -114,13 +120,18 @@ struct trainer_info {
   /// Whether worker nodes' slots may serve as its replicas (synchronous
   /// replicas; the first slot of a grant is always this process's).
   bool spans_nodes = false;
+  /// Estimated bytes of device memory a quantum of it needs (parameters,
+  /// gradients, optimizer state, activations at its batch size, an
+  /// evaluation chunk; 0: unknown), what GPU admission counts until a
+  /// measured peak replaces it.
+  int64_t memory_bytes = 0;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, trainer_info& x) {
   return f(caf::meta::type_name("trainer_info"), x.network_id, x.steps_total,
            x.cost_hint, x.priority, x.members, x.member_epochs, x.member_lrs,
-           x.member_priorities, x.slots, x.spans_nodes);
+           x.member_priorities, x.slots, x.spans_nodes, x.memory_bytes);
 }
 
 /// What one quantum of training produced: the progress for the scheduler,
@@ -145,13 +156,17 @@ struct quantum_outcome {
   /// this quantum; see quantum_search::keep_every).
   std::vector<char> kept_state;
   int64_t kept_epoch = 0;
+  /// The quantum ran out of device memory: the network kept nothing of it
+  /// and continues from its last snapshot (not counted as a retry).
+  bool out_of_memory = false;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, quantum_outcome& x) {
   return f(caf::meta::type_name("quantum_outcome"), x.progress, x.epochs,
            x.outcome, x.failures, x.checkpoint, x.checkpoint_step,
-           x.checkpoint_retries, x.kept_state, x.kept_epoch, x.staleness);
+           x.checkpoint_retries, x.kept_state, x.kept_epoch, x.staleness,
+           x.out_of_memory);
 }
 
 /// Everything a network's training needs to continue on another node, taken
@@ -186,12 +201,15 @@ struct quantum_report {
   /// On a worker: the seconds the quantum took on its slot (training,
   /// evaluation, checkpoints), so its trainer can tell the round trip apart.
   double slot_seconds = 0;
+  /// On a GPU: the most device memory the quantum added to what was in use
+  /// when it started (0: not measured, e.g. on a CPU).
+  int64_t memory_peak = 0;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, quantum_report& x) {
   return f(caf::meta::type_name("quantum_report"), x.networks, x.progress,
-           x.slot_seconds);
+           x.slot_seconds, x.memory_peak);
 }
 
 /// The aggregator's answer to `status`: networks with an outcome so far.

@@ -24,12 +24,15 @@ struct slot_info {
   /// The BLAS its process multiplies matrices with (blas_description()):
   /// slots with different ones round differently.
   std::string blas;
+  /// Bytes of its device's memory the networks on that device may use
+  /// together (scheduler.gpu_memory_fraction of a GPU's); 0: no limit.
+  int64_t memory_budget = 0;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, slot_info& x) {
   return f(caf::meta::type_name("slot_info"), x.id, x.device, x.threads, x.node,
-           x.blas);
+           x.blas, x.memory_budget);
 }
 
 /// The scheduler's grant of a slot to a trainer: the slot, the actor that
@@ -39,11 +42,15 @@ struct slot_grant {
   slot_info slot;
   slot_executor_actor executor;
   state_keeper_actor keeper;
+  /// The trainer has the slot's device to itself for this grant (it ran out
+  /// of memory beside others before).
+  bool alone = false;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, slot_grant& x) {
-  return f(caf::meta::type_name("slot_grant"), x.slot, x.executor, x.keeper);
+  return f(caf::meta::type_name("slot_grant"), x.slot, x.executor, x.keeper,
+           x.alone);
 }
 
 /// A snapshot of the scheduler, for progress displays and tests.
@@ -80,13 +87,21 @@ struct scheduler_status {
   /// the trainers reported moving.
   int64_t moves = 0;
   int64_t moved_bytes = 0;
+  /// Device memory: times the trainer first in line waited because its
+  /// estimate did not fit its device's budget beside the others, quanta
+  /// that ran out of memory, and grants of a whole device to one trainer
+  /// after that.
+  int64_t memory_waits = 0;
+  int64_t out_of_memory = 0;
+  int64_t alone_grants = 0;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, scheduler_status& x) {
   return f(caf::meta::type_name("scheduler_status"), x.slots, x.busy, x.waiting,
            x.grants, x.peak_busy, x.steps_done, x.holders, x.gang_grants,
-           x.longest_gang_wait, x.moves, x.moved_bytes);
+           x.longest_gang_wait, x.moves, x.moved_bytes, x.memory_waits,
+           x.out_of_memory, x.alone_grants);
 }
 
 } // namespace actortrain

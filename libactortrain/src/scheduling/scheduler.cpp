@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <limits>
+#include <utility>
 
 #include <caf/event_based_actor.hpp>
 #include <caf/send.hpp>
@@ -260,13 +261,53 @@ void replay(scheduler_self* self) {
   }
 }
 
-/// Marks `slot` held by `w`.
-void hold(scheduler_self* self, uint32_t slot, const waiting_trainer& w) {
+/// Trainer `id`'s device memory need in bytes (0: unknown).
+int64_t memory_need(const scheduler_state& st, uint64_t id) {
+  auto i = st.memory_need.find(id);
+  return i == st.memory_need.end() ? 0 : i->second;
+}
+
+/// Whether `slot`'s device has room for trainer `id` now. Nothing joins a
+/// trainer that has the device to itself; one that needs the device alone
+/// gets it empty; any other fits when its need and what the device's
+/// holders were admitted with stay within the device's budget, or when the
+/// device is empty (a network larger than the budget runs alone rather
+/// than never).
+bool admits(const scheduler_state& st, uint32_t slot, uint64_t id) {
+  if (!st.memory_limited)
+    return true;
+  const auto& info = st.slots[slot].grant.slot;
+  int64_t used = 0;
+  int64_t holders = 0;
+  for (const auto& other : st.slots) {
+    const auto& o = other.grant.slot;
+    if (!other.held.trainer || o.node != info.node || o.device != info.device)
+      continue;
+    if (other.held.alone)
+      return false;
+    ++holders;
+    used += other.held.memory;
+  }
+  if (st.alone.count(id) > 0)
+    return holders == 0;
+  return info.memory_budget <= 0 || holders == 0 ||
+         used + memory_need(st, id) <= info.memory_budget;
+}
+
+/// Marks `slot` held by `w`, admitted with its memory need; returns the
+/// grant to send.
+slot_grant hold(scheduler_self* self, uint32_t slot, const waiting_trainer& w) {
   auto& st = self->state;
-  st.slots[slot].held = {w.trainer.address(), w.network_id, now(self)};
+  bool alone = st.alone.count(w.network_id) > 0;
+  st.slots[slot].held = {w.trainer.address(), w.network_id, now(self),
+                         memory_need(st, w.network_id), alone};
   ++st.stats.grants;
   ++st.stats.busy;
   st.stats.peak_busy = std::max(st.stats.peak_busy, st.stats.busy);
+  st.stats.alone_grants += alone ? 1 : 0;
+  auto grant = st.slots[slot].grant;
+  grant.alone = alone;
+  return grant;
 }
 
 /// Grants `w` the `need` slots it needs at once, when enough are free; false
@@ -287,6 +328,9 @@ bool grant_together(scheduler_self* self, const waiting_trainer& w,
   auto usable = [&](const auto& s) {
     return s.local || spans;
   };
+  auto admitted = [&](uint32_t i) {
+    return admits(st, i, w.network_id);
+  };
   auto local_alive =
       std::count_if(st.slots.begin(), st.slots.end(),
                     [](const auto& s) { return s.local && !s.dead; });
@@ -296,7 +340,7 @@ bool grant_together(scheduler_self* self, const waiting_trainer& w,
   std::vector<uint32_t> local;
   std::vector<uint32_t> remote;
   for (auto i : st.free)
-    if (usable(st.slots[i]))
+    if (usable(st.slots[i]) && admitted(i))
       (st.slots[i].local ? local : remote).push_back(i);
   std::vector<slot_grant> grants;
   auto want = spans ? std::min<int64_t>(need, alive) : need;
@@ -318,8 +362,7 @@ bool grant_together(scheduler_self* self, const waiting_trainer& w,
           std::max(st.stats.longest_gang_wait, std::max(0.0, waited));
       st.free.erase(std::remove(st.free.begin(), st.free.end(), i),
                     st.free.end());
-      hold(self, i, w);
-      grants.push_back(st.slots[i].grant);
+      grants.push_back(hold(self, i, w));
     }
     ++st.stats.gang_grants;
   }
@@ -354,13 +397,15 @@ bool grant_by_affinity(scheduler_self* self) {
     auto node = node_of(st, slot);
     auto w = st.policy->next_if([&](const waiting_trainer& w) {
       auto h = st.home.find(w.network_id);
-      return h == st.home.end() || h->second == node ||
-             st.slots_needed[w.network_id] > 1;
+      if (st.slots_needed[w.network_id] > 1)
+        return true;
+      return (h == st.home.end() || h->second == node) &&
+             admits(st, slot, w.network_id);
     });
     bool moves = false;
     if (!w) {
       w = st.policy->next_if([&](const waiting_trainer& w) {
-        return move_pays(st, w.network_id);
+        return move_pays(st, w.network_id) && admits(st, slot, w.network_id);
       });
       moves = w.has_value();
     }
@@ -374,8 +419,7 @@ bool grant_by_affinity(scheduler_self* self) {
     st.free.erase(k);
     st.stats.moves += moves ? 1 : 0;
     st.home[w->network_id] = node;
-    hold(self, slot, *w);
-    caf::anon_send(w->trainer, grant_atom_v, st.slots[slot].grant);
+    caf::anon_send(w->trainer, grant_atom_v, hold(self, slot, *w));
     return true;
   }
   return false;
@@ -402,7 +446,9 @@ void dispatch(scheduler_self* self) {
         return;
       continue;
     }
-    auto w = st.policy->next();
+    bool waited = st.memory_waiter.has_value();
+    auto w = waited ? std::exchange(st.memory_waiter, std::nullopt)
+                    : st.policy->next();
     if (!w)
       return;
     if (auto need = st.slots_needed[w->network_id]; need > 1) {
@@ -410,12 +456,19 @@ void dispatch(scheduler_self* self) {
       st.gang = std::move(w);
       continue;
     }
-    auto slot = st.free.front();
-    st.free.pop_front();
-    hold(self, slot, *w);
+    auto k = std::find_if(st.free.begin(), st.free.end(), [&](uint32_t s) {
+      return admits(st, s, w->network_id);
+    });
+    if (k == st.free.end()) {
+      st.stats.memory_waits += waited ? 0 : 1;
+      st.memory_waiter = std::move(w);
+      return;
+    }
+    auto slot = *k;
+    st.free.erase(k);
     // Trainers are dynamically typed: a typed actor reaches them with
     // anon_send (a trainer does not need to know the sender).
-    caf::anon_send(w->trainer, grant_atom_v, st.slots[slot].grant);
+    caf::anon_send(w->trainer, grant_atom_v, hold(self, slot, *w));
   }
 }
 
@@ -454,6 +507,24 @@ bool lose_slots(scheduler_self* self, const caf::actor_addr& source) {
   return found;
 }
 
+/// What a release says about the trainer's device memory: after running out
+/// of memory it needs twice what it was admitted with (or what was
+/// measured) and a device to itself; a measured peak without running out is
+/// its need from now on, beside others again.
+void note_memory(scheduler_state& st, const progress_report& progress) {
+  auto id = progress.network_id;
+  if (progress.out_of_memory) {
+    ++st.stats.out_of_memory;
+    st.memory_need[id] =
+        std::max(2 * memory_need(st, id), progress.memory_bytes);
+    st.alone.insert(id);
+    st.memory_limited = true;
+  } else if (progress.memory_bytes > 0) {
+    st.memory_need[id] = progress.memory_bytes;
+    st.alone.erase(id);
+  }
+}
+
 /// A trainer gives `slots` (one, or the ones granted together) back with
 /// the progress it made.
 void release(scheduler_self* self, const std::vector<uint32_t>& slots,
@@ -473,6 +544,7 @@ void release(scheduler_self* self, const std::vector<uint32_t>& slots,
   auto& last = st.steps[progress.network_id];
   st.stats.steps_done += progress.steps_done - last;
   last = progress.steps_done;
+  note_memory(st, progress);
   if (st.several_nodes) {
     st.state_bytes[progress.network_id] = progress.state_bytes;
     st.stats.moved_bytes += progress.moved_bytes;
@@ -505,6 +577,8 @@ void release(scheduler_self* self, const std::vector<uint32_t>& slots,
     carry_out(self, std::move(decided));
   }
   if (progress.finished) {
+    st.memory_need.erase(progress.network_id);
+    st.alone.erase(progress.network_id);
     st.home.erase(progress.network_id);
     st.state_bytes.erase(progress.network_id);
     st.policy->forget(progress.network_id);
@@ -534,6 +608,7 @@ void add_slot(scheduler_self* self, slot_grant grant) {
     self->monitor(grant.executor);
     st.several_nodes = true;
   }
+  st.memory_limited = st.memory_limited || grant.slot.memory_budget > 0;
   st.slots.push_back({std::move(grant), {}, false, now(self), local});
   st.free.push_back(i);
   ++st.stats.slots;
@@ -567,6 +642,8 @@ scheduler(scheduler_actor::stateful_pointer<scheduler_state> self,
     st.policy->remove(dm.source);
     if (st.gang && st.gang->trainer.address() == dm.source)
       st.gang.reset();
+    if (st.memory_waiter && st.memory_waiter->trainer.address() == dm.source)
+      st.memory_waiter.reset();
     // A trainer that died before asking must not hold back the start gate.
     if (st.arrived < st.start_after)
       --st.start_after;
@@ -615,6 +692,7 @@ scheduler(scheduler_actor::stateful_pointer<scheduler_state> self,
         }
         st.members_of[info.network_id] = info.members;
         st.slots_needed[info.network_id] = std::max<int64_t>(1, info.slots);
+        st.memory_need[info.network_id] = info.memory_bytes;
         if (info.spans_nodes)
           st.spans_nodes.insert(info.network_id);
         if (!info.members.empty())
@@ -686,8 +764,8 @@ scheduler(scheduler_actor::stateful_pointer<scheduler_state> self,
       [=](status_atom) {
         auto& st = self->state;
         auto s = st.stats;
-        s.waiting =
-            static_cast<int64_t>(st.policy->waiting()) + (st.gang ? 1 : 0);
+        s.waiting = static_cast<int64_t>(st.policy->waiting()) +
+                    (st.gang ? 1 : 0) + (st.memory_waiter ? 1 : 0);
         for (const auto& slot : st.slots)
           if (slot.held.trainer)
             s.holders.push_back({slot.grant.slot.id, slot.grant.slot.device,

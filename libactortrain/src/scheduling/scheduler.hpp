@@ -21,11 +21,14 @@
 namespace actortrain {
 
 struct scheduler_state {
-  /// Who holds a slot, and since when.
+  /// Who holds a slot, and since when; the device memory it was admitted
+  /// with, and whether it has the device to itself.
   struct holder {
     caf::actor_addr trainer;
     uint64_t network_id = 0;
     double since = 0;
+    int64_t memory = 0;
+    bool alone = false;
   };
 
   /// One slot: what a grant hands out, who holds it, and whether it is dead
@@ -67,6 +70,19 @@ struct scheduler_state {
   /// slot frees within a quantum, so a freed slot waits at most that long).
   std::optional<waiting_trainer> gang;
   double gang_since = 0;
+  // -- Device memory (GPU slots have a budget: slot_info::memory_budget) ---
+  /// Some slot has a memory budget or some trainer needs a device alone:
+  /// grants check device memory (otherwise they skip it).
+  bool memory_limited = false;
+  /// Each trainer's need in bytes: its estimate, then what it reports.
+  std::unordered_map<uint64_t, int64_t> memory_need;
+  /// Trainers that ran out of memory beside others: they get a device to
+  /// themselves until a measured peak says what they need.
+  std::unordered_set<uint64_t> alone;
+  /// The trainer first in line whose need fits no free slot's device now:
+  /// nothing else is granted until one does (memory frees within a
+  /// quantum), so a large network is never passed over for good.
+  std::optional<waiting_trainer> memory_waiter;
   // -- Affinity, with slots on several nodes (worker nodes joined) ---------
   bool several_nodes = false;
   /// The node of each trainer's last grant, where its live state stays.
@@ -155,6 +171,19 @@ struct scheduler_state {
 /// donor, version, lr factor, the donor's trainer); the trainer copies the
 /// donor's state from the donor's trainer and answers (exploited_atom,
 /// recipient, reason: "" when made), and only then is it queued again.
+///
+/// Device memory: a slot whose slot_info::memory_budget is set (a GPU's
+/// share, scheduler.gpu_memory_fraction) is granted only while the memory
+/// needs of the trainers holding its device's slots, plus the newcomer's,
+/// stay within it (trainer_info::memory_bytes, an estimate, replaced by the
+/// peak measured on the device, progress_report::memory_bytes). When the
+/// trainer first in line fits no free slot, nothing else is granted until it
+/// does (a quantum frees memory), so a large network is never passed over
+/// for good; an empty device takes any one trainer. A trainer whose quantum
+/// ran out of memory (progress_report::out_of_memory) needs twice as much
+/// from then on and the next devices it gets to itself (slot_grant::alone),
+/// until a measured peak says what it needs. Without budgets and out of
+/// memory errors (CPU runs) none of this costs a thing.
 ///
 /// A resumed run's search starts from `history`: before the first grant it
 /// replays the epochs reported before (epoch by epoch, in network-id

@@ -9,6 +9,7 @@
 #include <torch/cuda.h>
 
 #include "actortrain/error.hpp"
+#include "platform/device_memory.hpp"
 
 namespace actortrain {
 
@@ -81,6 +82,12 @@ slot_devices(const std::vector<std::string>& devices, int64_t cpu_slots,
     slots.insert(slots.end(), static_cast<size_t>(n), d);
   }
   return slots;
+}
+
+int64_t memory_budget(const std::string& device, double fraction) {
+  auto total = device_memory_total(device);
+  return total ? static_cast<int64_t>(fraction * static_cast<double>(*total))
+               : 0;
 }
 
 std::string describe_slots(const std::vector<std::string>& slot_devices) {

@@ -18,6 +18,10 @@ caf::expected<std::vector<std::string>>
 slot_devices(const std::vector<std::string>& devices, int64_t cpu_slots,
              int64_t streams_per_gpu);
 
+/// The bytes of `device`'s memory its networks may use together: `fraction`
+/// of a GPU's memory; 0 (no limit) for a CPU or where it is not known.
+int64_t memory_budget(const std::string& device, double fraction);
+
 /// "2 slots on cpu, 4 on cuda:0" for the app and a worker to show.
 std::string describe_slots(const std::vector<std::string>& slot_devices);
 

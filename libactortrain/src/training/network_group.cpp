@@ -65,11 +65,24 @@ trainer_info network_group::info() const {
     result.member_lrs.push_back(m->spec().config.optimizer.lr);
     result.member_priorities.push_back(m->spec().config.train.priority);
   }
+  for (const auto& m : members_)
+    result.memory_bytes += m->memory_estimate();
   result.slots = slots_needed();
   result.spans_nodes =
       result.slots > 1 &&
       members_.front()->spec().config.train.sync != sync_kind::async;
   return result;
+}
+
+bool network_group::split_fused() {
+  size_t fused = 0;
+  for (size_t i = 0; i < members_.size(); ++i)
+    fused += fused_path_[i] && !members_[i]->done() ? 1 : 0;
+  auto now = std::min(max_cohort_, fused);
+  if (now <= 1)
+    return false;
+  max_cohort_ = (now + 1) / 2;
+  return true;
 }
 
 std::vector<uint64_t> network_group::unfinished() const {
@@ -156,10 +169,17 @@ quantum_report network_group::run_quantum(const slot_info& slot,
       cohorts[{m.step(), m.train_samples(), m.spec().config.train.batch_size}]
           .push_back(i);
   }
+  // After running out of memory, a cohort steps in parts (split_fused).
   for (auto& [key, cohort] : cohorts)
-    if (!run_fused(cohort, limits, outs))
-      for (auto i : cohort)
-        run_alone(i, limits, outs);
+    for (size_t at = 0; at < cohort.size(); at += max_cohort_) {
+      std::vector<size_t> part(
+          cohort.begin() + static_cast<std::ptrdiff_t>(at),
+          cohort.begin() + static_cast<std::ptrdiff_t>(
+                               std::min(cohort.size(), at + max_cohort_)));
+      if (!run_fused(part, limits, outs))
+        for (auto i : part)
+          run_alone(i, limits, outs);
+    }
   for (auto i : active) {
     if (fused_path_[i])
       continue;

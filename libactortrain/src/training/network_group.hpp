@@ -1,6 +1,7 @@
 #pragma once
 
 #include <functional>
+#include <limits>
 #include <memory>
 #include <vector>
 
@@ -71,6 +72,11 @@ public:
     return members_.size();
   }
 
+  /// After running out of device memory with a device to itself: members
+  /// step fused in cohorts of half the size they had (their numbers do not
+  /// change: see above). False when every member steps alone already.
+  bool split_fused();
+
   /// Ids of the networks that are not done yet.
   std::vector<uint64_t> unfinished() const;
 
@@ -122,6 +128,8 @@ private:
   std::unique_ptr<parameter_server> server_;
   /// Indices into members_ of the fused model's members, in its order.
   std::vector<size_t> fused_members_;
+  /// The most members one fused cohort steps at once (split_fused).
+  size_t max_cohort_ = std::numeric_limits<size_t>::max();
 };
 
 } // namespace actortrain

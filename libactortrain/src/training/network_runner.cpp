@@ -6,6 +6,7 @@
 #include <ATen/CPUGeneratorImpl.h>
 #include <fmt/format.h>
 #include <fmt/ranges.h>
+#include <torch/csrc/jit/serialization/import.h>
 
 #include "actortrain/error.hpp"
 #include "actortrain/learner.hpp"
@@ -60,6 +61,27 @@ double network_runner::cost_hint() const {
   return builtin_model_cost(spec_.config.model, *data_) * batch;
 }
 
+/// Rows an evaluation runs through the model at once (evaluate()).
+constexpr int64_t evaluation_chunk = 1024;
+
+int64_t network_runner::memory_estimate() const {
+  if (make_learner_)
+    return 0;
+  auto batch = spec_.config.train.batch_size;
+  if (script_) {
+    // Weights, gradients and two optimizer moments; a batch's inputs,
+    // training and evaluating.
+    auto inputs = static_cast<double>(data_->features());
+    return static_cast<int64_t>(
+        4.0 * (4.0 * static_cast<double>(script_->parameters) +
+               2.0 * static_cast<double>(batch + evaluation_chunk) * inputs));
+  }
+  auto plan = builtin_model_plan(spec_.config.model, *data_);
+  return static_cast<int64_t>(plan.training_bytes(batch) +
+                              4.0 * static_cast<double>(evaluation_chunk) *
+                                  plan.activations());
+}
+
 trainer_info network_runner::info() const {
   trainer_info result;
   result.network_id = spec_.id;
@@ -83,6 +105,18 @@ void network_runner::end_quantum(const quantum_mark& mark,
 void network_runner::on_exception(quantum_outcome& out, std::exception_ptr e) {
   try {
     std::rethrow_exception(e);
+  } catch (const c10::OutOfMemoryError& e) {
+    // Not the network's fault: the device was too full. It keeps nothing
+    // of this quantum and continues from its last snapshot, the same bits
+    // as if this had not happened, once the scheduler finds it room.
+    auto from = last_good_.empty() ? 0 : last_snapshot_step_;
+    out.failures.push_back(fmt::format(
+        "out of memory on {} at epoch {}, step {}: waits for memory, then "
+        "continues from step {} ({})",
+        device_.str(), st_.step / steps_per_epoch_ + 1, st_.step, from,
+        describe(e)));
+    out.out_of_memory = true;
+    roll_back();
   } catch (const non_finite_loss& e) {
     on_failure(out, e.what());
   } catch (const std::exception& e) {
@@ -125,7 +159,7 @@ void network_runner::prepare(const slot_info& slot) {
   transplant_.reset();
   copied_since_snapshot_ = true;
   torch::serialize::InputArchive archive;
-  archive.load_from(t.learner.data(), t.learner.size());
+  archive.load_from(t.learner.data(), t.learner.size(), device_);
   learner_->load(archive);
   if (t.lr_factor != 1)
     learner_->scale_learning_rate(t.lr_factor);
@@ -135,13 +169,31 @@ void network_runner::transplant(std::vector<char> learner, double lr_factor) {
   transplant_ = pending_transplant{std::move(learner), lr_factor};
 }
 
+namespace {
+
+/// An archive's bytes with every tensor on the CPU: what a runner on a GPU
+/// stores and sends, so that any machine reads it (Python's torch.load
+/// included, without a map_location). On a CPU, the bytes as they are.
+std::vector<char> host_bytes(torch::serialize::OutputArchive& archive,
+                             const torch::Device& device) {
+  std::ostringstream os;
+  archive.save_to(os);
+  if (!device.is_cpu()) {
+    std::istringstream in{os.str()};
+    auto module = torch::jit::load(in, torch::Device{torch::kCPU});
+    os = std::ostringstream{};
+    module.save(os);
+  }
+  auto str = os.str();
+  return std::vector<char>(str.begin(), str.end());
+}
+
+} // namespace
+
 std::vector<char> network_runner::learner_bytes() {
   torch::serialize::OutputArchive archive;
   learner_->save(archive);
-  std::ostringstream os;
-  archive.save_to(os);
-  auto str = os.str();
-  return std::vector<char>(str.begin(), str.end());
+  return host_bytes(archive, device_);
 }
 
 void network_runner::build_and_restore(const slot_info& slot) {
@@ -194,6 +246,13 @@ void network_runner::on_failure(quantum_outcome& out,
     return;
   }
   ++retries_;
+  roll_back();
+  out.failures.push_back(fmt::format(
+      "{}; retry {} of {} from step {}", reason, retries_, train.max_retries,
+      last_good_.empty() ? 0 : last_snapshot_step_));
+}
+
+void network_runner::roll_back() {
   // The next quantum rebuilds the learner and continues from the last good
   // snapshot, or from the start when there is none.
   learner_.reset();
@@ -206,9 +265,6 @@ void network_runner::on_failure(quantum_outcome& out,
     last_snapshot_step_ = 0;
     snapshot_retries_ = 0;
   }
-  out.failures.push_back(fmt::format(
-      "{}; retry {} of {} from step {}", reason, retries_, train.max_retries,
-      last_good_.empty() ? 0 : last_snapshot_step_));
 }
 
 namespace {
@@ -300,15 +356,14 @@ std::vector<char> network_runner::encode() {
     archive.write(name,
                   torch::tensor({static_cast<double>(x)}, torch::kFloat64));
   });
-  std::ostringstream os;
-  archive.save_to(os);
-  auto str = os.str();
-  return std::vector<char>(str.begin(), str.end());
+  return host_bytes(archive, device_);
 }
 
 void network_runner::restore(const std::vector<char>& bytes) {
+  // Onto this runner's device, whichever device wrote it (a GPU run
+  // resumes on a CPU machine and the reverse).
   torch::serialize::InputArchive archive;
-  archive.load_from(bytes.data(), bytes.size());
+  archive.load_from(bytes.data(), bytes.size(), device_);
   auto scalar = [&](const char* name) {
     torch::Tensor t;
     archive.read(name, t);
@@ -487,7 +542,7 @@ network_runner::evaluation network_runner::evaluate(const torch::Tensor& x,
   const auto& d = *data_;
   // Bounds evaluation memory; small enough that its tensors stay in the
   // allocator's heap (and the cache) instead of being mapped per chunk.
-  constexpr int64_t chunk = 1024;
+  constexpr int64_t chunk = evaluation_chunk;
   std::vector<torch::Tensor> outs;
   auto n = x.size(0);
   for (int64_t i = 0; i < n; i += chunk) {

@@ -187,12 +187,22 @@ public:
   /// multiply-adds of a built-in model's batch, a TorchScript module's
   /// parameters times the batch.
   double cost_hint() const;
+  /// Device memory a quantum needs, estimated before the network has run:
+  /// a built-in model's parameters, gradients and optimizer state, its
+  /// activations at the batch size and over an evaluation chunk; a
+  /// TorchScript module's parameters likewise and its inputs; 0 for a
+  /// custom learner (unknown until measured on a GPU).
+  int64_t memory_estimate() const;
 
 private:
   /// prepare() but the transplant: builds the learner, restores a snapshot.
   void build_and_restore(const slot_info& slot);
-  /// Retries or fails the network for the exception `e`.
+  /// Retries or fails the network for the exception `e`; out of device
+  /// memory, it goes back to its last snapshot without a retry.
   void on_exception(quantum_outcome& out, std::exception_ptr e);
+  /// Forgets the learner and everything since the last good snapshot: the
+  /// next quantum continues from there (from the start without one).
+  void roll_back();
 
   /// Everything about the training so far that a snapshot must restore.
   struct training_state {
