@@ -109,4 +109,12 @@ try:
 except Exception as e:
     print(f"smoke: no comparison ({e})")
 PY
+log "the GPU run continued on the CPU (no GPU visible), one epoch more"
+rm -rf "$work/smoke-gpu-then-cpu"
+cp -r "$work/smoke-cuda:0" "$work/smoke-gpu-then-cpu"
+CUDA_VISIBLE_DEVICES="" "$app" continue "$work/smoke-gpu-then-cpu" --epochs 4 \
+  --quiet > "$out/continue-on-cpu.log" 2>&1
+echo "continue on the CPU: exit $?" | tee -a "$out/summary.txt"
+tail -3 "$out/continue-on-cpu.log" >> "$out/summary.txt"
+
 log "done: $out"

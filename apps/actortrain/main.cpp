@@ -63,6 +63,7 @@ constexpr const char* usage = R"(usage:
                  [--workers HOST:PORT,... | --workers-file FILE]
                  [--no-local] [TLS]
   actortrain continue DIR --epochs N [--slots N] [--quiet]
+                 [--devices auto|cpu,cuda,cuda:N,...]
                  (a finished run trained on to N epochs: its networks go
                   on from their final states)
   actortrain worker [--port P] [--bind ADDR] [--slots K] [--once]
