@@ -6,14 +6,21 @@
 //
 // usage: bench_peer_workloads {cpp|actortrain-unfused|actortrain-fused}
 //                             WORKLOAD [threads=2] [keep_output_dir]
+//                             [--device cpu|cuda:N] [--streams K]
+//
+// --device trains on a GPU (actortrain: scheduler.devices, K slots of their
+// own streams; the C++ loop: data and network on it); `threads` is then the
+// C++ loop's intra-op threads only.
 
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <string>
 #include <sys/resource.h>
 #include <unistd.h>
+#include <vector>
 
 #include <actortrain/actortrain.hpp>
 #include <actortrain/dataset.hpp>
@@ -40,17 +47,21 @@ double peak_mb() {
 }
 
 data_options data_for(const std::string& name) {
+  // Debian's packages' files; under ACTORTRAIN_BENCH_DATA_ROOT where the
+  // packages were unpacked rather than installed (scripts/gpu-check.sh).
+  const char* env = std::getenv("ACTORTRAIN_BENCH_DATA_ROOT");
+  const std::string root = env ? env : "";
   data_options d;
   if (name == "digits") {
     d.format = data_format::csv;
-    d.train = "/usr/lib/python3/dist-packages/sklearn/datasets/data/"
-              "digits.csv.gz";
+    d.train = root + "/usr/lib/python3/dist-packages/sklearn/datasets/data/"
+                     "digits.csv.gz";
     d.label_column = -1;
     d.header = csv_header::no;
     d.test_fraction = 0.2;
     return d;
   }
-  const std::string dir = "/usr/share/datasets/fashion-mnist/";
+  const std::string dir = root + "/usr/share/datasets/fashion-mnist/";
   d.format = data_format::idx;
   d.train = dir + "train-images-idx3-ubyte.gz";
   d.train_labels = dir + "train-labels-idx1-ubyte.gz";
@@ -79,8 +90,14 @@ network_config config_for(const json& w, const json& arch) {
 
 /// The workload through actortrain's run(): data loading, store, actors,
 /// scheduling, weights files and results included.
+/// Where a system trains: the CPU, or a GPU with `streams` slots.
+struct placement {
+  std::string device = "cpu";
+  int64_t streams = 2;
+};
+
 json with_actortrain(const json& w, bool fuse, int64_t threads,
-                     const std::string& keep) {
+                     const std::string& keep, const placement& where) {
   experiment exp;
   exp.name = "peer-workload";
   exp.data = data_for(w["data"]);
@@ -94,6 +111,8 @@ json with_actortrain(const json& w, bool fuse, int64_t threads,
   exp.base = exp.variants.front();
   exp.scheduler.slots = threads;
   exp.scheduler.threads_per_slot = 1;
+  exp.scheduler.devices = {where.device};
+  exp.scheduler.streams_per_gpu = where.streams;
   auto dir = keep.empty() ? fs::temp_directory_path() /
                                 fmt::format("actortrain-peers-{}", ::getpid())
                           : fs::path{keep};
@@ -116,14 +135,18 @@ json with_actortrain(const json& w, bool fuse, int64_t threads,
 }
 
 /// The hand-written loop: each network in turn, LibTorch's intra-op threads.
-json hand_written(const json& w, int64_t threads) {
+json hand_written(const json& w, int64_t threads, const placement& where) {
   auto opts = data_for(w["data"]);
   auto loaded = load_dataset(opts);
   if (!loaded) {
     std::fprintf(stderr, "%s\n", to_string_pretty(loaded.error()).c_str());
     std::exit(1);
   }
-  const auto& d = **loaded;
+  torch::Device device{where.device};
+  // On a GPU the data goes there once, as a hand-written loop would do.
+  auto d = **loaded;
+  for (auto* t : {&d.train_x, &d.train_y, &d.test_x, &d.test_y})
+    *t = t->to(device);
   at::set_num_threads(static_cast<int>(threads));
   int64_t batch = w["batch_size"];
   int64_t epochs = w["epochs"];
@@ -145,10 +168,13 @@ json hand_written(const json& w, int64_t threads) {
       // default initialisation, as a hand-written loop would have.
       auto net =
           build_builtin_model(builtin_model_plan(config_for(w, arch).model, d));
+      net->to(device);
+      shard = shard.to(device);
       torch::optim::Adam opt(net->parameters(),
                              torch::optim::AdamOptions(1e-3));
       for (int64_t e = 0; e < epochs; ++e) {
-        auto order = shard.index_select(0, torch::randperm(shard.size(0)));
+        auto order =
+            shard.index_select(0, torch::randperm(shard.size(0)).to(device));
         for (int64_t s = 0; s < order.size(0); s += batch) {
           auto idx = order.slice(0, s, s + batch);
           opt.zero_grad();
@@ -164,6 +190,8 @@ json hand_written(const json& w, int64_t threads) {
       net->forward(d.test_x).argmax(1).eq(d.test_y).to(torch::kFloat).mean();
     }
   }
+  if (device.is_cuda())
+    torch::cuda::synchronize();
   return {{"network_steps", steps}, {"seconds", seconds_since(t0)}};
 }
 
@@ -177,23 +205,38 @@ int main(int argc, char** argv) {
                  argv[0]);
     return 2;
   }
-  std::string system = argv[1];
-  std::string name = argv[2];
-  int64_t threads = argc > 3 ? std::stoll(argv[3]) : 2;
+  std::vector<std::string> positional;
+  placement where;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a == "--device" && i + 1 < argc)
+      where.device = argv[++i];
+    else if (a == "--streams" && i + 1 < argc)
+      where.streams = std::stoll(argv[++i]);
+    else
+      positional.push_back(a);
+  }
+  if (positional.size() < 2)
+    return 2;
+  std::string system = positional[0];
+  std::string name = positional[1];
+  int64_t threads = positional.size() > 2 ? std::stoll(positional[2]) : 2;
   // actortrain's results stay there for `actortrain results DIR`.
-  std::string keep = argc > 4 ? argv[4] : "";
+  std::string keep = positional.size() > 3 ? positional[3] : "";
   std::ifstream in{std::string{ACTORTRAIN_SOURCE_DIR} +
                    "/benchmarks/peers/workloads.json"};
   auto w = json::parse(in).at(name);
   json result;
   if (system == "cpp")
-    result = hand_written(w, threads);
+    result = hand_written(w, threads, where);
   else if (system == "actortrain-unfused" || system == "actortrain-fused")
-    result = with_actortrain(w, system == "actortrain-fused", threads, keep);
+    result =
+        with_actortrain(w, system == "actortrain-fused", threads, keep, where);
   else
     return 2;
   result["system"] = system;
   result["workload"] = name;
+  result["device"] = where.device;
   result["peak_mb"] = peak_mb();
   std::printf("%s\n", result.dump().c_str());
   return 0;

@@ -64,7 +64,8 @@ def main():
     args = ap.parse_args()
     with open(os.path.join(HERE, "peers", "workloads.json")) as f:
         workloads = {k: v for k, v in json.load(f).items() if not k.startswith("_")}
-    names = args.workloads or list(workloads)
+    # GPU workloads (benchmarks/run_gpu.py) run only when named.
+    names = args.workloads or [k for k, v in workloads.items() if not v.get("gpu")]
     print(f"threads per system: {args.threads}; best of {args.repeat} run(s); "
           f"OpenBLAS kernels: {ENV.get('OPENBLAS_CORETYPE', 'its own choice')}\n")
     for name in names:

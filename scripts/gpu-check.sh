@@ -3,7 +3,8 @@
 # (its LibTorch is the one built against), CMake and a folder of Debian .deb
 # files (scripts/fetch-gpu-debs.sh, run where apt works): unpacks the .debs,
 # configures and builds against the CUDA LibTorch, runs the device tests
-# (GPU halves included) and a GPU smoke run beside the same run on the CPU,
+# (GPU halves included), a GPU smoke run beside the same run on the CPU, the
+# GPU run continued on the CPU, and the GPU benchmark (benchmarks/run_gpu.py),
 # and writes everything to OUT for docs/benchmarks.md. Every step runs even
 # when one before it failed, so one try says as much as it can.
 #
@@ -116,5 +117,12 @@ CUDA_VISIBLE_DEVICES="" "$app" continue "$work/smoke-gpu-then-cpu" --epochs 4 \
   --quiet > "$out/continue-on-cpu.log" 2>&1
 echo "continue on the CPU: exit $?" | tee -a "$out/summary.txt"
 tail -3 "$out/continue-on-cpu.log" >> "$out/summary.txt"
+
+log "GPU benchmark: 1,660 MLPs, actortrain fused and unfused, vmap, a Python loop"
+ACTORTRAIN_BENCH_DATA_ROOT="$deps" timeout 420 python3 \
+  "$src/benchmarks/run_gpu.py" --build "$work/build" --timeout 80 \
+  > "$out/benchmark.md" 2> "$out/benchmark.log"
+echo "benchmark: exit $?" | tee -a "$out/summary.txt"
+cat "$out/benchmark.md" >> "$out/summary.txt"
 
 log "done: $out"

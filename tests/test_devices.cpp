@@ -13,6 +13,7 @@
 #include "actortrain/error.hpp"
 #include "actortrain/experiment.hpp"
 #include "actortrain/run.hpp"
+#include "data/dataset_on_device.hpp"
 #include "platform/device_memory.hpp"
 #include "setup/devices.hpp"
 #include "test_support.hpp"
@@ -166,4 +167,42 @@ TEST_CASE("the app and a worker take --devices, and name a bad one") {
   CHECK(worker.exit_code != 0);
   CHECK_MESSAGE(contains(worker.output, "'tpu' is not a device"),
                 worker.output);
+}
+
+TEST_CASE("the data goes to a device once, shared by its networks, and is "
+          "let go when none uses it") {
+  auto host = std::make_shared<dataset>();
+  host->train_x = torch::rand({8, 3});
+  host->train_y = torch::arange(8);
+  host->test_x = torch::rand({4, 3});
+  host->test_y = torch::arange(4);
+  std::shared_ptr<const dataset> shared = host;
+  // On the CPU, the data itself.
+  CHECK(dataset_on(shared, torch::kCPU).get() == shared.get());
+  // Another device (LibTorch's meta device stands in for a GPU here: it
+  // has shapes and no memory): one copy, whoever asks.
+  torch::Device meta{torch::kMeta};
+  auto a = dataset_on(shared, meta);
+  auto b = dataset_on(shared, meta);
+  CHECK(a.get() == b.get());
+  CHECK(a.get() != shared.get());
+  CHECK(a->train_x.device() == meta);
+  CHECK(a->test_y.device() == meta);
+  CHECK(a->train_x.sizes() == host->train_x.sizes());
+  // The copy keeps the host data alive; once nobody uses it, it goes.
+  std::weak_ptr<const dataset> copy = a;
+  std::weak_ptr<const dataset> original = shared;
+  a.reset();
+  b.reset();
+  CHECK(copy.expired());
+  shared.reset();
+  host.reset();
+  CHECK(original.expired());
+  // Gone means made again when a network asks.
+  auto again = std::make_shared<const dataset>();
+  CHECK(dataset_on(again, meta) != nullptr);
+  if (has_gpu()) {
+    auto on_gpu = dataset_on(again, torch::Device{"cuda:0"});
+    CHECK(on_gpu->train_x.is_cuda() == again->train_x.defined());
+  }
 }

@@ -5,6 +5,10 @@ stacked parameters. Trains one workload of workloads.json with one system and
 prints one JSON line: network-steps, seconds, peak memory.
 
 Usage: peers.py {sequential|pool|vmap} WORKLOAD [--threads N]
+                [--device cpu|cuda:N] [--networks N]
+--device trains the sequential loop and vmap on a GPU (the data on it once);
+--networks trains only the first N networks (a slow peer's rate, in bounded
+time).
 Needs Debian's python3-torch (the same LibTorch as actortrain) and, for W1,
 python3-sklearn's digits data.
 """
@@ -24,8 +28,11 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-DIGITS = "/usr/lib/python3/dist-packages/sklearn/datasets/data/digits.csv.gz"
-FASHION = "/usr/share/datasets/fashion-mnist"
+# Debian's packages' files; under ACTORTRAIN_BENCH_DATA_ROOT where the
+# packages were unpacked rather than installed (scripts/gpu-check.sh).
+ROOT = os.environ.get("ACTORTRAIN_BENCH_DATA_ROOT", "")
+DIGITS = ROOT + "/usr/lib/python3/dist-packages/sklearn/datasets/data/digits.csv.gz"
+FASHION = ROOT + "/usr/share/datasets/fashion-mnist"
 
 
 def read_idx(path):
@@ -101,7 +108,8 @@ def train_one(net, data, workload):
     arch, seed, shard = net
     x, y, tx, ty, classes = data
     torch.manual_seed(seed)
-    model = build(arch, x.shape[1:], classes)
+    model = build(arch, x.shape[1:], classes).to(x.device)
+    shard = shard.to(x.device)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     gen = torch.Generator().manual_seed(seed)
     batch = workload["batch_size"]
@@ -158,10 +166,10 @@ def run_pool(workload, threads, data):
 
 # -- functorch.vmap over stacked parameters ---------------------------------
 
-def run_vmap(workload, data):
+def run_vmap(workload, data, limit=None):
     from functorch import combine_state_for_ensemble, grad, vmap
     x, y, tx, ty, classes = data
-    nets = networks(workload, len(y))
+    nets = networks(workload, len(y))[:limit]
     batch = workload["batch_size"]
     total_steps = 0
     t0 = time.perf_counter()
@@ -170,10 +178,12 @@ def run_vmap(workload, data):
     for arch in workload["archs"]:
         group = nets[start:start + arch["networks"]]
         start += arch["networks"]
+        if not group:
+            continue
         models = []
         for _, seed, _ in group:
             torch.manual_seed(seed)
-            models.append(build(arch, x.shape[1:], classes))
+            models.append(build(arch, x.shape[1:], classes).to(x.device))
         fmodel, params, buffers = combine_state_for_ensemble(models)
         params = [p.detach().requires_grad_() for p in params]
         opt = torch.optim.Adam(params, lr=1e-3)
@@ -186,7 +196,7 @@ def run_vmap(workload, data):
         shards = [shard for _, _, shard in group]
         n = len(shards[0])
         for _ in range(workload["epochs"]):
-            orders = torch.stack([s[torch.randperm(n, generator=g)] for s, g in zip(shards, gens)])
+            orders = torch.stack([s[torch.randperm(n, generator=g)] for s, g in zip(shards, gens)]).to(x.device)
             for s in range(0, n, batch):
                 idx = orders[:, s:s + batch]
                 g = grads_of(params, buffers, x[idx], y[idx])
@@ -209,24 +219,31 @@ def main():
     ap.add_argument("system", choices=["sequential", "pool", "vmap"])
     ap.add_argument("workload")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--networks", type=int, default=None)
     args = ap.parse_args()
     with open(os.path.join(HERE, "workloads.json")) as f:
         workload = json.load(f)[args.workload]
     data = load(workload["data"])
+    if args.device != "cpu":
+        data = tuple(t.to(args.device) if torch.is_tensor(t) else t for t in data)
     if args.system == "pool":
         steps, seconds, mb = run_pool(workload, args.threads, data)
     else:
         torch.set_num_threads(args.threads)
         if args.system == "vmap":
-            steps, seconds, mb = run_vmap(workload, data)
+            steps, seconds, mb = run_vmap(workload, data, args.networks)
         else:
             t0 = time.perf_counter()
             steps = sum(train_one(net, data, workload)[0]
-                        for net in networks(workload, len(data[1])))
+                        for net in networks(workload, len(data[1]))[:args.networks])
+            if args.device != "cpu":
+                torch.cuda.synchronize()
             seconds = time.perf_counter() - t0
             mb = peak_mb()
     print(json.dumps({"system": f"python-{args.system}", "workload": args.workload,
-                      "network_steps": steps, "seconds": seconds, "peak_mb": mb}))
+                      "device": args.device, "network_steps": steps,
+                      "seconds": seconds, "peak_mb": mb}))
 
 
 if __name__ == "__main__":

@@ -32,8 +32,9 @@ double
 replica_pass(const std::function<torch::Tensor(const torch::Tensor&)>& forward,
              const builtin_learner& net, const dataset& data,
              const torch::Tensor& part, int64_t batch, torch::Device device) {
-  auto x = data.train_x.index_select(0, part).to(device);
-  auto y = data.train_y.index_select(0, part).to(device);
+  auto index = part.to(data.train_x.device());
+  auto x = data.train_x.index_select(0, index).to(device);
+  auto y = data.train_y.index_select(0, index).to(device);
   // The part's share of the batch's mean loss, so the summed gradients are
   // the whole batch's.
   auto share = static_cast<double>(part.size(0)) / static_cast<double>(batch);

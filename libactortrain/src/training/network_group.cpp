@@ -286,10 +286,8 @@ void network_group::run_alone(size_t i, const quantum_limits& limits,
   if (!m.ready())
     return;
   auto step = [&m](const std::vector<torch::Tensor>& batches, double& seconds) {
-    const auto& data = m.data();
     auto t0 = clock_type::now();
-    auto x = data.train_x.index_select(0, batches.front()).to(m.device());
-    auto y = data.train_y.index_select(0, batches.front()).to(m.device());
+    auto [x, y] = m.gather(batches.front());
     auto& l = m.current_learner();
     auto loss = l.train_step(x, y);
     // A learner may say how long its step took (tests script it).
@@ -362,7 +360,6 @@ void network_group::run_async(size_t i, builtin_learner& master,
   double quantum_seconds = 0;
   auto last = clock_type::now();
   bool threw = false;
-  const auto& data = m.data();
   m.guarded(out, [&] {
     server.attach(master, m.device());
     const auto& slow = straggler::from_environment();
@@ -387,8 +384,7 @@ void network_group::run_async(size_t i, builtin_learner& master,
             step = issued++;
             version = server.pull(r);
           }
-          auto x = data.train_x.index_select(0, batch).to(m.device());
-          auto y = data.train_y.index_select(0, batch).to(m.device());
+          auto [x, y] = m.gather(batch);
           for (;;) {
             auto started = clock_type::now();
             auto loss = master.loss_of(server.forward(r, x), y);
@@ -449,17 +445,17 @@ bool network_group::run_fused(const std::vector<size_t>& cohort,
   }
   auto k = static_cast<int64_t>(cohort.size());
   const auto& first = *members_[cohort.front()];
-  const auto& data = first.data();
-  auto device = first.device();
-  auto sample_shape = data.train_x.sizes().slice(1).vec();
+  auto sample_shape = first.data().train_x.sizes().slice(1).vec();
   auto step = [&](const std::vector<torch::Tensor>& batches, double& seconds) {
     auto t0 = clock_type::now();
     auto b = batches.front().size(0);
     std::vector<int64_t> shape{k, b};
     shape.insert(shape.end(), sample_shape.begin(), sample_shape.end());
-    auto idx = torch::cat(batches);
-    auto x = data.train_x.index_select(0, idx).view(shape).to(device);
-    auto y = data.train_y.index_select(0, idx).view({k, b}).to(device);
+    // The members' batches gathered on the device at once: every member of
+    // a cohort has the same data and device.
+    auto [x, y] = first.gather(torch::cat(batches));
+    x = x.view(shape);
+    y = y.view({k, b});
     auto losses = fused_->train_step(x, y);
     seconds = seconds_since(t0) / static_cast<double>(k);
     return losses;

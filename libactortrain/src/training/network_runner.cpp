@@ -10,6 +10,7 @@
 
 #include "actortrain/error.hpp"
 #include "actortrain/learner.hpp"
+#include "data/dataset_on_device.hpp"
 #include "models/torchscript_learner.hpp"
 
 namespace actortrain {
@@ -200,6 +201,7 @@ void network_runner::build_and_restore(const slot_info& slot) {
   bool rebuilt = !learner_;
   if (rebuilt) {
     device_ = torch::Device{slot.device};
+    device_data_ = dataset_on(data_, device_);
     auto gen = at::make_generator<at::CPUGeneratorImpl>(spec_.seed);
     learner_context ctx{spec_, *data_, device_, gen};
     if (make_learner_)
@@ -434,12 +436,15 @@ stop_reason network_runner::before_step_at(int64_t step, torch::Tensor& batch) {
   auto n = shard_.size(0);
   auto epoch = step / steps_per_epoch_;
   auto pos = step % steps_per_epoch_;
-  if (!order_.defined() || order_epoch_ != epoch) {
+  if (!order_.defined() || order_epoch_ != epoch ||
+      order_.device() != device_) {
     // Each epoch's order depends only on the network's seed and the epoch,
-    // not on where quanta begin or end.
+    // not on where quanta begin or end. Drawn on the CPU, then on the
+    // device once an epoch.
     auto gen = at::make_generator<at::CPUGeneratorImpl>(
         derive_seed(spec_.seed ^ 0xDA7A0DE5ull, static_cast<uint64_t>(epoch)));
-    order_ = shard_.index_select(0, torch::randperm(n, gen, torch::kInt64));
+    order_ = shard_.index_select(0, torch::randperm(n, gen, torch::kInt64))
+                 .to(device_);
     order_epoch_ = epoch;
   }
   batch = order_.slice(0, pos * bs, std::min(n, (pos + 1) * bs));
@@ -499,8 +504,9 @@ stop_reason network_runner::end_epoch(int64_t epoch, quantum_outcome& out) {
   bool targets = train.target_accuracy > 0 || train.target_loss > 0;
   bool has_validation = validation_.defined();
   if (has_validation && (targets || train.patience > 0 || search_validation_)) {
-    auto ev = evaluate(data_->train_x.index_select(0, validation_),
-                       data_->train_y.index_select(0, validation_), false);
+    auto ev =
+        evaluate(device_data().train_x.index_select(0, validation_.to(device_)),
+                 data_->train_y.index_select(0, validation_), false);
     m.validation_loss = ev.loss;
     m.validation_accuracy = ev.accuracy;
   }
@@ -510,7 +516,7 @@ stop_reason network_runner::end_epoch(int64_t epoch, quantum_outcome& out) {
   bool periodic = train.eval_every > 0 && epoch % train.eval_every == 0;
   bool may_stop = targets || train.patience > 0 || search_test_;
   if (last || periodic || may_stop) {
-    auto ev = evaluate(data_->test_x, data_->test_y, true);
+    auto ev = evaluate(device_data().test_x, data_->test_y, true);
     m.test_loss = ev.loss;
     m.test_accuracy = ev.accuracy;
     last_predictions_ = ev.predictions;
@@ -534,6 +540,13 @@ stop_reason network_runner::end_epoch(int64_t epoch, quantum_outcome& out) {
     }
   }
   return stop_reason::none;
+}
+
+std::pair<torch::Tensor, torch::Tensor>
+network_runner::gather(const torch::Tensor& batch) const {
+  const auto& d = device_data();
+  auto index = batch.to(d.train_x.device());
+  return {d.train_x.index_select(0, index), d.train_y.index_select(0, index)};
 }
 
 network_runner::evaluation network_runner::evaluate(const torch::Tensor& x,
@@ -599,7 +612,7 @@ void network_runner::finish(quantum_outcome& out, stop_reason reason) {
   if (predictions_step_ != st_.step) {
     // Stopped where the test set was not evaluated (max_seconds): do it now,
     // so final metrics and predictions match the final weights.
-    auto ev = evaluate(data_->test_x, data_->test_y, true);
+    auto ev = evaluate(device_data().test_x, data_->test_y, true);
     st_.last_epoch.test_loss = ev.loss;
     st_.last_epoch.test_accuracy = ev.accuracy;
     last_predictions_ = ev.predictions;

@@ -168,6 +168,15 @@ public:
   const dataset& data() const noexcept {
     return *data_;
   }
+  /// The data on this network's device (dataset_on): the data itself on
+  /// the CPU, a copy shared by the device's networks on a GPU.
+  const dataset& device_data() const noexcept {
+    return device_data_ ? *device_data_ : *data_;
+  }
+  /// The training inputs and targets of the samples `batch` names (indices
+  /// into the training set), gathered on this network's device.
+  std::pair<torch::Tensor, torch::Tensor>
+  gather(const torch::Tensor& batch) const;
   torch::Device device() const noexcept {
     return device_;
   }
@@ -241,6 +250,8 @@ private:
 
   network_spec spec_;
   std::shared_ptr<const dataset> data_;
+  /// data_ on device_, once the learner is built there.
+  std::shared_ptr<const dataset> device_data_;
   torch::Tensor shard_;
   /// Indices (into the training set) of the validation split, if any.
   torch::Tensor validation_;
@@ -255,7 +266,7 @@ private:
   int64_t steps_per_epoch_ = 0;
   training_state st_;
   /// The sample order of epoch `order_epoch_` (a function of seed and
-  /// epoch).
+  /// epoch), on device_: batches are slices of it, no copy per step.
   torch::Tensor order_;
   int64_t order_epoch_ = -1;
   torch::Tensor last_predictions_;
