@@ -157,8 +157,27 @@ void finish(coordinator_actor* self) {
           });
 }
 
-/// Memory one slot may give a fused group.
+/// Memory one CPU slot may give a fused group.
 constexpr double fused_group_bytes = 1024.0 * 1024 * 1024;
+
+/// How large `fuse = "auto"` makes groups for this process's slots: on a
+/// CPU up to auto_fuse_max_group networks in 1 GiB; with GPU slots up to
+/// auto_fuse_max_group_gpu in a slot's share of the smallest GPU's budget.
+/// Only the grouping depends on it, never a network's bits.
+std::pair<double, int64_t> group_bounds(const experiment& exp) {
+  double bytes = 0;
+  for (const auto& device : local_slot_devices(exp)) {
+    auto budget = memory_budget(device, exp.scheduler.gpu_memory_fraction);
+    if (device == "cpu" || budget <= 0)
+      continue;
+    auto share = static_cast<double>(budget) /
+                 static_cast<double>(exp.scheduler.streams_per_gpu);
+    bytes = bytes == 0 ? share : std::min(bytes, share);
+  }
+  if (bytes == 0)
+    return {fused_group_bytes, auto_fuse_max_group};
+  return {bytes, auto_fuse_max_group_gpu};
+}
 
 /// The trainers' groups of networks: every network that is not done yet,
 /// fused with others of its shape where `train.fuse` allows (with
@@ -191,8 +210,8 @@ make_groups(run_plan& plan, const std::vector<network_spec>& specs,
     candidates.push_back(std::move(f));
   }
   std::vector<std::shared_ptr<network_group>> groups;
-  for (const auto& indices :
-       plan_groups(candidates, slots, fused_group_bytes)) {
+  auto [bytes, most] = group_bounds(plan.exp);
+  for (const auto& indices : plan_groups(candidates, slots, bytes, most)) {
     std::vector<std::unique_ptr<network_runner>> members;
     for (auto j : indices) {
       auto i = todo[j];

@@ -45,7 +45,7 @@ bool trains_fused(const fusion_candidate& n) {
 
 std::vector<std::vector<size_t>>
 plan_groups(const std::vector<fusion_candidate>& nets, int64_t slots,
-            double slot_bytes) {
+            double slot_bytes, int64_t max_group) {
   std::vector<std::vector<size_t>> groups;
   // Networks of one signature, in order of their first appearance.
   std::map<std::string, size_t> index;
@@ -69,7 +69,7 @@ plan_groups(const std::vector<fusion_candidate>& nets, int64_t slots,
       count = (n + fuse - 1) / fuse;
     } else {
       auto bytes = std::max(1.0, nets[members.front()].bytes);
-      auto fits = std::min(auto_fuse_max_group,
+      auto fits = std::min(std::max<int64_t>(1, max_group),
                            std::max<int64_t>(1, static_cast<int64_t>(std::floor(
                                                     slot_bytes / bytes))));
       count = std::max(std::min(std::max<int64_t>(1, slots), n),

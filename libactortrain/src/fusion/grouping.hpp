@@ -40,6 +40,11 @@ constexpr double auto_fuse_max_parameters = 40000;
 /// slots at the end of a run.
 constexpr int64_t auto_fuse_max_group = 32;
 
+/// The same on a GPU: one fused step of hundreds of small networks is still
+/// a handful of kernels, each far from filling the device, so groups grow
+/// until the slot's share of the device's memory or this bound (not yet
+/// measured on a GPU: issue 13).
+constexpr int64_t auto_fuse_max_group_gpu = 512;
 /// What grouping needs to know about the network `spec` that trains on
 /// `train_samples` samples per epoch (`custom_learner`: the user's own
 /// learner, never fused).
@@ -60,11 +65,11 @@ bool trains_fused(const fusion_candidate& n);
 /// may be smaller). With auto, networks of up to auto_fuse_max_parameters
 /// parameters are spread evenly over as many groups as there are slots (so
 /// every slot has a group to run), or more when a group would exceed
-/// auto_fuse_max_group networks or `slot_bytes`; larger networks and
+/// `max_group` networks or `slot_bytes`; larger networks and
 /// convolutional ones (whose fused steps are slower on CPU: docs/fusion.md)
 /// train alone.
 std::vector<std::vector<size_t>>
 plan_groups(const std::vector<fusion_candidate>& nets, int64_t slots,
-            double slot_bytes);
+            double slot_bytes, int64_t max_group = auto_fuse_max_group);
 
 } // namespace actortrain
