@@ -5,8 +5,10 @@
 
 #include <doctest/doctest.h>
 
+#include <cmath>
 #include <filesystem>
 
+#include <ATen/Context.h>
 #include <fmt/format.h>
 #include <torch/cuda.h>
 
@@ -205,4 +207,64 @@ TEST_CASE("the data goes to a device once, shared by its networks, and is "
     auto on_gpu = dataset_on(again, torch::Device{"cuda:0"});
     CHECK(on_gpu->train_x.is_cuda() == again->train_x.defined());
   }
+}
+
+TEST_CASE("GPU runs: the same bits on any stream count, fused close to "
+          "unfused, near the CPU's, under a tiny budget, and resumed on the "
+          "CPU") {
+  if (!has_gpu()) {
+    MESSAGE("no GPU: skipped (scripts/gpu-check.sh runs it on one)");
+    return;
+  }
+  temp_dir dir;
+  auto exp = test::tiny_experiment(4, 2);
+  exp.base.optimizer.kind = optimizer_kind::adam;
+  exp.base.optimizer.lr = 1e-2;
+  exp.base.train.fuse = train_options::fuse_off;
+  exp.scheduler.slots = 2;
+  auto on = [&](const std::string& device, int64_t streams,
+                const std::string& name) {
+    auto e = exp;
+    e.scheduler.devices = {device};
+    e.scheduler.streams_per_gpu = streams;
+    return test::run_ok(e, dir / name);
+  };
+  auto cpu = on("cpu", 1, "cpu");
+  auto one = on("cuda:0", 1, "one-stream");
+  auto three = on("cuda:0", 3, "three-streams");
+  CHECK(at::globalContext().deterministicAlgorithms());
+  // Deterministic on one GPU: the bits do not depend on the slots.
+  CHECK(test::stored_weights(dir / "one-stream") ==
+        test::stored_weights(dir / "three-streams"));
+  // Against the CPU: other kernels, other rounding (the tolerance is
+  // printed for docs/devices.md).
+  double worst = 0;
+  for (size_t i = 0; i < 4; ++i)
+    worst = std::max(
+        worst, std::abs(one.networks[i].test_loss - cpu.networks[i].test_loss) /
+                   std::abs(cpu.networks[i].test_loss));
+  MESSAGE("largest relative test-loss difference GPU vs CPU: " << worst);
+  CHECK(worst < 1e-3);
+  // Fused on the GPU.
+  exp.base.train.fuse = train_options::fuse_auto;
+  auto fused = on("cuda:0", 2, "fused");
+  exp.base.train.fuse = train_options::fuse_off;
+  for (size_t i = 0; i < 4; ++i)
+    CHECK(fused.networks[i].test_loss ==
+          doctest::Approx(one.networks[i].test_loss).epsilon(1e-4));
+  // A budget no network fits beside another: each has the GPU alone, the
+  // same bits.
+  exp.scheduler.gpu_memory_fraction = 1e-9;
+  on("cuda:0", 3, "tiny-budget");
+  exp.scheduler.gpu_memory_fraction = 0.9;
+  CHECK(test::stored_weights(dir / "tiny-budget") ==
+        test::stored_weights(dir / "one-stream"));
+  // The GPU run continued on the CPU, one epoch more: its checkpoints and
+  // final states were written with CPU tensors.
+  exp.base.train.epochs = 3;
+  exp.scheduler.devices = {"cpu"};
+  auto continued = test::run_ok(exp, dir / "one-stream");
+  CHECK(continued.count(network_status::finished) == 4);
+  for (const auto& n : continued.networks)
+    CHECK(n.epochs == 3);
 }

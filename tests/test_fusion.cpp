@@ -404,8 +404,7 @@ TEST_CASE("groups: auto spreads each shape over the slots, K caps groups") {
   CHECK(plan_groups(same, 2, 1000.0 * 16).size() == 16);
   // On a GPU, far larger groups (still within the slot's memory).
   CHECK(plan_groups(same, 2, 1e12, auto_fuse_max_group_gpu).size() == 2);
-  CHECK(plan_groups(same, 2, 1000.0 * 64, auto_fuse_max_group_gpu).size() ==
-        4);
+  CHECK(plan_groups(same, 2, 1000.0 * 64, auto_fuse_max_group_gpu).size() == 4);
   // An explicit K.
   std::vector<fusion_candidate> ten(10, {"mlp", 4, 1000});
   groups = plan_groups(ten, 2, 1e9);

@@ -403,6 +403,7 @@ void start(coordinator_actor* self) {
       std::any_of(devices.begin(), devices.end(),
                   [](const std::string& d) { return d != "cpu"; }))
     event(self, "this process: " + describe_slots(devices));
+  make_gpus_deterministic(devices);
   std::vector<slot_grant> slots;
   auto blas = blas_description();
   for (size_t i = 0; i < devices.size(); ++i) {

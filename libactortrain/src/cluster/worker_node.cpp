@@ -139,6 +139,7 @@ worker_node(worker_node_actor::stateful_pointer<worker_node_state> self,
           return make_error(errc::invalid_data,
                             fmt::format("cannot prepare the run here: {}",
                                         to_string_pretty(devices.error())));
+        make_gpus_deterministic(*devices);
         // A coordinator that joins again (its link lost sight of this node)
         // starts over: its earlier executors stop.
         auto coordinator = setup.coordinator.address();

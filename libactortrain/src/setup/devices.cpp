@@ -2,7 +2,10 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cstdlib>
 #include <thread>
+
+#include <ATen/Context.h>
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -88,6 +91,15 @@ int64_t memory_budget(const std::string& device, double fraction) {
   auto total = device_memory_total(device);
   return total ? static_cast<int64_t>(fraction * static_cast<double>(*total))
                : 0;
+}
+
+void make_gpus_deterministic(const std::vector<std::string>& slot_devices) {
+  if (std::all_of(slot_devices.begin(), slot_devices.end(),
+                  [](const std::string& d) { return d == "cpu"; }))
+    return;
+  // cuBLAS reads it when it starts: before the first product on a GPU.
+  ::setenv("CUBLAS_WORKSPACE_CONFIG", ":4096:8", /*overwrite=*/0);
+  at::globalContext().setDeterministicAlgorithms(true, /*warn_only=*/true);
 }
 
 std::string describe_slots(const std::vector<std::string>& slot_devices) {

@@ -22,6 +22,13 @@ slot_devices(const std::vector<std::string>& devices, int64_t cpu_slots,
 /// of a GPU's memory; 0 (no limit) for a CPU or where it is not known.
 int64_t memory_budget(const std::string& device, double fraction);
 
+/// With a GPU among `slot_devices`: LibTorch's deterministic algorithms
+/// (where it has them; a warning where not) and cuBLAS's deterministic
+/// workspace (CUBLAS_WORKSPACE_CONFIG, unless set), so a run's results on
+/// one model of GPU are a function of its experiment. Call before anything
+/// runs on a GPU. Nothing on a CPU, whose kernels are deterministic already.
+void make_gpus_deterministic(const std::vector<std::string>& slot_devices);
+
 /// "2 slots on cpu, 4 on cuda:0" for the app and a worker to show.
 std::string describe_slots(const std::vector<std::string>& slot_devices);
 
