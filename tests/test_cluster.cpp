@@ -765,8 +765,8 @@ TEST_CASE("TorchScript networks with dropout train on two workers with the "
     REQUIRE_MESSAGE(res.exit_code == 0, res.output);
     check_same_weights(dir / "out", local_reference(dir, exp));
   }
-  // The worker reads its own copy of the file: one that differs from the
-  // coordinator's is refused by its content hash.
+  // A worker that is not sent the files reads its own copy: one that
+  // differs from the coordinator's is refused by its content hash.
   worker_process w{"--slots 1", dir / "w.log"};
   auto loaded = load_experiment(exp);
   REQUIRE(loaded);
@@ -784,6 +784,43 @@ TEST_CASE("TorchScript networks with dropout train on two workers with the "
                                      "from the coordinator's",
                                      dir / "mlp.pt")) != std::string::npos,
                 msg);
+}
+
+TEST_CASE("a worker without the TorchScript module's file trains the "
+          "coordinator's module, sent with the run") {
+  temp_dir dir;
+  test::write_scripted_mlp(dir / "mlp.pt", {{16, 32, 4}, 0.2});
+  auto toml = fmt::format(cluster_toml, 1024, "stratified", 64, 2, 2);
+  toml.replace(toml.find("hidden = [64]"), 13,
+               "kind = \"torchscript\"\npath = \"mlp.pt\"");
+  auto exp = dir / "exp.toml";
+  write_text(exp, toml);
+  auto reference = local_reference(dir, exp);
+  // A slow worker trains from the start (one of the two groups); the other
+  // comes up later, when the file is gone, and takes the group waiting.
+  ::setenv("ACTORTRAIN_SLOW_WORKER", "300", 1);
+  worker_process slow{"--slots 1", dir / "slow.log"};
+  ::unsetenv("ACTORTRAIN_SLOW_WORKER");
+  auto port = test::free_port();
+  background_process run{fmt::format("{} run {} --output {} --workers "
+                                     "{},127.0.0.1:{} --no-local",
+                                     app(), exp, dir / "out", slow.address(),
+                                     port),
+                         dir / "run.log"};
+  // The coordinator has read the module; then the file goes away.
+  REQUIRE(run.wait_for("trying again every second", 60));
+  fs::rename(dir / "mlp.pt", dir / "elsewhere.pt");
+  background_process late{
+      fmt::format("{} worker --port {} --slots 1 --once --verbose", app(),
+                  port),
+      dir / "late.log"};
+  CHECK(run.stop(0, 240) == 0);
+  INFO(run.output());
+  INFO(late.output());
+  CHECK(late.stop(0, 60) == 0);
+  // It trained the module it was sent.
+  CHECK(contains(late.output(), "quantum of group"));
+  check_same_weights(dir / "out", reference);
 }
 
 namespace {

@@ -40,6 +40,13 @@ std::map<std::string, std::string> model_hashes(const script_models& scripts) {
   return result;
 }
 
+std::map<std::string, std::string> model_files(const script_models& scripts) {
+  std::map<std::string, std::string> result;
+  for (const auto& [path, model] : scripts)
+    result.emplace(absolute_path(path), model->bytes);
+  return result;
+}
+
 worker_submission for_workers(const submission& sub) {
   worker_submission result;
   for (const auto& cfg : sub.configs)
@@ -47,6 +54,7 @@ worker_submission for_workers(const submission& sub) {
   result.first_id = sub.specs.empty() ? 0 : sub.specs.front().id;
   result.first_group = sub.first_group;
   result.model_hashes = model_hashes(sub.scripts);
+  result.model_files = model_files(sub.scripts);
   return result;
 }
 

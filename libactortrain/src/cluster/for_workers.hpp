@@ -24,6 +24,9 @@ experiment for_workers(experiment exp);
 /// The content hash of each module, by absolute path.
 std::map<std::string, std::string> model_hashes(const script_models& scripts);
 
+/// The bytes of each module file, by absolute path.
+std::map<std::string, std::string> model_files(const script_models& scripts);
+
 /// Networks submitted to a live session, as its worker nodes get them.
 worker_submission for_workers(const submission& sub);
 

@@ -126,7 +126,8 @@ worker_node(worker_node_actor::stateful_pointer<worker_node_state> self,
         auto data = data_for(self, setup);
         if (!data)
           return data.error();
-        auto ctx = make_run_context(setup.exp, st.opts.make_learner, *data);
+        auto ctx = make_run_context(setup.exp, st.opts.make_learner, *data,
+                                    setup.model_files);
         if (!ctx)
           return make_error(errc::invalid_data,
                             fmt::format("cannot prepare the run here: {}",

@@ -47,8 +47,9 @@ worker_run::add(const std::vector<worker_submission>& subs) {
   for (const auto& s : subs) {
     // Expanding and sharding takes a while: not under the lock the slots
     // take for every quantum.
-    auto sub = prepare_submission(ctx_->exp, *ctx_->data, s.configs, s.first_id,
-                                  s.first_group, !ctx_->make_learner);
+    auto sub =
+        prepare_submission(ctx_->exp, *ctx_->data, s.configs, s.first_id,
+                           s.first_group, !ctx_->make_learner, s.model_files);
     if (!sub)
       return make_error(errc::invalid_experiment,
                         fmt::format("cannot train the networks submitted "

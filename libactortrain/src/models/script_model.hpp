@@ -38,9 +38,11 @@ using script_models =
 /// parameters of its own for each network to draw, take the data's samples
 /// (or model.input_shape) and return one output per class (or one value for
 /// regression), and train for a step. Errors name the key, the file and the
-/// shapes.
-caf::expected<script_models> load_script_models(const experiment& exp,
-                                                const dataset& data);
+/// shapes. A file in `files` (bytes by path; a worker's, sent by its
+/// coordinator) is taken from there instead of read.
+caf::expected<script_models>
+load_script_models(const experiment& exp, const dataset& data,
+                   const std::map<std::string, std::string>& files = {});
 
 /// The module file of a network's configuration; null for built-in models.
 std::shared_ptr<const script_model> script_for(const script_models& models,

@@ -421,8 +421,9 @@ std::unique_ptr<learner> make_torchscript_learner(const learner_context& ctx,
   return std::make_unique<torchscript_learner>(ctx, model);
 }
 
-caf::expected<script_models> load_script_models(const experiment& exp,
-                                                const dataset& data) {
+caf::expected<script_models>
+load_script_models(const experiment& exp, const dataset& data,
+                   const std::map<std::string, std::string>& files) {
   std::map<std::string, std::shared_ptr<script_model>> loaded;
   // One check per distinct way a configuration uses a file: a sweep over
   // learning rates checks the module once.
@@ -433,7 +434,10 @@ caf::expected<script_models> load_script_models(const experiment& exp,
       continue;
     auto& model = loaded[m.path];
     if (!model) {
-      auto bytes = read_file(m.path, "a TorchScript module");
+      auto sent = files.find(m.path);
+      auto bytes = sent != files.end()
+                       ? caf::expected<std::string>{sent->second}
+                       : read_file(m.path, "a TorchScript module");
       if (!bytes)
         return invalid(
             fmt::format("model.path: {}", to_string_pretty(bytes.error())));

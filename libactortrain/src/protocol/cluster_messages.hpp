@@ -24,6 +24,10 @@ struct run_setup {
   /// Content hashes of the TorchScript module files, by absolute path: the
   /// worker's files must match too.
   std::map<std::string, std::string> model_hashes;
+  /// The module files' bytes, by absolute path: a worker trains these, so
+  /// it needs no copy of the files (no shared file system). Empty: the
+  /// worker reads its own files.
+  std::map<std::string, std::string> model_files;
   /// The worker stops the run's work when this actor goes down.
   caf::actor coordinator;
   /// Whether the experiment's own networks are the run's (a batch run, a
@@ -39,7 +43,8 @@ struct run_setup {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, run_setup& x) {
   return f(caf::meta::type_name("run_setup"), x.exp, x.data_hash,
-           x.model_hashes, x.coordinator, x.setup_networks, x.custom_learner);
+           x.model_hashes, x.model_files, x.coordinator, x.setup_networks,
+           x.custom_learner);
 }
 
 /// Networks submitted to a live session, as a worker gets them: it expands
@@ -52,12 +57,14 @@ struct worker_submission {
   uint64_t first_id = 0;
   int64_t first_group = 0;
   std::map<std::string, std::string> model_hashes;
+  /// As run_setup::model_files.
+  std::map<std::string, std::string> model_files;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, worker_submission& x) {
   return f(caf::meta::type_name("worker_submission"), x.configs, x.first_id,
-           x.first_group, x.model_hashes);
+           x.first_group, x.model_hashes, x.model_files);
 }
 
 /// One quantum of a group of networks, to run on a worker's slot.

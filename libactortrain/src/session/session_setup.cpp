@@ -243,6 +243,7 @@ caf::error join_cluster(caf::actor_system& sys, run_plan& plan,
   plan.shipment =
       std::make_shared<data_shipment>(plan.data, plan.setup.data_hash);
   plan.setup.model_hashes = model_hashes(plan.scripts);
+  plan.setup.model_files = model_files(plan.scripts);
   plan.setup.setup_networks = plan.fixed_population;
   plan.setup.custom_learner = static_cast<bool>(plan.make_learner);
   plan.setup.coordinator = coordinator;

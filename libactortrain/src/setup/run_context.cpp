@@ -159,7 +159,8 @@ make_run_context(const experiment& exp, learner_factory make_learner) {
 
 caf::expected<std::shared_ptr<run_context>>
 make_run_context(const experiment& exp, learner_factory make_learner,
-                 std::shared_ptr<const dataset> loaded) {
+                 std::shared_ptr<const dataset> loaded,
+                 const std::map<std::string, std::string>& files) {
   if (auto err = exp.validate())
     return err;
   if (exp.cluster.local) {
@@ -180,7 +181,7 @@ make_run_context(const experiment& exp, learner_factory make_learner,
     return shards.error();
   ctx->shards = std::move(*shards);
   if (!make_learner) {
-    auto scripts = load_script_models(exp, **data);
+    auto scripts = load_script_models(exp, **data, files);
     if (!scripts)
       return scripts.error();
     ctx->scripts = std::move(*scripts);
@@ -192,7 +193,8 @@ make_run_context(const experiment& exp, learner_factory make_learner,
 caf::expected<submission>
 prepare_submission(const experiment& session, const dataset& data,
                    std::vector<network_config> configs, uint64_t first_id,
-                   int64_t first_group, bool builtin) {
+                   int64_t first_group, bool builtin,
+                   const std::map<std::string, std::string>& files) {
   if (configs.empty())
     return make_error(errc::invalid_experiment,
                       "nothing to submit: no configuration given");
@@ -213,7 +215,7 @@ prepare_submission(const experiment& session, const dataset& data,
     return shards.error();
   sub.shards = std::move(*shards);
   if (builtin) {
-    auto scripts = load_script_models(exp, data);
+    auto scripts = load_script_models(exp, data, files);
     if (!scripts)
       return scripts.error();
     sub.scripts = std::move(*scripts);

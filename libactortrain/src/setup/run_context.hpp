@@ -1,5 +1,6 @@
 #pragma once
 
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -49,10 +50,12 @@ caf::expected<std::shared_ptr<run_context>>
 make_run_context(const experiment& exp, learner_factory make_learner);
 
 /// make_run_context over `data` already loaded (a worker's copy received
-/// from its coordinator) instead of the files `exp` names.
+/// from its coordinator) instead of the files `exp` names, and the module
+/// files in `files` (bytes by path) instead of reading them.
 caf::expected<std::shared_ptr<run_context>>
 make_run_context(const experiment& exp, learner_factory make_learner,
-                 std::shared_ptr<const dataset> data);
+                 std::shared_ptr<const dataset> data,
+                 const std::map<std::string, std::string>& files = {});
 
 /// Networks submitted to a live session's run: their configurations
 /// (groups `first_group`, ...), their specs (ids continue the run's) and
@@ -72,7 +75,8 @@ struct submission {
 caf::expected<submission>
 prepare_submission(const experiment& session, const dataset& data,
                    std::vector<network_config> configs, uint64_t first_id,
-                   int64_t first_group, bool builtin);
+                   int64_t first_group, bool builtin,
+                   const std::map<std::string, std::string>& files = {});
 
 /// A hash of a dataset's contents (every tensor's bytes and shape), to check
 /// that two nodes train on the same data.
