@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cmath>
 #include <optional>
+#include <unordered_set>
 #include <utility>
 
 #include <caf/atom.hpp>
@@ -117,13 +118,17 @@ void fail_all(trainer_actor* self, const slot_ids& slot,
 /// itself next). Alone on the device already, a fused group steps in
 /// smaller cohorts from now on; one that cannot be made smaller does not
 /// fit the device: the reason its networks fail (empty: they go on).
-std::string note_memory(trainer_actor* self, quantum_report& report) {
+std::string check_memory(trainer_actor* self, quantum_report& report) {
   auto& st = self->state;
   // What the slot measured (a GPU's); nothing on a CPU.
   report.progress.memory_bytes = report.memory_peak;
-  report.progress.out_of_memory =
-      std::any_of(report.networks.begin(), report.networks.end(),
-                  [](const quantum_outcome& o) { return o.out_of_memory; });
+  report.progress.out_of_memory = false;
+  for (const auto& out : report.networks) {
+    if (!out.out_of_memory)
+      continue;
+    report.progress.out_of_memory = true;
+    st.rolled_back.insert(out.progress.network_id);
+  }
   if (!report.progress.out_of_memory || !st.alone || st.group->split_fused())
     return {};
   return fmt::format("out of memory on {} with the device to itself (the "
@@ -141,7 +146,7 @@ void conclude(trainer_actor* self, const slot_ids& slot,
   auto& cfg = self->state.config;
   auto& stops = self->state.search_stops;
   self->state.busy = false;
-  auto too_big = note_memory(self, report);
+  auto too_big = check_memory(self, report);
   for (const auto& out : report.networks) {
     self->state.latest[out.progress.network_id] = out.progress;
     if (out.progress.finished)
@@ -242,21 +247,28 @@ progress_report group_progress(trainer_actor* self,
 /// Drops what a quantum delivers again after its group fell back to older
 /// states (the epochs and failures of steps trained before), and notes
 /// what it delivers now. Checkpoints never repeat: a fall back starts from
-/// the newest.
-void drop_replayed(trainer_actor* self, quantum_report& report) {
+/// the newest. With `only`, drops only those networks' epochs (the ones an
+/// out-of-memory error sent back: the same bits again), and notes all.
+void drop_replayed(trainer_actor* self, quantum_report& report,
+                   const std::unordered_set<uint64_t>* only = nullptr) {
   auto& delivered = self->state.delivered;
+  auto replays = [&](const epoch_metrics& e, int64_t seen) {
+    return e.epoch <= seen && (!only || only->count(e.network_id) > 0);
+  };
   auto& epochs = report.progress.epochs;
   epochs.erase(std::remove_if(epochs.begin(), epochs.end(),
                               [&](const epoch_metrics& e) {
-                                return e.epoch <= delivered[e.network_id].epoch;
+                                return replays(e,
+                                               delivered[e.network_id].epoch);
                               }),
                epochs.end());
   for (auto& out : report.networks) {
     auto& seen = delivered[out.progress.network_id];
     auto& ms = out.epochs;
-    ms.erase(std::remove_if(
-                 ms.begin(), ms.end(),
-                 [&](const epoch_metrics& e) { return e.epoch <= seen.epoch; }),
+    ms.erase(std::remove_if(ms.begin(), ms.end(),
+                            [&](const epoch_metrics& e) {
+                              return replays(e, seen.epoch);
+                            }),
              ms.end());
     if (seen.replay_until > 0 && out.progress.steps_done <= seen.replay_until) {
       out.failures.clear();
@@ -447,7 +459,7 @@ void run_local(trainer_actor* self, const std::vector<slot_grant>& grants,
     if (self->state.config.cluster)
       book(self, grants.front(), got->report);
     else
-      drop_replayed(self, got->report);
+      drop_replayed(self, got->report, &self->state.rolled_back);
     conclude(self, ids, got->report);
   };
   for (size_t r = 0; r < here.size(); ++r) {

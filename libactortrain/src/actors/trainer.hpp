@@ -4,6 +4,7 @@
 #include <memory>
 #include <optional>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include <caf/actor.hpp>
@@ -100,6 +101,9 @@ struct trainer_state {
   /// cannot be helped by waiting.
   std::string device;
   bool alone = false;
+  /// Networks an out-of-memory error sent back to their last snapshot: the
+  /// epochs they train again are not delivered twice.
+  std::unordered_set<uint64_t> rolled_back;
   /// PBT: each network's learner states at its latest interval epochs (the
   /// two newest: a donor that trains on still answers a copy decided just
   /// before), and the copies to make in the next quantum (kept until a
