@@ -745,16 +745,27 @@ TEST_CASE("a custom learner trains on a worker program built with it, and "
       msg.find("the run trains a custom learner") != std::string::npos, msg);
 }
 
-TEST_CASE("TorchScript networks with dropout train on two workers with the "
-          "results of one process, and a worker whose module differs is "
-          "refused") {
-  temp_dir dir;
+namespace {
+
+/// The cluster experiment with a TorchScript MLP with dropout (dir/mlp.pt)
+/// for the built-in model; its file's path.
+std::string scripted_experiment(const temp_dir& dir) {
   test::write_scripted_mlp(dir / "mlp.pt", {{16, 32, 4}, 0.2});
   auto toml = fmt::format(cluster_toml, 1024, "stratified", 64, 2, 2);
   toml.replace(toml.find("hidden = [64]"), 13,
                "kind = \"torchscript\"\npath = \"mlp.pt\"");
   auto exp = dir / "exp.toml";
   write_text(exp, toml);
+  return exp;
+}
+
+} // namespace
+
+TEST_CASE("TorchScript networks with dropout train on two workers with the "
+          "results of one process, and a worker whose module differs is "
+          "refused") {
+  temp_dir dir;
+  auto exp = scripted_experiment(dir);
   {
     worker_process w1{"--slots 1", dir / "w1.log"};
     worker_process w2{"--slots 1", dir / "w2.log"};
@@ -789,12 +800,7 @@ TEST_CASE("TorchScript networks with dropout train on two workers with the "
 TEST_CASE("a worker without the TorchScript module's file trains the "
           "coordinator's module, sent with the run") {
   temp_dir dir;
-  test::write_scripted_mlp(dir / "mlp.pt", {{16, 32, 4}, 0.2});
-  auto toml = fmt::format(cluster_toml, 1024, "stratified", 64, 2, 2);
-  toml.replace(toml.find("hidden = [64]"), 13,
-               "kind = \"torchscript\"\npath = \"mlp.pt\"");
-  auto exp = dir / "exp.toml";
-  write_text(exp, toml);
+  auto exp = scripted_experiment(dir);
   auto reference = local_reference(dir, exp);
   // A slow worker trains from the start (one of the two groups); the other
   // comes up later, when the file is gone, and takes the group waiting.

@@ -114,21 +114,11 @@ caf::behavior trainer(caf::event_based_actor* self, scheduler_actor sched,
   };
 }
 
-caf::actor_system_config& config() {
-  static caf::actor_system_config cfg;
-  static bool once = [] {
-    cfg.add_message_types<caf::id_block::actortrain>();
-    return true;
-  }();
-  (void)once;
-  return cfg;
-}
-
 } // namespace admission
 
 TEST_CASE("GPU admission never puts more on a device than its budget, and "
           "passes no large network over for good") {
-  caf::actor_system sys{admission::config()};
+  caf::actor_system sys{test::actor_config()};
   // Two fake GPUs of 2 slots each, 100 bytes of budget apiece; the
   // executors run on the CPU (these trainers never use them).
   constexpr int64_t budget = 100;

@@ -16,6 +16,7 @@
 #include "protocol/slot.hpp"
 #include "protocol/type_ids.hpp"
 #include "scheduling/scheduler.hpp"
+#include "test_support.hpp"
 #include "training/network_runner.hpp"
 
 using namespace actortrain;
@@ -26,18 +27,6 @@ using actortrain_test::finish_quantum_atom;
 using actortrain_test::finish_quantum_atom_v;
 
 namespace {
-
-struct system_fixture {
-  static caf::actor_system_config& config() {
-    static caf::actor_system_config cfg;
-    static bool once = [] {
-      cfg.add_message_types<caf::id_block::actortrain>();
-      return true;
-    }();
-    (void)once;
-    return cfg;
-  }
-};
 
 /// Counts what fake trainers observe: concurrent holders and slot reuse.
 struct observations {
@@ -127,7 +116,7 @@ scheduler_status status_of(caf::scoped_actor& self,
 } // namespace
 
 TEST_CASE("the scheduler never grants more slots than exist") {
-  caf::actor_system sys{system_fixture::config()};
+  caf::actor_system sys{test::actor_config()};
   scheduler_fixture fx{sys, 3};
   auto& sched = fx.sched;
   auto obs = std::make_shared<observations>();
@@ -154,7 +143,7 @@ TEST_CASE("the scheduler never grants more slots than exist") {
 }
 
 TEST_CASE("a trainer that dies holding a slot gives it back") {
-  caf::actor_system sys{system_fixture::config()};
+  caf::actor_system sys{test::actor_config()};
   scheduler_fixture fx{sys, 1};
   auto& sched = fx.sched;
   caf::scoped_actor self{sys};
@@ -184,7 +173,7 @@ TEST_CASE("a trainer that dies holding a slot gives it back") {
 }
 
 TEST_CASE("a release from an actor that does not hold the slot is ignored") {
-  caf::actor_system sys{system_fixture::config()};
+  caf::actor_system sys{test::actor_config()};
   scheduler_fixture fx{sys, 1};
   auto& sched = fx.sched;
   caf::scoped_actor self{sys};
@@ -200,7 +189,7 @@ TEST_CASE("a release from an actor that does not hold the slot is ignored") {
 }
 
 TEST_CASE("the scheduler answers while every slot computes") {
-  caf::actor_system sys{system_fixture::config()};
+  caf::actor_system sys{test::actor_config()};
   scheduler_fixture fx{sys, 2};
   auto& sched = fx.sched;
   auto& slots = fx.slots;
@@ -369,7 +358,7 @@ gang_observations run_virtual(caf::actor_system& sys, int slots,
 
 TEST_CASE("replicated networks get their slots together, never deadlock and "
           "never keep a slot idle beyond a quantum") {
-  caf::actor_system sys{system_fixture::config()};
+  caf::actor_system sys{test::actor_config()};
   for (auto policy : {policy_kind::fifo, policy_kind::round_robin,
                       policy_kind::shortest_remaining}) {
     auto policy_name = std::string{name_of(policy)};
@@ -420,7 +409,7 @@ TEST_CASE("replicated networks get their slots together, never deadlock and "
 
 TEST_CASE("a network that needs more slots than the run has gets an empty "
           "grant and the others go on") {
-  caf::actor_system sys{system_fixture::config()};
+  caf::actor_system sys{test::actor_config()};
   std::vector<virtual_trainer> trainers(3);
   for (size_t i = 0; i < trainers.size(); ++i) {
     trainers[i].id = i;

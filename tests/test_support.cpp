@@ -24,6 +24,7 @@
 
 #include "actortrain/error.hpp"
 #include "actortrain/store.hpp"
+#include "protocol/type_ids.hpp"
 
 namespace fs = std::filesystem;
 
@@ -78,6 +79,16 @@ bool contains(const std::string& text, const std::string& part) {
 std::vector<char> file_bytes(const std::string& path) {
   std::ifstream in{path, std::ios::binary};
   return {std::istreambuf_iterator<char>{in}, {}};
+}
+
+caf::actor_system_config& actor_config() {
+  static caf::actor_system_config cfg;
+  static bool once = [] {
+    cfg.add_message_types<caf::id_block::actortrain>();
+    return true;
+  }();
+  (void)once;
+  return cfg;
 }
 
 experiment tiny_experiment(int64_t networks, int64_t epochs) {

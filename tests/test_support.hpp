@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include <caf/actor_system_config.hpp>
 #include <torch/types.h>
 
 #include "actortrain/experiment.hpp"
@@ -49,6 +50,10 @@ std::vector<char> file_bytes(const std::string& path);
 bool contains(const std::string& text, const std::string& part);
 
 /// A small, fast synthetic classification experiment.
+/// A CAF configuration that knows actortrain's message types, for tests
+/// that spawn the library's actors themselves (one for the whole binary).
+caf::actor_system_config& actor_config();
+
 experiment tiny_experiment(int64_t networks = 4, int64_t epochs = 2);
 
 /// Result of running a process: exit code and combined output.
