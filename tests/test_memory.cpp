@@ -46,6 +46,8 @@ struct device_log {
   int64_t alone_with_others = 0;
   int64_t alone_grants = 0;
   int64_t largest_granted = 0;
+  /// The most memory admitted on all devices together at once.
+  int64_t peak_total = 0;
   std::atomic<int64_t> finished{0};
 };
 
@@ -72,12 +74,16 @@ caf::behavior trainer(caf::event_based_actor* self, scheduler_actor sched,
       [=](grant_atom, const slot_grant& g) {
         {
           std::lock_guard<std::mutex> guard{log->mtx};
-          auto& used = log->used[g.slot.device];
-          auto& holders = log->holders[g.slot.device];
+          auto& used = log->used[g.slot.node + g.slot.device];
+          auto& holders = log->holders[g.slot.node + g.slot.device];
           used += s.memory;
           ++holders;
           if (holders > 1 && used > budget)
             ++log->over_budget;
+          int64_t total = 0;
+          for (const auto& [device, bytes] : log->used)
+            total += bytes;
+          log->peak_total = std::max(log->peak_total, total);
           if (g.alone) {
             ++log->alone_grants;
             if (holders > 1)
@@ -91,8 +97,8 @@ caf::behavior trainer(caf::event_based_actor* self, scheduler_actor sched,
       [=](memory_quantum_atom, const slot_grant& g) {
         {
           std::lock_guard<std::mutex> guard{log->mtx};
-          log->used[g.slot.device] -= s.memory;
-          --log->holders[g.slot.device];
+          log->used[g.slot.node + g.slot.device] -= s.memory;
+          --log->holders[g.slot.node + g.slot.device];
         }
         ++*done;
         progress_report p;
@@ -119,15 +125,17 @@ caf::behavior trainer(caf::event_based_actor* self, scheduler_actor sched,
 TEST_CASE("GPU admission never puts more on a device than its budget, and "
           "passes no large network over for good") {
   caf::actor_system sys{test::actor_config()};
-  // Two fake GPUs of 2 slots each, 100 bytes of budget apiece; the
-  // executors run on the CPU (these trainers never use them).
+  // Two fake GPUs of 2 slots each, 100 bytes of budget apiece, on two
+  // nodes; the executors run on the CPU (these trainers never use them).
   constexpr int64_t budget = 100;
   std::vector<slot_grant> slots;
   for (uint32_t i = 0; i < 4; ++i) {
     slot_info info;
     info.id = i;
     auto exec = sys.spawn<caf::detached>(slot_executor, info);
-    info.device = i < 2 ? "cuda:0" : "cuda:1";
+    // Two GPUs named alike on two nodes: each has its own budget.
+    info.device = "cuda:0";
+    info.node = i < 2 ? "" : "127.0.0.1:4242";
     info.memory_budget = budget;
     slots.push_back(slot_grant{info, exec, {}});
   }
@@ -148,6 +156,9 @@ TEST_CASE("GPU admission never puts more on a device than its budget, and "
     std::this_thread::sleep_for(5ms);
   REQUIRE(log->finished == static_cast<int64_t>(scripts.size()));
   CHECK(log->over_budget == 0);
+  // Each device has a budget of its own (more than one device's worth was
+  // in use at once).
+  CHECK(log->peak_total > budget);
   // The network larger than a device ran, alone on it.
   CHECK(log->largest_granted == 150);
   // Out of memory once: its next grant was a device to itself, and only
