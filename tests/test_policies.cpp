@@ -60,6 +60,8 @@ struct schedule {
   std::vector<uint64_t> completion; // networks in the order they finished
   run_result result;
   std::vector<grant_record> records;
+  /// Each network's stored epochs.
+  std::map<uint64_t, std::vector<epoch_metrics>> epochs;
 };
 
 schedule run_scripted(const experiment& exp, scripted_learner::cost_fn cost) {
@@ -78,6 +80,11 @@ schedule run_scripted(const experiment& exp, scripted_learner::cost_fn cost) {
   schedule s;
   s.result = *result;
   s.records = *records;
+  for (const auto& n : result->networks) {
+    auto e = (*store)->epochs(n.id);
+    REQUIRE(static_cast<bool>(e));
+    s.epochs[n.id] = *e;
+  }
   std::map<uint64_t, size_t> last_grant;
   for (size_t i = 0; i < records->size(); ++i) {
     s.grants.push_back((*records)[i].network_id);
@@ -317,4 +324,54 @@ TEST_CASE("networks that have not run are guessed from their cost hint") {
   est.report(p);
   CHECK(est.remaining(1) == doctest::Approx(10 * 6 * 0.5));
   CHECK(est.cost_guess(1) == doctest::Approx(60));
+}
+
+TEST_CASE("best_first gives every network its first quantum, then the best "
+          "latest score goes next") {
+  // Four learning rates, so the networks' training losses differ; the
+  // median rule wanting more peers than there are stops nobody, it only
+  // scores. One slot: the order follows from the policy alone.
+  auto exp = four_networks(policy_kind::best_first);
+  exp.base.train.networks = 1;
+  exp.base.train.epochs = 4;
+  exp.scheduler.search = search_kind::median;
+  exp.scheduler.metric = search_metric::train_loss;
+  exp.scheduler.min_samples = 10;
+  for (double lr : {0.02, 0.3, 0.001, 0.1}) {
+    auto cfg = exp.base;
+    cfg.optimizer.lr = lr;
+    exp.variants.push_back(cfg);
+  }
+  auto s = run_scripted(exp, fixed_cost);
+  REQUIRE(s.grants.size() == 16);
+  CHECK(ids(s.grants.begin(), s.grants.begin() + 4) == ids{0, 1, 2, 3});
+  // (With these rates: 0 1 2 3, then 0 0 0 1 1 1 3 3 3 2 2 2, not network
+  // order.) Replay the choice from the stored epochs: after the first round,
+  // each grant goes to the unfinished network whose latest training loss is the
+  // lowest (ties: the lower id).
+  std::map<uint64_t, std::vector<double>> loss;
+  for (const auto& [id, epochs] : s.epochs)
+    for (const auto& e : epochs)
+      loss[id].push_back(e.train_loss);
+  std::map<uint64_t, size_t> done;
+  for (size_t i = 0; i < 4; ++i)
+    done[s.grants[i]] = 1;
+  for (size_t i = 4; i < s.grants.size(); ++i) {
+    uint64_t expected = 0;
+    double best = 0;
+    bool any = false;
+    for (uint64_t id = 0; id < 4; ++id) {
+      if (done[id] == 4)
+        continue;
+      auto score = -loss[id][done[id] - 1];
+      if (!any || score > best) {
+        expected = id;
+        best = score;
+        any = true;
+      }
+    }
+    CAPTURE(i);
+    CHECK(s.grants[i] == expected);
+    ++done[s.grants[i]];
+  }
 }

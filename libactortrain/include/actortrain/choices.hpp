@@ -54,6 +54,9 @@ enum class policy_kind : uint8_t {
   shortest_remaining,
   longest_remaining,
   priority,
+  /// With an adaptive search: every network's first quantum first (in
+  /// network order), then the network whose latest score is best.
+  best_first,
 };
 
 /// train.sync: how replicas (train.replicas > 1) combine their gradients:
@@ -108,7 +111,8 @@ ACTORTRAIN_CHOICES(activation_kind, "activation", "relu", "tanh", "sigmoid",
 ACTORTRAIN_CHOICES(optimizer_kind, "optimizer", "sgd", "adam", "adamw");
 ACTORTRAIN_CHOICES(sync_kind, "replica synchronisation", "allreduce", "async");
 ACTORTRAIN_CHOICES(policy_kind, "policy", "fifo", "round_robin",
-                   "shortest_remaining", "longest_remaining", "priority");
+                   "shortest_remaining", "longest_remaining", "priority",
+                   "best_first");
 ACTORTRAIN_CHOICES(search_kind, "search", "none", "asha", "hyperband", "median",
                    "pbt");
 ACTORTRAIN_CHOICES(asha_mode, "ASHA mode", "stopping", "promotion");

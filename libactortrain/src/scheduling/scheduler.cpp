@@ -1,6 +1,7 @@
 #include "scheduling/scheduler.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <limits>
 #include <utility>
 
@@ -560,10 +561,21 @@ void release(scheduler_self* self, const std::vector<uint32_t>& slots,
     for (const auto& e : progress.epochs) {
       if (std::find(done.begin(), done.end(), e.network_id) != done.end())
         continue;
-      for (auto& d :
-           st.search->report(e.network_id, e.epoch, st.search->score(e)))
+      auto score = st.search->score(e);
+      if (std::isfinite(score))
+        st.latest_score[e.network_id] = score;
+      for (auto& d : st.search->report(e.network_id, e.epoch, score))
         decided.push_back(std::move(d));
     }
+    // best_first ranks the trainer by its best network's latest score
+    // (among those not done).
+    for (auto id : done)
+      st.latest_score.erase(id);
+    auto best = -std::numeric_limits<double>::infinity();
+    for (auto id : st.members_of[progress.network_id])
+      if (auto s = st.latest_score.find(id); s != st.latest_score.end())
+        best = std::max(best, s->second);
+    st.policy->set_score(progress.network_id, best);
     for (auto id : done)
       for (auto& d : st.search->done(id))
         decided.push_back(std::move(d));

@@ -115,6 +115,8 @@ struct scheduler_state {
   /// trainer asked for a slot (priority_atom).
   std::unordered_map<uint64_t, std::pair<uint64_t, double>> priority_of;
   std::unordered_map<uint64_t, std::vector<uint64_t>> members_of;
+  /// Each network's latest score in the search (for best_first).
+  std::unordered_map<uint64_t, double> latest_score;
   std::unordered_map<uint64_t, double> early_priorities;
   /// Decisions not yet sent to the recorder, and when some were last sent.
   std::vector<decision_record> decisions;

@@ -1,5 +1,7 @@
 #include "scheduling/scheduling_policy.hpp"
 
+#include <limits>
+
 namespace actortrain {
 
 scheduling_policy::~scheduling_policy() = default;
@@ -37,6 +39,12 @@ void scheduling_policy::enqueue(waiting_trainer w) {
   rank r{key(n, estimate, seq), w.network_id, seq};
   where_[w.trainer.address()] = {n.started, r};
   (n.started ? started_ : fresh_).emplace(r, std::move(w));
+}
+
+void scheduling_policy::set_score(uint64_t network_id, double score) {
+  // Set while the trainer holds its slot: its next join ranks it.
+  if (auto i = networks_.find(network_id); i != networks_.end())
+    i->second.score = score;
 }
 
 void scheduling_policy::set_priority(uint64_t network_id, double priority) {
@@ -159,6 +167,18 @@ class priority_policy : public scheduling_policy {
   }
 };
 
+/// For an adaptive search: every network gets its first quantum (the
+/// search's first rung with ASHA's grace epochs, one epoch otherwise) before
+/// any gets a second, in network order; then the network whose latest
+/// score is best goes next. The configurations that look best are trained
+/// deepest first, so a good one reaches its full budget early, while the
+/// search still sees every configuration.
+class best_first_policy : public scheduling_policy {
+  double key(const network& n, double, uint64_t) const override {
+    return n.started ? -n.score : -std::numeric_limits<double>::infinity();
+  }
+};
+
 } // namespace
 
 std::unique_ptr<scheduling_policy> make_policy(policy_kind kind) {
@@ -173,6 +193,8 @@ std::unique_ptr<scheduling_policy> make_policy(policy_kind kind) {
     return std::make_unique<longest_remaining_policy>();
   case policy_kind::priority:
     return std::make_unique<priority_policy>();
+  case policy_kind::best_first:
+    return std::make_unique<best_first_policy>();
   }
   return nullptr;
 }

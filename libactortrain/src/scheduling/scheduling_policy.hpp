@@ -2,6 +2,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <limits>
 #include <map>
 #include <memory>
 #include <optional>
@@ -55,6 +56,10 @@ public:
   /// Gives network `network_id` (a trainer's id) a new priority; a waiting
   /// trainer is ranked again at its place in the order it joined.
   void set_priority(uint64_t network_id, double priority);
+  /// The adaptive search's latest score of network `network_id` (a
+  /// trainer's id: the best of its networks'), higher is better: what
+  /// best_first ranks by.
+  void set_score(uint64_t network_id, double score);
   /// Forgets a trainer that went away while waiting.
   void remove(const caf::actor_addr& trainer);
   size_t waiting() const;
@@ -63,6 +68,8 @@ protected:
   struct network {
     double priority = 0;
     bool started = false;
+    /// The search's latest score (none yet: the lowest).
+    double score = -std::numeric_limits<double>::infinity();
   };
 
   /// The key of a network with `estimate` seconds left, joining the queue as
