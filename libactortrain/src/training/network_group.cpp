@@ -64,9 +64,8 @@ trainer_info network_group::info() const {
     result.member_epochs.push_back(m->spec().config.train.epochs);
     result.member_lrs.push_back(m->spec().config.optimizer.lr);
     result.member_priorities.push_back(m->spec().config.train.priority);
-  }
-  for (const auto& m : members_)
     result.memory_bytes += m->memory_estimate();
+  }
   result.slots = slots_needed();
   result.spans_nodes =
       result.slots > 1 &&

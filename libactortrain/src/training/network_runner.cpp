@@ -110,12 +110,11 @@ void network_runner::on_exception(quantum_outcome& out, std::exception_ptr e) {
     // Not the network's fault: the device was too full. It keeps nothing
     // of this quantum and continues from its last snapshot, the same bits
     // as if this had not happened, once the scheduler finds it room.
-    auto from = last_good_.empty() ? 0 : last_snapshot_step_;
     out.failures.push_back(fmt::format(
         "out of memory on {} at epoch {}, step {}: waits for memory, then "
         "continues from step {} ({})",
-        device_.str(), st_.step / steps_per_epoch_ + 1, st_.step, from,
-        describe(e)));
+        device_.str(), st_.step / steps_per_epoch_ + 1, st_.step,
+        rollback_step(), describe(e)));
     out.out_of_memory = true;
     roll_back();
   } catch (const non_finite_loss& e) {
@@ -249,9 +248,9 @@ void network_runner::on_failure(quantum_outcome& out,
   }
   ++retries_;
   roll_back();
-  out.failures.push_back(fmt::format(
-      "{}; retry {} of {} from step {}", reason, retries_, train.max_retries,
-      last_good_.empty() ? 0 : last_snapshot_step_));
+  out.failures.push_back(fmt::format("{}; retry {} of {} from step {}", reason,
+                                     retries_, train.max_retries,
+                                     rollback_step()));
 }
 
 void network_runner::roll_back() {
@@ -555,11 +554,10 @@ network_runner::evaluation network_runner::evaluate(const torch::Tensor& x,
   const auto& d = *data_;
   // Bounds evaluation memory; small enough that its tensors stay in the
   // allocator's heap (and the cache) instead of being mapped per chunk.
-  constexpr int64_t chunk = evaluation_chunk;
   std::vector<torch::Tensor> outs;
   auto n = x.size(0);
-  for (int64_t i = 0; i < n; i += chunk) {
-    auto part = x.slice(0, i, std::min(n, i + chunk)).to(device_);
+  for (int64_t i = 0; i < n; i += evaluation_chunk) {
+    auto part = x.slice(0, i, std::min(n, i + evaluation_chunk)).to(device_);
     outs.push_back(learner_->predict(part).detach().to(torch::kCPU));
   }
   auto out = torch::cat(outs).to(torch::kFloat32);

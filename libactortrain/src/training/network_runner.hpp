@@ -212,6 +212,10 @@ private:
   /// Forgets the learner and everything since the last good snapshot: the
   /// next quantum continues from there (from the start without one).
   void roll_back();
+  /// The step roll_back() goes back to.
+  int64_t rollback_step() const noexcept {
+    return last_good_.empty() ? 0 : last_snapshot_step_;
+  }
 
   /// Everything about the training so far that a snapshot must restore.
   struct training_state {
