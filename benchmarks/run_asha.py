@@ -10,7 +10,7 @@ the slot-seconds each needed to first reach the full-budget best accuracy
 within 0.5 points, as a ratio.
 
 usage: run_asha.py [--build DIR] [--epochs E] [--samples N]
-                   [--asha-policy fifo|round_robin|...]
+                   [--asha-policy fifo|round_robin|...] [--eta ETA]
 """
 import argparse
 import os
@@ -45,14 +45,15 @@ samples = {samples}
 slots = 2
 search = "{search}"
 policy = "{policy}"
+reduction_factor = {eta}
 """
 
 
-def run(app, folder, mode, epochs, samples, policy="fifo"):
+def run(app, folder, mode, epochs, samples, policy="fifo", eta=3):
     toml = os.path.join(folder, f"{mode}.toml")
     with open(toml, "w") as f:
         f.write(EXPERIMENT.format(mode=mode, data=FASHION, epochs=epochs,
-                                  samples=samples, policy=policy,
+                                  samples=samples, policy=policy, eta=eta,
                                   search="asha" if mode == "asha" else "none"))
     out = os.path.join(folder, mode)
     t0 = time.perf_counter()
@@ -101,13 +102,16 @@ def main():
     ap.add_argument("--samples", type=int, default=64)
     ap.add_argument("--asha-policy", default="fifo",
                     help="scheduler.policy of the ASHA run (the full run: fifo)")
+    ap.add_argument("--eta", type=int, default=3,
+                    help="scheduler.reduction_factor of the ASHA run")
     args = ap.parse_args()
     app = os.path.join(args.build, "apps/actortrain/actortrain")
     with tempfile.TemporaryDirectory() as folder:
         runs = {}
         for mode in ("full", "asha"):
             out, wall = run(app, folder, mode, args.epochs, args.samples,
-                            args.asha_policy if mode == "asha" else "fifo")
+                            args.asha_policy if mode == "asha" else "fifo",
+                            args.eta)
             grants, epochs, stopped = measure(out)
             slots = len({g[1] for g in grants})
             busy = sum(g[3] - g[2] for g in grants)

@@ -6,6 +6,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <iterator>
 #include <map>
 
@@ -252,12 +253,16 @@ namespace {
 
 /// Runs `group` quantum by quantum to the end; returns every network's
 /// outcomes by id (epochs appended across quanta).
-std::map<uint64_t, quantum_outcome> run_to_end(network_group& group,
-                                               quantum_limits limits = {}) {
+/// `device_of(i)` names the device of quantum i's slot.
+std::map<uint64_t, quantum_outcome>
+run_to_end(network_group& group, quantum_limits limits = {},
+           const std::function<std::string(int)>& device_of = {}) {
   std::map<uint64_t, quantum_outcome> result;
   slot_info slot;
   slot.device = "cpu";
   for (int i = 0; i < 1000; ++i) {
+    if (device_of)
+      slot.device = device_of(i);
     auto report = group.run_quantum(slot, limits);
     for (auto& out : report.networks) {
       auto& acc = result[out.progress.network_id];
@@ -658,4 +663,45 @@ TEST_CASE("a fused group split after running out of memory steps in smaller "
   CHECK_FALSE(split_group.split_fused()); // every member steps alone now
   REQUIRE(got.size() == specs.size());
   CHECK(final_weights(got) == final_weights(reference));
+}
+
+TEST_CASE("a network granted a slot on another device moves there and keeps "
+          "its bits") {
+  // Two names of this machine's CPU ("cpu" and "cpu:0") are two devices to
+  // the runtime, so the move between devices (between GPUs of a node) runs
+  // on any machine.
+  std::shared_ptr<const dataset> data = fusion_data(false, 120, 9);
+  std::vector<network_spec> specs;
+  for (uint64_t i = 0; i < 4; ++i) {
+    auto cfg = config_for("mlp", "adam");
+    cfg.train.epochs = 3;
+    cfg.train.checkpoint_every = 1;
+    specs.push_back(make_spec(i, cfg));
+  }
+  quantum_limits limits;
+  limits.steps = 5; // quanta end inside epochs
+  for (bool fuse : {false, true}) {
+    CAPTURE(fuse);
+    auto staying = make_group(specs, data, fuse);
+    auto moving = make_group(specs, data, fuse);
+    auto stay = run_to_end(staying, limits);
+    auto move = run_to_end(moving, limits, [](int i) {
+      return i % 3 == 2 ? std::string{"cpu"} : std::string{"cpu:0"};
+    });
+    CHECK(staying.device_moves() == 0);
+    // Every network moved at least twice ("cpu:0" -> "cpu" -> "cpu:0").
+    CHECK(moving.device_moves() >= 2 * static_cast<int64_t>(specs.size()));
+    for (const auto& s : specs) {
+      CAPTURE(s.id);
+      REQUIRE(stay[s.id].outcome.status == network_status::finished);
+      CHECK(move[s.id].outcome.status == network_status::finished);
+      CHECK(move[s.id].outcome.weights == stay[s.id].outcome.weights);
+      REQUIRE(move[s.id].epochs.size() == stay[s.id].epochs.size());
+      for (size_t e = 0; e < stay[s.id].epochs.size(); ++e) {
+        CHECK(move[s.id].epochs[e].train_loss ==
+              stay[s.id].epochs[e].train_loss);
+        CHECK(move[s.id].epochs[e].test_loss == stay[s.id].epochs[e].test_loss);
+      }
+    }
+  }
 }

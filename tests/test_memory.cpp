@@ -48,6 +48,9 @@ struct device_log {
   int64_t largest_granted = 0;
   /// The most memory admitted on all devices together at once.
   int64_t peak_total = 0;
+  /// Each trainer's last device, and grants on another one than its last.
+  std::map<uint64_t, std::string> last_device;
+  int64_t device_changes = 0;
   std::atomic<int64_t> finished{0};
 };
 
@@ -76,6 +79,11 @@ caf::behavior trainer(caf::event_based_actor* self, scheduler_actor sched,
           std::lock_guard<std::mutex> guard{log->mtx};
           auto& used = log->used[g.slot.node + g.slot.device];
           auto& holders = log->holders[g.slot.node + g.slot.device];
+          auto [last, first] = log->last_device.emplace(s.id, g.slot.device);
+          if (!first && last->second != g.slot.device) {
+            ++log->device_changes;
+            last->second = g.slot.device;
+          }
           used += s.memory;
           ++holders;
           if (holders > 1 && used > budget)
@@ -311,4 +319,70 @@ TEST_CASE("a network that does not fit its device even alone fails with the "
   // Once beside the others (or alone already), then alone: at most twice.
   CHECK(device->out_of_memory >= 1);
   CHECK(device->out_of_memory <= 2);
+}
+
+TEST_CASE("a trainer goes back to a free slot on its own GPU rather than "
+          "moving to another") {
+  caf::actor_system sys{test::actor_config()};
+  // Two fake GPUs of 2 slots each on one node; two trainers, so whenever
+  // one comes back, slots on both devices are free.
+  std::vector<slot_grant> slots;
+  for (uint32_t i = 0; i < 4; ++i) {
+    slot_info info;
+    info.id = i;
+    auto exec = sys.spawn<caf::detached>(slot_executor, info);
+    info.device = i < 2 ? "cuda:0" : "cuda:1";
+    slots.push_back(slot_grant{info, exec, {}});
+  }
+  auto sched = sys.spawn(
+      scheduler, slots,
+      std::shared_ptr<scheduling_policy>{make_policy(policy_kind::fifo)},
+      aggregator_actor{}, size_t{0}, search_settings{}, search_history{});
+  auto log = std::make_shared<admission::device_log>();
+  std::vector<admission::script> scripts{{0, 0, 12}, {1, 0, 12}};
+  for (const auto& s : scripts)
+    sys.spawn(admission::trainer, sched, s, 0, log);
+  auto deadline = std::chrono::steady_clock::now() + 60s;
+  while (log->finished < static_cast<int64_t>(scripts.size()) &&
+         std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(5ms);
+  REQUIRE(log->finished == static_cast<int64_t>(scripts.size()));
+  // Taking the first free slot would have moved them between the GPUs (a
+  // released slot goes to the back of the free list).
+  CHECK(log->device_changes == 0);
+  caf::scoped_actor self{sys};
+  auto moves_of = [&](const auto& scheduler) {
+    int64_t moves = -1;
+    self->request(scheduler, caf::infinite, status_atom_v)
+        .receive(
+            [&](scheduler_status& s) {
+              CHECK(s.busy == 0);
+              moves = s.device_moves;
+            },
+            [&](caf::error& e) { FAIL(to_string(e)); });
+    return moves;
+  };
+  CHECK(moves_of(sched) == 0);
+  // Three trainers on one slot of each GPU: a trainer takes the slot that
+  // is free, on whichever device (a GPU never idles for affinity), and the
+  // scheduler counts each such move.
+  std::vector<slot_grant> two{slots[0], slots[2]};
+  two[1].slot.id = 1;
+  auto crowded = sys.spawn(
+      scheduler, two,
+      std::shared_ptr<scheduling_policy>{make_policy(policy_kind::fifo)},
+      aggregator_actor{}, size_t{0}, search_settings{}, search_history{});
+  auto log3 = std::make_shared<admission::device_log>();
+  for (uint64_t id = 0; id < 3; ++id)
+    sys.spawn(admission::trainer, crowded, admission::script{id, 0, 12}, 0,
+              log3);
+  while (log3->finished < 3 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(5ms);
+  REQUIRE(log3->finished == 3);
+  CHECK(log3->device_changes > 0);
+  CHECK(moves_of(crowded) == log3->device_changes);
+  for (auto& s : slots)
+    self->send_exit(s.executor, caf::exit_reason::user_shutdown);
+  self->send_exit(sched, caf::exit_reason::user_shutdown);
+  self->send_exit(crowded, caf::exit_reason::user_shutdown);
 }

@@ -34,6 +34,13 @@ public:
   virtual double train_step(const torch::Tensor& inputs,
                             const torch::Tensor& targets) = 0;
 
+  /// The same step, its loss left where it was computed: a one-element
+  /// tensor that a GPU may still be working on. The runtime reads a run of
+  /// steps' losses back at once instead of waiting for each step; the
+  /// default wraps train_step's value (a learner on a GPU overrides it).
+  virtual torch::Tensor train_step_on_device(const torch::Tensor& inputs,
+                                             const torch::Tensor& targets);
+
   /// Returns the model's outputs in evaluation mode: class logits
   /// [batch, classes] for classification, values [batch] or [batch, 1] for
   /// regression.

@@ -270,67 +270,33 @@ torch::Tensor fused_model::forward(const torch::Tensor& x) const {
   return h;
 }
 
-namespace {
-
-/// LibTorch's mean cross-entropy of one batch from its per-sample losses,
-/// summed in the same order (nll_loss's cascade of partial sums, 16 per
-/// level) so the reported loss is the unfused network's to the last bit.
-double mean_like_nll_loss(const float* losses, int64_t n) {
-  constexpr int levels = 8;
-  constexpr int64_t power = 4;
-  constexpr int64_t mask = (int64_t{1} << power) - 1;
-  float partial[levels] = {0};
-  for (int64_t b = 0; b < n; ++b) {
-    partial[0] += losses[b];
-    for (int j = 0; j + 1 < levels; ++j) {
-      if ((b & (mask << (j * power))) != 0)
-        break;
-      partial[j + 1] += partial[j];
-      partial[j] = 0;
-    }
-  }
-  float total = 0;
-  for (auto x : partial)
-    total += x;
-  return static_cast<double>(total / static_cast<float>(n));
-}
-
-} // namespace
-
-std::vector<double> fused_model::train_step(const torch::Tensor& inputs,
-                                            const torch::Tensor& targets) {
+step_losses fused_model::train_step_on_device(const torch::Tensor& inputs,
+                                              const torch::Tensor& targets) {
   auto out = forward(inputs);
   auto b = inputs.size(1);
-  torch::Tensor losses;
   namespace F = torch::nn::functional;
-  torch::Tensor per_sample;
   if (classification_) {
-    per_sample =
+    auto per_sample =
         F::cross_entropy(out.reshape({k_ * b, -1}), targets.reshape({k_ * b}),
                          F::CrossEntropyFuncOptions().reduction(torch::kNone))
             .view({k_, b});
-    losses = per_sample.mean(1);
-  } else {
-    losses = F::mse_loss(out.reshape({k_, b}), targets.reshape({k_, b}),
-                         F::MSELossFuncOptions().reduction(torch::kNone))
-                 .mean(1);
+    // The sum's gradient with respect to each member's weights is that
+    // member's own loss gradient.
+    per_sample.mean(1).sum().backward();
+    optimizer_step();
+    return {per_sample.detach(), true};
   }
-  // The sum's gradient with respect to each member's weights is that
-  // member's own loss gradient.
+  auto losses = F::mse_loss(out.reshape({k_, b}), targets.reshape({k_, b}),
+                            F::MSELossFuncOptions().reduction(torch::kNone))
+                    .mean(1);
   losses.sum().backward();
   optimizer_step();
-  std::vector<double> result(static_cast<size_t>(k_));
-  if (classification_) {
-    auto host = per_sample.detach().to(torch::kCPU).contiguous();
-    for (int64_t k = 0; k < k_; ++k)
-      result[static_cast<size_t>(k)] =
-          mean_like_nll_loss(host.data_ptr<float>() + k * b, b);
-  } else {
-    auto host = losses.detach().to(torch::kCPU, torch::kFloat64).contiguous();
-    std::copy(host.data_ptr<double>(), host.data_ptr<double>() + k_,
-              result.begin());
-  }
-  return result;
+  return {losses.detach(), false};
+}
+
+std::vector<double> fused_model::train_step(const torch::Tensor& inputs,
+                                            const torch::Tensor& targets) {
+  return read_losses({train_step_on_device(inputs, targets)}).front();
 }
 
 void fused_model::optimizer_step() {

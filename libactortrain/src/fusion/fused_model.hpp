@@ -9,6 +9,7 @@
 #include <torch/types.h>
 
 #include "actortrain/choices.hpp"
+#include "models/step_losses.hpp"
 
 namespace actortrain {
 
@@ -42,6 +43,9 @@ public:
   /// [K, B, sample...], `targets` [K, B]. Returns each member's mean loss.
   std::vector<double> train_step(const torch::Tensor& inputs,
                                  const torch::Tensor& targets);
+  /// The same step, its losses left on the device to be read later.
+  step_losses train_step_on_device(const torch::Tensor& inputs,
+                                   const torch::Tensor& targets);
 
   /// Member k's outputs for `inputs` [N, sample...], as its unfused network
   /// computes them in evaluation mode.

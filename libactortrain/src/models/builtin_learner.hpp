@@ -27,6 +27,8 @@ public:
 
   double train_step(const torch::Tensor& inputs,
                     const torch::Tensor& targets) override;
+  torch::Tensor train_step_on_device(const torch::Tensor& inputs,
+                                     const torch::Tensor& targets) override;
   torch::Tensor predict(const torch::Tensor& inputs) override;
   std::vector<std::pair<std::string, torch::Tensor>> state() override;
   bool can_checkpoint() const override;

@@ -13,6 +13,11 @@ namespace actortrain {
 
 learner::~learner() = default;
 
+torch::Tensor learner::train_step_on_device(const torch::Tensor& inputs,
+                                            const torch::Tensor& targets) {
+  return torch::tensor(train_step(inputs, targets), torch::kFloat64);
+}
+
 double learner::last_step_seconds() const {
   return -1;
 }
@@ -134,14 +139,20 @@ builtin_learner::builtin_learner(const learner_context& ctx)
   optimizer_ = make_optimizer(options_, net_->parameters());
 }
 
-double builtin_learner::train_step(const torch::Tensor& inputs,
-                                   const torch::Tensor& targets) {
+torch::Tensor
+builtin_learner::train_step_on_device(const torch::Tensor& inputs,
+                                      const torch::Tensor& targets) {
   net_->train();
   optimizer_->zero_grad();
   auto loss = loss_of(net_->forward(inputs), targets);
   loss.backward();
   optimizer_->step();
-  return loss.item<double>();
+  return loss.detach();
+}
+
+double builtin_learner::train_step(const torch::Tensor& inputs,
+                                   const torch::Tensor& targets) {
+  return train_step_on_device(inputs, targets).item<double>();
 }
 
 torch::Tensor builtin_learner::predict(const torch::Tensor& inputs) {

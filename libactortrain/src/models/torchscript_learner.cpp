@@ -172,13 +172,18 @@ public:
 
   double train_step(const torch::Tensor& inputs,
                     const torch::Tensor& targets) override {
+    return train_step_on_device(inputs, targets).item<double>();
+  }
+
+  torch::Tensor train_step_on_device(const torch::Tensor& inputs,
+                                     const torch::Tensor& targets) override {
     set_training(true);
     auto step = [&] {
       optimizer_->zero_grad();
       auto loss = loss_of(forward(inputs), targets);
       loss.backward();
       optimizer_->step();
-      return loss.item<double>();
+      return loss.detach();
     };
     if (random_)
       return with_generator_as_global(generator_, step);

@@ -94,6 +94,10 @@ struct scheduler_status {
   int64_t memory_waits = 0;
   int64_t out_of_memory = 0;
   int64_t alone_grants = 0;
+  /// Grants on another device of the node than the trainer's last (another
+  /// GPU: its state moves there). A trainer gets a free slot on its own
+  /// device when there is one.
+  int64_t device_moves = 0;
 };
 
 template <class Inspector>
@@ -101,7 +105,7 @@ typename Inspector::result_type inspect(Inspector& f, scheduler_status& x) {
   return f(caf::meta::type_name("scheduler_status"), x.slots, x.busy, x.waiting,
            x.grants, x.peak_busy, x.steps_done, x.holders, x.gang_grants,
            x.longest_gang_wait, x.moves, x.moved_bytes, x.memory_waits,
-           x.out_of_memory, x.alone_grants);
+           x.out_of_memory, x.alone_grants, x.device_moves);
 }
 
 } // namespace actortrain

@@ -457,9 +457,19 @@ void dispatch(scheduler_self* self) {
       st.gang = std::move(w);
       continue;
     }
-    auto k = std::find_if(st.free.begin(), st.free.end(), [&](uint32_t s) {
+    // A free slot on the trainer's own device first: on another GPU its
+    // state would have to move there.
+    auto fits = [&](uint32_t s) {
       return admits(st, s, w->network_id);
-    });
+    };
+    auto last = st.last_device.find(w->network_id);
+    auto k = st.free.end();
+    if (last != st.last_device.end())
+      k = std::find_if(st.free.begin(), st.free.end(), [&](uint32_t s) {
+        return st.slots[s].grant.slot.device == last->second && fits(s);
+      });
+    if (k == st.free.end())
+      k = std::find_if(st.free.begin(), st.free.end(), fits);
     if (k == st.free.end()) {
       st.stats.memory_waits += waited ? 0 : 1;
       st.memory_waiter = std::move(w);
@@ -467,6 +477,13 @@ void dispatch(scheduler_self* self) {
     }
     auto slot = *k;
     st.free.erase(k);
+    const auto& device = st.slots[slot].grant.slot.device;
+    if (last == st.last_device.end())
+      st.last_device.emplace(w->network_id, device);
+    else if (last->second != device) {
+      ++st.stats.device_moves;
+      last->second = device;
+    }
     // Trainers are dynamically typed: a typed actor reaches them with
     // anon_send (a trainer does not need to know the sender).
     caf::anon_send(w->trainer, grant_atom_v, hold(self, slot, *w));
@@ -592,6 +609,7 @@ void release(scheduler_self* self, const std::vector<uint32_t>& slots,
     st.memory_need.erase(progress.network_id);
     st.alone.erase(progress.network_id);
     st.home.erase(progress.network_id);
+    st.last_device.erase(progress.network_id);
     st.state_bytes.erase(progress.network_id);
     st.policy->forget(progress.network_id);
     st.searched.erase(progress.network_id);

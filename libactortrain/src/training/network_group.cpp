@@ -3,9 +3,11 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdlib>
 #include <map>
 #include <mutex>
 #include <stdexcept>
+#include <string_view>
 #include <tuple>
 
 #include <ATen/CPUGeneratorImpl.h>
@@ -84,6 +86,13 @@ bool network_group::split_fused() {
   return true;
 }
 
+int64_t network_group::device_moves() const {
+  int64_t moves = 0;
+  for (const auto& m : members_)
+    moves += m->device_moves();
+  return moves;
+}
+
 std::vector<uint64_t> network_group::unfinished() const {
   std::vector<uint64_t> result;
   for (const auto& m : members_)
@@ -133,6 +142,12 @@ quantum_report network_group::run_quantum(const slot_info& slot,
   std::vector<quantum_outcome> outs(n);
   std::vector<network_runner::quantum_mark> marks(n);
   std::vector<size_t> active;
+  // On another device than the stacked model's (another GPU), the members
+  // get their own learners back and move (network_runner::prepare); the
+  // next cohort stacks them there.
+  if (!fused_members_.empty() &&
+      members_[fused_members_.front()]->device() != torch::Device{slot.device})
+    unstack(outs);
   // A PBT copy loads into a network's own learner: a fused member is
   // unstacked first (the next cohort stacks it again).
   for (auto i : fused_members_)
@@ -209,6 +224,13 @@ quantum_report network_group::run_quantum(const slot_info& slot,
   return report;
 }
 
+bool network_group::defer_losses(const network_runner& m) {
+  if (!m.device().is_cpu())
+    return true;
+  const char* forced = std::getenv("ACTORTRAIN_DEFER_LOSSES");
+  return forced != nullptr && std::string_view{forced} == "1";
+}
+
 void network_group::train_cohort(const std::vector<size_t>& cohort,
                                  const quantum_limits& limits,
                                  const cohort_step& step,
@@ -233,33 +255,88 @@ void network_group::train_cohort(const std::vector<size_t>& cohort,
       ended[j] = true;
     stop = stop || ended[j];
   };
+  // Every member fails this step, as each would have alone.
+  auto fail_all = [&](const std::exception_ptr& e) {
+    for (size_t j = 0; j < k; ++j)
+      each(j,
+           [&](network_runner&) -> stop_reason { std::rethrow_exception(e); });
+  };
+  // Steps run but not booked yet: on a GPU their losses are read back
+  // together (one wait for the device every few steps, not one a step).
+  // Booking in order gives every member what booking each step at once
+  // would: a member that fails at a step skips the later ones (it goes
+  // back to its snapshot), and the others' steps are their own.
+  std::vector<stepped> pending;
+  auto limit = defer_losses(*members_[cohort.front()]) ? max_pending_steps : 1;
+  auto issued = [&](size_t j) {
+    return members_[cohort[j]]->step() + static_cast<int64_t>(pending.size());
+  };
   double quantum_seconds = 0;
+  // Books the pending steps; false when their losses could not be read (a
+  // device error: every member fails).
+  auto book = [&] {
+    if (pending.empty())
+      return true;
+    auto t0 = clock_type::now();
+    std::vector<std::vector<double>> losses;
+    try {
+      std::vector<step_losses> values;
+      for (auto& p : pending)
+        values.push_back(std::move(p.losses));
+      losses = read_losses(values);
+    } catch (const std::exception&) {
+      pending.clear();
+      fail_all(std::current_exception());
+      return false;
+    }
+    // The wait for the device is the pending steps' compute time too.
+    auto wait = seconds_since(t0);
+    quantum_seconds += wait;
+    auto share = wait / static_cast<double>(pending.size() * k);
+    for (size_t p = 0; p < pending.size(); ++p) {
+      auto seconds = pending[p].seconds + (pending[p].clocked ? share : 0);
+      for (size_t j = 0; j < k; ++j)
+        if (!ended[j])
+          each(j, [&](network_runner& m) {
+            return m.after_step(losses[p][j], seconds, outs[cohort[j]]);
+          });
+    }
+    pending.clear();
+    return true;
+  };
   while (!stop) {
     for (size_t j = 0; j < k; ++j)
-      stop = stop || members_[cohort[j]]->step() >= targets[j];
+      stop = stop || issued(j) >= targets[j];
     if (stop || (limits.seconds > 0 && quantum_seconds >= limits.seconds))
       break;
     std::vector<torch::Tensor> batches(k);
     for (size_t j = 0; j < k; ++j)
-      each(j, [&](network_runner& m) { return m.before_step(batches[j]); });
+      each(j, [&](network_runner& m) {
+        // Pending steps never cross an epoch's end (booked there), so only
+        // a step inside an epoch is asked for ahead of the booked ones.
+        return pending.empty() ? m.before_step(batches[j])
+                               : m.before_step_at(issued(j), batches[j]);
+      });
     if (stop)
       break;
-    std::vector<double> losses;
-    double seconds = 0;
     try {
-      losses = step(batches, seconds);
+      pending.push_back(step(batches));
     } catch (const std::exception&) {
-      // Every member fails this step, as each would have alone.
-      for (size_t j = 0; j < k; ++j)
-        each(j, [&](network_runner&) -> stop_reason { throw; });
+      auto e = std::current_exception();
+      if (book())
+        fail_all(e);
       return;
     }
-    quantum_seconds += seconds * static_cast<double>(k);
+    quantum_seconds += pending.back().seconds * static_cast<double>(k);
+    bool epoch_end = false;
     for (size_t j = 0; j < k; ++j)
-      each(j, [&](network_runner& m) {
-        return m.after_step(losses[j], seconds, outs[cohort[j]]);
-      });
+      epoch_end = epoch_end || members_[cohort[j]]->epoch_ends_at(issued(j));
+    if (epoch_end || static_cast<int64_t>(pending.size()) >= limit)
+      if (!book())
+        return;
   }
+  if (!book())
+    return;
   // The others end their quantum here: done when their budget is (a
   // network resumed at its last step), else a checkpoint when one is due.
   for (size_t j = 0; j < k; ++j) {
@@ -284,15 +361,17 @@ void network_group::run_alone(size_t i, const quantum_limits& limits,
   auto& m = *members_[i];
   if (!m.ready())
     return;
-  auto step = [&m](const std::vector<torch::Tensor>& batches, double& seconds) {
+  auto step = [&m](const std::vector<torch::Tensor>& batches) {
     auto t0 = clock_type::now();
     auto [x, y] = m.gather(batches.front());
     auto& l = m.current_learner();
-    auto loss = l.train_step(x, y);
+    stepped result;
+    result.losses.values = l.train_step_on_device(x, y).reshape({1});
     // A learner may say how long its step took (tests script it).
     auto scripted = l.last_step_seconds();
-    seconds = scripted >= 0 ? scripted : seconds_since(t0);
-    return std::vector<double>{loss};
+    result.clocked = scripted < 0;
+    result.seconds = result.clocked ? seconds_since(t0) : scripted;
+    return result;
   };
   train_cohort({i}, limits, step, outs);
 }
@@ -326,14 +405,16 @@ void network_group::run_replicated(size_t i, const quantum_limits& limits,
   }
   if (!parallel_ || parallel_->replicas() != replicas)
     parallel_ = std::make_unique<data_parallel_step>(replicas);
-  auto step = [&](const std::vector<torch::Tensor>& batches, double& seconds) {
+  auto step = [&](const std::vector<torch::Tensor>& batches) {
     auto t0 = clock_type::now();
     // The learner may have been rebuilt (a retry, a resume): look it up.
     auto& learner = dynamic_cast<builtin_learner&>(m.current_learner());
     auto loss = (*parallel_)(m.spec().id, learner, m.data(), batches.front(),
                              m.device(), *team);
-    seconds = seconds_since(t0);
-    return std::vector<double>{loss};
+    stepped result;
+    result.losses.values = torch::tensor({loss}, torch::kFloat64);
+    result.seconds = seconds_since(t0);
+    return result;
   };
   train_cohort({i}, limits, step, outs);
 }
@@ -445,7 +526,7 @@ bool network_group::run_fused(const std::vector<size_t>& cohort,
   auto k = static_cast<int64_t>(cohort.size());
   const auto& first = *members_[cohort.front()];
   auto sample_shape = first.data().train_x.sizes().slice(1).vec();
-  auto step = [&](const std::vector<torch::Tensor>& batches, double& seconds) {
+  auto step = [&](const std::vector<torch::Tensor>& batches) {
     auto t0 = clock_type::now();
     auto b = batches.front().size(0);
     std::vector<int64_t> shape{k, b};
@@ -455,9 +536,10 @@ bool network_group::run_fused(const std::vector<size_t>& cohort,
     auto [x, y] = first.gather(torch::cat(batches));
     x = x.view(shape);
     y = y.view({k, b});
-    auto losses = fused_->train_step(x, y);
-    seconds = seconds_since(t0) / static_cast<double>(k);
-    return losses;
+    stepped result;
+    result.losses = fused_->train_step_on_device(x, y);
+    result.seconds = seconds_since(t0) / static_cast<double>(k);
+    return result;
   };
   train_cohort(cohort, limits, step, outs);
   // A member that finished or failed has left the fused model (its learner

@@ -5,6 +5,7 @@
 #include <memory>
 #include <vector>
 
+#include "models/step_losses.hpp"
 #include "training/network_runner.hpp"
 
 namespace actortrain {
@@ -77,15 +78,32 @@ public:
   /// change: see above). False when every member steps alone already.
   bool split_fused();
 
+  /// Times its members moved to another device of the node (see
+  /// network_runner::prepare).
+  int64_t device_moves() const;
+
   /// Ids of the networks that are not done yet.
   std::vector<uint64_t> unfinished() const;
 
 private:
+  /// What one step of a cohort left: its members' losses (maybe still on
+  /// the device) and its compute time per member.
+  struct stepped {
+    step_losses losses;
+    double seconds = 0;
+    /// Whether `seconds` came from the host's clock (then the wait for the
+    /// device when the losses are read is added) or from the learner.
+    bool clocked = true;
+  };
   /// One optimizer step of every member of a cohort, each on its batch (the
-  /// indices of its samples); returns each member's mean loss and sets
-  /// `seconds` to the compute time per member.
-  using cohort_step = std::function<std::vector<double>(
-      const std::vector<torch::Tensor>& batches, double& seconds)>;
+  /// indices of its samples).
+  using cohort_step =
+      std::function<stepped(const std::vector<torch::Tensor>& batches)>;
+  /// At most this many steps run before their losses are read (on a GPU).
+  static constexpr int64_t max_pending_steps = 32;
+  /// Whether `m`'s steps are booked a few at a time: on a GPU, or on the
+  /// CPU when ACTORTRAIN_DEFER_LOSSES=1 (tests check it gives the same bits).
+  static bool defer_losses(const network_runner& m);
 
   /// The step loop: trains `cohort` (indices into members_) until its
   /// quantum ends; a member that stops or fails ends it after that step,

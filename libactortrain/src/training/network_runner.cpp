@@ -150,6 +150,13 @@ void network_runner::conclude(const quantum_limits& limits, stop_reason reason,
 }
 
 void network_runner::prepare(const slot_info& slot) {
+  // Granted a slot on another device of this node (another GPU): the
+  // network moves there the way it moves to another node, through its
+  // state's bytes, and continues bit for bit.
+  if (learner_ && torch::Device{slot.device} != device_) {
+    import_state(export_state());
+    ++device_moves_;
+  }
   build_and_restore(slot);
   // PBT's copy comes after any restore: it replaces the learner's state,
   // whatever that was.

@@ -142,6 +142,11 @@ public:
   /// The learner's state alone (weights, optimizer state), as `save`
   /// writes it (ready() must hold).
   std::vector<char> learner_bytes();
+
+  /// Times the network moved to another device of its node.
+  int64_t device_moves() const noexcept {
+    return device_moves_;
+  }
   /// Epochs completed so far, and whether the network stands at the end of
   /// one.
   int64_t completed_epochs() const noexcept {
@@ -149,6 +154,11 @@ public:
   }
   bool at_epoch_end() const noexcept {
     return st_.step % steps_per_epoch_ == 0;
+  }
+  /// Whether step `step` is the first of an epoch (the one before it ended
+  /// one).
+  bool epoch_ends_at(int64_t step) const noexcept {
+    return step % steps_per_epoch_ == 0;
   }
 
   /// The learner the steps go through (ready() must hold).
@@ -296,6 +306,7 @@ private:
   int64_t last_snapshot_step_ = 0;
   bool done_ = false;
   int64_t retries_ = 0;
+  int64_t device_moves_ = 0;
   /// Retries done when the snapshot being restored was taken.
   int64_t snapshot_retries_ = 0;
 };
