@@ -100,8 +100,24 @@ TEST_CASE("devices in an experiment file: a string or a list") {
   }
 }
 
-TEST_CASE("a device's memory budget: a share of a GPU's, none on a CPU") {
+TEST_CASE("a device's memory budget: a share of a GPU's less the data, "
+          "none on a CPU") {
   CHECK(memory_budget("cpu", 0.9) == 0);
+  CHECK(memory_budget("cpu", 0.9, 1000) == 0);
+  // 80 GB at 0.9, less 250 MB of data copied there.
+  constexpr int64_t gb = 1000 * 1000 * 1000;
+  CHECK(memory_budget_of(80 * gb, 0.9, 0) == 72 * gb);
+  CHECK(memory_budget_of(80 * gb, 0.9, gb / 4) == 72 * gb - gb / 4);
+  // Data that fills the budget leaves a budget of one byte (each network
+  // then has the device to itself), never none (no limit).
+  CHECK(memory_budget_of(gb, 0.5, gb) == 1);
+  // A copy on a device takes the bytes of every tensor of the data.
+  dataset d;
+  d.train_x = torch::zeros({10, 4});
+  d.train_y = torch::zeros({10}, torch::kInt64);
+  d.test_x = torch::zeros({5, 4});
+  d.test_y = torch::zeros({5}, torch::kInt64);
+  CHECK(device_bytes(d) == 10 * 4 * 4 + 10 * 8 + 5 * 4 * 4 + 5 * 8);
   if (!has_gpu()) {
     MESSAGE("no GPU: the GPU half is skipped");
     return;

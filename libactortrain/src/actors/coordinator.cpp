@@ -1,4 +1,5 @@
 #include "actors/coordinator.hpp"
+#include "data/dataset_on_device.hpp"
 
 #include <algorithm>
 #include <thread>
@@ -412,7 +413,9 @@ void start(coordinator_actor* self) {
     info.device = devices[i];
     info.threads = sched.threads_per_slot;
     info.blas = blas;
-    info.memory_budget = memory_budget(info.device, sched.gpu_memory_fraction);
+    info.memory_budget =
+        memory_budget(info.device, sched.gpu_memory_fraction,
+                      plan.data ? device_bytes(*plan.data) : 0);
     auto exec = sys.spawn<caf::detached>(slot_executor, info);
     self->link_to(exec);
     st.executors.push_back(exec);

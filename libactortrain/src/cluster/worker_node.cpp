@@ -1,4 +1,5 @@
 #include "cluster/worker_node.hpp"
+#include "data/dataset_on_device.hpp"
 
 #include <thread>
 
@@ -159,7 +160,8 @@ worker_node(worker_node_actor::stateful_pointer<worker_node_state> self,
           info.threads = setup.exp.scheduler.threads_per_slot;
           info.blas = blas;
           info.memory_budget = memory_budget(
-              info.device, setup.exp.scheduler.gpu_memory_fraction);
+              info.device, setup.exp.scheduler.gpu_memory_fraction,
+              (*ctx)->data ? device_bytes(*(*ctx)->data) : 0);
           auto exec =
               self->spawn<caf::detached>(remote_executor, info, served.run);
           served.executors.push_back(exec);

@@ -40,4 +40,13 @@ dataset_on(const std::shared_ptr<const dataset>& host,
   return shared;
 }
 
+int64_t device_bytes(const dataset& data) {
+  int64_t bytes = 0;
+  for (const auto* t :
+       {&data.train_x, &data.train_y, &data.test_x, &data.test_y})
+    if (t->defined())
+      bytes += static_cast<int64_t>(t->nbytes());
+  return bytes;
+}
+
 } // namespace actortrain

@@ -16,4 +16,7 @@ std::shared_ptr<const dataset>
 dataset_on(const std::shared_ptr<const dataset>& host,
            const torch::Device& device);
 
+/// The bytes a copy of `data` takes on a device (its tensors').
+int64_t device_bytes(const dataset& data);
+
 } // namespace actortrain

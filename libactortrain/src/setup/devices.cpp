@@ -87,10 +87,15 @@ slot_devices(const std::vector<std::string>& devices, int64_t cpu_slots,
   return slots;
 }
 
-int64_t memory_budget(const std::string& device, double fraction) {
+int64_t memory_budget_of(int64_t total, double fraction, int64_t data_bytes) {
+  auto budget = static_cast<int64_t>(fraction * static_cast<double>(total));
+  return std::max<int64_t>(1, budget - data_bytes);
+}
+
+int64_t memory_budget(const std::string& device, double fraction,
+                      int64_t data_bytes) {
   auto total = device_memory_total(device);
-  return total ? static_cast<int64_t>(fraction * static_cast<double>(*total))
-               : 0;
+  return total ? memory_budget_of(*total, fraction, data_bytes) : 0;
 }
 
 void make_gpus_deterministic(const std::vector<std::string>& slot_devices) {

@@ -19,8 +19,16 @@ slot_devices(const std::vector<std::string>& devices, int64_t cpu_slots,
              int64_t streams_per_gpu);
 
 /// The bytes of `device`'s memory its networks may use together: `fraction`
-/// of a GPU's memory; 0 (no limit) for a CPU or where it is not known.
-int64_t memory_budget(const std::string& device, double fraction);
+/// of a GPU's memory less `data_bytes` (the run's data, copied to each GPU
+/// once: data/dataset_on_device); 0 (no limit) for a CPU or where it is not
+/// known.
+int64_t memory_budget(const std::string& device, double fraction,
+                      int64_t data_bytes = 0);
+
+/// The budget of a device of `total` bytes: `fraction` of it less
+/// `data_bytes`, at least 1 (a device the data fills leaves each network
+/// the device to itself, never no limit).
+int64_t memory_budget_of(int64_t total, double fraction, int64_t data_bytes);
 
 /// With a GPU among `slot_devices`: LibTorch's deterministic algorithms
 /// (where it has them; a warning where not) and cuBLAS's deterministic
