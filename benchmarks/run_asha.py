@@ -11,6 +11,7 @@ within 0.5 points, as a ratio.
 
 usage: run_asha.py [--build DIR] [--epochs E] [--samples N]
                    [--asha-policy fifo|round_robin|...] [--eta ETA]
+                   [--asha-mode stopping|promotion]
 """
 import argparse
 import os
@@ -46,14 +47,17 @@ slots = 2
 search = "{search}"
 policy = "{policy}"
 reduction_factor = {eta}
+asha_mode = "{asha_mode}"
 """
 
 
-def run(app, folder, mode, epochs, samples, policy="fifo", eta=3):
+def run(app, folder, mode, epochs, samples, policy="fifo", eta=3,
+        asha_mode="stopping"):
     toml = os.path.join(folder, f"{mode}.toml")
     with open(toml, "w") as f:
         f.write(EXPERIMENT.format(mode=mode, data=FASHION, epochs=epochs,
                                   samples=samples, policy=policy, eta=eta,
+                                  asha_mode=asha_mode,
                                   search="asha" if mode == "asha" else "none"))
     out = os.path.join(folder, mode)
     t0 = time.perf_counter()
@@ -104,6 +108,9 @@ def main():
                     help="scheduler.policy of the ASHA run (the full run: fifo)")
     ap.add_argument("--eta", type=int, default=3,
                     help="scheduler.reduction_factor of the ASHA run")
+    ap.add_argument("--asha-mode", default="stopping",
+                    choices=["stopping", "promotion"],
+                    help="scheduler.asha_mode of the ASHA run")
     args = ap.parse_args()
     app = os.path.join(args.build, "apps/actortrain/actortrain")
     with tempfile.TemporaryDirectory() as folder:
@@ -111,7 +118,7 @@ def main():
         for mode in ("full", "asha"):
             out, wall = run(app, folder, mode, args.epochs, args.samples,
                             args.asha_policy if mode == "asha" else "fifo",
-                            args.eta)
+                            args.eta, args.asha_mode)
             grants, epochs, stopped = measure(out)
             slots = len({g[1] for g in grants})
             busy = sum(g[3] - g[2] for g in grants)

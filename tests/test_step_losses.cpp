@@ -10,6 +10,7 @@
 #include <string>
 
 #include <fmt/format.h>
+#include <torch/cuda.h>
 #include <torch/torch.h>
 
 #include "actortrain/run.hpp"
@@ -22,10 +23,10 @@ using actortrain::test::temp_dir;
 
 namespace {
 
-/// Sets ACTORTRAIN_DEFER_LOSSES for the scope.
+/// Sets ACTORTRAIN_DEFER_LOSSES to `value` for the scope.
 struct deferred_losses {
-  deferred_losses() {
-    ::setenv("ACTORTRAIN_DEFER_LOSSES", "1", 1);
+  explicit deferred_losses(const char* value) {
+    ::setenv("ACTORTRAIN_DEFER_LOSSES", value, 1);
   }
   ~deferred_losses() {
     ::unsetenv("ACTORTRAIN_DEFER_LOSSES");
@@ -35,10 +36,14 @@ struct deferred_losses {
 /// Runs `exp` into dir/name, once booking each step's loss at once and once
 /// deferred, and checks that results, errors and weights are the same bits.
 void check_deferred_same(const std::string& dir, const experiment& exp) {
-  auto at_once = test::run_ok(exp, dir + "/at-once");
+  run_result at_once;
+  {
+    deferred_losses scope{"0"};
+    at_once = test::run_ok(exp, dir + "/at-once");
+  }
   run_result deferred;
   {
-    deferred_losses scope;
+    deferred_losses scope{"1"};
     deferred = test::run_ok(exp, dir + "/deferred");
   }
   REQUIRE(at_once.networks.size() == deferred.networks.size());
@@ -151,5 +156,24 @@ TEST_CASE("a non-finite loss found among deferred steps is the same failure "
       v.train.retry_lr_factor = 1e-31;
     exp.variants[1].train.retry_lr_factor = 1;
     check_deferred_same(fmt::format("{}/retry-{}", dir.path(), fuse), exp);
+  }
+}
+
+TEST_CASE("on a GPU, losses read a few steps at a time give the bits of "
+          "reading each step") {
+  if (torch::cuda::device_count() == 0) {
+    MESSAGE("no GPU: skipped");
+    return;
+  }
+  temp_dir dir;
+  auto exp = test::tiny_experiment(6, 2);
+  exp.data.samples = 1280;
+  exp.base.train.batch_size = 16;
+  exp.data.partition = partition_scheme::bootstrap;
+  exp.scheduler.devices = {"cuda:0"};
+  for (auto fuse : {train_options::fuse_auto, train_options::fuse_off}) {
+    CAPTURE(fuse);
+    exp.base.train.fuse = fuse;
+    check_deferred_same(fmt::format("{}/gpu-{}", dir.path(), fuse), exp);
   }
 }

@@ -225,10 +225,12 @@ quantum_report network_group::run_quantum(const slot_info& slot,
 }
 
 bool network_group::defer_losses(const network_runner& m) {
-  if (!m.device().is_cpu())
-    return true;
   const char* forced = std::getenv("ACTORTRAIN_DEFER_LOSSES");
-  return forced != nullptr && std::string_view{forced} == "1";
+  if (forced != nullptr && std::string_view{forced} == "1")
+    return true;
+  if (forced != nullptr && std::string_view{forced} == "0")
+    return false;
+  return !m.device().is_cpu();
 }
 
 void network_group::train_cohort(const std::vector<size_t>& cohort,
@@ -256,10 +258,13 @@ void network_group::train_cohort(const std::vector<size_t>& cohort,
     stop = stop || ended[j];
   };
   // Every member fails this step, as each would have alone.
+  // (Those that ended while their earlier steps were booked keep that end.)
   auto fail_all = [&](const std::exception_ptr& e) {
     for (size_t j = 0; j < k; ++j)
-      each(j,
-           [&](network_runner&) -> stop_reason { std::rethrow_exception(e); });
+      if (!ended[j])
+        each(j, [&](network_runner&) -> stop_reason {
+          std::rethrow_exception(e);
+        });
   };
   // Steps run but not booked yet: on a GPU their losses are read back
   // together (one wait for the device every few steps, not one a step).

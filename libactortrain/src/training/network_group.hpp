@@ -101,8 +101,9 @@ private:
       std::function<stepped(const std::vector<torch::Tensor>& batches)>;
   /// At most this many steps run before their losses are read (on a GPU).
   static constexpr int64_t max_pending_steps = 32;
-  /// Whether `m`'s steps are booked a few at a time: on a GPU, or on the
-  /// CPU when ACTORTRAIN_DEFER_LOSSES=1 (tests check it gives the same bits).
+  /// Whether `m`'s steps are booked a few at a time: on a GPU; for tests,
+  /// which check that it gives the same bits, everywhere with
+  /// ACTORTRAIN_DEFER_LOSSES=1 and nowhere with ACTORTRAIN_DEFER_LOSSES=0.
   static bool defer_losses(const network_runner& m);
 
   /// The step loop: trains `cohort` (indices into members_) until its
