@@ -289,6 +289,17 @@ make_runner(const network_spec& spec, std::shared_ptr<const dataset> data) {
                                           learner_factory{});
 }
 
+/// Networks 0..n-1: MLPs trained with Adam for `epochs` epochs.
+std::vector<network_spec> adam_mlps(uint64_t n, int64_t epochs) {
+  std::vector<network_spec> specs;
+  for (uint64_t i = 0; i < n; ++i) {
+    auto cfg = config_for("mlp", "adam");
+    cfg.train.epochs = epochs;
+    specs.push_back(make_spec(i, cfg));
+  }
+  return specs;
+}
+
 network_group make_group(const std::vector<network_spec>& specs,
                          std::shared_ptr<const dataset> data, bool fuse) {
   std::vector<std::unique_ptr<network_runner>> members;
@@ -633,12 +644,7 @@ threads_per_slot = 2
 TEST_CASE("a fused group split after running out of memory steps in smaller "
           "cohorts with the same bits") {
   std::shared_ptr<const dataset> data = fusion_data(false, 96, 9);
-  std::vector<network_spec> specs;
-  for (uint64_t i = 0; i < 5; ++i) {
-    auto cfg = config_for("mlp", "adam");
-    cfg.train.epochs = 3;
-    specs.push_back(make_spec(i, cfg));
-  }
+  auto specs = adam_mlps(5, 3);
   quantum_limits limits;
   limits.steps = 5;
   auto reference_group = make_group(specs, data, true);
@@ -671,13 +677,7 @@ TEST_CASE("a network granted a slot on another device moves there and keeps "
   // the runtime, so the move between devices (between GPUs of a node) runs
   // on any machine.
   std::shared_ptr<const dataset> data = fusion_data(false, 120, 9);
-  std::vector<network_spec> specs;
-  for (uint64_t i = 0; i < 4; ++i) {
-    auto cfg = config_for("mlp", "adam");
-    cfg.train.epochs = 3;
-    cfg.train.checkpoint_every = 1;
-    specs.push_back(make_spec(i, cfg));
-  }
+  auto specs = adam_mlps(4, 3);
   quantum_limits limits;
   limits.steps = 5; // quanta end inside epochs
   for (bool fuse : {false, true}) {

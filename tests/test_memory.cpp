@@ -128,6 +128,40 @@ caf::behavior trainer(caf::event_based_actor* self, scheduler_actor sched,
   };
 }
 
+/// A fifo scheduler over `slots`, for the fake trainers.
+scheduler_actor fifo_scheduler(caf::actor_system& sys,
+                               const std::vector<slot_grant>& slots) {
+  return sys.spawn(
+      scheduler, slots,
+      std::shared_ptr<scheduling_policy>{make_policy(policy_kind::fifo)},
+      aggregator_actor{}, size_t{0}, search_settings{}, search_history{});
+}
+
+/// Spawns a fake trainer for each of `scripts` and waits (at most 60 s)
+/// until every one has finished.
+void run_scripts(caf::actor_system& sys, const scheduler_actor& sched,
+                 const std::vector<script>& scripts, int64_t budget,
+                 const std::shared_ptr<device_log>& log) {
+  for (const auto& s : scripts)
+    sys.spawn(trainer, sched, s, budget, log);
+  auto deadline = std::chrono::steady_clock::now() + 60s;
+  auto all = static_cast<int64_t>(scripts.size());
+  while (log->finished < all && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(5ms);
+  REQUIRE(log->finished == all);
+}
+
+/// What `sched` says of itself.
+scheduler_status status_of(caf::actor_system& sys,
+                           const scheduler_actor& sched) {
+  caf::scoped_actor self{sys};
+  scheduler_status status;
+  self->request(sched, caf::infinite, status_atom_v)
+      .receive([&](scheduler_status& s) { status = s; },
+               [&](caf::error& e) { FAIL(to_string(e)); });
+  return status;
+}
+
 } // namespace admission
 
 TEST_CASE("GPU admission never puts more on a device than its budget, and "
@@ -147,22 +181,22 @@ TEST_CASE("GPU admission never puts more on a device than its budget, and "
     info.memory_budget = budget;
     slots.push_back(slot_grant{info, exec, {}});
   }
-  auto sched = sys.spawn(
-      scheduler, slots,
-      std::shared_ptr<scheduling_policy>{make_policy(policy_kind::fifo)},
-      aggregator_actor{}, size_t{0}, search_settings{}, search_history{});
+  auto sched = admission::fifo_scheduler(sys, slots);
   auto log = std::make_shared<admission::device_log>();
-  std::vector<admission::script> scripts{
-      {0, 70},  {1, 60}, {2, 40}, {3, 30}, {4, 150},
-      {5, 20},  {6, 90}, {7, 50}, {8, 10}, {9, 40, 4, true, 30},
-      {10, 60}, {11, 25}};
-  for (const auto& s : scripts)
-    sys.spawn(admission::trainer, sched, s, budget, log);
-  auto deadline = std::chrono::steady_clock::now() + 60s;
-  while (log->finished < static_cast<int64_t>(scripts.size()) &&
-         std::chrono::steady_clock::now() < deadline)
-    std::this_thread::sleep_for(5ms);
-  REQUIRE(log->finished == static_cast<int64_t>(scripts.size()));
+  admission::run_scripts(sys, sched,
+                         {{0, 70},
+                          {1, 60},
+                          {2, 40},
+                          {3, 30},
+                          {4, 150},
+                          {5, 20},
+                          {6, 90},
+                          {7, 50},
+                          {8, 10},
+                          {9, 40, 4, true, 30},
+                          {10, 60},
+                          {11, 25}},
+                         budget, log);
   CHECK(log->over_budget == 0);
   // Each device has a budget of its own (more than one device's worth was
   // in use at once).
@@ -173,15 +207,12 @@ TEST_CASE("GPU admission never puts more on a device than its budget, and "
   // that one (its measured peak then let it share again).
   CHECK(log->alone_grants == 1);
   CHECK(log->alone_with_others == 0);
-  caf::scoped_actor self{sys};
-  scheduler_status status;
-  self->request(sched, caf::infinite, status_atom_v)
-      .receive([&](scheduler_status& s) { status = s; },
-               [&](caf::error& e) { FAIL(to_string(e)); });
+  auto status = admission::status_of(sys, sched);
   CHECK(status.out_of_memory == 1);
   CHECK(status.alone_grants == 1);
   CHECK(status.memory_waits > 0);
   CHECK(status.busy == 0);
+  caf::scoped_actor self{sys};
   for (auto& s : slots)
     self->send_exit(s.executor, caf::exit_reason::user_shutdown);
   self->send_exit(sched, caf::exit_reason::user_shutdown);
@@ -334,53 +365,27 @@ TEST_CASE("a trainer goes back to a free slot on its own GPU rather than "
     info.device = i < 2 ? "cuda:0" : "cuda:1";
     slots.push_back(slot_grant{info, exec, {}});
   }
-  auto sched = sys.spawn(
-      scheduler, slots,
-      std::shared_ptr<scheduling_policy>{make_policy(policy_kind::fifo)},
-      aggregator_actor{}, size_t{0}, search_settings{}, search_history{});
+  auto sched = admission::fifo_scheduler(sys, slots);
   auto log = std::make_shared<admission::device_log>();
-  std::vector<admission::script> scripts{{0, 0, 12}, {1, 0, 12}};
-  for (const auto& s : scripts)
-    sys.spawn(admission::trainer, sched, s, 0, log);
-  auto deadline = std::chrono::steady_clock::now() + 60s;
-  while (log->finished < static_cast<int64_t>(scripts.size()) &&
-         std::chrono::steady_clock::now() < deadline)
-    std::this_thread::sleep_for(5ms);
-  REQUIRE(log->finished == static_cast<int64_t>(scripts.size()));
+  admission::run_scripts(sys, sched, {{0, 0, 12}, {1, 0, 12}}, 0, log);
   // Taking the first free slot would have moved them between the GPUs (a
   // released slot goes to the back of the free list).
   CHECK(log->device_changes == 0);
-  caf::scoped_actor self{sys};
-  auto moves_of = [&](const auto& scheduler) {
-    int64_t moves = -1;
-    self->request(scheduler, caf::infinite, status_atom_v)
-        .receive(
-            [&](scheduler_status& s) {
-              CHECK(s.busy == 0);
-              moves = s.device_moves;
-            },
-            [&](caf::error& e) { FAIL(to_string(e)); });
-    return moves;
-  };
-  CHECK(moves_of(sched) == 0);
+  CHECK(admission::status_of(sys, sched).device_moves == 0);
   // Three trainers on one slot of each GPU: a trainer takes the slot that
   // is free, on whichever device (a GPU never idles for affinity), and the
   // scheduler counts each such move.
   std::vector<slot_grant> two{slots[0], slots[2]};
   two[1].slot.id = 1;
-  auto crowded = sys.spawn(
-      scheduler, two,
-      std::shared_ptr<scheduling_policy>{make_policy(policy_kind::fifo)},
-      aggregator_actor{}, size_t{0}, search_settings{}, search_history{});
+  auto crowded = admission::fifo_scheduler(sys, two);
   auto log3 = std::make_shared<admission::device_log>();
-  for (uint64_t id = 0; id < 3; ++id)
-    sys.spawn(admission::trainer, crowded, admission::script{id, 0, 12}, 0,
-              log3);
-  while (log3->finished < 3 && std::chrono::steady_clock::now() < deadline)
-    std::this_thread::sleep_for(5ms);
-  REQUIRE(log3->finished == 3);
+  admission::run_scripts(sys, crowded, {{0, 0, 12}, {1, 0, 12}, {2, 0, 12}}, 0,
+                         log3);
   CHECK(log3->device_changes > 0);
-  CHECK(moves_of(crowded) == log3->device_changes);
+  auto status = admission::status_of(sys, crowded);
+  CHECK(status.device_moves == log3->device_changes);
+  CHECK(status.busy == 0);
+  caf::scoped_actor self{sys};
   for (auto& s : slots)
     self->send_exit(s.executor, caf::exit_reason::user_shutdown);
   self->send_exit(sched, caf::exit_reason::user_shutdown);

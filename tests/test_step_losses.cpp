@@ -63,6 +63,17 @@ void check_deferred_same(const std::string& dir, const experiment& exp) {
   CHECK(weights == test::stored_weights(dir + "/deferred"));
 }
 
+/// `networks` tiny MLPs whose epochs have 80 steps (1,280 samples in
+/// batches of 16), more than a slot runs before reading their losses; each
+/// on its own bootstrap sample of one size, so they fuse.
+experiment long_epochs(int64_t networks, int64_t epochs) {
+  auto exp = test::tiny_experiment(networks, epochs);
+  exp.data.samples = 1280;
+  exp.base.train.batch_size = 16;
+  exp.data.partition = partition_scheme::bootstrap;
+  return exp;
+}
+
 } // namespace
 
 TEST_CASE("read_losses gives each step's mean losses in order") {
@@ -101,12 +112,7 @@ TEST_CASE("read_losses gives each step's mean losses in order") {
 TEST_CASE("losses read a few steps at a time give the bits of reading each "
           "step, fused or not, whatever the quantum") {
   temp_dir dir;
-  auto exp = test::tiny_experiment(5, 2);
-  // 1,280 samples in batches of 16: 80 steps an epoch, more than the steps
-  // a slot runs before reading their losses.
-  exp.data.samples = 1280;
-  exp.base.train.batch_size = 16;
-  exp.data.partition = partition_scheme::bootstrap;
+  auto exp = long_epochs(5, 2);
   for (auto fuse : {train_options::fuse_auto, train_options::fuse_off})
     for (int64_t quantum_steps : {0, 45}) {
       CAPTURE(fuse);
@@ -121,10 +127,7 @@ TEST_CASE("losses read a few steps at a time give the bits of reading each "
 TEST_CASE("a non-finite loss found among deferred steps is the same failure "
           "at the same step, and its retry the same bits") {
   temp_dir dir;
-  auto exp = test::tiny_experiment(4, 3);
-  exp.data.samples = 1280;
-  exp.base.train.batch_size = 16;
-  exp.data.partition = partition_scheme::bootstrap;
+  auto exp = long_epochs(4, 3);
   // Diverges within the first steps; one network of each fused group keeps
   // a rate that trains, so its group goes on past the others' failure.
   auto diverging = exp.base;
@@ -166,10 +169,7 @@ TEST_CASE("on a GPU, losses read a few steps at a time give the bits of "
     return;
   }
   temp_dir dir;
-  auto exp = test::tiny_experiment(6, 2);
-  exp.data.samples = 1280;
-  exp.base.train.batch_size = 16;
-  exp.data.partition = partition_scheme::bootstrap;
+  auto exp = long_epochs(6, 2);
   exp.scheduler.devices = {"cuda:0"};
   for (auto fuse : {train_options::fuse_auto, train_options::fuse_off}) {
     CAPTURE(fuse);
