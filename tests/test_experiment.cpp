@@ -239,6 +239,8 @@ TEST_CASE("the fingerprint covers what changes numbers, not scheduling") {
   CHECK(changed(
       [](experiment& e) { e.base.train.fuse = train_options::fuse_off; }));
   CHECK(changed([](experiment& e) { e.base.train.fuse = 4; }));
+  // The threads a slot splits operations into round differently.
+  CHECK(changed([](experiment& e) { e.scheduler.threads_per_slot = 2; }));
   CHECK_FALSE(changed([](experiment& e) { e.scheduler.slots = 7; }));
   CHECK_FALSE(changed([](experiment& e) { e.base.train.priority = 3; }));
 }

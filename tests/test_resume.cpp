@@ -466,10 +466,13 @@ TEST_CASE("resuming with a changed experiment is refused") {
     return test::run_process(fmt::format("{} run {} --output {} --quiet",
                                          test::app(), dir / "exp.toml", out));
   };
-  // Keys that change a network's numbers: the learning rate, and fusion
-  // (fused and unfused steps round differently).
-  for (auto [from, to] : {std::pair{"lr = 0.003", "lr = 0.01"},
-                          std::pair{"seed = 5", "seed = 5\nfuse = \"off\""}}) {
+  // Keys that change a network's numbers: the learning rate, fusion (fused
+  // and unfused steps round differently) and the threads a slot's
+  // operations split into (so do 1 and 2 threads).
+  for (auto [from, to] :
+       {std::pair{"lr = 0.003", "lr = 0.01"},
+        std::pair{"seed = 5", "seed = 5\nfuse = \"off\""},
+        std::pair{"slots = 2", "slots = 2\nthreads_per_slot = 2"}}) {
     CAPTURE(to);
     auto again = resume_with(from, to);
     CHECK(again.exit_code == 3);

@@ -215,7 +215,10 @@ template <> struct section<scheduler_options> {
       key("streams_per_gpu", &S::streams_per_gpu, running).in(closed(1, 64)),
       key("gpu_memory_fraction", &S::gpu_memory_fraction, running)
           .in(open_closed(0, 1)),
-      key("threads_per_slot", &S::threads_per_slot, running)
+      // LibTorch's kernels split work by thread count and round by it:
+      // 1 and 2 threads give other bits (measured 2026-12-06, MLPs and
+      // CNNs), so a resumed run keeps its value.
+      key("threads_per_slot", &S::threads_per_slot, numbers)
           .in(closed(1, max_threads_per_slot)),
       key("quantum_epochs", &S::quantum_epochs, running)
           .in(closed(1, max_count)),
