@@ -128,12 +128,12 @@ caf::behavior trainer(caf::event_based_actor* self, scheduler_actor sched,
   };
 }
 
-/// A fifo scheduler over `slots`, for the fake trainers.
-scheduler_actor fifo_scheduler(caf::actor_system& sys,
-                               const std::vector<slot_grant>& slots) {
+/// A scheduler over `slots` (fifo unless told), for the fake trainers.
+scheduler_actor fake_scheduler(caf::actor_system& sys,
+                               const std::vector<slot_grant>& slots,
+                               policy_kind policy = policy_kind::fifo) {
   return sys.spawn(
-      scheduler, slots,
-      std::shared_ptr<scheduling_policy>{make_policy(policy_kind::fifo)},
+      scheduler, slots, std::shared_ptr<scheduling_policy>{make_policy(policy)},
       aggregator_actor{}, size_t{0}, search_settings{}, search_history{});
 }
 
@@ -181,7 +181,7 @@ TEST_CASE("GPU admission never puts more on a device than its budget, and "
     info.memory_budget = budget;
     slots.push_back(slot_grant{info, exec, {}});
   }
-  auto sched = admission::fifo_scheduler(sys, slots);
+  auto sched = admission::fake_scheduler(sys, slots);
   auto log = std::make_shared<admission::device_log>();
   admission::run_scripts(sys, sched,
                          {{0, 70},
@@ -365,19 +365,19 @@ TEST_CASE("a trainer goes back to a free slot on its own GPU rather than "
     info.device = i < 2 ? "cuda:0" : "cuda:1";
     slots.push_back(slot_grant{info, exec, {}});
   }
-  auto sched = admission::fifo_scheduler(sys, slots);
+  auto sched = admission::fake_scheduler(sys, slots);
   auto log = std::make_shared<admission::device_log>();
   admission::run_scripts(sys, sched, {{0, 0, 12}, {1, 0, 12}}, 0, log);
   // Taking the first free slot would have moved them between the GPUs (a
   // released slot goes to the back of the free list).
   CHECK(log->device_changes == 0);
   CHECK(admission::status_of(sys, sched).device_moves == 0);
-  // Three trainers on one slot of each GPU: a trainer takes the slot that
-  // is free, on whichever device (a GPU never idles for affinity), and the
-  // scheduler counts each such move.
+  // Three trainers taking turns (round robin) on one slot of each GPU: a
+  // trainer takes the slot that is free, on whichever device (a GPU never
+  // idles for affinity), and the scheduler counts each such move.
   std::vector<slot_grant> two{slots[0], slots[2]};
   two[1].slot.id = 1;
-  auto crowded = admission::fifo_scheduler(sys, two);
+  auto crowded = admission::fake_scheduler(sys, two, policy_kind::round_robin);
   auto log3 = std::make_shared<admission::device_log>();
   admission::run_scripts(sys, crowded, {{0, 0, 12}, {1, 0, 12}, {2, 0, 12}}, 0,
                          log3);

@@ -152,8 +152,10 @@ void network_runner::conclude(const quantum_limits& limits, stop_reason reason,
 void network_runner::prepare(const slot_info& slot) {
   // Granted a slot on another device of this node (another GPU): the
   // network moves there the way it moves to another node, through its
-  // state's bytes, and continues bit for bit.
-  if (learner_ && torch::Device{slot.device} != device_) {
+  // state's bytes, and continues bit for bit. A learner that cannot save
+  // its state stays where it is (the slot's thread drives it there).
+  if (learner_ && torch::Device{slot.device} != device_ &&
+      learner_->can_checkpoint()) {
     import_state(export_state());
     ++device_moves_;
   }
