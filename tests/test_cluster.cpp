@@ -3,6 +3,7 @@
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <csignal>
 #include <filesystem>
 #include <fstream>
@@ -1188,4 +1189,84 @@ TEST_CASE("TLS: a worker refuses peers without a certificate from its CA") {
       run_app(fmt::format("worker --port 0 --tls-cert {}", dir / "worker.pem"));
   CHECK(res.exit_code == 3);
   CHECK(res.output.find("--tls-key is missing") != std::string::npos);
+}
+
+namespace {
+
+constexpr const char* pbt_cluster_toml = R"(name = "pbt-cluster"
+[data]
+format = "synthetic"
+samples = 2048
+test_samples = 256
+features = 16
+classes = 4
+partition = "bootstrap"
+[model]
+hidden = [32]
+[optimizer]
+kind = "adam"
+lr = 0.003
+[train]
+networks = 1
+epochs = 6
+batch_size = 32
+seed = 5
+validation_fraction = 0.25
+[scheduler]
+slots = 2
+search = "pbt"
+interval_epochs = 2
+deterministic = true
+[sweep]
+"optimizer.lr" = [0.03, 0.01, 0.003, 0.001, 0.0003, 0.0001]
+)";
+
+/// "network epoch action donor new-hyperparameters" of every decision,
+/// sorted: what the search decided, whatever order it was written in.
+std::vector<std::string> pbt_decisions(const std::string& out) {
+  auto store = results_store::open(out + "/results.db");
+  REQUIRE(static_cast<bool>(store));
+  auto ds = (*store)->decisions();
+  REQUIRE(static_cast<bool>(ds));
+  std::vector<std::string> result;
+  for (const auto& d : *ds)
+    result.push_back(fmt::format("{} {} {} {} {}", d.network_id, d.epoch,
+                                 d.action, d.donor, d.new_hyperparameters));
+  std::sort(result.begin(), result.end());
+  return result;
+}
+
+} // namespace
+
+TEST_CASE("deterministic PBT across two worker processes makes the copies "
+          "and ends with the weights of one process") {
+  temp_dir dir;
+  std::string exp = dir / "pbt.toml";
+  write_text(exp, pbt_cluster_toml);
+  auto local = run_process(
+      fmt::format("{} run {} --output {} --quiet", app(), exp, dir / "local"));
+  REQUIRE_MESSAGE(local.exit_code == 0, local.output);
+  worker_process w1{"--slots 1 --verbose", dir / "w1.log"};
+  worker_process w2{"--slots 1 --verbose", dir / "w2.log"};
+  auto res = run_app(fmt::format("run {} --output {} --workers {},{} "
+                                 "--no-local --quiet",
+                                 exp, dir / "out", w1.address(), w2.address()));
+  REQUIRE_MESSAGE(res.exit_code == 0, res.output);
+  // Both workers trained.
+  CHECK(w1.process().output().find("quantum of group") != std::string::npos);
+  CHECK(w2.process().output().find("quantum of group") != std::string::npos);
+  // The same copies (the bottom 2 of 6 copy one of the top 2 at epochs 2
+  // and 4), donors and perturbed rates as in one process...
+  auto expected = pbt_decisions(dir / "local");
+  auto got = pbt_decisions(dir / "out");
+  CHECK(
+      std::count_if(expected.begin(), expected.end(), [](const std::string& d) {
+        return d.find("exploit") != std::string::npos;
+      }) == 4);
+  CHECK(got == expected);
+  // ...and the same weights, byte for byte.
+  auto mine = test::stored_weights(dir / "out");
+  auto theirs = test::stored_weights(dir / "local");
+  CHECK(mine.size() == 6);
+  CHECK(mine == theirs);
 }
