@@ -1221,21 +1221,6 @@ deterministic = true
 "optimizer.lr" = [0.03, 0.01, 0.003, 0.001, 0.0003, 0.0001]
 )";
 
-/// "network epoch action donor new-hyperparameters" of every decision,
-/// sorted: what the search decided, whatever order it was written in.
-std::vector<std::string> pbt_decisions(const std::string& out) {
-  auto store = results_store::open(out + "/results.db");
-  REQUIRE(static_cast<bool>(store));
-  auto ds = (*store)->decisions();
-  REQUIRE(static_cast<bool>(ds));
-  std::vector<std::string> result;
-  for (const auto& d : *ds)
-    result.push_back(fmt::format("{} {} {} {} {}", d.network_id, d.epoch,
-                                 d.action, d.donor, d.new_hyperparameters));
-  std::sort(result.begin(), result.end());
-  return result;
-}
-
 } // namespace
 
 TEST_CASE("deterministic PBT across two worker processes makes the copies "
@@ -1257,8 +1242,8 @@ TEST_CASE("deterministic PBT across two worker processes makes the copies "
   CHECK(w2.process().output().find("quantum of group") != std::string::npos);
   // The same copies (the bottom 2 of 6 copy one of the top 2 at epochs 2
   // and 4), donors and perturbed rates as in one process...
-  auto expected = pbt_decisions(dir / "local");
-  auto got = pbt_decisions(dir / "out");
+  auto expected = test::stored_decisions(dir / "local");
+  auto got = test::stored_decisions(dir / "out");
   CHECK(
       std::count_if(expected.begin(), expected.end(), [](const std::string& d) {
         return d.find("exploit") != std::string::npos;

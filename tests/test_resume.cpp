@@ -330,25 +330,6 @@ deterministic = true
 "optimizer.lr" = [0.03, 0.01, 0.003, 0.001, 0.0003, 0.0001, 3e-5, 1e-5, 3e-6]
 )";
 
-/// "network epoch rung action" of every decision, sorted: what the search
-/// decided, whatever the order the records were written in.
-std::vector<std::string> decisions_in(const std::string& out) {
-  auto store = results_store::open(out + "/results.db");
-  REQUIRE(static_cast<bool>(store));
-  auto ds = (*store)->decisions();
-  REQUIRE(static_cast<bool>(ds));
-  std::vector<std::string> result;
-  for (const auto& d : *ds)
-    result.push_back(
-        fmt::format("{} {} {} {}", d.network_id, d.epoch, d.rung, d.action));
-  std::sort(result.begin(), result.end());
-  return result;
-}
-
-} // namespace
-
-namespace {
-
 /// Runs the experiment `toml` uninterrupted, then killed with SIGKILL once
 /// `epochs` holds each count of stored epochs in turn (each kill resumes the
 /// run before), then to its end: the search must have replayed, and the
@@ -362,7 +343,7 @@ void killed_search_resumes(
   temp_dir dir;
   test::write_text(dir / "exp.toml", toml);
   auto expected = reference(dir);
-  auto expected_decisions = decisions_in(dir / "reference");
+  auto expected_decisions = test::stored_decisions(dir / "reference");
   decisions_ok(expected_decisions);
   auto out = dir / "out";
   for (int kill_after : epochs) {
@@ -388,7 +369,7 @@ void killed_search_resumes(
   REQUIRE(got.size() == expected.size());
   for (auto& [name, bytes] : expected)
     CHECK_MESSAGE(got[name] == bytes, name, " differs after resuming");
-  CHECK(decisions_in(out) == expected_decisions);
+  CHECK(test::stored_decisions(out) == expected_decisions);
 }
 
 } // namespace

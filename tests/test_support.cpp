@@ -300,6 +300,22 @@ stored_weights(const std::string& out) {
   return result;
 }
 
+std::vector<std::string> stored_decisions(const std::string& out) {
+  auto store = results_store::open(out + "/" + results_store::file_name);
+  if (!store)
+    throw std::runtime_error(to_string_pretty(store.error()));
+  auto ds = (*store)->decisions();
+  if (!ds)
+    throw std::runtime_error(to_string_pretty(ds.error()));
+  std::vector<std::string> result;
+  for (const auto& d : *ds)
+    result.push_back(fmt::format("{} {} {} {} {} {}", d.network_id, d.epoch,
+                                 d.rung, d.action, d.donor,
+                                 d.new_hyperparameters));
+  std::sort(result.begin(), result.end());
+  return result;
+}
+
 std::string app() {
   return ACTORTRAIN_APP;
 }

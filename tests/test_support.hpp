@@ -145,6 +145,11 @@ private:
 /// them (output.layout); a damaged one fails the test.
 std::map<std::string, std::vector<char>> stored_weights(const std::string& out);
 
+/// Every decision the search stored in the run folder `out`, as "network
+/// epoch rung action donor new-hyperparameters", sorted: what it decided,
+/// whatever order the records were written in.
+std::vector<std::string> stored_decisions(const std::string& out);
+
 /// The largest difference of `a` from `ref`, relative to `ref`'s largest
 /// magnitude.
 double relative_error(const torch::Tensor& a, const torch::Tensor& ref);
