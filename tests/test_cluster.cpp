@@ -40,6 +40,7 @@
 using namespace actortrain;
 using actortrain::test::app;
 using actortrain::test::background_process;
+using actortrain::test::process_result;
 using actortrain::test::run_app;
 using actortrain::test::run_process;
 using actortrain::test::temp_dir;
@@ -102,6 +103,20 @@ std::string local_reference(const temp_dir& dir, const std::string& exp) {
       fmt::format("{} run {} --output {} --quiet --slots 3", app(), exp, out));
   REQUIRE_MESSAGE(res.exit_code == 0, res.output);
   return out;
+}
+
+/// Runs `exp` into `out` on the slots of workers `a` and `b` only
+/// (--no-local); checks that it succeeded and that both workers trained.
+process_result run_on_two_workers(const std::string& exp,
+                                  const std::string& out, worker_process& a,
+                                  worker_process& b) {
+  auto res = run_app(
+      fmt::format("run {} --output {} --workers {},{} --no-local --quiet", exp,
+                  out, a.address(), b.address()));
+  REQUIRE_MESSAGE(res.exit_code == 0, res.output);
+  CHECK(a.process().output().find("quantum of group") != std::string::npos);
+  CHECK(b.process().output().find("quantum of group") != std::string::npos);
+  return res;
 }
 
 /// Adds `train_keys` to the experiment's [train] table and `tail` at its end.
@@ -190,15 +205,10 @@ TEST_CASE("two worker processes train a run with the results of one process") {
   auto exp = write_experiment(dir, 3, 1);
   worker_process w1{"--slots 1 --verbose", dir / "w1.log"};
   worker_process w2{"--slots 1 --verbose", dir / "w2.log"};
-  auto res = run_app(fmt::format("run {} --output {} --workers {},{} "
-                                 "--no-local --quiet",
-                                 exp, dir / "out", w1.address(), w2.address()));
-  REQUIRE_MESSAGE(res.exit_code == 0, res.output);
+  // Both workers train: each runs quanta.
+  auto res = run_on_two_workers(exp, dir / "out", w1, w2);
   CHECK(res.output.find("12 networks: 12 finished, 0 failed") !=
         std::string::npos);
-  // Both workers trained: each ran quanta.
-  CHECK(w1.process().output().find("quantum of group") != std::string::npos);
-  CHECK(w2.process().output().find("quantum of group") != std::string::npos);
   check_same_weights(dir / "out", local_reference(dir, exp));
   // The workers let go of the finished run and wait for the next one.
   CHECK(w1.process().wait_for("waiting for a coordinator", 20));
@@ -1233,13 +1243,7 @@ TEST_CASE("deterministic PBT across two worker processes makes the copies "
   REQUIRE_MESSAGE(local.exit_code == 0, local.output);
   worker_process w1{"--slots 1 --verbose", dir / "w1.log"};
   worker_process w2{"--slots 1 --verbose", dir / "w2.log"};
-  auto res = run_app(fmt::format("run {} --output {} --workers {},{} "
-                                 "--no-local --quiet",
-                                 exp, dir / "out", w1.address(), w2.address()));
-  REQUIRE_MESSAGE(res.exit_code == 0, res.output);
-  // Both workers trained.
-  CHECK(w1.process().output().find("quantum of group") != std::string::npos);
-  CHECK(w2.process().output().find("quantum of group") != std::string::npos);
+  run_on_two_workers(exp, dir / "out", w1, w2);
   // The same copies (the bottom 2 of 6 copy one of the top 2 at epochs 2
   // and 4), donors and perturbed rates as in one process...
   auto expected = test::stored_decisions(dir / "local");
