@@ -85,6 +85,13 @@ TEST_CASE("read_losses gives each step's mean losses in order") {
   REQUIRE(got.size() == 2);
   CHECK(got[0] == std::vector<double>{0.5, 1.25});
   CHECK(got[1] == std::vector<double>{2.0, -1.0});
+  // A lone network's losses, as its learner leaves them (0-dim): one step
+  // read at once, or several together.
+  auto lone = read_losses({{torch::tensor(0.1f)}});
+  CHECK(lone == std::vector<std::vector<double>>{{static_cast<double>(0.1f)}});
+  auto lones = read_losses({{torch::tensor(0.1f)}, {torch::tensor(0.2f)}});
+  CHECK(lones == std::vector<std::vector<double>>{{static_cast<double>(0.1f)},
+                                                  {static_cast<double>(0.2f)}});
   // Per-sample cross-entropies: each member's mean is LibTorch's own mean
   // cross-entropy of its batch, to the bit.
   namespace F = torch::nn::functional;

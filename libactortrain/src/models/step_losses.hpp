@@ -10,7 +10,8 @@ namespace actortrain {
 /// not wait for the host to read its loss (no `.item()` per step); the
 /// runtime reads a run of steps back at once (read_losses).
 struct step_losses {
-  /// [k] mean losses (one per member of a cohort), or, with `per_sample`,
+  /// [k] mean losses (one per member of a cohort; a lone network's may be
+  /// a one-element tensor of any shape), or, with `per_sample`,
   /// [k, b] per-sample cross-entropies whose means the host takes the way
   /// LibTorch's nll_loss sums them, so a fused member reports the loss its
   /// unfused network would, to the last bit.

@@ -371,7 +371,7 @@ void network_group::run_alone(size_t i, const quantum_limits& limits,
     auto [x, y] = m.gather(batches.front());
     auto& l = m.current_learner();
     stepped result;
-    result.losses.values = l.train_step_on_device(x, y).reshape({1});
+    result.losses.values = l.train_step_on_device(x, y);
     // A learner may say how long its step took (tests script it).
     auto scripted = l.last_step_seconds();
     result.clocked = scripted < 0;
