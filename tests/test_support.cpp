@@ -280,35 +280,37 @@ std::string silent_listener::address() const {
   return fmt::format("127.0.0.1:{}", port_);
 }
 
+namespace {
+
+/// `x`'s value; its error, as an exception that fails the test.
+template <class T> T value_of(caf::expected<T> x) {
+  if (!x)
+    throw std::runtime_error(to_string_pretty(x.error()));
+  return std::move(*x);
+}
+
+/// The results store of the run folder `out`.
+auto run_store(const std::string& out) {
+  return value_of(results_store::open(out + "/" + results_store::file_name));
+}
+
+} // namespace
+
 std::map<std::string, std::vector<char>>
 stored_weights(const std::string& out) {
-  auto store = results_store::open(out + "/" + results_store::file_name);
-  if (!store)
-    throw std::runtime_error(to_string_pretty(store.error()));
-  auto run = (*store)->read();
-  if (!run)
-    throw std::runtime_error(to_string_pretty(run.error()));
+  auto store = run_store(out);
+  auto run = value_of(store->read());
   std::map<std::string, std::vector<char>> result;
-  for (const auto& n : run->networks) {
-    if (n.status != network_status::finished)
-      continue;
-    auto bytes = (*store)->file_bytes(n.id, file_kind::weights);
-    if (!bytes)
-      throw std::runtime_error(to_string_pretty(bytes.error()));
-    result[n.name + ".pt"] = std::move(*bytes);
-  }
+  for (const auto& n : run.networks)
+    if (n.status == network_status::finished)
+      result[n.name + ".pt"] =
+          value_of(store->file_bytes(n.id, file_kind::weights));
   return result;
 }
 
 std::vector<std::string> stored_decisions(const std::string& out) {
-  auto store = results_store::open(out + "/" + results_store::file_name);
-  if (!store)
-    throw std::runtime_error(to_string_pretty(store.error()));
-  auto ds = (*store)->decisions();
-  if (!ds)
-    throw std::runtime_error(to_string_pretty(ds.error()));
   std::vector<std::string> result;
-  for (const auto& d : *ds)
+  for (const auto& d : value_of(run_store(out)->decisions()))
     result.push_back(fmt::format("{} {} {} {} {} {}", d.network_id, d.epoch,
                                  d.rung, d.action, d.donor,
                                  d.new_hyperparameters));

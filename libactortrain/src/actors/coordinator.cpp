@@ -1,5 +1,4 @@
 #include "actors/coordinator.hpp"
-#include "data/dataset_on_device.hpp"
 
 #include <algorithm>
 #include <thread>
@@ -17,6 +16,7 @@
 #include "actortrain/error.hpp"
 #include "actortrain/learner.hpp"
 #include "cluster/for_workers.hpp"
+#include "data/dataset_on_device.hpp"
 #include "fusion/grouping.hpp"
 #include "platform/blas_kernels.hpp"
 #include "protocol/slot.hpp"
@@ -407,6 +407,7 @@ void start(coordinator_actor* self) {
   make_gpus_deterministic(devices);
   std::vector<slot_grant> slots;
   auto blas = blas_description();
+  auto data_bytes = plan.data ? device_bytes(*plan.data) : 0;
   for (size_t i = 0; i < devices.size(); ++i) {
     slot_info info;
     info.id = static_cast<uint32_t>(i);
@@ -414,8 +415,7 @@ void start(coordinator_actor* self) {
     info.threads = sched.threads_per_slot;
     info.blas = blas;
     info.memory_budget =
-        memory_budget(info.device, sched.gpu_memory_fraction,
-                      plan.data ? device_bytes(*plan.data) : 0);
+        memory_budget(info.device, sched.gpu_memory_fraction, data_bytes);
     auto exec = sys.spawn<caf::detached>(slot_executor, info);
     self->link_to(exec);
     st.executors.push_back(exec);

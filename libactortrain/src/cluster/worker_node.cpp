@@ -1,5 +1,4 @@
 #include "cluster/worker_node.hpp"
-#include "data/dataset_on_device.hpp"
 
 #include <thread>
 
@@ -13,6 +12,7 @@
 #include "cluster/remote_executor.hpp"
 #include "cluster/state_keeper.hpp"
 #include "cluster/worker_run.hpp"
+#include "data/dataset_on_device.hpp"
 #include "platform/blas_kernels.hpp"
 #include "protocol/slot.hpp"
 #include "protocol/type_ids.hpp"
@@ -153,6 +153,7 @@ worker_node(worker_node_actor::stateful_pointer<worker_node_state> self,
         served.keeper = self->spawn<caf::detached>(state_keeper, served.run);
         std::vector<slot_grant> slots;
         auto blas = blas_description();
+        auto data_bytes = (*ctx)->data ? device_bytes(*(*ctx)->data) : 0;
         for (size_t i = 0; i < devices->size(); ++i) {
           slot_info info;
           info.id = static_cast<uint32_t>(i);
@@ -160,8 +161,7 @@ worker_node(worker_node_actor::stateful_pointer<worker_node_state> self,
           info.threads = setup.exp.scheduler.threads_per_slot;
           info.blas = blas;
           info.memory_budget = memory_budget(
-              info.device, setup.exp.scheduler.gpu_memory_fraction,
-              (*ctx)->data ? device_bytes(*(*ctx)->data) : 0);
+              info.device, setup.exp.scheduler.gpu_memory_fraction, data_bytes);
           auto exec =
               self->spawn<caf::detached>(remote_executor, info, served.run);
           served.executors.push_back(exec);

@@ -1,7 +1,5 @@
 #include "scheduling/scheduling_policy.hpp"
 
-#include <limits>
-
 namespace actortrain {
 
 scheduling_policy::~scheduling_policy() = default;

@@ -429,7 +429,7 @@ int64_t network_runner::quantum_target(const quantum_limits& limits) const {
 stop_reason network_runner::before_step(torch::Tensor& batch) {
   // after_step starts an epoch's sums; a snapshot written before it did
   // (2026-12-06) holds the last epoch's at an epoch boundary.
-  if (st_.step % steps_per_epoch_ == 0) {
+  if (at_epoch_end()) {
     st_.epoch_loss_sum = 0;
     st_.epoch_seconds = 0;
   }
@@ -471,7 +471,7 @@ stop_reason network_runner::after_step(double loss, double seconds,
                                       loss, epoch + 1, st_.step)};
   st_.last_loss = loss;
   st_.epoch_loss_sum += loss;
-  if (st_.step % steps_per_epoch_ == 0) {
+  if (at_epoch_end()) {
     auto reason = end_epoch(epoch + 1, out);
     // Asynchronous replicas may book steps of the next epoch before the
     // next before_step: its sums start now.

@@ -153,7 +153,7 @@ public:
     return st_.step / steps_per_epoch_;
   }
   bool at_epoch_end() const noexcept {
-    return st_.step % steps_per_epoch_ == 0;
+    return epoch_ends_at(st_.step);
   }
   /// Whether step `step` is the first of an epoch (the one before it ended
   /// one).
