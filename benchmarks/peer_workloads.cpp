@@ -134,6 +134,22 @@ json with_actortrain(const json& w, bool fuse, int64_t threads,
   return {{"network_steps", steps}, {"seconds", seconds}};
 }
 
+/// The plan's layers as LibTorch's modules: actortrain's own model (one
+/// plan builds both) with LibTorch's MaxPool2d in place of actortrain's
+/// faster pooling kernel, as a loop written by hand would have it.
+torch::nn::Sequential libtorch_layers(const model_plan& plan) {
+  auto ours = build_builtin_model(plan);
+  torch::nn::Sequential net;
+  size_t layer = 0;
+  for (const auto& module : *ours) {
+    if (plan.layers[layer++].kind == planned_layer::pool)
+      net->push_back(torch::nn::MaxPool2d(torch::nn::MaxPool2dOptions(2)));
+    else
+      net->push_back(module);
+  }
+  return net;
+}
+
 /// The hand-written loop: each network in turn, LibTorch's intra-op threads.
 json hand_written(const json& w, int64_t threads, const placement& where) {
   auto opts = data_for(w["data"]);
@@ -164,10 +180,10 @@ json hand_written(const json& w, int64_t threads, const placement& where) {
                        // n_train samples drawn with replacement, per network.
                        ? torch::randint(n_train, {n_train}, torch::kInt64)
                        : torch::arange(n_train);
-      // The same layers as actortrain's (one plan builds both); LibTorch's
-      // default initialisation, as a hand-written loop would have.
+      // The same layers as actortrain's, LibTorch's default initialisation,
+      // as a hand-written loop would have.
       auto net =
-          build_builtin_model(builtin_model_plan(config_for(w, arch).model, d));
+          libtorch_layers(builtin_model_plan(config_for(w, arch).model, d));
       net->to(device);
       shard = shard.to(device);
       torch::optim::Adam opt(net->parameters(),

@@ -6,6 +6,7 @@
 
 #include "actortrain/error.hpp"
 #include "actortrain/learner.hpp"
+#include "models/max_pool.hpp"
 #include "test_support.hpp"
 
 using namespace actortrain;
@@ -193,4 +194,115 @@ TEST_CASE("a learner's saved state carries its learning rate") {
   auto y = data->train_y.slice(0, 16, 48);
   CHECK(a->train_step(x, y) == b->train_step(x, y));
   CHECK(same(a->state(), b->state()));
+}
+
+namespace {
+
+/// Images with the cases that decide which index a window reports: ties
+/// (ReLU's zeros and repeated values), NaNs, infinities, odd sizes.
+torch::Tensor awkward_images(int64_t n, int64_t c, int64_t h, int64_t w) {
+  torch::manual_seed(7);
+  auto x = torch::relu(torch::randn({n, c, h, w}));
+  x = torch::where(torch::rand_like(x) < 0.2, torch::round(x), x);
+  // -0 ties +0: the first of the two wins, and its sign is the output's.
+  x = torch::where(torch::rand_like(x) < 0.1, torch::full_like(x, -0.0), x);
+  auto flat = x.view(-1);
+  const auto inf = std::numeric_limits<float>::infinity();
+  flat[3] = std::nanf("");
+  flat[w + 2] = std::nanf("");
+  flat[w + 3] = std::nanf("");
+  flat[5] = -inf;
+  flat[2 * w] = inf;
+  flat[2 * w + 1] = inf;
+  x.index_put_({0, 0, 4}, -inf); // a whole window of -inf
+  return x;
+}
+
+bool same_bits(const torch::Tensor& a, const torch::Tensor& b) {
+  return a.sizes() == b.sizes() && a.dtype() == b.dtype() &&
+         std::memcmp(a.contiguous().data_ptr(), b.contiguous().data_ptr(),
+                     a.numel() * a.element_size()) == 0;
+}
+
+} // namespace
+
+TEST_CASE("2x2 max pooling matches LibTorch's: values, indices, gradients") {
+  for (auto shape : std::vector<std::vector<int64_t>>{
+           {3, 2, 8, 8}, {2, 3, 7, 7}, {1, 1, 5, 6}, {4, 4, 28, 28}}) {
+    CAPTURE(shape);
+    auto x = awkward_images(shape[0], shape[1], shape[2], shape[3]);
+    auto [expected, expected_indices] = at::max_pool2d_with_indices(x, {2, 2});
+    {
+      torch::NoGradGuard no_grad;
+      CHECK(same_bits(max_pool_2x2(x), expected));
+    }
+    auto ours_in = x.clone().requires_grad_();
+    auto theirs_in = x.clone().requires_grad_();
+    auto ours = max_pool_2x2(ours_in);
+    auto theirs = torch::max_pool2d(theirs_in, 2);
+    CHECK(same_bits(ours.detach(), expected));
+    CHECK(same_bits(theirs.detach(), expected));
+    auto grad = torch::randn_like(ours);
+    grad.view(-1)[0] = -0.0; // LibTorch's backward adds it to +0
+    ours.backward(grad);
+    theirs.backward(grad);
+    // The gradient lands where the index says: the same bits means the
+    // same window entries were chosen, ties and NaNs included.
+    CHECK(same_bits(ours_in.grad(), theirs_in.grad()));
+  }
+  // Layouts the fast path does not take still pool, through LibTorch.
+  auto x = awkward_images(2, 3, 8, 8);
+  auto strided = x.transpose(2, 3);
+  CHECK(same_bits(max_pool_2x2(strided), torch::max_pool2d(strided, 2)));
+  auto doubles = x.to(torch::kFloat64);
+  CHECK(same_bits(max_pool_2x2(doubles), torch::max_pool2d(doubles, 2)));
+}
+
+TEST_CASE("a built-in CNN trains the bits it trained with LibTorch's "
+          "MaxPool2d") {
+  model_options m;
+  m.kind = model_kind::cnn;
+  m.channels = {4, 8};
+  m.hidden = {16};
+  auto plan = plan_model(m, {1, 28, 28}, 10);
+  REQUIRE(plan);
+  auto ours = build_builtin_model(*plan);
+  // The same network with LibTorch's pooling module in place of ours.
+  torch::nn::Sequential theirs;
+  auto copied = build_builtin_model(*plan);
+  size_t layer = 0;
+  for (const auto& module : *copied) {
+    if (plan->layers[layer++].kind == planned_layer::pool)
+      theirs->push_back(torch::nn::MaxPool2d(torch::nn::MaxPool2dOptions(2)));
+    else
+      theirs->push_back(module);
+  }
+  {
+    torch::NoGradGuard no_grad;
+    auto from = ours->parameters();
+    auto to = theirs->parameters();
+    REQUIRE(from.size() == to.size());
+    for (size_t i = 0; i < from.size(); ++i)
+      to[i].copy_(from[i]);
+  }
+  torch::optim::Adam ours_opt(ours->parameters(), 1e-2);
+  torch::optim::Adam theirs_opt(theirs->parameters(), 1e-2);
+  torch::manual_seed(3);
+  for (int step = 0; step < 5; ++step) {
+    auto x = torch::relu(torch::randn({16, 1, 28, 28}));
+    auto y = torch::randint(0, 10, {16});
+    for (auto [net, opt] : {std::pair{ours.ptr(), &ours_opt},
+                            std::pair{theirs.ptr(), &theirs_opt}}) {
+      opt->zero_grad();
+      torch::nn::functional::cross_entropy(net->forward(x), y).backward();
+      opt->step();
+    }
+  }
+  auto a = ours->parameters();
+  auto b = theirs->parameters();
+  for (size_t i = 0; i < a.size(); ++i)
+    CHECK(same_bits(a[i], b[i]));
+  torch::NoGradGuard no_grad;
+  auto x = torch::randn({8, 1, 28, 28});
+  CHECK(same_bits(ours->forward(x), theirs->forward(x)));
 }

@@ -10,6 +10,7 @@
 #include <torch/version.h>
 
 #include "models/builtin_learner.hpp"
+#include "models/max_pool.hpp"
 
 namespace actortrain {
 
@@ -253,7 +254,7 @@ torch::Tensor fused_model::forward(const torch::Tensor& x) const {
     }
     case layer::pool: {
       auto s = h.sizes().vec();
-      auto pooled = torch::max_pool2d(h.reshape({k_ * b, s[2], s[3], s[4]}), 2);
+      auto pooled = max_pool_2x2(h.reshape({k_ * b, s[2], s[3], s[4]}));
       h = pooled.view({k_, b, s[2], pooled.size(2), pooled.size(3)});
       break;
     }
@@ -377,7 +378,7 @@ torch::Tensor fused_model::predict(int64_t k,
       break;
     }
     case layer::pool:
-      h = torch::max_pool2d(h, 2);
+      h = max_pool_2x2(h);
       break;
     case layer::flatten:
       h = h.flatten(1);

@@ -8,6 +8,7 @@
 
 #include "actortrain/error.hpp"
 #include "models/builtin_learner.hpp"
+#include "models/max_pool.hpp"
 
 namespace actortrain {
 
@@ -117,7 +118,7 @@ torch::nn::Sequential build_builtin_model(const model_plan& plan) {
       net->push_back(activation(plan.activation));
       break;
     case planned_layer::pool:
-      net->push_back(torch::nn::MaxPool2d(torch::nn::MaxPool2dOptions(2)));
+      net->push_back(torch::nn::Functional(max_pool_2x2));
       break;
     case planned_layer::flatten:
       net->push_back(torch::nn::Flatten());
