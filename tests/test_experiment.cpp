@@ -524,6 +524,14 @@ TEST_CASE("an unknown choice names the key, the value and the choices") {
                   "task = \"ranking\"\n");
   CHECK(task.find("data.task: unknown task 'ranking' (expected "
                   "classification or regression)") != std::string::npos);
+  // A number in quotes where a word or a number may stand says so.
+  auto quoted = msg("[train]\nfuse = \"8\"\n");
+  CHECK(quoted.find("train.fuse must be \"auto\", \"off\" or an integer in "
+                    "[1, 1000000], got \"8\" (a string: write the number "
+                    "without quotes)") != std::string::npos);
+  auto word = msg("[train]\nfuse = \"on\"\n");
+  CHECK(word.find("got \"on\"") != std::string::npos);
+  CHECK(word.find("without quotes") == std::string::npos);
   auto kind = msg("[model]\nkind = 3\n");
   CHECK(kind.find("model.kind must be a string: mlp, cnn or torchscript") !=
         std::string::npos);

@@ -364,6 +364,15 @@ std::optional<network_address> parse_address(const std::string& text) {
 
 namespace {
 
+/// A string such as "8" where a number may stand.
+bool quoted_number(const toml::node& n) {
+  if (!n.is_string())
+    return false;
+  const auto s = *n.value<std::string>();
+  return !s.empty() && std::all_of(s.begin(), s.end(),
+                                   [](char c) { return c >= '0' && c <= '9'; });
+}
+
 std::string format_value(const toml::node& n) {
   if (auto* arr = n.as_array()) {
     std::vector<std::string> xs;
@@ -484,8 +493,13 @@ public:
           return;
         }
     if (row.word_count > 0)
-      fail(n, fmt::format("{} must be {} or an integer {}, got {}", key,
-                          words_of(row), describe(row.range), format_value(n)));
+      fail(n, fmt::format("{} must be {} or an integer {}, got {}{}", key,
+                          words_of(row), describe(row.range),
+                          n.is_string() ? fmt::format("\"{}\"", format_value(n))
+                                        : format_value(n),
+                          quoted_number(n)
+                              ? " (a string: write the number without quotes)"
+                              : ""));
     else
       fail(n, key + " must be an integer");
   }
