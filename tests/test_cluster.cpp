@@ -287,6 +287,7 @@ TEST_CASE("affinity: a network's quanta stay on its worker, a move is "
   int64_t recorded = 0;
   for (const auto& g : *grants) {
     CHECK((g.node == w1.address() || g.node == w2.address()));
+    CHECK(g.device == "cpu"); // the worker's slot's device, recorded
     auto last = last_node.find(g.network_id);
     bool moved = last != last_node.end() && last->second != g.node;
     switches += moved ? 1 : 0;

@@ -270,8 +270,8 @@ TEST_CASE("the report of 10,000 networks stays small and renders") {
       m.seconds = 0.01;
       epochs.push_back(m);
       auto slot = static_cast<uint32_t>(spec.id % 16);
-      grants.push_back(
-          {spec.id, slot, slot_time[slot], slot_time[slot] + 0.01, 50, "", 0});
+      grants.push_back({spec.id, slot, slot_time[slot], slot_time[slot] + 0.01,
+                        50, "", 0, "cpu"});
       slot_time[slot] += 0.011;
     }
   }

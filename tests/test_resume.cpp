@@ -1208,3 +1208,48 @@ TEST_CASE("actortrain continue DIR --epochs N trains a finished run on to the "
   CHECK(nothing.exit_code == 4);
   CHECK(nothing.output.find("no results store here") != std::string::npos);
 }
+
+TEST_CASE("a store written before grants recorded devices reads and gains "
+          "the column") {
+  temp_dir dir;
+  auto exp = test::tiny_experiment(2, 1);
+  run_options opts;
+  opts.output_dir = dir / "out";
+  REQUIRE(run(exp, opts));
+  const std::string path = dir / "out/results.db";
+  {
+    auto store = results_store::open(path);
+    REQUIRE(static_cast<bool>(store));
+    auto grants = (*store)->grants();
+    REQUIRE(static_cast<bool>(grants));
+    REQUIRE_FALSE(grants->empty());
+    for (const auto& g : *grants)
+      CHECK(g.device == "cpu");
+  }
+  // As an older version wrote it: no device column.
+  sqlite3* db = nullptr;
+  REQUIRE(sqlite3_open(path.c_str(), &db) == SQLITE_OK);
+  REQUIRE(sqlite3_exec(db, "ALTER TABLE grants DROP COLUMN device", nullptr,
+                       nullptr, nullptr) == SQLITE_OK);
+  sqlite3_close(db);
+  {
+    auto old = results_store::open(path);
+    REQUIRE(static_cast<bool>(old));
+    auto grants = (*old)->grants();
+    REQUIRE_MESSAGE(static_cast<bool>(grants),
+                    to_string_pretty(grants.error()));
+    for (const auto& g : *grants)
+      CHECK(g.device.empty());
+  }
+  // Opened for writing, the store gains the column (and new grants fill it).
+  auto writable = results_store::open(path, true);
+  REQUIRE(static_cast<bool>(writable));
+  grant_record r;
+  r.network_id = 0;
+  r.device = "cuda:1";
+  REQUIRE_FALSE((*writable)->add_grants({r}));
+  auto after = (*writable)->grants();
+  REQUIRE(static_cast<bool>(after));
+  CHECK(std::count_if(after->begin(), after->end(),
+                      [](const auto& g) { return g.device == "cuda:1"; }) == 1);
+}

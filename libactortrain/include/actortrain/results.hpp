@@ -68,12 +68,15 @@ struct grant_record {
   /// Bytes of state that moved to the slot's node for this quantum (the
   /// group's last quantum ran on another node); 0 when it stayed.
   int64_t moved_bytes = 0;
+  /// The slot's device on its node ("cpu", "cuda:1"); "" in stores written
+  /// before devices were recorded.
+  std::string device;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, grant_record& x) {
   return f(caf::meta::type_name("grant_record"), x.network_id, x.slot, x.start,
-           x.end, x.steps, x.node, x.moved_bytes);
+           x.end, x.steps, x.node, x.moved_bytes, x.device);
 }
 
 /// One decision of the adaptive search (scheduler.search): seconds since the

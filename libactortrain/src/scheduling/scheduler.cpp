@@ -388,6 +388,45 @@ bool move_pays(const scheduler_state& st, uint64_t id) {
   return cost <= 0.25 * st.policy->remaining(id);
 }
 
+/// Whether slots `a` and `b` are on one node (by the node's name, as the
+/// grants record it: "" for this process).
+bool same_node(const scheduler_state& st, uint32_t a, uint32_t b) {
+  return st.slots[a].grant.slot.node == st.slots[b].grant.slot.node;
+}
+
+/// Whether slots `a` and `b` compute on one device of one node.
+bool same_device(const scheduler_state& st, uint32_t a, uint32_t b) {
+  return same_node(st, a, b) &&
+         st.slots[a].grant.slot.device == st.slots[b].grant.slot.device;
+}
+
+/// `k`, a free slot for trainer `id`, or another free slot of the same node
+/// on the device of the trainer's last grant when `k` is on another one and
+/// that one admits it: on another GPU its state would have to move there.
+std::deque<uint32_t>::iterator
+prefer_own_device(scheduler_state& st, std::deque<uint32_t>::iterator k,
+                  uint64_t id) {
+  auto last = st.last_slot.find(id);
+  if (last == st.last_slot.end() || !same_node(st, *k, last->second) ||
+      same_device(st, *k, last->second))
+    return k;
+  auto own = std::find_if(st.free.begin(), st.free.end(), [&](uint32_t s) {
+    return same_device(st, s, last->second) && admits(st, s, id);
+  });
+  return own == st.free.end() ? k : own;
+}
+
+/// Records trainer `id`'s grant of `slot`, counting a move to another
+/// device of the same node (a move to another node counts in `moves`).
+void note_slot(scheduler_state& st, uint64_t id, uint32_t slot) {
+  auto [last, first] = st.last_slot.emplace(id, slot);
+  if (first)
+    return;
+  if (same_node(st, slot, last->second) && !same_device(st, slot, last->second))
+    ++st.stats.device_moves;
+  last->second = slot;
+}
+
 /// Grants one free slot by affinity (see scheduler()): false when no free
 /// slot has a taker now. A trainer that needs several slots at once
 /// becomes the gang instead.
@@ -417,7 +456,11 @@ bool grant_by_affinity(scheduler_self* self) {
       st.gang = std::move(w);
       return true;
     }
+    if (!moves)
+      k = prefer_own_device(st, k, w->network_id);
+    slot = *k;
     st.free.erase(k);
+    note_slot(st, w->network_id, slot);
     st.stats.moves += moves ? 1 : 0;
     st.home[w->network_id] = node;
     caf::anon_send(w->trainer, grant_atom_v, hold(self, slot, *w));
@@ -457,33 +500,18 @@ void dispatch(scheduler_self* self) {
       st.gang = std::move(w);
       continue;
     }
-    // A free slot on the trainer's own device first: on another GPU its
-    // state would have to move there.
-    auto fits = [&](uint32_t s) {
+    auto k = std::find_if(st.free.begin(), st.free.end(), [&](uint32_t s) {
       return admits(st, s, w->network_id);
-    };
-    auto last = st.last_device.find(w->network_id);
-    auto k = st.free.end();
-    if (last != st.last_device.end())
-      k = std::find_if(st.free.begin(), st.free.end(), [&](uint32_t s) {
-        return st.slots[s].grant.slot.device == last->second && fits(s);
-      });
-    if (k == st.free.end())
-      k = std::find_if(st.free.begin(), st.free.end(), fits);
+    });
     if (k == st.free.end()) {
       st.stats.memory_waits += waited ? 0 : 1;
       st.memory_waiter = std::move(w);
       return;
     }
+    k = prefer_own_device(st, k, w->network_id);
     auto slot = *k;
     st.free.erase(k);
-    const auto& device = st.slots[slot].grant.slot.device;
-    if (last == st.last_device.end())
-      st.last_device.emplace(w->network_id, device);
-    else if (last->second != device) {
-      ++st.stats.device_moves;
-      last->second = device;
-    }
+    note_slot(st, w->network_id, slot);
     // Trainers are dynamically typed: a typed actor reaches them with
     // anon_send (a trainer does not need to know the sender).
     caf::anon_send(w->trainer, grant_atom_v, hold(self, slot, *w));
@@ -497,7 +525,8 @@ void free_slot(scheduler_self* self, uint32_t slot, int64_t steps,
   auto& st = self->state;
   auto& h = st.slots[slot].held;
   st.pending.push_back({h.network_id, slot, h.since, now(self), steps,
-                        st.slots[slot].grant.slot.node, moved_bytes});
+                        st.slots[slot].grant.slot.node, moved_bytes,
+                        st.slots[slot].grant.slot.device});
   h = {};
   st.slots[slot].free_since = now(self);
   if (!st.slots[slot].dead)
@@ -609,7 +638,7 @@ void release(scheduler_self* self, const std::vector<uint32_t>& slots,
     st.memory_need.erase(progress.network_id);
     st.alone.erase(progress.network_id);
     st.home.erase(progress.network_id);
-    st.last_device.erase(progress.network_id);
+    st.last_slot.erase(progress.network_id);
     st.state_bytes.erase(progress.network_id);
     st.policy->forget(progress.network_id);
     st.searched.erase(progress.network_id);

@@ -88,9 +88,9 @@ struct scheduler_state {
   bool several_nodes = false;
   /// The node of each trainer's last grant, where its live state stays.
   std::unordered_map<uint64_t, caf::node_id> home;
-  /// The device of each trainer's last grant on one node (its state lives
-  /// there).
-  std::unordered_map<uint64_t, std::string> last_device;
+  /// The slot of each trainer's last grant: its node and device are where
+  /// its state lives (see prefer_own_device).
+  std::unordered_map<uint64_t, uint32_t> last_slot;
   /// The size of each trainer's state, as it last reported.
   std::unordered_map<uint64_t, int64_t> state_bytes;
   /// What moving a byte of state costs, in seconds: from the moves trainers

@@ -93,7 +93,8 @@ CREATE TABLE grants (
   end REAL NOT NULL,
   steps INTEGER NOT NULL,
   node TEXT NOT NULL DEFAULT '',
-  moved_bytes INTEGER NOT NULL DEFAULT 0
+  moved_bytes INTEGER NOT NULL DEFAULT 0,
+  device TEXT NOT NULL DEFAULT ''
 );
 CREATE TABLE final_metrics (
   network_id INTEGER PRIMARY KEY REFERENCES networks(id),
@@ -554,6 +555,10 @@ results_store::open(const std::string& path, bool writable) {
               "ALTER TABLE grants ADD COLUMN node TEXT NOT NULL DEFAULT ''; "
               "ALTER TABLE grants ADD COLUMN moved_bytes INTEGER NOT NULL "
               "DEFAULT 0;"))
+        return err;
+    if (!has_column(db, "grants", "device"))
+      if (auto err = store->exec(
+              "ALTER TABLE grants ADD COLUMN device TEXT NOT NULL DEFAULT '';"))
         return err;
     if (!has_column(db, "run", "blas"))
       if (auto err = store->exec(
@@ -1376,10 +1381,11 @@ caf::error results_store::add_data_sent(const std::string& node,
 caf::error results_store::add_grants(const std::vector<grant_record>& records) {
   return transaction([&]() -> caf::error {
     statement st{db_, "INSERT INTO grants (network_id, slot, start, end, "
-                      "steps, node, moved_bytes) VALUES (?, ?, ?, ?, ?, ?, ?)"};
+                      "steps, node, moved_bytes, device) VALUES (?, ?, ?, ?, "
+                      "?, ?, ?, ?)"};
     for (const auto& r : records) {
       st.bind(r.network_id, static_cast<int64_t>(r.slot), r.start, r.end,
-              r.steps, r.node, r.moved_bytes);
+              r.steps, r.node, r.moved_bytes, r.device);
       if (st.step() != SQLITE_DONE)
         return storage_error(db_, path_, "cannot record the schedule");
       st.reset();
@@ -1389,8 +1395,15 @@ caf::error results_store::add_grants(const std::vector<grant_record>& records) {
 }
 
 caf::expected<std::vector<grant_record>> results_store::grants() const {
-  statement st{db_, "SELECT network_id, slot, start, end, steps, node, "
-                    "moved_bytes FROM grants ORDER BY start, rowid"};
+  // A store written before nodes or devices were recorded, opened read-only.
+  auto column = [&](const char* name, const char* missing) {
+    return has_column(db_, "grants", name) ? name : missing;
+  };
+  auto sql = fmt::format("SELECT network_id, slot, start, end, steps, {}, "
+                         "{}, {} FROM grants ORDER BY start, rowid",
+                         column("node", "''"), column("moved_bytes", "0"),
+                         column("device", "''"));
+  statement st{db_, sql.c_str()};
   if (!st)
     return storage_error(db_, path_, "cannot read the schedule");
   std::vector<grant_record> result;
@@ -1403,6 +1416,7 @@ caf::expected<std::vector<grant_record>> results_store::grants() const {
     r.steps = st.integer(4);
     r.node = st.text(5);
     r.moved_bytes = st.integer(6);
+    r.device = st.text(7);
     result.push_back(r);
   }
   return result;
