@@ -95,6 +95,8 @@ TEST_CASE("actortrain run and results, end to end on synthetic data") {
   int64_t grants = 0;
   for (auto& slot : j["slots"]) {
     grants += slot["grants"].get<int64_t>();
+    CHECK(slot["device"] == "cpu");
+    CHECK(slot["node"] == "");
     CHECK(slot["busy_fraction"].get<double>() > 0);
     CHECK(slot["busy_fraction"].get<double>() <= 1.0 + 1e-9);
   }
@@ -103,6 +105,7 @@ TEST_CASE("actortrain run and results, end to end on synthetic data") {
   auto table = run_app(fmt::format("results {}", dir / "out"));
   CHECK(table.exit_code == 0);
   CHECK(table.output.find("slot utilisation") != std::string::npos);
+  CHECK(table.output.find("    0 cpu") != std::string::npos);
   CHECK(table.output.find("net-0005") != std::string::npos);
   CHECK(table.output.find("ensembles") != std::string::npos);
   // The finished run's folder holds one database file: no write-ahead log

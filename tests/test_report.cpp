@@ -188,6 +188,9 @@ TEST_CASE("the report of a real run renders in Chromium with every chart "
   CHECK(text.find("5 network(s) failed") != std::string::npos);
   CHECK(text.find("non-finite") != std::string::npos);
   CHECK(text.find("optimizer.lr=0.003") != std::string::npos);
+  // The slots' table names each slot's device.
+  CHECK(text.find("slot\tdevice\tgrants") != std::string::npos);
+  CHECK(text.find("\n0\tcpu\t") != std::string::npos);
 
   // `actortrain report` writes the same page elsewhere.
   auto again = run_process(fmt::format("{} report {} --output {}", app(),

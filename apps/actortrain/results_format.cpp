@@ -143,10 +143,11 @@ std::string format_table(const run_result& r) {
   }
   if (!r.slots.empty()) {
     out += "\nslot utilisation (from the recorded schedule):\n";
-    out += fmt::format("{:>5} {:>8} {:>12} {:>6}\n", "slot", "grants", "busy_s",
-                       "busy");
+    out += fmt::format("{:>5} {:<12} {:>8} {:>12} {:>6}\n", "slot", "device",
+                       "grants", "busy_s", "busy");
     for (const auto& u : r.slots)
-      out += fmt::format("{:>5} {:>8} {:>12.2f} {:>5.1f}%\n", u.slot, u.grants,
+      out += fmt::format("{:>5} {:<12} {:>8} {:>12.2f} {:>5.1f}%\n", u.slot,
+                         u.device.empty() ? "-" : u.device, u.grants,
                          u.busy_seconds, 100 * u.busy_fraction);
   }
   out += format_nodes(r);
@@ -216,6 +217,8 @@ std::string format_json(const run_result& r,
   auto slots = nlohmann::json::array();
   for (const auto& u : r.slots)
     slots.push_back({{"slot", u.slot},
+                     {"device", u.device},
+                     {"node", u.node},
                      {"grants", u.grants},
                      {"busy_seconds", u.busy_seconds},
                      {"busy_fraction", u.busy_fraction}});

@@ -121,9 +121,10 @@
       s.append(el('p', {}, `Ensemble of all ${best.networks} finished networks: ` +
         (classification ? `test accuracy ${fmt(best.accuracy)}, ` : '') + `test loss ${fmt(best.loss)}.`));
     s.append(el('h3', {}, 'Slots'));
-    s.append(table(['slot', 'grants', 'busy', 'busy fraction'],
-      run.slots.map(u => [String(u.slot), String(u.grants), duration(u.busy_seconds),
-                          `${Math.round(100 * u.busy_fraction)}%`]), [false, true, true, true]));
+    s.append(table(['slot', 'device', 'grants', 'busy', 'busy fraction'],
+      run.slots.map(u => [String(u.slot), (u.node ? u.node + ' ' : '') + (u.device || '-'),
+                          String(u.grants), duration(u.busy_seconds),
+                          `${Math.round(100 * u.busy_fraction)}%`]), [false, false, true, true, true]));
     const d = el('details', {}, el('summary', {}, 'Experiment file'), el('pre', {}, run.experiment));
     s.append(d);
   }

@@ -67,6 +67,8 @@ json run_summary(const report_inputs& in) {
   auto slots = json::array();
   for (const auto& s : r.slots)
     slots.push_back({{"slot", s.slot},
+                     {"device", s.device},
+                     {"node", s.node},
                      {"grants", s.grants},
                      {"busy_seconds", seconds(s.busy_seconds)},
                      {"busy_fraction", rounded(s.busy_fraction, 3)}});

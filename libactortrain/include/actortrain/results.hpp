@@ -212,6 +212,10 @@ struct ensemble_point {
 /// How busy one slot was, from the recorded schedule.
 struct slot_usage {
   uint32_t slot = 0;
+  /// The slot's device ("cpu", "cuda:1"; "" in stores of earlier versions)
+  /// and node ("" for the coordinator's process).
+  std::string device;
+  std::string node;
   int64_t grants = 0;
   double busy_seconds = 0;
   /// busy_seconds over the span from the first grant to the last release.

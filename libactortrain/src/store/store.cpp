@@ -1119,8 +1119,16 @@ caf::error read_networks(sqlite3* db_, const std::string& path_,
 /// Each slot's grants and busy time, from the recorded schedule.
 caf::error read_slot_usage(sqlite3* db_, const std::string& path_,
                            run_result& result) {
-  statement st{db_, "SELECT slot, count(*), sum(end - start), min(start), "
-                    "max(end) FROM grants GROUP BY slot ORDER BY slot"};
+  // Stores of earlier versions, read without writing, lack the columns.
+  auto column = [&](const char* name) {
+    return has_column(db_, "grants", name) ? fmt::format("max({})", name)
+                                           : std::string{"''"};
+  };
+  auto sql = fmt::format("SELECT slot, count(*), sum(end - start), "
+                         "min(start), max(end), {}, {} FROM grants GROUP BY "
+                         "slot ORDER BY slot",
+                         column("device"), column("node"));
+  statement st{db_, sql.c_str()};
   if (!st)
     return storage_error(db_, path_, "cannot read the schedule");
   double first = 0;
@@ -1132,6 +1140,8 @@ caf::error read_slot_usage(sqlite3* db_, const std::string& path_,
     u.busy_seconds = st.real(2);
     first = result.slots.empty() ? st.real(3) : std::min(first, st.real(3));
     last = std::max(last, st.real(4));
+    u.device = st.text(5);
+    u.node = st.text(6);
     result.slots.push_back(u);
   }
   // Busy fractions share one span: from the first grant to the last release
