@@ -7,6 +7,8 @@
 #include "actortrain/error.hpp"
 #include "actortrain/learner.hpp"
 #include "models/max_pool.hpp"
+#include "models/one_pass_adam.hpp"
+#include "models/optimizer_state.hpp"
 #include "test_support.hpp"
 
 using namespace actortrain;
@@ -305,4 +307,123 @@ TEST_CASE("a built-in CNN trains the bits it trained with LibTorch's "
   torch::NoGradGuard no_grad;
   auto x = torch::randn({8, 1, 28, 28});
   CHECK(same_bits(ours->forward(x), theirs->forward(x)));
+}
+
+namespace {
+
+/// Parameters of a small MLP's shapes (a vector tail included), equal in
+/// both copies.
+std::vector<torch::Tensor> adam_parameters(uint64_t seed) {
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(seed);
+  std::vector<torch::Tensor> ps;
+  for (auto shape : std::vector<std::vector<int64_t>>{
+           {128, 784}, {128}, {10, 128}, {10}, {1031}})
+    ps.push_back(torch::randn(shape, gen).requires_grad_());
+  return ps;
+}
+
+std::vector<torch::Tensor> copies(const std::vector<torch::Tensor>& ps) {
+  std::vector<torch::Tensor> out;
+  for (const auto& p : ps)
+    out.push_back(p.detach().clone().requires_grad_());
+  return out;
+}
+
+/// `steps` steps of both optimizers on the same gradients (scales from
+/// 1 to 1e-30, so squares underflow), the learning rate lowered half
+/// way as a retry does; CHECKs every parameter and moment bit.
+void check_same_steps(torch::optim::Optimizer& ours,
+                      torch::optim::Optimizer& theirs,
+                      const std::vector<torch::Tensor>& a,
+                      const std::vector<torch::Tensor>& b, int steps) {
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(5);
+  const double scales[] = {1.0, 1e-3, 1e-30, 10.0};
+  for (int step = 0; step < steps; ++step) {
+    for (size_t i = 0; i < a.size(); ++i) {
+      auto grad = torch::randn(a[i].sizes(), gen) * scales[step % 4];
+      a[i].mutable_grad() = grad.clone();
+      b[i].mutable_grad() = grad.clone();
+    }
+    if (step == steps / 2)
+      for (auto* opt : {&ours, &theirs})
+        for (auto& g : opt->param_groups())
+          g.options().set_lr(g.options().get_lr() * 0.5);
+    ours.step();
+    theirs.step();
+  }
+  for (size_t i = 0; i < a.size(); ++i) {
+    CAPTURE(i);
+    CHECK(same_bits(a[i].detach(), b[i].detach()));
+    auto* x = static_cast<torch::optim::AdamParamState*>(state_of(ours, a[i]));
+    auto* y =
+        static_cast<torch::optim::AdamParamState*>(state_of(theirs, b[i]));
+    REQUIRE(x != nullptr);
+    REQUIRE(y != nullptr);
+    CHECK(x->step() == y->step());
+    CHECK(same_bits(x->exp_avg(), y->exp_avg()));
+    CHECK(same_bits(x->exp_avg_sq(), y->exp_avg_sq()));
+  }
+}
+
+} // namespace
+
+TEST_CASE("the one-pass Adam gives LibTorch's Adam's bits") {
+#if defined(__x86_64__) && defined(__GNUC__)
+  // Where LibTorch's kernels fuse multiply-adds, the one pass is on.
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+    CHECK(one_pass_adam::active());
+#endif
+  for (double decay : {0.0, 1e-2}) {
+    for (auto betas : {std::tuple<double, double>{0.9, 0.999},
+                       std::tuple<double, double>{0.8, 0.99}}) {
+      CAPTURE(decay);
+      auto options =
+          torch::optim::AdamOptions(2e-3).weight_decay(decay).betas(betas).eps(
+              1e-6);
+      auto a = adam_parameters(11);
+      auto b = copies(a);
+      one_pass_adam ours(a, options);
+      torch::optim::Adam theirs(b, options);
+      check_same_steps(ours, theirs, a, b, 40);
+    }
+  }
+  // What it does not take is LibTorch's own step: amsgrad, doubles.
+  auto amsgrad = torch::optim::AdamOptions(1e-3).amsgrad(true);
+  auto a = adam_parameters(12);
+  auto b = copies(a);
+  one_pass_adam ours(a, amsgrad);
+  torch::optim::Adam theirs(b, amsgrad);
+  check_same_steps(ours, theirs, a, b, 6);
+}
+
+TEST_CASE("the one-pass Adam's state is LibTorch's: saved by one, loaded by "
+          "the other, the same steps follow") {
+  auto options = torch::optim::AdamOptions(1e-3);
+  auto a = adam_parameters(21);
+  auto b = copies(a);
+  one_pass_adam ours(a, options);
+  torch::optim::Adam theirs(b, options);
+  check_same_steps(ours, theirs, a, b, 5);
+  // Swap: each continues from the other's saved state.
+  torch::serialize::OutputArchive from_ours;
+  torch::serialize::OutputArchive from_theirs;
+  ours.save(from_ours);
+  theirs.save(from_theirs);
+  std::ostringstream ours_bytes;
+  std::ostringstream theirs_bytes;
+  from_ours.save_to(ours_bytes);
+  from_theirs.save_to(theirs_bytes);
+  auto c = copies(a);
+  auto d = copies(b);
+  torch::optim::Adam plain(c, options);
+  one_pass_adam one_pass(d, options);
+  torch::serialize::InputArchive into_plain;
+  torch::serialize::InputArchive into_one_pass;
+  std::istringstream ours_in{ours_bytes.str()};
+  std::istringstream theirs_in{theirs_bytes.str()};
+  into_plain.load_from(ours_in);
+  into_one_pass.load_from(theirs_in);
+  plain.load(into_plain);
+  one_pass.load(into_one_pass);
+  check_same_steps(one_pass, plain, d, c, 5);
 }

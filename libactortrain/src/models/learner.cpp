@@ -9,6 +9,7 @@
 #include "actortrain/error.hpp"
 #include "models/builtin_learner.hpp"
 #include "models/max_pool.hpp"
+#include "models/one_pass_adam.hpp"
 
 namespace actortrain {
 
@@ -83,7 +84,7 @@ make_optimizer(const optimizer_options& opts,
     return std::make_unique<torch::optim::AdamW>(
         std::move(params),
         torch::optim::AdamWOptions(opts.lr).weight_decay(opts.weight_decay));
-  return std::make_unique<torch::optim::Adam>(
+  return std::make_unique<one_pass_adam>(
       std::move(params),
       torch::optim::AdamOptions(opts.lr).weight_decay(opts.weight_decay));
 }

@@ -1,9 +1,11 @@
-// actortrain's 2x2 max pooling beside LibTorch's, alone and inside a small
-// CNN's training step (W3/W4's CNN: conv 4, conv 8, fc 16, batch 64), on
-// one thread as a slot runs it. Both give the same bits (tests/
-// test_learner.cpp); this measures only the time. Prints one JSON line.
+// actortrain's own CPU kernels beside LibTorch's, on one thread as a slot
+// runs them: the 2x2 max pooling, alone and inside a small CNN's training
+// step (W3/W4's CNN: conv 4, conv 8, fc 16, batch 64), and the one-pass
+// Adam, alone and inside MLPs' training steps (W2's and W4's shapes, batch
+// 64). Each gives LibTorch's bits (tests/test_learner.cpp); this measures
+// only the time. Prints one JSON line.
 //
-// usage: bench_pooling [repeats=300]
+// usage: bench_kernels [repeats=300]
 
 #include <chrono>
 #include <cstdio>
@@ -12,10 +14,12 @@
 
 #include <actortrain/learner.hpp>
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
 #include "models/max_pool.hpp"
+#include "models/one_pass_adam.hpp"
 
 using namespace actortrain;
 using json = nlohmann::json;
@@ -91,8 +95,42 @@ int main(int argc, char** argv) {
     result[ours ? "cnn_actortrain" : "cnn_libtorch"] = {
         {"step_ms", step / 1e3}, {"no_grad_forward_ms", forward / 1e3}};
   }
-  result["step_speedup"] = result["cnn_libtorch"]["step_ms"].get<double>() /
-                           result["cnn_actortrain"]["step_ms"].get<double>();
+  result["cnn_step_speedup"] =
+      result["cnn_libtorch"]["step_ms"].get<double>() /
+      result["cnn_actortrain"]["step_ms"].get<double>();
+  result["one_pass_adam_active"] = one_pass_adam::active();
+  for (auto hidden : {std::vector<int64_t>{128}, std::vector<int64_t>{256},
+                      std::vector<int64_t>{128, 64}}) {
+    model_options mlp;
+    mlp.hidden = hidden;
+    auto mlp_plan = plan_model(mlp, {784}, 10);
+    if (!mlp_plan)
+      return 1;
+    auto inputs = torch::rand({64, 784});
+    json row;
+    for (bool ours : {false, true}) {
+      torch::manual_seed(0);
+      auto net = build_builtin_model(*mlp_plan);
+      auto options = torch::optim::AdamOptions(1e-3);
+      std::unique_ptr<torch::optim::Optimizer> opt;
+      if (ours)
+        opt = std::make_unique<one_pass_adam>(net->parameters(), options);
+      else
+        opt = std::make_unique<torch::optim::Adam>(net->parameters(), options);
+      auto step = micros(repeats, [&] {
+        opt->zero_grad();
+        torch::nn::functional::cross_entropy(net->forward(inputs), y)
+            .backward();
+        opt->step();
+      });
+      auto update = micros(repeats, [&] { opt->step(); });
+      row[ours ? "actortrain" : "libtorch"] = {{"step_ms", step / 1e3},
+                                               {"adam_ms", update / 1e3}};
+    }
+    row["step_speedup"] = row["libtorch"]["step_ms"].get<double>() /
+                          row["actortrain"]["step_ms"].get<double>();
+    result[fmt::format("mlp_784-{}-10", fmt::join(hidden, "-"))] = row;
+  }
   std::printf("%s\n", result.dump().c_str());
   return 0;
 }

@@ -1,0 +1,198 @@
+// Compiled with -ffp-contract=off (CMakeLists.txt): every fused
+// multiply-add below is the explicit std::fma LibTorch's rounding needs, and
+// no other.
+#include "models/one_pass_adam.hpp"
+
+#include <cmath>
+
+#include <ATen/CPUGeneratorImpl.h>
+#include <ATen/Parallel.h>
+
+#include "models/optimizer_state.hpp"
+
+namespace actortrain {
+
+namespace {
+
+/// The scalars of one parameter's update, as LibTorch's kernels see them
+/// (doubles converted to float).
+struct adam_scalars {
+  float beta1;
+  float one_minus_beta1;
+  float beta2;
+  float one_minus_beta2;
+  float sqrt_bias_correction2;
+  float eps;
+  float minus_step_size;
+  float weight_decay;
+  bool decays;
+};
+
+/// One element as LibTorch 1.13's composite ops compute it:
+///   grad.add(p, wd)                 fma(p, wd, g)      (vectorized fmadd)
+///   exp_avg.mul_(b1).add_(g, 1-b1)  fma(g, 1-b1, m*b1)
+///   exp_avg_sq.mul_(b2)
+///     .addcmul_(g, g, 1-b2)         fma((1-b2)*g, g, v*b2)
+///   sqrt(v) / sqrt(bc2) + eps
+///   p.addcdiv_(m, denom, -step)     p + (-step*m) / denom
+template <bool decays>
+inline void update(float* __restrict p, const float* __restrict grad,
+                   float* __restrict m, float* __restrict v, int64_t begin,
+                   int64_t end, const adam_scalars& s) {
+  for (int64_t i = begin; i < end; ++i) {
+    const float g = decays ? std::fma(p[i], s.weight_decay, grad[i]) : grad[i];
+    const float m2 = std::fma(g, s.one_minus_beta1, m[i] * s.beta1);
+    const float v2 = std::fma(s.one_minus_beta2 * g, g, v[i] * s.beta2);
+    const float denom = std::sqrt(v2) / s.sqrt_bias_correction2 + s.eps;
+    p[i] = p[i] + (s.minus_step_size * m2) / denom;
+    m[i] = m2;
+    v[i] = v2;
+  }
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+// Compiled for the FMA instructions (and vectorized with them); without
+// them std::fma is a library call per element, and the check at first use
+// does not run: active() is false.
+#define ACTORTRAIN_FMA_TARGET __attribute__((target("avx2,fma")))
+bool has_fma() {
+  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+}
+#else
+#define ACTORTRAIN_FMA_TARGET
+bool has_fma() {
+  return false;
+}
+#endif
+
+ACTORTRAIN_FMA_TARGET void update_fma(float* p, const float* grad, float* m,
+                                      float* v, int64_t begin, int64_t end,
+                                      const adam_scalars& s) {
+  if (s.decays)
+    update<true>(p, grad, m, v, begin, end, s);
+  else
+    update<false>(p, grad, m, v, begin, end, s);
+}
+
+bool takes(const torch::Tensor& t) {
+  return t.defined() && t.device().is_cpu() &&
+         t.scalar_type() == torch::kFloat32 && t.is_contiguous() &&
+         !t.is_sparse();
+}
+
+/// Whether every parameter with a gradient can be updated here.
+bool all_taken(torch::optim::Optimizer& opt) {
+  for (auto& group : opt.param_groups()) {
+    if (static_cast<torch::optim::AdamOptions&>(group.options()).amsgrad())
+      return false;
+    for (auto& p : group.params()) {
+      if (!p.grad().defined())
+        continue;
+      if (!takes(p) || !takes(p.grad()) || p.grad().numel() != p.numel())
+        return false;
+      if (auto* s = state_of(opt, p)) {
+        auto* a = static_cast<torch::optim::AdamParamState*>(s);
+        if (!takes(a->exp_avg()) || !takes(a->exp_avg_sq()))
+          return false;
+      }
+    }
+  }
+  return true;
+}
+
+/// Updates every parameter of `opt` in one pass each.
+void step_in_one_pass(torch::optim::Optimizer& opt) {
+  torch::NoGradGuard no_grad;
+  for (auto& group : opt.param_groups()) {
+    auto& o = static_cast<torch::optim::AdamOptions&>(group.options());
+    for (auto& p : group.params()) {
+      if (!p.grad().defined())
+        continue;
+      auto* state = state_of(opt, p);
+      if (state == nullptr) {
+        // As LibTorch's Adam starts a parameter's state.
+        auto s = std::make_unique<torch::optim::AdamParamState>();
+        s->step(0);
+        s->exp_avg(torch::zeros_like(p, torch::MemoryFormat::Preserve));
+        s->exp_avg_sq(torch::zeros_like(p, torch::MemoryFormat::Preserve));
+        state = s.get();
+        opt.state()[state_key(p)] = std::move(s);
+      }
+      auto& a = static_cast<torch::optim::AdamParamState&>(*state);
+      a.step(a.step() + 1);
+      const double beta1 = std::get<0>(o.betas());
+      const double beta2 = std::get<1>(o.betas());
+      const double bias_correction1 =
+          1 - std::pow(beta1, static_cast<double>(a.step()));
+      const double bias_correction2 =
+          1 - std::pow(beta2, static_cast<double>(a.step()));
+      const adam_scalars s{static_cast<float>(beta1),
+                           static_cast<float>(1 - beta1),
+                           static_cast<float>(beta2),
+                           static_cast<float>(1 - beta2),
+                           static_cast<float>(std::sqrt(bias_correction2)),
+                           static_cast<float>(o.eps()),
+                           static_cast<float>(-(o.lr() / bias_correction1)),
+                           static_cast<float>(o.weight_decay()),
+                           o.weight_decay() != 0};
+      float* w = p.data_ptr<float>();
+      const float* g = p.grad().data_ptr<float>();
+      float* m = a.exp_avg().data_ptr<float>();
+      float* v = a.exp_avg_sq().data_ptr<float>();
+      // Elements are independent: any split gives the same bits.
+      at::parallel_for(0, p.numel(), 32768, [&](int64_t begin, int64_t end) {
+        update_fma(w, g, m, v, begin, end, s);
+      });
+    }
+  }
+}
+
+/// Ten steps of both on the same odd-sized parameters (a vector tail
+/// included), with and without weight decay, gradients large and small:
+/// true when every bit of weights and moments agrees.
+bool agrees_with_libtorch() {
+  for (double decay : {0.0, 1e-2}) {
+    auto gen = at::make_generator<at::CPUGeneratorImpl>(17);
+    auto theirs = torch::randn({1031}, gen).requires_grad_();
+    auto ours = theirs.detach().clone().requires_grad_();
+    auto options = torch::optim::AdamOptions(3e-3).weight_decay(decay);
+    torch::optim::Adam reference({theirs}, options);
+    torch::optim::Adam one_pass({ours}, options);
+    for (int step = 0; step < 10; ++step) {
+      auto grad = torch::randn({1031}, gen) * (step % 3 == 2 ? 1e-4 : 1.0);
+      theirs.mutable_grad() = grad.clone();
+      ours.mutable_grad() = grad.clone();
+      reference.step();
+      step_in_one_pass(one_pass);
+    }
+    auto* a =
+        static_cast<torch::optim::AdamParamState*>(state_of(reference, theirs));
+    auto* b =
+        static_cast<torch::optim::AdamParamState*>(state_of(one_pass, ours));
+    if (!theirs.equal(ours) || !a->exp_avg().equal(b->exp_avg()) ||
+        !a->exp_avg_sq().equal(b->exp_avg_sq()))
+      return false;
+  }
+  return true;
+}
+
+} // namespace
+
+bool one_pass_adam::active() {
+  static const bool agrees = has_fma() && agrees_with_libtorch();
+  return agrees;
+}
+
+torch::Tensor one_pass_adam::step(LossClosure closure) {
+  if (!active() || !all_taken(*this))
+    return torch::optim::Adam::step(std::move(closure));
+  torch::Tensor loss;
+  if (closure) {
+    torch::AutoGradMode enable_grad(true);
+    loss = closure();
+  }
+  step_in_one_pass(*this);
+  return loss;
+}
+
+} // namespace actortrain
