@@ -11,6 +11,7 @@
 
 #include "models/builtin_learner.hpp"
 #include "models/max_pool.hpp"
+#include "models/one_pass_adam.hpp"
 #include "models/optimizer_state.hpp"
 
 namespace actortrain {
@@ -284,6 +285,90 @@ std::vector<double> fused_model::train_step(const torch::Tensor& inputs,
   return read_losses({train_step_on_device(inputs, targets)}).front();
 }
 
+namespace {
+
+// LibTorch's Adam defaults, as make_optimizer builds it.
+constexpr double beta1 = 0.9;
+constexpr double beta2 = 0.999;
+constexpr double eps = 1e-8;
+
+/// Adam's update of stacked members with per-member [K, 1, ...] scalars:
+/// each element from its member's elements alone. `weight_decay` undefined
+/// for AdamW (its decay is applied to p before).
+void adam_with_tensors(torch::Tensor& p, torch::Tensor g, torch::Tensor& m1,
+                       torch::Tensor& m2, const torch::Tensor& weight_decay,
+                       const torch::Tensor& sqrt_bc2,
+                       const torch::Tensor& neg_step_size) {
+  if (weight_decay.defined())
+    g = g.addcmul(p, weight_decay);
+  m1.mul_(beta1).add_(g, 1 - beta1);
+  m2.mul_(beta2).addcmul_(g, g, 1 - beta2);
+  auto denom = (m2.sqrt() / sqrt_bc2).add_(eps);
+  p.add_(neg_step_size * m1 / denom);
+}
+
+/// Whether the one pass gives adam_with_tensors' bits here: three members
+/// with their own steps, rates and decays.
+bool one_pass_agrees_with_tensors(uint64_t seed) {
+  if (!one_pass_adam::active())
+    return false;
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(seed);
+  const int64_t k = 3;
+  const int64_t n = 517;
+  auto p = torch::randn({k, n}, gen);
+  auto m1 = torch::randn({k, n}, gen) * 1e-2;
+  auto m2 = torch::rand({k, n}, gen) * 1e-4;
+  auto g = torch::randn({k, n}, gen);
+  const std::vector<double> decay{0, 1e-2, 0.3};
+  const std::vector<double> sqrt_bc2{std::sqrt(1 - std::pow(beta2, 1.0)),
+                                     std::sqrt(1 - std::pow(beta2, 7.0)),
+                                     std::sqrt(1 - std::pow(beta2, 300.0))};
+  const std::vector<double> neg_step{-1e-3 / (1 - beta1), -3e-2, -1e-4};
+  auto column = [&](const std::vector<double>& xs) {
+    return torch::tensor(xs, torch::kFloat64).to(torch::kFloat32).view({k, 1});
+  };
+  auto tp = p.clone();
+  auto t1 = m1.clone();
+  auto t2 = m2.clone();
+  adam_with_tensors(tp, g, t1, t2, column(decay), column(sqrt_bc2),
+                    column(neg_step));
+  for (int64_t i = 0; i < k; ++i) {
+    auto at = static_cast<size_t>(i);
+    const adam_scalars s{static_cast<float>(beta1),
+                         static_cast<float>(1 - beta1),
+                         static_cast<float>(beta2),
+                         static_cast<float>(1 - beta2),
+                         static_cast<float>(sqrt_bc2[at]),
+                         static_cast<float>(eps),
+                         static_cast<float>(neg_step[at]),
+                         static_cast<float>(decay[at]),
+                         true};
+    adam_in_one_pass(p.data_ptr<float>() + i * n, g.data_ptr<float>() + i * n,
+                     m1.data_ptr<float>() + i * n, m2.data_ptr<float>() + i * n,
+                     n, s);
+  }
+  return tp.equal(p) && t1.equal(m1) && t2.equal(m2);
+}
+
+bool on_cpu_as_floats(const torch::Tensor& t) {
+  return t.device().is_cpu() && t.scalar_type() == torch::kFloat32 &&
+         t.is_contiguous();
+}
+
+/// Whether this stacked parameter's Adam step can run in one pass.
+bool adam_fits_one_pass(const torch::Tensor& p, const torch::Tensor& g,
+                        const torch::Tensor& m1, const torch::Tensor& m2) {
+  static const bool agrees = one_pass_agrees_with_tensors(23);
+  return agrees && on_cpu_as_floats(p) && on_cpu_as_floats(g) &&
+         on_cpu_as_floats(m1) && on_cpu_as_floats(m2);
+}
+
+} // namespace
+
+bool fused_model::one_pass_adam_agrees(uint64_t seed) {
+  return one_pass_agrees_with_tensors(seed);
+}
+
 void fused_model::optimizer_step() {
   torch::NoGradGuard no_grad;
   for (auto& s : steps_)
@@ -306,22 +391,18 @@ void fused_model::optimizer_step() {
                              per_member(weight_decay_), per_member(decay)};
   }
   const auto& h = *hyper_;
-  // LibTorch's Adam defaults, as make_optimizer builds it.
-  constexpr double beta1 = 0.9;
-  constexpr double beta2 = 0.999;
-  constexpr double eps = 1e-8;
   torch::Tensor neg_step_size;
   torch::Tensor sqrt_bc2;
+  std::vector<double> neg_step_of;
+  std::vector<double> sqrt_bc2_of;
   if (method_ != method::sgd) {
-    std::vector<double> step_size;
-    std::vector<double> bc2;
     for (size_t k = 0; k < steps_.size(); ++k) {
       auto n = static_cast<double>(steps_[k]);
-      step_size.push_back(-lr_[k] / (1 - std::pow(beta1, n)));
-      bc2.push_back(std::sqrt(1 - std::pow(beta2, n)));
+      neg_step_of.push_back(-lr_[k] / (1 - std::pow(beta1, n)));
+      sqrt_bc2_of.push_back(std::sqrt(1 - std::pow(beta2, n)));
     }
-    neg_step_size = per_member(step_size);
-    sqrt_bc2 = per_member(bc2);
+    neg_step_size = per_member(neg_step_of);
+    sqrt_bc2 = per_member(sqrt_bc2_of);
   }
   for (size_t i = 0; i < params_.size(); ++i) {
     auto& p = params_[i];
@@ -334,16 +415,34 @@ void fused_model::optimizer_step() {
       // momentum 0 leaves d as it is: 0 * m1 + d == d.
       m1.mul_(broadcast(h.momentum, p)).add_(d);
       p.addcmul_(m1, broadcast(h.neg_lr, p));
+    } else if (method_ == method::adam &&
+               adam_fits_one_pass(p, g, m1, moment2_[i])) {
+      // Each member's slice in one pass, with the scalars the tensors
+      // below hold (float from double), so the same bits.
+      const int64_t n = p.numel() / k_;
+      for (int64_t k = 0; k < k_; ++k) {
+        auto at = static_cast<size_t>(k);
+        const adam_scalars s{static_cast<float>(beta1),
+                             static_cast<float>(1 - beta1),
+                             static_cast<float>(beta2),
+                             static_cast<float>(1 - beta2),
+                             static_cast<float>(sqrt_bc2_of[at]),
+                             static_cast<float>(eps),
+                             static_cast<float>(neg_step_of[at]),
+                             static_cast<float>(weight_decay_[at]),
+                             true};
+        adam_in_one_pass(p.data_ptr<float>() + k * n,
+                         g.data_ptr<float>() + k * n,
+                         m1.data_ptr<float>() + k * n,
+                         moment2_[i].data_ptr<float>() + k * n, n, s);
+      }
     } else {
       if (method_ == method::adamw)
         p.mul_(broadcast(h.decay, p));
-      else
-        g = g.addcmul(p, broadcast(h.weight_decay, p));
-      auto& m2 = moment2_[i];
-      m1.mul_(beta1).add_(g, 1 - beta1);
-      m2.mul_(beta2).addcmul_(g, g, 1 - beta2);
-      auto denom = (m2.sqrt() / broadcast(sqrt_bc2, p)).add_(eps);
-      p.add_(broadcast(neg_step_size, p) * m1 / denom);
+      adam_with_tensors(p, g, m1, moment2_[i],
+                        method_ == method::adamw ? torch::Tensor{}
+                                                 : broadcast(h.weight_decay, p),
+                        broadcast(sqrt_bc2, p), broadcast(neg_step_size, p));
     }
     p.mutable_grad() = torch::Tensor{};
   }

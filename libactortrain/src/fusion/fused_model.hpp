@@ -65,6 +65,12 @@ public:
   /// Whether `member`'s network is made of layers fusion knows.
   static bool can_fuse(builtin_learner& member);
 
+  /// Whether the one-pass Adam (models/one_pass_adam) gives this model's
+  /// tensor formula's bits for members with their own steps, rates and
+  /// decays drawn from `seed`: checked once per process (seed 23) before
+  /// Adam steps go through it; false where one_pass_adam is not active.
+  static bool one_pass_adam_agrees(uint64_t seed);
+
 private:
   using method = optimizer_kind;
 

@@ -4,6 +4,8 @@
 #include "models/one_pass_adam.hpp"
 
 #include <cmath>
+#include <cstdlib>
+#include <string>
 
 #include <ATen/CPUGeneratorImpl.h>
 #include <ATen/Parallel.h>
@@ -13,20 +15,6 @@
 namespace actortrain {
 
 namespace {
-
-/// The scalars of one parameter's update, as LibTorch's kernels see them
-/// (doubles converted to float).
-struct adam_scalars {
-  float beta1;
-  float one_minus_beta1;
-  float beta2;
-  float one_minus_beta2;
-  float sqrt_bias_correction2;
-  float eps;
-  float minus_step_size;
-  float weight_decay;
-  bool decays;
-};
 
 /// One element as LibTorch 1.13's composite ops compute it:
 ///   grad.add(p, wd)                 fma(p, wd, g)      (vectorized fmadd)
@@ -100,6 +88,20 @@ bool all_taken(torch::optim::Optimizer& opt) {
   return true;
 }
 
+} // namespace
+
+void adam_in_one_pass(float* p, const float* grad, float* exp_avg,
+                      float* exp_avg_sq, int64_t n, const adam_scalars& s) {
+  // Elements are independent: any split gives the same bits (and the
+  // split LibTorch's elementwise ops make, so each element is computed on
+  // the thread that would have computed it there).
+  at::parallel_for(0, n, 32768, [&](int64_t begin, int64_t end) {
+    update_fma(p, grad, exp_avg, exp_avg_sq, begin, end, s);
+  });
+}
+
+namespace {
+
 /// Updates every parameter of `opt` in one pass each.
 void step_in_one_pass(torch::optim::Optimizer& opt) {
   torch::NoGradGuard no_grad;
@@ -135,14 +137,9 @@ void step_in_one_pass(torch::optim::Optimizer& opt) {
                            static_cast<float>(-(o.lr() / bias_correction1)),
                            static_cast<float>(o.weight_decay()),
                            o.weight_decay() != 0};
-      float* w = p.data_ptr<float>();
-      const float* g = p.grad().data_ptr<float>();
-      float* m = a.exp_avg().data_ptr<float>();
-      float* v = a.exp_avg_sq().data_ptr<float>();
-      // Elements are independent: any split gives the same bits.
-      at::parallel_for(0, p.numel(), 32768, [&](int64_t begin, int64_t end) {
-        update_fma(w, g, m, v, begin, end, s);
-      });
+      adam_in_one_pass(p.data_ptr<float>(), p.grad().data_ptr<float>(),
+                       a.exp_avg().data_ptr<float>(),
+                       a.exp_avg_sq().data_ptr<float>(), p.numel(), s);
     }
   }
 }
@@ -179,7 +176,14 @@ bool agrees_with_libtorch() {
 } // namespace
 
 bool one_pass_adam::active() {
-  static const bool agrees = has_fma() && agrees_with_libtorch();
+  // ACTORTRAIN_ONE_PASS_ADAM=0 steps with LibTorch's ops (the same bits,
+  // slower): to compare, or to rule this out.
+  static const bool agrees = [] {
+    const char* env = std::getenv("ACTORTRAIN_ONE_PASS_ADAM");
+    if (env != nullptr && std::string{env} == "0")
+      return false;
+    return has_fma() && agrees_with_libtorch();
+  }();
   return agrees;
 }
 

@@ -4,6 +4,28 @@
 
 namespace actortrain {
 
+/// The scalars of one parameter's Adam update as LibTorch's kernels see
+/// them (its doubles converted to float).
+struct adam_scalars {
+  float beta1;
+  float one_minus_beta1;
+  float beta2;
+  float one_minus_beta2;
+  float sqrt_bias_correction2;
+  float eps;
+  float minus_step_size;
+  float weight_decay;
+  /// Whether the gradient gets p * weight_decay added (as LibTorch's Adam
+  /// does only when weight_decay != 0).
+  bool decays;
+};
+
+/// One Adam update of `n` floats in one pass, each element rounded as
+/// LibTorch's composite ops round it (see one_pass_adam). Only where
+/// one_pass_adam::active().
+void adam_in_one_pass(float* p, const float* grad, float* exp_avg,
+                      float* exp_avg_sq, int64_t n, const adam_scalars& s);
+
 /// LibTorch's Adam with its CPU update done in one pass over each
 /// parameter instead of eight (mul_, add_, mul_, addcmul_, sqrt, div, add_,
 /// addcdiv_, two of them allocating): the same state, options, save and
@@ -21,7 +43,8 @@ public:
   torch::Tensor step(LossClosure closure = nullptr) override;
 
   /// Whether this process updates in one pass (the check at first use
-  /// passed); false makes every step LibTorch's.
+  /// passed, and ACTORTRAIN_ONE_PASS_ADAM is not 0); false makes every
+  /// step LibTorch's.
   static bool active();
 };
 
