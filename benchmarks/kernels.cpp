@@ -18,6 +18,7 @@
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
+#include "libtorch_layers.hpp"
 #include "models/max_pool.hpp"
 #include "models/one_pass_adam.hpp"
 
@@ -42,18 +43,7 @@ double micros(int repeats, const std::function<void()>& f) {
 /// The CNN with actortrain's pooling (`ours`) or LibTorch's MaxPool2d.
 torch::nn::Sequential cnn(const model_plan& plan, bool ours) {
   torch::manual_seed(0);
-  auto built = build_builtin_model(plan);
-  if (ours)
-    return built;
-  torch::nn::Sequential net;
-  size_t layer = 0;
-  for (const auto& module : *built) {
-    if (plan.layers[layer++].kind == planned_layer::pool)
-      net->push_back(torch::nn::MaxPool2d(torch::nn::MaxPool2dOptions(2)));
-    else
-      net->push_back(module);
-  }
-  return net;
+  return ours ? build_builtin_model(plan) : libtorch_layers(plan);
 }
 
 } // namespace

@@ -29,6 +29,8 @@
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
+#include "libtorch_layers.hpp"
+
 using namespace actortrain;
 namespace fs = std::filesystem;
 using json = nlohmann::json;
@@ -132,22 +134,6 @@ json with_actortrain(const json& w, bool fuse, int64_t threads,
   for (const auto& n : result->networks)
     steps += n.steps;
   return {{"network_steps", steps}, {"seconds", seconds}};
-}
-
-/// The plan's layers as LibTorch's modules: actortrain's own model (one
-/// plan builds both) with LibTorch's MaxPool2d in place of actortrain's
-/// faster pooling kernel, as a loop written by hand would have it.
-torch::nn::Sequential libtorch_layers(const model_plan& plan) {
-  auto ours = build_builtin_model(plan);
-  torch::nn::Sequential net;
-  size_t layer = 0;
-  for (const auto& module : *ours) {
-    if (plan.layers[layer++].kind == planned_layer::pool)
-      net->push_back(torch::nn::MaxPool2d(torch::nn::MaxPool2dOptions(2)));
-    else
-      net->push_back(module);
-  }
-  return net;
 }
 
 /// The hand-written loop: each network in turn, LibTorch's intra-op threads.

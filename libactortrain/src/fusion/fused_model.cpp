@@ -307,6 +307,20 @@ void adam_with_tensors(torch::Tensor& p, torch::Tensor g, torch::Tensor& m1,
   p.add_(neg_step_size * m1 / denom);
 }
 
+/// One member's scalars as adam_with_tensors' [K, 1] tensors hold them
+/// (float from double); the decay op is applied even at 0, as there.
+adam_scalars member_scalars(double sqrt_bc2, double neg_step, double decay) {
+  return {static_cast<float>(beta1),
+          static_cast<float>(1 - beta1),
+          static_cast<float>(beta2),
+          static_cast<float>(1 - beta2),
+          static_cast<float>(sqrt_bc2),
+          static_cast<float>(eps),
+          static_cast<float>(neg_step),
+          static_cast<float>(decay),
+          true};
+}
+
 /// Whether the one pass gives adam_with_tensors' bits here: three members
 /// with their own steps, rates and decays.
 bool one_pass_agrees_with_tensors(uint64_t seed) {
@@ -334,15 +348,7 @@ bool one_pass_agrees_with_tensors(uint64_t seed) {
                     column(neg_step));
   for (int64_t i = 0; i < k; ++i) {
     auto at = static_cast<size_t>(i);
-    const adam_scalars s{static_cast<float>(beta1),
-                         static_cast<float>(1 - beta1),
-                         static_cast<float>(beta2),
-                         static_cast<float>(1 - beta2),
-                         static_cast<float>(sqrt_bc2[at]),
-                         static_cast<float>(eps),
-                         static_cast<float>(neg_step[at]),
-                         static_cast<float>(decay[at]),
-                         true};
+    const auto s = member_scalars(sqrt_bc2[at], neg_step[at], decay[at]);
     adam_in_one_pass(p.data_ptr<float>() + i * n, g.data_ptr<float>() + i * n,
                      m1.data_ptr<float>() + i * n, m2.data_ptr<float>() + i * n,
                      n, s);
@@ -422,15 +428,8 @@ void fused_model::optimizer_step() {
       const int64_t n = p.numel() / k_;
       for (int64_t k = 0; k < k_; ++k) {
         auto at = static_cast<size_t>(k);
-        const adam_scalars s{static_cast<float>(beta1),
-                             static_cast<float>(1 - beta1),
-                             static_cast<float>(beta2),
-                             static_cast<float>(1 - beta2),
-                             static_cast<float>(sqrt_bc2_of[at]),
-                             static_cast<float>(eps),
-                             static_cast<float>(neg_step_of[at]),
-                             static_cast<float>(weight_decay_[at]),
-                             true};
+        const auto s =
+            member_scalars(sqrt_bc2_of[at], neg_step_of[at], weight_decay_[at]);
         adam_in_one_pass(p.data_ptr<float>() + k * n,
                          g.data_ptr<float>() + k * n,
                          m1.data_ptr<float>() + k * n,
