@@ -714,7 +714,8 @@ TEST_CASE("fused groups' Adam in one pass gives the stacked tensors' bits") {
     for (uint64_t seed : {1, 2, 3, 23, 99})
       CHECK(fused_model::one_pass_adam_agrees(seed));
 #endif
-  // Whole runs, fused and unfused, with and without weight decay: the same
+  // Whole runs, fused and unfused, Adam and AdamW, with and without weight
+  // decay: the same
   // weights to the byte with the one pass and with LibTorch's ops.
   temp_dir dir;
   for (std::string fuse : {"\"auto\"", "\"off\""}) {
@@ -723,7 +724,8 @@ TEST_CASE("fused groups' Adam in one pass gives the stacked tensors' bits") {
     test::write_text(exp, "name = \"adam\"\n[data]\nformat = \"synthetic\"\n"
                           "samples = 600\ntest_samples = 100\nfeatures = 20\n"
                           "classes = 3\n[model]\nhidden = [16]\n[optimizer]\n"
-                          "kind = \"adam\"\nlr = 0.01\n[sweep]\n"
+                          "lr = 0.01\n[sweep]\n"
+                          "\"optimizer.kind\" = [\"adam\", \"adamw\"]\n"
                           "\"optimizer.weight_decay\" = [0.0, 0.001]\n[train]\n"
                           "networks = 3\nepochs = 3\nbatch_size = 32\nfuse = " +
                               fuse + "\n[scheduler]\nslots = 2\n");
@@ -737,7 +739,7 @@ TEST_CASE("fused groups' Adam in one pass gives the stacked tensors' bits") {
     auto one_pass = run_with("", "one-pass" + fuse.substr(1, 3));
     auto libtorch =
         run_with("ACTORTRAIN_ONE_PASS_ADAM=0", "libtorch" + fuse.substr(1, 3));
-    CHECK(one_pass.size() == 6);
+    CHECK(one_pass.size() == 12);
     CHECK(one_pass == libtorch);
   }
 }

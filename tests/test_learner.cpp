@@ -332,6 +332,7 @@ std::vector<torch::Tensor> copies(const std::vector<torch::Tensor>& ps) {
 /// `steps` steps of both optimizers on the same gradients (scales from
 /// 1 to 1e-30, so squares underflow), the learning rate lowered half
 /// way as a retry does; CHECKs every parameter and moment bit.
+template <class State = torch::optim::AdamParamState>
 void check_same_steps(torch::optim::Optimizer& ours,
                       torch::optim::Optimizer& theirs,
                       const std::vector<torch::Tensor>& a,
@@ -354,9 +355,8 @@ void check_same_steps(torch::optim::Optimizer& ours,
   for (size_t i = 0; i < a.size(); ++i) {
     CAPTURE(i);
     CHECK(same_bits(a[i].detach(), b[i].detach()));
-    auto* x = static_cast<torch::optim::AdamParamState*>(state_of(ours, a[i]));
-    auto* y =
-        static_cast<torch::optim::AdamParamState*>(state_of(theirs, b[i]));
+    auto* x = static_cast<State*>(state_of(ours, a[i]));
+    auto* y = static_cast<State*>(state_of(theirs, b[i]));
     REQUIRE(x != nullptr);
     REQUIRE(y != nullptr);
     CHECK(x->step() == y->step());
@@ -386,6 +386,20 @@ TEST_CASE("the one-pass Adam gives LibTorch's Adam's bits") {
       torch::optim::Adam theirs(b, options);
       check_same_steps(ours, theirs, a, b, 40);
     }
+  }
+  // AdamW the same way (its decay scales the weights).
+#if defined(__x86_64__) && defined(__GNUC__)
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+    CHECK(one_pass_adamw::active());
+#endif
+  for (double decay : {0.0, 1e-2, 0.3}) {
+    CAPTURE(decay);
+    auto options = torch::optim::AdamWOptions(2e-3).weight_decay(decay);
+    auto a = adam_parameters(13);
+    auto b = copies(a);
+    one_pass_adamw ours(a, options);
+    torch::optim::AdamW theirs(b, options);
+    check_same_steps<torch::optim::AdamWParamState>(ours, theirs, a, b, 40);
   }
   // What it does not take is LibTorch's own step: amsgrad, doubles.
   auto amsgrad = torch::optim::AdamOptions(1e-3).amsgrad(true);

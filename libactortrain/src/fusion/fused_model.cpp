@@ -307,24 +307,34 @@ void adam_with_tensors(torch::Tensor& p, torch::Tensor g, torch::Tensor& m1,
   p.add_(neg_step_size * m1 / denom);
 }
 
-/// One member's scalars as adam_with_tensors' [K, 1] tensors hold them
-/// (float from double); the decay op is applied even at 0, as there.
-adam_scalars member_scalars(double sqrt_bc2, double neg_step, double decay) {
-  return {static_cast<float>(beta1),
-          static_cast<float>(1 - beta1),
-          static_cast<float>(beta2),
-          static_cast<float>(1 - beta2),
-          static_cast<float>(sqrt_bc2),
-          static_cast<float>(eps),
-          static_cast<float>(neg_step),
-          static_cast<float>(decay),
-          true};
+/// One member's scalars as the [K, 1] tensors hold them (float from
+/// double); the decay op is applied even at 0, as there: Adam's on the
+/// gradient (`decay` the weight decay), AdamW's on p (`decay` the factor
+/// 1 - lr * weight decay).
+adam_scalars member_scalars(bool adamw, double sqrt_bc2, double neg_step,
+                            double decay) {
+  adam_scalars s{static_cast<float>(beta1),
+                 static_cast<float>(1 - beta1),
+                 static_cast<float>(beta2),
+                 static_cast<float>(1 - beta2),
+                 static_cast<float>(sqrt_bc2),
+                 static_cast<float>(eps),
+                 static_cast<float>(neg_step),
+                 static_cast<float>(decay),
+                 !adamw};
+  if (adamw) {
+    s.weight_decay = 0;
+    s.shrinks = true;
+    s.keep = static_cast<float>(decay);
+  }
+  return s;
 }
 
-/// Whether the one pass gives adam_with_tensors' bits here: three members
-/// with their own steps, rates and decays.
-bool one_pass_agrees_with_tensors(uint64_t seed) {
-  if (!one_pass_adam::active())
+/// Whether the one pass gives the tensor formula's bits here (Adam's, or
+/// AdamW's with `adamw`): three members with their own steps, rates and
+/// decays.
+bool one_pass_agrees_with_tensors(bool adamw, uint64_t seed) {
+  if (!(adamw ? one_pass_adamw::active() : one_pass_adam::active()))
     return false;
   auto gen = at::make_generator<at::CPUGeneratorImpl>(seed);
   const int64_t k = 3;
@@ -333,7 +343,10 @@ bool one_pass_agrees_with_tensors(uint64_t seed) {
   auto m1 = torch::randn({k, n}, gen) * 1e-2;
   auto m2 = torch::rand({k, n}, gen) * 1e-4;
   auto g = torch::randn({k, n}, gen);
-  const std::vector<double> decay{0, 1e-2, 0.3};
+  // Adam: weight decays; AdamW: the factors 1 - lr * weight decay.
+  const std::vector<double> decay =
+      adamw ? std::vector<double>{1, 1 - 1e-3 * 1e-2, 1 - 3e-2 * 0.3}
+            : std::vector<double>{0, 1e-2, 0.3};
   const std::vector<double> sqrt_bc2{std::sqrt(1 - std::pow(beta2, 1.0)),
                                      std::sqrt(1 - std::pow(beta2, 7.0)),
                                      std::sqrt(1 - std::pow(beta2, 300.0))};
@@ -344,14 +357,16 @@ bool one_pass_agrees_with_tensors(uint64_t seed) {
   auto tp = p.clone();
   auto t1 = m1.clone();
   auto t2 = m2.clone();
-  adam_with_tensors(tp, g, t1, t2, column(decay), column(sqrt_bc2),
-                    column(neg_step));
+  if (adamw)
+    tp.mul_(column(decay));
+  adam_with_tensors(tp, g, t1, t2, adamw ? torch::Tensor{} : column(decay),
+                    column(sqrt_bc2), column(neg_step));
   for (int64_t i = 0; i < k; ++i) {
     auto at = static_cast<size_t>(i);
-    const auto s = member_scalars(sqrt_bc2[at], neg_step[at], decay[at]);
-    adam_in_one_pass(p.data_ptr<float>() + i * n, g.data_ptr<float>() + i * n,
-                     m1.data_ptr<float>() + i * n, m2.data_ptr<float>() + i * n,
-                     n, s);
+    adam_in_one_pass(
+        p.data_ptr<float>() + i * n, g.data_ptr<float>() + i * n,
+        m1.data_ptr<float>() + i * n, m2.data_ptr<float>() + i * n, n,
+        member_scalars(adamw, sqrt_bc2[at], neg_step[at], decay[at]));
   }
   return tp.equal(p) && t1.equal(m1) && t2.equal(m2);
 }
@@ -361,18 +376,22 @@ bool on_cpu_as_floats(const torch::Tensor& t) {
          t.is_contiguous();
 }
 
-/// Whether this stacked parameter's Adam step can run in one pass.
-bool adam_fits_one_pass(const torch::Tensor& p, const torch::Tensor& g,
-                        const torch::Tensor& m1, const torch::Tensor& m2) {
-  static const bool agrees = one_pass_agrees_with_tensors(23);
-  return agrees && on_cpu_as_floats(p) && on_cpu_as_floats(g) &&
-         on_cpu_as_floats(m1) && on_cpu_as_floats(m2);
+/// Whether this stacked parameter's Adam (or AdamW) step can run in one
+/// pass.
+bool adam_fits_one_pass(bool adamw, const torch::Tensor& p,
+                        const torch::Tensor& g, const torch::Tensor& m1,
+                        const torch::Tensor& m2) {
+  static const bool adam_agrees = one_pass_agrees_with_tensors(false, 23);
+  static const bool adamw_agrees = one_pass_agrees_with_tensors(true, 23);
+  return (adamw ? adamw_agrees : adam_agrees) && on_cpu_as_floats(p) &&
+         on_cpu_as_floats(g) && on_cpu_as_floats(m1) && on_cpu_as_floats(m2);
 }
 
 } // namespace
 
 bool fused_model::one_pass_adam_agrees(uint64_t seed) {
-  return one_pass_agrees_with_tensors(seed);
+  return one_pass_agrees_with_tensors(false, seed) &&
+         one_pass_agrees_with_tensors(true, seed);
 }
 
 void fused_model::optimizer_step() {
@@ -421,15 +440,17 @@ void fused_model::optimizer_step() {
       // momentum 0 leaves d as it is: 0 * m1 + d == d.
       m1.mul_(broadcast(h.momentum, p)).add_(d);
       p.addcmul_(m1, broadcast(h.neg_lr, p));
-    } else if (method_ == method::adam &&
-               adam_fits_one_pass(p, g, m1, moment2_[i])) {
+    } else if (adam_fits_one_pass(method_ == method::adamw, p, g, m1,
+                                  moment2_[i])) {
       // Each member's slice in one pass, with the scalars the tensors
       // below hold (float from double), so the same bits.
       const int64_t n = p.numel() / k_;
       for (int64_t k = 0; k < k_; ++k) {
         auto at = static_cast<size_t>(k);
-        const auto s =
-            member_scalars(sqrt_bc2_of[at], neg_step_of[at], weight_decay_[at]);
+        const bool adamw = method_ == method::adamw;
+        const auto s = member_scalars(adamw, sqrt_bc2_of[at], neg_step_of[at],
+                                      adamw ? 1 - lr_[at] * weight_decay_[at]
+                                            : weight_decay_[at]);
         adam_in_one_pass(p.data_ptr<float>() + k * n,
                          g.data_ptr<float>() + k * n,
                          m1.data_ptr<float>() + k * n,

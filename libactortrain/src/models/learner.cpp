@@ -81,7 +81,7 @@ make_optimizer(const optimizer_options& opts,
                                .momentum(opts.momentum)
                                .weight_decay(opts.weight_decay));
   if (opts.kind == optimizer_kind::adamw)
-    return std::make_unique<torch::optim::AdamW>(
+    return std::make_unique<one_pass_adamw>(
         std::move(params),
         torch::optim::AdamWOptions(opts.lr).weight_decay(opts.weight_decay));
   return std::make_unique<one_pass_adam>(

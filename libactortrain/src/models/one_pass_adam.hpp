@@ -1,6 +1,7 @@
 #pragma once
 
 #include <torch/optim/adam.h>
+#include <torch/optim/adamw.h>
 
 namespace actortrain {
 
@@ -18,6 +19,9 @@ struct adam_scalars {
   /// Whether the gradient gets p * weight_decay added (as LibTorch's Adam
   /// does only when weight_decay != 0).
   bool decays;
+  /// AdamW: p is multiplied by `keep` (1 - lr * weight_decay) first.
+  float keep = 1;
+  bool shrinks = false;
 };
 
 /// One Adam update of `n` floats in one pass, each element rounded as
@@ -45,6 +49,18 @@ public:
   /// Whether this process updates in one pass (the check at first use
   /// passed, and ACTORTRAIN_ONE_PASS_ADAM is not 0); false makes every
   /// step LibTorch's.
+  static bool active();
+};
+
+/// LibTorch's AdamW, its CPU update in one pass the same way (p scaled by
+/// 1 - lr * weight_decay, then Adam's update without decay on the
+/// gradient): the same state and bits, checked at first use.
+class one_pass_adamw : public torch::optim::AdamW {
+public:
+  using torch::optim::AdamW::AdamW;
+
+  torch::Tensor step(LossClosure closure = nullptr) override;
+
   static bool active();
 };
 
