@@ -381,10 +381,17 @@ bool on_cpu_as_floats(const torch::Tensor& t) {
 bool adam_fits_one_pass(bool adamw, const torch::Tensor& p,
                         const torch::Tensor& g, const torch::Tensor& m1,
                         const torch::Tensor& m2) {
-  static const bool adam_agrees = one_pass_agrees_with_tensors(false, 23);
-  static const bool adamw_agrees = one_pass_agrees_with_tensors(true, 23);
-  return (adamw ? adamw_agrees : adam_agrees) && on_cpu_as_floats(p) &&
-         on_cpu_as_floats(g) && on_cpu_as_floats(m1) && on_cpu_as_floats(m2);
+  // Each checked once, when a group of its kind first steps.
+  auto agrees = [](bool w) {
+    if (w) {
+      static const bool adamw_agrees = one_pass_agrees_with_tensors(true, 23);
+      return adamw_agrees;
+    }
+    static const bool adam_agrees = one_pass_agrees_with_tensors(false, 23);
+    return adam_agrees;
+  };
+  return agrees(adamw) && on_cpu_as_floats(p) && on_cpu_as_floats(g) &&
+         on_cpu_as_floats(m1) && on_cpu_as_floats(m2);
 }
 
 } // namespace
@@ -429,6 +436,7 @@ void fused_model::optimizer_step() {
     neg_step_size = per_member(neg_step_of);
     sqrt_bc2 = per_member(sqrt_bc2_of);
   }
+  const bool adamw = method_ == method::adamw;
   for (size_t i = 0; i < params_.size(); ++i) {
     auto& p = params_[i];
     auto g = p.grad();
@@ -440,14 +448,12 @@ void fused_model::optimizer_step() {
       // momentum 0 leaves d as it is: 0 * m1 + d == d.
       m1.mul_(broadcast(h.momentum, p)).add_(d);
       p.addcmul_(m1, broadcast(h.neg_lr, p));
-    } else if (adam_fits_one_pass(method_ == method::adamw, p, g, m1,
-                                  moment2_[i])) {
+    } else if (adam_fits_one_pass(adamw, p, g, m1, moment2_[i])) {
       // Each member's slice in one pass, with the scalars the tensors
       // below hold (float from double), so the same bits.
       const int64_t n = p.numel() / k_;
       for (int64_t k = 0; k < k_; ++k) {
         auto at = static_cast<size_t>(k);
-        const bool adamw = method_ == method::adamw;
         const auto s = member_scalars(adamw, sqrt_bc2_of[at], neg_step_of[at],
                                       adamw ? 1 - lr_[at] * weight_decay_[at]
                                             : weight_decay_[at]);
@@ -457,11 +463,10 @@ void fused_model::optimizer_step() {
                          moment2_[i].data_ptr<float>() + k * n, n, s);
       }
     } else {
-      if (method_ == method::adamw)
+      if (adamw)
         p.mul_(broadcast(h.decay, p));
       adam_with_tensors(p, g, m1, moment2_[i],
-                        method_ == method::adamw ? torch::Tensor{}
-                                                 : broadcast(h.weight_decay, p),
+                        adamw ? torch::Tensor{} : broadcast(h.weight_decay, p),
                         broadcast(sqrt_bc2, p), broadcast(neg_step_size, p));
     }
     p.mutable_grad() = torch::Tensor{};
