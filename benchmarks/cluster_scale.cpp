@@ -103,6 +103,7 @@ int main(int argc, char** argv) {
     }
     exp.cluster.workers = *workers;
     exp.cluster.local = false;
+    exp.cluster.queue_ahead = arg(args, "--queue-ahead", "true") == "true";
   } else {
     exp.scheduler.slots = std::stoll(arg(args, "--local-slots", "32"));
   }

@@ -64,15 +64,19 @@ def main():
             path = os.path.join(tmp, "workers.txt")
             with open(path, "w") as f:
                 f.write("\n".join(w[1] for w in workers) + "\n")
-            before = sum(cpu_seconds(p.pid) for p, _ in workers)
-            res = subprocess.run([bench, "run", "--workers-file", path,
-                                  *common], capture_output=True, text=True)
-            if res.returncode != 0:
-                sys.exit(res.stderr)
-            f = fields(res.stdout)
-            spent = sum(cpu_seconds(p.pid) for p, _ in workers) - before
-            f["workers_cpu_s"] = f"{spent:.2f}"
-            rows.append((f"{a.workers} workers, 1 slot each", f))
+            # cluster.queue_ahead on (the default) and off, side by side.
+            for queue in ("true", "false"):
+                before = sum(cpu_seconds(p.pid) for p, _ in workers)
+                res = subprocess.run([bench, "run", "--workers-file", path,
+                                      "--queue-ahead", queue, *common],
+                                     capture_output=True, text=True)
+                if res.returncode != 0:
+                    sys.exit(res.stderr)
+                f = fields(res.stdout)
+                spent = sum(cpu_seconds(p.pid) for p, _ in workers) - before
+                f["workers_cpu_s"] = f"{spent:.2f}"
+                rows.append((f"{a.workers} workers, 1 slot each, queue_ahead "
+                             f"= {queue}", f))
         finally:
             for proc, _ in workers:
                 proc.terminate()

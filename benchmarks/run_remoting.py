@@ -3,7 +3,7 @@
 in each of two `actortrain worker` processes (loopback), side by side in one
 invocation. Reports the time ratio and the messaging cost per quantum.
 
-usage: run_remoting.py [--build DIR] [--repeat R]
+usage: run_remoting.py [--build DIR] [--repeat R] [--variants V,...]
 """
 import argparse
 import os
@@ -57,49 +57,92 @@ def timed_run(app, args):
 
 
 def quanta(out):
-    """Quanta run, quanta that moved a group's state to another node, and the
-    bytes of state moved."""
+    """Quanta run, quanta that moved a group's state to another node, the
+    bytes of state moved, and the workers' slots' idle time between one
+    quantum's end and the next one's start (summed over slots)."""
     with sqlite3.connect(os.path.join(out, "results.db")) as db:
-        return db.execute("SELECT COUNT(*), SUM(moved_bytes > 0), "
-                          "SUM(moved_bytes) FROM grants").fetchone()
+        n, moves, moved = db.execute(
+            "SELECT COUNT(*), SUM(moved_bytes > 0), SUM(moved_bytes) "
+            "FROM grants").fetchone()
+        idle = 0.0
+        last = {}
+        for slot, start, end in db.execute(
+                "SELECT slot, start, end FROM grants ORDER BY slot, start"):
+            if slot in last:
+                idle += start - last[slot]
+            last[slot] = end
+        return n, moves, moved, idle
+
+
+# The remote runs' [cluster] settings, side by side.
+VARIANTS = {
+    "default": "",
+    "no-queue": "queue_ahead = false\n",
+    "short": "hop_share = 0\n",
+    "short-no-queue": "hop_share = 0\nqueue_ahead = false\n",
+}
 
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--build", default="build")
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--variants", default="default",
+                    help="comma-separated: " + ", ".join(VARIANTS) +
+                    " (default: cluster defaults; no-queue: "
+                    "cluster.queue_ahead = false; short: cluster.hop_share "
+                    "= 0, quanta not lengthened)")
     a = ap.parse_args()
+    variants = a.variants.split(",")
+    for v in variants:
+        if v not in VARIANTS:
+            sys.exit(f"unknown variant {v!r}: expected one of {list(VARIANTS)}")
     app = os.path.join(a.build, "apps", "actortrain", "actortrain")
     with tempfile.TemporaryDirectory() as tmp:
         log = open(os.path.join(tmp, "workers.log"), "w")
         workers = [start_worker(app, log) for _ in range(2)]
         addresses = ",".join(w[1] for w in workers)
-        print("| workload | quanta | one process, 2 slots (s) | "
-              "2 workers, 1 slot each (s) | ratio | messaging per quantum (ms) "
-              "| moves | state moved per quantum (kB) |")
-        print("|---|---:|---:|---:|---:|---:|---:|---:|")
+        print("| workload | workers' [cluster] | quanta | one process, 2 slots "
+              "(s) | 2 workers, 1 slot each (s) | ratio | messaging per "
+              "quantum (ms) | slot idle between quanta (ms) | moves | state "
+              "moved per quantum (kB) |")
+        print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
         try:
             for fuse in ("off", "auto"):
                 exp = os.path.join(tmp, f"{fuse}.toml")
                 with open(exp, "w") as f:
                     f.write(EXPERIMENT.format(fuse=fuse))
-                local, remote = [], []
-                n, moves, moved = 0, 0, 0
+                remote_exps = {}
+                for v in variants:
+                    remote_exps[v] = os.path.join(tmp, f"{fuse}-{v}.toml")
+                    with open(remote_exps[v], "w") as f:
+                        f.write(EXPERIMENT.format(fuse=fuse) + "[cluster]\n" +
+                                VARIANTS[v])
+                local = []
+                remote = {v: [] for v in variants}
+                stats = {}
+                # Interleaved, so that the machine's drift hits all alike.
                 for r in range(a.repeat):
                     out = os.path.join(tmp, f"{fuse}-local-{r}")
                     local.append(timed_run(app, [exp, "--output", out]))
-                    out = os.path.join(tmp, f"{fuse}-remote-{r}")
-                    remote.append(timed_run(app, [exp, "--output", out,
-                                                  "--workers", addresses,
-                                                  "--no-local"]))
-                    n, moves, moved = quanta(out)
-                lt, rt = statistics.median(local), statistics.median(remote)
-                # Two slots work at once: the extra wall time, spread over the
-                # quanta each slot ran, is what one quantum's round trip costs.
-                per_quantum = (rt - lt) * 2 / n * 1000
-                print(f"| 64 MLPs 32-64-10, fuse = \"{fuse}\" | {n} | {lt:.2f} | "
-                      f"{rt:.2f} | {rt / lt:.2f}x | {per_quantum:.2f} | "
-                      f"{moves} | {(moved or 0) / n / 1e3:.2f} |")
+                    for v in variants:
+                        out = os.path.join(tmp, f"{fuse}-{v}-{r}")
+                        remote[v].append(timed_run(
+                            app, [remote_exps[v], "--output", out,
+                                  "--workers", addresses, "--no-local"]))
+                        stats[v] = quanta(out)
+                lt = statistics.median(local)
+                for v in variants:
+                    rt = statistics.median(remote[v])
+                    n, moves, moved, idle = stats[v]
+                    # Two slots work at once: the extra wall time, spread over
+                    # the quanta each slot ran, is what one quantum's round
+                    # trip costs.
+                    per_quantum = (rt - lt) * 2 / n * 1000
+                    print(f"| 64 MLPs 32-64-10, fuse = \"{fuse}\" | {v} | {n} "
+                          f"| {lt:.2f} | {rt:.2f} | {rt / lt:.2f}x | "
+                          f"{per_quantum:.2f} | {idle / max(1, n - 2) * 1000:.2f} "
+                          f"| {moves} | {(moved or 0) / n / 1e3:.2f} |")
         finally:
             for proc, _ in workers:
                 proc.kill()

@@ -484,6 +484,7 @@ workers = ["127.0.0.1:4242"]
 local = false
 handshake_seconds = 3
 hop_share = 0.1
+queue_ahead = false
 )",
                               "every-key.toml");
   REQUIRE_MESSAGE(exp, to_string_pretty(exp.error()));

@@ -251,7 +251,8 @@ template <> struct section<cluster_options> {
       key("workers", &S::workers, running), key("local", &S::local, running),
       key("handshake_seconds", &S::handshake_seconds, running)
           .in(open_closed(0, 3600)),
-      key("hop_share", &S::hop_share, running).in(closed_open(0, 1)));
+      key("hop_share", &S::hop_share, running).in(closed_open(0, 1)),
+      key("queue_ahead", &S::queue_ahead, running));
 };
 
 template <> struct section<output_options> {

@@ -214,6 +214,11 @@ struct cluster_options {
   /// a second) until it does, as measured; 0 keeps them as the scheduler
   /// sets them. Results do not depend on it.
   double hop_share = 0.05;
+  /// A worker's slot is handed its next quantum while it computes one (to a
+  /// group whose state is on that worker, or one not started), so the slot
+  /// goes from one quantum to the next without waiting for the round trip
+  /// to the coordinator. Results do not depend on it.
+  bool queue_ahead = true;
 };
 
 /// What a run leaves in its output folder (docs/durability.md).

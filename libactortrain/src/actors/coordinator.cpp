@@ -282,8 +282,10 @@ void add_worker(coordinator_actor* self, const std::string& address,
   auto& st = self->state;
   watch_worker(self, address, node);
   auto take_slots = [=](std::vector<slot_grant>& slots) {
-    for (auto& s : slots)
+    for (auto& s : slots) {
       s.slot.node = address;
+      s.slot.queue_ahead = self->state.plan->exp.cluster.queue_ahead;
+    }
     event(self, fmt::format("worker {} joined with {} slots{}", address,
                             slots.size(), data_note(data_bytes)));
     warn_if_other_blas(self, address, slots);
@@ -433,6 +435,7 @@ void start(coordinator_actor* self) {
       data_sent.emplace_back(w.address, w.data_bytes);
     for (auto& s : w.slots) {
       s.slot.node = w.address;
+      s.slot.queue_ahead = plan.exp.cluster.queue_ahead;
       slots.push_back(std::move(s));
     }
   }

@@ -549,11 +549,14 @@ void run_remote(trainer_actor* self, const slot_grant& grant,
               return;
             st.in_flight.reset();
             self->demonitor(executor.address());
-            note_hop(self,
-                     std::chrono::duration<double>(
-                         std::chrono::steady_clock::now() - sent)
-                         .count(),
-                     report.slot_seconds, stretch);
+            // A queued quantum waited for another on the worker: its wall
+            // time says nothing of the round trip.
+            if (!grant.queued)
+              note_hop(self,
+                       std::chrono::duration<double>(
+                           std::chrono::steady_clock::now() - sent)
+                           .count(),
+                       report.slot_seconds, stretch);
             book(self, grant, report);
             conclude(self, {slot}, report);
           },

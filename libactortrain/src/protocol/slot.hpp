@@ -27,12 +27,16 @@ struct slot_info {
   /// Bytes of its device's memory the networks on that device may use
   /// together (scheduler.gpu_memory_fraction of a GPU's); 0: no limit.
   int64_t memory_budget = 0;
+  /// The scheduler may hand the slot its next quantum while it computes one
+  /// (a worker's slot, cluster.queue_ahead): the quantum waits on the worker,
+  /// which then never waits for a round trip to the coordinator.
+  bool queue_ahead = false;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, slot_info& x) {
   return f(caf::meta::type_name("slot_info"), x.id, x.device, x.threads, x.node,
-           x.blas, x.memory_budget);
+           x.blas, x.memory_budget, x.queue_ahead);
 }
 
 /// The scheduler's grant of a slot to a trainer: the slot, the actor that
@@ -45,12 +49,15 @@ struct slot_grant {
   /// The trainer has the slot's device to itself for this grant (it ran out
   /// of memory beside others before).
   bool alone = false;
+  /// Granted while another trainer's quantum runs on the slot: this one's
+  /// waits there and starts when that one ends.
+  bool queued = false;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, slot_grant& x) {
   return f(caf::meta::type_name("slot_grant"), x.slot, x.executor, x.keeper,
-           x.alone);
+           x.alone, x.queued);
 }
 
 /// A snapshot of the scheduler, for progress displays and tests.
@@ -98,6 +105,9 @@ struct scheduler_status {
   /// GPU: its state moves there). A trainer gets a free slot on its own
   /// device when there is one.
   int64_t device_moves = 0;
+  /// Grants of a worker's slot while it computed another trainer's quantum
+  /// (slot_info::queue_ahead), counted in `grants` too.
+  int64_t queued_grants = 0;
 };
 
 template <class Inspector>
@@ -105,7 +115,7 @@ typename Inspector::result_type inspect(Inspector& f, scheduler_status& x) {
   return f(caf::meta::type_name("scheduler_status"), x.slots, x.busy, x.waiting,
            x.grants, x.peak_busy, x.steps_done, x.holders, x.gang_grants,
            x.longest_gang_wait, x.moves, x.moved_bytes, x.memory_waits,
-           x.out_of_memory, x.alone_grants, x.device_moves);
+           x.out_of_memory, x.alone_grants, x.device_moves, x.queued_grants);
 }
 
 } // namespace actortrain

@@ -271,9 +271,9 @@ int64_t memory_need(const scheduler_state& st, uint64_t id) {
 /// Whether `slot`'s device has room for trainer `id` now. Nothing joins a
 /// trainer that has the device to itself; one that needs the device alone
 /// gets it empty; any other fits when its need and what the device's
-/// holders were admitted with stay within the device's budget, or when the
-/// device is empty (a network larger than the budget runs alone rather
-/// than never).
+/// holders (queued ones too) were admitted with stay within the device's
+/// budget, or when the device is empty (a network larger than the budget
+/// runs alone rather than never).
 bool admits(const scheduler_state& st, uint32_t slot, uint64_t id) {
   if (!st.memory_limited)
     return true;
@@ -282,12 +282,16 @@ bool admits(const scheduler_state& st, uint32_t slot, uint64_t id) {
   int64_t holders = 0;
   for (const auto& other : st.slots) {
     const auto& o = other.grant.slot;
-    if (!other.held.trainer || o.node != info.node || o.device != info.device)
+    if (o.node != info.node || o.device != info.device)
       continue;
-    if (other.held.alone)
-      return false;
-    ++holders;
-    used += other.held.memory;
+    for (const auto* h : {&other.held, &other.queued}) {
+      if (!h->trainer)
+        continue;
+      if (h->alone)
+        return false;
+      ++holders;
+      used += h->memory;
+    }
   }
   if (st.alone.count(id) > 0)
     return holders == 0;
@@ -469,12 +473,47 @@ bool grant_by_affinity(scheduler_self* self) {
   return false;
 }
 
-void dispatch(scheduler_self* self) {
+/// Queues a trainer on each held worker's slot that queues ahead and has
+/// none queued (see scheduler()): the first waiting trainer, in the
+/// policy's order, whose state is on that node and device or nowhere yet.
+void queue_ahead(scheduler_self* self) {
   auto& st = self->state;
-  if (st.arrived < st.start_after || st.stopped)
+  if (!st.several_nodes || st.gang || st.memory_waiter)
     return;
-  if (!st.replayed)
-    replay(self);
+  for (uint32_t i = 0; i < st.slots.size() && st.policy->waiting() > 0; ++i) {
+    auto& s = st.slots[i];
+    // A slot that serves a replicated network's steps (its holder needs
+    // several slots) takes no quantum between them.
+    if (!s.grant.slot.queue_ahead || s.dead || !s.held.trainer ||
+        s.queued.trainer || st.slots_needed[s.held.network_id] > 1)
+      continue;
+    auto node = node_of(st, i);
+    auto w = st.policy->next_if([&](const waiting_trainer& w) {
+      if (st.slots_needed[w.network_id] > 1)
+        return false;
+      auto h = st.home.find(w.network_id);
+      auto last = st.last_slot.find(w.network_id);
+      return (h == st.home.end() || h->second == node) &&
+             (last == st.last_slot.end() || same_device(st, i, last->second)) &&
+             admits(st, i, w.network_id);
+    });
+    if (!w)
+      continue;
+    note_slot(st, w->network_id, i);
+    st.home[w->network_id] = node;
+    s.queued = {w->trainer.address(), w->network_id, now(self),
+                memory_need(st, w->network_id), false};
+    ++st.stats.grants;
+    ++st.stats.queued_grants;
+    auto grant = s.grant;
+    grant.queued = true;
+    caf::anon_send(w->trainer, grant_atom_v, std::move(grant));
+  }
+}
+
+/// Grants free slots to waiting trainers while both last.
+void grant_free_slots(scheduler_self* self) {
+  auto& st = self->state;
   for (;;) {
     if (st.gang) {
       auto need = st.slots_needed[st.gang->network_id];
@@ -518,22 +557,47 @@ void dispatch(scheduler_self* self) {
   }
 }
 
-/// Frees `slot` and records the grant that just ended (with the bytes of
-/// state that moved to the slot's node for it).
-void free_slot(scheduler_self* self, uint32_t slot, int64_t steps,
-               int64_t moved_bytes = 0) {
+void dispatch(scheduler_self* self) {
   auto& st = self->state;
-  auto& h = st.slots[slot].held;
-  st.pending.push_back({h.network_id, slot, h.since, now(self), steps,
+  if (st.arrived < st.start_after || st.stopped)
+    return;
+  if (!st.replayed)
+    replay(self);
+  grant_free_slots(self);
+  queue_ahead(self);
+}
+
+/// Records the grant of `slot` to `h` that ends now (with the bytes of
+/// state that moved to the slot's node for it); returns the time.
+double record(scheduler_self* self, uint32_t slot,
+              const scheduler_state::holder& h, int64_t steps,
+              int64_t moved_bytes) {
+  auto& st = self->state;
+  auto t = now(self);
+  st.pending.push_back({h.network_id, slot, h.since, t, steps,
                         st.slots[slot].grant.slot.node, moved_bytes,
                         st.slots[slot].grant.slot.device});
-  h = {};
-  st.slots[slot].free_since = now(self);
-  if (!st.slots[slot].dead)
-    st.free.push_back(slot);
-  --st.stats.busy;
   if (st.pending.size() >= record_batch)
     flush(self);
+  return t;
+}
+
+/// The holder of `slot` gave it back: the grant is recorded, and the slot
+/// goes to the trainer queued on it (whose quantum starts on the worker
+/// now) or is free.
+void free_slot(scheduler_self* self, uint32_t slot, int64_t steps,
+               int64_t moved_bytes = 0) {
+  auto& s = self->state.slots[slot];
+  auto t = record(self, slot, s.held, steps, moved_bytes);
+  s.held = std::exchange(s.queued, {});
+  if (s.held.trainer) {
+    s.held.since = t;
+    return;
+  }
+  s.free_since = t;
+  if (!s.dead)
+    self->state.free.push_back(slot);
+  --self->state.stats.busy;
 }
 
 /// Retires the slots whose executor is `source`; false when none is.
@@ -582,12 +646,26 @@ void release(scheduler_self* self, const std::vector<uint32_t>& slots,
   // otherwise let the scheduler over-grant.
   if (slots.empty())
     return;
-  for (auto slot : slots)
-    if (slot >= st.slots.size() || st.slots[slot].held.trainer != sender)
-      return;
-  for (auto slot : slots)
-    free_slot(self, slot, progress.quantum_steps,
-              slot == slots.front() ? progress.moved_bytes : 0);
+  // A queued quantum that ended (or was lost) before its slot's holder
+  // gave the slot back: its report overtook the holder's release. It ran
+  // after the holder's quantum, inside the holder's grant as recorded: it
+  // is recorded as ending now, taking no time of its own.
+  auto first = slots.front();
+  bool overtook = slots.size() == 1 && first < st.slots.size() &&
+                  st.slots[first].queued.trainer == sender;
+  if (overtook) {
+    auto& q = st.slots[first].queued;
+    q.since = now(self);
+    record(self, first, q, progress.quantum_steps, progress.moved_bytes);
+    q = {};
+  } else {
+    for (auto slot : slots)
+      if (slot >= st.slots.size() || st.slots[slot].held.trainer != sender)
+        return;
+    for (auto slot : slots)
+      free_slot(self, slot, progress.quantum_steps,
+                slot == first ? progress.moved_bytes : 0);
+  }
   auto& last = st.steps[progress.network_id];
   st.stats.steps_done += progress.steps_done - last;
   last = progress.steps_done;
@@ -668,7 +746,7 @@ void add_slot(scheduler_self* self, slot_grant grant) {
     st.several_nodes = true;
   }
   st.memory_limited = st.memory_limited || grant.slot.memory_budget > 0;
-  st.slots.push_back({std::move(grant), {}, false, now(self), local});
+  st.slots.push_back({std::move(grant), {}, {}, false, now(self), local});
   st.free.push_back(i);
   ++st.stats.slots;
 }
@@ -707,6 +785,10 @@ scheduler(scheduler_actor::stateful_pointer<scheduler_state> self,
     if (st.arrived < st.start_after)
       --st.start_after;
     for (uint32_t i = 0; i < st.slots.size(); ++i) {
+      if (st.slots[i].queued.trainer == dm.source) {
+        st.policy->forget(st.slots[i].queued.network_id);
+        st.slots[i].queued = {};
+      }
       if (st.slots[i].held.trainer == dm.source) {
         st.policy->forget(st.slots[i].held.network_id);
         free_slot(self, i, 0);
@@ -782,9 +864,10 @@ scheduler(scheduler_actor::stateful_pointer<scheduler_state> self,
         // The trainer saw the slot's worker go before this scheduler did:
         // retire the slot first, or it would be granted again.
         auto& st = self->state;
+        auto sender = caf::actor_cast<caf::actor_addr>(self->current_sender());
         if (slot_lost && slot < st.slots.size() &&
-            st.slots[slot].held.trainer ==
-                caf::actor_cast<caf::actor_addr>(self->current_sender()))
+            (st.slots[slot].held.trainer == sender ||
+             st.slots[slot].queued.trainer == sender))
           lose_slots(self, st.slots[slot].grant.executor.address());
         // The quantum was lost: the group goes on from the coordinator's
         // copies, which any node can take.

@@ -37,6 +37,10 @@ struct scheduler_state {
   struct slot_entry {
     slot_grant grant;
     holder held;
+    /// The trainer granted the slot while `held` computes (a worker's slot,
+    /// slot_info::queue_ahead): its quantum waits on the worker and it
+    /// holds the slot when `held` gives it back.
+    holder queued;
     bool dead = false;
     /// When it was last freed (or added).
     double free_since = 0;
@@ -154,6 +158,16 @@ struct scheduler_state {
 /// pays: moving its state (the size it reports, at the measured seconds per
 /// byte, twice: out of its node and into this one) costs at most a quarter
 /// of its estimated remaining work. Otherwise the slot waits.
+///
+/// A worker's slot that queues ahead (slot_info::queue_ahead) is also
+/// granted while it is held, to one trainer at a time whose state is on
+/// that node or nowhere yet (never a move, never a trainer that needs
+/// several slots or a device to itself), once no free slot takes it; the
+/// grant says `queued`, the quantum waits on the worker, and the trainer
+/// holds the slot from the moment the holder gives it back. So the worker
+/// starts its next quantum without waiting for a round trip to this actor.
+/// Nothing is queued while a trainer first in line waits for slots or
+/// memory.
 ///
 /// A trainer that needs R > 1 slots at once (a replicated network,
 /// trainer_info::slots) gets them together, (grant_atom,
