@@ -89,8 +89,10 @@ TEST_CASE("synchronous replicas train what one slot trains with the whole "
         MESSAGE(fmt::format("{} R = {} {}: max relative error {:.2e}", name, r,
                             file, err));
         // 3 epochs of 11 steps: float32 sums of R partial gradients round
-        // differently from one batch's (measured: 1.2e-7 to 3.8e-7).
-        CHECK(err <= 1e-6);
+        // differently from one batch's (measured: 1.2e-7 to 3.8e-7 on an
+        // Intel CPU, up to 1.1e-6 with Adam on an AMD EPYC, whose OpenBLAS
+        // kernels differ): the bound catches a wrong sum, not rounding.
+        CHECK(err <= 5e-6);
       }
       // The run held R slots at once for each quantum.
       auto grants = 0;

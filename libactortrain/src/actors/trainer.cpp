@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
 #include <optional>
 #include <unordered_set>
 #include <utility>
@@ -241,6 +243,7 @@ progress_report group_progress(trainer_actor* self,
     p.state_bytes += static_cast<int64_t>(s.last_good.size());
   p.moved_bytes = std::exchange(st.moved_bytes, 0);
   p.move_seconds = std::exchange(st.move_seconds, 0.0);
+  p.hop_seconds = std::exchange(st.hop_seconds, 0.0);
   return p;
 }
 
@@ -491,23 +494,54 @@ void run_local(trainer_actor* self, const std::vector<slot_grant>& grants,
 
 /// Learns from a quantum on a worker (`wall` seconds from sending it to its
 /// report, `slot` of them on the worker, spanning `stretch` scheduler
-/// quanta) how many scheduler quanta the next one on a worker spans: enough
-/// that the round trip takes at most cluster.hop_share of it, at most 16
-/// and about half a second.
-void note_hop(trainer_actor* self, double wall, double slot, int64_t stretch) {
+/// quanta) what one scheduler quantum computes for, and, unless it was
+/// queued there (it waited for another quantum), the round trip beyond the
+/// compute, which the next release reports.
+void note_hop(trainer_actor* self, double wall, double slot, int64_t stretch,
+              bool queued) {
+  auto& st = self->state;
+  if (slot <= 0)
+    return;
+  st.unit_seconds =
+      st.unit_seconds == 0
+          ? slot / static_cast<double>(stretch)
+          : 0.75 * st.unit_seconds + 0.25 * slot / static_cast<double>(stretch);
+  if (!queued)
+    st.hop_seconds = std::max(0.0, wall - slot);
+}
+
+/// How many scheduler quanta the next quantum on a worker spans, for a round
+/// trip of `hop` seconds there (the node's, as the scheduler averaged it):
+/// enough that the round trip takes at most cluster.hop_share of it, at
+/// most 16 and about half a second. A queued quantum's round trip overlaps
+/// the quantum before it, but still costs the coordinator and the worker
+/// its messages: quanta are lengthened all the same.
+int64_t stretch_for(trainer_actor* self, double hop) {
   auto& st = self->state;
   auto share = st.config.hop_share;
-  if (share <= 0 || slot <= 0)
-    return;
-  auto average = [](double& x, double v) {
-    x = x == 0 ? v : 0.75 * x + 0.25 * v;
-  };
-  average(st.hop_seconds, std::max(0.0, wall - slot));
-  average(st.unit_seconds, slot / static_cast<double>(stretch));
-  auto want =
-      std::ceil(st.hop_seconds * (1 - share) / (share * st.unit_seconds));
+  if (share <= 0 || hop <= 0 || st.unit_seconds <= 0)
+    return 1;
+  auto want = std::ceil(hop * (1 - share) / (share * st.unit_seconds));
   auto most = std::clamp(std::floor(0.5 / st.unit_seconds), 1.0, 16.0);
-  st.stretch = static_cast<int64_t>(std::clamp(want, 1.0, most));
+  return static_cast<int64_t>(std::clamp(want, 1.0, most));
+}
+
+void send_quantum(trainer_actor* self, const slot_grant& grant,
+                  remote_quantum q, int64_t stretch, uint64_t id,
+                  std::chrono::steady_clock::time_point sent);
+
+/// ACTORTRAIN_CLUSTER_DELAY_MS=D: each quantum goes to its worker D ms
+/// late, as over a slower network than loopback (for benchmarks of queued
+/// quanta); 0 when unset.
+std::chrono::milliseconds cluster_delay() {
+  static const auto delay = [] {
+    const char* text = std::getenv("ACTORTRAIN_CLUSTER_DELAY_MS");
+    long ms = 0;
+    if (text == nullptr || std::sscanf(text, "%ld", &ms) != 1 || ms < 0)
+      return 0L;
+    return ms;
+  }();
+  return std::chrono::milliseconds{delay};
 }
 
 /// Runs a quantum on a worker's slot: on the live models kept there, or
@@ -526,8 +560,8 @@ void run_remote(trainer_actor* self, const slot_grant& grant,
   if (moved)
     q.states = std::move(*moved);
   // Lengthened so that the round trip is a small share of it (see
-  // note_hop); results do not depend on where quanta end.
-  auto stretch = st.stretch;
+  // stretch_for); results do not depend on where quanta end.
+  auto stretch = stretch_for(self, grant.hop_seconds);
   q.steps = limits.steps * stretch;
   q.epochs = limits.epochs * stretch;
   q.seconds = limits.seconds * static_cast<double>(stretch);
@@ -541,6 +575,24 @@ void run_remote(trainer_actor* self, const slot_grant& grant,
   // quantum (see the down handler).
   self->monitor(executor);
   auto sent = std::chrono::steady_clock::now();
+  auto send = [=, q = std::move(q)]() mutable {
+    send_quantum(self, grant, std::move(q), stretch, id, sent);
+  };
+  if (auto delay = cluster_delay(); delay.count() > 0) {
+    st.delayed_request = std::move(send);
+    self->delayed_send(self, delay, quantum_atom_v, id);
+    return;
+  }
+  send();
+}
+
+/// Sends quantum `q` (number `id`, sent at `sent`) to `grant`'s executor and
+/// books its report.
+void send_quantum(trainer_actor* self, const slot_grant& grant,
+                  remote_quantum q, int64_t stretch, uint64_t id,
+                  std::chrono::steady_clock::time_point sent) {
+  auto executor = grant.executor;
+  auto slot = grant.slot.id;
   self->request(executor, caf::infinite, quantum_atom_v, std::move(q))
       .then(
           [=](quantum_report& report) {
@@ -549,14 +601,11 @@ void run_remote(trainer_actor* self, const slot_grant& grant,
               return;
             st.in_flight.reset();
             self->demonitor(executor.address());
-            // A queued quantum waited for another on the worker: its wall
-            // time says nothing of the round trip.
-            if (!grant.queued)
-              note_hop(self,
-                       std::chrono::duration<double>(
-                           std::chrono::steady_clock::now() - sent)
-                           .count(),
-                       report.slot_seconds, stretch);
+            note_hop(self,
+                     std::chrono::duration<double>(
+                         std::chrono::steady_clock::now() - sent)
+                         .count(),
+                     report.slot_seconds, stretch, grant.queued);
             book(self, grant, report);
             conclude(self, {slot}, report);
           },
@@ -736,6 +785,15 @@ caf::behavior trainer(trainer_actor* self, std::shared_ptr<network_group> group,
           }
         if (!st.busy)
           end_if_all_cancelled(self, std::nullopt);
+      },
+      [=](quantum_atom, uint64_t id) {
+        // A quantum held back by ACTORTRAIN_CLUSTER_DELAY_MS goes now,
+        // unless it was lost meanwhile.
+        auto& st = self->state;
+        auto send = std::move(st.delayed_request);
+        st.delayed_request = nullptr;
+        if (send && st.in_flight && st.in_flight->id == id)
+          send();
       },
       [=](search_stop_atom, const std::vector<uint64_t>& ids) {
         auto& stops = self->state.search_stops;

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -120,14 +121,17 @@ struct trainer_state {
     uint32_t slot = 0;
   };
   std::optional<remote_quantum_in_flight> in_flight;
+  /// The in-flight quantum's request, while ACTORTRAIN_CLUSTER_DELAY_MS
+  /// holds it back (see run_remote).
+  std::function<void()> delayed_request;
   /// Quanta sent to worker nodes so far (numbers them).
   uint64_t quanta = 0;
-  /// Measured on workers: a round trip's seconds beyond the compute, and
-  /// the compute of one scheduler quantum (moving averages), and how many
-  /// scheduler quanta the next quantum on a worker spans.
+  /// Measured on workers: a round trip's seconds beyond the compute (of
+  /// the last quantum that was not queued, for the scheduler, which
+  /// averages them per node), and the compute of one scheduler quantum (a
+  /// moving average).
   double hop_seconds = 0;
   double unit_seconds = 0;
-  int64_t stretch = 1;
   /// Quanta lost in a row: answered with an error, or with their worker.
   int64_t lost_quanta = 0;
   int64_t lost_links = 0;

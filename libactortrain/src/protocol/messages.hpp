@@ -41,6 +41,9 @@ struct progress_report {
   int64_t state_bytes = 0;
   int64_t moved_bytes = 0;
   double move_seconds = 0;
+  /// A quantum on a worker that was not queued there: its round trip's
+  /// seconds beyond the compute, as the trainer measured them (0: none).
+  double hop_seconds = 0;
   /// Device memory: the bytes the group needs on its slot's device as now
   /// known (the peak measured on a GPU, doubled after running out; 0: no
   /// news), and whether the quantum ran out of memory (nothing of it was
@@ -54,7 +57,8 @@ typename Inspector::result_type inspect(Inspector& f, progress_report& x) {
   return f(caf::meta::type_name("progress_report"), x.network_id, x.steps_done,
            x.steps_total, x.epoch, x.loss, x.seconds_per_step, x.quantum_steps,
            x.quantum_seconds, x.finished, x.epochs, x.done, x.state_bytes,
-           x.moved_bytes, x.move_seconds, x.memory_bytes, x.out_of_memory);
+           x.moved_bytes, x.move_seconds, x.hop_seconds, x.memory_bytes,
+           x.out_of_memory);
 }
 
 /// PBT's exploit, carried out before a quantum trains: a donor's learner

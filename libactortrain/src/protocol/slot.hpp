@@ -52,12 +52,16 @@ struct slot_grant {
   /// Granted while another trainer's quantum runs on the slot: this one's
   /// waits there and starts when that one ends.
   bool queued = false;
+  /// A round trip to the slot's node beyond the compute, in seconds, as
+  /// trainers measured it on quanta that were not queued (a moving
+  /// average; 0: not known yet).
+  double hop_seconds = 0;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, slot_grant& x) {
   return f(caf::meta::type_name("slot_grant"), x.slot, x.executor, x.keeper,
-           x.alone, x.queued);
+           x.alone, x.queued, x.hop_seconds);
 }
 
 /// A snapshot of the scheduler, for progress displays and tests.

@@ -299,6 +299,13 @@ bool admits(const scheduler_state& st, uint32_t slot, uint64_t id) {
          used + memory_need(st, id) <= info.memory_budget;
 }
 
+/// The round trip to `slot`'s node as trainers measured it (0: unknown, or
+/// this process).
+double hop_to(const scheduler_state& st, uint32_t slot) {
+  auto i = st.hop_seconds.find(st.slots[slot].grant.slot.node);
+  return i == st.hop_seconds.end() ? 0 : i->second;
+}
+
 /// Marks `slot` held by `w`, admitted with its memory need; returns the
 /// grant to send.
 slot_grant hold(scheduler_self* self, uint32_t slot, const waiting_trainer& w) {
@@ -312,6 +319,7 @@ slot_grant hold(scheduler_self* self, uint32_t slot, const waiting_trainer& w) {
   st.stats.alone_grants += alone ? 1 : 0;
   auto grant = st.slots[slot].grant;
   grant.alone = alone;
+  grant.hop_seconds = hop_to(st, slot);
   return grant;
 }
 
@@ -507,6 +515,7 @@ void queue_ahead(scheduler_self* self) {
     ++st.stats.queued_grants;
     auto grant = s.grant;
     grant.queued = true;
+    grant.hop_seconds = hop_to(st, i);
     caf::anon_send(w->trainer, grant_atom_v, std::move(grant));
   }
 }
@@ -677,6 +686,12 @@ void release(scheduler_self* self, const std::vector<uint32_t>& slots,
       st.seconds_per_byte = 0.75 * st.seconds_per_byte +
                             0.25 * progress.move_seconds /
                                 static_cast<double>(progress.moved_bytes);
+    if (progress.hop_seconds > 0 && first < st.slots.size()) {
+      auto [hop, fresh] = st.hop_seconds.emplace(
+          st.slots[first].grant.slot.node, progress.hop_seconds);
+      if (!fresh)
+        hop->second = 0.75 * hop->second + 0.25 * progress.hop_seconds;
+    }
   }
   if (st.search) {
     // A network that ended in this quantum no longer counts at a rung.

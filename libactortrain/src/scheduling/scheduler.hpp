@@ -100,6 +100,11 @@ struct scheduler_state {
   /// What moving a byte of state costs, in seconds: from the moves trainers
   /// report (a moving average), until then a guess of 100 MB/s.
   double seconds_per_byte = 1e-8;
+  /// A round trip to each worker beyond the compute, by the node's name, as
+  /// trainers measured it (a moving average): grants of its slots carry
+  /// it (slot_grant::hop_seconds), so that a trainer whose quanta there are
+  /// queued (and cannot measure it) lengthens them like the others.
+  std::unordered_map<std::string, double> hop_seconds;
   // -- The adaptive search (scheduler.search) --------------------------------
   /// Decides from the epochs trainers report; none without a search.
   std::optional<search_rule> search;
