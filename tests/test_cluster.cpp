@@ -383,6 +383,20 @@ TEST_CASE("queued quanta: a worker's slot starts its next quantum as the one "
   check_same_weights(queued, local_reference(dir, exp));
 }
 
+TEST_CASE("a worker killed with a quantum queued on it: both quanta go on "
+          "elsewhere, results unchanged") {
+  temp_dir dir;
+  auto exp = write_experiment(dir, 6, 2);
+  // Unfused, short quanta: whenever a worker's slot computes, the next
+  // network waits queued behind it.
+  adjust_experiment(exp, "fuse = \"off\"",
+                    "policy = \"round_robin\"\n[cluster]\nhop_share = 0\n");
+  run_with_a_worker_killed(dir, exp, 7);
+  // The quanta that had been queued there before the kill started as the
+  // ones before them ended.
+  CHECK(handovers(dir / "out").at_once > 0);
+}
+
 TEST_CASE("work stealing: a worker that joins late takes networks whose "
           "state is on a slow one, results unchanged") {
   temp_dir dir;
