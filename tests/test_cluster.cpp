@@ -253,6 +253,16 @@ TEST_CASE("two coordinators share one worker at once, each with the "
   CHECK(w.process().wait_for("waiting for a coordinator", 20));
 }
 
+/// 12 unfused networks, 6 epochs on 2 slots, a quantum an epoch (none
+/// lengthened), time-sliced: every network comes back to the queue after
+/// each quantum.
+std::string time_sliced_experiment(const temp_dir& dir) {
+  auto exp = write_experiment(dir, 6, 2);
+  adjust_experiment(exp, "fuse = \"off\"",
+                    "policy = \"round_robin\"\n[cluster]\nhop_share = 0\n");
+  return exp;
+}
+
 TEST_CASE("a worker killed mid-run: its networks finish elsewhere, results "
           "unchanged") {
   temp_dir dir;
@@ -262,13 +272,9 @@ TEST_CASE("a worker killed mid-run: its networks finish elsewhere, results "
 TEST_CASE("affinity: a network's quanta stay on its worker, a move is "
           "counted in the store and only an idle slot steals") {
   temp_dir dir;
-  // Unfused networks, a quantum an epoch, time-sliced: every network comes
-  // back to the queue after each quantum, so without affinity about half
-  // of its quanta would land on the other worker.
-  auto exp = write_experiment(dir, 6, 2);
-  // Quanta as the scheduler sets them (none lengthened), to count them.
-  adjust_experiment(exp, "fuse = \"off\"",
-                    "policy = \"round_robin\"\n[cluster]\nhop_share = 0\n");
+  // Without affinity about half of a network's quanta would land on the
+  // other worker; none is lengthened, to count them.
+  auto exp = time_sliced_experiment(dir);
   worker_process w1{"--slots 1", dir / "w1.log"};
   worker_process w2{"--slots 1", dir / "w2.log"};
   auto res = run_app(fmt::format("run {} --output {} --workers {},{} "
@@ -343,11 +349,8 @@ slot_handovers handovers(const std::string& out) {
 TEST_CASE("queued quanta: a worker's slot starts its next quantum as the one "
           "before ends, on its own networks, results unchanged") {
   temp_dir dir;
-  auto exp = write_experiment(dir, 6, 2);
-  // Short quanta (none lengthened) and every network back in the queue
-  // after each: a round trip between quanta would show in each of them.
-  adjust_experiment(exp, "fuse = \"off\"",
-                    "policy = \"round_robin\"\n[cluster]\nhop_share = 0\n");
+  // Short quanta: a round trip between them would show in each.
+  auto exp = time_sliced_experiment(dir);
   worker_process w1{"--slots 1 --verbose", dir / "w1.log"};
   worker_process w2{"--slots 1 --verbose", dir / "w2.log"};
   auto queued = dir / "queued";
@@ -386,12 +389,9 @@ TEST_CASE("queued quanta: a worker's slot starts its next quantum as the one "
 TEST_CASE("a worker killed with a quantum queued on it: both quanta go on "
           "elsewhere, results unchanged") {
   temp_dir dir;
-  auto exp = write_experiment(dir, 6, 2);
-  // Unfused, short quanta: whenever a worker's slot computes, the next
-  // network waits queued behind it.
-  adjust_experiment(exp, "fuse = \"off\"",
-                    "policy = \"round_robin\"\n[cluster]\nhop_share = 0\n");
-  run_with_a_worker_killed(dir, exp, 7);
+  // Whenever a worker's slot computes, the next network waits queued
+  // behind it.
+  run_with_a_worker_killed(dir, time_sliced_experiment(dir), 7);
   // The quanta that had been queued there before the kill started as the
   // ones before them ended.
   CHECK(handovers(dir / "out").at_once > 0);
