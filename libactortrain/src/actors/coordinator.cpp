@@ -531,8 +531,11 @@ std::vector<uint64_t> add_submission(coordinator_actor* self, submission& sub) {
     ids.push_back(spec.id);
   plan.scripts.insert(sub.scripts.begin(), sub.scripts.end());
   plan.specs.insert(plan.specs.end(), sub.specs.begin(), sub.specs.end());
-  spawn_trainers(self, make_groups(plan, sub.specs, sub.shards, st.slot_count,
-                                   st.one_per_trainer));
+  auto groups = make_groups(plan, sub.specs, sub.shards, st.slot_count,
+                            st.one_per_trainer);
+  // Sent before the trainers exist, so it precedes their requests.
+  self->send(st.scheduler, expect_atom_v, static_cast<uint64_t>(groups.size()));
+  spawn_trainers(self, std::move(groups));
   return ids;
 }
 

@@ -42,6 +42,7 @@ using scheduler_actor = caf::typed_actor<
     caf::reacts_to<release_atom, uint32_t, progress_report, bool>,
     caf::reacts_to<release_atom, std::vector<uint32_t>, progress_report>,
     caf::reacts_to<add_slots_atom, std::vector<slot_grant>>,
+    caf::reacts_to<expect_atom, uint64_t>,
     caf::reacts_to<exploited_atom, uint64_t, std::string>,
     caf::reacts_to<schedule_atom>, caf::reacts_to<stop_atom>,
     caf::replies_to<priority_atom, uint64_t, double>::with<bool>,

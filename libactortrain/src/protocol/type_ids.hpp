@@ -105,6 +105,9 @@ CAF_ADD_ATOM(actortrain, actortrain, data_atom, "data")
 CAF_ADD_ATOM(actortrain, actortrain, joined_atom, "joined")
 // coordinator -> scheduler: (std::vector<slot_grant>) more slots to grant.
 CAF_ADD_ATOM(actortrain, actortrain, add_slots_atom, "add_slots")
+// coordinator -> scheduler: (uint64_t n) n more trainers (a session's
+// submission) are about to ask: no grant until they have.
+CAF_ADD_ATOM(actortrain, actortrain, expect_atom, "expect")
 // trainer -> worker's state keeper: (group id) drop the live state of a
 // group that finished or moves on from the last copy the coordinator has.
 CAF_ADD_ATOM(actortrain, actortrain, forget_atom, "forget")

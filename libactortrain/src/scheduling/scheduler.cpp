@@ -889,6 +889,13 @@ scheduler(scheduler_actor::stateful_pointer<scheduler_state> self,
         st.home.erase(progress.network_id);
         release(self, {slot}, progress);
       },
+      [=](expect_atom, uint64_t n) {
+        // A submission's trainers: like a run's at its start, the first
+        // grants among them follow the policy, not the order in which
+        // their actors happened to start.
+        auto& st = self->state;
+        st.start_after = std::max(st.start_after, st.arrived) + n;
+      },
       [=](add_slots_atom, std::vector<slot_grant>& slots) {
         for (auto& s : slots)
           add_slot(self, std::move(s));
