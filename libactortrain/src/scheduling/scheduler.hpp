@@ -155,6 +155,10 @@ struct scheduler_state {
 /// more slots than exist. (status_atom) -> scheduler_status.
 /// (add_slots_atom, std::vector<slot_grant>) adds slots (a worker joined); a
 /// slot whose executor goes down (its worker was lost) is never granted again.
+/// No grant is made before the `start_after` trainers of the run's setup
+/// have asked, nor, after (expect_atom, n), before n more (a session's
+/// submission) have: the first grants among them follow the policy, not the
+/// order in which their actors started.
 ///
 /// With slots on several nodes (worker nodes joined), a free slot goes to
 /// the first waiting trainer, in the policy's order, whose state is on the
