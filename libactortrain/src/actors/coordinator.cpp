@@ -274,6 +274,17 @@ void warn_if_other_blas(coordinator_actor* self, const std::string& address,
     }
 }
 
+/// Marks the slots of the worker at `address` as its: named by it in the
+/// grants, and queueing ahead as the run's cluster.queue_ahead says.
+void mark_worker_slots(std::vector<slot_grant>& slots,
+                       const std::string& address,
+                       const cluster_options& cluster) {
+  for (auto& s : slots) {
+    s.slot.node = address;
+    s.slot.queue_ahead = cluster.queue_ahead;
+  }
+}
+
 /// A worker joined during the run: once it knows the session's submissions
 /// its slots take work. One that cannot train them is left out.
 void add_worker(coordinator_actor* self, const std::string& address,
@@ -282,10 +293,7 @@ void add_worker(coordinator_actor* self, const std::string& address,
   auto& st = self->state;
   watch_worker(self, address, node);
   auto take_slots = [=](std::vector<slot_grant>& slots) {
-    for (auto& s : slots) {
-      s.slot.node = address;
-      s.slot.queue_ahead = self->state.plan->exp.cluster.queue_ahead;
-    }
+    mark_worker_slots(slots, address, self->state.plan->exp.cluster);
     event(self, fmt::format("worker {} joined with {} slots{}", address,
                             slots.size(), data_note(data_bytes)));
     warn_if_other_blas(self, address, slots);
@@ -433,11 +441,9 @@ void start(coordinator_actor* self) {
     warn_if_other_blas(self, w.address, w.slots);
     if (w.data_bytes > 0)
       data_sent.emplace_back(w.address, w.data_bytes);
-    for (auto& s : w.slots) {
-      s.slot.node = w.address;
-      s.slot.queue_ahead = plan.exp.cluster.queue_ahead;
+    mark_worker_slots(w.slots, w.address, plan.exp.cluster);
+    for (auto& s : w.slots)
       slots.push_back(std::move(s));
-    }
   }
   plan.workers.clear();
   for (auto& address : plan.unreachable_workers)

@@ -3,8 +3,6 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
-#include <cstdio>
-#include <cstdlib>
 #include <optional>
 #include <unordered_set>
 #include <utility>
@@ -15,6 +13,7 @@
 
 #include "actortrain/error.hpp"
 #include "cluster/remote_replica.hpp"
+#include "platform/environment.hpp"
 #include "protocol/slot.hpp"
 #include "protocol/type_ids.hpp"
 #include "training/remote_part.hpp"
@@ -534,13 +533,8 @@ void send_quantum(trainer_actor* self, const slot_grant& grant,
 /// late, as over a slower network than loopback (for benchmarks of queued
 /// quanta); 0 when unset.
 std::chrono::milliseconds cluster_delay() {
-  static const auto delay = [] {
-    const char* text = std::getenv("ACTORTRAIN_CLUSTER_DELAY_MS");
-    long ms = 0;
-    if (text == nullptr || std::sscanf(text, "%ld", &ms) != 1 || ms < 0)
-      return 0L;
-    return ms;
-  }();
+  static const auto delay = static_cast<int64_t>(
+      number_from_environment("ACTORTRAIN_CLUSTER_DELAY_MS", 0, 0));
   return std::chrono::milliseconds{delay};
 }
 

@@ -1,8 +1,6 @@
 #include "cluster/remote_executor.hpp"
 
 #include <chrono>
-#include <cstdio>
-#include <cstdlib>
 #include <memory>
 #include <thread>
 
@@ -11,6 +9,7 @@
 #include "actortrain/error.hpp"
 #include "cluster/worker_run.hpp"
 #include "platform/device_memory.hpp"
+#include "platform/environment.hpp"
 #include "protocol/slot.hpp"
 #include "protocol/type_ids.hpp"
 #include "training/slot_thread.hpp"
@@ -23,13 +22,8 @@ namespace {
 /// long, as on a slower machine (for tests and benchmarks of work
 /// stealing); 1 when unset.
 double slowdown() {
-  static const double factor = [] {
-    const char* text = std::getenv("ACTORTRAIN_SLOW_WORKER");
-    double f = 1;
-    if (text == nullptr || std::sscanf(text, "%lf", &f) != 1 || f < 1)
-      return 1.0;
-    return f;
-  }();
+  static const double factor =
+      number_from_environment("ACTORTRAIN_SLOW_WORKER", 1, 1);
   return factor;
 }
 
