@@ -17,6 +17,8 @@ struct sqlite3;
 
 namespace actortrain {
 
+class statement_cache;
+
 /// The files a finished network leaves: rows of the store (output.layout =
 /// "database") or files in its run folder's weights folder ("files").
 enum class file_kind : uint8_t {
@@ -289,6 +291,8 @@ private:
 
   sqlite3* db_;
   std::string path_;
+  /// The prepared statements of the writes, kept for the connection's life.
+  std::unique_ptr<statement_cache> statements_;
   /// Opened to write: on close it leaves WAL mode, so that readers after
   /// the run find one file and leave no -wal / -shm beside it.
   bool writer_ = false;

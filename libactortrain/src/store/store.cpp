@@ -9,6 +9,8 @@
 #include <fstream>
 #include <functional>
 #include <iterator>
+#include <map>
+#include <mutex>
 #include <optional>
 #include <stdexcept>
 #include <string_view>
@@ -266,15 +268,78 @@ caf::error storage_error(sqlite3* db, const std::string& path,
                     fmt::format("{}: {}: {}", path, what, sqlite_message(db)));
 }
 
-/// A prepared statement with positional binding; finalizes itself.
+} // namespace
+
+/// The prepared statements of one connection, kept by their SQL text for
+/// the connection's life: the writes every quantum makes (epochs, grants,
+/// checkpoints, outcomes) parse their SQL once per run instead of once per
+/// call (parsing was most of the store's CPU in the coordinator).
+class statement_cache {
+public:
+  explicit statement_cache(sqlite3* db) : db_(db) {}
+  ~statement_cache() {
+    for (auto& [sql, stmt] : idle_)
+      sqlite3_finalize(stmt);
+  }
+  statement_cache(const statement_cache&) = delete;
+  statement_cache& operator=(const statement_cache&) = delete;
+
+  /// The statement for `sql`, ready to bind; one in use (a statement whose
+  /// rows are still being read while the same SQL runs again) is not
+  /// shared: another is prepared. Null when SQLite cannot prepare it.
+  sqlite3_stmt* take(const char* sql) {
+    {
+      std::lock_guard<std::mutex> guard{mtx_};
+      if (auto i = idle_.find(std::string_view{sql}); i != idle_.end()) {
+        auto* stmt = i->second;
+        idle_.erase(i);
+        return stmt;
+      }
+    }
+    sqlite3_stmt* stmt = nullptr;
+    if (sqlite3_prepare_v3(db_, sql, -1, SQLITE_PREPARE_PERSISTENT, &stmt,
+                           nullptr) != SQLITE_OK) {
+      sqlite3_finalize(stmt);
+      return nullptr;
+    }
+    return stmt;
+  }
+
+  /// Takes `stmt` back, reset (a statement left mid-way would hold its read
+  /// transaction open and keep WAL checkpoints from finishing).
+  void give_back(const char* sql, sqlite3_stmt* stmt) {
+    sqlite3_reset(stmt);
+    sqlite3_clear_bindings(stmt);
+    std::lock_guard<std::mutex> guard{mtx_};
+    if (!idle_.emplace(sql, stmt).second)
+      sqlite3_finalize(stmt);
+  }
+
+private:
+  sqlite3* db_;
+  std::mutex mtx_;
+  std::map<std::string, sqlite3_stmt*, std::less<>> idle_;
+};
+
+namespace {
+
+/// A prepared statement with positional binding: its own (finalized at the
+/// end of its scope) or one of a connection's cache (given back there).
 class statement {
 public:
   statement(sqlite3* db, const char* sql) {
-    if (sqlite3_prepare_v2(db, sql, -1, &stmt_, nullptr) != SQLITE_OK)
+    if (sqlite3_prepare_v2(db, sql, -1, &stmt_, nullptr) != SQLITE_OK) {
+      sqlite3_finalize(stmt_);
       stmt_ = nullptr;
+    }
   }
+  statement(statement_cache& cache, const char* sql)
+      : stmt_(cache.take(sql)), cache_(&cache), sql_(sql) {}
   ~statement() {
-    sqlite3_finalize(stmt_);
+    if (cache_ != nullptr && stmt_ != nullptr)
+      cache_->give_back(sql_, stmt_);
+    else
+      sqlite3_finalize(stmt_);
   }
   statement(const statement&) = delete;
   statement& operator=(const statement&) = delete;
@@ -348,6 +413,8 @@ private:
   }
 
   sqlite3_stmt* stmt_ = nullptr;
+  statement_cache* cache_ = nullptr;
+  const char* sql_ = nullptr;
 };
 
 /// Every key of a section (option_keys.hpp), enums by their TOML names.
@@ -420,9 +487,11 @@ network_config config_of_json(const std::string& text, std::string& problem) {
 } // namespace
 
 results_store::results_store(sqlite3* db, std::string path)
-    : db_(db), path_(std::move(path)) {}
+    : db_(db), path_(std::move(path)),
+      statements_(std::make_unique<statement_cache>(db)) {}
 
 results_store::~results_store() {
+  statements_.reset(); // finalized before their connection closes
   if (writer_) {
     // Only when no other connection reads (then it fails at once, and the
     // store stays in WAL mode, as it is during a run).
@@ -590,8 +659,8 @@ caf::error results_store::transaction(const std::function<caf::error()>& body) {
   // Inside a batch, a change joins the batch's transaction.
   if (in_transaction_)
     return body();
-  if (auto err = exec("BEGIN"))
-    return err;
+  if (statement begin{*statements_, "BEGIN"}; begin.step() != SQLITE_DONE)
+    return storage_error(db_, path_, "cannot begin a transaction");
   in_transaction_ = true;
   auto err = body();
   in_transaction_ = false;
@@ -599,7 +668,12 @@ caf::error results_store::transaction(const std::function<caf::error()>& body) {
     exec("ROLLBACK");
     return err;
   }
-  return exec("COMMIT");
+  if (statement commit{*statements_, "COMMIT"}; commit.step() != SQLITE_DONE) {
+    auto failed = storage_error(db_, path_, "cannot commit");
+    exec("ROLLBACK");
+    return failed;
+  }
+  return {};
 }
 
 caf::error results_store::batch(const std::function<caf::error()>& body) {
@@ -643,11 +717,12 @@ caf::error results_store::begin_run(const experiment& exp,
                                     task_kind task, const std::string& hash) {
   return transaction([&]() -> caf::error {
     {
-      statement st{db_, "INSERT INTO run (id, name, experiment, "
-                        "experiment_path, task, experiment_hash, "
-                        "actortrain_version, libtorch_version, caf_version, "
-                        "blas, networks, started_at, status) VALUES (1, ?, ?, "
-                        "?, ?, ?, ?, ?, ?, ?, ?, ?, 'running')"};
+      statement st{*statements_,
+                   "INSERT INTO run (id, name, experiment, "
+                   "experiment_path, task, experiment_hash, "
+                   "actortrain_version, libtorch_version, caf_version, "
+                   "blas, networks, started_at, status) VALUES (1, ?, ?, "
+                   "?, ?, ?, ?, ?, ?, ?, ?, ?, 'running')"};
       st.bind(exp.name, exp.source_text, exp.source_path, name_of(task),
               hash.empty() ? fingerprint(exp) : hash, std::string{version()},
               std::string{TORCH_VERSION},
@@ -668,10 +743,11 @@ caf::error results_store::begin_run(const experiment& exp,
 
 caf::error results_store::add_epochs(const std::vector<epoch_metrics>& ms) {
   return transaction([&]() -> caf::error {
-    statement st{db_, "INSERT OR REPLACE INTO epoch_metrics (network_id, "
-                      "epoch, steps, train_loss, test_loss, test_accuracy, "
-                      "validation_loss, validation_accuracy, seconds) VALUES "
-                      "(?, ?, ?, ?, ?, ?, ?, ?, ?)"};
+    statement st{*statements_,
+                 "INSERT OR REPLACE INTO epoch_metrics (network_id, "
+                 "epoch, steps, train_loss, test_loss, test_accuracy, "
+                 "validation_loss, validation_accuracy, seconds) VALUES "
+                 "(?, ?, ?, ?, ?, ?, ?, ?, ?)"};
     for (const auto& m : ms) {
       st.bind(m.network_id, m.epoch, m.steps, m.train_loss, m.test_loss,
               m.test_accuracy, m.validation_loss, m.validation_accuracy,
@@ -687,24 +763,27 @@ caf::error results_store::add_epochs(const std::vector<epoch_metrics>& ms) {
 caf::error results_store::add_outcome(const network_outcome& o,
                                       const std::string& weights_path) {
   return transaction([&]() -> caf::error {
-    statement st{db_, "UPDATE networks SET status = ?, stop_reason = ?, "
-                      "epochs = ?, steps = ?, weights = ? WHERE id = ?"};
+    statement st{*statements_,
+                 "UPDATE networks SET status = ?, stop_reason = ?, "
+                 "epochs = ?, steps = ?, weights = ? WHERE id = ?"};
     st.bind(to_string(o.status), to_string(o.stop_reason), o.epochs, o.steps,
             weights_path, o.network_id);
     if (st.step() != SQLITE_DONE)
       return storage_error(db_, path_, "cannot record a network's status");
     if (o.status == network_status::finished) {
-      statement fin{db_, "INSERT OR REPLACE INTO final_metrics (network_id, "
-                         "train_loss, test_loss, test_accuracy, "
-                         "seconds_per_step, train_seconds) VALUES (?, ?, ?, "
-                         "?, ?, ?)"};
+      statement fin{*statements_,
+                    "INSERT OR REPLACE INTO final_metrics (network_id, "
+                    "train_loss, test_loss, test_accuracy, "
+                    "seconds_per_step, train_seconds) VALUES (?, ?, ?, "
+                    "?, ?, ?)"};
       fin.bind(o.network_id, o.train_loss, o.test_loss, o.test_accuracy,
                o.seconds_per_step, o.train_seconds);
       if (fin.step() != SQLITE_DONE)
         return storage_error(db_, path_, "cannot record final metrics");
     } else {
-      statement err{db_, "INSERT INTO errors (network_id, epochs, steps, "
-                         "message, at) VALUES (?, ?, ?, ?, ?)"};
+      statement err{*statements_,
+                    "INSERT INTO errors (network_id, epochs, steps, "
+                    "message, at) VALUES (?, ?, ?, ?, ?)"};
       err.bind(o.network_id, o.epochs, o.steps, o.error, now_iso());
       if (err.step() != SQLITE_DONE)
         return storage_error(db_, path_, "cannot record an error");
@@ -729,19 +808,21 @@ caf::error results_store::add_file(uint64_t network_id, file_kind kind,
                                    const std::vector<char>& bytes) {
   return transaction([&]() -> caf::error {
     auto crc = crc32_of(bytes);
-    statement st{db_, "INSERT OR REPLACE INTO files (network_id, kind, path, "
-                      "crc32, bytes) VALUES (?, ?, ?, ?, ?)"};
+    statement st{*statements_,
+                 "INSERT OR REPLACE INTO files (network_id, kind, path, "
+                 "crc32, bytes) VALUES (?, ?, ?, ?, ?)"};
     st.bind(network_id, to_string(kind), path, crc,
             static_cast<int64_t>(bytes.size()));
     if (st.step() != SQLITE_DONE)
       return storage_error(db_, path_, "cannot record a network's file");
     // Written to a file, its bytes must not linger here from an earlier
     // attempt that kept them in the store.
-    statement data{db_, path.empty()
-                            ? "INSERT OR REPLACE INTO stored_files "
-                              "(network_id, kind, data) VALUES (?, ?, ?)"
-                            : "DELETE FROM stored_files WHERE network_id = ? "
-                              "AND kind = ?"};
+    statement data{*statements_,
+                   path.empty()
+                       ? "INSERT OR REPLACE INTO stored_files "
+                         "(network_id, kind, data) VALUES (?, ?, ?)"
+                       : "DELETE FROM stored_files WHERE network_id = ? "
+                         "AND kind = ?"};
     if (path.empty())
       data.bind(network_id, to_string(kind), bytes);
     else
@@ -754,8 +835,8 @@ caf::error results_store::add_file(uint64_t network_id, file_kind kind,
 
 caf::expected<std::vector<results_store::file_entry>>
 results_store::files(uint64_t network_id) const {
-  statement st{db_, "SELECT kind, path, crc32, bytes FROM files WHERE "
-                    "network_id = ? ORDER BY kind"};
+  statement st{*statements_, "SELECT kind, path, crc32, bytes FROM files WHERE "
+                             "network_id = ? ORDER BY kind"};
   if (!st)
     return storage_error(db_, path_, "cannot read a network's files");
   st.bind(network_id);
@@ -816,7 +897,8 @@ results_store::file_bytes(uint64_t network_id, file_kind kind) const {
   auto entries = files(network_id);
   if (!entries)
     return entries.error();
-  statement name{db_, "SELECT name, status FROM networks WHERE id = ?"};
+  statement name{*statements_,
+                 "SELECT name, status FROM networks WHERE id = ?"};
   name.bind(network_id);
   if (name.step() != SQLITE_ROW)
     return make_error(errc::storage_failed,
@@ -840,8 +922,9 @@ results_store::file_bytes(uint64_t network_id, file_kind kind) const {
   }
   auto where =
       fmt::format("the {} of {} in {}", to_string(kind), network, path_);
-  statement st{db_, "SELECT data FROM stored_files WHERE network_id = ? AND "
-                    "kind = ?"};
+  statement st{*statements_,
+               "SELECT data FROM stored_files WHERE network_id = ? AND "
+               "kind = ?"};
   st.bind(network_id, to_string(kind));
   if (st.step() != SQLITE_ROW)
     return make_error(errc::storage_failed,
@@ -863,7 +946,7 @@ caf::error results_store::reopen_network(uint64_t network_id,
       sqls.push_back("UPDATE networks SET epochs = 0, steps = 0 WHERE id = ?");
     }
     for (const char* sql : sqls) {
-      statement st{db_, sql};
+      statement st{*statements_, sql};
       st.bind(network_id);
       if (st.step() != SQLITE_DONE)
         return storage_error(db_, path_, "cannot reopen a network");
@@ -873,8 +956,9 @@ caf::error results_store::reopen_network(uint64_t network_id,
 }
 
 caf::error results_store::add_ensemble(const ensemble_result& e) {
-  statement st{db_, "INSERT OR REPLACE INTO ensembles (group_id, label, "
-                    "networks, accuracy, loss) VALUES (?, ?, ?, ?, ?)"};
+  statement st{*statements_,
+               "INSERT OR REPLACE INTO ensembles (group_id, label, "
+               "networks, accuracy, loss) VALUES (?, ?, ?, ?, ?)"};
   st.bind(e.group, e.label, e.networks, e.accuracy, e.loss);
   if (st.step() != SQLITE_DONE)
     return storage_error(db_, path_, "cannot record an ensemble");
@@ -884,8 +968,9 @@ caf::error results_store::add_ensemble(const ensemble_result& e) {
 caf::error
 results_store::add_ensemble_curve(const std::vector<ensemble_point>& points) {
   return transaction([&]() -> caf::error {
-    statement st{db_, "INSERT OR REPLACE INTO ensemble_curve (group_id, "
-                      "members, accuracy, loss) VALUES (?, ?, ?, ?)"};
+    statement st{*statements_,
+                 "INSERT OR REPLACE INTO ensemble_curve (group_id, "
+                 "members, accuracy, loss) VALUES (?, ?, ?, ?)"};
     for (const auto& p : points) {
       st.bind(p.group, p.members, p.accuracy, p.loss);
       if (st.step() != SQLITE_DONE)
@@ -958,20 +1043,22 @@ results_store::record_continuation(const std::string& new_hash,
                                    const std::string& description,
                                    const std::vector<network_config>& configs) {
   return transaction([&]() -> caf::error {
-    statement group{db_, "UPDATE groups SET config = ? WHERE id = ?"};
+    statement group{*statements_, "UPDATE groups SET config = ? WHERE id = ?"};
     for (size_t g = 0; g < configs.size(); ++g) {
       group.bind(config_json(configs[g]).dump(), static_cast<int64_t>(g));
       if (group.step() != SQLITE_DONE)
         return storage_error(db_, path_, "cannot record a continuation");
       group.reset();
     }
-    statement ins{db_, "INSERT INTO continuations (at, from_hash, to_hash, "
-                       "description) SELECT ?, experiment_hash, ?, ? FROM run "
-                       "WHERE id = 1"};
+    statement ins{*statements_,
+                  "INSERT INTO continuations (at, from_hash, to_hash, "
+                  "description) SELECT ?, experiment_hash, ?, ? FROM run "
+                  "WHERE id = 1"};
     ins.bind(now_iso(), new_hash, description);
     if (ins.step() != SQLITE_DONE)
       return storage_error(db_, path_, "cannot record a continuation");
-    statement up{db_, "UPDATE run SET experiment_hash = ? WHERE id = 1"};
+    statement up{*statements_,
+                 "UPDATE run SET experiment_hash = ? WHERE id = 1"};
     up.bind(new_hash);
     if (up.step() != SQLITE_DONE)
       return storage_error(db_, path_, "cannot record a continuation");
@@ -1003,7 +1090,8 @@ caf::expected<std::string> results_store::record_blas(const std::string& now) {
                     : prov->blas.substr(last + then.size());
   if (before.empty() || now.empty() || before == now)
     return std::string{};
-  statement st{db_, "UPDATE run SET blas = blas || ? || ? WHERE id = 1"};
+  statement st{*statements_,
+               "UPDATE run SET blas = blas || ? || ? WHERE id = 1"};
   st.bind(std::string{then}, now);
   if (st.step() != SQLITE_DONE)
     return storage_error(db_, path_, "cannot record the BLAS");
@@ -1017,8 +1105,8 @@ caf::error results_store::mark_resumed() {
 
 caf::error results_store::end_run(const std::string& status,
                                   double wall_seconds) {
-  statement st{db_, "UPDATE run SET status = ?, finished_at = ?, "
-                    "wall_seconds = ? WHERE id = 1"};
+  statement st{*statements_, "UPDATE run SET status = ?, finished_at = ?, "
+                             "wall_seconds = ? WHERE id = 1"};
   st.bind(status, now_iso(), wall_seconds);
   if (st.step() != SQLITE_DONE)
     return storage_error(db_, path_, "cannot close the run");
@@ -1208,8 +1296,9 @@ caf::expected<run_result> results_store::read() const {
 
 caf::error results_store::add_error(uint64_t network_id, int64_t steps,
                                     const std::string& message) {
-  statement st{db_, "INSERT INTO errors (network_id, epochs, steps, message, "
-                    "at) VALUES (?, -1, ?, ?, ?)"};
+  statement st{*statements_,
+               "INSERT INTO errors (network_id, epochs, steps, message, "
+               "at) VALUES (?, -1, ?, ?, ?)"};
   st.bind(network_id, steps, message, now_iso());
   if (st.step() != SQLITE_DONE)
     return storage_error(db_, path_, "cannot record an error");
@@ -1219,15 +1308,17 @@ caf::error results_store::add_error(uint64_t network_id, int64_t steps,
 caf::error results_store::add_kept_state(uint64_t network_id, int64_t epoch,
                                          const std::vector<char>& bytes) {
   return transaction([&]() -> caf::error {
-    statement ins{db_, "INSERT OR REPLACE INTO kept_states (network_id, epoch, "
-                       "data) VALUES (?, ?, ?)"};
+    statement ins{*statements_,
+                  "INSERT OR REPLACE INTO kept_states (network_id, epoch, "
+                  "data) VALUES (?, ?, ?)"};
     ins.bind(network_id, epoch, bytes);
     if (ins.step() != SQLITE_DONE)
       return storage_error(db_, path_, "cannot keep a PBT state");
     // The two newest, as the trainer keeps them.
-    statement old{db_, "DELETE FROM kept_states WHERE network_id = ? AND "
-                       "epoch NOT IN (SELECT epoch FROM kept_states WHERE "
-                       "network_id = ? ORDER BY epoch DESC LIMIT 2)"};
+    statement old{*statements_,
+                  "DELETE FROM kept_states WHERE network_id = ? AND "
+                  "epoch NOT IN (SELECT epoch FROM kept_states WHERE "
+                  "network_id = ? ORDER BY epoch DESC LIMIT 2)"};
     old.bind(network_id, network_id);
     if (old.step() != SQLITE_DONE)
       return storage_error(db_, path_, "cannot drop old PBT states");
@@ -1251,10 +1342,11 @@ results_store::kept_states() const {
 caf::error
 results_store::add_staleness(const std::vector<staleness_count>& counts) {
   return transaction([&]() -> caf::error {
-    statement st{db_, "INSERT INTO staleness (network_id, staleness, applied, "
-                      "refused) VALUES (?, ?, ?, ?) ON CONFLICT (network_id, "
-                      "staleness) DO UPDATE SET applied = applied + "
-                      "excluded.applied, refused = refused + excluded.refused"};
+    statement st{*statements_,
+                 "INSERT INTO staleness (network_id, staleness, applied, "
+                 "refused) VALUES (?, ?, ?, ?) ON CONFLICT (network_id, "
+                 "staleness) DO UPDATE SET applied = applied + "
+                 "excluded.applied, refused = refused + excluded.refused"};
     for (const auto& c : counts) {
       st.reset();
       st.bind(c.network_id, c.staleness, c.applied, c.refused);
@@ -1286,21 +1378,23 @@ results_store::add_checkpoint(uint64_t network_id, int64_t step,
   std::vector<std::string> stale;
   auto crc = crc32_of(bytes);
   auto err = transaction([&]() -> caf::error {
-    statement ins{db_, "INSERT OR REPLACE INTO checkpoints (network_id, step, "
-                       "path, crc32, bytes, at) VALUES (?, ?, ?, ?, ?, ?)"};
+    statement ins{*statements_,
+                  "INSERT OR REPLACE INTO checkpoints (network_id, step, "
+                  "path, crc32, bytes, at) VALUES (?, ?, ?, ?, ?, ?)"};
     ins.bind(network_id, step, path, crc, static_cast<int64_t>(bytes.size()),
              now_iso());
     if (ins.step() != SQLITE_DONE)
       return storage_error(db_, path_, "cannot record a checkpoint");
     if (path.empty()) {
-      statement data{db_, "INSERT OR REPLACE INTO stored_checkpoints "
-                          "(network_id, step, data) VALUES (?, ?, ?)"};
+      statement data{*statements_, "INSERT OR REPLACE INTO stored_checkpoints "
+                                   "(network_id, step, data) VALUES (?, ?, ?)"};
       data.bind(network_id, step, bytes);
       if (data.step() != SQLITE_DONE)
         return storage_error(db_, path_, "cannot store a checkpoint");
     }
-    statement old{db_, "SELECT path FROM checkpoints WHERE network_id = ? "
-                       "ORDER BY step DESC LIMIT -1 OFFSET 2"};
+    statement old{*statements_,
+                  "SELECT path FROM checkpoints WHERE network_id = ? "
+                  "ORDER BY step DESC LIMIT -1 OFFSET 2"};
     old.bind(network_id);
     while (old.step() == SQLITE_ROW)
       if (auto p = old.text(0); !p.empty())
@@ -1312,7 +1406,7 @@ results_store::add_checkpoint(uint64_t network_id, int64_t step,
           "DELETE FROM checkpoints WHERE network_id = ? AND step NOT IN "
           "(SELECT step FROM checkpoints WHERE network_id = ? ORDER BY step "
           "DESC LIMIT 2)"}) {
-      statement del{db_, sql};
+      statement del{*statements_, sql};
       del.bind(network_id, network_id);
       if (del.step() != SQLITE_DONE)
         return storage_error(db_, path_, "cannot forget old checkpoints");
@@ -1333,7 +1427,7 @@ results_store::drop_checkpoints(uint64_t network_id, int64_t keep_step) {
                           "AND step != ?",
                           "DELETE FROM checkpoints WHERE network_id = ? AND "
                           "step != ?"}) {
-    statement st{db_, sql};
+    statement st{*statements_, sql};
     st.bind(network_id, keep_step);
     if (st.step() != SQLITE_DONE)
       return storage_error(db_, path_, "cannot forget checkpoints");
@@ -1347,8 +1441,9 @@ results_store::drop_checkpoints(uint64_t network_id, int64_t keep_step) {
 
 caf::expected<std::vector<results_store::checkpoint_entry>>
 results_store::checkpoints(uint64_t network_id) const {
-  statement st{db_, "SELECT step, path, crc32, bytes FROM checkpoints WHERE "
-                    "network_id = ? ORDER BY step DESC"};
+  statement st{*statements_,
+               "SELECT step, path, crc32, bytes FROM checkpoints WHERE "
+               "network_id = ? ORDER BY step DESC"};
   if (!st)
     return storage_error(db_, path_, "cannot read checkpoints");
   st.bind(network_id);
@@ -1370,8 +1465,9 @@ results_store::checkpoint_bytes(uint64_t network_id,
   }
   auto where = fmt::format("the checkpoint of network {} at step {} in {}",
                            network_id, c.step, path_);
-  statement st{db_, "SELECT data FROM stored_checkpoints WHERE network_id = ? "
-                    "AND step = ?"};
+  statement st{*statements_,
+               "SELECT data FROM stored_checkpoints WHERE network_id = ? "
+               "AND step = ?"};
   st.bind(network_id, c.step);
   if (st.step() != SQLITE_ROW)
     return make_error(errc::storage_failed,
@@ -1381,7 +1477,8 @@ results_store::checkpoint_bytes(uint64_t network_id,
 
 caf::error results_store::add_data_sent(const std::string& node,
                                         uint64_t bytes) {
-  statement st{db_, "INSERT INTO data_sent (node, bytes) VALUES (?, ?)"};
+  statement st{*statements_,
+               "INSERT INTO data_sent (node, bytes) VALUES (?, ?)"};
   st.bind(node, bytes);
   if (st.step() != SQLITE_DONE)
     return storage_error(db_, path_, "cannot record the data sent");
@@ -1390,9 +1487,10 @@ caf::error results_store::add_data_sent(const std::string& node,
 
 caf::error results_store::add_grants(const std::vector<grant_record>& records) {
   return transaction([&]() -> caf::error {
-    statement st{db_, "INSERT INTO grants (network_id, slot, start, end, "
-                      "steps, node, moved_bytes, device) VALUES (?, ?, ?, ?, "
-                      "?, ?, ?, ?)"};
+    statement st{*statements_,
+                 "INSERT INTO grants (network_id, slot, start, end, "
+                 "steps, node, moved_bytes, device) VALUES (?, ?, ?, ?, "
+                 "?, ?, ?, ?)"};
     for (const auto& r : records) {
       st.bind(r.network_id, static_cast<int64_t>(r.slot), r.start, r.end,
               r.steps, r.node, r.moved_bytes, r.device);
@@ -1435,10 +1533,11 @@ caf::expected<std::vector<grant_record>> results_store::grants() const {
 caf::error
 results_store::add_decisions(const std::vector<decision_record>& records) {
   return transaction([&]() -> caf::error {
-    statement st{db_, "INSERT INTO decisions (time, network_id, epoch, rung, "
-                      "action, reason, donor, old_hyperparameters, "
-                      "new_hyperparameters) VALUES (?, ?, ?, ?, ?, ?, ?, ?, "
-                      "?)"};
+    statement st{*statements_,
+                 "INSERT INTO decisions (time, network_id, epoch, rung, "
+                 "action, reason, donor, old_hyperparameters, "
+                 "new_hyperparameters) VALUES (?, ?, ?, ?, ?, ?, ?, ?, "
+                 "?)"};
     for (const auto& r : records) {
       st.bind(r.time, r.network_id, r.epoch, r.rung, r.action, r.reason,
               r.donor, r.old_hyperparameters, r.new_hyperparameters);
@@ -1598,7 +1697,7 @@ results_store::add_networks(const std::vector<network_config>& configs,
   return transaction([&]() -> caf::error {
     if (auto err = insert_networks(db_, path_, configs, first_group, specs))
       return err;
-    statement count{db_, "UPDATE run SET networks = networks + ?"};
+    statement count{*statements_, "UPDATE run SET networks = networks + ?"};
     count.bind(static_cast<int64_t>(specs.size()));
     if (count.step() != SQLITE_DONE)
       return storage_error(db_, path_, "cannot count the networks");
