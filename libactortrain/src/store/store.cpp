@@ -14,6 +14,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string_view>
+#include <utility>
 
 #include <caf/config.hpp>
 #include <fmt/format.h>
@@ -278,8 +279,8 @@ class statement_cache {
 public:
   explicit statement_cache(sqlite3* db) : db_(db) {}
   ~statement_cache() {
-    for (auto& [sql, stmt] : idle_)
-      sqlite3_finalize(stmt);
+    for (auto& entry : idle_)
+      sqlite3_finalize(entry.second);
   }
   statement_cache(const statement_cache&) = delete;
   statement_cache& operator=(const statement_cache&) = delete;
@@ -290,11 +291,11 @@ public:
   sqlite3_stmt* take(const char* sql) {
     {
       std::lock_guard<std::mutex> guard{mtx_};
-      if (auto i = idle_.find(std::string_view{sql}); i != idle_.end()) {
-        auto* stmt = i->second;
-        idle_.erase(i);
-        return stmt;
-      }
+      auto i = idle_.find(std::string_view{sql});
+      if (i == idle_.end())
+        idle_.emplace(sql, nullptr);
+      else if (i->second != nullptr)
+        return std::exchange(i->second, nullptr);
     }
     sqlite3_stmt* stmt = nullptr;
     if (sqlite3_prepare_v3(db_, sql, -1, SQLITE_PREPARE_PERSISTENT, &stmt,
@@ -311,13 +312,18 @@ public:
     sqlite3_reset(stmt);
     sqlite3_clear_bindings(stmt);
     std::lock_guard<std::mutex> guard{mtx_};
-    if (!idle_.emplace(sql, stmt).second)
+    auto& idle = idle_.find(std::string_view{sql})->second;
+    if (idle == nullptr)
+      idle = stmt;
+    else // a second one, prepared while the first was in use
       sqlite3_finalize(stmt);
   }
 
 private:
   sqlite3* db_;
   std::mutex mtx_;
+  /// Every SQL text taken so far, with its statement while none uses it
+  /// (null while one does): no allocation once a run's statements are in.
   std::map<std::string, sqlite3_stmt*, std::less<>> idle_;
 };
 
