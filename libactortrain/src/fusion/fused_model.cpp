@@ -313,21 +313,9 @@ void adam_with_tensors(torch::Tensor& p, torch::Tensor g, torch::Tensor& m1,
 /// 1 - lr * weight decay).
 adam_scalars member_scalars(bool adamw, double sqrt_bc2, double neg_step,
                             double decay) {
-  adam_scalars s{static_cast<float>(beta1),
-                 static_cast<float>(1 - beta1),
-                 static_cast<float>(beta2),
-                 static_cast<float>(1 - beta2),
-                 static_cast<float>(sqrt_bc2),
-                 static_cast<float>(eps),
-                 static_cast<float>(neg_step),
-                 static_cast<float>(decay),
-                 !adamw};
-  if (adamw) {
-    s.weight_decay = 0;
-    s.shrinks = true;
-    s.keep = static_cast<float>(decay);
-  }
-  return s;
+  auto s = adam_scalars_of(beta1, beta2, eps, sqrt_bc2, neg_step);
+  return adamw ? with_shrinking_weights(s, decay)
+               : with_gradient_decay(s, decay);
 }
 
 /// Whether the one pass gives the tensor formula's bits here (Adam's, or

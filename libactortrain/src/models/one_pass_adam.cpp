@@ -108,6 +108,38 @@ template <class Optimizer> bool all_taken(torch::optim::Optimizer& opt) {
 
 } // namespace
 
+adam_scalars adam_scalars_of(double beta1, double beta2, double eps,
+                             double sqrt_bias_correction2,
+                             double minus_step_size) {
+  adam_scalars s{};
+  s.beta1 = static_cast<float>(beta1);
+  s.one_minus_beta1 = static_cast<float>(1 - beta1);
+  s.beta2 = static_cast<float>(beta2);
+  s.one_minus_beta2 = static_cast<float>(1 - beta2);
+  s.sqrt_bias_correction2 = static_cast<float>(sqrt_bias_correction2);
+  s.eps = static_cast<float>(eps);
+  s.minus_step_size = static_cast<float>(minus_step_size);
+  s.weight_decay = 0;
+  s.decays = false;
+  return s;
+}
+
+adam_scalars with_gradient_decay(adam_scalars s, double weight_decay) {
+  s.weight_decay = static_cast<float>(weight_decay);
+  s.decays = true;
+  s.shrinks = false;
+  s.keep = 1;
+  return s;
+}
+
+adam_scalars with_shrinking_weights(adam_scalars s, double keep) {
+  s.weight_decay = 0;
+  s.decays = false;
+  s.shrinks = true;
+  s.keep = static_cast<float>(keep);
+  return s;
+}
+
 void adam_in_one_pass(float* p, const float* grad, float* exp_avg,
                       float* exp_avg_sq, int64_t n, const adam_scalars& s) {
   // Elements are independent: any split gives the same bits (and the
@@ -148,20 +180,14 @@ template <class Optimizer> void step_in_one_pass(torch::optim::Optimizer& opt) {
           1 - std::pow(beta1, static_cast<double>(a.step()));
       const double bias_correction2 =
           1 - std::pow(beta2, static_cast<double>(a.step()));
-      const bool decay = o.weight_decay() != 0;
-      adam_scalars s{static_cast<float>(beta1),
-                     static_cast<float>(1 - beta1),
-                     static_cast<float>(beta2),
-                     static_cast<float>(1 - beta2),
-                     static_cast<float>(std::sqrt(bias_correction2)),
-                     static_cast<float>(o.eps()),
-                     static_cast<float>(-(o.lr() / bias_correction1)),
-                     static_cast<float>(o.weight_decay()),
-                     decay && !f::decoupled};
-      if (f::decoupled && decay) {
-        s.shrinks = true;
-        s.keep = static_cast<float>(1 - o.lr() * o.weight_decay());
-      }
+      auto s =
+          adam_scalars_of(beta1, beta2, o.eps(), std::sqrt(bias_correction2),
+                          -(o.lr() / bias_correction1));
+      // As LibTorch's: no decay op at all when the decay is 0.
+      if (o.weight_decay() != 0)
+        s = f::decoupled
+                ? with_shrinking_weights(s, 1 - o.lr() * o.weight_decay())
+                : with_gradient_decay(s, o.weight_decay());
       adam_in_one_pass(p.data_ptr<float>(), p.grad().data_ptr<float>(),
                        a.exp_avg().template data_ptr<float>(),
                        a.exp_avg_sq().template data_ptr<float>(), p.numel(), s);

@@ -24,6 +24,20 @@ struct adam_scalars {
   bool shrinks = false;
 };
 
+/// The scalars of an update with these betas, eps, square root of the
+/// second bias correction and -(lr / first bias correction), each rounded
+/// from LibTorch's double to float as its kernels round it; no decay yet.
+adam_scalars adam_scalars_of(double beta1, double beta2, double eps,
+                             double sqrt_bias_correction2,
+                             double minus_step_size);
+
+/// Adam's weight decay: the gradient gets p * `weight_decay` added.
+adam_scalars with_gradient_decay(adam_scalars s, double weight_decay);
+
+/// AdamW's weight decay: p is multiplied by `keep` (1 - lr * weight decay)
+/// first.
+adam_scalars with_shrinking_weights(adam_scalars s, double keep);
+
 /// One Adam update of `n` floats in one pass, each element rounded as
 /// LibTorch's composite ops round it (see one_pass_adam). Only where
 /// one_pass_adam::active().
