@@ -322,6 +322,8 @@ TEST_CASE("affinity: a network's quanta stay on its worker, a move is "
 struct slot_handovers {
   int64_t grants = 0;
   int64_t at_once = 0;
+  /// Grants the store records as queued (grant_record::queued).
+  int64_t queued = 0;
 };
 
 slot_handovers handovers(const std::string& out) {
@@ -338,6 +340,7 @@ slot_handovers handovers(const std::string& out) {
               [](const auto& a, const auto& b) { return a.start < b.start; });
     for (size_t i = 0; i < gs.size(); ++i) {
       ++h.grants;
+      h.queued += gs[i].queued ? 1 : 0;
       if (i == 0)
         continue;
       h.at_once += gs[i].start == gs[i - 1].end ? 1 : 0;
@@ -364,11 +367,17 @@ TEST_CASE("queued quanta: a worker's slot starts its next quantum as the one "
   MESSAGE("quanta that started as the one before ended: " << q.at_once << " of "
                                                           << q.grants);
   CHECK(q.at_once >= (q.grants - 2) * 3 / 4);
-  // Queued only where the network's state is (or nowhere yet): no more
-  // moves than in the affinity test.
+  // The store says which grants were queued: every one that started as the
+  // one before ended (and those whose reports overtook that one's release),
+  // and the nodes' summary counts them.
+  CHECK(q.queued >= q.at_once);
+  CHECK(q.queued <= q.grants - 2);
   auto r = read_results(queued);
   REQUIRE(static_cast<bool>(r));
   REQUIRE(r->nodes.size() == 2);
+  CHECK(r->nodes[0].queued_grants + r->nodes[1].queued_grants == q.queued);
+  // Queued only where the network's state is (or nowhere yet): no more
+  // moves than in the affinity test.
   CHECK(r->nodes[0].moves_in + r->nodes[1].moves_in <= 8);
 
   // Without queueing, a slot is granted only once its holder's release
@@ -382,6 +391,7 @@ TEST_CASE("queued quanta: a worker's slot starts its next quantum as the one "
   auto p = handovers(plain);
   CHECK(p.grants == 12 * 6);
   CHECK(p.at_once == 0);
+  CHECK(p.queued == 0);
   check_same_weights(queued, plain);
   check_same_weights(queued, local_reference(dir, exp));
 }

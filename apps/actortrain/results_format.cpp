@@ -100,14 +100,15 @@ std::string format_nodes(const run_result& r) {
   if (r.nodes.empty())
     return {};
   std::string out = "\nnodes (from the recorded schedule):\n";
-  out += fmt::format("{:<22} {:>5} {:>8} {:>6} {:>8} {:>14} {:>13}\n", "node",
-                     "slots", "grants", "busy", "moves in", "state in (MB)",
-                     "data in (MB)");
+  out += fmt::format("{:<22} {:>5} {:>8} {:>8} {:>6} {:>8} {:>14} {:>13}\n",
+                     "node", "slots", "grants", "queued", "busy", "moves in",
+                     "state in (MB)", "data in (MB)");
   for (const auto& n : r.nodes)
-    out += fmt::format("{:<22} {:>5} {:>8} {:>5.1f}% {:>8} {:>14.2f} "
+    out += fmt::format("{:<22} {:>5} {:>8} {:>8} {:>5.1f}% {:>8} {:>14.2f} "
                        "{:>13.2f}\n",
-                       node_name(n), n.slots, n.grants, 100 * n.busy_fraction,
-                       n.moves_in, static_cast<double>(n.moved_bytes_in) / 1e6,
+                       node_name(n), n.slots, n.grants, n.queued_grants,
+                       100 * n.busy_fraction, n.moves_in,
+                       static_cast<double>(n.moved_bytes_in) / 1e6,
                        static_cast<double>(n.data_bytes_in) / 1e6);
   return out;
 }
@@ -228,6 +229,7 @@ std::string format_json(const run_result& r,
     nodes.push_back({{"node", node_name(n)},
                      {"slots", n.slots},
                      {"grants", n.grants},
+                     {"queued_grants", n.queued_grants},
                      {"busy_seconds", n.busy_seconds},
                      {"busy_fraction", n.busy_fraction},
                      {"moves_in", n.moves_in},

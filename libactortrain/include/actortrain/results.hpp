@@ -71,12 +71,16 @@ struct grant_record {
   /// The slot's device on its node ("cpu", "cuda:1"); "" in stores written
   /// before devices were recorded.
   std::string device;
+  /// Granted while the slot still ran the quantum before
+  /// (cluster.queue_ahead): its quantum waited on the worker and started
+  /// the moment that one ended, at `start`.
+  bool queued = false;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, grant_record& x) {
   return f(caf::meta::type_name("grant_record"), x.network_id, x.slot, x.start,
-           x.end, x.steps, x.node, x.moved_bytes, x.device);
+           x.end, x.steps, x.node, x.moved_bytes, x.device, x.queued);
 }
 
 /// One decision of the adaptive search (scheduler.search): seconds since the
@@ -235,6 +239,9 @@ struct node_usage {
   int64_t moved_bytes_in = 0;
   /// Bytes of the run's data sent to it (it lacked them).
   int64_t data_bytes_in = 0;
+  /// Grants its slots were given while they computed the quantum before
+  /// (cluster.queue_ahead): quanta that started without a round trip.
+  int64_t queued_grants = 0;
 };
 
 /// Everything a run produced.

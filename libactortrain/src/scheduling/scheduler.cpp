@@ -509,8 +509,8 @@ void queue_ahead(scheduler_self* self) {
       continue;
     note_slot(st, w->network_id, i);
     st.home[w->network_id] = node;
-    s.queued = {w->trainer.address(), w->network_id, now(self),
-                memory_need(st, w->network_id), false};
+    s.queued = {w->trainer.address(),           w->network_id, now(self),
+                memory_need(st, w->network_id), false,         true};
     ++st.stats.grants;
     ++st.stats.queued_grants;
     auto grant = s.grant;
@@ -585,7 +585,7 @@ double record(scheduler_self* self, uint32_t slot,
   auto t = now(self);
   st.pending.push_back({h.network_id, slot, h.since, t, steps,
                         st.slots[slot].grant.slot.node, moved_bytes,
-                        st.slots[slot].grant.slot.device});
+                        st.slots[slot].grant.slot.device, h.queued});
   if (st.pending.size() >= record_batch)
     flush(self);
   return t;

@@ -30,6 +30,8 @@ struct scheduler_state {
     double since = 0;
     int64_t memory = 0;
     bool alone = false;
+    /// Granted while the slot computed (see `queued` below).
+    bool queued = false;
   };
 
   /// One slot: what a grant hands out, who holds it, and whether it is dead

@@ -97,7 +97,8 @@ CREATE TABLE grants (
   steps INTEGER NOT NULL,
   node TEXT NOT NULL DEFAULT '',
   moved_bytes INTEGER NOT NULL DEFAULT 0,
-  device TEXT NOT NULL DEFAULT ''
+  device TEXT NOT NULL DEFAULT '',
+  queued INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE final_metrics (
   network_id INTEGER PRIMARY KEY REFERENCES networks(id),
@@ -634,6 +635,10 @@ results_store::open(const std::string& path, bool writable) {
     if (!has_column(db, "grants", "device"))
       if (auto err = store->exec(
               "ALTER TABLE grants ADD COLUMN device TEXT NOT NULL DEFAULT '';"))
+        return err;
+    if (!has_column(db, "grants", "queued"))
+      if (auto err = store->exec("ALTER TABLE grants ADD COLUMN queued "
+                                 "INTEGER NOT NULL DEFAULT 0;"))
         return err;
     if (!has_column(db, "run", "blas"))
       if (auto err = store->exec(
@@ -1246,12 +1251,14 @@ caf::error read_slot_usage(sqlite3* db_, const std::string& path_,
   // Stores of earlier versions, read without writing, have no nodes.
   if (!has_column(db_, "grants", "node") || !has_table(db_, "data_sent"))
     return {};
-  statement nodes{db_, "SELECT g.node, count(DISTINCT g.slot), count(*), "
-                       "sum(g.end - g.start), sum(g.moved_bytes > 0), "
-                       "sum(g.moved_bytes), (SELECT coalesce(sum(d.bytes), "
-                       "0) FROM data_sent d WHERE d.node = g.node) FROM "
-                       "grants g GROUP BY g.node HAVING (SELECT count(*) "
-                       "FROM grants WHERE node != '') > 0 ORDER BY g.node"};
+  auto by_node = fmt::format(
+      "SELECT g.node, count(DISTINCT g.slot), count(*), sum(g.end - "
+      "g.start), sum(g.moved_bytes > 0), sum(g.moved_bytes), (SELECT "
+      "coalesce(sum(d.bytes), 0) FROM data_sent d WHERE d.node = g.node), "
+      "{} FROM grants g GROUP BY g.node HAVING (SELECT count(*) FROM grants "
+      "WHERE node != '') > 0 ORDER BY g.node",
+      has_column(db_, "grants", "queued") ? "sum(g.queued)" : "0");
+  statement nodes{db_, by_node.c_str()};
   if (!nodes)
     return storage_error(db_, path_, "cannot read the schedule");
   while (nodes.step() == SQLITE_ROW) {
@@ -1263,6 +1270,7 @@ caf::error read_slot_usage(sqlite3* db_, const std::string& path_,
     n.moves_in = nodes.integer(4);
     n.moved_bytes_in = nodes.integer(5);
     n.data_bytes_in = nodes.integer(6);
+    n.queued_grants = nodes.integer(7);
     auto span = (last - first) * static_cast<double>(n.slots);
     n.busy_fraction = span > 0 ? n.busy_seconds / span : 0;
     result.nodes.push_back(std::move(n));
@@ -1495,11 +1503,12 @@ caf::error results_store::add_grants(const std::vector<grant_record>& records) {
   return transaction([&]() -> caf::error {
     statement st{*statements_,
                  "INSERT INTO grants (network_id, slot, start, end, "
-                 "steps, node, moved_bytes, device) VALUES (?, ?, ?, ?, "
-                 "?, ?, ?, ?)"};
+                 "steps, node, moved_bytes, device, queued) VALUES (?, ?, "
+                 "?, ?, ?, ?, ?, ?, ?)"};
     for (const auto& r : records) {
       st.bind(r.network_id, static_cast<int64_t>(r.slot), r.start, r.end,
-              r.steps, r.node, r.moved_bytes, r.device);
+              r.steps, r.node, r.moved_bytes, r.device,
+              static_cast<int64_t>(r.queued));
       if (st.step() != SQLITE_DONE)
         return storage_error(db_, path_, "cannot record the schedule");
       st.reset();
@@ -1514,9 +1523,9 @@ caf::expected<std::vector<grant_record>> results_store::grants() const {
     return has_column(db_, "grants", name) ? name : missing;
   };
   auto sql = fmt::format("SELECT network_id, slot, start, end, steps, {}, "
-                         "{}, {} FROM grants ORDER BY start, rowid",
+                         "{}, {}, {} FROM grants ORDER BY start, rowid",
                          column("node", "''"), column("moved_bytes", "0"),
-                         column("device", "''"));
+                         column("device", "''"), column("queued", "0"));
   statement st{db_, sql.c_str()};
   if (!st)
     return storage_error(db_, path_, "cannot read the schedule");
@@ -1531,6 +1540,7 @@ caf::expected<std::vector<grant_record>> results_store::grants() const {
     r.node = st.text(5);
     r.moved_bytes = st.integer(6);
     r.device = st.text(7);
+    r.queued = st.integer(8) != 0;
     result.push_back(r);
   }
   return result;
