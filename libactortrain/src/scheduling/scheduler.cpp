@@ -509,8 +509,13 @@ void queue_ahead(scheduler_self* self) {
       continue;
     note_slot(st, w->network_id, i);
     st.home[w->network_id] = node;
-    s.queued = {w->trainer.address(),           w->network_id, now(self),
-                memory_need(st, w->network_id), false,         true};
+    auto& q = s.queued;
+    q.trainer = w->trainer.address();
+    q.network_id = w->network_id;
+    q.since = now(self);
+    q.memory = memory_need(st, w->network_id);
+    q.alone = false;
+    q.queued = true;
     ++st.stats.grants;
     ++st.stats.queued_grants;
     auto grant = s.grant;
