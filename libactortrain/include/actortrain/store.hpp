@@ -291,7 +291,8 @@ private:
 
   sqlite3* db_;
   std::string path_;
-  /// The prepared statements of the writes, kept for the connection's life.
+  /// Prepared statements of the per-quantum and per-network writes and
+  /// reads, kept for the connection's life.
   std::unique_ptr<statement_cache> statements_;
   /// Opened to write: on close it leaves WAL mode, so that readers after
   /// the run find one file and leave no -wal / -shm beside it.
