@@ -215,6 +215,57 @@ TEST_CASE("two worker processes train a run with the results of one process") {
   CHECK(w1.process().running());
 }
 
+TEST_CASE("a run trained on two workers continues on them to the bits of "
+          "one longer run, its attempts one after another in the schedule") {
+  temp_dir dir;
+  auto exp = write_experiment(dir, 2, 1);
+  worker_process w1{"--slots 1 --verbose", dir / "w1.log"};
+  worker_process w2{"--slots 1 --verbose", dir / "w2.log"};
+  std::string out = dir / "out";
+  run_on_two_workers(exp, out, w1, w2);
+  auto store = results_store::open(out + "/results.db");
+  REQUIRE(static_cast<bool>(store));
+  auto first = (*store)->grants();
+  REQUIRE(static_cast<bool>(first));
+  store->reset();
+  auto more = run_app(fmt::format("continue {} --epochs 4 --workers {},{} "
+                                  "--no-local --quiet",
+                                  out, w1.address(), w2.address()));
+  REQUIRE_MESSAGE(more.exit_code == 0, more.output);
+  CHECK(more.output.find("12 finished networks continue") != std::string::npos);
+  // The reference: 4 epochs in one process.
+  fs::create_directories(dir / "longer");
+  std::string longer = dir / "longer/exp.toml";
+  write_text(longer, fmt::format(cluster_toml, 4096, "stratified", 64, 4, 1));
+  std::string reference = dir / "longer/out";
+  auto res = run_process(fmt::format("{} run {} --output {} --quiet --slots 3",
+                                     app(), longer, reference));
+  REQUIRE_MESSAGE(res.exit_code == 0, res.output);
+  check_same_weights(out, reference);
+  // The continuation trained on the workers, after the first run on the
+  // schedule's clock: no node was busy for longer than the schedule lasted.
+  store = results_store::open(out + "/results.db");
+  REQUIRE(static_cast<bool>(store));
+  auto all = (*store)->grants();
+  REQUIRE(static_cast<bool>(all));
+  REQUIRE(all->size() > first->size());
+  double stopped = 0;
+  for (const auto& g : *first)
+    stopped = std::max(stopped, g.end);
+  for (size_t i = first->size(); i < all->size(); ++i) {
+    CAPTURE(i);
+    CHECK((*all)[i].start >= stopped);
+    CHECK_FALSE((*all)[i].node.empty());
+  }
+  auto r = (*store)->read();
+  REQUIRE(static_cast<bool>(r));
+  CHECK(r->nodes.size() == 2);
+  for (const auto& n : r->nodes) {
+    CAPTURE(n.node);
+    CHECK(n.busy_fraction <= 1.0 + 1e-9);
+  }
+}
+
 TEST_CASE("two coordinators share one worker at once, each with the "
           "results of its own process") {
   temp_dir dir;

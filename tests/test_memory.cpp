@@ -134,7 +134,7 @@ scheduler_actor fake_scheduler(caf::actor_system& sys,
                                policy_kind policy = policy_kind::fifo) {
   return sys.spawn(
       scheduler, slots, std::shared_ptr<scheduling_policy>{make_policy(policy)},
-      aggregator_actor{}, size_t{0}, search_settings{}, search_history{});
+      aggregator_actor{}, size_t{0}, search_settings{}, search_history{}, 0.0);
 }
 
 /// Spawns a fake trainer for each of `scripts` and waits (at most 60 s)

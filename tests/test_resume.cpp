@@ -150,6 +150,36 @@ run_result stored_result(const std::string& out) {
   return *result;
 }
 
+/// The schedule the run in `out` recorded.
+std::vector<grant_record> stored_grants(const std::string& out) {
+  auto store = results_store::open(out + "/results.db");
+  REQUIRE(store);
+  auto grants = (*store)->grants();
+  REQUIRE_MESSAGE(static_cast<bool>(grants), to_string_pretty(grants.error()));
+  return *grants;
+}
+
+/// Checks that the attempt after the first `before` grants of `grants`
+/// started where the attempts before stopped, and that no slot was busy for
+/// more than its schedule's span.
+void check_attempts_follow(const std::vector<grant_record>& grants,
+                           size_t before, const run_result& result) {
+  REQUIRE(before > 0);
+  REQUIRE(grants.size() > before);
+  double stopped = 0;
+  for (size_t i = 0; i < before; ++i)
+    stopped = std::max(stopped, grants[i].end);
+  for (size_t i = before; i < grants.size(); ++i) {
+    CAPTURE(i);
+    CHECK(grants[i].start >= stopped);
+  }
+  REQUIRE_FALSE(result.slots.empty());
+  for (const auto& u : result.slots) {
+    CAPTURE(u.slot);
+    CHECK(u.busy_fraction <= 1.0 + 1e-9);
+  }
+}
+
 /// Checks that the run in `out` ended finished, with `expected`'s weights
 /// bit for bit; returns what its store holds.
 run_result
@@ -261,11 +291,16 @@ void interrupt_and_resume(int signal, bool corrupt_newest, bool twice = false,
     }
     CHECK(truncated > 0);
   }
+  // A graceful stop records its schedule; after SIGKILL it may have none.
+  auto before = stored_grants(out).size();
   auto again = test::run_process(fmt::format(
       "{} run {} --output {} --quiet {}", test::app(), dir / "exp.toml", out,
       fmt::join(slot_args(resume_slots), " ")));
   REQUIRE_MESSAGE(again.exit_code == 0, again.output);
-  CHECK(check_finished_as(out, expected, "resuming").resumes == 1);
+  auto resumed = check_finished_as(out, expected, "resuming");
+  CHECK(resumed.resumes == 1);
+  if (code == 5)
+    check_attempts_follow(stored_grants(out), before, resumed);
 }
 
 } // namespace
@@ -1187,11 +1222,15 @@ TEST_CASE("actortrain continue DIR --epochs N trains a finished run on to the "
   auto first = test::run_process(fmt::format(
       "{} run {} --output {} --quiet", test::app(), dir / "short.toml", out));
   REQUIRE_MESSAGE(first.exit_code == 0, first.output);
+  auto first_grants = stored_grants(out).size();
   auto more = test::run_process(
       fmt::format("{} continue {} --epochs 8 --quiet", test::app(), out));
   REQUIRE_MESSAGE(more.exit_code == 0, more.output);
   CHECK(more.output.find("6 finished networks continue") != std::string::npos);
   check_finished_as(out, expected, "continuing");
+  // The continuation's grants follow the first run's on the schedule's
+  // clock: busy fractions stay fractions.
+  check_attempts_follow(stored_grants(out), first_grants, stored_result(out));
   for (const auto& n : stored_result(out).networks)
     CHECK(n.epochs == 8);
   // Fewer epochs, no --epochs, no run there: each named.

@@ -89,7 +89,8 @@ struct scheduler_fixture {
     sched = sys.spawn(
         scheduler, slots,
         std::shared_ptr<scheduling_policy>{make_policy(policy_kind::fifo)},
-        aggregator_actor{}, size_t{0}, search_settings{}, search_history{});
+        aggregator_actor{}, size_t{0}, search_settings{}, search_history{},
+        0.0);
   }
 
   ~scheduler_fixture() {
@@ -261,10 +262,11 @@ gang_observations run_virtual(caf::actor_system& sys, int slots,
     grants.push_back(
         slot_grant{info, sys.spawn<caf::detached>(slot_executor, info), {}});
   }
-  auto sched = sys.spawn(
-      scheduler, grants,
-      std::shared_ptr<scheduling_policy>{make_policy(policy)},
-      aggregator_actor{}, trainers.size(), search_settings{}, search_history{});
+  auto sched =
+      sys.spawn(scheduler, grants,
+                std::shared_ptr<scheduling_policy>{make_policy(policy)},
+                aggregator_actor{}, trainers.size(), search_settings{},
+                search_history{}, 0.0);
   gang_observations obs;
   std::vector<double> free_since(static_cast<size_t>(slots), 0);
   std::vector<int> holder(static_cast<size_t>(slots), -1);

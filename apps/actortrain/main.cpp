@@ -64,6 +64,8 @@ constexpr const char* usage = R"(usage:
                  [--no-local] [TLS]
   actortrain continue DIR --epochs N [--slots N] [--quiet]
                  [--devices auto|cpu,cuda,cuda:N,...]
+                 [--workers HOST:PORT,... | --workers-file FILE]
+                 [--no-local] [TLS]
                  (a finished run trained on to N epochs: its networks go
                   on from their final states)
   actortrain worker [--port P] [--bind ADDR] [--slots K] [--once]

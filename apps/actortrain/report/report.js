@@ -309,7 +309,7 @@
       return {
         type: 'bar', data: { labels: slotIds.map(rowLabel), datasets },
         options: { indexAxis: 'y',
-                   scales: { x: { type: 'linear', min: 0, title: { display: true, text: 'seconds since the scheduler started' } } },
+                   scales: { x: { type: 'linear', min: 0, title: { display: true, text: 'seconds of the schedule (a resumed run\'s attempts one after another)' } } },
                    plugins: { legend: { display: datasets.length > 1 },
                               tooltip: { callbacks: { label: c => `network ${c.raw.network}: ${c.raw.x[0].toFixed(2)}-${c.raw.x[1].toFixed(2)} s, ${c.raw.steps} steps` } } } },
       };

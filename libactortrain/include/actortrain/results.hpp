@@ -38,8 +38,6 @@ typename Inspector::result_type inspect(Inspector& f, epoch_metrics& x) {
            x.validation_loss, x.validation_accuracy, x.seconds);
 }
 
-/// One grant of a slot, as recorded in the schedule: seconds since the
-/// scheduler started.
 /// Asynchronous replicas (train.sync = "async"): a network's gradient
 /// pushes that were `staleness` updates old when they reached its parameter
 /// server, applied and refused (older than train.staleness: computed again).
@@ -56,6 +54,10 @@ typename Inspector::result_type inspect(Inspector& f, staleness_count& x) {
            x.applied, x.refused);
 }
 
+/// One grant of a slot, as recorded in the schedule: its start and end in
+/// seconds on the schedule's clock (since the run's scheduler started; a
+/// resumed or continued run's clock goes on from where the attempts before
+/// stopped, so attempts follow each other).
 struct grant_record {
   uint64_t network_id = 0;
   uint32_t slot = 0;
@@ -83,9 +85,9 @@ typename Inspector::result_type inspect(Inspector& f, grant_record& x) {
            x.end, x.steps, x.node, x.moved_bytes, x.device, x.queued);
 }
 
-/// One decision of the adaptive search (scheduler.search): seconds since the
-/// scheduler started, the network, the epoch it had reached, the rung (in
-/// epochs; PBT: the interval epoch) decided on, what was decided
+/// One decision of the adaptive search (scheduler.search): seconds on the
+/// schedule's clock (as grant_record's), the network, the epoch it had reached,
+/// the rung (in epochs; PBT: the interval epoch) decided on, what was decided
 /// ("continue", "stop", "wait", "promote", "exploit", "refused": an exploit
 /// that could not copy its donor) and why. An exploit names its donor (-1
 /// otherwise) and the hyperparameters it changed, before and after

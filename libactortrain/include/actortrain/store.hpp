@@ -247,6 +247,12 @@ public:
   /// for a run without one).
   caf::expected<std::vector<decision_record>> decisions() const;
 
+  /// How far the recorded schedule's clock got: the latest release or
+  /// decision, in seconds; 0 for a run that recorded none. A resumed or
+  /// continued run's scheduler starts its clock there, so that the
+  /// attempts' grants follow each other instead of overlapping.
+  caf::expected<double> schedule_seconds() const;
+
   /// Per-epoch metrics of one network, in epoch order.
   caf::expected<std::vector<epoch_metrics>> epochs(uint64_t network_id) const;
 

@@ -500,7 +500,8 @@ void start(coordinator_actor* self) {
   st.scheduler = self->spawn<caf::linked>(
       scheduler, std::move(slots),
       std::shared_ptr<scheduling_policy>{make_policy(sched.policy)},
-      st.aggregator, groups.size(), search, std::move(plan.searched_before));
+      st.aggregator, groups.size(), search, std::move(plan.searched_before),
+      plan.schedule_seconds_before);
   tcfg.scheduler = st.scheduler;
   tcfg.aggregator = st.aggregator;
   st.trainer_defaults = tcfg;

@@ -51,6 +51,9 @@ struct run_plan {
   std::unordered_map<uint64_t, std::vector<char>> snapshots;
   /// What the adaptive search had seen before, for it to replay.
   search_history searched_before;
+  /// Resuming: how far the schedule's clock got in the attempts before
+  /// (results_store::schedule_seconds); this attempt's clock starts there.
+  double schedule_seconds_before = 0;
   /// PBT: the states networks kept at interval epochs before the run was
   /// interrupted, by network and epoch.
   std::map<uint64_t, std::map<int64_t, std::vector<char>>> kept_states;

@@ -191,6 +191,10 @@ caf::error plan_resume(results_store& store,
   }
   if (auto err = search_history_of(store, prior, resumed_step, plan))
     return err;
+  auto clock = store.schedule_seconds();
+  if (!clock)
+    return clock.error();
+  plan.schedule_seconds_before = *clock;
   if (auto err = remove_orphan_checkpoints(store, prior, plan.output_dir))
     return err;
   // Other kernels round differently: the rest of the run is not an

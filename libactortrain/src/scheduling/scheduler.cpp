@@ -23,10 +23,12 @@ using scheduler_self =
 /// Records kept before a batch goes to the recorder.
 constexpr size_t record_batch = 512;
 
+/// Seconds on the schedule's clock (it goes on from the attempts before).
 double now(scheduler_self* self) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() -
+  return self->state.clock_start +
+         std::chrono::duration<double>(std::chrono::steady_clock::now() -
                                        self->state.started)
-      .count();
+             .count();
 }
 
 void dispatch(scheduler_self* self);
@@ -777,8 +779,10 @@ scheduler_actor::behavior_type
 scheduler(scheduler_actor::stateful_pointer<scheduler_state> self,
           std::vector<slot_grant> slots,
           std::shared_ptr<scheduling_policy> policy, aggregator_actor recorder,
-          size_t start_after, search_settings search, search_history history) {
+          size_t start_after, search_settings search, search_history history,
+          double clock_start) {
   auto& st = self->state;
+  st.clock_start = clock_start;
   if (search.kind != search_kind::none)
     st.search.emplace(std::move(search));
   st.history = std::move(history);

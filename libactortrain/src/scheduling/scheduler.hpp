@@ -61,6 +61,8 @@ struct scheduler_state {
   aggregator_actor recorder;
   std::vector<grant_record> pending;
   std::chrono::steady_clock::time_point started;
+  /// The schedule's clock at `started` (see scheduler()).
+  double clock_start = 0;
   /// No grant before this many trainers have asked: with every network of a
   /// run in the queue, the first grants follow the policy, not the order in
   /// which trainer actors happened to start.
@@ -223,10 +225,16 @@ struct scheduler_state {
 /// out, one about an earlier epoch only recorded, and no decision the store
 /// holds is recorded again. In deterministic mode the decisions are then an
 /// uninterrupted run's.
+///
+/// Grants and decisions are recorded in seconds on the schedule's clock,
+/// which starts at `clock_start`: 0 for a new run, where the attempts
+/// before stopped for a resumed or continued one (so a slot's busy time
+/// never exceeds the span of its schedule).
 scheduler_actor::behavior_type
 scheduler(scheduler_actor::stateful_pointer<scheduler_state> self,
           std::vector<slot_grant> slots,
           std::shared_ptr<scheduling_policy> policy, aggregator_actor recorder,
-          size_t start_after, search_settings search, search_history history);
+          size_t start_after, search_settings search, search_history history,
+          double clock_start);
 
 } // namespace actortrain

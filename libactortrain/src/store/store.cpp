@@ -1588,6 +1588,22 @@ results_store::configurations() const {
   return result;
 }
 
+caf::expected<double> results_store::schedule_seconds() const {
+  double latest = 0;
+  for (auto [table, sql] :
+       {std::pair{"grants", "SELECT coalesce(max(end), 0) FROM grants"},
+        std::pair{"decisions",
+                  "SELECT coalesce(max(time), 0) FROM decisions"}}) {
+    if (!has_table(db_, table))
+      continue;
+    statement st{db_, sql};
+    if (!st || st.step() != SQLITE_ROW)
+      return storage_error(db_, path_, "cannot read the schedule");
+    latest = std::max(latest, st.real(0));
+  }
+  return latest;
+}
+
 caf::expected<std::vector<decision_record>> results_store::decisions() const {
   std::vector<decision_record> result;
   if (!has_table(db_, "decisions"))
