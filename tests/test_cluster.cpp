@@ -4,11 +4,14 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <cmath>
 #include <csignal>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <future>
 #include <iterator>
+#include <map>
 #include <mutex>
 #include <thread>
 
@@ -93,6 +96,39 @@ void check_same_weights(const std::string& a, const std::string& b) {
     CHECK_MESSAGE(bytes == theirs[name], name);
   }
   CHECK(theirs.size() == mine.size());
+}
+
+/// Checks that two runs stored the same epoch metrics, bit for bit: a
+/// metric that does not apply (no validation split here) is none in both.
+void check_same_epochs(const std::string& a, const std::string& b) {
+  auto epochs = [](const std::string& out) {
+    auto store = results_store::open(out + "/results.db");
+    REQUIRE(static_cast<bool>(store));
+    auto all = (*store)->all_epochs();
+    REQUIRE(static_cast<bool>(all));
+    std::map<std::pair<uint64_t, int64_t>, epoch_metrics> by_key;
+    for (const auto& e : *all)
+      by_key[{e.network_id, e.epoch}] = e;
+    return by_key;
+  };
+  auto mine = epochs(a);
+  auto theirs = epochs(b);
+  CHECK(mine.size() == theirs.size());
+  auto same = [](double x, double y) {
+    return std::memcmp(&x, &y, sizeof x) == 0;
+  };
+  for (const auto& [key, e] : mine) {
+    CAPTURE(key.first);
+    CAPTURE(key.second);
+    auto t = theirs.find(key);
+    REQUIRE(t != theirs.end());
+    CHECK(same(e.train_loss, t->second.train_loss));
+    CHECK(same(e.test_loss, t->second.test_loss));
+    CHECK(same(e.test_accuracy, t->second.test_accuracy));
+    CHECK(same(e.validation_loss, t->second.validation_loss));
+    CHECK(same(e.validation_accuracy, t->second.validation_accuracy));
+    CHECK(std::isnan(e.validation_loss));
+  }
 }
 
 /// The reference: the same experiment in one process with 3 slots, so its
@@ -209,7 +245,10 @@ TEST_CASE("two worker processes train a run with the results of one process") {
   auto res = run_on_two_workers(exp, dir / "out", w1, w2);
   CHECK(res.output.find("12 networks: 12 finished, 0 failed") !=
         std::string::npos);
-  check_same_weights(dir / "out", local_reference(dir, exp));
+  auto reference = local_reference(dir, exp);
+  check_same_weights(dir / "out", reference);
+  // The metrics that came over the wire too.
+  check_same_epochs(dir / "out", reference);
   // The workers let go of the finished run and wait for the next one.
   CHECK(w1.process().wait_for("waiting for a coordinator", 20));
   CHECK(w1.process().running());

@@ -9,6 +9,7 @@
 #include <caf/expected.hpp>
 #include <caf/meta/type_name.hpp>
 
+#include "actortrain/exact_floats.hpp"
 #include "actortrain/option_keys.hpp"
 
 namespace actortrain {
@@ -103,7 +104,8 @@ typename Inspector::result_type inspect(Inspector& f, network_config& x) {
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, search_range& x) {
-  return f(caf::meta::type_name("search_range"), x.key, x.log, x.lo, x.hi);
+  return f(caf::meta::type_name("search_range"), x.key, x.log,
+           detail::exact(x.lo), detail::exact(x.hi));
 }
 
 template <class Inspector>

@@ -15,6 +15,7 @@
 
 #include <caf/meta/type_name.hpp>
 
+#include "actortrain/exact_floats.hpp"
 #include "actortrain/options.hpp"
 
 namespace actortrain::keys {
@@ -292,7 +293,7 @@ typename Inspector::result_type inspect_rows(Inspector& f, Section& x,
                                              const char* type) {
   return std::apply(
       [&](const auto&... row) {
-        return f(caf::meta::type_name(type), (x.*(row.member))...);
+        return f(caf::meta::type_name(type), detail::exact(x.*(row.member))...);
       },
       section<Section>::rows);
 }

@@ -10,6 +10,7 @@
 #include <caf/meta/type_name.hpp>
 
 #include "actortrain/choices.hpp"
+#include "actortrain/exact_floats.hpp"
 
 namespace actortrain {
 
@@ -34,8 +35,9 @@ struct epoch_metrics {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, epoch_metrics& x) {
   return f(caf::meta::type_name("epoch_metrics"), x.network_id, x.epoch,
-           x.steps, x.train_loss, x.test_loss, x.test_accuracy,
-           x.validation_loss, x.validation_accuracy, x.seconds);
+           x.steps, detail::exact(x.train_loss), detail::exact(x.test_loss),
+           detail::exact(x.test_accuracy), detail::exact(x.validation_loss),
+           detail::exact(x.validation_accuracy), detail::exact(x.seconds));
 }
 
 /// Asynchronous replicas (train.sync = "async"): a network's gradient
@@ -81,8 +83,9 @@ struct grant_record {
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, grant_record& x) {
-  return f(caf::meta::type_name("grant_record"), x.network_id, x.slot, x.start,
-           x.end, x.steps, x.node, x.moved_bytes, x.device, x.queued);
+  return f(caf::meta::type_name("grant_record"), x.network_id, x.slot,
+           detail::exact(x.start), detail::exact(x.end), x.steps, x.node,
+           x.moved_bytes, x.device, x.queued);
 }
 
 /// One decision of the adaptive search (scheduler.search): seconds on the
@@ -106,9 +109,9 @@ struct decision_record {
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, decision_record& x) {
-  return f(caf::meta::type_name("decision_record"), x.time, x.network_id,
-           x.epoch, x.rung, x.action, x.reason, x.donor, x.old_hyperparameters,
-           x.new_hyperparameters);
+  return f(caf::meta::type_name("decision_record"), detail::exact(x.time),
+           x.network_id, x.epoch, x.rung, x.action, x.reason, x.donor,
+           x.old_hyperparameters, x.new_hyperparameters);
 }
 
 /// Final state of a network. `cancelled`: a live session's user cancelled
@@ -165,9 +168,11 @@ struct network_outcome {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, network_outcome& x) {
   return f(caf::meta::type_name("network_outcome"), x.network_id, x.status,
-           x.error, x.stop_reason, x.epochs, x.steps, x.train_loss, x.test_loss,
-           x.test_accuracy, x.seconds_per_step, x.train_seconds,
-           x.test_predictions, x.weights);
+           x.error, x.stop_reason, x.epochs, x.steps,
+           detail::exact(x.train_loss), detail::exact(x.test_loss),
+           detail::exact(x.test_accuracy), detail::exact(x.seconds_per_step),
+           detail::exact(x.train_seconds), detail::exact(x.test_predictions),
+           x.weights);
 }
 
 /// The result of one network as stored.

@@ -10,6 +10,7 @@
 #include <caf/actor.hpp>
 #include <caf/meta/type_name.hpp>
 
+#include "actortrain/exact_floats.hpp"
 #include "actortrain/experiment.hpp"
 #include "protocol/messages.hpp"
 
@@ -88,8 +89,8 @@ struct remote_quantum {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, remote_quantum& x) {
   return f(caf::meta::type_name("remote_quantum"), x.group_id, x.members,
-           x.states, x.cached, x.steps, x.epochs, x.seconds, x.stopping,
-           x.search);
+           x.states, x.cached, x.steps, x.epochs, detail::exact(x.seconds),
+           x.stopping, x.search);
 }
 
 /// One replica's part of a synchronous replicated step, computed on a
@@ -121,7 +122,8 @@ struct replica_gradient {
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, replica_gradient& x) {
-  return f(caf::meta::type_name("replica_gradient"), x.gradient, x.loss);
+  return f(caf::meta::type_name("replica_gradient"), x.gradient,
+           detail::exact(x.loss));
 }
 
 } // namespace actortrain

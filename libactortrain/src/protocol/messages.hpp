@@ -11,6 +11,7 @@
 
 #include <caf/meta/type_name.hpp>
 
+#include "actortrain/exact_floats.hpp"
 #include "actortrain/results.hpp"
 
 namespace actortrain {
@@ -55,10 +56,11 @@ struct progress_report {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, progress_report& x) {
   return f(caf::meta::type_name("progress_report"), x.network_id, x.steps_done,
-           x.steps_total, x.epoch, x.loss, x.seconds_per_step, x.quantum_steps,
-           x.quantum_seconds, x.finished, x.epochs, x.done, x.state_bytes,
-           x.moved_bytes, x.move_seconds, x.hop_seconds, x.memory_bytes,
-           x.out_of_memory);
+           x.steps_total, x.epoch, detail::exact(x.loss),
+           detail::exact(x.seconds_per_step), x.quantum_steps,
+           detail::exact(x.quantum_seconds), x.finished, x.epochs, x.done,
+           x.state_bytes, x.moved_bytes, detail::exact(x.move_seconds),
+           detail::exact(x.hop_seconds), x.memory_bytes, x.out_of_memory);
 }
 
 /// PBT's exploit, carried out before a quantum trains: a donor's learner
@@ -74,7 +76,7 @@ struct state_transplant {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, state_transplant& x) {
   return f(caf::meta::type_name("state_transplant"), x.network_id, x.learner,
-           x.lr_factor);
+           detail::exact(x.lr_factor));
 }
 
 /// What an adaptive search (scheduler.search) asks of a quantum.
@@ -134,8 +136,10 @@ struct trainer_info {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, trainer_info& x) {
   return f(caf::meta::type_name("trainer_info"), x.network_id, x.steps_total,
-           x.cost_hint, x.priority, x.members, x.member_epochs, x.member_lrs,
-           x.member_priorities, x.slots, x.spans_nodes, x.memory_bytes);
+           detail::exact(x.cost_hint), detail::exact(x.priority), x.members,
+           x.member_epochs, detail::exact(x.member_lrs),
+           detail::exact(x.member_priorities), x.slots, x.spans_nodes,
+           x.memory_bytes);
 }
 
 /// What one quantum of training produced: the progress for the scheduler,
@@ -213,7 +217,7 @@ struct quantum_report {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, quantum_report& x) {
   return f(caf::meta::type_name("quantum_report"), x.networks, x.progress,
-           x.slot_seconds, x.memory_peak);
+           detail::exact(x.slot_seconds), x.memory_peak);
 }
 
 /// The aggregator's answer to `status`: networks with an outcome so far.

@@ -6,6 +6,7 @@
 
 #include <caf/meta/type_name.hpp>
 
+#include "actortrain/exact_floats.hpp"
 #include "protocol/interfaces.hpp"
 
 namespace actortrain {
@@ -61,7 +62,7 @@ struct slot_grant {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, slot_grant& x) {
   return f(caf::meta::type_name("slot_grant"), x.slot, x.executor, x.keeper,
-           x.alone, x.queued, x.hop_seconds);
+           x.alone, x.queued, detail::exact(x.hop_seconds));
 }
 
 /// A snapshot of the scheduler, for progress displays and tests.
@@ -118,8 +119,9 @@ template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, scheduler_status& x) {
   return f(caf::meta::type_name("scheduler_status"), x.slots, x.busy, x.waiting,
            x.grants, x.peak_busy, x.steps_done, x.holders, x.gang_grants,
-           x.longest_gang_wait, x.moves, x.moved_bytes, x.memory_waits,
-           x.out_of_memory, x.alone_grants, x.device_moves, x.queued_grants);
+           detail::exact(x.longest_gang_wait), x.moves, x.moved_bytes,
+           x.memory_waits, x.out_of_memory, x.alone_grants, x.device_moves,
+           x.queued_grants);
 }
 
 } // namespace actortrain
