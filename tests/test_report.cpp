@@ -199,6 +199,50 @@ TEST_CASE("the report of a real run renders in Chromium with every chart "
   CHECK(fs::file_size(dir / "copy.html") > 100000);
 }
 
+TEST_CASE("the report of a searched run on a worker node shows the search's "
+          "decisions per rung and what each node did") {
+  temp_dir dir;
+  std::string toml = report_toml;
+  toml.replace(toml.find("networks = 5"), 12, "networks = 3");
+  toml.replace(toml.find("slots = 2"), 9,
+               "slots = 1\nsearch = \"asha\"\ngrace_epochs = 1");
+  toml += "[sweep]\n\"optimizer.lr\" = [0.03, 0.01, 0.001]\n";
+  write_text(dir / "exp.toml", toml);
+  test::worker_process worker{"--slots 1", dir / "worker.log"};
+  auto res = run_process(
+      fmt::format("{} run {} --output {} --quiet --workers {}", app(),
+                  dir / "exp.toml", dir / "out", worker.address()));
+  REQUIRE_MESSAGE(res.exit_code == 0, res.output);
+  auto probe = render(dir / "out/report.html", dir.path());
+  CHECK_MESSAGE(probe["errors"].empty(), probe["errors"].dump());
+  CHECK(probe["ready"] == "true");
+  check_all_painted(probe);
+  auto text = probe["text"].get<std::string>();
+  CAPTURE(text);
+  // Rungs at 1 epoch (the grace) and 3 (eta 3): all 9 networks are decided
+  // on at the first.
+  CHECK(text.find("Search decisions") != std::string::npos);
+  CHECK(text.find("rung (epoch)\tcontinue") != std::string::npos);
+  auto store = results_store::open(dir / "out/results.db");
+  REQUIRE(static_cast<bool>(store));
+  auto decisions = (*store)->decisions();
+  REQUIRE(static_cast<bool>(decisions));
+  int64_t at_first = 0;
+  int64_t continued = 0;
+  for (const auto& d : *decisions) {
+    at_first += d.rung == 1;
+    continued += d.rung == 1 && d.action == "continue";
+  }
+  CHECK(at_first == 9);
+  CHECK(text.find(fmt::format("{} decision(s)", decisions->size())) !=
+        std::string::npos);
+  CHECK(text.find(fmt::format("\n1\t{}\t", continued)) != std::string::npos);
+  // Both nodes, with what moved to the worker.
+  CHECK(text.find("node\tslots\tgrants\tqueued\tbusy") != std::string::npos);
+  CHECK(text.find("\nthis process\t1\t") != std::string::npos);
+  CHECK(text.find("\n" + worker.address() + "\t1\t") != std::string::npos);
+}
+
 TEST_CASE("the report of a run where every network failed still renders") {
   temp_dir dir;
   std::string toml = report_toml;

@@ -125,6 +125,17 @@
       run.slots.map(u => [String(u.slot), (u.node ? u.node + ' ' : '') + (u.device || '-'),
                           String(u.grants), duration(u.busy_seconds),
                           `${Math.round(100 * u.busy_fraction)}%`]), [false, false, true, true, true]));
+    if ((run.nodes || []).length > 0) {
+      const mb = b => (b / 1e6).toFixed(2);
+      s.append(el('h3', {}, 'Nodes'));
+      s.append(el('p', {}, 'Each node of the run: its slots, their grants (queued: given while the slot ' +
+        'still computed), how busy they were, and the networks\' states and the data that moved to it.'));
+      s.append(table(['node', 'slots', 'grants', 'queued', 'busy', 'busy fraction', 'moves in', 'state in (MB)', 'data in (MB)'],
+        run.nodes.map(n => [n.node, String(n.slots), String(n.grants), String(n.queued_grants),
+                            duration(n.busy_seconds), `${Math.round(100 * n.busy_fraction)}%`,
+                            String(n.moves_in), mb(n.moved_bytes_in), mb(n.data_bytes_in)]),
+        [false, true, true, true, true, true, true, true, true]));
+    }
     const d = el('details', {}, el('summary', {}, 'Experiment file'), el('pre', {}, run.experiment));
     s.append(d);
   }
@@ -309,7 +320,7 @@
       return {
         type: 'bar', data: { labels: slotIds.map(rowLabel), datasets },
         options: { indexAxis: 'y',
-                   scales: { x: { type: 'linear', min: 0, title: { display: true, text: 'seconds of the schedule (a resumed run\'s attempts one after another)' } } },
+                   scales: { x: { type: 'linear', min: 0, title: { display: true, text: run.resumes > 0 ? 'seconds of the schedule (its attempts one after another)' : 'seconds since the scheduler started' } } },
                    plugins: { legend: { display: datasets.length > 1 },
                               tooltip: { callbacks: { label: c => `network ${c.raw.network}: ${c.raw.x[0].toFixed(2)}-${c.raw.x[1].toFixed(2)} s, ${c.raw.steps} steps` } } } },
       };
@@ -336,8 +347,35 @@
       s.append(el('p', { class: 'note' }, 'Only the first 200 of each are listed; actortrain results DIR --format json has them all.'));
   }
 
+  // --- The adaptive search's decisions ---------------------------------
+  function search() {
+    const d = data.search;
+    if (!d || d.decisions === 0) return;
+    const s = section('search', 'Search decisions');
+    const kinds = ['continue', 'promote', 'wait', 'stop', 'exploit', 'refused']
+      .filter(k => d.rungs.some(r => r.actions[k]));
+    s.append(el('p', {}, `${d.decisions} decision(s) of the adaptive search (scheduler.search), ` +
+      'per rung (in epochs; PBT: the interval epoch): how many networks went on, were promoted, ' +
+      'waited, were stopped or copied a better network.'));
+    s.append(table(['rung (epoch)', ...kinds],
+      d.rungs.map(r => [String(r.rung), ...kinds.map(k => String(r.actions[k] || 0))]),
+      [true, ...kinds.map(() => true)]));
+    if (d.exploits_total > 0) {
+      // Folded: a long PBT run makes hundreds.
+      const copies = el('details', {}, el('summary', {},
+        `${d.exploits_total} PBT cop${d.exploits_total === 1 ? 'y' : 'ies'}: the network, the epoch, ` +
+        'the network it copied, and its hyperparameters before and after'));
+      copies.append(table(['network', 'epoch', 'copied', 'before', 'after'],
+        d.exploits.map(e => [e.network, String(e.epoch), e.donor, e.before, e.after])));
+      if (d.exploits.length < d.exploits_total)
+        copies.append(el('p', { class: 'note' }, 'Only the first 200 are listed; the decisions table of results.db has them all.'));
+      s.append(copies);
+    }
+  }
+
   for (const [name, part] of [['summary', summary], ['learning curves', curves],
-                              ['final metrics', finals], ['schedule', schedule], ['failures', failures]]) {
+                              ['final metrics', finals], ['schedule', schedule], ['search', search],
+                              ['failures', failures]]) {
     try { part(); } catch (e) { fail(name, e); }
   }
   document.body.dataset.charts = String(charts);

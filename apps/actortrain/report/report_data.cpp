@@ -5,6 +5,7 @@
 #include <map>
 #include <unordered_map>
 
+#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include "actortrain/run.hpp"
@@ -72,6 +73,18 @@ json run_summary(const report_inputs& in) {
                      {"grants", s.grants},
                      {"busy_seconds", seconds(s.busy_seconds)},
                      {"busy_fraction", rounded(s.busy_fraction, 3)}});
+  // With worker nodes: what each node did and what moved to it.
+  auto nodes = json::array();
+  for (const auto& n : r.nodes)
+    nodes.push_back({{"node", n.node.empty() ? "this process" : n.node},
+                     {"slots", n.slots},
+                     {"grants", n.grants},
+                     {"queued_grants", n.queued_grants},
+                     {"busy_seconds", seconds(n.busy_seconds)},
+                     {"busy_fraction", rounded(n.busy_fraction, 3)},
+                     {"moves_in", n.moves_in},
+                     {"moved_bytes_in", n.moved_bytes_in},
+                     {"data_bytes_in", n.data_bytes_in}});
   int64_t steps = 0;
   for (const auto& n : r.networks)
     steps += n.steps;
@@ -87,6 +100,7 @@ json run_summary(const report_inputs& in) {
           {"steps", steps},
           {"grants", in.grants.size()},
           {"slots", slots},
+          {"nodes", nodes},
           {"experiment", p.experiment},
           {"experiment_path", p.experiment_path},
           {"experiment_hash", p.experiment_hash},
@@ -131,6 +145,10 @@ caf::expected<report_inputs> read_report_inputs(const std::string& dir) {
   if (!errors)
     return errors.error();
   in.errors = std::move(*errors);
+  auto decisions = s.decisions();
+  if (!decisions)
+    return decisions.error();
+  in.decisions = std::move(*decisions);
   return in;
 }
 
@@ -326,6 +344,36 @@ json report_data(const report_inputs& in) {
            {"message", e.message}});
     ++retries_total;
   }
+  // The search's decisions: how many of each kind at each rung, and the
+  // first PBT copies (who copied whom, and what changed).
+  std::map<int64_t, std::map<std::string, int64_t>> per_rung;
+  auto exploits = json::array();
+  int64_t exploits_total = 0;
+  auto name_of = [&](int64_t id) {
+    auto it = by_id.find(static_cast<uint64_t>(id));
+    return it == by_id.end() ? fmt::format("network {}", id) : it->second->name;
+  };
+  for (const auto& d : in.decisions) {
+    ++per_rung[d.rung][d.action];
+    if (d.action != "exploit")
+      continue;
+    if (exploits.size() < max_listed)
+      exploits.push_back(
+          {{"network", name_of(static_cast<int64_t>(d.network_id))},
+           {"epoch", d.epoch},
+           {"donor", name_of(d.donor)},
+           {"before", d.old_hyperparameters},
+           {"after", d.new_hyperparameters},
+           {"time", seconds(d.time)}});
+    ++exploits_total;
+  }
+  auto rungs = json::array();
+  for (const auto& [rung, actions] : per_rung)
+    rungs.push_back({{"rung", rung}, {"actions", actions}});
+  json search = {{"decisions", in.decisions.size()},
+                 {"rungs", rungs},
+                 {"exploits", exploits},
+                 {"exploits_total", exploits_total}};
   return {{"run", run_summary(in)},
           {"metrics", metric_keys},
           {"configs", configs},
@@ -338,7 +386,8 @@ json report_data(const report_inputs& in) {
           {"failures", failures},
           {"failures_total", failures_total},
           {"errors", retries},
-          {"errors_total", retries_total}};
+          {"errors_total", retries_total},
+          {"search", search}};
 }
 
 } // namespace actortrain::app

@@ -19,6 +19,8 @@ struct report_inputs {
   std::vector<grant_record> grants;
   std::vector<ensemble_point> ensemble_curve;
   std::vector<results_store::error_entry> errors;
+  /// The adaptive search's decisions (none without scheduler.search).
+  std::vector<decision_record> decisions;
 };
 
 /// Reads a run folder's store for a report (through the WAL: a run in
