@@ -10,6 +10,9 @@
 #include <vector>
 
 #include <caf/actor_system_config.hpp>
+#include <caf/binary_deserializer.hpp>
+#include <caf/binary_serializer.hpp>
+#include <caf/expected.hpp>
 #include <torch/types.h>
 
 #include "actortrain/experiment.hpp"
@@ -17,6 +20,20 @@
 #include "actortrain/run.hpp"
 
 namespace actortrain::test {
+
+/// `x` after a trip through CAF's binary serializer, as between nodes; the
+/// error of the serializer or the deserializer otherwise.
+template <class T> caf::expected<T> through_the_wire(T x) {
+  std::vector<char> buf;
+  caf::binary_serializer sink{nullptr, buf};
+  if (auto err = sink(x))
+    return err;
+  T got;
+  caf::binary_deserializer source{nullptr, buf};
+  if (auto err = source(got))
+    return err;
+  return got;
+}
 
 /// A fresh folder under the system's temp folder, removed when destroyed.
 class temp_dir {

@@ -9,8 +9,6 @@
 #include <limits>
 #include <vector>
 
-#include <caf/binary_deserializer.hpp>
-#include <caf/binary_serializer.hpp>
 #include <caf/deep_to_string.hpp>
 
 #include "actortrain/experiment.hpp"
@@ -18,6 +16,7 @@
 #include "protocol/cluster_messages.hpp"
 #include "protocol/messages.hpp"
 #include "protocol/slot.hpp"
+#include "test_support.hpp"
 
 using namespace actortrain;
 
@@ -25,13 +24,9 @@ namespace {
 
 /// `x` after a trip through CAF's binary serializer, as between nodes.
 template <class T> T through_the_wire(T x) {
-  std::vector<char> buf;
-  caf::binary_serializer sink{nullptr, buf};
-  REQUIRE_FALSE(sink(x));
-  T got;
-  caf::binary_deserializer source{nullptr, buf};
-  REQUIRE_FALSE(source(got));
-  return got;
+  auto got = test::through_the_wire(std::move(x));
+  REQUIRE(static_cast<bool>(got));
+  return std::move(*got);
 }
 
 template <class F> bool same_bits(F a, F b) {

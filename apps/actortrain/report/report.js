@@ -91,7 +91,7 @@
     const status = el('span', { class: `status-${run.status}` }, run.status.replace(/_/g, ' '));
     root.append(el('p', { class: 'sub' }, status,
       ` · ${run.networks} networks: ${run.finished} finished, ${run.failed} failed` +
-      ` · ${duration(run.wall_seconds)} wall time · ${run.grants} grants on ${run.slots.length} slots`));
+      ` · ${duration(run.wall_seconds)} wall time${run.resumes > 0 ? ' (its last attempt)' : ''} · ${run.grants} grants on ${run.slots.length} slots`));
     const s = section('summary', 'Summary');
     const facts = [
       ['experiment', `${run.experiment_path}`],

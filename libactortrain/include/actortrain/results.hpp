@@ -267,6 +267,8 @@ struct run_result {
   std::vector<slot_usage> slots;
   /// By node, in a run with worker nodes (empty otherwise).
   std::vector<node_usage> nodes;
+  /// Seconds its last attempt took (a resumed run's earlier attempts are
+  /// not counted: one killed never said).
   double wall_seconds = 0;
 
   int64_t count(network_status status) const;
