@@ -810,6 +810,15 @@ TEST_CASE("a worker with a data cache that lacks the run's data receives "
   auto msg = refusal(plain.address(), setup);
   CHECK_MESSAGE(msg.find("the data here differs") != std::string::npos, msg);
   CHECK_MESSAGE(msg.find("--cache DIR") != std::string::npos, msg);
+  // A cache it cannot write: the worker says so before it listens.
+  write_text(dir / "a-file", "not a folder");
+  auto bad =
+      run_app(fmt::format("worker --port 0 --cache {}/cache", dir / "a-file"));
+  CHECK(bad.exit_code == 4);
+  CHECK_MESSAGE(bad.output.find("cannot create the data cache " +
+                                dir / "a-file/cache") != std::string::npos,
+                bad.output);
+  CHECK(bad.output.find("listening") == std::string::npos);
 }
 
 TEST_CASE("no shared file system: a worker started without the data files "

@@ -30,6 +30,25 @@ std::vector<char> read_all(const std::string& path) {
 
 data_cache::data_cache(std::string dir) : dir_(std::move(dir)) {}
 
+caf::error data_cache::check_writable() const {
+  std::error_code ec;
+  fs::create_directories(dir_, ec);
+  if (ec)
+    return make_error(
+        errc::io_failed,
+        fmt::format("cannot create the data cache {}: {}", dir_, ec.message()));
+  auto probe = path_of("write-check", ".part");
+  {
+    std::ofstream out{probe, std::ios::binary | std::ios::trunc};
+    out << "actortrain";
+    if (!out)
+      return make_error(errc::io_failed,
+                        fmt::format("cannot write in the data cache {}", dir_));
+  }
+  fs::remove(probe, ec);
+  return {};
+}
+
 std::string data_cache::path_of(const std::string& hash,
                                 const char* ext) const {
   return (fs::path{dir_} / (hash + ext)).string();

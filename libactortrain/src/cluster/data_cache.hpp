@@ -22,6 +22,11 @@ public:
     return dir_;
   }
 
+  /// Creates the folder if need be and checks that files can be written
+  /// there: an error naming the folder and the reason otherwise (a worker
+  /// says so when it starts, not when data first arrives).
+  caf::error check_writable() const;
+
   /// The cached dataset whose content hash is `hash`, or null. A file that
   /// does not decode to that hash is removed (it is sent again).
   std::shared_ptr<const dataset> find(const std::string& hash);

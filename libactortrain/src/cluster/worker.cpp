@@ -12,6 +12,7 @@
 
 #include "actortrain/cluster.hpp"
 #include "actortrain/error.hpp"
+#include "cluster/data_cache.hpp"
 #include "cluster/system_config.hpp"
 #include "cluster/worker_node.hpp"
 #include "platform/blas_kernels.hpp"
@@ -36,6 +37,10 @@ caf::error run_worker(worker_options opts) {
   // A device this node does not have is refused before it listens.
   if (auto devices = slot_devices(opts.devices, opts.slots, 1); !devices)
     return devices.error();
+  // So is a data cache it cannot write.
+  if (!opts.cache_dir.empty())
+    if (auto err = data_cache{opts.cache_dir}.check_writable())
+      return err;
   caf::actor_system_config cfg;
   configure_system(cfg, true, opts.tls);
   caf::actor_system sys{cfg};
