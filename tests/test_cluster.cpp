@@ -19,6 +19,7 @@
 #include <caf/actor_system_config.hpp>
 #include <caf/event_based_actor.hpp>
 #include <caf/exit_reason.hpp>
+#include <caf/io/middleman.hpp>
 #include <caf/scoped_actor.hpp>
 #include <caf/send.hpp>
 #include <fmt/format.h>
@@ -1338,6 +1339,22 @@ TEST_CASE("hostile quanta from a peer are refused with a logged reason and "
         std::string::npos);
   // Still serving: a well-formed quantum trains.
   CHECK(send(quantum_atom_v, quantum({0})) == "report");
+  CHECK(w.process().running());
+  // A coordinator that encodes messages another way (another actortrain
+  // version) is refused at its join: its numbers would arrive changed.
+  auto node =
+      sys.middleman().remote_actor<worker_node_actor>("127.0.0.1", w.port());
+  REQUIRE_MESSAGE(static_cast<bool>(node), sys.render(node.error()));
+  std::string refused;
+  self->request(*node, std::chrono::seconds{60}, join_atom_v,
+                uint32_t{wire_version - 1}, setup)
+      .receive([&](std::vector<slot_grant>&) { refused = "joined"; },
+               [&](caf::error& err) { refused = to_string_pretty(err); });
+  CHECK_MESSAGE(refused.find(fmt::format("version {} of the wire format, the "
+                                         "coordinator as version {}",
+                                         wire_version, wire_version - 1)) !=
+                    std::string::npos,
+                refused);
   CHECK(w.process().running());
   caf::anon_send_exit(setup.coordinator, caf::exit_reason::user_shutdown);
 }

@@ -27,7 +27,7 @@ void talk(caf::event_based_actor* self, const scheduler_actor& scheduler,
   self->send(keeper, forget_atom_v, uint64_t{1});
   self->request(executor, caf::infinite, quantum_atom_v, remote_quantum{})
       .then([](quantum_report&) {});
-  self->request(node, caf::infinite, join_atom_v, run_setup{})
+  self->request(node, caf::infinite, join_atom_v, wire_version, run_setup{})
       .then([](std::vector<slot_grant>&) {});
   self->request(session, caf::infinite, wait_atom_v, uint64_t{3})
       .then([](network_result&) {});
@@ -42,7 +42,7 @@ void talk(caf::event_based_actor* self, const scheduler_actor& scheduler,
   self->send(executor, quantum_atom_v, uint64_t{1});
 #elif TYPED_PROTOCOL_CASE == 4
   // A worker node answers a join with its slots, not a count.
-  self->request(node, caf::infinite, join_atom_v, run_setup{})
+  self->request(node, caf::infinite, join_atom_v, wire_version, run_setup{})
       .then([](int64_t) {});
 #elif TYPED_PROTOCOL_CASE == 6
   // A session cancels a network by its id, not by its name.

@@ -86,7 +86,7 @@ void ask_to_join(link_actor* self, worker_node_actor node) {
   auto attempt = st.attempt;
   st.asked = node.address();
   self->monitor(node);
-  self->request(node, join_timeout, join_atom_v, st.setup)
+  self->request(node, join_timeout, join_atom_v, wire_version, st.setup)
       .then(
           [=](std::vector<slot_grant>& slots) {
             auto& st = self->state;

@@ -109,8 +109,16 @@ worker_node(worker_node_actor::stateful_pointer<worker_node_state> self,
       end_run(self, self->state.runs.begin()->first);
   });
   return {
-      [=](join_atom, run_setup& setup) -> caf::result<std::vector<slot_grant>> {
+      [=](join_atom, uint32_t version,
+          run_setup& setup) -> caf::result<std::vector<slot_grant>> {
         auto& st = self->state;
+        if (version != wire_version)
+          return make_error(
+              errc::cluster_failed,
+              fmt::format("this worker encodes messages as actortrain's "
+                          "version {} of the wire format, the coordinator as "
+                          "version {}: run the same actortrain on both",
+                          wire_version, version));
         if (!setup.coordinator)
           return make_error(errc::cluster_failed, "no coordinator to serve");
         // A learner of the wrong kind would train other networks than the

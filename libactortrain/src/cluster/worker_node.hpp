@@ -31,8 +31,9 @@ struct worker_node_state {
   static inline const char* name = "actortrain.worker_node";
 };
 
-/// The actor a worker publishes. (join_atom, run_setup) ->
-/// std::vector<slot_grant>: loads the run's data, checks it against the
+/// The actor a worker publishes. (join_atom, wire_version, run_setup) ->
+/// std::vector<slot_grant>: refuses a coordinator of another wire_version,
+/// loads the run's data, checks it against the
 /// coordinator's content hash and spawns one executor per slot for that
 /// run. It serves every coordinator that joins it, at once: each run gets
 /// its own `opts.slots` executors and its own networks, so the runs share

@@ -69,6 +69,7 @@ using state_keeper_actor = caf::typed_actor<
     caf::reacts_to<forget_atom, uint64_t>>;
 
 /// The actor a worker publishes: a coordinator's link asks it to join a run
+/// (saying how it encodes messages: cluster_messages.hpp's wire_version)
 /// and gets the worker's slots; a session's coordinator then tells it the
 /// networks submitted (all so far when it joins, each new submission before
 /// its networks can be granted there), naming itself (a worker serves
@@ -77,7 +78,8 @@ using state_keeper_actor = caf::typed_actor<
 /// the join with errc::data_needed; the link sends the data in chunks and
 /// asks again.
 using worker_node_actor = caf::typed_actor<
-    caf::replies_to<join_atom, run_setup>::with<std::vector<slot_grant>>,
+    caf::replies_to<join_atom, uint32_t,
+                    run_setup>::with<std::vector<slot_grant>>,
     caf::replies_to<data_atom, std::string, uint64_t, std::vector<char>,
                     bool>::with<uint64_t>,
     caf::replies_to<submit_atom, caf::actor,
