@@ -25,5 +25,5 @@ fi
 # interpreter (the example is left to the plain run: 32 CNNs). Sessions: every
 # run goes through one.
 exec build-asan/tests/actortrain_tests \
-  -sf='*test_data.cpp,*test_experiment.cpp,*test_fuzz.cpp,*test_learner.cpp,*test_scheduler.cpp,*test_policies.cpp,*test_layout.cpp,*test_fusion.cpp,*test_run.cpp,*test_torchscript.cpp,*test_session.cpp,*test_replicas.cpp,*test_devices.cpp,*test_memory.cpp,*test_step_losses.cpp' \
+  -sf='*test_data.cpp,*test_experiment.cpp,*test_fuzz.cpp,*test_learner.cpp,*test_scheduler.cpp,*test_policies.cpp,*test_layout.cpp,*test_fusion.cpp,*test_run.cpp,*test_torchscript.cpp,*test_session.cpp,*test_replicas.cpp,*test_devices.cpp,*test_memory.cpp,*test_step_losses.cpp,*test_wire.cpp' \
   -tce='the TorchScript example*'
