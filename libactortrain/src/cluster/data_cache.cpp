@@ -30,13 +30,20 @@ std::vector<char> read_all(const std::string& path) {
 
 data_cache::data_cache(std::string dir) : dir_(std::move(dir)) {}
 
-caf::error data_cache::check_writable() const {
+caf::error data_cache::create_folder() const {
   std::error_code ec;
   fs::create_directories(dir_, ec);
   if (ec)
     return make_error(
         errc::io_failed,
         fmt::format("cannot create the data cache {}: {}", dir_, ec.message()));
+  return {};
+}
+
+caf::error data_cache::check_writable() const {
+  if (auto err = create_folder())
+    return err;
+  std::error_code ec;
   auto probe = path_of("write-check", ".part");
   {
     std::ofstream out{probe, std::ios::binary | std::ios::trunc};
@@ -75,12 +82,9 @@ caf::expected<uint64_t> data_cache::receive(const std::string& hash,
   if (!well_formed(hash))
     return make_error(errc::invalid_data,
                       fmt::format("'{}' is not a content hash", hash));
+  if (auto err = create_folder())
+    return err;
   std::error_code ec;
-  fs::create_directories(dir_, ec);
-  if (ec)
-    return make_error(
-        errc::io_failed,
-        fmt::format("cannot create the data cache {}: {}", dir_, ec.message()));
   auto part = path_of(hash, ".part");
   auto have = fs::exists(part, ec) ? fs::file_size(part, ec) : 0;
   if (offset != 0 && offset != have)

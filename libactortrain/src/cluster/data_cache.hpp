@@ -39,6 +39,9 @@ public:
                                   const std::vector<char>& chunk, bool last);
 
 private:
+  /// Creates the folder if need be; an error naming it otherwise.
+  caf::error create_folder() const;
+
   std::string path_of(const std::string& hash, const char* ext) const;
 
   std::string dir_;
