@@ -224,18 +224,7 @@ std::string format_json(const run_result& r,
                      {"busy_seconds", u.busy_seconds},
                      {"busy_fraction", u.busy_fraction}});
   j["slots"] = slots;
-  auto nodes = nlohmann::json::array();
-  for (const auto& n : r.nodes)
-    nodes.push_back({{"node", node_name(n)},
-                     {"slots", n.slots},
-                     {"grants", n.grants},
-                     {"queued_grants", n.queued_grants},
-                     {"busy_seconds", n.busy_seconds},
-                     {"busy_fraction", n.busy_fraction},
-                     {"moves_in", n.moves_in},
-                     {"state_bytes_in", n.moved_bytes_in},
-                     {"data_bytes_in", n.data_bytes_in}});
-  j["nodes"] = nodes;
+  j["nodes"] = node_rows(r);
   if (auto* e = r.overall_ensemble())
     j["ensemble"] = {{"networks", e->networks},
                      {"accuracy", json_num(e->accuracy)},
@@ -271,6 +260,21 @@ std::string format_json(const run_result& r,
       j["lineages"] = ls;
   }
   return j.dump(2) + "\n";
+}
+
+nlohmann::json node_rows(const run_result& r) {
+  auto nodes = nlohmann::json::array();
+  for (const auto& n : r.nodes)
+    nodes.push_back({{"node", node_name(n)},
+                     {"slots", n.slots},
+                     {"grants", n.grants},
+                     {"queued_grants", n.queued_grants},
+                     {"busy_seconds", n.busy_seconds},
+                     {"busy_fraction", n.busy_fraction},
+                     {"moves_in", n.moves_in},
+                     {"state_bytes_in", n.moved_bytes_in},
+                     {"data_bytes_in", n.data_bytes_in}});
+  return nodes;
 }
 
 std::string format_summary(const run_result& r) {

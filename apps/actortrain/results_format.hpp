@@ -3,6 +3,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json_fwd.hpp>
+
 #include "actortrain/results.hpp"
 
 namespace actortrain::app {
@@ -22,6 +24,12 @@ std::string format_json(const run_result& r,
 /// search).
 std::string format_decisions(const run_result& r,
                              const std::vector<decision_record>& decisions);
+
+/// Each node's row of a run with worker nodes (`nodes` of format_json and
+/// of the report): node ("this process" for the coordinator's own slots),
+/// slots, grants, queued grants, busy seconds and fraction, moves in, bytes
+/// of state and of data received.
+nlohmann::json node_rows(const run_result& r);
 
 /// The short summary printed at the end of `actortrain run`.
 std::string format_summary(const run_result& r);

@@ -133,7 +133,7 @@
       s.append(table(['node', 'slots', 'grants', 'queued', 'busy', 'busy fraction', 'moves in', 'state in (MB)', 'data in (MB)'],
         run.nodes.map(n => [n.node, String(n.slots), String(n.grants), String(n.queued_grants),
                             duration(n.busy_seconds), `${Math.round(100 * n.busy_fraction)}%`,
-                            String(n.moves_in), mb(n.moved_bytes_in), mb(n.data_bytes_in)]),
+                            String(n.moves_in), mb(n.state_bytes_in), mb(n.data_bytes_in)]),
         [false, true, true, true, true, true, true, true, true]));
     }
     const d = el('details', {}, el('summary', {}, 'Experiment file'), el('pre', {}, run.experiment));

@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "actortrain/run.hpp"
+#include "results_format.hpp"
 
 namespace actortrain::app {
 
@@ -73,18 +74,6 @@ json run_summary(const report_inputs& in) {
                      {"grants", s.grants},
                      {"busy_seconds", seconds(s.busy_seconds)},
                      {"busy_fraction", rounded(s.busy_fraction, 3)}});
-  // With worker nodes: what each node did and what moved to it.
-  auto nodes = json::array();
-  for (const auto& n : r.nodes)
-    nodes.push_back({{"node", n.node.empty() ? "this process" : n.node},
-                     {"slots", n.slots},
-                     {"grants", n.grants},
-                     {"queued_grants", n.queued_grants},
-                     {"busy_seconds", seconds(n.busy_seconds)},
-                     {"busy_fraction", rounded(n.busy_fraction, 3)},
-                     {"moves_in", n.moves_in},
-                     {"moved_bytes_in", n.moved_bytes_in},
-                     {"data_bytes_in", n.data_bytes_in}});
   int64_t steps = 0;
   for (const auto& n : r.networks)
     steps += n.steps;
@@ -100,7 +89,7 @@ json run_summary(const report_inputs& in) {
           {"steps", steps},
           {"grants", in.grants.size()},
           {"slots", slots},
-          {"nodes", nodes},
+          {"nodes", node_rows(r)},
           {"experiment", p.experiment},
           {"experiment_path", p.experiment_path},
           {"experiment_hash", p.experiment_hash},

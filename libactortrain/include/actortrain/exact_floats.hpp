@@ -8,6 +8,7 @@
 #include <caf/detail/stringification_inspector.hpp>
 #include <caf/error.hpp>
 #include <caf/meta/load_callback.hpp>
+#include <caf/meta/type_name.hpp>
 
 namespace actortrain::detail {
 
@@ -31,13 +32,21 @@ using float_bits =
     std::conditional_t<sizeof(T) == sizeof(uint64_t), uint64_t, uint32_t>;
 
 /// `x` as it crosses nodes: a floating-point number or a vector of them by
-/// its bits, anything else as it is. Wrap each field of an inspect function
-/// in it; to_string shows the numbers.
+/// its bits, anything else as it is; to_string shows the numbers.
 template <class T> decltype(auto) exact(T& x) {
   if constexpr (std::is_floating_point_v<T> || is_float_vector<T>::value)
     return exact_ref<T>{&x};
   else
     return (x);
+}
+
+/// The inspection of a type that crosses nodes, named `type`: its fields in
+/// order, each through exact(), so that a floating-point field added later
+/// travels by its bits without anyone having to remember it.
+template <class Inspector, class... Ts>
+typename Inspector::result_type inspect_fields(Inspector& f, const char* type,
+                                               Ts&... fields) {
+  return f(caf::meta::type_name(type), exact(fields)...);
 }
 
 template <class Inspector, class T>

@@ -7,7 +7,6 @@
 
 #include <caf/error.hpp>
 #include <caf/expected.hpp>
-#include <caf/meta/type_name.hpp>
 
 #include "actortrain/exact_floats.hpp"
 #include "actortrain/option_keys.hpp"
@@ -98,21 +97,20 @@ caf::expected<experiment> load_experiment(const std::string& path);
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, network_config& x) {
-  return f(caf::meta::type_name("network_config"), x.model, x.optimizer,
-           x.train, x.label);
+  return detail::inspect_fields(f, "network_config", x.model, x.optimizer,
+                                x.train, x.label);
 }
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, search_range& x) {
-  return f(caf::meta::type_name("search_range"), x.key, x.log,
-           detail::exact(x.lo), detail::exact(x.hi));
+  return detail::inspect_fields(f, "search_range", x.key, x.log, x.lo, x.hi);
 }
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, experiment& x) {
-  return f(caf::meta::type_name("experiment"), x.name, x.data, x.base,
-           x.variants, x.scheduler, x.search_space, x.cluster, x.output,
-           x.source_text, x.source_path);
+  return detail::inspect_fields(
+      f, "experiment", x.name, x.data, x.base, x.variants, x.scheduler,
+      x.search_space, x.cluster, x.output, x.source_text, x.source_path);
 }
 
 } // namespace actortrain

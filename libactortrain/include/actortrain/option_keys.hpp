@@ -13,8 +13,6 @@
 #include <limits>
 #include <tuple>
 
-#include <caf/meta/type_name.hpp>
-
 #include "actortrain/exact_floats.hpp"
 #include "actortrain/options.hpp"
 
@@ -293,7 +291,7 @@ typename Inspector::result_type inspect_rows(Inspector& f, Section& x,
                                              const char* type) {
   return std::apply(
       [&](const auto&... row) {
-        return f(caf::meta::type_name(type), detail::exact(x.*(row.member))...);
+        return detail::inspect_fields(f, type, x.*(row.member)...);
       },
       section<Section>::rows);
 }

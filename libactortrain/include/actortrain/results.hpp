@@ -7,8 +7,6 @@
 #include <string>
 #include <vector>
 
-#include <caf/meta/type_name.hpp>
-
 #include "actortrain/choices.hpp"
 #include "actortrain/exact_floats.hpp"
 
@@ -34,10 +32,10 @@ struct epoch_metrics {
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, epoch_metrics& x) {
-  return f(caf::meta::type_name("epoch_metrics"), x.network_id, x.epoch,
-           x.steps, detail::exact(x.train_loss), detail::exact(x.test_loss),
-           detail::exact(x.test_accuracy), detail::exact(x.validation_loss),
-           detail::exact(x.validation_accuracy), detail::exact(x.seconds));
+  return detail::inspect_fields(f, "epoch_metrics", x.network_id, x.epoch,
+                                x.steps, x.train_loss, x.test_loss,
+                                x.test_accuracy, x.validation_loss,
+                                x.validation_accuracy, x.seconds);
 }
 
 /// Asynchronous replicas (train.sync = "async"): a network's gradient
@@ -52,8 +50,8 @@ struct staleness_count {
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, staleness_count& x) {
-  return f(caf::meta::type_name("staleness_count"), x.network_id, x.staleness,
-           x.applied, x.refused);
+  return detail::inspect_fields(f, "staleness_count", x.network_id, x.staleness,
+                                x.applied, x.refused);
 }
 
 /// One grant of a slot, as recorded in the schedule: its start and end in
@@ -83,9 +81,9 @@ struct grant_record {
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, grant_record& x) {
-  return f(caf::meta::type_name("grant_record"), x.network_id, x.slot,
-           detail::exact(x.start), detail::exact(x.end), x.steps, x.node,
-           x.moved_bytes, x.device, x.queued);
+  return detail::inspect_fields(f, "grant_record", x.network_id, x.slot,
+                                x.start, x.end, x.steps, x.node, x.moved_bytes,
+                                x.device, x.queued);
 }
 
 /// One decision of the adaptive search (scheduler.search): seconds on the
@@ -109,9 +107,9 @@ struct decision_record {
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, decision_record& x) {
-  return f(caf::meta::type_name("decision_record"), detail::exact(x.time),
-           x.network_id, x.epoch, x.rung, x.action, x.reason, x.donor,
-           x.old_hyperparameters, x.new_hyperparameters);
+  return detail::inspect_fields(f, "decision_record", x.time, x.network_id,
+                                x.epoch, x.rung, x.action, x.reason, x.donor,
+                                x.old_hyperparameters, x.new_hyperparameters);
 }
 
 /// Final state of a network. `cancelled`: a live session's user cancelled
@@ -167,12 +165,10 @@ struct network_outcome {
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, network_outcome& x) {
-  return f(caf::meta::type_name("network_outcome"), x.network_id, x.status,
-           x.error, x.stop_reason, x.epochs, x.steps,
-           detail::exact(x.train_loss), detail::exact(x.test_loss),
-           detail::exact(x.test_accuracy), detail::exact(x.seconds_per_step),
-           detail::exact(x.train_seconds), detail::exact(x.test_predictions),
-           x.weights);
+  return detail::inspect_fields(
+      f, "network_outcome", x.network_id, x.status, x.error, x.stop_reason,
+      x.epochs, x.steps, x.train_loss, x.test_loss, x.test_accuracy,
+      x.seconds_per_step, x.train_seconds, x.test_predictions, x.weights);
 }
 
 /// The result of one network as stored.

@@ -8,7 +8,6 @@
 #include <vector>
 
 #include <caf/actor.hpp>
-#include <caf/meta/type_name.hpp>
 
 #include "actortrain/exact_floats.hpp"
 #include "actortrain/experiment.hpp"
@@ -49,9 +48,9 @@ struct run_setup {
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, run_setup& x) {
-  return f(caf::meta::type_name("run_setup"), x.exp, x.data_hash,
-           x.model_hashes, x.model_files, x.coordinator, x.setup_networks,
-           x.custom_learner);
+  return detail::inspect_fields(f, "run_setup", x.exp, x.data_hash,
+                                x.model_hashes, x.model_files, x.coordinator,
+                                x.setup_networks, x.custom_learner);
 }
 
 /// Networks submitted to a live session, as a worker gets them: it expands
@@ -70,8 +69,8 @@ struct worker_submission {
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, worker_submission& x) {
-  return f(caf::meta::type_name("worker_submission"), x.configs, x.first_id,
-           x.first_group, x.model_hashes, x.model_files);
+  return detail::inspect_fields(f, "worker_submission", x.configs, x.first_id,
+                                x.first_group, x.model_hashes, x.model_files);
 }
 
 /// One quantum of a group of networks, to run on a worker's slot.
@@ -94,9 +93,9 @@ struct remote_quantum {
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, remote_quantum& x) {
-  return f(caf::meta::type_name("remote_quantum"), x.group_id, x.members,
-           x.states, x.cached, x.steps, x.epochs, detail::exact(x.seconds),
-           x.stopping, x.search);
+  return detail::inspect_fields(f, "remote_quantum", x.group_id, x.members,
+                                x.states, x.cached, x.steps, x.epochs,
+                                x.seconds, x.stopping, x.search);
 }
 
 /// One replica's part of a synchronous replicated step, computed on a
@@ -114,8 +113,8 @@ struct replica_work {
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, replica_work& x) {
-  return f(caf::meta::type_name("replica_work"), x.network_id, x.weights,
-           x.samples, x.batch);
+  return detail::inspect_fields(f, "replica_work", x.network_id, x.weights,
+                                x.samples, x.batch);
 }
 
 /// What a replica's part gives back: the gradient of its share of the
@@ -128,8 +127,7 @@ struct replica_gradient {
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, replica_gradient& x) {
-  return f(caf::meta::type_name("replica_gradient"), x.gradient,
-           detail::exact(x.loss));
+  return detail::inspect_fields(f, "replica_gradient", x.gradient, x.loss);
 }
 
 } // namespace actortrain

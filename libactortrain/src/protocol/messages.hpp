@@ -9,8 +9,6 @@
 #include <string>
 #include <vector>
 
-#include <caf/meta/type_name.hpp>
-
 #include "actortrain/exact_floats.hpp"
 #include "actortrain/results.hpp"
 
@@ -55,12 +53,11 @@ struct progress_report {
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, progress_report& x) {
-  return f(caf::meta::type_name("progress_report"), x.network_id, x.steps_done,
-           x.steps_total, x.epoch, detail::exact(x.loss),
-           detail::exact(x.seconds_per_step), x.quantum_steps,
-           detail::exact(x.quantum_seconds), x.finished, x.epochs, x.done,
-           x.state_bytes, x.moved_bytes, detail::exact(x.move_seconds),
-           detail::exact(x.hop_seconds), x.memory_bytes, x.out_of_memory);
+  return detail::inspect_fields(
+      f, "progress_report", x.network_id, x.steps_done, x.steps_total, x.epoch,
+      x.loss, x.seconds_per_step, x.quantum_steps, x.quantum_seconds,
+      x.finished, x.epochs, x.done, x.state_bytes, x.moved_bytes,
+      x.move_seconds, x.hop_seconds, x.memory_bytes, x.out_of_memory);
 }
 
 /// PBT's exploit, carried out before a quantum trains: a donor's learner
@@ -75,8 +72,8 @@ struct state_transplant {
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, state_transplant& x) {
-  return f(caf::meta::type_name("state_transplant"), x.network_id, x.learner,
-           detail::exact(x.lr_factor));
+  return detail::inspect_fields(f, "state_transplant", x.network_id, x.learner,
+                                x.lr_factor);
 }
 
 /// What an adaptive search (scheduler.search) asks of a quantum.
@@ -100,8 +97,9 @@ struct quantum_search {
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, quantum_search& x) {
-  return f(caf::meta::type_name("quantum_search"), x.validation, x.test,
-           x.epoch_boundaries, x.stop, x.keep_every, x.transplants);
+  return detail::inspect_fields(f, "quantum_search", x.validation, x.test,
+                                x.epoch_boundaries, x.stop, x.keep_every,
+                                x.transplants);
 }
 
 /// What a trainer tells the scheduler when it first asks for a slot.
@@ -135,11 +133,10 @@ struct trainer_info {
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, trainer_info& x) {
-  return f(caf::meta::type_name("trainer_info"), x.network_id, x.steps_total,
-           detail::exact(x.cost_hint), detail::exact(x.priority), x.members,
-           x.member_epochs, detail::exact(x.member_lrs),
-           detail::exact(x.member_priorities), x.slots, x.spans_nodes,
-           x.memory_bytes);
+  return detail::inspect_fields(
+      f, "trainer_info", x.network_id, x.steps_total, x.cost_hint, x.priority,
+      x.members, x.member_epochs, x.member_lrs, x.member_priorities, x.slots,
+      x.spans_nodes, x.memory_bytes);
 }
 
 /// What one quantum of training produced: the progress for the scheduler,
@@ -171,10 +168,10 @@ struct quantum_outcome {
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, quantum_outcome& x) {
-  return f(caf::meta::type_name("quantum_outcome"), x.progress, x.epochs,
-           x.outcome, x.failures, x.checkpoint, x.checkpoint_step,
-           x.checkpoint_retries, x.kept_state, x.kept_epoch, x.staleness,
-           x.out_of_memory);
+  return detail::inspect_fields(
+      f, "quantum_outcome", x.progress, x.epochs, x.outcome, x.failures,
+      x.checkpoint, x.checkpoint_step, x.checkpoint_retries, x.kept_state,
+      x.kept_epoch, x.staleness, x.out_of_memory);
 }
 
 /// Everything a network's training needs to continue on another node, taken
@@ -196,8 +193,9 @@ struct runner_state {
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, runner_state& x) {
-  return f(caf::meta::type_name("runner_state"), x.network_id, x.live,
-           x.last_good, x.last_good_step, x.retries, x.last_good_retries);
+  return detail::inspect_fields(f, "runner_state", x.network_id, x.live,
+                                x.last_good, x.last_good_step, x.retries,
+                                x.last_good_retries);
 }
 
 /// What one quantum of a trainer produced: one quantum_outcome per network
@@ -216,8 +214,8 @@ struct quantum_report {
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, quantum_report& x) {
-  return f(caf::meta::type_name("quantum_report"), x.networks, x.progress,
-           detail::exact(x.slot_seconds), x.memory_peak);
+  return detail::inspect_fields(f, "quantum_report", x.networks, x.progress,
+                                x.slot_seconds, x.memory_peak);
 }
 
 /// The aggregator's answer to `status`: networks with an outcome so far.
@@ -234,8 +232,8 @@ struct aggregator_status {
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, aggregator_status& x) {
-  return f(caf::meta::type_name("aggregator_status"), x.finished, x.failed,
-           x.latest, x.best);
+  return detail::inspect_fields(f, "aggregator_status", x.finished, x.failed,
+                                x.latest, x.best);
 }
 
 } // namespace actortrain

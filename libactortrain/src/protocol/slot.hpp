@@ -4,8 +4,6 @@
 #include <string>
 #include <vector>
 
-#include <caf/meta/type_name.hpp>
-
 #include "actortrain/exact_floats.hpp"
 #include "protocol/interfaces.hpp"
 
@@ -36,8 +34,8 @@ struct slot_info {
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, slot_info& x) {
-  return f(caf::meta::type_name("slot_info"), x.id, x.device, x.threads, x.node,
-           x.blas, x.memory_budget, x.queue_ahead);
+  return detail::inspect_fields(f, "slot_info", x.id, x.device, x.threads,
+                                x.node, x.blas, x.memory_budget, x.queue_ahead);
 }
 
 /// The scheduler's grant of a slot to a trainer: the slot, the actor that
@@ -61,8 +59,8 @@ struct slot_grant {
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, slot_grant& x) {
-  return f(caf::meta::type_name("slot_grant"), x.slot, x.executor, x.keeper,
-           x.alone, x.queued, detail::exact(x.hop_seconds));
+  return detail::inspect_fields(f, "slot_grant", x.slot, x.executor, x.keeper,
+                                x.alone, x.queued, x.hop_seconds);
 }
 
 /// A snapshot of the scheduler, for progress displays and tests.
@@ -76,7 +74,8 @@ struct slot_holder {
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, slot_holder& x) {
-  return f(caf::meta::type_name("slot_holder"), x.slot, x.device, x.network_id);
+  return detail::inspect_fields(f, "slot_holder", x.slot, x.device,
+                                x.network_id);
 }
 
 struct scheduler_status {
@@ -117,11 +116,11 @@ struct scheduler_status {
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, scheduler_status& x) {
-  return f(caf::meta::type_name("scheduler_status"), x.slots, x.busy, x.waiting,
-           x.grants, x.peak_busy, x.steps_done, x.holders, x.gang_grants,
-           detail::exact(x.longest_gang_wait), x.moves, x.moved_bytes,
-           x.memory_waits, x.out_of_memory, x.alone_grants, x.device_moves,
-           x.queued_grants);
+  return detail::inspect_fields(
+      f, "scheduler_status", x.slots, x.busy, x.waiting, x.grants, x.peak_busy,
+      x.steps_done, x.holders, x.gang_grants, x.longest_gang_wait, x.moves,
+      x.moved_bytes, x.memory_waits, x.out_of_memory, x.alone_grants,
+      x.device_moves, x.queued_grants);
 }
 
 } // namespace actortrain
