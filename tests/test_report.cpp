@@ -139,6 +139,17 @@ void check_all_painted(const nlohmann::json& probe) {
   }
 }
 
+/// Renders `report` and checks that it drew: no script error, the page
+/// ready, every chart painted.
+nlohmann::json render_drawn(const std::string& report,
+                            const std::string& work) {
+  auto probe = render(report, work);
+  CHECK_MESSAGE(probe["errors"].empty(), probe["errors"].dump());
+  CHECK(probe["ready"] == "true");
+  check_all_painted(probe);
+  return probe;
+}
+
 } // namespace
 
 TEST_CASE("the report of a real run renders in Chromium with every chart "
@@ -157,10 +168,7 @@ TEST_CASE("the report of a real run renders in Chromium with every chart "
   CHECK(page.find("src=\"http") == std::string::npos);
   CHECK(page.find("<script src") == std::string::npos);
   CHECK(page.find("Chart.js v3") != std::string::npos);
-  auto probe = render(dir / "out/report.html", dir.path());
-  CHECK_MESSAGE(probe["errors"].empty(), probe["errors"].dump());
-  CHECK(probe["ready"] == "true");
-  check_all_painted(probe);
+  auto probe = render_drawn(dir / "out/report.html", dir.path());
   // Curves of every metric recorded: 3 configurations' medians and bands,
   // and all 15 networks (a small run shows each).
   for (auto name :
@@ -213,10 +221,7 @@ TEST_CASE("the report of a searched run on a worker node shows the search's "
       fmt::format("{} run {} --output {} --quiet --workers {}", app(),
                   dir / "exp.toml", dir / "out", worker.address()));
   REQUIRE_MESSAGE(res.exit_code == 0, res.output);
-  auto probe = render(dir / "out/report.html", dir.path());
-  CHECK_MESSAGE(probe["errors"].empty(), probe["errors"].dump());
-  CHECK(probe["ready"] == "true");
-  check_all_painted(probe);
+  auto probe = render_drawn(dir / "out/report.html", dir.path());
   auto text = probe["text"].get<std::string>();
   CAPTURE(text);
   // Rungs at 1 epoch (the grace) and 3 (eta 3): all 9 networks are decided
@@ -251,10 +256,7 @@ TEST_CASE("the report of a run where every network failed still renders") {
   auto res = run_process(fmt::format("{} run {} --output {} --quiet", app(),
                                      dir / "exp.toml", dir / "out"));
   REQUIRE_MESSAGE(res.exit_code == 1, res.output);
-  auto probe = render(dir / "out/report.html", dir.path());
-  CHECK_MESSAGE(probe["errors"].empty(), probe["errors"].dump());
-  CHECK(probe["ready"] == "true");
-  check_all_painted(probe);
+  auto probe = render_drawn(dir / "out/report.html", dir.path());
   auto text = probe["text"].get<std::string>();
   CHECK(text.find("No network finished.") != std::string::npos);
   CHECK(text.find("5 network(s) failed") != std::string::npos);
