@@ -18,15 +18,21 @@
 #include <thread>
 #include <unistd.h>
 
+#include <caf/actor_system.hpp>
+#include <caf/scoped_actor.hpp>
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 #include <sqlite3.h>
 
+#include "actors/aggregator.hpp"
 #include "actortrain/error.hpp"
 #include "actortrain/learner.hpp"
 #include "actortrain/run.hpp"
 #include "actortrain/session.hpp"
 #include "actortrain/store.hpp"
+#include "protocol/interfaces.hpp"
+#include "protocol/type_ids.hpp"
+#include "setup/run_context.hpp"
 #include "scripted_models.hpp"
 #include "store/atomic_files.hpp"
 #include "test_support.hpp"
@@ -1291,4 +1297,57 @@ TEST_CASE("a store written before grants recorded devices reads and gains "
   REQUIRE(static_cast<bool>(after));
   CHECK(std::count_if(after->begin(), after->end(),
                       [](const auto& g) { return g.device == "cuda:1"; }) == 1);
+}
+
+TEST_CASE("a cluster trainer's fall back: the aggregator reads back each "
+          "network's newest intact checkpoint, stored or still pending") {
+  temp_dir dir;
+  write_text(dir / "exp.toml", resumable_toml);
+  auto exp = load_experiment(dir / "exp.toml");
+  REQUIRE(static_cast<bool>(exp));
+  auto specs = expand(*exp);
+  auto store = results_store::create(dir / "results.db");
+  REQUIRE(static_cast<bool>(store));
+  REQUIRE_FALSE((*store)->begin_run(*exp, specs, task_kind::classification));
+  fs::create_directories(dir / "checkpoints");
+  aggregator_config cfg;
+  cfg.store = std::move(*store);
+  cfg.specs = specs;
+  cfg.group_labels = {"default"};
+  cfg.output_dir = dir.path();
+  cfg.layout = output_layout::files;
+  caf::actor_system sys{test::actor_config()};
+  auto agg = sys.spawn(aggregator, cfg);
+  caf::scoped_actor self{sys};
+  auto read_back = [&](std::vector<uint64_t> ids) {
+    std::vector<runner_state> states;
+    self->request(agg, caf::infinite, checkpoint_atom_v, std::move(ids))
+        .receive([&](std::vector<runner_state>& s) { states = std::move(s); },
+                 [&](caf::error& err) { FAIL(to_string_pretty(err)); });
+    return states;
+  };
+  std::vector<char> older(1000, 'a');
+  std::vector<char> newer(2000, 'b');
+  // Sent just before the request, as a trainer does: not yet stored when
+  // it arrives.
+  self->send(agg, checkpoint_atom_v, uint64_t{1}, int64_t{30}, older);
+  self->send(agg, checkpoint_atom_v, uint64_t{1}, int64_t{60}, newer);
+  auto states = read_back({1, 2});
+  REQUIRE(states.size() == 2);
+  CHECK(states[0].network_id == 1);
+  CHECK(states[0].last_good == newer);
+  CHECK(states[0].last_good_step == 60);
+  CHECK(states[0].live.empty());
+  // Network 2 has none: it starts over.
+  CHECK(states[1].network_id == 2);
+  CHECK(states[1].last_good.empty());
+  // A damaged newest file: the one before it.
+  auto newest = dir / ("checkpoints/" + specs.at(1).name + "-step60.ckpt");
+  REQUIRE(fs::exists(newest));
+  write_text(newest, "damaged");
+  states = read_back({1});
+  REQUIRE(states.size() == 1);
+  CHECK(states[0].last_good == older);
+  CHECK(states[0].last_good_step == 30);
+  self->send_exit(agg, caf::exit_reason::user_shutdown);
 }

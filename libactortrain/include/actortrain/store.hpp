@@ -228,6 +228,18 @@ public:
   caf::expected<std::vector<char>>
   checkpoint_bytes(uint64_t network_id, const checkpoint_entry& c) const;
 
+  /// A network's newest intact checkpoint: its step and bytes.
+  struct checkpoint_read {
+    int64_t step = 0;
+    std::vector<char> bytes;
+  };
+
+  /// The newest of a network's recorded checkpoints whose bytes are intact
+  /// (a truncated or corrupt one falls back to the one before); none when
+  /// it has none.
+  caf::expected<std::optional<checkpoint_read>>
+  latest_checkpoint(uint64_t network_id) const;
+
   /// Appends part of the schedule, in one transaction.
   caf::error add_grants(const std::vector<grant_record>& records);
   /// Appends decisions of the adaptive search, in one transaction.

@@ -274,6 +274,7 @@ void flush_files(aggregator_self* self) {
   auto outcomes = std::move(st.pending_outcomes);
   st.pending_checkpoints.clear();
   st.pending_outcomes.clear();
+  st.pending_bytes = 0;
   if (checkpoints.empty() && outcomes.empty())
     return;
   auto plan = plan_flush(cfg, checkpoints, outcomes);
@@ -321,7 +322,8 @@ void flush_files(aggregator_self* self) {
 /// message to itself queues behind them), or until there are many.
 void schedule_flush(aggregator_self* self) {
   auto& st = self->state;
-  if (st.pending_checkpoints.size() + st.pending_outcomes.size() >= 256) {
+  if (st.pending_checkpoints.size() + st.pending_outcomes.size() >= 256 ||
+      st.pending_bytes >= aggregator_state::flush_bytes) {
     flush_files(self);
     return;
   }
@@ -367,8 +369,30 @@ aggregator(aggregator_actor::stateful_pointer<aggregator_state> self,
       },
       [=](checkpoint_atom, uint64_t id, int64_t step,
           std::vector<char>& bytes) {
-        self->state.pending_checkpoints.push_back({id, step, std::move(bytes)});
+        auto& st = self->state;
+        st.pending_bytes += static_cast<int64_t>(bytes.size());
+        st.pending_checkpoints.push_back({id, step, std::move(bytes)});
         schedule_flush(self);
+      },
+      [=](checkpoint_atom, const std::vector<uint64_t>& ids)
+          -> caf::result<std::vector<runner_state>> {
+        // The checkpoints received so far are stored first: the trainer
+        // asking sent its newest before it asked.
+        flush_files(self);
+        std::vector<runner_state> states;
+        for (auto id : ids) {
+          auto latest = self->state.config.store->latest_checkpoint(id);
+          if (!latest)
+            return latest.error();
+          runner_state s;
+          s.network_id = id;
+          if (*latest) {
+            s.last_good = std::move((*latest)->bytes);
+            s.last_good_step = (*latest)->step;
+          }
+          states.push_back(std::move(s));
+        }
+        return states;
       },
       [=](flush_atom) {
         self->state.epochs_flush_scheduled = false;
@@ -407,7 +431,10 @@ aggregator(aggregator_actor::stateful_pointer<aggregator_state> self,
         }
       },
       [=](outcome_atom, network_outcome& o) {
-        self->state.pending_outcomes.push_back(std::move(o));
+        auto& st = self->state;
+        st.pending_bytes += static_cast<int64_t>(
+            o.weights.size() + o.test_predictions.size() * sizeof(float));
+        st.pending_outcomes.push_back(std::move(o));
         schedule_flush(self);
       },
       [=](status_atom, const std::vector<uint64_t>& ids) {

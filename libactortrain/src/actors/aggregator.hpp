@@ -69,6 +69,11 @@ struct aggregator_state {
   };
   std::vector<pending_checkpoint> pending_checkpoints;
   std::vector<network_outcome> pending_outcomes;
+  /// Their bytes (checkpoints, weights, predictions): a batch is written
+  /// once it holds `flush_bytes`, so large networks' states do not pile up
+  /// in memory while their messages keep coming.
+  int64_t pending_bytes = 0;
+  static constexpr int64_t flush_bytes = int64_t{64} << 20;
   bool flush_scheduled = false;
   /// The first storage error; the run reports it at the end.
   caf::error storage_error;

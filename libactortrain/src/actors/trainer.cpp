@@ -238,8 +238,8 @@ progress_report group_progress(trainer_actor* self,
       p.steps_done > 0 ? seconds / static_cast<double>(p.steps_done) : 0;
   p.finished = st.unfinished.empty();
   p.state_bytes = 0;
-  for (const auto& [id, s] : st.fallback)
-    p.state_bytes += static_cast<int64_t>(s.last_good.size());
+  for (const auto& [id, c] : st.checkpoints)
+    p.state_bytes += c.bytes;
   p.moved_bytes = std::exchange(st.moved_bytes, 0);
   p.move_seconds = std::exchange(st.move_seconds, 0.0);
   p.hop_seconds = std::exchange(st.hop_seconds, 0.0);
@@ -282,7 +282,7 @@ void drop_replayed(trainer_actor* self, quantum_report& report,
 }
 
 /// The node holding the group's live models was lost (or could not hand
-/// them over): the group goes on from the coordinator's copies, and what
+/// them over): the group goes on from its latest checkpoints, and what
 /// it trains again is not delivered twice.
 void fall_back(trainer_actor* self) {
   auto& st = self->state;
@@ -300,22 +300,11 @@ void fall_back(trainer_actor* self) {
   }
 }
 
-/// The states the coordinator keeps: each unfinished network's latest
-/// checkpoint, or a fresh start.
-std::vector<runner_state> fallback_states(trainer_actor* self) {
-  auto& st = self->state;
-  std::vector<runner_state> states;
-  for (auto id : st.unfinished) {
-    auto it = st.fallback.find(id);
-    if (it != st.fallback.end()) {
-      states.push_back(it->second);
-    } else {
-      runner_state fresh;
-      fresh.network_id = id;
-      states.push_back(std::move(fresh));
-    }
-  }
-  return states;
+slot_ids ids_of(const std::vector<slot_grant>& grants) {
+  slot_ids ids;
+  for (const auto& g : grants)
+    ids.push_back(g.slot.id);
+  return ids;
 }
 
 /// Counts a move's bytes and time for the next progress report.
@@ -343,15 +332,14 @@ void book(trainer_actor* self, const slot_grant& where,
       st.unfinished.erase(
           std::remove(st.unfinished.begin(), st.unfinished.end(), id),
           st.unfinished.end());
-      st.fallback.erase(id);
+      st.checkpoints.erase(id);
     } else if (!out.checkpoint.empty()) {
-      auto& s = st.fallback[id];
-      s.network_id = id;
-      s.live.clear();
-      s.last_good = out.checkpoint;
-      s.last_good_step = out.checkpoint_step;
-      s.retries = out.checkpoint_retries;
-      s.last_good_retries = out.checkpoint_retries;
+      auto& c = st.checkpoints[id];
+      c.bytes = static_cast<int64_t>(out.checkpoint.size());
+      c.retries_at_step[out.checkpoint_step] = out.checkpoint_retries;
+      // The store keeps a network's two newest.
+      while (c.retries_at_step.size() > 2)
+        c.retries_at_step.erase(c.retries_at_step.begin());
     }
   }
   st.live = trainer_state::live_models{where.executor.node(), where.keeper};
@@ -413,9 +401,7 @@ void run_local(trainer_actor* self, const std::vector<slot_grant>& grants,
   // Networks not done before this quantum: if a slot fails, these fail
   // with it.
   auto pending = cluster ? st.unfinished : group->unfinished();
-  slot_ids ids;
-  for (const auto& g : grants)
-    ids.push_back(g.slot.id);
+  auto ids = ids_of(grants);
   // A synchronous replicated network's worker slots compute their parts
   // there, sent from the leader's thread (they get no job).
   std::vector<slot_grant> here;
@@ -623,11 +609,42 @@ void run_at(trainer_actor* self, const std::vector<slot_grant>& grants,
     run_remote(self, grants.front(), std::move(moved));
 }
 
+/// Runs a quantum on `grants` from the networks' latest checkpoints: the
+/// node holding the live models was lost. The aggregator reads them back
+/// from the store (after storing those it has not yet); the trainer waits
+/// for them, holding the slots, and handles nothing else meanwhile.
+void run_from_checkpoints(trainer_actor* self, std::vector<slot_grant> grants) {
+  auto& st = self->state;
+  fall_back(self);
+  self->request(st.config.aggregator, caf::infinite, checkpoint_atom_v,
+                st.unfinished)
+      .await(
+          [=](std::vector<runner_state>& states) {
+            const auto& taken = self->state.checkpoints;
+            for (auto& s : states) {
+              auto c = taken.find(s.network_id);
+              if (c == taken.end() || s.last_good.empty())
+                continue;
+              auto r = c->second.retries_at_step.find(s.last_good_step);
+              if (r != c->second.retries_at_step.end())
+                s.retries = s.last_good_retries = r->second;
+            }
+            run_at(self, grants, std::move(states));
+          },
+          [=](caf::error& err) {
+            fail_all(self, ids_of(grants), self->state.unfinished,
+                     fmt::format("the networks' checkpoints could not be "
+                                 "read back to go on after the node training "
+                                 "them was lost: {}",
+                                 to_string_pretty(err)));
+          });
+}
+
 /// Starts a quantum on `grants` once the group's state is where they are:
 /// the live models stay on the node of the last quantum, and move (from
 /// this process, or handed over by a worker's keeper) only when the slots
 /// are on another node. A group whose node was lost goes on from the
-/// coordinator's copies.
+/// latest checkpoints.
 void start(trainer_actor* self, std::vector<slot_grant> grants) {
   auto& st = self->state;
   st.device = grants.front().slot.device;
@@ -643,8 +660,7 @@ void start(trainer_actor* self, std::vector<slot_grant> grants) {
   }
   auto since = std::chrono::steady_clock::now();
   if (!st.live || (st.live->node != self->node() && !st.live->keeper)) {
-    fall_back(self);
-    run_at(self, grants, fallback_states(self));
+    run_from_checkpoints(self, std::move(grants));
     return;
   }
   if (st.live->node == self->node()) {
@@ -652,10 +668,7 @@ void start(trainer_actor* self, std::vector<slot_grant> grants) {
     try {
       states = st.group->export_states();
     } catch (const std::exception& e) {
-      slot_ids ids;
-      for (const auto& g : grants)
-        ids.push_back(g.slot.id);
-      fail_all(self, ids, st.unfinished,
+      fail_all(self, ids_of(grants), st.unfinished,
                fmt::format("the networks' states could not be written to "
                            "move them to another node: {}",
                            e.what()));
@@ -683,8 +696,7 @@ void start(trainer_actor* self, std::vector<slot_grant> grants) {
       note_move(self, *states, since);
       run_at(self, grants, std::move(states));
     } else {
-      fall_back(self);
-      run_at(self, grants, fallback_states(self));
+      run_from_checkpoints(self, grants);
     }
   };
   self->request(keeper, caf::infinite, export_atom_v, st.group->id())
@@ -713,8 +725,7 @@ caf::behavior trainer(trainer_actor* self, std::shared_ptr<network_group> group,
       // copies go where the group was granted.
       auto grants = std::move(st.moving->grants);
       st.moving.reset();
-      fall_back(self);
-      run_at(self, grants, fallback_states(self));
+      run_from_checkpoints(self, std::move(grants));
       return;
     }
     if (st.in_flight && st.in_flight->executor &&

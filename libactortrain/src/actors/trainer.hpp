@@ -57,16 +57,24 @@ struct trainer_state {
   std::vector<uint64_t> unfinished;
   /// Where the group's live models are: the node its last quantum ran on
   /// and, on a worker, the keeper that hands their states over. Empty when
-  /// that node was lost: the group goes on from `fallback`.
+  /// that node was lost: the group goes on from `checkpoints`.
   struct live_models {
     caf::node_id node;
     state_keeper_actor keeper;
   };
   std::optional<live_models> live;
-  /// The coordinator's copy of each network's state, for when the node
-  /// holding the live one is lost: its latest checkpoint (none: the
-  /// network starts over). At most the work since then is lost.
-  std::map<uint64_t, runner_state> fallback;
+  /// Each unfinished network's latest checkpoint, the state to go on from
+  /// when the node holding the live one is lost (none: the network starts
+  /// over; at most the work since then is lost). Its bytes went to the
+  /// aggregator, which stores them and reads them back for a fall back:
+  /// the coordinator's memory does not grow with the networks' states.
+  /// Kept here: the retries done at its step (the store does not record
+  /// them; both of the steps the store keeps) and its size.
+  struct checkpoint_taken {
+    int64_t bytes = 0;
+    std::map<int64_t, int64_t> retries_at_step;
+  };
+  std::unordered_map<uint64_t, checkpoint_taken> checkpoints;
   /// States asked of a worker's keeper for a move, and the slot granted
   /// meanwhile (the keeper is watched: a lost worker ends the wait).
   struct move_in_flight {

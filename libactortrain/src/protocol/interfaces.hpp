@@ -24,6 +24,8 @@ using aggregator_actor = caf::typed_actor<
     caf::reacts_to<staleness_atom, std::vector<staleness_count>>,
     caf::reacts_to<kept_atom, uint64_t, int64_t, std::vector<char>>,
     caf::reacts_to<checkpoint_atom, uint64_t, int64_t, std::vector<char>>,
+    caf::replies_to<checkpoint_atom,
+                    std::vector<uint64_t>>::with<std::vector<runner_state>>,
     caf::reacts_to<outcome_atom, network_outcome>,
     caf::reacts_to<schedule_atom, std::vector<grant_record>>,
     caf::reacts_to<data_atom, std::string, uint64_t>,

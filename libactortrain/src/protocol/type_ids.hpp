@@ -70,7 +70,10 @@ CAF_ADD_ATOM(actortrain, actortrain, quantum_atom, "quantum")
 CAF_ADD_ATOM(actortrain, actortrain, epoch_atom, "epoch")
 // trainer -> aggregator: (network, step, reason) of a failure that is retried.
 CAF_ADD_ATOM(actortrain, actortrain, failure_atom, "failure")
-// trainer -> aggregator: (network, step, snapshot bytes) to store.
+// trainer -> aggregator: (network, step, snapshot bytes) to store; and
+// (std::vector<uint64_t> networks) -> std::vector<runner_state>: their
+// newest stored checkpoints, which a cluster run's trainer goes on from
+// when the node holding its live models is lost.
 CAF_ADD_ATOM(actortrain, actortrain, checkpoint_atom, "checkpoint")
 // trainer -> aggregator: (std::vector<staleness_count>) asynchronous
 // replicas' pushes of a quantum, by staleness, to add to the store's.

@@ -177,16 +177,12 @@ caf::error plan_resume(results_store& store,
       plan.resumed_cancelled.push_back(n.id);
       continue;
     }
-    auto entries = store.checkpoints(n.id);
-    if (!entries)
-      return entries.error();
-    // Newest first; a truncated or corrupt file falls back to the one before.
-    for (const auto& c : *entries) {
-      if (auto bytes = store.checkpoint_bytes(n.id, c)) {
-        plan.snapshots.emplace(n.id, std::move(*bytes));
-        resumed_step[n.id] = c.step;
-        break;
-      }
+    auto latest = store.latest_checkpoint(n.id);
+    if (!latest)
+      return latest.error();
+    if (*latest) {
+      plan.snapshots.emplace(n.id, std::move((*latest)->bytes));
+      resumed_step[n.id] = (*latest)->step;
     }
   }
   if (auto err = search_history_of(store, prior, resumed_step, plan))

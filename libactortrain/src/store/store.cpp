@@ -1489,6 +1489,17 @@ results_store::checkpoint_bytes(uint64_t network_id,
   return checked(st.blob(0), c.bytes, c.crc32, where);
 }
 
+caf::expected<std::optional<results_store::checkpoint_read>>
+results_store::latest_checkpoint(uint64_t network_id) const {
+  auto entries = checkpoints(network_id);
+  if (!entries)
+    return entries.error();
+  for (const auto& c : *entries)
+    if (auto bytes = checkpoint_bytes(network_id, c))
+      return checkpoint_read{c.step, std::move(*bytes)};
+  return std::optional<checkpoint_read>{};
+}
+
 caf::error results_store::add_data_sent(const std::string& node,
                                         uint64_t bytes) {
   statement st{*statements_,

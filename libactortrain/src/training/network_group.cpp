@@ -166,7 +166,12 @@ quantum_report network_group::run_quantum(const slot_info& slot,
     for (const auto& t : limits.search.transplants)
       if (t.network_id == m.spec().id)
         m.transplant(t.learner, t.lr_factor);
-    m.guarded(outs[i], [&] { m.prepare(slot); });
+    m.guarded(outs[i], [&] {
+      m.prepare(slot);
+      // The steps a restore brings (a move, a fall back, a resume) are not
+      // this quantum's.
+      marks[i] = m.begin_quantum();
+    });
     // The search stopped it: it finishes where it is, with its weights.
     const auto& stop = limits.search.stop;
     if (m.ready() &&
