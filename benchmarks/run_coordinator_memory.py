@@ -8,6 +8,10 @@ from wait4) and, with heaptrack installed, its peak heap, for each build and
 network count side by side.
 
 usage: run_coordinator_memory.py [--build DIR ...] [--networks N,...]
+                                 [--unwritten-mb M,...]
+
+--unwritten-mb runs the last build once more per value of output.unwritten_mb
+(builds before the key refuse it).
 """
 import argparse
 import os
@@ -34,7 +38,7 @@ slots = 1
 policy = "round_robin"
 [cluster]
 hop_share = 0
-"""
+{output}"""
 
 
 def start_worker(app, log):
@@ -84,26 +88,31 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--build", action="append")
     ap.add_argument("--networks", default="24,48")
+    ap.add_argument("--unwritten-mb", default="")
     a = ap.parse_args()
     builds = a.build or ["build"]
     counts = [int(n) for n in a.networks.split(",")]
-    print("| build | networks | coordinator peak RSS (MB) | peak heap (MB) "
-          "| wall (s) |")
-    print("|---|---:|---:|---:|---:|")
+    limits = [""] + [m for m in a.unwritten_mb.split(",") if m]
+    print("| build | networks | output.unwritten_mb | coordinator peak RSS "
+          "(MB) | peak heap (MB) | wall (s) |")
+    print("|---|---:|---:|---:|---:|---:|")
     with tempfile.TemporaryDirectory() as tmp, \
             open(os.path.join(tmp, "log"), "w") as log:
         for n in counts:
-            exp = os.path.join(tmp, f"exp{n}.toml")
-            with open(exp, "w") as f:
-                f.write(EXPERIMENT.format(networks=n))
-            for build in builds:
-                app = os.path.join(build, "apps/actortrain/actortrain")
-                out = os.path.join(tmp, "out")
-                wall, rss = run_once(app, exp, out, log)
-                heap = peak_heap(app, exp, out, log, tmp)
-                print(f"| {build} | {n} | {rss:.0f} | "
-                      f"{'-' if heap is None else f'{heap:.0f}'} "
-                      f"| {wall:.1f} |", flush=True)
+            for limit in limits:
+                output = f"[output]\nunwritten_mb = {limit}\n" if limit else ""
+                exp = os.path.join(tmp, f"exp{n}-{limit}.toml")
+                with open(exp, "w") as f:
+                    f.write(EXPERIMENT.format(networks=n, output=output))
+                for build in builds if not limit else builds[-1:]:
+                    app = os.path.join(build, "apps/actortrain/actortrain")
+                    out = os.path.join(tmp, "out")
+                    wall, rss = run_once(app, exp, out, log)
+                    heap = peak_heap(app, exp, out, log, tmp)
+                    print(f"| {build} | {n} | {limit or 'default'} "
+                          f"| {rss:.0f} "
+                          f"| {'-' if heap is None else f'{heap:.0f}'} "
+                          f"| {wall:.1f} |", flush=True)
 
 
 if __name__ == "__main__":

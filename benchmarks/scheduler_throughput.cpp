@@ -55,7 +55,7 @@ double measure(caf::actor_system& sys, policy_kind policy, int64_t trainers,
       sys.spawn(scheduler, grants,
                 std::shared_ptr<scheduling_policy>{make_policy(policy)},
                 aggregator_actor{}, static_cast<size_t>(trainers),
-                search_settings{}, search_history{}, 0.0);
+                search_settings{}, search_history{}, 0.0, nullptr);
   auto done = std::make_shared<std::atomic<int64_t>>(0);
   auto t0 = std::chrono::steady_clock::now();
   for (int64_t i = 0; i < trainers; ++i)

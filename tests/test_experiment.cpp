@@ -479,6 +479,10 @@ local = false
 handshake_seconds = 3
 hop_share = 0.1
 queue_ahead = false
+[output]
+layout = "files"
+final_state = false
+unwritten_mb = 5
 )",
                               "every-key.toml");
   REQUIRE_MESSAGE(exp, to_string_pretty(exp.error()));
@@ -500,6 +504,7 @@ queue_ahead = false
   differs(exp->scheduler, defaults.scheduler,
           keys::section_tag<scheduler_options>{});
   differs(exp->cluster, defaults.cluster, keys::section_tag<cluster_options>{});
+  differs(exp->output, defaults.output, keys::section_tag<output_options>{});
   CHECK(exp->base.optimizer.kind == optimizer_kind::sgd);
   CHECK(exp->scheduler.policy == policy_kind::priority);
   CHECK(exp->data.task == task_kind::regression);

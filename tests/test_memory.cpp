@@ -132,9 +132,10 @@ caf::behavior trainer(caf::event_based_actor* self, scheduler_actor sched,
 scheduler_actor fake_scheduler(caf::actor_system& sys,
                                const std::vector<slot_grant>& slots,
                                policy_kind policy = policy_kind::fifo) {
-  return sys.spawn(
-      scheduler, slots, std::shared_ptr<scheduling_policy>{make_policy(policy)},
-      aggregator_actor{}, size_t{0}, search_settings{}, search_history{}, 0.0);
+  return sys.spawn(scheduler, slots,
+                   std::shared_ptr<scheduling_policy>{make_policy(policy)},
+                   aggregator_actor{}, size_t{0}, search_settings{},
+                   search_history{}, 0.0, nullptr);
 }
 
 /// Spawns a fake trainer for each of `scripts` and waits (at most 60 s)

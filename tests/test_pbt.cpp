@@ -161,7 +161,7 @@ TEST_CASE("a donor's trainer refuses a state it does not hold") {
     auto sched = sys.spawn(
         scheduler, std::vector<slot_grant>{},
         std::shared_ptr<scheduling_policy>{make_policy(policy_kind::fifo)},
-        aggregator_actor{}, size_t{1}, search, search_history{}, 0.0);
+        aggregator_actor{}, size_t{1}, search, search_history{}, 0.0, nullptr);
     trainer_config tcfg;
     tcfg.scheduler = sched;
     auto t = sys.spawn(trainer, group, tcfg);

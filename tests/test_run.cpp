@@ -3,9 +3,11 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <mutex>
 #include <set>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "actortrain/error.hpp"
 #include "actortrain/learner.hpp"
@@ -273,6 +275,39 @@ TEST_CASE("fused results do not depend on the slot count, the quantum or "
     check_same_bits_on_any_slots(dir / name_of(activation), exp,
                                  {{2, 0}, {3, 0}, {2, 3}, {3, 2}});
   }
+}
+
+TEST_CASE("a run whose store writes more slowly than it trains waits for "
+          "the store, with the same results") {
+  temp_dir dir;
+  auto exp = test::tiny_experiment(4, 3);
+  // Checkpoints of 2.4 MB: each one alone is more than a limit of 1 MB, so
+  // no quantum starts before the one before was written.
+  exp.base.model.hidden = {768, 768};
+  exp.output.unwritten_mb = 0;
+  run_options free;
+  free.output_dir = dir / "free";
+  run_ok(exp, free);
+  exp.output.unwritten_mb = 1;
+  std::mutex mutex;
+  std::vector<std::string> events;
+  run_options held;
+  held.output_dir = dir / "held";
+  held.on_event = [&](const std::string& line) {
+    std::lock_guard<std::mutex> guard{mutex};
+    events.push_back(line);
+  };
+  auto result = run_ok(exp, held);
+  CHECK(result.count(network_status::finished) == 4);
+  CHECK(test::stored_weights(dir / "held") ==
+        test::stored_weights(dir / "free"));
+  std::string waited;
+  for (const auto& e : events)
+    if (e.find("the store wrote more slowly") != std::string::npos)
+      waited = e;
+  INFO(fmt::format("{}", fmt::join(events, "\n")));
+  CHECK(waited.find("output.unwritten_mb = 1)") != std::string::npos);
+  CHECK(waited.find("MB unwritten") != std::string::npos);
 }
 
 TEST_CASE("1,000 tiny trainers in one process all finish") {

@@ -79,7 +79,9 @@ caf::behavior fake_trainer(caf::event_based_actor* self, scheduler_actor sched,
 
 /// A FIFO scheduler over `n` real slot executors; stops them all when done.
 struct scheduler_fixture {
-  scheduler_fixture(caf::actor_system& sys, int n) : sys(sys) {
+  scheduler_fixture(caf::actor_system& sys, int n,
+                    std::shared_ptr<store_backlog> unwritten = nullptr)
+      : sys(sys) {
     for (int i = 0; i < n; ++i) {
       slot_info info;
       info.id = static_cast<uint32_t>(i);
@@ -89,8 +91,8 @@ struct scheduler_fixture {
     sched = sys.spawn(
         scheduler, slots,
         std::shared_ptr<scheduling_policy>{make_policy(policy_kind::fifo)},
-        aggregator_actor{}, size_t{0}, search_settings{}, search_history{},
-        0.0);
+        aggregator_actor{}, size_t{0}, search_settings{}, search_history{}, 0.0,
+        std::move(unwritten));
   }
 
   ~scheduler_fixture() {
@@ -171,6 +173,50 @@ TEST_CASE("a trainer that dies holding a slot gives it back") {
       },
       caf::after(5s) >> [] {});
   CHECK(granted);
+}
+
+TEST_CASE("no quantum starts while the store has more than its limit to "
+          "write, and quanta go on once it caught up") {
+  caf::actor_system sys{test::actor_config()};
+  auto unwritten = std::make_shared<store_backlog>(1000);
+  scheduler_fixture fx{sys, 1, unwritten};
+  auto& sched = fx.sched;
+  caf::scoped_actor self{sys};
+  // A trainer sent 1,500 bytes the aggregator has not written yet.
+  unwritten->sent(1500);
+  self->send(sched, acquire_atom_v, trainer_info{0, 1, 1, 0, {}, {}, {}, {}});
+  bool granted = false;
+  self->receive([&](grant_atom, const slot_grant&) { granted = true; },
+                caf::after(300ms) >> [] {});
+  CHECK_FALSE(granted);
+  auto s = status_of(self, sched);
+  CHECK(s.busy == 0);
+  CHECK(s.waiting == 1);
+  CHECK(s.store_waits == 1);
+  CHECK(s.unwritten_peak == 1500);
+  // Down to the limit: the free slot goes out.
+  unwritten->written(500);
+  self->receive([&](grant_atom, const slot_grant&) { granted = true; },
+                caf::after(5s) >> [] {});
+  CHECK(granted);
+  // Over it again: the slot's next holder waits, however often the
+  // scheduler looks.
+  unwritten->sent(2000);
+  self->send(sched, acquire_atom_v, trainer_info{1, 1, 1, 0, {}, {}, {}, {}});
+  progress_report p;
+  p.network_id = 0;
+  p.finished = true;
+  self->send(sched, release_atom_v, uint32_t{0}, p);
+  granted = false;
+  self->receive([&](grant_atom, const slot_grant&) { granted = true; },
+                caf::after(300ms) >> [] {});
+  CHECK_FALSE(granted);
+  CHECK(status_of(self, sched).store_waits == 2);
+  unwritten->written(2000);
+  self->receive([&](grant_atom, const slot_grant&) { granted = true; },
+                caf::after(5s) >> [] {});
+  CHECK(granted);
+  CHECK(status_of(self, sched).unwritten_peak == 3000);
 }
 
 TEST_CASE("a release from an actor that does not hold the slot is ignored") {
@@ -266,7 +312,7 @@ gang_observations run_virtual(caf::actor_system& sys, int slots,
       sys.spawn(scheduler, grants,
                 std::shared_ptr<scheduling_policy>{make_policy(policy)},
                 aggregator_actor{}, trainers.size(), search_settings{},
-                search_history{}, 0.0);
+                search_history{}, 0.0, nullptr);
   gang_observations obs;
   std::vector<double> free_since(static_cast<size_t>(slots), 0);
   std::vector<int> holder(static_cast<size_t>(slots), -1);

@@ -259,9 +259,10 @@ template <> struct section<output_options> {
   static constexpr const char* name = "output";
   static constexpr const char* type_name = "output_options";
   // A resumed run may change it: each stored file records where it lies.
-  static constexpr auto rows =
-      std::make_tuple(key("layout", &S::layout, running),
-                      key("final_state", &S::final_state, running));
+  static constexpr auto rows = std::make_tuple(
+      key("layout", &S::layout, running),
+      key("final_state", &S::final_state, running),
+      key("unwritten_mb", &S::unwritten_mb, running).in(at_least(0)));
 };
 
 /// Calls f(row) for each row of Section's table, in order.

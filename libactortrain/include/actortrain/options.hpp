@@ -232,6 +232,12 @@ struct output_options {
   /// optimizer state, data position), so that a larger train.epochs
   /// continues from it; about three times the weights' bytes with Adam.
   bool final_state = true;
+  /// The most megabytes of checkpoints and results the coordinator holds
+  /// that the store has not written yet: while more wait, no new quantum
+  /// starts, so a run that trains faster than its store writes slows to
+  /// the store's pace instead of filling the coordinator's memory. 0: no
+  /// limit.
+  int64_t unwritten_mb = 1024;
 };
 
 } // namespace actortrain

@@ -272,9 +272,9 @@ void flush_files(aggregator_self* self) {
   flush_epochs(self);
   auto checkpoints = std::move(st.pending_checkpoints);
   auto outcomes = std::move(st.pending_outcomes);
+  auto bytes = std::exchange(st.pending_bytes, 0);
   st.pending_checkpoints.clear();
   st.pending_outcomes.clear();
-  st.pending_bytes = 0;
   if (checkpoints.empty() && outcomes.empty())
     return;
   auto plan = plan_flush(cfg, checkpoints, outcomes);
@@ -296,6 +296,10 @@ void flush_files(aggregator_self* self) {
   else // nothing of it was recorded
     recorded.assign(outcomes.size(), false);
   note(self, std::move(batch_error));
+  // Written, or failed (the error ends the run): either way no longer
+  // waiting, so the scheduler may start quanta again.
+  if (cfg.unwritten)
+    cfg.unwritten->written(bytes);
   for (size_t i = 0; i < outcomes.size(); ++i) {
     auto& o = outcomes[i];
     if (!recorded[i])
@@ -432,8 +436,7 @@ aggregator(aggregator_actor::stateful_pointer<aggregator_state> self,
       },
       [=](outcome_atom, network_outcome& o) {
         auto& st = self->state;
-        st.pending_bytes += static_cast<int64_t>(
-            o.weights.size() + o.test_predictions.size() * sizeof(float));
+        st.pending_bytes += store_backlog::bytes_of(o);
         st.pending_outcomes.push_back(std::move(o));
         schedule_flush(self);
       },

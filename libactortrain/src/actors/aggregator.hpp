@@ -15,6 +15,7 @@
 #include "actortrain/network_spec.hpp"
 #include "actortrain/store.hpp"
 #include "protocol/interfaces.hpp"
+#include "store/store_backlog.hpp"
 
 namespace actortrain {
 
@@ -40,6 +41,9 @@ struct aggregator_config {
   std::function<void(const std::vector<epoch_metrics>&)> on_epochs;
   std::function<void(const network_result&)> on_outcome;
   std::chrono::milliseconds live_latency{100};
+  /// Lowered by what each batch wrote (or failed to write): the trainers
+  /// raised it when they sent it (null: not counted).
+  std::shared_ptr<store_backlog> unwritten;
 };
 
 struct aggregator_state {

@@ -461,6 +461,9 @@ void start(coordinator_actor* self) {
   acfg.resumed_cancelled = static_cast<int64_t>(plan.resumed_cancelled.size());
   acfg.on_epochs = plan.on_epochs;
   acfg.on_outcome = plan.on_outcome;
+  auto unwritten =
+      std::make_shared<store_backlog>(plan.exp.output.unwritten_mb << 20);
+  acfg.unwritten = unwritten;
   st.aggregator = sys.spawn<caf::detached>(aggregator, std::move(acfg));
   for (auto& [node, bytes] : data_sent)
     self->send(st.aggregator, data_atom_v, node, bytes);
@@ -492,6 +495,7 @@ void start(coordinator_actor* self) {
   tcfg.cluster = !plan.exp.cluster.workers.empty();
   tcfg.hop_share = plan.exp.cluster.hop_share;
   tcfg.keep_final_state = plan.exp.output.final_state;
+  tcfg.unwritten = unwritten;
   st.slot_count = std::max<int64_t>(1, static_cast<int64_t>(slots.size()));
   st.one_per_trainer =
       search.kind != search_kind::none && search_rule{search}.pauses();
@@ -501,7 +505,7 @@ void start(coordinator_actor* self) {
       scheduler, std::move(slots),
       std::shared_ptr<scheduling_policy>{make_policy(sched.policy)},
       st.aggregator, groups.size(), search, std::move(plan.searched_before),
-      plan.schedule_seconds_before);
+      plan.schedule_seconds_before, unwritten);
   tcfg.scheduler = st.scheduler;
   tcfg.aggregator = st.aggregator;
   st.trainer_defaults = tcfg;
@@ -523,8 +527,20 @@ void close_run(coordinator_actor* self) {
   st.closing = true;
   st.stopping = false;
   report_progress(self, [=] {
-    self->request(self->state.scheduler, caf::infinite, schedule_atom_v)
-        .then([=] { finish(self); });
+    self->request(self->state.scheduler, caf::infinite, status_atom_v)
+        .then([=](const scheduler_status& s) {
+          if (s.store_waits > 0)
+            event(self,
+                  fmt::format("the store wrote more slowly than the networks "
+                              "trained: new quanta waited for it {} times, "
+                              "with up to {:.0f} MB unwritten "
+                              "(output.unwritten_mb = {})",
+                              s.store_waits,
+                              static_cast<double>(s.unwritten_peak) / 1e6,
+                              self->state.plan->exp.output.unwritten_mb));
+          self->request(self->state.scheduler, caf::infinite, schedule_atom_v)
+              .then([=] { finish(self); });
+        });
   });
 }
 

@@ -38,9 +38,20 @@ void deliver(const trainer_config& cfg, caf::event_based_actor* self,
   if (!out.staleness.empty())
     self->send(cfg.aggregator, staleness_atom_v, std::move(out.staleness));
   bool final = out.progress.finished;
-  if (!out.checkpoint.empty() && (!final || cfg.keep_final_state))
+  if (!out.checkpoint.empty() && (!final || cfg.keep_final_state)) {
+    if (cfg.unwritten)
+      cfg.unwritten->sent(static_cast<int64_t>(out.checkpoint.size()));
     self->send(cfg.aggregator, checkpoint_atom_v, id, out.checkpoint_step,
                std::move(out.checkpoint));
+  }
+}
+
+/// Sends a network's outcome to the aggregator.
+void send_outcome(const trainer_config& cfg, caf::event_based_actor* self,
+                  network_outcome o) {
+  if (cfg.unwritten)
+    cfg.unwritten->sent(store_backlog::bytes_of(o));
+  self->send(cfg.aggregator, outcome_atom_v, std::move(o));
 }
 
 bool contains(const std::vector<uint64_t>& xs, uint64_t x) {
@@ -104,8 +115,8 @@ bool end_if_all_cancelled(trainer_actor* self, std::optional<slot_ids> slot) {
   // the scheduler's queue.
   for (auto id : left) {
     auto it = st.latest.find(id);
-    self->send(st.config.aggregator, outcome_atom_v,
-               cancelled(id, it == st.latest.end() ? nullptr : &it->second));
+    send_outcome(st.config, self,
+                 cancelled(id, it == st.latest.end() ? nullptr : &it->second));
   }
   self->quit();
   return true;
@@ -180,7 +191,7 @@ void conclude(trainer_actor* self, const slot_ids& slot,
   if (!report.progress.finished) {
     for (auto& out : report.networks)
       if (out.progress.finished)
-        self->send(cfg.aggregator, outcome_atom_v, std::move(out.outcome));
+        send_outcome(cfg, self, std::move(out.outcome));
     if (end_if_all_cancelled(self, slot))
       return;
     if (!too_big.empty()) {
@@ -195,7 +206,7 @@ void conclude(trainer_actor* self, const slot_ids& slot,
   give_back(self, slot, report.progress);
   for (auto& out : report.networks)
     if (out.progress.finished)
-      self->send(cfg.aggregator, outcome_atom_v, std::move(out.outcome));
+      send_outcome(cfg, self, std::move(out.outcome));
   self->quit();
 }
 
@@ -215,7 +226,7 @@ void fail_all(trainer_actor* self, const slot_ids& slot,
     o.network_id = net;
     o.status = network_status::failed;
     o.error = reason;
-    self->send(cfg.aggregator, outcome_atom_v, std::move(o));
+    send_outcome(cfg, self, std::move(o));
   }
   self->quit();
 }

@@ -16,6 +16,7 @@
 
 #include "protocol/interfaces.hpp"
 #include "protocol/slot.hpp"
+#include "store/store_backlog.hpp"
 #include "training/network_group.hpp"
 
 namespace actortrain {
@@ -44,6 +45,9 @@ struct trainer_config {
   /// Whether a network that finished its budget sends its final state to
   /// the aggregator (output.final_state).
   bool keep_final_state = true;
+  /// What the store has yet to write: raised by what the trainer sends the
+  /// aggregator (null: not counted).
+  std::shared_ptr<store_backlog> unwritten;
   /// PBT: the states its networks kept before the run was interrupted, by
   /// network and epoch (a resumed run's donors serve them).
   std::map<uint64_t, std::map<int64_t, std::vector<char>>> kept;

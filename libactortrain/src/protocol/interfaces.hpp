@@ -47,6 +47,7 @@ using scheduler_actor = caf::typed_actor<
     caf::reacts_to<expect_atom, uint64_t>,
     caf::reacts_to<exploited_atom, uint64_t, std::string>,
     caf::reacts_to<schedule_atom>, caf::reacts_to<stop_atom>,
+    caf::reacts_to<tick_atom>,
     caf::replies_to<priority_atom, uint64_t, double>::with<bool>,
     caf::replies_to<status_atom>::with<scheduler_status>>;
 

@@ -112,6 +112,10 @@ struct scheduler_status {
   /// Grants of a worker's slot while it computed another trainer's quantum
   /// (slot_info::queue_ahead), counted in `grants` too.
   int64_t queued_grants = 0;
+  /// Times no quantum could start because the store had more than
+  /// output.unwritten_mb to write, and the most it had at once (bytes).
+  int64_t store_waits = 0;
+  int64_t unwritten_peak = 0;
 };
 
 template <class Inspector>
@@ -120,7 +124,7 @@ typename Inspector::result_type inspect(Inspector& f, scheduler_status& x) {
       f, "scheduler_status", x.slots, x.busy, x.waiting, x.grants, x.peak_busy,
       x.steps_done, x.holders, x.gang_grants, x.longest_gang_wait, x.moves,
       x.moved_bytes, x.memory_waits, x.out_of_memory, x.alone_grants,
-      x.device_moves, x.queued_grants);
+      x.device_moves, x.queued_grants, x.store_waits, x.unwritten_peak);
 }
 
 } // namespace actortrain

@@ -93,7 +93,8 @@ CAF_ADD_ATOM(actortrain, actortrain, all_done_atom, "all_done")
 CAF_ADD_ATOM(actortrain, actortrain, finish_atom, "finish")
 // caller -> coordinator: start the run and reply with its result.
 CAF_ADD_ATOM(actortrain, actortrain, run_atom, "run")
-// coordinator -> itself: refresh the progress display.
+// coordinator -> itself: refresh the progress display; scheduler ->
+// itself: see whether the store caught up (store_backlog.hpp).
 CAF_ADD_ATOM(actortrain, actortrain, tick_atom, "tick")
 // worker link -> worker node: (run_setup) -> the worker's slots. The
 // session's coordinator -> worker node: (submit_atom, worker submissions).

@@ -573,9 +573,28 @@ void grant_free_slots(scheduler_self* self) {
   }
 }
 
+/// Whether the store has more to write than its limit; then a tick looks
+/// again in a moment (the slots stay free until it caught up).
+bool store_behind(scheduler_self* self) {
+  auto& st = self->state;
+  if (!st.unwritten || !st.unwritten->over()) {
+    st.store_waiting = false;
+    return false;
+  }
+  if (!st.store_waiting) {
+    st.store_waiting = true;
+    ++st.stats.store_waits;
+  }
+  if (!st.store_tick_due) {
+    st.store_tick_due = true;
+    self->delayed_send(self, std::chrono::milliseconds{20}, tick_atom_v);
+  }
+  return true;
+}
+
 void dispatch(scheduler_self* self) {
   auto& st = self->state;
-  if (st.arrived < st.start_after || st.stopped)
+  if (st.arrived < st.start_after || st.stopped || store_behind(self))
     return;
   if (!st.replayed)
     replay(self);
@@ -780,9 +799,10 @@ scheduler(scheduler_actor::stateful_pointer<scheduler_state> self,
           std::vector<slot_grant> slots,
           std::shared_ptr<scheduling_policy> policy, aggregator_actor recorder,
           size_t start_after, search_settings search, search_history history,
-          double clock_start) {
+          double clock_start, std::shared_ptr<store_backlog> unwritten) {
   auto& st = self->state;
   st.clock_start = clock_start;
+  st.unwritten = std::move(unwritten);
   if (search.kind != search_kind::none)
     st.search.emplace(std::move(search));
   st.history = std::move(history);
@@ -934,9 +954,15 @@ scheduler(scheduler_actor::stateful_pointer<scheduler_state> self,
       },
       [=](schedule_atom) { flush(self); },
       [=](stop_atom) { self->state.stopped = true; },
+      [=](tick_atom) {
+        self->state.store_tick_due = false;
+        dispatch(self);
+      },
       [=](status_atom) {
         auto& st = self->state;
         auto s = st.stats;
+        if (st.unwritten)
+          s.unwritten_peak = st.unwritten->peak();
         s.waiting = static_cast<int64_t>(st.policy->waiting()) +
                     (st.gang ? 1 : 0) + (st.memory_waiter ? 1 : 0);
         for (const auto& slot : st.slots)

@@ -18,6 +18,7 @@
 #include "protocol/slot.hpp"
 #include "scheduling/scheduling_policy.hpp"
 #include "scheduling/search_rule.hpp"
+#include "store/store_backlog.hpp"
 
 namespace actortrain {
 
@@ -59,6 +60,11 @@ struct scheduler_state {
   std::unordered_map<uint64_t, int64_t> steps;
   /// Receives the schedule in batches of grant_records (may be invalid).
   aggregator_actor recorder;
+  /// What the store has yet to write (null: no limit). While it is over
+  /// its limit nothing is granted; a tick looks again.
+  std::shared_ptr<store_backlog> unwritten;
+  bool store_tick_due = false;
+  bool store_waiting = false;
   std::vector<grant_record> pending;
   std::chrono::steady_clock::time_point started;
   /// The schedule's clock at `started` (see scheduler()).
@@ -235,6 +241,6 @@ scheduler(scheduler_actor::stateful_pointer<scheduler_state> self,
           std::vector<slot_grant> slots,
           std::shared_ptr<scheduling_policy> policy, aggregator_actor recorder,
           size_t start_after, search_settings search, search_history history,
-          double clock_start);
+          double clock_start, std::shared_ptr<store_backlog> unwritten);
 
 } // namespace actortrain
