@@ -4,6 +4,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -173,9 +174,13 @@ public:
   caf::error add_kept_state(uint64_t network_id, int64_t epoch,
                             const std::vector<char>& bytes);
 
-  /// Every network's kept states, by network id and epoch.
-  caf::expected<std::map<uint64_t, std::map<int64_t, std::vector<char>>>>
-  kept_states() const;
+  /// The epochs of every network's kept states, by network id.
+  caf::expected<std::map<uint64_t, std::set<int64_t>>> kept_epochs() const;
+
+  /// A network's kept state of `epoch`; an error naming both when the store
+  /// has none.
+  caf::expected<std::vector<char>> kept_state(uint64_t network_id,
+                                              int64_t epoch) const;
 
   /// Adds asynchronous replicas' pushes by staleness to the network's
   /// counts (a resumed network's add up).

@@ -366,7 +366,17 @@ aggregator(aggregator_actor::stateful_pointer<aggregator_state> self,
       },
       [=](kept_atom, uint64_t id, int64_t epoch,
           const std::vector<char>& bytes) {
-        note(self, self->state.config.store->add_kept_state(id, epoch, bytes));
+        const auto& cfg = self->state.config;
+        note(self, cfg.store->add_kept_state(id, epoch, bytes));
+        if (cfg.unwritten)
+          cfg.unwritten->written(static_cast<int64_t>(bytes.size()));
+      },
+      [=](kept_atom, uint64_t id,
+          int64_t epoch) -> caf::result<std::vector<char>> {
+        auto bytes = self->state.config.store->kept_state(id, epoch);
+        if (!bytes)
+          return bytes.error();
+        return std::move(*bytes);
       },
       [=](staleness_atom, const std::vector<staleness_count>& counts) {
         note(self, self->state.config.store->add_staleness(counts));

@@ -391,10 +391,10 @@ void spawn_trainers(coordinator_actor* self,
     st.group_members[group->id()] = members;
     auto cfg = st.trainer_defaults;
     for (auto id : members)
-      if (auto k = st.plan->kept_states.find(id);
-          k != st.plan->kept_states.end()) {
+      if (auto k = st.plan->kept_epochs.find(id);
+          k != st.plan->kept_epochs.end()) {
         cfg.kept[id] = std::move(k->second);
-        st.plan->kept_states.erase(k);
+        st.plan->kept_epochs.erase(k);
       }
     auto t = self->spawn(trainer, std::move(group), std::move(cfg));
     for (auto id : members)

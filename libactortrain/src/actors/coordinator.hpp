@@ -3,7 +3,9 @@
 #include <atomic>
 #include <chrono>
 #include <functional>
+#include <map>
 #include <memory>
+#include <set>
 #include <unordered_map>
 #include <vector>
 
@@ -54,9 +56,9 @@ struct run_plan {
   /// Resuming: how far the schedule's clock got in the attempts before
   /// (results_store::schedule_seconds); this attempt's clock starts there.
   double schedule_seconds_before = 0;
-  /// PBT: the states networks kept at interval epochs before the run was
-  /// interrupted, by network and epoch.
-  std::map<uint64_t, std::map<int64_t, std::vector<char>>> kept_states;
+  /// PBT: the interval epochs whose states networks kept (in the store)
+  /// before the run was interrupted, by network.
+  std::map<uint64_t, std::set<int64_t>> kept_epochs;
   /// Cluster runs: workers that joined before the start, those that could
   /// not be reached yet (tried again every second), what workers are told
   /// when they join, whether links use TLS, and where events are reported.

@@ -169,11 +169,13 @@ void conclude(trainer_actor* self, const slot_ids& slot,
   for (auto& out : report.networks) {
     if (out.kept_state.empty())
       continue;
-    // Stored too: after a crash, the resumed run's donors serve it.
+    // Into the store, which serves the copies (after a crash too).
+    if (cfg.unwritten)
+      cfg.unwritten->sent(static_cast<int64_t>(out.kept_state.size()));
     self->send(cfg.aggregator, kept_atom_v, out.progress.network_id,
-               out.kept_epoch, out.kept_state);
+               out.kept_epoch, std::move(out.kept_state));
     auto& versions = self->state.kept[out.progress.network_id];
-    versions[out.kept_epoch] = std::move(out.kept_state);
+    versions.insert(out.kept_epoch);
     while (versions.size() > 2)
       versions.erase(versions.begin());
   }
@@ -781,14 +783,16 @@ caf::behavior trainer(trainer_actor* self, std::shared_ptr<network_group> group,
                             fmt::format("network {} has no state to copy: it "
                                         "has not reported an interval epoch",
                                         donor));
-        auto v = n->second.find(version);
-        if (v == n->second.end())
+        if (n->second.count(version) == 0)
           return make_error(errc::invalid_data,
                             fmt::format("network {} no longer holds its state "
                                         "of epoch {} (it holds epoch {})",
-                                        donor, version,
-                                        n->second.rbegin()->first));
-        return v->second;
+                                        donor, version, *n->second.rbegin()));
+        // The state is in the store: the aggregator answers with it. It
+        // stored it before this trainer's report reached the scheduler that
+        // decided the copy.
+        return self->delegate(self->state.config.aggregator, kept_atom_v, donor,
+                              version);
       },
       [=](cancel_atom, const std::vector<uint64_t>& ids) {
         auto& st = self->state;

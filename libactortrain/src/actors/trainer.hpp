@@ -4,6 +4,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <unordered_map>
 #include <unordered_set>
 #include <vector>
@@ -48,9 +49,10 @@ struct trainer_config {
   /// What the store has yet to write: raised by what the trainer sends the
   /// aggregator (null: not counted).
   std::shared_ptr<store_backlog> unwritten;
-  /// PBT: the states its networks kept before the run was interrupted, by
-  /// network and epoch (a resumed run's donors serve them).
-  std::map<uint64_t, std::map<int64_t, std::vector<char>>> kept;
+  /// PBT: the interval epochs whose states its networks kept (in the
+  /// store) before the run was interrupted (a resumed run's donors serve
+  /// them).
+  std::map<uint64_t, std::set<int64_t>> kept;
 };
 
 struct trainer_state {
@@ -117,11 +119,13 @@ struct trainer_state {
   /// Networks an out-of-memory error sent back to their last snapshot: the
   /// epochs they train again are not delivered twice.
   std::unordered_set<uint64_t> rolled_back;
-  /// PBT: each network's learner states at its latest interval epochs (the
-  /// two newest: a donor that trains on still answers a copy decided just
-  /// before), and the copies to make in the next quantum (kept until a
-  /// quantum reports back, so a lost quantum loses none).
-  std::map<uint64_t, std::map<int64_t, std::vector<char>>> kept;
+  /// PBT: the epochs of each network's kept learner states (the two
+  /// newest: a donor that trains on still answers a copy decided just
+  /// before; the states themselves are in the store, which the aggregator
+  /// reads them from for a copy), and the copies to make in the next
+  /// quantum (kept until a quantum reports back, so a lost quantum loses
+  /// none).
+  std::map<uint64_t, std::set<int64_t>> kept;
   std::vector<state_transplant> transplants;
   /// Each network's latest progress, for the group's progress report.
   std::unordered_map<uint64_t, progress_report> latest;

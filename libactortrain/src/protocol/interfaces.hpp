@@ -23,6 +23,7 @@ using aggregator_actor = caf::typed_actor<
     caf::reacts_to<failure_atom, uint64_t, int64_t, std::string>,
     caf::reacts_to<staleness_atom, std::vector<staleness_count>>,
     caf::reacts_to<kept_atom, uint64_t, int64_t, std::vector<char>>,
+    caf::replies_to<kept_atom, uint64_t, int64_t>::with<std::vector<char>>,
     caf::reacts_to<checkpoint_atom, uint64_t, int64_t, std::vector<char>>,
     caf::replies_to<checkpoint_atom,
                     std::vector<uint64_t>>::with<std::vector<runner_state>>,

@@ -79,7 +79,8 @@ CAF_ADD_ATOM(actortrain, actortrain, checkpoint_atom, "checkpoint")
 // replicas' pushes of a quantum, by staleness, to add to the store's.
 CAF_ADD_ATOM(actortrain, actortrain, staleness_atom, "staleness")
 // trainer -> aggregator: (network, epoch, learner bytes) PBT's kept state
-// of an interval epoch, to store (a resumed run's donors serve it).
+// of an interval epoch, to store; and (network, epoch) -> learner bytes:
+// that state read back, for a copy (a donor's trainer delegates it).
 CAF_ADD_ATOM(actortrain, actortrain, kept_atom, "kept")
 // trainer -> aggregator: the outcome of one network.
 CAF_ADD_ATOM(actortrain, actortrain, outcome_atom, "outcome")

@@ -70,10 +70,10 @@ caf::error search_history_of(const results_store& store,
   if (kind == search_kind::none)
     return {};
   if (kind == search_kind::pbt) {
-    auto kept = store.kept_states();
+    auto kept = store.kept_epochs();
     if (!kept)
       return kept.error();
-    plan.kept_states = std::move(*kept);
+    plan.kept_epochs = std::move(*kept);
   }
   auto epochs = store.all_epochs();
   if (!epochs)

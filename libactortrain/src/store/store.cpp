@@ -1340,17 +1340,30 @@ caf::error results_store::add_kept_state(uint64_t network_id, int64_t epoch,
   });
 }
 
-caf::expected<std::map<uint64_t, std::map<int64_t, std::vector<char>>>>
-results_store::kept_states() const {
-  std::map<uint64_t, std::map<int64_t, std::vector<char>>> result;
+caf::expected<std::map<uint64_t, std::set<int64_t>>>
+results_store::kept_epochs() const {
+  std::map<uint64_t, std::set<int64_t>> result;
   if (!has_table(db_, "kept_states"))
     return result;
-  statement st{db_, "SELECT network_id, epoch, data FROM kept_states"};
+  statement st{db_, "SELECT network_id, epoch FROM kept_states"};
   if (!st)
     return storage_error(db_, path_, "cannot read PBT states");
   while (st.step() == SQLITE_ROW)
-    result[static_cast<uint64_t>(st.integer(0))][st.integer(1)] = st.blob(2);
+    result[static_cast<uint64_t>(st.integer(0))].insert(st.integer(1));
   return result;
+}
+
+caf::expected<std::vector<char>>
+results_store::kept_state(uint64_t network_id, int64_t epoch) const {
+  statement st{*statements_, "SELECT data FROM kept_states WHERE network_id "
+                             "= ? AND epoch = ?"};
+  st.bind(network_id, epoch);
+  if (st.step() != SQLITE_ROW)
+    return make_error(errc::storage_failed,
+                      fmt::format("{} holds no PBT state of network {} at "
+                                  "epoch {}",
+                                  path_, network_id, epoch));
+  return st.blob(0);
 }
 
 caf::error
