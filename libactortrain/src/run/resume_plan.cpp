@@ -60,8 +60,9 @@ std::string damaged_files(const results_store& store, const network_result& n) {
 
 /// What the run's adaptive search had seen, for it to replay
 /// (scheduler.hpp): every epoch of a network that is done, and those up to
-/// its snapshot of one that continues. PBT is not replayed: the states its
-/// exploits copy lived in the trainers and are gone.
+/// its snapshot of one that continues, and the decisions recorded; for PBT
+/// also which interval states the store kept (donors serve them from
+/// there).
 caf::error search_history_of(const results_store& store,
                              const std::vector<network_result>& prior,
                              const std::map<uint64_t, int64_t>& resumed_step,
