@@ -8,7 +8,10 @@ from wait4) and, with heaptrack installed, its peak heap, for each build and
 network count side by side.
 
 usage: run_coordinator_memory.py [--build DIR ...] [--networks N,...]
-                                 [--unwritten-mb M,...]
+                                 [--unwritten-mb M,...] [--pbt]
+
+--pbt trains 4 epochs with asynchronous PBT (interval 2) instead of 3 without
+a search: donors' kept states are what the coordinator could hold then.
 
 --unwritten-mb runs the last build once more per value of output.unwritten_mb
 (builds before the key refuse it).
@@ -31,12 +34,12 @@ features = 16
 hidden = [1024, 1024]
 [train]
 networks = {networks}
-epochs = 3
+epochs = {epochs}
 fuse = "off"
-[scheduler]
+{train}[scheduler]
 slots = 1
 policy = "round_robin"
-[cluster]
+{search}[cluster]
 hop_share = 0
 {output}"""
 
@@ -61,10 +64,14 @@ def run_once(app, exp, out, log, prefix=()):
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=log)
     _, status, usage = os.wait4(proc.pid, 0)
     elapsed = time.perf_counter() - t0
+    if os.waitstatus_to_exitcode(status) != 0:
+        for w, _ in workers:
+            w.kill()
+        log.flush()
+        with open(log.name) as f:
+            sys.exit(f"{app}: the run failed:\n{f.read()[-2000:]}")
     for w, _ in workers:
         w.wait(timeout=60)
-    if os.waitstatus_to_exitcode(status) != 0:
-        sys.exit(f"{app}: the run failed (see {log.name})")
     return elapsed, usage.ru_maxrss / 1024
 
 
@@ -89,6 +96,7 @@ def main():
     ap.add_argument("--build", action="append")
     ap.add_argument("--networks", default="24,48")
     ap.add_argument("--unwritten-mb", default="")
+    ap.add_argument("--pbt", action="store_true")
     a = ap.parse_args()
     builds = a.build or ["build"]
     counts = [int(n) for n in a.networks.split(",")]
@@ -103,7 +111,11 @@ def main():
                 output = f"[output]\nunwritten_mb = {limit}\n" if limit else ""
                 exp = os.path.join(tmp, f"exp{n}-{limit}.toml")
                 with open(exp, "w") as f:
-                    f.write(EXPERIMENT.format(networks=n, output=output))
+                    f.write(EXPERIMENT.format(
+                        networks=n, output=output, epochs=4 if a.pbt else 3,
+                        train="validation_fraction = 0.2\n" if a.pbt else "",
+                        search='search = "pbt"\ninterval_epochs = 2\n'
+                        if a.pbt else ""))
                 for build in builds if not limit else builds[-1:]:
                     app = os.path.join(build, "apps/actortrain/actortrain")
                     out = os.path.join(tmp, "out")
