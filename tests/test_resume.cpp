@@ -32,8 +32,8 @@
 #include "actortrain/store.hpp"
 #include "protocol/interfaces.hpp"
 #include "protocol/type_ids.hpp"
-#include "setup/run_context.hpp"
 #include "scripted_models.hpp"
+#include "setup/run_context.hpp"
 #include "store/atomic_files.hpp"
 #include "test_support.hpp"
 
