@@ -7,6 +7,9 @@
 // usage: bench_cluster_scale worker --port P
 //        bench_cluster_scale run --workers-file F | --local-slots K
 //                            [--networks N] [--step-ms M] [--steps S]
+//                            [--epochs E] [--hop-share H]
+// (--epochs E: E quanta of S steps a network; --hop-share 0: quanta on
+// workers are not lengthened, so every quantum is a round trip)
 // Prints one line: key=value pairs (see benchmarks/run_cluster_scale.py).
 
 #include <chrono>
@@ -91,7 +94,7 @@ int main(int argc, char** argv) {
   exp.data.classes = 2;
   exp.data.partition = partition_scheme::all;
   exp.base.train.networks = networks;
-  exp.base.train.epochs = 1;
+  exp.base.train.epochs = std::stoll(arg(args, "--epochs", "1"));
   exp.base.train.batch_size = 32;
   exp.base.train.fuse = train_options::fuse_off;
   auto file = arg(args, "--workers-file", "");
@@ -104,6 +107,7 @@ int main(int argc, char** argv) {
     exp.cluster.workers = *workers;
     exp.cluster.local = false;
     exp.cluster.queue_ahead = arg(args, "--queue-ahead", "true") == "true";
+    exp.cluster.hop_share = std::stod(arg(args, "--hop-share", "0.05"));
   } else {
     exp.scheduler.slots = std::stoll(arg(args, "--local-slots", "32"));
   }
@@ -136,8 +140,8 @@ int main(int argc, char** argv) {
     moves += g.moved_bytes > 0 ? 1 : 0;
   }
   auto makespan = last - first;
-  auto bound = static_cast<double>(networks * steps) * step_ms / 1e3 /
-               static_cast<double>(slots);
+  auto bound = static_cast<double>(networks * steps * exp.base.train.epochs) *
+               step_ms / 1e3 / static_cast<double>(slots);
   fmt::print("slots={} networks={} finished={} grants={} wall_s={:.2f} "
              "makespan_s={:.2f} bound_s={:.2f} ratio={:.3f} "
              "grants_per_s={:.0f} coordinator_cpu_s={:.2f} "

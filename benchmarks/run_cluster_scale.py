@@ -7,7 +7,11 @@ lower bound (networks x steps x step time / slots), grants per second, the
 coordinator's CPU and the state moved.
 
 usage: run_cluster_scale.py [--build DIR] [--workers K] [--networks N]
-                            [--step-ms M] [--steps S]
+                            [--step-ms M] [--steps S] [--epochs E]
+                            [--hop-share H]
+
+--epochs E: each network E quanta of S steps (default 1); --hop-share H:
+the workers' cluster.hop_share (0: no quantum lengthened, a round trip each).
 """
 import argparse
 import os
@@ -46,10 +50,12 @@ def main():
     ap.add_argument("--networks", type=int, default=10000)
     ap.add_argument("--step-ms", type=float, default=1.0)
     ap.add_argument("--steps", type=int, default=8)
+    ap.add_argument("--epochs", type=int, default=1)
+    ap.add_argument("--hop-share", default="0.05")
     a = ap.parse_args()
     bench = os.path.join(a.build, "benchmarks", "bench_cluster_scale")
     common = ["--networks", str(a.networks), "--step-ms", str(a.step_ms),
-              "--steps", str(a.steps)]
+              "--steps", str(a.steps), "--epochs", str(a.epochs)]
     rows = []
     res = subprocess.run([bench, "run", "--local-slots", str(a.workers),
                           *common], capture_output=True, text=True)
@@ -68,7 +74,8 @@ def main():
             for queue in ("true", "false"):
                 before = sum(cpu_seconds(p.pid) for p, _ in workers)
                 res = subprocess.run([bench, "run", "--workers-file", path,
-                                      "--queue-ahead", queue, *common],
+                                      "--queue-ahead", queue, "--hop-share",
+                                      a.hop_share, *common],
                                      capture_output=True, text=True)
                 if res.returncode != 0:
                     sys.exit(res.stderr)
@@ -82,8 +89,8 @@ def main():
                 proc.terminate()
             for proc, _ in workers:
                 proc.wait()
-    print(f"{a.networks} networks x {a.steps} steps of {a.step_ms} ms, "
-          f"{os.cpu_count()} cores")
+    print(f"{a.networks} networks x {a.epochs} x {a.steps} steps of "
+          f"{a.step_ms} ms, hop_share {a.hop_share}, {os.cpu_count()} cores")
     print("| setup | grants | makespan (s) | lower bound (s) | ratio | "
           "grants/s | coordinator CPU (s) | CPU / wall | workers' CPU (s) | "
           "moves | state moved (MB) |")

@@ -167,10 +167,12 @@ void adjust_experiment(const std::string& exp, const std::string& train_keys,
 }
 
 /// Runs `exp` on two workers of one slot, kills the second after it ran
-/// `quanta` quanta, and checks that every network still finishes with the
+/// `quanta` quanta (with `signal`: SIGTERM stops it, and it must exit
+/// cleanly), and checks that every network still finishes with the
 /// weights of one process. Returns the run's output.
 std::string run_with_a_worker_killed(const temp_dir& dir,
-                                     const std::string& exp, int quanta) {
+                                     const std::string& exp, int quanta,
+                                     int signal = SIGKILL) {
   worker_process w1{"--slots 1", dir / "w1.log"};
   worker_process w2{"--slots 1 --verbose", dir / "w2.log"};
   background_process run{
@@ -179,7 +181,9 @@ std::string run_with_a_worker_killed(const temp_dir& dir,
       dir / "run.log"};
   REQUIRE_MESSAGE(w2.process().wait_for_count("quantum of group", quanta, 120),
                   run.output());
-  w2.process().stop(SIGKILL, 10);
+  auto stopped = w2.process().stop(signal, 10);
+  if (signal == SIGTERM)
+    CHECK_MESSAGE(stopped == 0, w2.process().output());
   CHECK(run.stop(0, 240) == 0);
   INFO(run.output());
   CHECK(run.output().find("12 networks: 12 finished, 0 failed") !=
@@ -359,6 +363,16 @@ TEST_CASE("a worker killed mid-run: its networks finish elsewhere, results "
           "unchanged") {
   temp_dir dir;
   run_with_a_worker_killed(dir, write_experiment(dir, 6, 1), 2);
+}
+
+TEST_CASE("a worker stopped with SIGTERM mid-run exits cleanly, its "
+          "networks finish elsewhere, results unchanged") {
+  // The worker's node used to clean up its runs from state CAF had already
+  // destroyed: a worker stopped while serving a run crashed (SIGSEGV).
+  temp_dir dir;
+  // Quanta of an epoch (none lengthened): the run is still going when the
+  // worker, which looks at its stop flag every 0.1 s, stops.
+  run_with_a_worker_killed(dir, time_sliced_experiment(dir), 2, SIGTERM);
 }
 
 TEST_CASE("affinity: a network's quanta stay on its worker, a move is "
@@ -979,6 +993,188 @@ TEST_CASE("a custom learner trains on a worker program built with it, and "
   auto msg = to_string_pretty(failed.error());
   CHECK_MESSAGE(
       msg.find("the run trains a custom learner") != std::string::npos, msg);
+}
+
+namespace {
+
+/// A learner of the user's own that cannot save its state: it cannot move
+/// to another node without starting over. Its steps take 4 ms (network 0)
+/// or `others_ms` (the rest) and are counted across all networks: the
+/// coordinator and the workers are threads of this process. A run whose
+/// networks start over again and again would never end: past `most` steps
+/// the learner fails.
+class unsaved_learner : public test::forwarding_learner {
+public:
+  unsaved_learner(const learner_context& ctx,
+                  std::shared_ptr<std::atomic<int64_t>> steps, int64_t most,
+                  int others_ms)
+      : forwarding_learner(ctx, false), steps_(std::move(steps)), most_(most),
+        ms_(ctx.spec.id == 0 ? 4 : others_ms) {}
+
+  double train_step(const torch::Tensor& x, const torch::Tensor& y) override {
+    if (++*steps_ > most_)
+      throw std::runtime_error("trained far more steps than the budget");
+    std::this_thread::sleep_for(std::chrono::milliseconds(ms_));
+    return forwarding_learner::train_step(x, y);
+  }
+  void save(torch::serialize::OutputArchive&) override {
+    throw std::logic_error("this learner does not implement save()");
+  }
+
+private:
+  std::shared_ptr<std::atomic<int64_t>> steps_;
+  int64_t most_;
+  int ms_;
+};
+
+/// A worker program of this process (run_worker on a thread of its own)
+/// with one slot and the learner `make`; `stop()` ends it.
+class in_process_worker {
+public:
+  explicit in_process_worker(learner_factory make) {
+    opts_.slots = 1;
+    opts_.make_learner = std::move(make);
+    opts_.stop = std::make_shared<std::atomic<bool>>(false);
+    std::promise<uint16_t> listening;
+    opts_.on_listening = [&](uint16_t port) {
+      listening.set_value(port);
+    };
+    thread_ = std::thread{[this] {
+      run_worker(opts_);
+    }};
+    address_ = fmt::format("127.0.0.1:{}", listening.get_future().get());
+  }
+  ~in_process_worker() {
+    stop();
+  }
+  const std::string& address() const {
+    return address_;
+  }
+  void stop() {
+    opts_.stop->store(true);
+    if (thread_.joinable())
+      thread_.join();
+  }
+
+private:
+  worker_options opts_;
+  std::thread thread_;
+  std::string address_;
+};
+
+} // namespace
+
+TEST_CASE("a learner that cannot save its state stays on its worker: never "
+          "moved by an idle slot, it goes elsewhere only when its worker is "
+          "lost") {
+  temp_dir dir;
+  auto exp = test::tiny_experiment(2, 6);
+  exp.name = "unsaved";
+  exp.scheduler.policy = policy_kind::round_robin;
+  exp.cluster.hop_share = 0;        // a quantum per epoch: many chances to move
+  const int64_t budget = 2 * 6 * 8; // networks x epochs x steps an epoch
+  auto steps = std::make_shared<std::atomic<int64_t>>(0);
+  learner_factory unsaved = [=](const learner_context& ctx) {
+    return std::make_unique<unsaved_learner>(ctx, steps, 3 * budget, 1);
+  };
+  run_options local;
+  local.output_dir = dir / "local";
+  local.make_learner = unsaved;
+  REQUIRE(static_cast<bool>(run(exp, local)));
+  CHECK(steps->load() == budget);
+  auto remote = exp;
+  remote.cluster.local = false;
+  run_options opts;
+  opts.make_learner = unsaved;
+
+  SUBCASE("two workers: each network trains on one of them, once") {
+    in_process_worker a{unsaved}, b{unsaved};
+    remote.cluster.workers = {a.address(), b.address()};
+    opts.output_dir = dir / "remote";
+    steps->store(0);
+    auto r = run(remote, opts);
+    REQUIRE_MESSAGE(r, to_string_pretty(r.error()));
+    CHECK(r->count(network_status::finished) == 2);
+    // Network 1 is 4x faster: its worker idles from its 6th quantum: network 0
+    // would go there at every second quantum if it could. Moved, a network
+    // would have started over (the steps say so).
+    CHECK(steps->load() == budget);
+    auto store = results_store::open(dir / "remote/results.db");
+    REQUIRE(static_cast<bool>(store));
+    auto grants = (*store)->grants();
+    REQUIRE(static_cast<bool>(grants));
+    std::map<uint64_t, std::set<std::string>> nodes;
+    std::set<std::string> used;
+    for (const auto& g : *grants) {
+      nodes[g.network_id].insert(g.node);
+      used.insert(g.node);
+      CHECK(g.moved_bytes == 0);
+    }
+    CHECK(used.size() == 2);
+    for (const auto& [id, n] : nodes)
+      CHECK_MESSAGE(n.size() == 1, id);
+    CHECK(test::stored_weights(dir / "remote") ==
+          test::stored_weights(dir / "local"));
+  }
+}
+
+TEST_CASE("a learner that cannot save its state: when its worker is lost, "
+          "its networks start over on another, the waiting ones too") {
+  temp_dir dir;
+  // Four networks of about 0.2 s each on two workers of one slot: each
+  // worker alternates between two networks, one training while the other
+  // waits for that worker's slot (nothing is queued on a worker ahead).
+  auto exp = test::tiny_experiment(4, 6);
+  exp.name = "unsaved-lost";
+  exp.scheduler.policy = policy_kind::round_robin;
+  exp.cluster.hop_share = 0;
+  exp.cluster.queue_ahead = false;
+  const int64_t budget = 4 * 6 * 8;
+  auto steps = std::make_shared<std::atomic<int64_t>>(0);
+  learner_factory unsaved = [=](const learner_context& ctx) {
+    return std::make_unique<unsaved_learner>(ctx, steps, 3 * budget, 4);
+  };
+  run_options local;
+  local.output_dir = dir / "local";
+  local.make_learner = unsaved;
+  REQUIRE(static_cast<bool>(run(exp, local)));
+  in_process_worker a{unsaved}, b{unsaved};
+  auto remote = exp;
+  remote.cluster.local = false;
+  remote.cluster.workers = {a.address(), b.address()};
+  run_options opts;
+  opts.make_learner = unsaved;
+  opts.output_dir = dir / "lost";
+  steps->store(0);
+  // b stops within about 0.1 s of the start (it looks at its stop flag
+  // every 0.1 s), its two networks unfinished.
+  std::thread stopper{[&] {
+    auto until = std::chrono::steady_clock::now() + std::chrono::seconds{60};
+    while (steps->load() < 4 && std::chrono::steady_clock::now() < until)
+      std::this_thread::sleep_for(std::chrono::milliseconds{1});
+    b.stop();
+  }};
+  auto r = run(remote, opts);
+  stopper.join();
+  REQUIRE_MESSAGE(r, to_string_pretty(r.error()));
+  CHECK(r->count(network_status::finished) == 4);
+  // What b had trained of its networks is trained again on a, from the
+  // start: the one training there when b went and the one waiting for it.
+  CHECK(steps->load() > budget);
+  CHECK(steps->load() < 2 * budget);
+  auto store = results_store::open(dir / "lost/results.db");
+  REQUIRE(static_cast<bool>(store));
+  auto grants = (*store)->grants();
+  REQUIRE(static_cast<bool>(grants));
+  std::map<uint64_t, std::set<std::string>> nodes;
+  for (const auto& g : *grants)
+    nodes[g.network_id].insert(g.node);
+  int64_t moved = 0;
+  for (const auto& [id, n] : nodes)
+    moved += n.size() > 1 ? 1 : 0;
+  CHECK(moved == 2);
+  CHECK(test::stored_weights(dir / "lost") ==
+        test::stored_weights(dir / "local"));
 }
 
 namespace {

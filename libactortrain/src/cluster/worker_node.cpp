@@ -4,6 +4,7 @@
 
 #include <caf/event_based_actor.hpp>
 #include <caf/exit_reason.hpp>
+#include <caf/send.hpp>
 #include <caf/spawn_options.hpp>
 #include <fmt/format.h>
 
@@ -85,6 +86,14 @@ caf::expected<std::shared_ptr<const dataset>> data_for(node_actor* self,
 
 } // namespace
 
+worker_node_state::~worker_node_state() {
+  for (auto& [coordinator, run] : runs) {
+    for (auto& e : run.executors)
+      caf::anon_send_exit(e, caf::exit_reason::user_shutdown);
+    caf::anon_send_exit(run.keeper, caf::exit_reason::user_shutdown);
+  }
+}
+
 worker_node_actor::behavior_type
 worker_node(worker_node_actor::stateful_pointer<worker_node_state> self,
             worker_options opts) {
@@ -103,10 +112,6 @@ worker_node(worker_node_actor::stateful_pointer<worker_node_state> self,
       self->quit();
     else
       log(self, "waiting for a coordinator");
-  });
-  self->attach_functor([=] {
-    while (!self->state.runs.empty())
-      end_run(self, self->state.runs.begin()->first);
   });
   return {
       [=](join_atom, uint32_t version,

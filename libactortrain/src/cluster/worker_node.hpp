@@ -16,6 +16,13 @@ namespace actortrain {
 class worker_run;
 
 struct worker_node_state {
+  worker_node_state() = default;
+  worker_node_state(const worker_node_state&) = delete;
+  worker_node_state& operator=(const worker_node_state&) = delete;
+  /// Stops the executors and keepers of every run still served, however
+  /// the node ends (CAF destroys an actor's state before its attached
+  /// functors run, so no cleanup may wait until then).
+  ~worker_node_state();
   worker_options opts;
   /// A run being served: its networks, this node's slots for it and the
   /// keeper of the groups it trains here.

@@ -20,7 +20,7 @@ namespace actortrain {
 /// changed (2: floating-point fields as their bits, exact_floats.hpp; 3:
 /// the experiment's output.unwritten_mb). Bumped whenever a message type's
 /// fields or their encoding change.
-inline constexpr uint32_t wire_version = 3;
+inline constexpr uint32_t wire_version = 4;
 
 /// What a worker needs to train a coordinator's networks: the experiment
 /// (data paths made absolute) and the content hash of the coordinator's

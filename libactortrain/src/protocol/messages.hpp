@@ -49,6 +49,10 @@ struct progress_report {
   /// kept: the networks continue from their last snapshot).
   int64_t memory_bytes = 0;
   bool out_of_memory = false;
+  /// The group's live state cannot leave its node (a learner of the user's
+  /// own that cannot save it): moved, it would start over, so it trains
+  /// where it is until that node is lost.
+  bool pinned = false;
 };
 
 template <class Inspector>
@@ -57,7 +61,7 @@ typename Inspector::result_type inspect(Inspector& f, progress_report& x) {
       f, "progress_report", x.network_id, x.steps_done, x.steps_total, x.epoch,
       x.loss, x.seconds_per_step, x.quantum_steps, x.quantum_seconds,
       x.finished, x.epochs, x.done, x.state_bytes, x.moved_bytes,
-      x.move_seconds, x.hop_seconds, x.memory_bytes, x.out_of_memory);
+      x.move_seconds, x.hop_seconds, x.memory_bytes, x.out_of_memory, x.pinned);
 }
 
 /// PBT's exploit, carried out before a quantum trains: a donor's learner

@@ -392,8 +392,16 @@ caf::node_id node_of(const scheduler_state& st, uint32_t slot) {
 }
 
 /// Whether moving trainer `id`'s state to another node pays: it costs at
-/// most a quarter of the work it has left.
-bool move_pays(const scheduler_state& st, uint64_t id) {
+/// most a quarter of the work it has left. A state that cannot move
+/// (pinned) would start over: it stays while its node has a slot alive
+/// (`alive`), and goes on elsewhere only once that node is lost.
+bool move_pays(const scheduler_state& st, uint64_t id,
+               const std::unordered_set<caf::node_id>& alive) {
+  if (st.pinned.count(id) > 0) {
+    auto h = st.home.find(id);
+    if (h != st.home.end() && alive.count(h->second) > 0)
+      return false;
+  }
   auto bytes = st.state_bytes.find(id);
   double cost =
       bytes == st.state_bytes.end()
@@ -446,6 +454,11 @@ void note_slot(scheduler_state& st, uint64_t id, uint32_t slot) {
 /// becomes the gang instead.
 bool grant_by_affinity(scheduler_self* self) {
   auto& st = self->state;
+  std::unordered_set<caf::node_id> alive;
+  if (!st.pinned.empty())
+    for (uint32_t i = 0; i < st.slots.size(); ++i)
+      if (!st.slots[i].dead)
+        alive.insert(node_of(st, i));
   for (auto k = st.free.begin(); k != st.free.end(); ++k) {
     auto slot = *k;
     auto node = node_of(st, slot);
@@ -459,7 +472,8 @@ bool grant_by_affinity(scheduler_self* self) {
     bool moves = false;
     if (!w) {
       w = st.policy->next_if([&](const waiting_trainer& w) {
-        return move_pays(st, w.network_id) && admits(st, slot, w.network_id);
+        return move_pays(st, w.network_id, alive) &&
+               admits(st, slot, w.network_id);
       });
       moves = w.has_value();
     }
@@ -707,6 +721,10 @@ void release(scheduler_self* self, const std::vector<uint32_t>& slots,
   note_memory(st, progress);
   if (st.several_nodes) {
     st.state_bytes[progress.network_id] = progress.state_bytes;
+    if (progress.pinned)
+      st.pinned.insert(progress.network_id);
+    else
+      st.pinned.erase(progress.network_id);
     st.stats.moved_bytes += progress.moved_bytes;
     if (progress.moved_bytes > 0 && progress.move_seconds > 0)
       st.seconds_per_byte = 0.75 * st.seconds_per_byte +
@@ -759,6 +777,7 @@ void release(scheduler_self* self, const std::vector<uint32_t>& slots,
     st.home.erase(progress.network_id);
     st.last_slot.erase(progress.network_id);
     st.state_bytes.erase(progress.network_id);
+    st.pinned.erase(progress.network_id);
     st.policy->forget(progress.network_id);
     st.searched.erase(progress.network_id);
     self->demonitor(sender);

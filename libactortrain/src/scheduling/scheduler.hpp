@@ -107,6 +107,9 @@ struct scheduler_state {
   std::unordered_map<uint64_t, uint32_t> last_slot;
   /// The size of each trainer's state, as it last reported.
   std::unordered_map<uint64_t, int64_t> state_bytes;
+  /// Trainers whose state cannot leave its node (progress_report::pinned):
+  /// they are never moved while a slot of their node is alive.
+  std::unordered_set<uint64_t> pinned;
   /// What moving a byte of state costs, in seconds: from the moves trainers
   /// report (a moving average), until then a guess of 100 MB/s.
   double seconds_per_byte = 1e-8;
@@ -176,7 +179,9 @@ struct scheduler_state {
 /// is none, and the slot would otherwise idle, to the first one whose move
 /// pays: moving its state (the size it reports, at the measured seconds per
 /// byte, twice: out of its node and into this one) costs at most a quarter
-/// of its estimated remaining work. Otherwise the slot waits.
+/// of its estimated remaining work. Otherwise the slot waits. A trainer
+/// whose state cannot move (pinned) waits for its own node's slots while
+/// that node has any.
 ///
 /// A worker's slot that queues ahead (slot_info::queue_ahead) is also
 /// granted while it is held, to one trainer at a time whose state is on

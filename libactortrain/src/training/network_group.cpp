@@ -618,6 +618,7 @@ network_group::progress(const std::vector<quantum_outcome>& outs) const {
     p.steps_done += m->step();
     p.steps_total += m->steps_total();
     p.finished = p.finished && m->done();
+    p.pinned = p.pinned || (!m->done() && !m->state_movable());
     seconds += m->train_seconds();
   }
   for (const auto& o : outs) {

@@ -313,6 +313,10 @@ std::vector<char> network_runner::snapshot() {
   return bytes;
 }
 
+bool network_runner::state_movable() const {
+  return !learner_ || learner_->can_checkpoint();
+}
+
 runner_state network_runner::export_state() {
   runner_state result;
   result.network_id = spec_.id;

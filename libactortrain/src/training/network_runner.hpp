@@ -198,6 +198,9 @@ public:
   double train_seconds() const noexcept {
     return st_.train_seconds;
   }
+  /// Whether the live state can be written to bytes and continued
+  /// elsewhere: not built yet, or a learner that saves its state.
+  bool state_movable() const;
   /// Whether the learner comes from the user's factory (never fused).
   bool custom_learner() const noexcept {
     return static_cast<bool>(make_learner_);
