@@ -18,8 +18,8 @@ namespace actortrain {
 /// How what crosses nodes is encoded, sent with a coordinator's join: a
 /// worker of another encoding refuses, since the values would arrive
 /// changed (2: floating-point fields as their bits, exact_floats.hpp; 3:
-/// the experiment's output.unwritten_mb). Bumped whenever a message type's
-/// fields or their encoding change.
+/// the experiment's output.unwritten_mb; 4: progress_report::pinned).
+/// Bumped whenever a message type's fields or their encoding change.
 inline constexpr uint32_t wire_version = 4;
 
 /// What a worker needs to train a coordinator's networks: the experiment
