@@ -393,15 +393,11 @@ caf::node_id node_of(const scheduler_state& st, uint32_t slot) {
 
 /// Whether moving trainer `id`'s state to another node pays: it costs at
 /// most a quarter of the work it has left. A state that cannot move
-/// (pinned) would start over: it stays while its node has a slot alive
-/// (`alive`), and goes on elsewhere only once that node is lost.
-bool move_pays(const scheduler_state& st, uint64_t id,
-               const std::unordered_set<caf::node_id>& alive) {
-  if (st.pinned.count(id) > 0) {
-    auto h = st.home.find(id);
-    if (h != st.home.end() && alive.count(h->second) > 0)
-      return false;
-  }
+/// (pinned) would start over: it never moves (its node is alive, or it
+/// would have no home: see lose_slots).
+bool move_pays(const scheduler_state& st, uint64_t id) {
+  if (st.pinned.count(id) > 0)
+    return false;
   auto bytes = st.state_bytes.find(id);
   double cost =
       bytes == st.state_bytes.end()
@@ -454,11 +450,6 @@ void note_slot(scheduler_state& st, uint64_t id, uint32_t slot) {
 /// becomes the gang instead.
 bool grant_by_affinity(scheduler_self* self) {
   auto& st = self->state;
-  std::unordered_set<caf::node_id> alive;
-  if (!st.pinned.empty())
-    for (uint32_t i = 0; i < st.slots.size(); ++i)
-      if (!st.slots[i].dead)
-        alive.insert(node_of(st, i));
   for (auto k = st.free.begin(); k != st.free.end(); ++k) {
     auto slot = *k;
     auto node = node_of(st, slot);
@@ -472,8 +463,7 @@ bool grant_by_affinity(scheduler_self* self) {
     bool moves = false;
     if (!w) {
       w = st.policy->next_if([&](const waiting_trainer& w) {
-        return move_pays(st, w.network_id, alive) &&
-               admits(st, slot, w.network_id);
+        return move_pays(st, w.network_id) && admits(st, slot, w.network_id);
       });
       moves = w.has_value();
     }
@@ -653,17 +643,31 @@ void free_slot(scheduler_self* self, uint32_t slot, int64_t steps,
 bool lose_slots(scheduler_self* self, const caf::actor_addr& source) {
   auto& st = self->state;
   bool found = false;
+  caf::node_id node;
   for (uint32_t i = 0; i < st.slots.size(); ++i) {
     auto& s = st.slots[i];
     if (s.dead || s.grant.executor.address() != source)
       continue;
     found = true;
+    node = node_of(st, i);
     s.dead = true;
     --st.stats.slots;
     // A held slot is released by its trainer, which reschedules its work.
     st.free.erase(std::remove(st.free.begin(), st.free.end(), i),
                   st.free.end());
   }
+  // The node's last slot gone, the states there are lost with it: its
+  // networks have no home any more (they go on from their checkpoints on
+  // whichever slot frees first), instead of waiting for a move to pay.
+  if (!found ||
+      std::any_of(st.slots.begin(), st.slots.end(), [&](const auto& s) {
+        return !s.dead && s.grant.executor && s.grant.executor->node() == node;
+      }))
+    return found;
+  for (auto h = st.home.begin(); h != st.home.end();)
+    h = h->second == node ? st.home.erase(h) : std::next(h);
+  for (auto l = st.last_slot.begin(); l != st.last_slot.end();)
+    l = st.slots[l->second].dead ? st.last_slot.erase(l) : std::next(l);
   return found;
 }
 
