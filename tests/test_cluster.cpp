@@ -1062,60 +1062,79 @@ private:
   std::string address_;
 };
 
+/// A run of `networks` networks of 6 epochs (8 steps each) whose learner
+/// cannot save its state (network 0's steps take 4 ms, the others'
+/// `others_ms`), round robin, no quantum lengthened on workers: trained
+/// once in this process (`dir/local`) as the reference.
+struct unsaved_run {
+  unsaved_run(const temp_dir& dir, int64_t networks, int others_ms)
+      : exp(test::tiny_experiment(networks, 6)), budget(networks * 6 * 8) {
+    exp.name = "unsaved";
+    exp.scheduler.policy = policy_kind::round_robin;
+    exp.cluster.hop_share = 0; // a quantum per epoch: many chances to move
+    auto counted = steps;
+    auto most = 3 * budget;
+    learner = [=](const learner_context& ctx) {
+      return std::make_unique<unsaved_learner>(ctx, counted, most, others_ms);
+    };
+    run_options local;
+    local.output_dir = dir / "local";
+    local.make_learner = learner;
+    REQUIRE(static_cast<bool>(run(exp, local)));
+    CHECK(steps->load() == budget);
+    steps->store(0);
+  }
+  /// Runs the experiment on `workers` alone, into `out`.
+  caf::expected<run_result> remote(std::vector<std::string> workers,
+                                   const std::string& out) const {
+    auto remote = exp;
+    remote.cluster.local = false;
+    remote.cluster.workers = std::move(workers);
+    run_options opts;
+    opts.make_learner = learner;
+    opts.output_dir = out;
+    return run(remote, opts);
+  }
+  experiment exp;
+  int64_t budget;
+  /// Steps trained by every network, in every run.
+  std::shared_ptr<std::atomic<int64_t>> steps =
+      std::make_shared<std::atomic<int64_t>>(0);
+  learner_factory learner;
+};
+
 } // namespace
 
 TEST_CASE("a learner that cannot save its state stays on its worker: never "
           "moved by an idle slot, it goes elsewhere only when its worker is "
           "lost") {
   temp_dir dir;
-  auto exp = test::tiny_experiment(2, 6);
-  exp.name = "unsaved";
-  exp.scheduler.policy = policy_kind::round_robin;
-  exp.cluster.hop_share = 0;        // a quantum per epoch: many chances to move
-  const int64_t budget = 2 * 6 * 8; // networks x epochs x steps an epoch
-  auto steps = std::make_shared<std::atomic<int64_t>>(0);
-  learner_factory unsaved = [=](const learner_context& ctx) {
-    return std::make_unique<unsaved_learner>(ctx, steps, 3 * budget, 1);
-  };
-  run_options local;
-  local.output_dir = dir / "local";
-  local.make_learner = unsaved;
-  REQUIRE(static_cast<bool>(run(exp, local)));
-  CHECK(steps->load() == budget);
-  auto remote = exp;
-  remote.cluster.local = false;
-  run_options opts;
-  opts.make_learner = unsaved;
-
-  SUBCASE("two workers: each network trains on one of them, once") {
-    in_process_worker a{unsaved}, b{unsaved};
-    remote.cluster.workers = {a.address(), b.address()};
-    opts.output_dir = dir / "remote";
-    steps->store(0);
-    auto r = run(remote, opts);
-    REQUIRE_MESSAGE(r, to_string_pretty(r.error()));
-    CHECK(r->count(network_status::finished) == 2);
-    // Network 1 is 4x faster: its worker idles from its 6th quantum: network 0
-    // would go there at every second quantum if it could. Moved, a network
-    // would have started over (the steps say so).
-    CHECK(steps->load() == budget);
-    auto store = results_store::open(dir / "remote/results.db");
-    REQUIRE(static_cast<bool>(store));
-    auto grants = (*store)->grants();
-    REQUIRE(static_cast<bool>(grants));
-    std::map<uint64_t, std::set<std::string>> nodes;
-    std::set<std::string> used;
-    for (const auto& g : *grants) {
-      nodes[g.network_id].insert(g.node);
-      used.insert(g.node);
-      CHECK(g.moved_bytes == 0);
-    }
-    CHECK(used.size() == 2);
-    for (const auto& [id, n] : nodes)
-      CHECK_MESSAGE(n.size() == 1, id);
-    CHECK(test::stored_weights(dir / "remote") ==
-          test::stored_weights(dir / "local"));
+  // Network 1 is 4x faster than network 0: its worker idles from its 6th
+  // quantum, and network 0 would go there at every second quantum if it
+  // could.
+  unsaved_run u{dir, 2, 1};
+  in_process_worker a{u.learner}, b{u.learner};
+  auto r = u.remote({a.address(), b.address()}, dir / "remote");
+  REQUIRE_MESSAGE(r, to_string_pretty(r.error()));
+  CHECK(r->count(network_status::finished) == 2);
+  // Moved, a network would have started over (the steps say so).
+  CHECK(u.steps->load() == u.budget);
+  auto store = results_store::open(dir / "remote/results.db");
+  REQUIRE(static_cast<bool>(store));
+  auto grants = (*store)->grants();
+  REQUIRE(static_cast<bool>(grants));
+  std::map<uint64_t, std::set<std::string>> nodes;
+  std::set<std::string> used;
+  for (const auto& g : *grants) {
+    nodes[g.network_id].insert(g.node);
+    used.insert(g.node);
+    CHECK(g.moved_bytes == 0);
   }
+  CHECK(used.size() == 2);
+  for (const auto& [id, n] : nodes)
+    CHECK_MESSAGE(n.size() == 1, id);
+  CHECK(test::stored_weights(dir / "remote") ==
+        test::stored_weights(dir / "local"));
 }
 
 TEST_CASE("a learner that cannot save its state: when its worker is lost, "
@@ -1124,44 +1143,25 @@ TEST_CASE("a learner that cannot save its state: when its worker is lost, "
   // Four networks of about 0.2 s each on two workers of one slot: each
   // worker alternates between two networks, one training while the other
   // waits for that worker's slot (nothing is queued on a worker ahead).
-  auto exp = test::tiny_experiment(4, 6);
-  exp.name = "unsaved-lost";
-  exp.scheduler.policy = policy_kind::round_robin;
-  exp.cluster.hop_share = 0;
-  exp.cluster.queue_ahead = false;
-  const int64_t budget = 4 * 6 * 8;
-  auto steps = std::make_shared<std::atomic<int64_t>>(0);
-  learner_factory unsaved = [=](const learner_context& ctx) {
-    return std::make_unique<unsaved_learner>(ctx, steps, 3 * budget, 4);
-  };
-  run_options local;
-  local.output_dir = dir / "local";
-  local.make_learner = unsaved;
-  REQUIRE(static_cast<bool>(run(exp, local)));
-  in_process_worker a{unsaved}, b{unsaved};
-  auto remote = exp;
-  remote.cluster.local = false;
-  remote.cluster.workers = {a.address(), b.address()};
-  run_options opts;
-  opts.make_learner = unsaved;
-  opts.output_dir = dir / "lost";
-  steps->store(0);
+  unsaved_run u{dir, 4, 4};
+  u.exp.cluster.queue_ahead = false;
+  in_process_worker a{u.learner}, b{u.learner};
   // b stops within about 0.1 s of the start (it looks at its stop flag
   // every 0.1 s), its two networks unfinished.
   std::thread stopper{[&] {
     auto until = std::chrono::steady_clock::now() + std::chrono::seconds{60};
-    while (steps->load() < 4 && std::chrono::steady_clock::now() < until)
+    while (u.steps->load() < 4 && std::chrono::steady_clock::now() < until)
       std::this_thread::sleep_for(std::chrono::milliseconds{1});
     b.stop();
   }};
-  auto r = run(remote, opts);
+  auto r = u.remote({a.address(), b.address()}, dir / "lost");
   stopper.join();
   REQUIRE_MESSAGE(r, to_string_pretty(r.error()));
   CHECK(r->count(network_status::finished) == 4);
   // What b had trained of its networks is trained again on a, from the
   // start: the one training there when b went and the one waiting for it.
-  CHECK(steps->load() > budget);
-  CHECK(steps->load() < 2 * budget);
+  CHECK(u.steps->load() > u.budget);
+  CHECK(u.steps->load() < 2 * u.budget);
   auto store = results_store::open(dir / "lost/results.db");
   REQUIRE(static_cast<bool>(store));
   auto grants = (*store)->grants();
