@@ -43,9 +43,7 @@ void end_run(node_actor* self, const caf::actor_addr& coordinator) {
   auto i = st.runs.find(coordinator);
   if (i == st.runs.end())
     return;
-  for (auto& e : i->second.executors)
-    self->send_exit(e, caf::exit_reason::user_shutdown);
-  self->send_exit(i->second.keeper, caf::exit_reason::user_shutdown);
+  i->second.stop();
   st.runs.erase(i);
 }
 
@@ -86,12 +84,15 @@ caf::expected<std::shared_ptr<const dataset>> data_for(node_actor* self,
 
 } // namespace
 
+void worker_node_state::served_run::stop() const {
+  for (const auto& e : executors)
+    caf::anon_send_exit(e, caf::exit_reason::user_shutdown);
+  caf::anon_send_exit(keeper, caf::exit_reason::user_shutdown);
+}
+
 worker_node_state::~worker_node_state() {
-  for (auto& [coordinator, run] : runs) {
-    for (auto& e : run.executors)
-      caf::anon_send_exit(e, caf::exit_reason::user_shutdown);
-    caf::anon_send_exit(run.keeper, caf::exit_reason::user_shutdown);
-  }
+  for (const auto& [coordinator, run] : runs)
+    run.stop();
 }
 
 worker_node_actor::behavior_type

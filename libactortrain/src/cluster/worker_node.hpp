@@ -30,6 +30,8 @@ struct worker_node_state {
     std::shared_ptr<worker_run> run;
     std::vector<slot_executor_actor> executors;
     state_keeper_actor keeper;
+    /// Stops its executors and keeper (a quantum in progress finishes).
+    void stop() const;
   };
   /// Every run served, by its coordinator (none while waiting for one).
   std::map<caf::actor_addr, served_run> runs;

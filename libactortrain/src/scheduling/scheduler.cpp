@@ -659,13 +659,15 @@ bool lose_slots(scheduler_self* self, const caf::actor_addr& source) {
   // The node's last slot gone, the states there are lost with it: its
   // networks have no home any more (they go on from their checkpoints on
   // whichever slot frees first), instead of waiting for a move to pay.
-  if (!found ||
-      std::any_of(st.slots.begin(), st.slots.end(), [&](const auto& s) {
-        return !s.dead && s.grant.executor && s.grant.executor->node() == node;
-      }))
-    return found;
+  if (!found)
+    return false;
+  for (uint32_t i = 0; i < st.slots.size(); ++i)
+    if (!st.slots[i].dead && node_of(st, i) == node)
+      return true;
   for (auto h = st.home.begin(); h != st.home.end();)
     h = h->second == node ? st.home.erase(h) : std::next(h);
+  // A last slot that is dead (this node's, or an earlier lost one's) no
+  // longer says where a state is.
   for (auto l = st.last_slot.begin(); l != st.last_slot.end();)
     l = st.slots[l->second].dead ? st.last_slot.erase(l) : std::next(l);
   return found;

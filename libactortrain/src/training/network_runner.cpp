@@ -154,8 +154,7 @@ void network_runner::prepare(const slot_info& slot) {
   // network moves there the way it moves to another node, through its
   // state's bytes, and continues bit for bit. A learner that cannot save
   // its state stays where it is (the slot's thread drives it there).
-  if (learner_ && torch::Device{slot.device} != device_ &&
-      learner_->can_checkpoint()) {
+  if (learner_ && torch::Device{slot.device} != device_ && state_movable()) {
     import_state(export_state());
     ++device_moves_;
   }
