@@ -459,6 +459,7 @@ threads_per_slot = 2
 quantum_epochs = 2
 quantum_steps = 10
 quantum_seconds = 1.5
+stall_report_seconds = 5
 policy = "priority"
 search = "hyperband"
 asha_mode = "promotion"

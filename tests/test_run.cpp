@@ -1,10 +1,13 @@
 #include <doctest/doctest.h>
 
+#include <atomic>
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <mutex>
 #include <set>
+#include <thread>
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -308,6 +311,76 @@ TEST_CASE("a run whose store writes more slowly than it trains waits for "
   INFO(fmt::format("{}", fmt::join(events, "\n")));
   CHECK(waited.find("output.unwritten_mb = 1)") != std::string::npos);
   CHECK(waited.find("MB unwritten") != std::string::npos);
+}
+
+namespace {
+
+/// The built-in learner, except that network 1's fifth step waits until
+/// `go` is set: a learner that hangs, as a user's own may.
+class hanging_learner : public test::forwarding_learner {
+public:
+  hanging_learner(const learner_context& ctx, const std::atomic<bool>& go)
+      : forwarding_learner(ctx, true), hangs_(ctx.spec.id == 1), go_(go) {}
+
+  double train_step(const torch::Tensor& x, const torch::Tensor& y) override {
+    if (hangs_ && ++steps_ == 5)
+      while (!go_.load())
+        std::this_thread::sleep_for(std::chrono::milliseconds{5});
+    return forwarding_learner::train_step(x, y);
+  }
+
+private:
+  bool hangs_;
+  const std::atomic<bool>& go_;
+  int steps_ = 0;
+};
+
+} // namespace
+
+TEST_CASE("a run whose quantum hangs says what it waits on, and finishes "
+          "with the same results once it goes on") {
+  temp_dir dir;
+  auto exp = test::tiny_experiment(3, 2);
+  exp.scheduler.slots = 2;
+  exp.scheduler.stall_report_seconds = 0.5;
+  std::atomic<bool> go{true};
+  auto learners = [&](const learner_context& ctx) {
+    return std::make_unique<hanging_learner>(ctx, go);
+  };
+  run_options free;
+  free.output_dir = dir / "free";
+  free.make_learner = learners;
+  run_ok(exp, free);
+  go = false;
+  std::mutex mutex;
+  std::vector<std::string> events;
+  run_options hung;
+  hung.output_dir = dir / "hung";
+  hung.make_learner = learners;
+  hung.progress_interval_seconds = 0.05;
+  hung.on_event = [&](const std::string& line) {
+    std::lock_guard<std::mutex> guard{mutex};
+    events.push_back(line);
+    // Told what it waits on, the user lets it go on.
+    if (line.find("no quantum has started or ended") != std::string::npos)
+      go = true;
+  };
+  auto result = run_ok(exp, hung);
+  CHECK(result.count(network_status::finished) == 3);
+  CHECK(test::stored_weights(dir / "hung") ==
+        test::stored_weights(dir / "free"));
+  INFO(fmt::format("{}", fmt::join(events, "\n")));
+  REQUIRE(go.load());
+  std::string said;
+  for (const auto& e : events)
+    if (e.find("no quantum has started or ended") != std::string::npos)
+      said = e;
+  // The other networks finished meanwhile: only the hung one is left, on
+  // its slot since the report's wait began.
+  CHECK(said.find("(scheduler.stall_report_seconds = 0.5): net-0001 has held "
+                  "slot ") != std::string::npos);
+  CHECK(said.find(" (cpu) for ") != std::string::npos);
+  CHECK(said.find("wait") == std::string::npos);
 }
 
 TEST_CASE("1,000 tiny trainers in one process all finish") {

@@ -13,6 +13,7 @@
 #include <fmt/format.h>
 
 #include "actors/slot_executor.hpp"
+#include "actors/stall_watch.hpp"
 #include "protocol/slot.hpp"
 #include "protocol/type_ids.hpp"
 #include "scheduling/scheduler.hpp"
@@ -233,6 +234,101 @@ TEST_CASE("a release from an actor that does not hold the slot is ignored") {
   done.finished = true;
   self->send(sched, release_atom_v, uint32_t{0}, done);
   CHECK(status_of(self, sched).busy == 0);
+}
+
+TEST_CASE("a quiet scheduler says who holds which slot for how long and who "
+          "waits, and the stall watch reports it once per doubling") {
+  caf::actor_system sys{test::actor_config()};
+  scheduler_fixture fx{sys, 1};
+  auto& sched = fx.sched;
+  caf::scoped_actor self{sys};
+  caf::scoped_actor other{sys};
+  self->send(sched, acquire_atom_v, trainer_info{0, 1, 1, 0, {}, {}, {}, {}});
+  self->receive([](grant_atom, const slot_grant&) {});
+  other->send(sched, acquire_atom_v, trainer_info{1, 1, 1, 0, {}, {}, {}, {}});
+  std::this_thread::sleep_for(300ms);
+  auto s = status_of(self, sched);
+  REQUIRE(s.holders.size() == 1);
+  CHECK(s.holders[0].network_id == 0);
+  CHECK(s.holders[0].device == "cpu");
+  CHECK(s.holders[0].node.empty());
+  CHECK(s.holders[0].held_seconds >= 0.3);
+  CHECK(s.quiet_seconds >= 0.3);
+  CHECK(s.trainers == 2);
+  CHECK(s.waiting == 1);
+  CHECK(s.free_slots == 0);
+  CHECK(s.lost_slots == 0);
+  auto name = [](const slot_holder& h) {
+    return fmt::format("trainer {}", h.network_id);
+  };
+  stall_watch watch{0.2};
+  auto line = watch.look(s, name);
+  REQUIRE(line);
+  INFO(*line);
+  CHECK(line->find("no quantum has started or ended for 0.") == 0);
+  CHECK(line->find("(scheduler.stall_report_seconds = 0.2): trainer 0 has "
+                   "held slot 0 (cpu) for 0.") != std::string::npos);
+  CHECK(line->find("1 trainer waits for a slot") != std::string::npos);
+  CHECK(line->find("neither") == std::string::npos);
+  // Said once: again only when the quiet has doubled.
+  CHECK_FALSE(watch.look(status_of(self, sched), name));
+  // The slot changes hands: the run is not quiet any more.
+  progress_report done;
+  done.network_id = 0;
+  done.finished = true;
+  self->send(sched, release_atom_v, uint32_t{0}, done);
+  other->receive([](grant_atom, const slot_grant&) {});
+  s = status_of(self, sched);
+  CHECK(s.quiet_seconds < 0.2);
+  CHECK(s.trainers == 1);
+  CHECK(s.longest_quantum >= 0.3);
+  CHECK_FALSE(watch.look(s, name));
+}
+
+TEST_CASE("the stall watch names lost slots, trainers the scheduler lost "
+          "track of, and waits longer than the run's longest quantum") {
+  auto name = [](const slot_holder& h) {
+    return fmt::format("net-{}", h.network_id);
+  };
+  scheduler_status s;
+  s.slots = 0;
+  s.lost_slots = 2;
+  s.trainers = 3;
+  s.waiting = 3;
+  s.quiet_seconds = 61;
+  CHECK_FALSE(stall_watch{0}.look(s, name));
+  auto lost = stall_watch{60}.look(s, name);
+  REQUIRE(lost);
+  CHECK(*lost == "no quantum has started or ended for 61 s "
+                 "(scheduler.stall_report_seconds = 60): 3 trainers wait for "
+                 "a slot; no slot is alive (2 lost with their workers): the "
+                 "run waits for a worker to come back");
+  // Two trainers neither hold a slot nor wait: a bug, said as one.
+  s.slots = 2;
+  s.free_slots = 1;
+  s.waiting = 0;
+  s.holders = {{1, "cpu", 7, "127.0.0.1:4000", 61}};
+  auto stray = stall_watch{60}.look(s, name);
+  REQUIRE(stray);
+  CHECK(stray->find("net-7 has held slot 1 (127.0.0.1:4000 cpu) for 61 s; "
+                    "2 trainers are neither on a slot nor waiting for one "
+                    "(a bug: please report this line); 2 of 4 slots lost "
+                    "with their workers") != std::string::npos);
+  // Quanta of 30 s: a quiet minute is one of them running.
+  s.longest_quantum = 30;
+  stall_watch watch{60};
+  CHECK_FALSE(watch.look(s, name));
+  s.quiet_seconds = 91;
+  CHECK(watch.look(s, name));
+  s.quiet_seconds = 150;
+  CHECK_FALSE(watch.look(s, name));
+  s.quiet_seconds = 182;
+  CHECK(watch.look(s, name));
+  // Nothing left to do (a live session between submissions): no report.
+  scheduler_status idle;
+  idle.slots = 2;
+  idle.quiet_seconds = 600;
+  CHECK_FALSE(stall_watch{60}.look(idle, name));
 }
 
 TEST_CASE("the scheduler answers while every slot computes") {

@@ -223,6 +223,8 @@ template <> struct section<scheduler_options> {
           .in(closed(1, max_count)),
       key("quantum_steps", &S::quantum_steps, running).in(closed(0, max_count)),
       key("quantum_seconds", &S::quantum_seconds, running).in(at_least(0)),
+      key("stall_report_seconds", &S::stall_report_seconds, running)
+          .in(at_least(0)),
       key("policy", &S::policy, running),
       // The search decides where networks stop: a resumed run keeps it.
       key("search", &S::search, numbers), key("asha_mode", &S::asha, numbers),

@@ -159,6 +159,11 @@ struct scheduler_options {
   /// Length of a quantum in compute seconds (0: off); a quantum ends at the
   /// first of its step, epoch or seconds limits.
   double quantum_seconds = 0;
+  /// A run in which no quantum started or ended for this many seconds (or
+  /// three times its longest quantum, if longer) says what it waits on:
+  /// the slots held and for how long, the networks waiting, the slots
+  /// lost; again each time the wait doubles. 0: never.
+  double stall_report_seconds = 60;
   /// Which waiting network gets the next free slot (docs/scheduling.md):
   /// fifo (run to completion in arrival order), round_robin (time slicing
   /// at quantum boundaries), shortest_remaining, longest_remaining (by

@@ -233,6 +233,29 @@ void event(coordinator_actor* self, const std::string& line) {
     self->state.plan->on_event(line);
 }
 
+/// Reports what the run waits on once it made no progress for a while
+/// (stall_watch).
+void check_stall(coordinator_actor* self) {
+  self->request(self->state.scheduler, caf::infinite, status_atom_v)
+      .then([=](const scheduler_status& s) {
+        auto& st = self->state;
+        auto line = st.stalls.look(s, [&](const slot_holder& h) {
+          auto members = st.group_members.find(h.network_id);
+          const auto& specs = st.plan->specs;
+          if (members == st.group_members.end() || members->second.empty() ||
+              members->second.front() >= specs.size())
+            return fmt::format("network {}", h.network_id);
+          auto n = members->second.size();
+          auto first = specs[members->second.front()].name;
+          return n == 1 ? first
+                        : fmt::format("{} (and {} more of its group)", first,
+                                      n - 1);
+        });
+        if (line)
+          event(self, *line);
+      });
+}
+
 /// Keeps trying to reach the worker at `address` until it joins or refuses.
 void link_worker(coordinator_actor* self, const std::string& address) {
   auto& plan = *self->state.plan;
@@ -513,7 +536,9 @@ void start(coordinator_actor* self) {
   // The runners now own their shards and snapshots.
   plan.shards.clear();
   plan.snapshots.clear();
-  if (plan.on_progress || plan.stop)
+  st.stalls = stall_watch{plan.exp.scheduler.stall_report_seconds};
+  if (plan.on_progress || plan.stop ||
+      plan.exp.scheduler.stall_report_seconds > 0)
     self->send(self, tick_atom_v);
 }
 
@@ -713,6 +738,8 @@ caf::behavior coordinator(coordinator_actor* self,
               });
           return;
         }
+        if (!st.closing)
+          check_stall(self);
         report_progress(self, [=] {
           auto ms = static_cast<int64_t>(
               self->state.plan->progress_interval_seconds * 1000);

@@ -16,6 +16,7 @@
 #include <caf/stateful_actor.hpp>
 
 #include "actors/aggregator.hpp"
+#include "actors/stall_watch.hpp"
 #include "actors/trainer.hpp"
 #include "actortrain/run.hpp"
 #include "cluster/data_shipment.hpp"
@@ -119,6 +120,8 @@ struct coordinator_state {
   int64_t submitting = 0;
   bool idle = false;
   bool close_requested = false;
+  /// Says what the run waits on when it stops making progress.
+  stall_watch stalls{0};
   static inline const char* name = "actortrain.coordinator";
 };
 

@@ -63,20 +63,24 @@ typename Inspector::result_type inspect(Inspector& f, slot_grant& x) {
                                 x.alone, x.queued, x.hop_seconds);
 }
 
-/// A snapshot of the scheduler, for progress displays and tests.
-/// A slot held by a trainer: which slot, on what, and the trainer's network
-/// (the first of its group when its networks are fused).
+/// A slot held by a trainer: which slot, on what (its node's name, "" for
+/// this process), the trainer's network (the first of its group when its
+/// networks are fused) and for how long it has held it.
 struct slot_holder {
   uint32_t slot = 0;
   std::string device;
   uint64_t network_id = 0;
+  std::string node;
+  double held_seconds = 0;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, slot_holder& x) {
   return detail::inspect_fields(f, "slot_holder", x.slot, x.device,
-                                x.network_id);
+                                x.network_id, x.node, x.held_seconds);
 }
+
+/// A snapshot of the scheduler, for progress displays and tests.
 
 struct scheduler_status {
   int64_t slots = 0;
@@ -116,6 +120,20 @@ struct scheduler_status {
   /// output.unwritten_mb to write, and the most it had at once (bytes).
   int64_t store_waits = 0;
   int64_t unwritten_peak = 0;
+  /// What a stalled run reports (see scheduler_options::stall_report_seconds):
+  /// seconds since a quantum last started or ended, the longest quantum so
+  /// far, the slots free and lost (workers gone), trainers alive (asked
+  /// and not finished), those queued on a worker's busy slot and those a
+  /// search holds back at a rung, and whether new quanta wait for the
+  /// store.
+  double quiet_seconds = 0;
+  double longest_quantum = 0;
+  int64_t free_slots = 0;
+  int64_t lost_slots = 0;
+  int64_t trainers = 0;
+  int64_t queued_on_slots = 0;
+  int64_t held_by_search = 0;
+  bool store_waiting = false;
 };
 
 template <class Inspector>
@@ -124,7 +142,9 @@ typename Inspector::result_type inspect(Inspector& f, scheduler_status& x) {
       f, "scheduler_status", x.slots, x.busy, x.waiting, x.grants, x.peak_busy,
       x.steps_done, x.holders, x.gang_grants, x.longest_gang_wait, x.moves,
       x.moved_bytes, x.memory_waits, x.out_of_memory, x.alone_grants,
-      x.device_moves, x.queued_grants, x.store_waits, x.unwritten_peak);
+      x.device_moves, x.queued_grants, x.store_waits, x.unwritten_peak,
+      x.quiet_seconds, x.longest_quantum, x.free_slots, x.lost_slots,
+      x.trainers, x.queued_on_slots, x.held_by_search, x.store_waiting);
 }
 
 } // namespace actortrain

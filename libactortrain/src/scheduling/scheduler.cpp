@@ -315,6 +315,7 @@ slot_grant hold(scheduler_self* self, uint32_t slot, const waiting_trainer& w) {
   bool alone = st.alone.count(w.network_id) > 0;
   st.slots[slot].held = {w.trainer.address(), w.network_id, now(self),
                          memory_need(st, w.network_id), alone};
+  st.last_change = now(self);
   ++st.stats.grants;
   ++st.stats.busy;
   st.stats.peak_busy = std::max(st.stats.peak_busy, st.stats.busy);
@@ -522,6 +523,7 @@ void queue_ahead(scheduler_self* self) {
     q.memory = memory_need(st, w->network_id);
     q.alone = false;
     q.queued = true;
+    st.last_change = now(self);
     ++st.stats.grants;
     ++st.stats.queued_grants;
     auto grant = s.grant;
@@ -613,6 +615,8 @@ double record(scheduler_self* self, uint32_t slot,
               int64_t moved_bytes) {
   auto& st = self->state;
   auto t = now(self);
+  st.last_change = t;
+  st.stats.longest_quantum = std::max(st.stats.longest_quantum, t - h.since);
   st.pending.push_back({h.network_id, slot, h.since, t, steps,
                         st.slots[slot].grant.slot.node, moved_bytes,
                         st.slots[slot].grant.slot.device, h.queued});
@@ -652,6 +656,8 @@ bool lose_slots(scheduler_self* self, const caf::actor_addr& source) {
     node = node_of(st, i);
     s.dead = true;
     --st.stats.slots;
+    ++st.stats.lost_slots;
+    st.last_change = now(self);
     // A held slot is released by its trainer, which reschedules its work.
     st.free.erase(std::remove(st.free.begin(), st.free.end(), i),
                   st.free.end());
@@ -786,6 +792,7 @@ void release(scheduler_self* self, const std::vector<uint32_t>& slots,
     st.pinned.erase(progress.network_id);
     st.policy->forget(progress.network_id);
     st.searched.erase(progress.network_id);
+    st.trainers.erase(sender);
     self->demonitor(sender);
   } else {
     st.policy->report(progress);
@@ -846,6 +853,7 @@ scheduler(scheduler_actor::stateful_pointer<scheduler_state> self,
       return;
     }
     st.policy->remove(dm.source);
+    st.trainers.erase(dm.source);
     if (st.gang && st.gang->trainer.address() == dm.source)
       st.gang.reset();
     if (st.memory_waiter && st.memory_waiter->trainer.address() == dm.source)
@@ -886,6 +894,7 @@ scheduler(scheduler_actor::stateful_pointer<scheduler_state> self,
         self->monitor(trainer);
         auto& st = self->state;
         ++st.arrived;
+        st.trainers.insert(trainer.address());
         auto adjusted = info;
         for (size_t k = 0; k < info.members.size(); ++k) {
           auto p = k < info.member_priorities.size() ? info.member_priorities[k]
@@ -990,10 +999,21 @@ scheduler(scheduler_actor::stateful_pointer<scheduler_state> self,
           s.unwritten_peak = st.unwritten->peak();
         s.waiting = static_cast<int64_t>(st.policy->waiting()) +
                     (st.gang ? 1 : 0) + (st.memory_waiter ? 1 : 0);
-        for (const auto& slot : st.slots)
+        auto t = now(self);
+        for (const auto& slot : st.slots) {
           if (slot.held.trainer)
             s.holders.push_back({slot.grant.slot.id, slot.grant.slot.device,
-                                 slot.held.network_id});
+                                 slot.held.network_id, slot.grant.slot.node,
+                                 t - slot.held.since});
+          s.queued_on_slots += slot.queued.trainer ? 1 : 0;
+        }
+        s.quiet_seconds = t - std::max(st.last_change, st.clock_start);
+        s.free_slots = static_cast<int64_t>(st.free.size());
+        s.trainers = static_cast<int64_t>(st.trainers.size());
+        s.held_by_search =
+            std::count_if(st.searched.begin(), st.searched.end(),
+                          [](const auto& t) { return t.second.held; });
+        s.store_waiting = st.store_waiting;
         return s;
       },
   };

@@ -5,6 +5,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <unordered_map>
 #include <unordered_set>
@@ -69,6 +70,11 @@ struct scheduler_state {
   std::chrono::steady_clock::time_point started;
   /// The schedule's clock at `started` (see scheduler()).
   double clock_start = 0;
+  /// When (on the schedule's clock) a quantum last started or ended, or a
+  /// slot was lost: how long the run has been quiet (stall reports).
+  double last_change = 0;
+  /// The trainers that asked for slots and have not finished.
+  std::set<caf::actor_addr> trainers;
   /// No grant before this many trainers have asked: with every network of a
   /// run in the queue, the first grants follow the policy, not the order in
   /// which trainer actors happened to start.
