@@ -316,15 +316,17 @@ TEST_CASE("a run whose store writes more slowly than it trains waits for "
 namespace {
 
 /// The built-in learner, except that network 1's fifth step waits until
-/// `go` is set: a learner that hangs, as a user's own may.
+/// `go` is set: a learner that hangs, as a user's own may (for at most 30
+/// s, so that a test whose run never says so fails instead of hanging).
 class hanging_learner : public test::forwarding_learner {
 public:
   hanging_learner(const learner_context& ctx, const std::atomic<bool>& go)
       : forwarding_learner(ctx, true), hangs_(ctx.spec.id == 1), go_(go) {}
 
   double train_step(const torch::Tensor& x, const torch::Tensor& y) override {
+    auto until = std::chrono::steady_clock::now() + std::chrono::seconds{30};
     if (hangs_ && ++steps_ == 5)
-      while (!go_.load())
+      while (!go_.load() && std::chrono::steady_clock::now() < until)
         std::this_thread::sleep_for(std::chrono::milliseconds{5});
     return forwarding_learner::train_step(x, y);
   }
@@ -381,6 +383,48 @@ TEST_CASE("a run whose quantum hangs says what it waits on, and finishes "
                   "slot ") != std::string::npos);
   CHECK(said.find(" (cpu) for ") != std::string::npos);
   CHECK(said.find("wait") == std::string::npos);
+}
+
+TEST_CASE("a run stopped while a quantum hangs says that it waits for it") {
+  temp_dir dir;
+  auto exp = test::tiny_experiment(3, 2);
+  exp.scheduler.slots = 2;
+  exp.scheduler.stall_report_seconds = 0.3;
+  std::atomic<bool> go{false};
+  std::mutex mutex;
+  std::vector<std::string> events;
+  run_options opts;
+  opts.output_dir = dir / "out";
+  opts.make_learner = [&](const learner_context& ctx) {
+    return std::make_unique<hanging_learner>(ctx, go);
+  };
+  opts.progress_interval_seconds = 0.05;
+  opts.stop = std::make_shared<std::atomic<bool>>(false);
+  opts.on_event = [&, stop = opts.stop](const std::string& line) {
+    std::lock_guard<std::mutex> guard{mutex};
+    events.push_back(line);
+    // Told the run is stuck, the user stops it; told it waits for the hung
+    // quantum, the user lets that go on.
+    if (line.find("no quantum has started or ended") == std::string::npos)
+      return;
+    if (line.find("is stopping") == std::string::npos)
+      *stop = true;
+    else
+      go = true;
+  };
+  auto result = run(exp, opts);
+  INFO(fmt::format("{}", fmt::join(events, "\n")));
+  REQUIRE_FALSE(result);
+  CHECK(is(result.error(), errc::run_aborted));
+  REQUIRE(go.load());
+  std::string said;
+  for (const auto& e : events)
+    if (e.find("is stopping") != std::string::npos)
+      said = e;
+  CHECK(said.find("(scheduler.stall_report_seconds = 0.3): net-0001 has held "
+                  "slot ") != std::string::npos);
+  CHECK(said.find("; the run is stopping and waits for its quanta in flight "
+                  "to end") != std::string::npos);
 }
 
 TEST_CASE("1,000 tiny trainers in one process all finish") {

@@ -308,6 +308,7 @@ TEST_CASE("the stall watch names lost slots, trainers the scheduler lost "
   s.free_slots = 1;
   s.waiting = 0;
   s.holders = {{1, "cpu", 7, "127.0.0.1:4000", 61}};
+  s.busy = 1;
   auto stray = stall_watch{60}.look(s, name);
   REQUIRE(stray);
   CHECK(stray->find("net-7 has held slot 1 (127.0.0.1:4000 cpu) for 61 s; "
@@ -324,6 +325,18 @@ TEST_CASE("the stall watch names lost slots, trainers the scheduler lost "
   CHECK_FALSE(watch.look(s, name));
   s.quiet_seconds = 182;
   CHECK(watch.look(s, name));
+  // Stopping, only the quanta in flight count.
+  s.quiet_seconds = 61;
+  s.longest_quantum = 0;
+  auto stopping = stall_watch{60}.look(s, name, true);
+  REQUIRE(stopping);
+  CHECK(*stopping == "no quantum has started or ended for 61 s "
+                     "(scheduler.stall_report_seconds = 60): net-7 has held "
+                     "slot 1 (127.0.0.1:4000 cpu) for 61 s; the run is "
+                     "stopping and waits for its quanta in flight to end");
+  s.holders.clear();
+  s.busy = 0;
+  CHECK_FALSE(stall_watch{60}.look(s, name, true));
   // Nothing left to do (a live session between submissions): no report.
   scheduler_status idle;
   idle.slots = 2;

@@ -233,27 +233,29 @@ void event(coordinator_actor* self, const std::string& line) {
     self->state.plan->on_event(line);
 }
 
+/// A slot holder's networks, as a stall report names them.
+std::string holder_name(const coordinator_state& st, const slot_holder& h) {
+  auto members = st.group_members.find(h.network_id);
+  const auto& specs = st.plan->specs;
+  if (members == st.group_members.end() || members->second.empty() ||
+      members->second.front() >= specs.size())
+    return fmt::format("network {}", h.network_id);
+  auto n = members->second.size();
+  const auto& first = specs[members->second.front()].name;
+  return n == 1 ? first
+                : fmt::format("{} (and {} more of its group)", first, n - 1);
+}
+
 /// Reports what the run waits on once it made no progress for a while
-/// (stall_watch).
-void check_stall(coordinator_actor* self) {
-  self->request(self->state.scheduler, caf::infinite, status_atom_v)
-      .then([=](const scheduler_status& s) {
-        auto& st = self->state;
-        auto line = st.stalls.look(s, [&](const slot_holder& h) {
-          auto members = st.group_members.find(h.network_id);
-          const auto& specs = st.plan->specs;
-          if (members == st.group_members.end() || members->second.empty() ||
-              members->second.front() >= specs.size())
-            return fmt::format("network {}", h.network_id);
-          auto n = members->second.size();
-          auto first = specs[members->second.front()].name;
-          return n == 1 ? first
-                        : fmt::format("{} (and {} more of its group)", first,
-                                      n - 1);
-        });
-        if (line)
-          event(self, *line);
-      });
+/// (stall_watch); `stopping`: it waits for its quanta in flight to end.
+void check_stall(coordinator_actor* self, const scheduler_status& s,
+                 bool stopping) {
+  auto& st = self->state;
+  auto& watch = stopping ? st.stopping_stalls : st.stalls;
+  auto line = watch.look(
+      s, [&](const slot_holder& h) { return holder_name(st, h); }, stopping);
+  if (line)
+    event(self, *line);
 }
 
 /// Keeps trying to reach the worker at `address` until it joins or refuses.
@@ -537,6 +539,7 @@ void start(coordinator_actor* self) {
   plan.shards.clear();
   plan.snapshots.clear();
   st.stalls = stall_watch{plan.exp.scheduler.stall_report_seconds};
+  st.stopping_stalls = st.stalls;
   if (plan.on_progress || plan.stop ||
       plan.exp.scheduler.stall_report_seconds > 0)
     self->send(self, tick_atom_v);
@@ -727,6 +730,7 @@ caf::behavior coordinator(coordinator_actor* self,
                   return;
                 // A live session's run ends when it is closed.
                 if (s.busy > 0 || !self->state.close_requested) {
+                  check_stall(self, s, true);
                   self->delayed_send(self, std::chrono::milliseconds{50},
                                      tick_atom_v);
                   return;
@@ -739,7 +743,10 @@ caf::behavior coordinator(coordinator_actor* self,
           return;
         }
         if (!st.closing)
-          check_stall(self);
+          self->request(st.scheduler, caf::infinite, status_atom_v)
+              .then([=](const scheduler_status& s) {
+                check_stall(self, s, false);
+              });
         report_progress(self, [=] {
           auto ms = static_cast<int64_t>(
               self->state.plan->progress_interval_seconds * 1000);

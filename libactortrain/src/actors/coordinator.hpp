@@ -120,8 +120,10 @@ struct coordinator_state {
   int64_t submitting = 0;
   bool idle = false;
   bool close_requested = false;
-  /// Says what the run waits on when it stops making progress.
+  /// Say what the run waits on when it stops making progress, and while
+  /// it stops, on the quanta it waits for.
   stall_watch stalls{0};
+  stall_watch stopping_stalls{0};
   static inline const char* name = "actortrain.coordinator";
 };
 

@@ -28,9 +28,10 @@ std::string plural(int64_t n, const char* one, const char* many) {
 } // namespace
 
 std::optional<std::string> stall_watch::look(const scheduler_status& s,
-                                             const namer& name) {
+                                             const namer& name, bool stopping) {
   auto threshold = std::max(limit_, 3 * s.longest_quantum);
-  bool work_left = s.busy > 0 || s.waiting > 0 || s.trainers > 0;
+  bool work_left =
+      s.busy > 0 || (!stopping && (s.waiting > 0 || s.trainers > 0));
   if (limit_ <= 0 || !work_left || s.quiet_seconds < threshold) {
     next_ = 0;
     return std::nullopt;
@@ -53,6 +54,17 @@ std::optional<std::string> stall_watch::look(const scheduler_status& s,
     parts.push_back(fmt::format(
         "{} more held",
         plural(static_cast<int64_t>(holders.size() - shown), "slot", "slots")));
+  auto line = [&] {
+    return fmt::format("no quantum has started or ended for {} "
+                       "(scheduler.stall_report_seconds = {:g}): {}",
+                       seconds(s.quiet_seconds), limit_,
+                       fmt::join(parts, "; "));
+  };
+  if (stopping) {
+    parts.push_back("the run is stopping and waits for its quanta in flight "
+                    "to end");
+    return line();
+  }
   if (s.waiting > 0)
     parts.push_back(fmt::format(
         "{} for a slot{}", plural(s.waiting, "trainer waits", "trainers wait"),
@@ -91,9 +103,7 @@ std::optional<std::string> stall_watch::look(const scheduler_status& s,
   if (s.store_waiting)
     parts.push_back("new quanta wait for the store to write what it has "
                     "(output.unwritten_mb)");
-  return fmt::format("no quantum has started or ended for {} "
-                     "(scheduler.stall_report_seconds = {:g}): {}",
-                     seconds(s.quiet_seconds), limit_, fmt::join(parts, "; "));
+  return line();
 }
 
 } // namespace actortrain

@@ -25,7 +25,10 @@ public:
   /// The line to report for the scheduler's status `s`, or nothing: once
   /// the run has been quiet for `limit` seconds, or three times its longest
   /// quantum if that is longer, and again each time the quiet doubles.
-  std::optional<std::string> look(const scheduler_status& s, const namer& name);
+  /// `stopping`: the run is stopping and waits only for its quanta in
+  /// flight (what waits for a slot no longer matters).
+  std::optional<std::string> look(const scheduler_status& s, const namer& name,
+                                  bool stopping = false);
 
 private:
   double limit_;
