@@ -337,6 +337,15 @@ private:
   int steps_ = 0;
 };
 
+/// The last of `events` that contains `text` ("" when none does).
+std::string last_with(const std::vector<std::string>& events,
+                      const std::string& text) {
+  for (auto e = events.rbegin(); e != events.rend(); ++e)
+    if (e->find(text) != std::string::npos)
+      return *e;
+  return {};
+}
+
 } // namespace
 
 TEST_CASE("a run whose quantum hangs says what it waits on, and finishes "
@@ -373,10 +382,7 @@ TEST_CASE("a run whose quantum hangs says what it waits on, and finishes "
         test::stored_weights(dir / "free"));
   INFO(fmt::format("{}", fmt::join(events, "\n")));
   REQUIRE(go.load());
-  std::string said;
-  for (const auto& e : events)
-    if (e.find("no quantum has started or ended") != std::string::npos)
-      said = e;
+  auto said = last_with(events, "no quantum has started or ended");
   // The other networks finished meanwhile: only the hung one is left, on
   // its slot since the report's wait began.
   CHECK(said.find("(scheduler.stall_report_seconds = 0.5): net-0001 has held "
@@ -417,10 +423,7 @@ TEST_CASE("a run stopped while a quantum hangs says that it waits for it") {
   REQUIRE_FALSE(result);
   CHECK(is(result.error(), errc::run_aborted));
   REQUIRE(go.load());
-  std::string said;
-  for (const auto& e : events)
-    if (e.find("is stopping") != std::string::npos)
-      said = e;
+  auto said = last_with(events, "is stopping");
   CHECK(said.find("(scheduler.stall_report_seconds = 0.3): net-0001 has held "
                   "slot ") != std::string::npos);
   CHECK(said.find("; the run is stopping and waits for its quanta in flight "
