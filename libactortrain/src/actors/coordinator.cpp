@@ -31,11 +31,16 @@ namespace {
 
 using coordinator_actor = caf::stateful_actor<coordinator_state>;
 
+void check_stall(coordinator_actor* self, const scheduler_status& s,
+                 bool stopping);
+
 /// Gathers a run_status from the scheduler and the aggregator, hands it to
-/// the progress callback, then calls `then`.
-void report_progress(coordinator_actor* self, std::function<void()> then) {
+/// the progress callback, then calls `then`. With `stalls`, the scheduler's
+/// status also goes to the stall watch (one request serves both).
+void report_progress(coordinator_actor* self, std::function<void()> then,
+                     bool stalls = false) {
   auto& st = self->state;
-  if (!st.plan->on_progress) {
+  if (!st.plan->on_progress && !stalls) {
     if (then)
       then();
     return;
@@ -45,8 +50,15 @@ void report_progress(coordinator_actor* self, std::function<void()> then) {
                      .count();
   self->request(st.scheduler, caf::infinite, status_atom_v)
       .then([=](const scheduler_status& s) {
-        // The networks on a slot now, with the slot each is on.
+        if (stalls)
+          check_stall(self, s, false);
         auto& st = self->state;
+        if (!st.plan->on_progress) {
+          if (then)
+            then();
+          return;
+        }
+        // The networks on a slot now, with the slot each is on.
         std::vector<uint64_t> ids;
         std::unordered_map<uint64_t, std::string> slot_of;
         for (const auto& h : s.holders) {
@@ -742,16 +754,15 @@ caf::behavior coordinator(coordinator_actor* self,
               });
           return;
         }
-        if (!st.closing)
-          self->request(st.scheduler, caf::infinite, status_atom_v)
-              .then([=](const scheduler_status& s) {
-                check_stall(self, s, false);
-              });
-        report_progress(self, [=] {
-          auto ms = static_cast<int64_t>(
-              self->state.plan->progress_interval_seconds * 1000);
-          self->delayed_send(self, std::chrono::milliseconds{ms}, tick_atom_v);
-        });
+        report_progress(
+            self,
+            [=] {
+              auto ms = static_cast<int64_t>(
+                  self->state.plan->progress_interval_seconds * 1000);
+              self->delayed_send(self, std::chrono::milliseconds{ms},
+                                 tick_atom_v);
+            },
+            !st.closing && st.plan->exp.scheduler.stall_report_seconds > 0);
       },
       [=](all_done_atom) {
         auto& st = self->state;

@@ -313,9 +313,9 @@ double hop_to(const scheduler_state& st, uint32_t slot) {
 slot_grant hold(scheduler_self* self, uint32_t slot, const waiting_trainer& w) {
   auto& st = self->state;
   bool alone = st.alone.count(w.network_id) > 0;
-  st.slots[slot].held = {w.trainer.address(), w.network_id, now(self),
-                         memory_need(st, w.network_id), alone};
   st.last_change = now(self);
+  st.slots[slot].held = {w.trainer.address(), w.network_id, st.last_change,
+                         memory_need(st, w.network_id), alone};
   ++st.stats.grants;
   ++st.stats.busy;
   st.stats.peak_busy = std::max(st.stats.peak_busy, st.stats.busy);
@@ -676,7 +676,7 @@ bool lose_slots(scheduler_self* self, const caf::actor_addr& source) {
   // longer says where a state is.
   for (auto l = st.last_slot.begin(); l != st.last_slot.end();)
     l = st.slots[l->second].dead ? st.last_slot.erase(l) : std::next(l);
-  return found;
+  return true;
 }
 
 /// What a release says about the trainer's device memory: after running out
@@ -834,6 +834,7 @@ scheduler(scheduler_actor::stateful_pointer<scheduler_state> self,
           double clock_start, std::shared_ptr<store_backlog> unwritten) {
   auto& st = self->state;
   st.clock_start = clock_start;
+  st.last_change = clock_start;
   st.unwritten = std::move(unwritten);
   if (search.kind != search_kind::none)
     st.search.emplace(std::move(search));
@@ -1007,7 +1008,7 @@ scheduler(scheduler_actor::stateful_pointer<scheduler_state> self,
                                  t - slot.held.since});
           s.queued_on_slots += slot.queued.trainer ? 1 : 0;
         }
-        s.quiet_seconds = t - std::max(st.last_change, st.clock_start);
+        s.quiet_seconds = t - st.last_change;
         s.free_slots = static_cast<int64_t>(st.free.size());
         s.trainers = static_cast<int64_t>(st.trainers.size());
         s.held_by_search =

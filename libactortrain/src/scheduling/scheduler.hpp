@@ -71,7 +71,8 @@ struct scheduler_state {
   /// The schedule's clock at `started` (see scheduler()).
   double clock_start = 0;
   /// When (on the schedule's clock) a quantum last started or ended, or a
-  /// slot was lost: how long the run has been quiet (stall reports).
+  /// slot was lost (`clock_start` before any): how long the run has been
+  /// quiet (stall reports).
   double last_change = 0;
   /// The trainers that asked for slots and have not finished.
   std::set<caf::actor_addr> trainers;
