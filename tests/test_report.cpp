@@ -248,6 +248,70 @@ TEST_CASE("the report of a searched run on a worker node shows the search's "
   CHECK(text.find("\n" + worker.address() + "\t1\t") != std::string::npos);
 }
 
+TEST_CASE("the report and actortrain results list the stalls a run "
+          "recorded") {
+  temp_dir dir;
+  std::string toml = report_toml;
+  toml.replace(toml.find("networks = 5"), 12, "networks = 2");
+  write_text(dir / "exp.toml", toml);
+  auto res = run_process(fmt::format("{} run {} --output {} --quiet", app(),
+                                     dir / "exp.toml", dir / "out"));
+  REQUIRE_MESSAGE(res.exit_code == 0, res.output);
+  // A run that never stalled says nothing of stalls.
+  auto none = run_process(
+      fmt::format("{} results {} --format json", app(), dir / "out"));
+  REQUIRE_MESSAGE(none.exit_code == 0, none.output);
+  CHECK(nlohmann::json::parse(none.output)["stalls"].empty());
+  CHECK(render_drawn(dir / "out/report.html", dir.path())["text"]
+            .get<std::string>()
+            .find("Stalls") == std::string::npos);
+  // The rows a stalled run writes (tests/test_run.cpp has a run write
+  // them), as a worker lost and a hung quantum make them.
+  std::vector<stall_record> stalls{
+      {1.25, 60.5, false,
+       "no quantum has started or ended for 60 s "
+       "(scheduler.stall_report_seconds = 60): 12 trainers wait for a slot; "
+       "no slot is alive (1 lost with their workers): the run waits for a "
+       "worker to come back"},
+      {130.75, 121, true,
+       "no quantum has started or ended for 121 s "
+       "(scheduler.stall_report_seconds = 60): net-0001 has held slot 0 "
+       "(cpu) for 121 s; the run is stopping and waits for its quanta in "
+       "flight to end"}};
+  {
+    auto store = results_store::open(dir / "out/results.db", true);
+    REQUIRE(static_cast<bool>(store));
+    for (const auto& x : stalls)
+      REQUIRE_FALSE((*store)->add_stall(x));
+  }
+  auto json = run_process(
+      fmt::format("{} results {} --format json", app(), dir / "out"));
+  REQUIRE_MESSAGE(json.exit_code == 0, json.output);
+  auto listed = nlohmann::json::parse(json.output)["stalls"];
+  REQUIRE(listed.size() == 2);
+  for (size_t i = 0; i < stalls.size(); ++i) {
+    CHECK(listed[i]["time"] == stalls[i].time);
+    CHECK(listed[i]["quiet_seconds"] == stalls[i].quiet_seconds);
+    CHECK(listed[i]["stopping"] == stalls[i].stopping);
+    CHECK(listed[i]["report"] == stalls[i].report);
+  }
+  auto table = run_process(fmt::format("{} results {}", app(), dir / "out"));
+  REQUIRE_MESSAGE(table.exit_code == 0, table.output);
+  CHECK(table.output.find("\nstalls (") != std::string::npos);
+  CHECK(table.output.find("  at 130.8 s: " + stalls[1].report) !=
+        std::string::npos);
+  auto again = run_process(fmt::format("{} report {} --output {}", app(),
+                                       dir / "out", dir / "stalled.html"));
+  REQUIRE_MESSAGE(again.exit_code == 0, again.output);
+  auto probe = render_drawn(dir / "stalled.html", dir.path());
+  auto text = probe["text"].get<std::string>();
+  CAPTURE(text);
+  CHECK(text.find("Stalls") != std::string::npos);
+  CHECK(text.find("no progress 2 time(s)") != std::string::npos);
+  CHECK(text.find("\n1.3\t60.5\t" + stalls[0].report) != std::string::npos);
+  CHECK(text.find("\n130.8\t121.0\t" + stalls[1].report) != std::string::npos);
+}
+
 TEST_CASE("the report of a run where every network failed still renders") {
   temp_dir dir;
   std::string toml = report_toml;

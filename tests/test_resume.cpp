@@ -1239,6 +1239,13 @@ TEST_CASE("actortrain continue DIR --epochs N trains a finished run on to the "
   check_attempts_follow(stored_grants(out), first_grants, stored_result(out));
   for (const auto& n : stored_result(out).networks)
     CHECK(n.epochs == 8);
+  // Continued, not resumed: the run was never interrupted.
+  CHECK(stored_result(out).continuations == 1);
+  auto results =
+      test::run_process(fmt::format("{} results {}", test::app(), out));
+  REQUIRE_MESSAGE(results.exit_code == 0, results.output);
+  CHECK(results.output.find(", continued 1x)") != std::string::npos);
+  CHECK(results.output.find("resumed") == std::string::npos);
   // Fewer epochs, no --epochs, no run there: each named.
   auto down = test::run_process(
       fmt::format("{} continue {} --epochs 2 --quiet", test::app(), out));

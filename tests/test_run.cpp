@@ -361,7 +361,7 @@ TEST_CASE("a run whose quantum hangs says what it waits on, and finishes "
   run_options free;
   free.output_dir = dir / "free";
   free.make_learner = learners;
-  run_ok(exp, free);
+  auto free_result = run_ok(exp, free);
   go = false;
   std::mutex mutex;
   std::vector<std::string> events;
@@ -389,6 +389,24 @@ TEST_CASE("a run whose quantum hangs says what it waits on, and finishes "
                   "slot ") != std::string::npos);
   CHECK(said.find(" (cpu) for ") != std::string::npos);
   CHECK(said.find("wait") == std::string::npos);
+  // The store keeps what it said, on the schedule's clock: the result, the
+  // report and `actortrain results` show it after the run.
+  CHECK(free_result.stalls.empty());
+  REQUIRE_FALSE(result.stalls.empty());
+  const auto& kept = result.stalls.back();
+  CHECK(kept.report == said);
+  CHECK_FALSE(kept.stopping);
+  CHECK(kept.quiet_seconds >= 0.5);
+  CHECK(kept.time >= kept.quiet_seconds);
+  auto store = results_store::open(dir / "hung/results.db");
+  REQUIRE(static_cast<bool>(store));
+  auto stored = (*store)->stalls();
+  REQUIRE(static_cast<bool>(stored));
+  CHECK(stored->size() == result.stalls.size());
+  // A resumed attempt's clock starts after it.
+  auto clock = (*store)->schedule_seconds();
+  REQUIRE(static_cast<bool>(clock));
+  CHECK(*clock >= kept.time);
 }
 
 TEST_CASE("a run stopped while a quantum hangs says that it waits for it") {
@@ -428,6 +446,16 @@ TEST_CASE("a run stopped while a quantum hangs says that it waits for it") {
                   "slot ") != std::string::npos);
   CHECK(said.find("; the run is stopping and waits for its quanta in flight "
                   "to end") != std::string::npos);
+  // Both reports are kept in the stopped run's store, the stopping one
+  // last.
+  auto store = results_store::open(dir / "out/results.db");
+  REQUIRE(static_cast<bool>(store));
+  auto stored = (*store)->stalls();
+  REQUIRE(static_cast<bool>(stored));
+  REQUIRE(stored->size() >= 2);
+  CHECK_FALSE(stored->front().stopping);
+  CHECK(stored->back().stopping);
+  CHECK(stored->back().report == said);
 }
 
 TEST_CASE("1,000 tiny trainers in one process all finish") {

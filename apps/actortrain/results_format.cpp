@@ -1,5 +1,6 @@
 #include "results_format.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <map>
 
@@ -117,8 +118,13 @@ std::string format_nodes(const run_result& r) {
 
 std::string format_table(const run_result& r) {
   std::string out;
+  // A continuation to a larger budget is not an interruption: said apart.
+  auto interrupted = r.resumes - r.continuations;
   auto resumed =
-      r.resumes > 0 ? fmt::format(", resumed {}x", r.resumes) : std::string{};
+      (interrupted > 0 ? fmt::format(", resumed {}x", interrupted)
+                       : std::string{}) +
+      (r.continuations > 0 ? fmt::format(", continued {}x", r.continuations)
+                           : std::string{});
   out += fmt::format("run {} ({}, {}{}), {} networks: {} finished, {} "
                      "failed\n",
                      r.name, name_of(r.task), r.status, resumed,
@@ -152,6 +158,12 @@ std::string format_table(const run_result& r) {
                          u.busy_seconds, 100 * u.busy_fraction);
   }
   out += format_nodes(r);
+  if (!r.stalls.empty()) {
+    out += fmt::format("\nstalls (no quantum started or ended for a while; "
+                       "scheduler.stall_report_seconds):\n");
+    for (const auto& x : r.stalls)
+      out += fmt::format("  at {:.1f} s: {}\n", x.time, x.report);
+  }
   if (!r.ensembles.empty()) {
     out += "\nensembles (mean of predicted probabilities):\n";
     out += fmt::format("{:<40} {:>9} {:>10} {:>10}\n", "group", "networks",
@@ -169,6 +181,7 @@ std::string format_json(const run_result& r,
   j["run"] = {{"name", r.name},
               {"status", r.status},
               {"resumes", r.resumes},
+              {"continuations", r.continuations},
               {"task", name_of(r.task)},
               {"output_dir", r.output_dir},
               {"database", r.database_path},
@@ -225,6 +238,13 @@ std::string format_json(const run_result& r,
                      {"busy_fraction", u.busy_fraction}});
   j["slots"] = slots;
   j["nodes"] = node_rows(r);
+  auto stalls = nlohmann::json::array();
+  for (const auto& x : r.stalls)
+    stalls.push_back({{"time", x.time},
+                      {"quiet_seconds", x.quiet_seconds},
+                      {"stopping", x.stopping},
+                      {"report", x.report}});
+  j["stalls"] = stalls;
   if (auto* e = r.overall_ensemble())
     j["ensemble"] = {{"networks", e->networks},
                      {"accuracy", json_num(e->accuracy)},
@@ -281,8 +301,10 @@ std::string format_summary(const run_result& r) {
   std::string out;
   auto finished = r.count(network_status::finished);
   auto failed = r.count(network_status::failed);
-  out += fmt::format("{} networks: {} finished, {} failed in {:.1f} s\n",
-                     r.networks.size(), finished, failed, r.wall_seconds);
+  // Earlier attempts' time is not known (one killed never said).
+  out += fmt::format("{} networks: {} finished, {} failed in {:.1f} s{}\n",
+                     r.networks.size(), finished, failed, r.wall_seconds,
+                     r.resumes > 0 ? " (the last attempt)" : "");
   if (auto* b = r.best())
     out += fmt::format(
         "best network: {} (test loss {}{}){}\n", b->name, num(b->test_loss),
@@ -302,6 +324,17 @@ std::string format_summary(const run_result& r) {
   for (const auto& n : r.networks)
     if (n.status == network_status::failed)
       out += fmt::format("failed: {}: {}\n", n.name, n.error);
+  if (!r.stalls.empty()) {
+    auto longest = std::max_element(r.stalls.begin(), r.stalls.end(),
+                                    [](const auto& a, const auto& b) {
+                                      return a.quiet_seconds < b.quiet_seconds;
+                                    })
+                       ->quiet_seconds;
+    out += fmt::format("stalled: {} report(s), the longest quiet {:.{}f} s "
+                       "(actortrain results {} lists them)\n",
+                       r.stalls.size(), longest, longest < 10 ? 1 : 0,
+                       r.output_dir);
+  }
   out += format_nodes(r);
   out += fmt::format("results: {} (actortrain results {})\n", r.database_path,
                      r.output_dir);

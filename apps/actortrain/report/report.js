@@ -97,7 +97,8 @@
       ['experiment', `${run.experiment_path}`],
       ['task', run.task],
       ['started', run.started_at], ['finished', run.finished_at || '(in progress)'],
-      ['resumed', `${run.resumes} time(s)`],
+      ['resumed', `${run.resumes - run.continuations} time(s)` +
+        (run.continuations > 0 ? `, continued to a larger budget ${run.continuations} time(s)` : '')],
       ['optimizer steps', String(run.steps)],
       ['actortrain / LibTorch / CAF', `${run.actortrain_version} / ${run.libtorch_version} / ${run.caf_version}`],
       ['BLAS', run.blas || 'not recorded'],
@@ -373,9 +374,22 @@
     }
   }
 
+  // --- Stalls: times no quantum started or ended for a while -----------
+  function stalls() {
+    if (!data.stalls_total) return;
+    const s = section('stalls', 'Stalls');
+    s.append(el('p', {}, `The run made no progress ${data.stalls_total} time(s) for longer than ` +
+      'scheduler.stall_report_seconds: when it said so (seconds of the schedule), how long no quantum ' +
+      'had started or ended, and what it waited on.'));
+    s.append(table(['at (s)', 'quiet (s)', 'what it waited on'],
+      data.stalls.map(x => [x.time.toFixed(1), x.quiet_seconds.toFixed(1), x.report]), [true, true, false]));
+    if (data.stalls.length < data.stalls_total)
+      s.append(el('p', { class: 'note' }, 'Only the first 200 are listed; the stalls table of results.db has them all.'));
+  }
+
   for (const [name, part] of [['summary', summary], ['learning curves', curves],
                               ['final metrics', finals], ['schedule', schedule], ['search', search],
-                              ['failures', failures]]) {
+                              ['failures', failures], ['stalls', stalls]]) {
     try { part(); } catch (e) { fail(name, e); }
   }
   document.body.dataset.charts = String(charts);

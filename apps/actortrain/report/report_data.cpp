@@ -82,6 +82,7 @@ json run_summary(const report_inputs& in) {
           {"task", r.task == task_kind::classification ? "classification"
                                                        : "regression"},
           {"resumes", r.resumes},
+          {"continuations", r.continuations},
           {"wall_seconds", seconds(r.wall_seconds)},
           {"networks", r.networks.size()},
           {"finished", r.count(network_status::finished)},
@@ -359,6 +360,16 @@ json report_data(const report_inputs& in) {
   auto rungs = json::array();
   for (const auto& [rung, actions] : per_rung)
     rungs.push_back({{"rung", rung}, {"actions", actions}});
+  // Times the run made no progress for a while, and what it waited on.
+  auto stalls = json::array();
+  for (const auto& x : r.stalls) {
+    if (stalls.size() >= max_listed)
+      break;
+    stalls.push_back({{"time", seconds(x.time)},
+                      {"quiet_seconds", seconds(x.quiet_seconds)},
+                      {"stopping", x.stopping},
+                      {"report", x.report}});
+  }
   json search = {{"decisions", in.decisions.size()},
                  {"rungs", rungs},
                  {"exploits", exploits},
@@ -376,7 +387,9 @@ json report_data(const report_inputs& in) {
           {"failures_total", failures_total},
           {"errors", retries},
           {"errors_total", retries_total},
-          {"search", search}};
+          {"search", search},
+          {"stalls", stalls},
+          {"stalls_total", r.stalls.size()}};
 }
 
 } // namespace actortrain::app

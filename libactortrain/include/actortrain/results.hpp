@@ -112,6 +112,26 @@ typename Inspector::result_type inspect(Inspector& f, decision_record& x) {
                                 x.old_hyperparameters, x.new_hyperparameters);
 }
 
+/// A run that made no progress for a while (scheduler.stall_report_seconds):
+/// when it said so, in seconds on the schedule's clock (as grant_record's),
+/// how long no quantum had started or ended, whether the run was stopping
+/// (waiting only for its quanta in flight), and the event line that said
+/// what it waited on ("no quantum has started or ended for 64 s (...):
+/// net-0007 has held slot 3 (127.0.0.1:4000 cpu) for 64 s; 5 trainers wait
+/// for a slot").
+struct stall_record {
+  double time = 0;
+  double quiet_seconds = 0;
+  bool stopping = false;
+  std::string report;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, stall_record& x) {
+  return detail::inspect_fields(f, "stall_record", x.time, x.quiet_seconds,
+                                x.stopping, x.report);
+}
+
 /// Final state of a network. `cancelled`: a live session's user cancelled
 /// it (session.hpp); it keeps the epochs it trained, but no weights, and
 /// joins no ensemble.
@@ -256,13 +276,19 @@ struct run_result {
   /// "running" (or crashed), "interrupted", "finished" or
   /// "finished_with_failures".
   std::string status;
-  /// How many times the run was resumed.
+  /// How many times the run was taken up again after its first attempt:
+  /// resumed after an interruption or a crash, reopened (a session), or
+  /// continued to a larger budget (`continuations` of them).
   int64_t resumes = 0;
+  int64_t continuations = 0;
   std::vector<network_result> networks;
   std::vector<ensemble_result> ensembles;
   std::vector<slot_usage> slots;
   /// By node, in a run with worker nodes (empty otherwise).
   std::vector<node_usage> nodes;
+  /// Each time the run made no progress for a while and said what it
+  /// waited on (scheduler.stall_report_seconds), oldest first.
+  std::vector<stall_record> stalls;
   /// Seconds its last attempt took (a resumed run's earlier attempts are
   /// not counted: one killed never said).
   double wall_seconds = 0;

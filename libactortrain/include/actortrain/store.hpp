@@ -249,6 +249,8 @@ public:
   caf::error add_grants(const std::vector<grant_record>& records);
   /// Appends decisions of the adaptive search, in one transaction.
   caf::error add_decisions(const std::vector<decision_record>& records);
+  /// Records that the run reported a stall.
+  caf::error add_stall(const stall_record& r);
   /// Records that `bytes` of the run's data were sent to worker `node`
   /// (it lacked them; see docs/cluster.md).
   caf::error add_data_sent(const std::string& node, uint64_t bytes);
@@ -264,9 +266,13 @@ public:
   /// for a run without one).
   caf::expected<std::vector<decision_record>> decisions() const;
 
-  /// How far the recorded schedule's clock got: the latest release or
-  /// decision, in seconds; 0 for a run that recorded none. A resumed or
-  /// continued run's scheduler starts its clock there, so that the
+  /// The stalls the run reported, oldest first (none for a store from
+  /// before they were recorded).
+  caf::expected<std::vector<stall_record>> stalls() const;
+
+  /// How far the recorded schedule's clock got: the latest release,
+  /// decision or stall report, in seconds; 0 for a run that recorded none. A
+  /// resumed or continued run's scheduler starts its clock there, so that the
   /// attempts' grants follow each other instead of overlapping.
   caf::expected<double> schedule_seconds() const;
 

@@ -431,6 +431,9 @@ aggregator(aggregator_actor::stateful_pointer<aggregator_state> self,
       [=](decisions_atom, const std::vector<decision_record>& records) {
         note(self, self->state.config.store->add_decisions(records));
       },
+      [=](stall_atom, const stall_record& r) {
+        note(self, self->state.config.store->add_stall(r));
+      },
       [=](epoch_atom, const epoch_metrics& m) {
         auto& pending = self->state.pending_epochs;
         auto& st = self->state;

@@ -266,8 +266,13 @@ void check_stall(coordinator_actor* self, const scheduler_status& s,
   auto& watch = stopping ? st.stopping_stalls : st.stalls;
   auto line = watch.look(
       s, [&](const slot_holder& h) { return holder_name(st, h); }, stopping);
-  if (line)
-    event(self, *line);
+  if (!line)
+    return;
+  event(self, *line);
+  // Kept in the store too: the report and `actortrain results` of a run
+  // that was killed while stalled still say what it waited on.
+  self->send(st.aggregator, stall_atom_v,
+             stall_record{s.clock, s.quiet_seconds, stopping, *line});
 }
 
 /// Keeps trying to reach the worker at `address` until it joins or refuses.

@@ -31,7 +31,7 @@ using aggregator_actor = caf::typed_actor<
     caf::reacts_to<schedule_atom, std::vector<grant_record>>,
     caf::reacts_to<data_atom, std::string, uint64_t>,
     caf::reacts_to<decisions_atom, std::vector<decision_record>>,
-    caf::reacts_to<flush_atom>,
+    caf::reacts_to<stall_atom, stall_record>, caf::reacts_to<flush_atom>,
     caf::replies_to<status_atom,
                     std::vector<uint64_t>>::with<aggregator_status>,
     caf::replies_to<submit_atom, submission>::with<int64_t>,

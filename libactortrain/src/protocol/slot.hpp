@@ -128,6 +128,8 @@ struct scheduler_status {
   /// store.
   double quiet_seconds = 0;
   double longest_quantum = 0;
+  /// Now, in seconds on the schedule's clock (grant_record's).
+  double clock = 0;
   int64_t free_slots = 0;
   int64_t lost_slots = 0;
   int64_t trainers = 0;
@@ -143,7 +145,7 @@ typename Inspector::result_type inspect(Inspector& f, scheduler_status& x) {
       x.steps_done, x.holders, x.gang_grants, x.longest_gang_wait, x.moves,
       x.moved_bytes, x.memory_waits, x.out_of_memory, x.alone_grants,
       x.device_moves, x.queued_grants, x.store_waits, x.unwritten_peak,
-      x.quiet_seconds, x.longest_quantum, x.free_slots, x.lost_slots,
+      x.quiet_seconds, x.longest_quantum, x.clock, x.free_slots, x.lost_slots,
       x.trainers, x.queued_on_slots, x.held_by_search, x.store_waiting);
 }
 

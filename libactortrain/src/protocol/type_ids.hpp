@@ -41,6 +41,7 @@ CAF_ADD_TYPE_ID(actortrain, (std::vector<actortrain::staleness_count>))
 CAF_ADD_TYPE_ID(actortrain, (actortrain::aggregator_status))
 CAF_ADD_TYPE_ID(actortrain, (actortrain::decision_record))
 CAF_ADD_TYPE_ID(actortrain, (std::vector<actortrain::decision_record>))
+CAF_ADD_TYPE_ID(actortrain, (actortrain::stall_record))
 CAF_ADD_TYPE_ID(actortrain, (actortrain::runner_state))
 CAF_ADD_TYPE_ID(actortrain, (std::vector<actortrain::runner_state>))
 CAF_ADD_TYPE_ID(actortrain, (actortrain::replica_work))
@@ -126,6 +127,9 @@ CAF_ADD_ATOM(actortrain, actortrain, search_stop_atom, "search_cut")
 // scheduler -> aggregator: (std::vector<decision_record>) the search's
 // decisions, to store.
 CAF_ADD_ATOM(actortrain, actortrain, decisions_atom, "decisions")
+// coordinator -> aggregator: (stall_record) the run made no progress for a
+// while and said what it waits on: to store.
+CAF_ADD_ATOM(actortrain, actortrain, stall_atom, "stall")
 // scheduler -> trainer: (recipient, donor, version, lr factor, the donor's
 // trainer) PBT's exploit: copy the donor's state of that epoch; trainer ->
 // donor's trainer: (donor, version) -> its learner state (std::vector<char>)

@@ -1009,6 +1009,7 @@ scheduler(scheduler_actor::stateful_pointer<scheduler_state> self,
           s.queued_on_slots += slot.queued.trainer ? 1 : 0;
         }
         s.quiet_seconds = t - st.last_change;
+        s.clock = t;
         s.free_slots = static_cast<int64_t>(st.free.size());
         s.trainers = static_cast<int64_t>(st.trainers.size());
         s.held_by_search =

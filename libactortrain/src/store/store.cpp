@@ -184,6 +184,12 @@ CREATE TABLE IF NOT EXISTS data_sent (
   node TEXT NOT NULL,
   bytes INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS stalls (
+  time REAL NOT NULL,
+  quiet_seconds REAL NOT NULL,
+  stopping INTEGER NOT NULL,
+  report TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS continuations (
   at TEXT NOT NULL,
   from_hash TEXT NOT NULL,
@@ -1129,7 +1135,8 @@ caf::error results_store::end_run(const std::string& status,
 
 namespace {
 
-/// The run's row: name, task, wall time, status, resumes.
+/// The run's row: name, task, wall time, status, resumes; and how many of
+/// the resumes continued it to a larger budget.
 caf::error read_run_row(sqlite3* db_, const std::string& path_,
                         run_result& result) {
   statement st{db_, "SELECT name, task, wall_seconds, status, resumes FROM "
@@ -1147,6 +1154,12 @@ caf::error read_run_row(sqlite3* db_, const std::string& path_,
   result.wall_seconds = std::isnan(wall) ? 0 : wall;
   result.status = st.text(3);
   result.resumes = st.integer(4);
+  if (!has_table(db_, "continuations"))
+    return {};
+  statement count{db_, "SELECT count(*) FROM continuations"};
+  if (!count || count.step() != SQLITE_ROW)
+    return storage_error(db_, path_, "cannot read the continuations");
+  result.continuations = count.integer(0);
   return {};
 }
 
@@ -1305,6 +1318,10 @@ caf::expected<run_result> results_store::read() const {
        {read_run_row, read_networks, read_slot_usage, read_ensembles})
     if (auto err = part(db_, path_, result))
       return err;
+  auto stalled = stalls();
+  if (!stalled)
+    return stalled.error();
+  result.stalls = std::move(*stalled);
   return result;
 }
 
@@ -1523,6 +1540,15 @@ caf::error results_store::add_data_sent(const std::string& node,
   return {};
 }
 
+caf::error results_store::add_stall(const stall_record& r) {
+  statement st{*statements_, "INSERT INTO stalls (time, quiet_seconds, "
+                             "stopping, report) VALUES (?, ?, ?, ?)"};
+  st.bind(r.time, r.quiet_seconds, static_cast<int64_t>(r.stopping), r.report);
+  if (st.step() != SQLITE_DONE)
+    return storage_error(db_, path_, "cannot record the stall report");
+  return {};
+}
+
 caf::error results_store::add_grants(const std::vector<grant_record>& records) {
   return transaction([&]() -> caf::error {
     statement st{*statements_,
@@ -1616,8 +1642,8 @@ caf::expected<double> results_store::schedule_seconds() const {
   double latest = 0;
   for (auto [table, sql] :
        {std::pair{"grants", "SELECT coalesce(max(end), 0) FROM grants"},
-        std::pair{"decisions",
-                  "SELECT coalesce(max(time), 0) FROM decisions"}}) {
+        std::pair{"decisions", "SELECT coalesce(max(time), 0) FROM decisions"},
+        std::pair{"stalls", "SELECT coalesce(max(time), 0) FROM stalls"}}) {
     if (!has_table(db_, table))
       continue;
     statement st{db_, sql};
@@ -1626,6 +1652,25 @@ caf::expected<double> results_store::schedule_seconds() const {
     latest = std::max(latest, st.real(0));
   }
   return latest;
+}
+
+caf::expected<std::vector<stall_record>> results_store::stalls() const {
+  std::vector<stall_record> result;
+  if (!has_table(db_, "stalls"))
+    return result;
+  statement st{db_, "SELECT time, quiet_seconds, stopping, report FROM "
+                    "stalls ORDER BY rowid"};
+  if (!st)
+    return storage_error(db_, path_, "cannot read the stall reports");
+  while (st.step() == SQLITE_ROW) {
+    stall_record r;
+    r.time = st.real(0);
+    r.quiet_seconds = st.real(1);
+    r.stopping = st.integer(2) != 0;
+    r.report = st.text(3);
+    result.push_back(std::move(r));
+  }
+  return result;
 }
 
 caf::expected<std::vector<decision_record>> results_store::decisions() const {
