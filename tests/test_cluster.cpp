@@ -689,6 +689,66 @@ TEST_CASE("a coordinator killed mid-run: the worker drops its work and "
   check_same_weights(dir / "out", local_reference(dir, exp));
 }
 
+TEST_CASE("a frozen worker (SIGSTOP) is lost after "
+          "cluster.worker_timeout_seconds: its networks finish elsewhere, "
+          "results unchanged, and it lets go of the run when it wakes") {
+  // A machine that lost power, or a frozen process, closes no connection:
+  // only the missing heartbeats tell.
+  temp_dir dir;
+  auto exp = write_experiment(dir, 6, 1);
+  adjust_experiment(exp, "", "[cluster]\nworker_timeout_seconds = 3\n");
+  worker_process w1{"--slots 1", dir / "w1.log"};
+  worker_process w2{"--slots 1 --verbose", dir / "w2.log"};
+  background_process run{
+      fmt::format("{} run {} --output {} --workers {},{} --no-local --quiet",
+                  app(), exp, dir / "out", w1.address(), w2.address()),
+      dir / "run.log"};
+  REQUIRE_MESSAGE(w2.process().wait_for_count("quantum of group", 2, 120),
+                  run.output());
+  REQUIRE(::kill(w2.process().pid(), SIGSTOP) == 0);
+  CHECK(run.stop(0, 240) == 0);
+  INFO(run.output());
+  CHECK(run.output().find("12 networks: 12 finished, 0 failed") !=
+        std::string::npos);
+  CHECK(run.output().find(fmt::format("worker {} lost", w2.address())) !=
+        std::string::npos);
+  check_same_weights(dir / "out", local_reference(dir, exp));
+  // Woken, the worker finds the connection closed and drops the run.
+  REQUIRE(::kill(w2.process().pid(), SIGCONT) == 0);
+  CHECK_MESSAGE(w2.process().wait_for("coordinator left", 30),
+                w2.process().output());
+  CHECK(w2.process().running());
+}
+
+TEST_CASE("a frozen coordinator (SIGSTOP) is gone for its worker after "
+          "--coordinator-timeout: the worker drops its work and serves the "
+          "resumed run") {
+  temp_dir dir;
+  auto exp = write_experiment(dir, 6, 1);
+  worker_process w{"--slots 1 --verbose --coordinator-timeout 3",
+                   dir / "w.log"};
+  auto cmd = fmt::format("{} run {} --output {} --workers {} --no-local "
+                         "--quiet",
+                         app(), exp, dir / "out", w.address());
+  {
+    background_process run{cmd, dir / "run1.log"};
+    REQUIRE(w.process().wait_for_count("quantum of group", 2, 120));
+    REQUIRE(::kill(run.pid(), SIGSTOP) == 0);
+    CHECK_MESSAGE(w.process().wait_for("coordinator left", 30),
+                  w.process().output());
+    run.stop(SIGKILL, 10);
+  }
+  CHECK(w.process().running());
+  auto res = run_app(cmd.substr(app().size() + 1));
+  REQUIRE_MESSAGE(res.exit_code == 0, res.output);
+  check_same_weights(dir / "out", local_reference(dir, exp));
+  // Out of range: said before it listens.
+  auto bad = run_app("worker --port 0 --coordinator-timeout 1");
+  CHECK(bad.exit_code == 2);
+  CHECK(bad.output.find("--coordinator-timeout: 1 is below 2 s") !=
+        std::string::npos);
+}
+
 TEST_CASE("cluster input errors name the worker and what is wrong") {
   temp_dir dir;
   auto exp = write_experiment(dir, 1, 1);

@@ -149,6 +149,12 @@ TEST_CASE("out-of-range values are named with the value") {
         std::string::npos);
   CHECK(parse_error("[model]\nactivation = \"swish\"\n").find("swish") !=
         std::string::npos);
+  // Below the workers' heartbeat, a live worker would count as lost.
+  CHECK(parse_error("[cluster]\nworker_timeout_seconds = 1.5\n")
+            .find("cluster.worker_timeout_seconds: 1.5 is below 2 s") !=
+        std::string::npos);
+  CHECK(parse_error("[cluster]\nworker_timeout_seconds = -1\n")
+            .find("cluster.worker_timeout_seconds") != std::string::npos);
 }
 
 TEST_CASE("sweeps reject keys outside model, optimizer and train") {
@@ -480,6 +486,7 @@ local = false
 handshake_seconds = 3
 hop_share = 0.1
 queue_ahead = false
+worker_timeout_seconds = 30
 [output]
 layout = "files"
 final_state = false

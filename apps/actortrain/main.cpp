@@ -70,9 +70,12 @@ constexpr const char* usage = R"(usage:
                   on from their final states)
   actortrain worker [--port P] [--bind ADDR] [--slots K] [--once]
                     [--devices auto|cpu,cuda,cuda:N,...]
-                    [--cache DIR] [--verbose] [TLS]
+                    [--cache DIR] [--coordinator-timeout S] [--verbose]
+                    [TLS]
                     (--cache: data this worker lacks comes from the
-                     coordinator, once, and is kept in DIR)
+                     coordinator, once, and is kept in DIR;
+                     --coordinator-timeout: a coordinator silent for S
+                     seconds is gone, default 120, 0: never)
   actortrain results DIR [--format table|json|csv]
   actortrain status DIR [--watch]
   actortrain report DIR [--output FILE]     (one HTML file; default
@@ -379,7 +382,17 @@ int cmd_worker(const std::vector<std::string>& args) {
       opts.exit_when_orphaned = true;
     else if (a == "--cache" && i + 1 < args.size())
       opts.cache_dir = args[++i];
-    else if (a == "--verbose" || a == "-v")
+    else if (a == "--coordinator-timeout" && i + 1 < args.size()) {
+      ++i;
+      int64_t seconds = 0;
+      if (!number("--coordinator-timeout", 0, 86400, seconds))
+        return usage_error;
+      if (seconds == 1)
+        return fail_usage("--coordinator-timeout: 1 is below 2 s "
+                          "(coordinators send a heartbeat every 0.5 s); 0 "
+                          "turns the timeout off");
+      opts.coordinator_timeout_seconds = static_cast<double>(seconds);
+    } else if (a == "--verbose" || a == "-v")
       opts.verbose = true;
     else if (tls_option(args, i, opts.tls))
       continue;

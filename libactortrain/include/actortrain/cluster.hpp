@@ -65,6 +65,12 @@ struct worker_options {
   std::string cache_dir;
   /// Set to true to stop the worker.
   std::shared_ptr<std::atomic<bool>> stop;
+  /// A coordinator from which nothing arrived for this long (coordinators
+  /// send a heartbeat twice a second) is gone, as one whose connection
+  /// closed: its run's live states here are dropped (its coordinator, if it
+  /// lives, goes on from their checkpoints) and the worker serves the next
+  /// (or exits, `exit_when_orphaned`). 0: never; otherwise at least 2.
+  double coordinator_timeout_seconds = 120;
 };
 
 /// Runs a worker node until `stop` is set (or, with `exit_when_orphaned`,

@@ -253,7 +253,9 @@ template <> struct section<cluster_options> {
       key("handshake_seconds", &S::handshake_seconds, running)
           .in(open_closed(0, 3600)),
       key("hop_share", &S::hop_share, running).in(closed_open(0, 1)),
-      key("queue_ahead", &S::queue_ahead, running));
+      key("queue_ahead", &S::queue_ahead, running),
+      key("worker_timeout_seconds", &S::worker_timeout_seconds, running)
+          .in(closed(0, 86400)));
 };
 
 template <> struct section<output_options> {

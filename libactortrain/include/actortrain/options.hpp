@@ -224,6 +224,13 @@ struct cluster_options {
   /// goes from one quantum to the next without waiting for the round trip
   /// to the coordinator. Results do not depend on it.
   bool queue_ahead = true;
+  /// A worker from which nothing arrived for this long (not even the
+  /// heartbeat every worker sends twice a second) is lost, as a killed one
+  /// is: a machine that lost power, a frozen process or a cut network
+  /// close no connection, and the run would wait for them for ever. A
+  /// message must arrive whole within it: raise it when states of many GB
+  /// cross a slow network. 0: never; otherwise at least 2.
+  double worker_timeout_seconds = 120;
 };
 
 /// What a run leaves in its output folder (docs/durability.md).

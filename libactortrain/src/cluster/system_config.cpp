@@ -1,10 +1,12 @@
 #include "cluster/system_config.hpp"
 
+#include <chrono>
 #include <filesystem>
 
 #include <caf/atom.hpp>
 #include <caf/io/middleman.hpp>
 #include <caf/openssl/manager.hpp>
+#include <caf/timespan.hpp>
 #include <fmt/format.h>
 
 #include "actortrain/error.hpp"
@@ -33,7 +35,7 @@ caf::error tls_options::validate() const {
 }
 
 void configure_system(caf::actor_system_config& cfg, bool network,
-                      const tls_options& tls) {
+                      const tls_options& tls, double peer_timeout_seconds) {
   cfg.add_message_types<caf::id_block::actortrain>();
   cfg.add_message_types<caf::id_block::actortrain_session>();
   cfg.add_error_category(
@@ -48,6 +50,14 @@ void configure_system(caf::actor_system_config& cfg, bool network,
   if (!network)
     return;
   cfg.load<caf::io::middleman>();
+  // A machine that lost power or a frozen process closes no connection:
+  // without heartbeats and a timeout its peers would wait for it for ever.
+  auto span = [](double seconds) {
+    return caf::timespan{std::chrono::duration_cast<caf::timespan>(
+        std::chrono::duration<double>(seconds))};
+  };
+  cfg.set("middleman.heartbeat-interval", span(heartbeat_seconds));
+  cfg.set("middleman.connection-timeout", span(peer_timeout_seconds));
   if (tls.enabled()) {
     cfg.load<caf::openssl::manager>();
     cfg.openssl_certificate = tls.certificate;

@@ -340,6 +340,12 @@ caf::error experiment::validate() const {
       return invalid(fmt::format("cluster.workers: '{}' is not host:port "
                                  "(e.g. 127.0.0.1:4242)",
                                  w));
+  // Workers beat twice a second: a shorter limit would lose live ones.
+  if (cluster.worker_timeout_seconds > 0 && cluster.worker_timeout_seconds < 2)
+    return invalid(fmt::format("cluster.worker_timeout_seconds: {:g} is below "
+                               "2 s (workers send a heartbeat every 0.5 s); "
+                               "0 turns the timeout off",
+                               cluster.worker_timeout_seconds));
   if (!cluster.local && cluster.workers.empty())
     return invalid("cluster.local = false needs cluster.workers: no slot "
                    "would be left to train on");

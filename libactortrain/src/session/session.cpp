@@ -543,7 +543,8 @@ caf::expected<std::unique_ptr<session>> session::open(const experiment& setup,
   }
   ctx->reset();
   bool cluster = !setup.cluster.workers.empty();
-  configure_system(p->config, cluster, opts.tls);
+  configure_system(p->config, cluster, opts.tls,
+                   setup.cluster.worker_timeout_seconds);
   p->system = std::make_unique<caf::actor_system>(p->config);
   // The coordinator exists before the workers join: they serve it, and let
   // go of the run when it goes down.
