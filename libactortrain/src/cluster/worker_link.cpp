@@ -1,5 +1,7 @@
 #include "cluster/worker_link.hpp"
 
+#include <algorithm>
+#include <chrono>
 #include <set>
 #include <unordered_set>
 
@@ -122,23 +124,12 @@ void ask_to_join(link_actor* self, worker_node_actor node) {
           });
 }
 
-void attempt(link_actor* self) {
+/// Connects to the worker (st.where) and asks it to join; CAF's handshake
+/// may take until st.handshake_deadline.
+void connect(link_actor* self) {
   auto& st = self->state;
-  ++st.attempt;
-  st.shipped = false;
-  if (st.asked) {
-    self->demonitor(st.asked);
-    st.asked = caf::actor_addr{};
-  }
-  auto where = parse_address(st.address);
-  if (!where) {
-    attempt_failed(
-        self,
-        make_error(errc::cluster_failed,
-                   fmt::format("worker '{}' is not host:port", st.address)),
-        true);
-    return;
-  }
+  auto attempt = st.attempt;
+  auto deadline = st.handshake_deadline;
   // The middleman's own connect, as remote_actor does it, but with a
   // timeout: remote_actor waits for the handshake for ever.
   auto& sys = self->system();
@@ -147,11 +138,10 @@ void attempt(link_actor* self) {
   // A worker answers CAF's handshake at once; another program (a web
   // server, a listener that never reads) never does, and must not hang
   // the run.
-  auto handshake = st.setup.exp.cluster.handshake_seconds;
-  self->request(mm,
-                std::chrono::duration_cast<caf::timespan>(
-                    std::chrono::duration<double>(handshake)),
-                caf::connect_atom_v, where->host, where->port)
+  auto left = std::max(std::chrono::duration_cast<caf::timespan>(
+                           deadline - std::chrono::steady_clock::now()),
+                       caf::timespan{std::chrono::milliseconds{1}});
+  self->request(mm, left, caf::connect_atom_v, st.where.host, st.where.port)
       .then(
           [=](caf::node_id&, caf::strong_actor_ptr& ptr,
               std::set<std::string>& ifs) {
@@ -184,8 +174,22 @@ void attempt(link_actor* self) {
           },
           [=](caf::error& err) {
             auto& st = self->state;
+            if (attempt != st.attempt)
+              return;
+            bool in_time = std::chrono::steady_clock::now() < deadline;
+            // CAF's heartbeat check (cluster.worker_timeout_seconds) drops a
+            // connection whose peer has not sent its handshake by the next
+            // heartbeat, however young it is: a worker that answers a moment
+            // later must not count as unreachable. Tried again until the
+            // handshake's own limit.
+            if (err == caf::sec::connection_timeout && in_time) {
+              self->delayed_send(self, std::chrono::milliseconds{20},
+                                 tick_atom_v, attempt);
+              return;
+            }
             auto why =
-                err == caf::sec::request_timeout
+                err == caf::sec::request_timeout ||
+                        err == caf::sec::connection_timeout
                     ? fmt::format("worker {} accepted the connection but did "
                                   "not answer actortrain's handshake within "
                                   "{} s{} (is another program listening "
@@ -198,6 +202,32 @@ void attempt(link_actor* self) {
                                   self->system().render(err));
             attempt_failed(self, make_error(errc::cluster_failed, why), false);
           });
+}
+
+void attempt(link_actor* self) {
+  auto& st = self->state;
+  ++st.attempt;
+  st.shipped = false;
+  if (st.asked) {
+    self->demonitor(st.asked);
+    st.asked = caf::actor_addr{};
+  }
+  auto where = parse_address(st.address);
+  if (!where) {
+    attempt_failed(
+        self,
+        make_error(errc::cluster_failed,
+                   fmt::format("worker '{}' is not host:port", st.address)),
+        true);
+    return;
+  }
+  using clock = std::chrono::steady_clock;
+  st.where = *where;
+  st.handshake_deadline =
+      clock::now() +
+      std::chrono::duration_cast<clock::duration>(std::chrono::duration<double>(
+          st.setup.exp.cluster.handshake_seconds));
+  connect(self);
 }
 
 } // namespace
@@ -229,9 +259,13 @@ caf::behavior worker_link(caf::stateful_actor<worker_link_state>* self,
                    false);
   });
   attempt(self);
-  return {[=](tick_atom) {
-    attempt(self);
-  }};
+  return {
+      [=](tick_atom) { attempt(self); },
+      [=](tick_atom, uint64_t attempt) {
+        if (attempt == self->state.attempt)
+          connect(self);
+      },
+  };
 }
 
 std::vector<join_result>

@@ -51,6 +51,10 @@ struct worker_link_state {
   bool retry = false;
   /// Numbers the attempts: an answer to an earlier one is stale.
   uint64_t attempt = 0;
+  /// The worker's address, and until when the current attempt may wait for
+  /// CAF's handshake (cluster.handshake_seconds).
+  network_address where;
+  std::chrono::steady_clock::time_point handshake_deadline;
   /// The node asked to join in the current attempt (monitored).
   caf::actor_addr asked;
   /// The run's data, for a worker that lacks it (null: none is sent), and
