@@ -168,8 +168,9 @@ void adjust_experiment(const std::string& exp, const std::string& train_keys,
 
 /// Runs `exp` on two workers of one slot, kills the second after it ran
 /// `quanta` quanta (with `signal`: SIGTERM stops it, and it must exit
-/// cleanly), and checks that every network still finishes with the
-/// weights of one process. Returns the run's output.
+/// cleanly; SIGSTOP freezes it, and once the run is done it must wake to
+/// find its coordinator gone), and checks that every network still
+/// finishes with the weights of one process. Returns the run's output.
 std::string run_with_a_worker_killed(const temp_dir& dir,
                                      const std::string& exp, int quanta,
                                      int signal = SIGKILL) {
@@ -181,9 +182,13 @@ std::string run_with_a_worker_killed(const temp_dir& dir,
       dir / "run.log"};
   REQUIRE_MESSAGE(w2.process().wait_for_count("quantum of group", quanta, 120),
                   run.output());
-  auto stopped = w2.process().stop(signal, 10);
-  if (signal == SIGTERM)
-    CHECK_MESSAGE(stopped == 0, w2.process().output());
+  if (signal == SIGSTOP) {
+    REQUIRE(::kill(w2.process().pid(), SIGSTOP) == 0);
+  } else {
+    auto stopped = w2.process().stop(signal, 10);
+    if (signal == SIGTERM)
+      CHECK_MESSAGE(stopped == 0, w2.process().output());
+  }
   CHECK(run.stop(0, 240) == 0);
   INFO(run.output());
   CHECK(run.output().find("12 networks: 12 finished, 0 failed") !=
@@ -191,6 +196,13 @@ std::string run_with_a_worker_killed(const temp_dir& dir,
   CHECK(run.output().find(fmt::format("worker {} lost", w2.address())) !=
         std::string::npos);
   check_same_weights(dir / "out", local_reference(dir, exp));
+  if (signal == SIGSTOP) {
+    // Woken, the worker finds the connection closed and drops the run.
+    REQUIRE(::kill(w2.process().pid(), SIGCONT) == 0);
+    CHECK_MESSAGE(w2.process().wait_for("coordinator left", 30),
+                  w2.process().output());
+    CHECK(w2.process().running());
+  }
   return run.output();
 }
 
@@ -697,27 +709,7 @@ TEST_CASE("a frozen worker (SIGSTOP) is lost after "
   temp_dir dir;
   auto exp = write_experiment(dir, 6, 1);
   adjust_experiment(exp, "", "[cluster]\nworker_timeout_seconds = 3\n");
-  worker_process w1{"--slots 1", dir / "w1.log"};
-  worker_process w2{"--slots 1 --verbose", dir / "w2.log"};
-  background_process run{
-      fmt::format("{} run {} --output {} --workers {},{} --no-local --quiet",
-                  app(), exp, dir / "out", w1.address(), w2.address()),
-      dir / "run.log"};
-  REQUIRE_MESSAGE(w2.process().wait_for_count("quantum of group", 2, 120),
-                  run.output());
-  REQUIRE(::kill(w2.process().pid(), SIGSTOP) == 0);
-  CHECK(run.stop(0, 240) == 0);
-  INFO(run.output());
-  CHECK(run.output().find("12 networks: 12 finished, 0 failed") !=
-        std::string::npos);
-  CHECK(run.output().find(fmt::format("worker {} lost", w2.address())) !=
-        std::string::npos);
-  check_same_weights(dir / "out", local_reference(dir, exp));
-  // Woken, the worker finds the connection closed and drops the run.
-  REQUIRE(::kill(w2.process().pid(), SIGCONT) == 0);
-  CHECK_MESSAGE(w2.process().wait_for("coordinator left", 30),
-                w2.process().output());
-  CHECK(w2.process().running());
+  run_with_a_worker_killed(dir, exp, 2, SIGSTOP);
 }
 
 TEST_CASE("a frozen coordinator (SIGSTOP) is gone for its worker after "
