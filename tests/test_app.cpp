@@ -520,6 +520,31 @@ slots = 1
   auto killed = run_app(fmt::format("status {}", out));
   CHECK(killed.exit_code == 0);
   CHECK(killed.output.find("not running") != std::string::npos);
+  CHECK(killed.output.find("stalled") == std::string::npos);
+  // Killed while stalled: its last report, after its last quantum, says
+  // what it waited on, a line each.
+  {
+    auto store = results_store::open(out + "/results.db", true);
+    REQUIRE(static_cast<bool>(store));
+    auto end = (*store)->grants_end();
+    REQUIRE(static_cast<bool>(end));
+    REQUIRE_FALSE((*store)->add_stall(
+        {*end + 64, 64, false,
+         "no quantum has started or ended for 64 s "
+         "(scheduler.stall_report_seconds = 60): net-0001 has held slot 0 "
+         "(cpu) for 64 s; 3 trainers wait for a slot"}));
+  }
+  auto stalled = run_app(fmt::format("status {}", out));
+  CHECK(stalled.exit_code == 0);
+  CHECK_MESSAGE(
+      stalled.output.find(" s into the schedule, nothing ended since): no "
+                          "quantum has started or ended for 64 s "
+                          "(scheduler.stall_report_seconds = 60):\n") !=
+          std::string::npos,
+      stalled.output);
+  CHECK(stalled.output.find("\n  net-0001 has held slot 0 (cpu) for 64 s\n  "
+                            "3 trainers wait for a slot\n") !=
+        std::string::npos);
   // Resumed to the end: finished, and --watch returns at once.
   auto resumed = run_process(run_cmd);
   REQUIRE_MESSAGE(resumed.exit_code == 0, resumed.output);
@@ -528,6 +553,7 @@ slots = 1
   CHECK(done.output.find("run status-e2e: finished") != std::string::npos);
   CHECK(done.output.find("4 finished, 0 failed, 0 to go") != std::string::npos);
   CHECK(done.output.find("best finished so far") != std::string::npos);
+  CHECK(done.output.find("stalled") == std::string::npos);
   CHECK(run_app(fmt::format("status {}", dir / "nothing-here")).exit_code == 4);
 }
 

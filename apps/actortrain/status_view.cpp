@@ -32,6 +32,35 @@ network_progress row(const network_result& n, int64_t epoch, double train_loss,
   return p;
 }
 
+/// An unfinished run's latest stall report, when no quantum ended after it:
+/// what it waits on, a line each (a terminal would cut the one line).
+std::string stalled(const run_result& r, const run_liveness& live,
+                    size_t width) {
+  if (r.stalls.empty() || r.status != "running" ||
+      r.stalls.back().time <= live.grants_end)
+    return {};
+  const auto& s = r.stalls.back();
+  // "no quantum has started or ended for 64 s (...): part; part"
+  auto colon = s.report.find("): ");
+  auto head =
+      colon == std::string::npos ? s.report : s.report.substr(0, colon + 2);
+  std::string out = fit(fmt::format("stalled (reported {:.1f} s into the "
+                                    "schedule, nothing ended since): {}",
+                                    s.time, head),
+                        width);
+  if (colon == std::string::npos)
+    return out;
+  auto rest = s.report.substr(colon + 3);
+  for (size_t at = 0; at <= rest.size();) {
+    auto end = rest.find("; ", at);
+    if (end == std::string::npos)
+      end = rest.size();
+    out += fit("  " + rest.substr(at, end - at), width);
+    at = end + 2;
+  }
+  return out;
+}
+
 } // namespace
 
 std::string format_status(const run_result& r,
@@ -57,6 +86,7 @@ std::string format_status(const run_result& r,
   out += fit(fmt::format("networks: {} finished, {} failed, {} to go, of {}",
                          finished, failed, total - finished - failed, total),
              width);
+  out += stalled(r, live, width);
   // In progress: unfinished networks that have trained at least one epoch.
   std::vector<const network_result*> going;
   for (const auto& n : r.networks)

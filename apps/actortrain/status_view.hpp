@@ -11,11 +11,16 @@ namespace actortrain::app {
 struct run_liveness {
   /// A process holds the run folder's lock: it is training now.
   bool writer_alive = false;
+  /// The latest release of a slot, on the schedule's clock: a stall
+  /// reported after it has not ended (results_store::grants_end).
+  double grants_end = 0;
 };
 
 /// The state of a run, in progress or done, for `actortrain status`: counts,
-/// the networks in progress with their latest epoch, the best finished ones
-/// so far and the failures. Lines fit `width` columns (cut, never wrapped).
+/// what an unfinished run that stalled waits on (its latest stall report,
+/// when no quantum ended since), the networks in progress with their latest
+/// epoch, the best finished ones so far and the failures. Lines fit `width`
+/// columns (cut, never wrapped).
 std::string format_status(const run_result& r,
                           const std::vector<epoch_metrics>& latest,
                           const run_liveness& live, size_t width);

@@ -266,6 +266,10 @@ public:
   /// for a run without one).
   caf::expected<std::vector<decision_record>> decisions() const;
 
+  /// The latest release of a slot recorded, in seconds on the schedule's
+  /// clock (0: none): a stall reported after it has not ended yet.
+  caf::expected<double> grants_end() const;
+
   /// The stalls the run reported, oldest first (none for a store from
   /// before they were recorded).
   caf::expected<std::vector<stall_record>> stalls() const;

@@ -1654,6 +1654,13 @@ caf::expected<double> results_store::schedule_seconds() const {
   return latest;
 }
 
+caf::expected<double> results_store::grants_end() const {
+  statement st{db_, "SELECT coalesce(max(end), 0) FROM grants"};
+  if (!st || st.step() != SQLITE_ROW)
+    return storage_error(db_, path_, "cannot read the schedule");
+  return st.real(0);
+}
+
 caf::expected<std::vector<stall_record>> results_store::stalls() const {
   std::vector<stall_record> result;
   if (!has_table(db_, "stalls"))
