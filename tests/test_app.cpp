@@ -521,19 +521,23 @@ slots = 1
   CHECK(killed.exit_code == 0);
   CHECK(killed.output.find("not running") != std::string::npos);
   CHECK(killed.output.find("stalled") == std::string::npos);
-  // Killed while stalled: its last report, after its last quantum, says
-  // what it waited on, a line each.
-  {
-    auto store = results_store::open(out + "/results.db", true);
-    REQUIRE(static_cast<bool>(store));
-    auto end = (*store)->grants_end();
-    REQUIRE(static_cast<bool>(end));
-    REQUIRE_FALSE((*store)->add_stall(
-        {*end + 64, 64, false,
-         "no quantum has started or ended for 64 s "
-         "(scheduler.stall_report_seconds = 60): net-0001 has held slot 0 "
-         "(cpu) for 64 s; 3 trainers wait for a slot"}));
-  }
+  // Killed while stalled: its last report, which never ended, says what
+  // it waited on, a line each; one that ended says nothing.
+  auto store = results_store::open(out + "/results.db", true);
+  REQUIRE(static_cast<bool>(store));
+  REQUIRE_FALSE((*store)->add_stall(
+      {3, 62, false,
+       "no quantum has started or ended for 62 s: 1 trainer "
+       "waits for a slot"}));
+  REQUIRE_FALSE((*store)->end_stall(3, 4));
+  CHECK(run_app(fmt::format("status {}", out)).output.find("stalled") ==
+        std::string::npos);
+  REQUIRE_FALSE((*store)->add_stall(
+      {64, 64, false,
+       "no quantum has started or ended for 64 s "
+       "(scheduler.stall_report_seconds = 60): net-0001 has held slot 0 "
+       "(cpu) for 64 s; 3 trainers wait for a slot"}));
+  store->reset();
   auto stalled = run_app(fmt::format("status {}", out));
   CHECK(stalled.exit_code == 0);
   CHECK_MESSAGE(

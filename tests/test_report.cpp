@@ -281,8 +281,10 @@ TEST_CASE("the report and actortrain results list the stalls a run "
   {
     auto store = results_store::open(dir / "out/results.db", true);
     REQUIRE(static_cast<bool>(store));
-    for (const auto& x : stalls)
-      REQUIRE_FALSE((*store)->add_stall(x));
+    // The first went on at 61.75 s, the second never did.
+    REQUIRE_FALSE((*store)->add_stall(stalls[0]));
+    REQUIRE_FALSE((*store)->end_stall(stalls[0].time, 61.75));
+    REQUIRE_FALSE((*store)->add_stall(stalls[1]));
   }
   auto json = run_process(
       fmt::format("{} results {} --format json", app(), dir / "out"));
@@ -295,10 +297,16 @@ TEST_CASE("the report and actortrain results list the stalls a run "
     CHECK(listed[i]["stopping"] == stalls[i].stopping);
     CHECK(listed[i]["report"] == stalls[i].report);
   }
+  CHECK(listed[0]["ended"] == 61.75);
+  CHECK(listed[1]["ended"].is_null());
   auto table = run_process(fmt::format("{} results {}", app(), dir / "out"));
   REQUIRE_MESSAGE(table.exit_code == 0, table.output);
   CHECK(table.output.find("\nstalls (") != std::string::npos);
-  CHECK(table.output.find("  at 130.8 s: " + stalls[1].report) !=
+  CHECK(table.output.find(fmt::format("  at {:.1f} s: {} (went on at 61.8 "
+                                      "s)\n",
+                                      stalls[0].time, stalls[0].report)) !=
+        std::string::npos);
+  CHECK(table.output.find("  at 130.8 s: " + stalls[1].report + "\n") !=
         std::string::npos);
   auto again = run_process(fmt::format("{} report {} --output {}", app(),
                                        dir / "out", dir / "stalled.html"));
@@ -308,8 +316,10 @@ TEST_CASE("the report and actortrain results list the stalls a run "
   CAPTURE(text);
   CHECK(text.find("Stalls") != std::string::npos);
   CHECK(text.find("no progress 2 time(s)") != std::string::npos);
-  CHECK(text.find("\n1.3\t60.5\t" + stalls[0].report) != std::string::npos);
-  CHECK(text.find("\n130.8\t121.0\t" + stalls[1].report) != std::string::npos);
+  CHECK(text.find("\n1.3\t60.5\t61.8\t" + stalls[0].report) !=
+        std::string::npos);
+  CHECK(text.find("\n130.8\t121.0\t-\t" + stalls[1].report) !=
+        std::string::npos);
 }
 
 TEST_CASE("the report of a run where every network failed still renders") {

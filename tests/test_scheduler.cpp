@@ -270,8 +270,10 @@ TEST_CASE("a quiet scheduler says who holds which slot for how long and who "
                    "held slot 0 (cpu) for 0.") != std::string::npos);
   CHECK(line->find("1 trainer waits for a slot") != std::string::npos);
   CHECK(line->find("neither") == std::string::npos);
+  CHECK(watch.stalled());
   // Said once: again only when the quiet has doubled.
   CHECK_FALSE(watch.look(status_of(self, sched), name));
+  CHECK(watch.stalled());
   // The slot changes hands: the run is not quiet any more.
   progress_report done;
   done.network_id = 0;
@@ -283,6 +285,7 @@ TEST_CASE("a quiet scheduler says who holds which slot for how long and who "
   CHECK(s.trainers == 1);
   CHECK(s.longest_quantum >= 0.3);
   CHECK_FALSE(watch.look(s, name));
+  CHECK_FALSE(watch.stalled());
 }
 
 TEST_CASE("the stall watch names lost slots, trainers the scheduler lost "

@@ -539,10 +539,6 @@ int cmd_status(const std::vector<std::string>& args) {
       return fail_runtime(latest.error());
     actortrain::app::run_liveness live;
     live.writer_alive = writer_alive(result->output_dir);
-    auto grants_end = (*store)->grants_end();
-    if (!grants_end)
-      return fail_runtime(grants_end.error());
-    live.grants_end = *grants_end;
     auto text = actortrain::app::format_status(*result, *latest, live,
                                                terminal_width());
     if (watch && tty)

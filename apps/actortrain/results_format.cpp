@@ -162,7 +162,10 @@ std::string format_table(const run_result& r) {
     out += fmt::format("\nstalls (no quantum started or ended for a while; "
                        "scheduler.stall_report_seconds):\n");
     for (const auto& x : r.stalls)
-      out += fmt::format("  at {:.1f} s: {}\n", x.time, x.report);
+      out += fmt::format("  at {:.1f} s: {}{}\n", x.time, x.report,
+                         std::isnan(x.ended)
+                             ? std::string{}
+                             : fmt::format(" (went on at {:.1f} s)", x.ended));
   }
   if (!r.ensembles.empty()) {
     out += "\nensembles (mean of predicted probabilities):\n";
@@ -243,7 +246,8 @@ std::string format_json(const run_result& r,
     stalls.push_back({{"time", x.time},
                       {"quiet_seconds", x.quiet_seconds},
                       {"stopping", x.stopping},
-                      {"report", x.report}});
+                      {"report", x.report},
+                      {"ended", json_num(x.ended)}});
   j["stalls"] = stalls;
   if (auto* e = r.overall_ensemble())
     j["ensemble"] = {{"networks", e->networks},

@@ -34,10 +34,9 @@ network_progress row(const network_result& n, int64_t epoch, double train_loss,
 
 /// An unfinished run's latest stall report, when no quantum ended after it:
 /// what it waits on, a line each (a terminal would cut the one line).
-std::string stalled(const run_result& r, const run_liveness& live,
-                    size_t width) {
+std::string stalled(const run_result& r, size_t width) {
   if (r.stalls.empty() || r.status != "running" ||
-      r.stalls.back().time <= live.grants_end)
+      !std::isnan(r.stalls.back().ended))
     return {};
   const auto& s = r.stalls.back();
   // "no quantum has started or ended for 64 s (...): part; part"
@@ -86,7 +85,7 @@ std::string format_status(const run_result& r,
   out += fit(fmt::format("networks: {} finished, {} failed, {} to go, of {}",
                          finished, failed, total - finished - failed, total),
              width);
-  out += stalled(r, live, width);
+  out += stalled(r, width);
   // In progress: unfinished networks that have trained at least one epoch.
   std::vector<const network_result*> going;
   for (const auto& n : r.networks)

@@ -11,9 +11,6 @@ namespace actortrain::app {
 struct run_liveness {
   /// A process holds the run folder's lock: it is training now.
   bool writer_alive = false;
-  /// The latest release of a slot, on the schedule's clock: a stall
-  /// reported after it has not ended (results_store::grants_end).
-  double grants_end = 0;
 };
 
 /// The state of a run, in progress or done, for `actortrain status`: counts,

@@ -380,9 +380,11 @@
     const s = section('stalls', 'Stalls');
     s.append(el('p', {}, `The run made no progress ${data.stalls_total} time(s) for longer than ` +
       'scheduler.stall_report_seconds: when it said so (seconds of the schedule), how long no quantum ' +
-      'had started or ended, and what it waited on.'));
-    s.append(table(['at (s)', 'quiet (s)', 'what it waited on'],
-      data.stalls.map(x => [x.time.toFixed(1), x.quiet_seconds.toFixed(1), x.report]), [true, true, false]));
+      'had started or ended, when one did again (-: never, the run ended or was killed waiting), and what it waited on.'));
+    s.append(table(['at (s)', 'quiet (s)', 'went on at (s)', 'what it waited on'],
+      data.stalls.map(x => [x.time.toFixed(1), x.quiet_seconds.toFixed(1),
+                            x.ended === null ? '-' : x.ended.toFixed(1), x.report]),
+      [true, true, true, false]));
     if (data.stalls.length < data.stalls_total)
       s.append(el('p', { class: 'note' }, 'Only the first 200 are listed; the stalls table of results.db has them all.'));
   }

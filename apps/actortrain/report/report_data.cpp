@@ -368,7 +368,8 @@ json report_data(const report_inputs& in) {
     stalls.push_back({{"time", seconds(x.time)},
                       {"quiet_seconds", seconds(x.quiet_seconds)},
                       {"stopping", x.stopping},
-                      {"report", x.report}});
+                      {"report", x.report},
+                      {"ended", seconds(x.ended)}});
   }
   json search = {{"decisions", in.decisions.size()},
                  {"rungs", rungs},

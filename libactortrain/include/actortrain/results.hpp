@@ -115,21 +115,23 @@ typename Inspector::result_type inspect(Inspector& f, decision_record& x) {
 /// A run that made no progress for a while (scheduler.stall_report_seconds):
 /// when it said so, in seconds on the schedule's clock (as grant_record's),
 /// how long no quantum had started or ended, whether the run was stopping
-/// (waiting only for its quanta in flight), and the event line that said
-/// what it waited on ("no quantum has started or ended for 64 s (...):
+/// (waiting only for its quanta in flight), the event line that said what
+/// it waited on ("no quantum has started or ended for 64 s (...):
 /// net-0007 has held slot 3 (127.0.0.1:4000 cpu) for 64 s; 5 trainers wait
-/// for a slot").
+/// for a slot"), and when a quantum started or ended again (NaN: not yet,
+/// or never: the run ended or was killed while it waited).
 struct stall_record {
   double time = 0;
   double quiet_seconds = 0;
   bool stopping = false;
   std::string report;
+  double ended = std::numeric_limits<double>::quiet_NaN();
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, stall_record& x) {
   return detail::inspect_fields(f, "stall_record", x.time, x.quiet_seconds,
-                                x.stopping, x.report);
+                                x.stopping, x.report, x.ended);
 }
 
 /// Final state of a network. `cancelled`: a live session's user cancelled

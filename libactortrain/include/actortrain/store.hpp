@@ -249,8 +249,11 @@ public:
   caf::error add_grants(const std::vector<grant_record>& records);
   /// Appends decisions of the adaptive search, in one transaction.
   caf::error add_decisions(const std::vector<decision_record>& records);
-  /// Records that the run reported a stall.
+  /// Records that the run reported a stall, and that the stall first
+  /// reported at `said` ended at `time` (a quantum started or ended again):
+  /// each of its reports since then, not ended yet, records it.
   caf::error add_stall(const stall_record& r);
+  caf::error end_stall(double said, double time);
   /// Records that `bytes` of the run's data were sent to worker `node`
   /// (it lacked them; see docs/cluster.md).
   caf::error add_data_sent(const std::string& node, uint64_t bytes);
@@ -265,10 +268,6 @@ public:
   /// The adaptive search's decisions, in the order they were taken (none
   /// for a run without one).
   caf::expected<std::vector<decision_record>> decisions() const;
-
-  /// The latest release of a slot recorded, in seconds on the schedule's
-  /// clock (0: none): a stall reported after it has not ended yet.
-  caf::expected<double> grants_end() const;
 
   /// The stalls the run reported, oldest first (none for a store from
   /// before they were recorded).

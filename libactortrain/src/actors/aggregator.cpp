@@ -434,6 +434,9 @@ aggregator(aggregator_actor::stateful_pointer<aggregator_state> self,
       [=](stall_atom, const stall_record& r) {
         note(self, self->state.config.store->add_stall(r));
       },
+      [=](stall_atom, double said, double ended) {
+        note(self, self->state.config.store->end_stall(said, ended));
+      },
       [=](epoch_atom, const epoch_metrics& m) {
         auto& pending = self->state.pending_epochs;
         auto& st = self->state;

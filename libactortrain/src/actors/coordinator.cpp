@@ -264,10 +264,18 @@ void check_stall(coordinator_actor* self, const scheduler_status& s,
                  bool stopping) {
   auto& st = self->state;
   auto& watch = stopping ? st.stopping_stalls : st.stalls;
+  bool was_stalled = watch.stalled();
   auto line = watch.look(
       s, [&](const slot_holder& h) { return holder_name(st, h); }, stopping);
+  // Going on again (since the last change): the store says when, so that
+  // `actortrain status` no longer shows the stall as the run's state.
+  if (was_stalled && !watch.stalled())
+    self->send(st.aggregator, stall_atom_v, st.stall_said,
+               s.clock - s.quiet_seconds);
   if (!line)
     return;
+  if (!was_stalled)
+    st.stall_said = s.clock;
   event(self, *line);
   // Kept in the store too: the report and `actortrain results` of a run
   // that was killed while stalled still say what it waited on.

@@ -124,6 +124,9 @@ struct coordinator_state {
   /// it stops, on the quanta it waits for.
   stall_watch stalls{0};
   stall_watch stopping_stalls{0};
+  /// When the stall now reported was first said, on the schedule's clock:
+  /// its reports since then end together.
+  double stall_said = 0;
   static inline const char* name = "actortrain.coordinator";
 };
 

@@ -30,6 +30,11 @@ public:
   std::optional<std::string> look(const scheduler_status& s, const namer& name,
                                   bool stopping = false);
 
+  /// A report was made and the run has not made progress since.
+  bool stalled() const {
+    return next_ > 0;
+  }
+
 private:
   double limit_;
   /// The quiet, in seconds, the next report waits for (0: none made yet).

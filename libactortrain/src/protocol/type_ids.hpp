@@ -128,7 +128,9 @@ CAF_ADD_ATOM(actortrain, actortrain, search_stop_atom, "search_cut")
 // decisions, to store.
 CAF_ADD_ATOM(actortrain, actortrain, decisions_atom, "decisions")
 // coordinator -> aggregator: (stall_record) the run made no progress for a
-// while and said what it waits on: to store.
+// while and said what it waits on: to store; (double said, double ended)
+// the stall first reported at `said` ended then (a quantum started or
+// ended again).
 CAF_ADD_ATOM(actortrain, actortrain, stall_atom, "stall")
 // scheduler -> trainer: (recipient, donor, version, lr factor, the donor's
 // trainer) PBT's exploit: copy the donor's state of that epoch; trainer ->

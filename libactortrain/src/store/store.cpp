@@ -188,7 +188,8 @@ CREATE TABLE IF NOT EXISTS stalls (
   time REAL NOT NULL,
   quiet_seconds REAL NOT NULL,
   stopping INTEGER NOT NULL,
-  report TEXT NOT NULL
+  report TEXT NOT NULL,
+  ended REAL
 );
 CREATE TABLE IF NOT EXISTS continuations (
   at TEXT NOT NULL,
@@ -1549,6 +1550,15 @@ caf::error results_store::add_stall(const stall_record& r) {
   return {};
 }
 
+caf::error results_store::end_stall(double said, double time) {
+  statement st{*statements_, "UPDATE stalls SET ended = ? WHERE ended IS "
+                             "NULL AND time >= ? AND time <= ?"};
+  st.bind(time, said, time);
+  if (st.step() != SQLITE_DONE)
+    return storage_error(db_, path_, "cannot record the end of a stall");
+  return {};
+}
+
 caf::error results_store::add_grants(const std::vector<grant_record>& records) {
   return transaction([&]() -> caf::error {
     statement st{*statements_,
@@ -1654,19 +1664,12 @@ caf::expected<double> results_store::schedule_seconds() const {
   return latest;
 }
 
-caf::expected<double> results_store::grants_end() const {
-  statement st{db_, "SELECT coalesce(max(end), 0) FROM grants"};
-  if (!st || st.step() != SQLITE_ROW)
-    return storage_error(db_, path_, "cannot read the schedule");
-  return st.real(0);
-}
-
 caf::expected<std::vector<stall_record>> results_store::stalls() const {
   std::vector<stall_record> result;
   if (!has_table(db_, "stalls"))
     return result;
-  statement st{db_, "SELECT time, quiet_seconds, stopping, report FROM "
-                    "stalls ORDER BY rowid"};
+  statement st{db_, "SELECT time, quiet_seconds, stopping, report, ended "
+                    "FROM stalls ORDER BY rowid"};
   if (!st)
     return storage_error(db_, path_, "cannot read the stall reports");
   while (st.step() == SQLITE_ROW) {
@@ -1675,6 +1678,7 @@ caf::expected<std::vector<stall_record>> results_store::stalls() const {
     r.quiet_seconds = st.real(1);
     r.stopping = st.integer(2) != 0;
     r.report = st.text(3);
+    r.ended = st.real(4); // NULL: NaN
     result.push_back(std::move(r));
   }
   return result;
