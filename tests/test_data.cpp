@@ -5,6 +5,8 @@
 #include <set>
 #include <sys/stat.h>
 
+#include <fmt/format.h>
+
 #include "actortrain/dataset.hpp"
 #include "actortrain/error.hpp"
 #include "test_support.hpp"
@@ -158,12 +160,37 @@ TEST_CASE("CSV files: header detection, label column, errors") {
   }
   SUBCASE("fractional class label") {
     write_text(d.train, "1,2,0\n3,4,1.5\n");
-    CHECK(load_error(d).find("label 1.5 in data row 2 is not a class index") !=
-          std::string::npos);
+    CHECK(load_error(d).find(d.train +
+                             ":2: label 1.5 is not a class index (a whole "
+                             "number from 0)") != std::string::npos);
   }
   SUBCASE("negative label") {
     write_text(d.train, "1,2,0\n3,4,-1\n5,6,2\n");
-    CHECK(load_error(d).find("out of range") != std::string::npos);
+    CHECK(load_error(d).find(d.train + ":2: label -1 is not a class index") !=
+          std::string::npos);
+  }
+  SUBCASE("a test label beyond the training file's classes") {
+    write_text(d.test, "a,b,label\n1,1,0\n\n2,2,3\n");
+    CHECK(load_error(d).find(d.test +
+                             ":4: label 3 is out of range [0, 3) (the classes "
+                             "are those of " +
+                             d.train + ", 0 to 2: set data.classes") !=
+          std::string::npos);
+    d.classes = 4;
+    auto data = load_dataset(d);
+    REQUIRE_MESSAGE(data, to_string_pretty(data.error()));
+    CHECK((*data)->classes == 4);
+    d.classes = 2;
+    CHECK(load_error(d).find(d.train + ":4: label 2 is out of range [0, 2) "
+                                       "(data.classes = 2)") !=
+          std::string::npos);
+  }
+  SUBCASE("a label that would make more classes than rows") {
+    write_text(d.train, "1,2,0\n3,4,1\n5,6,1000000\n7,8,1\n");
+    CHECK(load_error(d).find(d.train +
+                             ":3: label 1000000 would make 1000001 classes, "
+                             "more than the file's 4 rows: set data.classes") !=
+          std::string::npos);
   }
   SUBCASE("label column out of range") {
     d.label_column = 7;
@@ -184,6 +211,35 @@ TEST_CASE("CSV files: header detection, label column, errors") {
     REQUIRE(data);
     CHECK((*data)->train_x.size(0) == 3);
     CHECK((*data)->test_x.size(0) == 1);
+  }
+  SUBCASE("held-out rows: a bad label is named by its line in the file") {
+    // Whichever rows the seed holds out, the error names the file's line,
+    // not a position in the shuffled training or held-out rows.
+    d.test.clear();
+    d.test_fraction = 0.5;
+    std::string rows = "a,b,label\n";
+    for (int i = 0; i < 40; ++i)
+      rows += fmt::format("{},{},{}\n", i, i, i % 3);
+    write_text(d.train, rows + "9,9,-2\n");
+    for (uint64_t seed : {1, 2, 3}) {
+      d.data_seed = seed;
+      CHECK(
+          load_error(d).find(d.train + ":42: label -2 is not a class index") !=
+          std::string::npos);
+    }
+  }
+  SUBCASE("held-out rows: a class only they hold still counts") {
+    // Class 3 has one row; with most rows held out it usually lands there.
+    d.test.clear();
+    d.test_fraction = 0.75;
+    write_text(d.train, "1,2,0\n3,4,1\n5,6,2\n7,8,3\n1,1,0\n2,2,1\n"
+                        "3,3,2\n4,4,0\n");
+    for (uint64_t seed : {1, 2, 3, 4, 5}) {
+      d.data_seed = seed;
+      auto data = load_dataset(d);
+      REQUIRE_MESSAGE(data, to_string_pretty(data.error()));
+      CHECK((*data)->classes == 4);
+    }
   }
 }
 

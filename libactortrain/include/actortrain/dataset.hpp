@@ -49,6 +49,8 @@ caf::expected<torch::Tensor> read_idx(const std::string& path);
 struct csv_table {
   torch::Tensor features; // float32 [rows, columns - 1]
   torch::Tensor labels;   // float64 [rows]
+  /// The file's line number of each row (1-based), for errors found later.
+  std::vector<int64_t> lines;
 };
 
 /// Reads a numeric CSV file. `header` says whether a first row names columns;

@@ -58,6 +58,7 @@ caf::expected<csv_table> read_csv(const std::string& path, int64_t label_column,
     return content.error();
   std::istringstream in{*content};
   std::vector<double> values;
+  std::vector<int64_t> lines;
   size_t columns = 0;
   size_t rows = 0;
   size_t line_no = 0;
@@ -92,6 +93,7 @@ caf::expected<csv_table> read_csv(const std::string& path, int64_t label_column,
                                          c + 1, fields[c]));
       values.push_back(x);
     }
+    lines.push_back(static_cast<int64_t>(line_no));
     ++rows;
   }
   if (rows == 0)
@@ -116,6 +118,7 @@ caf::expected<csv_table> read_csv(const std::string& path, int64_t label_column,
   result.features = all.index_select(1, torch::tensor(keep, torch::kInt64))
                         .to(torch::kFloat32);
   result.labels = all.select(1, label).clone();
+  result.lines = std::move(lines);
   return result;
 }
 

@@ -1,6 +1,7 @@
 #include "actortrain/dataset.hpp"
 
 #include <cmath>
+#include <optional>
 
 #include <ATen/CPUGeneratorImpl.h>
 #include <fmt/format.h>
@@ -43,13 +44,15 @@ caf::error check_labels(const torch::Tensor& y, int64_t classes,
                               what, y[i].item<int64_t>(), i, classes));
 }
 
+/// Sets the class count (data.classes, or `derived` from the labels when it
+/// is not given) and checks the labels against it.
 caf::error finish_classification(dataset& d, const data_options& opts,
-                                 const std::string& train_name,
+                                 int64_t derived, const std::string& train_name,
                                  const std::string& test_name) {
   if (opts.classes > 0) {
     d.classes = opts.classes;
   } else {
-    d.classes = d.train_y.max().item<int64_t>() + 1;
+    d.classes = derived;
     if (d.classes < 2)
       return bad_data(fmt::format("{}: classification needs at least two "
                                   "classes, found {}",
@@ -58,6 +61,31 @@ caf::error finish_classification(dataset& d, const data_options& opts,
   if (auto err = check_labels(d.train_y, d.classes, train_name))
     return err;
   return check_labels(d.test_y, d.classes, test_name);
+}
+
+/// Checks a CSV file's class labels before anything is split or shuffled,
+/// so that an error names the line the user must mend: whole numbers from
+/// 0, and below `classes` when it is known (0: not yet), which `why`
+/// explains.
+caf::error check_csv_labels(const csv_table& t, const std::string& path,
+                            int64_t classes, const std::string& why) {
+  auto y = t.labels;
+  auto bad = (y - y.floor()).abs().gt(0).logical_or(y < 0).nonzero();
+  if (bad.size(0) > 0) {
+    auto i = bad[0][0].item<int64_t>();
+    return bad_data(fmt::format("{}:{}: label {} is not a class index (a "
+                                "whole number from 0)",
+                                path, t.lines[i], y[i].item<double>()));
+  }
+  if (classes <= 0)
+    return {};
+  auto over = (y >= static_cast<double>(classes)).nonzero();
+  if (over.size(0) == 0)
+    return {};
+  auto i = over[0][0].item<int64_t>();
+  return bad_data(fmt::format("{}:{}: label {} is out of range [0, {}) ({})",
+                              path, t.lines[i], y[i].item<int64_t>(), classes,
+                              why));
 }
 
 caf::expected<std::shared_ptr<const dataset>>
@@ -116,14 +144,18 @@ load_idx(const data_options& opts) {
   d->train_y = train_y->to(torch::kInt64);
   d->test_y = test_y->to(torch::kInt64);
   if (auto err =
-          finish_classification(*d, opts, opts.train_labels, opts.test_labels))
+          finish_classification(*d, opts, d->train_y.max().item<int64_t>() + 1,
+                                opts.train_labels, opts.test_labels))
     return err;
   return std::shared_ptr<const dataset>{std::move(d)};
 }
 
+/// A CSV run's targets: regression values as they are; class labels
+/// (checked by check_csv_labels) as class indices, `classes` of them.
 caf::error set_targets(dataset& d, const torch::Tensor& train_labels,
                        const torch::Tensor& test_labels,
-                       const data_options& opts, const std::string& train_name,
+                       const data_options& opts, int64_t classes,
+                       const std::string& train_name,
                        const std::string& test_name) {
   if (d.task == task_kind::regression) {
     d.train_y = train_labels.to(torch::kFloat32);
@@ -131,19 +163,9 @@ caf::error set_targets(dataset& d, const torch::Tensor& train_labels,
     d.classes = 1;
     return {};
   }
-  for (auto [name, y] : {std::pair{&train_name, &train_labels},
-                         std::pair{&test_name, &test_labels}}) {
-    auto frac = (*y - y->floor()).abs().gt(0).nonzero();
-    if (frac.size(0) > 0) {
-      auto i = frac[0][0].item<int64_t>();
-      return bad_data(fmt::format("{}: label {} in data row {} is not a class "
-                                  "index",
-                                  *name, (*y)[i].item<double>(), i + 1));
-    }
-  }
   d.train_y = train_labels.to(torch::kInt64);
   d.test_y = test_labels.to(torch::kInt64);
-  return finish_classification(d, opts, train_name, test_name);
+  return finish_classification(d, opts, classes, train_name, test_name);
 }
 
 caf::expected<std::shared_ptr<const dataset>>
@@ -151,15 +173,54 @@ load_csv(const data_options& opts) {
   auto train = read_csv(opts.train, opts.label_column, opts.header);
   if (!train)
     return train.error();
+  std::optional<csv_table> test;
+  if (!opts.test.empty()) {
+    auto t = read_csv(opts.test, opts.label_column, opts.header);
+    if (!t)
+      return t.error();
+    test = std::move(*t);
+  }
+  // Class labels are checked in the files' own rows, and counted over the
+  // whole training file: with held-out rows, a class that only they have
+  // still counts.
+  int64_t classes = 0;
+  if (opts.task == task_kind::classification) {
+    if (auto err =
+            check_csv_labels(*train, opts.train, opts.classes,
+                             fmt::format("data.classes = {}", opts.classes)))
+      return err;
+    classes = opts.classes;
+    if (classes == 0) {
+      // More classes than rows: some would have no sample at all, which is a
+      // typo in a label far likelier than a plan (an output per class).
+      auto top = train->labels.argmax().item<int64_t>();
+      auto label = train->labels[top].item<double>();
+      auto rows = train->labels.size(0);
+      if (label >= static_cast<double>(rows))
+        return bad_data(fmt::format("{}:{}: label {:.0f} would make {:.0f} "
+                                    "classes, "
+                                    "more than the file's {} rows: set "
+                                    "data.classes if that many are meant",
+                                    opts.train, train->lines[top], label,
+                                    label + 1, rows));
+      classes = static_cast<int64_t>(label) + 1;
+    }
+    if (test)
+      if (auto err = check_csv_labels(
+              *test, opts.test, classes,
+              opts.classes > 0
+                  ? fmt::format("data.classes = {}", opts.classes)
+                  : fmt::format("the classes are those of {}, 0 to {}: set "
+                                "data.classes when the test file has more",
+                                opts.train, classes - 1)))
+        return err;
+  }
   auto d = std::make_shared<dataset>();
   d->task = opts.task;
   torch::Tensor train_labels;
   torch::Tensor test_labels;
   std::string test_name = opts.test;
-  if (!opts.test.empty()) {
-    auto test = read_csv(opts.test, opts.label_column, opts.header);
-    if (!test)
-      return test.error();
+  if (test) {
     if (test->features.size(1) != train->features.size(1))
       return bad_data(fmt::format("{} has {} feature columns but {} has {}",
                                   opts.test, test->features.size(1), opts.train,
@@ -194,8 +255,8 @@ load_csv(const data_options& opts) {
     d->test_x = ((d->test_x - mean) / std).contiguous();
   }
   d->feature_shape = {d->train_x.size(1)};
-  if (auto err = set_targets(*d, train_labels, test_labels, opts, opts.train,
-                             test_name))
+  if (auto err = set_targets(*d, train_labels, test_labels, opts, classes,
+                             opts.train, test_name))
     return err;
   return std::shared_ptr<const dataset>{std::move(d)};
 }
