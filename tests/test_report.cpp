@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <regex>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -320,6 +321,45 @@ TEST_CASE("the report and actortrain results list the stalls a run "
         std::string::npos);
   CHECK(text.find("\n130.8\t121.0\t-\t" + stalls[1].report) !=
         std::string::npos);
+}
+
+TEST_CASE("a diverged network's huge loss is shown in scientific notation "
+          "by actortrain results, the summary and the report") {
+  temp_dir dir;
+  std::string toml = report_toml;
+  toml.replace(toml.find("networks = 5"), 12, "networks = 2");
+  // A regression (the report shows its losses in tables, not only in
+  // charts) with Adam's steps at about this rate: the losses grow to near
+  // 1e15 and stay finite, so the networks finish with losses 16 digits wide
+  // in fixed notation.
+  toml.replace(toml.find("classes = 4"), 11, "task = \"regression\"");
+  toml.replace(toml.find("\"stratified\""), 12, "\"all\"");
+  toml.replace(toml.find("lr = 0.01"), 9, "lr = 1e4");
+  write_text(dir / "exp.toml", toml);
+  auto res = run_process(fmt::format("{} run {} --output {} --quiet", app(),
+                                     dir / "exp.toml", dir / "out"));
+  REQUIRE_MESSAGE(res.exit_code == 0, res.output);
+  auto table = run_process(fmt::format("{} results {}", app(), dir / "out"));
+  REQUIRE_MESSAGE(table.exit_code == 0, table.output);
+  for (const auto* text : {&res.output, &table.output}) {
+    CAPTURE(*text);
+    CHECK_FALSE(std::regex_search(*text, std::regex{"[0-9]{12}\\.[0-9]{4}"}));
+    CHECK(std::regex_search(*text, std::regex{"[1-9]\\.[0-9]{4}e\\+[0-9]+"}));
+  }
+  // Each network's row keeps the header's width.
+  auto header = table.output.find("   id  name");
+  REQUIRE(header != std::string::npos);
+  auto header_width = table.output.find('\n', header) - header;
+  for (auto name : {"net-0000", "net-0001"}) {
+    auto at = table.output.rfind('\n', table.output.find(name)) + 1;
+    CHECK(table.output.find('\n', at) - at == header_width);
+  }
+  auto text = render_drawn(dir / "out/report.html", dir.path())["text"]
+                  .get<std::string>();
+  CAPTURE(text);
+  CHECK(std::regex_search(
+      text, std::regex{"test loss [1-9]\\.[0-9]{4}e\\+[0-9]+\\."}));
+  CHECK_FALSE(std::regex_search(text, std::regex{"[0-9]{12}\\.[0-9]{4}"}));
 }
 
 TEST_CASE("the report of a run where every network failed still renders") {

@@ -63,8 +63,16 @@ std::string network_table::row(const network_progress& r) const {
                 metric_text(r.test_accuracy), r.slot);
 }
 
-std::string metric_text(double x) {
-  return std::isfinite(x) ? fmt::format("{:.4f}", x) : std::string{"-"};
+std::string metric_text(double x, int precision) {
+  if (std::isnan(x))
+    return "-";
+  if (std::isinf(x))
+    return x > 0 ? "inf" : "-inf";
+  // A diverged loss in fixed notation would be 30 digits wide and push the
+  // row's other columns out of line.
+  if (std::abs(x) >= 1e6)
+    return fmt::format("{:.{}e}", x, precision);
+  return fmt::format("{:.{}f}", x, precision);
 }
 
 std::string fit_line(std::string text, size_t width) {

@@ -32,8 +32,10 @@ private:
   bool with_name_;
 };
 
-/// A metric as the tables show it: 4 decimals, "-" when not finite.
-std::string metric_text(double x);
+/// A number as the tables and summaries show it: `precision` decimals,
+/// in scientific notation from a magnitude of 1e6 on (a diverged loss), "-"
+/// when NaN (not measured), "inf" when infinite.
+std::string metric_text(double x, int precision = 4);
 
 /// `text` cut to `width` columns (ASCII; 0: no limit), marked "..." when
 /// cut, never wrapped.

@@ -7,15 +7,11 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "network_table.hpp"
+
 namespace actortrain::app {
 
 namespace {
-
-std::string num(double x, int precision = 4) {
-  if (std::isnan(x))
-    return "-";
-  return fmt::format("{:.{}f}", x, precision);
-}
 
 nlohmann::json json_num(double x) {
   if (!std::isfinite(x))
@@ -63,11 +59,11 @@ std::string format_decisions(const run_result& r,
     tally += fmt::format("{}{} {}", tally.empty() ? "" : ", ", n, action);
   std::string out = fmt::format("\nsearch decisions ({}):\n", tally);
   if (const auto* best = r.best())
-    out += fmt::format("best: {} ({}), test loss {}, test accuracy {}\n",
-                       best->name,
-                       best->group_label.empty() ? "the only configuration"
-                                                 : best->group_label,
-                       num(best->test_loss), num(best->test_accuracy));
+    out += fmt::format(
+        "best: {} ({}), test loss {}, test accuracy {}\n", best->name,
+        best->group_label.empty() ? "the only configuration"
+                                  : best->group_label,
+        metric_text(best->test_loss), metric_text(best->test_accuracy));
   out += fmt::format("{:>9}  {:<9} {:>5} {:>5} {:<8} {}\n", "time_s", "network",
                      "epoch", "rung", "action", "reason");
   auto names = names_of(r);
@@ -140,8 +136,9 @@ std::string format_table(const run_result& r) {
     out += fmt::format("{:>5}  {:<9} {:<24} {:<9} {:>6} {:>10} {:>10} {:>9} "
                        "{:>10}\n",
                        n.id, n.name, group, to_string(n.status), n.epochs,
-                       num(n.train_loss), num(n.test_loss),
-                       num(n.test_accuracy), num(n.seconds_per_step * 1e3, 3));
+                       metric_text(n.train_loss), metric_text(n.test_loss),
+                       metric_text(n.test_accuracy),
+                       metric_text(n.seconds_per_step * 1e3, 3));
     if (n.status == network_status::failed)
       out += fmt::format("       error: {}\n", n.error);
     else if (n.stop_reason != stop_reason::none &&
@@ -173,7 +170,7 @@ std::string format_table(const run_result& r) {
                        "accuracy", "loss");
     for (const auto& e : r.ensembles)
       out += fmt::format("{:<40} {:>9} {:>10} {:>10}\n", e.label, e.networks,
-                         num(e.accuracy), num(e.loss));
+                         metric_text(e.accuracy), metric_text(e.loss));
   }
   return out;
 }
@@ -310,20 +307,22 @@ std::string format_summary(const run_result& r) {
                      r.networks.size(), finished, failed, r.wall_seconds,
                      r.resumes > 0 ? " (the last attempt)" : "");
   if (auto* b = r.best())
-    out += fmt::format(
-        "best network: {} (test loss {}{}){}\n", b->name, num(b->test_loss),
-        std::isnan(b->test_accuracy)
-            ? std::string{}
-            : ", test accuracy " + num(b->test_accuracy),
-        b->group_label.empty() ? std::string{} : " of " + b->group_label);
+    out += fmt::format("best network: {} (test loss {}{}){}\n", b->name,
+                       metric_text(b->test_loss),
+                       std::isnan(b->test_accuracy)
+                           ? std::string{}
+                           : ", test accuracy " + metric_text(b->test_accuracy),
+                       b->group_label.empty() ? std::string{}
+                                              : " of " + b->group_label);
   for (const auto& e : r.ensembles) {
     if (r.task == task_kind::classification)
       out += fmt::format("ensemble [{}] of {} networks: test accuracy {}, "
                          "loss {}\n",
-                         e.label, e.networks, num(e.accuracy), num(e.loss));
+                         e.label, e.networks, metric_text(e.accuracy),
+                         metric_text(e.loss));
     else
       out += fmt::format("ensemble [{}] of {} networks: test mse {}\n", e.label,
-                         e.networks, num(e.loss));
+                         e.networks, metric_text(e.loss));
   }
   for (const auto& n : r.networks)
     if (n.status == network_status::failed)

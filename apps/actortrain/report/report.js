@@ -33,7 +33,10 @@
   }
   function fmt(x, digits) {
     if (x === null || x === undefined || Number.isNaN(x)) return '-';
-    return typeof x === 'number' ? x.toFixed(digits === undefined ? 4 : digits) : String(x);
+    if (typeof x !== 'number') return String(x);
+    const d = digits === undefined ? 4 : digits;
+    // As the terminal's tables: a diverged loss in scientific notation.
+    return Math.abs(x) >= 1e6 ? x.toExponential(d) : x.toFixed(d);
   }
   function duration(s) {
     if (s === null || s === undefined) return '-';

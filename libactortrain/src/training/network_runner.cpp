@@ -469,9 +469,11 @@ stop_reason network_runner::after_step(double loss, double seconds,
   st_.train_seconds += seconds;
   ++st_.step;
   if (!std::isfinite(loss))
-    throw non_finite_loss{fmt::format("non-finite loss ({}) at epoch {}, "
-                                      "step {}",
-                                      loss, epoch + 1, st_.step)};
+    throw non_finite_loss{fmt::format(
+        "non-finite loss ({}) at epoch {}, step {}",
+        // A NaN's sign bit means nothing: "-nan" reads as a bug.
+        std::isnan(loss) ? std::string{"nan"} : fmt::format("{}", loss),
+        epoch + 1, st_.step)};
   st_.last_loss = loss;
   st_.epoch_loss_sum += loss;
   if (at_epoch_end()) {
