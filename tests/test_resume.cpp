@@ -1259,6 +1259,11 @@ TEST_CASE("actortrain continue DIR --epochs N trains a finished run on to the "
       fmt::format("{} continue {} --epochs 9", test::app(), dir / "nowhere"));
   CHECK(nothing.exit_code == 4);
   CHECK(nothing.output.find("no results store here") != std::string::npos);
+  auto no_folder = test::run_process(
+      fmt::format("{} results {}", test::app(), dir / "nowhere"));
+  CHECK(no_folder.exit_code == 4);
+  CHECK(no_folder.output.find(dir / "nowhere" + ": no such folder") !=
+        std::string::npos);
 }
 
 TEST_CASE("a store written before grants recorded devices reads and gains "

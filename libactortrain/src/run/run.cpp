@@ -26,6 +26,11 @@ caf::expected<run_result> run(const experiment& exp, run_options opts) {
 
 caf::expected<run_result> read_results(const std::string& output_dir) {
   fs::path p{output_dir};
+  if (!fs::exists(p))
+    return make_error(errc::storage_failed,
+                      fmt::format("{}: no such folder (a run's output folder, "
+                                  "or its results.db, is expected)",
+                                  output_dir));
   if (fs::is_directory(p))
     p /= results_store::file_name;
   if (!fs::exists(p))
