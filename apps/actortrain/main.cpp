@@ -387,10 +387,11 @@ int cmd_worker(const std::vector<std::string>& args) {
       int64_t seconds = 0;
       if (!number("--coordinator-timeout", 0, 86400, seconds))
         return usage_error;
-      if (seconds == 1)
-        return fail_usage("--coordinator-timeout: 1 is below 2 s "
-                          "(coordinators send a heartbeat every 0.5 s); 0 "
-                          "turns the timeout off");
+      if (auto problem = actortrain::peer_timeout_problem(
+              static_cast<double>(seconds), "--coordinator-timeout",
+              "coordinators");
+          !problem.empty())
+        return fail_usage(problem);
       opts.coordinator_timeout_seconds = static_cast<double>(seconds);
     } else if (a == "--verbose" || a == "-v")
       opts.verbose = true;

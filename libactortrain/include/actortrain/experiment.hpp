@@ -84,6 +84,21 @@ struct network_address {
 /// Parses "host:port" (port 1-65535); nullopt when malformed.
 std::optional<network_address> parse_address(const std::string& text);
 
+/// How often every node of a cluster run sends each peer a heartbeat (CAF's
+/// BASP heartbeat), so that a peer can tell a dead node from an idle one.
+inline constexpr double heartbeat_seconds = 0.5;
+
+/// The shortest timeout for a silent peer (cluster.worker_timeout_seconds,
+/// a worker's coordinator timeout) other than 0 (never): four heartbeats,
+/// so that a late one does not lose a live peer.
+inline constexpr double shortest_peer_timeout_seconds = 2;
+
+/// What is wrong with a silent-peer timeout of `seconds`, called `what` in
+/// the message, whose peers (`senders`: "workers", "coordinators") send the
+/// heartbeats: empty when it is 0 or from the shortest to a day.
+std::string peer_timeout_problem(double seconds, const std::string& what,
+                                 const std::string& senders);
+
 /// Every key an experiment file may hold, dotted ("train.epochs"), in the
 /// order of the key tables (option_keys.hpp); "name" first.
 std::vector<std::string> experiment_keys();

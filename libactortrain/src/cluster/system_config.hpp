@@ -3,13 +3,9 @@
 #include <caf/actor_system_config.hpp>
 
 #include "actortrain/cluster.hpp"
+#include "actortrain/experiment.hpp"
 
 namespace actortrain {
-
-/// How often a node of a cluster run sends each peer a heartbeat (CAF's
-/// BASP heartbeat), so that a peer that hears nothing for a while can tell
-/// a dead node from an idle one.
-inline constexpr double heartbeat_seconds = 0.5;
 
 /// Configures an actor system for actortrain: its message types and error
 /// category, the work-sharing scheduler, and with `network` CAF's middleman

@@ -41,15 +41,11 @@ caf::error run_worker(worker_options opts) {
   if (!opts.cache_dir.empty())
     if (auto err = data_cache{opts.cache_dir}.check_writable())
       return err;
-  if (opts.coordinator_timeout_seconds != 0 &&
-      !(opts.coordinator_timeout_seconds >= 2 &&
-        opts.coordinator_timeout_seconds <= 86400))
-    return make_error(
-        errc::invalid_experiment,
-        fmt::format("the coordinator timeout must be 0 (never) or from 2 to "
-                    "86400 s (coordinators send a heartbeat every {} s), got "
-                    "{:g}",
-                    heartbeat_seconds, opts.coordinator_timeout_seconds));
+  if (auto problem = peer_timeout_problem(opts.coordinator_timeout_seconds,
+                                          "the coordinator timeout",
+                                          "coordinators");
+      !problem.empty())
+    return make_error(errc::invalid_experiment, problem);
   caf::actor_system_config cfg;
   configure_system(cfg, true, opts.tls, opts.coordinator_timeout_seconds);
   caf::actor_system sys{cfg};

@@ -340,15 +340,28 @@ caf::error experiment::validate() const {
       return invalid(fmt::format("cluster.workers: '{}' is not host:port "
                                  "(e.g. 127.0.0.1:4242)",
                                  w));
-  // Workers beat twice a second: a shorter limit would lose live ones.
-  if (cluster.worker_timeout_seconds > 0 && cluster.worker_timeout_seconds < 2)
-    return invalid(fmt::format("cluster.worker_timeout_seconds: {:g} is below "
-                               "2 s (workers send a heartbeat every 0.5 s); "
-                               "0 turns the timeout off",
-                               cluster.worker_timeout_seconds));
+  if (auto problem =
+          peer_timeout_problem(cluster.worker_timeout_seconds,
+                               "cluster.worker_timeout_seconds", "workers");
+      !problem.empty())
+    return invalid(problem);
   if (!cluster.local && cluster.workers.empty())
     return invalid("cluster.local = false needs cluster.workers: no slot "
                    "would be left to train on");
+  return {};
+}
+
+std::string peer_timeout_problem(double seconds, const std::string& what,
+                                 const std::string& senders) {
+  if (seconds == 0)
+    return {};
+  if (!(seconds >= 0 && seconds <= 86400))
+    return fmt::format("{}: {:g} is not from 0 to 86400 s", what, seconds);
+  if (seconds < shortest_peer_timeout_seconds)
+    return fmt::format("{}: {:g} is below {:g} s ({} send a heartbeat every "
+                       "{:g} s); 0 turns the timeout off",
+                       what, seconds, shortest_peer_timeout_seconds, senders,
+                       heartbeat_seconds);
   return {};
 }
 
