@@ -258,7 +258,8 @@ TEST_CASE("usage errors exit with 2, unreadable results with 4") {
   CHECK(run_app("results /tmp --format xml").exit_code == 2);
   auto missing = run_app("results /nonexistent-actortrain-dir");
   CHECK(missing.exit_code == 4);
-  CHECK(missing.output.find("no results store") != std::string::npos);
+  CHECK(missing.output.find("/nonexistent-actortrain-dir: no such folder") !=
+        std::string::npos);
   CHECK(run_app("version").output.find("actortrain 0.") != std::string::npos);
 }
 
@@ -487,7 +488,7 @@ features = 10
 classes = 4
 [train]
 networks = 4
-epochs = 150
+epochs = 600
 batch_size = 32
 fuse = "off"
 [scheduler]
@@ -500,8 +501,10 @@ slots = 1
   std::string seen;
   {
     test::background_process training{run_cmd, dir / "run.log"};
-    // Polls until the store shows a network in progress.
-    for (int i = 0; i < 600; ++i) {
+    // Polls until the store shows a network in progress (seconds of
+    // training: each status is a process that loads LibTorch, slow on a
+    // loaded machine), not beyond the run's end.
+    for (int i = 0; i < 600 && training.running(); ++i) {
       auto st = run_app(fmt::format("status {}", out));
       if (st.exit_code == 0 &&
           st.output.find("in progress") != std::string::npos) {
