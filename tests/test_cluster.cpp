@@ -4,6 +4,7 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <csignal>
 #include <cstring>
@@ -385,6 +386,51 @@ TEST_CASE("a worker stopped with SIGTERM mid-run exits cleanly, its "
   // Quanta of an epoch (none lengthened): the run is still going when the
   // worker, which looks at its stop flag every 0.1 s, stops.
   run_with_a_worker_killed(dir, time_sliced_experiment(dir), 2, SIGTERM);
+}
+
+TEST_CASE("SIGINT to a coordinator ends its quanta on a worker after their "
+          "next step: the run stops mid-quantum and resumes to the weights of "
+          "one process") {
+  temp_dir dir;
+  // Each network's one quantum is its whole budget (8,192 steps of all
+  // 32,768 samples, seconds of compute): a stop that waited for it would
+  // find both finished.
+  auto exp = write_experiment(dir, 8, 2, 32768, 256, "bootstrap");
+  auto bytes = test::file_bytes(exp);
+  std::string text(bytes.begin(), bytes.end());
+  text.replace(text.find("networks = 12"), 13, "networks = 2");
+  text.replace(text.find("hidden = [256]"), 14, "hidden = [256, 256]");
+  write_text(exp, text + "quantum_epochs = 8\n");
+  auto reference = run_app(
+      fmt::format("run {} --output {} --quiet", exp, dir / "reference"));
+  REQUIRE_MESSAGE(reference.exit_code == 0, reference.output);
+  worker_process w{"--slots 2 --verbose", dir / "w.log"};
+  auto command = fmt::format("{} run {} --output {} --workers {} --no-local "
+                             "--quiet",
+                             app(), exp, dir / "out", w.address());
+  {
+    background_process run{command, dir / "run.log"};
+    // Training has begun once the worker has used more CPU than joining
+    // takes; both quanta are then well short of their end.
+    auto worker = w.process().pid();
+    for (int i = 0; i < 3000 && test::cpu_seconds_of(worker) < 1.5; ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds{10});
+    CHECK_MESSAGE(run.stop(SIGINT, 60) == 5, run.output());
+  }
+  INFO(w.process().output());
+  CHECK(w.process().wait_for("the coordinator stops its run", 10));
+  // Each network stopped after some of its steps, with a checkpoint there
+  // that its worker's report brought back.
+  CHECK(test::count_in_store(
+            dir / "out", "SELECT count(DISTINCT network_id) FROM "
+                         "checkpoints WHERE step > 0 AND step < 8192") == 2);
+  CHECK(test::count_in_store(dir / "out",
+                             "SELECT count(*) FROM networks WHERE status = "
+                             "'finished'") == 0);
+  auto resumed = run_process(command);
+  REQUIRE_MESSAGE(resumed.exit_code == 0, resumed.output);
+  CHECK(test::stored_weights(dir / "out") ==
+        test::stored_weights(dir / "reference"));
 }
 
 TEST_CASE("affinity: a network's quanta stay on its worker, a move is "

@@ -11,8 +11,10 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <netinet/in.h>
 #include <regex>
+#include <sstream>
 #include <stdexcept>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -20,6 +22,7 @@
 #include <unistd.h>
 
 #include <fmt/format.h>
+#include <sqlite3.h>
 #include <zlib.h>
 
 #include "actortrain/error.hpp"
@@ -160,6 +163,39 @@ process_result run_process(const std::string& command) {
   auto status = pclose(pipe);
   result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
   return result;
+}
+
+int64_t count_in_store(const std::string& out, const char* sql) {
+  sqlite3* db = nullptr;
+  int64_t n = 0;
+  if (fs::exists(out + "/results.db") &&
+      sqlite3_open_v2((out + "/results.db").c_str(), &db, SQLITE_OPEN_READONLY,
+                      nullptr) == SQLITE_OK) {
+    sqlite3_busy_timeout(db, 1000);
+    sqlite3_stmt* st = nullptr;
+    if (sqlite3_prepare_v2(db, sql, -1, &st, nullptr) == SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW)
+      n = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+  }
+  sqlite3_close(db);
+  return n;
+}
+
+double cpu_seconds_of(int pid) {
+  std::ifstream in{fmt::format("/proc/{}/stat", pid)};
+  std::string text{std::istreambuf_iterator<char>{in}, {}};
+  auto after = text.rfind(')');
+  if (after == std::string::npos)
+    return 0;
+  std::istringstream fields{text.substr(after + 2)};
+  std::string field;
+  double ticks = 0;
+  // utime and stime, fields 14 and 15: the 12th and 13th after the name.
+  for (int i = 1; i <= 13 && fields >> field; ++i)
+    if (i >= 12)
+      ticks += std::stod(field);
+  return ticks / static_cast<double>(::sysconf(_SC_CLK_TCK));
 }
 
 background_process::background_process(const std::string& command,

@@ -137,6 +137,14 @@ private:
   uint16_t port_ = 0;
 };
 
+/// The number `sql` counts in the store of the run folder `out` (0 while
+/// there is none), read while a run may be writing it.
+int64_t count_in_store(const std::string& out, const char* sql);
+
+/// CPU seconds (user and system) the process `pid` has used so far (0 when
+/// it cannot be read).
+double cpu_seconds_of(int pid);
+
 /// A port that was free a moment ago on 127.0.0.1.
 uint16_t free_port();
 

@@ -283,6 +283,16 @@ void check_stall(coordinator_actor* self, const scheduler_status& s,
              stall_record{s.clock, s.quiet_seconds, stopping, *line});
 }
 
+/// Stops the run: no new grants; quanta in flight end after their next
+/// step with a checkpoint (those on workers too, told here).
+void begin_stop(coordinator_actor* self) {
+  auto& st = self->state;
+  st.stopping = true;
+  self->send(st.scheduler, stop_atom_v);
+  for (const auto& [addr, w] : st.worker_nodes)
+    self->send(w.node, stop_atom_v, caf::actor_cast<caf::actor>(self));
+}
+
 /// Keeps trying to reach the worker at `address` until it joins or refuses.
 void link_worker(coordinator_actor* self, const std::string& address) {
   auto& plan = *self->state.plan;
@@ -737,17 +747,13 @@ caf::behavior coordinator(coordinator_actor* self,
         if (st.stopping || st.closing)
           return;
         event(self, fmt::format("{}; stopping the run", to_string_pretty(why)));
-        st.stopping = true;
-        self->send(st.scheduler, stop_atom_v);
+        begin_stop(self);
         self->send(self, tick_atom_v);
       },
       [=](tick_atom) {
         auto& st = self->state;
-        if (st.plan->stop && st.plan->stop->load() && !st.stopping) {
-          // Stop: no new grants; quanta in flight end with a checkpoint.
-          st.stopping = true;
-          self->send(st.scheduler, stop_atom_v);
-        }
+        if (st.plan->stop && st.plan->stop->load() && !st.stopping)
+          begin_stop(self);
         if (st.stopping) {
           self->request(st.scheduler, caf::infinite, status_atom_v)
               .then([=](const scheduler_status& s) {

@@ -45,9 +45,11 @@ remote_executor(slot_executor_actor::pointer, slot_info slot,
                                  to_string_pretty(group.error())));
             return group.error();
           }
-          auto stopping = std::make_shared<std::atomic<bool>>(q.stopping);
-          quantum_limits limits{q.steps, q.epochs, q.seconds, stopping,
-                                q.search};
+          // A run or a worker told to stop ends its quanta after their next
+          // step with a checkpoint, which their reports take back: nothing
+          // done is lost.
+          quantum_limits limits{q.steps, q.epochs, q.seconds,
+                                run->stopping(q.stopping), q.search};
           auto started = std::chrono::steady_clock::now();
           device_memory_probe memory{slot.device};
           auto report = (*group)->run_quantum(slot, limits);

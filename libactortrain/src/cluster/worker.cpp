@@ -41,9 +41,9 @@ caf::error run_worker(worker_options opts) {
   if (!opts.cache_dir.empty())
     if (auto err = data_cache{opts.cache_dir}.check_writable())
       return err;
-  if (auto problem = peer_timeout_problem(opts.coordinator_timeout_seconds,
-                                          "the coordinator timeout",
-                                          "coordinators");
+  if (auto problem =
+          peer_timeout_problem(opts.coordinator_timeout_seconds,
+                               "the coordinator timeout", "coordinators");
       !problem.empty())
     return make_error(errc::invalid_experiment, problem);
   caf::actor_system_config cfg;

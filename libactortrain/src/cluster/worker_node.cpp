@@ -85,6 +85,10 @@ caf::expected<std::shared_ptr<const dataset>> data_for(node_actor* self,
 } // namespace
 
 void worker_node_state::served_run::stop() const {
+  // A quantum running ends after its next step, with a checkpoint its
+  // report takes back, before the executor sees its exit message.
+  if (run)
+    run->stop_quanta();
   for (const auto& e : executors)
     caf::anon_send_exit(e, caf::exit_reason::user_shutdown);
   caf::anon_send_exit(keeper, caf::exit_reason::user_shutdown);
@@ -226,6 +230,15 @@ worker_node(worker_node_actor::stateful_pointer<worker_node_state> self,
                               "known",
                               added, added == 1 ? "" : "s", *known));
         return *known;
+      },
+      [=](stop_atom, const caf::actor& coordinator) {
+        auto& st = self->state;
+        auto served = st.runs.find(coordinator.address());
+        if (served == st.runs.end())
+          return;
+        served->second.run->stop_quanta();
+        log(self, "the coordinator stops its run: its quanta here end after "
+                  "their next step");
       },
   };
 }

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <atomic>
 #include <functional>
 #include <map>
 #include <memory>
@@ -73,6 +74,16 @@ public:
 
   void log(const std::string& line) const;
 
+  /// Ends the run's quanta running here, and any that start later, after
+  /// their next step, with a checkpoint: the coordinator's run is stopping,
+  /// or this worker is.
+  void stop_quanta();
+
+  /// What ends a quantum here early: stop_quanta, or `true` when the
+  /// quantum was sent after the coordinator's run began to stop.
+  std::shared_ptr<const std::atomic<bool>>
+  stopping(bool coordinator_stopping) const;
+
 private:
   /// What a network is built from.
   struct network_source {
@@ -84,6 +95,8 @@ private:
   std::shared_ptr<const run_context> ctx_;
   bool verbose_;
   std::function<void(const std::string&)> log_;
+  std::shared_ptr<std::atomic<bool>> stop_ =
+      std::make_shared<std::atomic<bool>>(false);
   mutable std::mutex mutex_;
   std::unordered_map<uint64_t, network_source> networks_;
   std::unordered_map<uint64_t, std::shared_ptr<network_group>> groups_;

@@ -20,10 +20,12 @@ namespace actortrain {
 /// changed (2: floating-point fields as their bits, exact_floats.hpp; 3:
 /// the experiment's output.unwritten_mb; 4: progress_report::pinned; 5:
 /// both sides send heartbeats, which cluster.worker_timeout_seconds counts
-/// on, and the experiment's cluster.worker_timeout_seconds). Bumped
+/// on, and the experiment's cluster.worker_timeout_seconds; 6: a stopping
+/// coordinator tells its workers, whose quanta then end after their next
+/// step). Bumped
 /// whenever a message type's fields or their encoding change, or what one
 /// side counts on the other to do.
-inline constexpr uint32_t wire_version = 5;
+inline constexpr uint32_t wire_version = 6;
 
 /// What a worker needs to train a coordinator's networks: the experiment
 /// (data paths made absolute) and the content hash of the coordinator's

@@ -81,13 +81,15 @@ using state_keeper_actor = caf::typed_actor<
 /// several coordinators at once), and gets how many networks the worker
 /// knows for it. A worker with a data cache that lacks a run's data answers
 /// the join with errc::data_needed; the link sends the data in chunks and
-/// asks again.
+/// asks again. (stop_atom, coordinator): that coordinator's run is
+/// stopping, so its quanta running there end after their next step.
 using worker_node_actor = caf::typed_actor<
     caf::replies_to<join_atom, uint32_t,
                     run_setup>::with<std::vector<slot_grant>>,
     caf::replies_to<data_atom, std::string, uint64_t, std::vector<char>,
                     bool>::with<uint64_t>,
     caf::replies_to<submit_atom, caf::actor,
-                    std::vector<worker_submission>>::with<uint64_t>>;
+                    std::vector<worker_submission>>::with<uint64_t>,
+    caf::reacts_to<stop_atom, caf::actor>>;
 
 } // namespace actortrain

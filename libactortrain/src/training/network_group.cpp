@@ -32,6 +32,18 @@ double seconds_since(clock_type::time_point t0) {
   return std::chrono::duration<double>(clock_type::now() - t0).count();
 }
 
+/// Whether a quantum that has trained `steps` steps for `seconds` ends
+/// before its next step: its seconds are up, or the run (or the worker
+/// running it) is stopping. A stopping quantum still makes one step, so
+/// that one granted while the stop spreads is not a round trip for
+/// nothing. Ending at any step keeps the results: a network's steps are
+/// the same whichever quantum runs them.
+bool quantum_over(const quantum_limits& limits, double seconds, int64_t steps) {
+  if (limits.seconds > 0 && seconds >= limits.seconds)
+    return true;
+  return steps > 0 && limits.stopping && limits.stopping->load();
+}
+
 } // namespace
 
 network_group::network_group(
@@ -314,10 +326,11 @@ void network_group::train_cohort(const std::vector<size_t>& cohort,
     pending.clear();
     return true;
   };
+  int64_t steps = 0;
   while (!stop) {
     for (size_t j = 0; j < k; ++j)
       stop = stop || issued(j) >= targets[j];
-    if (stop || (limits.seconds > 0 && quantum_seconds >= limits.seconds))
+    if (stop || quantum_over(limits, quantum_seconds, steps))
       break;
     std::vector<torch::Tensor> batches(k);
     for (size_t j = 0; j < k; ++j)
@@ -338,6 +351,7 @@ void network_group::train_cohort(const std::vector<size_t>& cohort,
       return;
     }
     quantum_seconds += pending.back().seconds * static_cast<double>(k);
+    ++steps;
     bool epoch_end = false;
     for (size_t j = 0; j < k; ++j)
       epoch_end = epoch_end || members_[cohort[j]]->epoch_ends_at(issued(j));
@@ -445,6 +459,7 @@ void network_group::run_async(size_t i, builtin_learner& master,
   // the replicas' passes run outside it.
   std::mutex mx;
   int64_t issued = m.step();
+  const int64_t first = issued;
   bool stop = false;
   auto reason = stop_reason::none;
   double quantum_seconds = 0;
@@ -463,7 +478,7 @@ void network_group::run_async(size_t i, builtin_learner& master,
           {
             std::lock_guard<std::mutex> lock{mx};
             if (stop || issued >= target ||
-                (limits.seconds > 0 && quantum_seconds >= limits.seconds))
+                quantum_over(limits, quantum_seconds, issued - first))
               return;
             auto why = m.before_step_at(issued, batch);
             if (why != stop_reason::none) {

@@ -30,8 +30,9 @@ struct quantum_limits {
   int64_t steps = 0;
   int64_t epochs = 1;
   double seconds = 0;
-  /// Set when the run is stopping: every quantum then ends with a
-  /// checkpoint, whatever the interval.
+  /// Set when the run (or the worker running the quantum) is stopping: the
+  /// quantum ends after its next step, with a checkpoint, whatever the
+  /// interval.
   std::shared_ptr<const std::atomic<bool>> stopping;
   /// What an adaptive search asks of this quantum.
   quantum_search search;
