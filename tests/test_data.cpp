@@ -184,6 +184,10 @@ TEST_CASE("CSV files: header detection, label column, errors") {
     CHECK(load_error(d).find(d.train + ":4: label 2 is out of range [0, 2) "
                                        "(data.classes = 2)") !=
           std::string::npos);
+    // Beyond what an int64 holds: named all the same.
+    write_text(d.train, "1,2,0\n3,4,1e300\n");
+    CHECK(load_error(d).find(d.train + ":2: label 1000000000000") !=
+          std::string::npos);
   }
   SUBCASE("a label that would make more classes than rows") {
     write_text(d.train, "1,2,0\n3,4,1\n5,6,1000000\n7,8,1\n");

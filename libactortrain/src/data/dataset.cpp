@@ -83,8 +83,10 @@ caf::error check_csv_labels(const csv_table& t, const std::string& path,
   if (over.size(0) == 0)
     return {};
   auto i = over[0][0].item<int64_t>();
-  return bad_data(fmt::format("{}:{}: label {} is out of range [0, {}) ({})",
-                              path, t.lines[i], y[i].item<int64_t>(), classes,
+  // As a double: a whole number beyond int64 is still named, not thrown.
+  return bad_data(fmt::format("{}:{}: label {:.0f} is out of range [0, {}) "
+                              "({})",
+                              path, t.lines[i], y[i].item<double>(), classes,
                               why));
 }
 
