@@ -47,9 +47,12 @@ remote_executor(slot_executor_actor::pointer, slot_info slot,
           }
           // A run or a worker told to stop ends its quanta after their next
           // step with a checkpoint, which their reports take back: nothing
-          // done is lost.
-          quantum_limits limits{q.steps, q.epochs, q.seconds,
-                                run->stopping(q.stopping), q.search};
+          // done is lost. A quantum sent by a stopping coordinator says so
+          // itself (its stop message may come later).
+          if (q.stopping)
+            run->stop_quanta();
+          quantum_limits limits{q.steps, q.epochs, q.seconds, run->stopping(),
+                                q.search};
           auto started = std::chrono::steady_clock::now();
           device_memory_probe memory{slot.device};
           auto report = (*group)->run_quantum(slot, limits);

@@ -158,13 +158,6 @@ void worker_run::stop_quanta() {
   stop_->store(true);
 }
 
-std::shared_ptr<const std::atomic<bool>>
-worker_run::stopping(bool coordinator_stopping) const {
-  if (coordinator_stopping)
-    return std::make_shared<const std::atomic<bool>>(true);
-  return stop_;
-}
-
 void worker_run::log(const std::string& line) const {
   if (log_)
     log_(line);

@@ -79,10 +79,10 @@ public:
   /// or this worker is.
   void stop_quanta();
 
-  /// What ends a quantum here early: stop_quanta, or `true` when the
-  /// quantum was sent after the coordinator's run began to stop.
-  std::shared_ptr<const std::atomic<bool>>
-  stopping(bool coordinator_stopping) const;
+  /// What ends a quantum here early (set by stop_quanta).
+  std::shared_ptr<const std::atomic<bool>> stopping() const {
+    return stop_;
+  }
 
 private:
   /// What a network is built from.

@@ -58,9 +58,9 @@ caf::expected<csv_table> read_csv(const std::string& path, int64_t label_column,
     return content.error();
   std::istringstream in{*content};
   std::vector<double> values;
+  // Each data row's line in the file: errors found later name it.
   std::vector<int64_t> lines;
   size_t columns = 0;
-  size_t rows = 0;
   size_t line_no = 0;
   bool first = true;
   std::string line;
@@ -94,9 +94,8 @@ caf::expected<csv_table> read_csv(const std::string& path, int64_t label_column,
       values.push_back(x);
     }
     lines.push_back(static_cast<int64_t>(line_no));
-    ++rows;
   }
-  if (rows == 0)
+  if (lines.empty())
     return fail(0, "no data rows");
   if (columns < 2)
     return fail(0, "needs at least two columns (features and a label)");
@@ -106,10 +105,10 @@ caf::expected<csv_table> read_csv(const std::string& path, int64_t label_column,
     return fail(0, fmt::format("data.label_column {} is out of range for {} "
                                "columns",
                                label_column, columns));
-  auto all =
-      torch::from_blob(values.data(), {static_cast<int64_t>(rows), ncols},
-                       torch::kFloat64)
-          .clone();
+  auto all = torch::from_blob(values.data(),
+                              {static_cast<int64_t>(lines.size()), ncols},
+                              torch::kFloat64)
+                 .clone();
   std::vector<int64_t> keep;
   for (int64_t c = 0; c < ncols; ++c)
     if (c != label)
